@@ -1,0 +1,44 @@
+# Every target sets itself up: a fresh clone needs only Python 3.11+ (and Node for the e2e check).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+INSPECTOR := .tools/node_modules/.bin/mcp-inspector
+
+.PHONY: run test lint typecheck unit e2e bench fuzz clean
+
+run: $(STAMP)  ## serve Streamable HTTP on 127.0.0.1:8765 against the embedded sandbox
+	$(VENV)/bin/pcref-mcp serve --http
+
+test: lint typecheck unit e2e  ## everything CI runs
+
+unit: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pcref_mcp tests bench
+	$(VENV)/bin/ruff format --check pcref_mcp tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy pcref_mcp
+
+e2e: $(STAMP) $(INSPECTOR)  ## third-party client (MCP Inspector CLI) over stdio and HTTP
+	PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) $(PY) -m pytest -m e2e tests/e2e
+
+bench: $(STAMP)  ## regenerate docs/benchmarks.md
+	$(PY) -m bench
+
+fuzz: $(STAMP)  ## the long fuzz run recorded in docs/reliability.md
+	PCREF_FUZZ_EXAMPLES=10000 $(PY) -m pytest -m slow tests/reliability
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+$(INSPECTOR):
+	mkdir -p .tools
+	cd .tools && npm install --silent --no-audit --no-fund @modelcontextprotocol/inspector@2.12.0 >/dev/null
+
+clean:
+	rm -rf $(VENV) .tools

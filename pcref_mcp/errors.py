@@ -1,0 +1,212 @@
+"""The one error hierarchy of pcref-mcp.
+
+Every layer raises these and nothing else crosses a layer boundary, so the MCP surface can turn any
+failure into one clear sentence for the person: what went wrong, what is allowed, what to do next.
+``str(error)`` is always safe to show: it never carries a token, a secret or a request body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class PcrefError(Exception):
+    """Base class. ``hint`` says what the person (or the model) can do about it."""
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+# --- bad input: raised before anything is sent --------------------------------------------------
+
+
+class InvalidInput(PcrefError):
+    """A value the caller gave breaks a rule; names the field, the value and what is allowed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: Any = None,
+        allowed: Sequence[Any] | str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+
+
+class LifecycleViolation(InvalidInput):
+    """A status/substatus change the referral lifecycle does not allow."""
+
+
+class NotEligible(InvalidInput):
+    """A deal registration whose preconditions are not met; ``unmet`` lists every one at once."""
+
+    def __init__(self, message: str, *, unmet: Sequence[str], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.unmet = list(unmet)
+
+
+class ConfigError(PcrefError):
+    """Settings that cannot work (missing tenant, unreadable config file, bad value)."""
+
+
+class SignInError(PcrefError):
+    """Sign-in is not set up, was refused, or the cached account has expired."""
+
+
+# --- the service answered with an error -----------------------------------------------------------
+
+
+class ServiceError(PcrefError):
+    """Partner Center (or the sandbox) answered with an HTTP error.
+
+    Carries the service's own ``code`` and message, the HTTP ``status`` and the correlation id the
+    person can quote to Microsoft support.
+    """
+
+    status: int = 0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        correlation_id: str | None = None,
+        request_id: str | None = None,
+        target: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        if status is not None:
+            self.status = status
+        self.code = code
+        self.correlation_id = correlation_id
+        self.request_id = request_id
+        self.target = target
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.correlation_id:
+            text += f" (correlation id {self.correlation_id})"
+        return text
+
+
+class BadRequest(ServiceError):
+    status = 400
+
+
+class AuthenticationRequired(ServiceError):
+    status = 401
+    hint = "Sign in again with `pcref-mcp login`."
+
+
+class PermissionDenied(ServiceError):
+    status = 403
+    hint = (
+        "The signed-in user needs the Referrals Admin or Referrals User role in Partner Center "
+        "(and must be on the referral's team for Referrals User)."
+    )
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class PreconditionFailed(ServiceError):
+    """412: the referral changed since it was read (stale ETag). Nothing was written."""
+
+    status = 412
+    hint = "Read the referral again, review what changed, and preview the change anew."
+
+
+class Throttled(ServiceError):
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(ServiceError):
+    """5xx: the service failed; reads are retried, writes are never blindly re-sent."""
+
+    status = 503
+
+
+class NetworkError(PcrefError):
+    """No HTTP answer at all (connection refused, dropped, timed out)."""
+
+    def __init__(self, message: str, *, correlation_id: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.correlation_id = correlation_id
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (correlation id {self.correlation_id})" if self.correlation_id else text
+
+
+class WriteOutcomeUnknown(PcrefError):
+    """A write failed in a way that leaves its outcome unknown and a look-up could not settle it."""
+
+    def __init__(self, message: str, *, correlation_id: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.correlation_id = correlation_id
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (correlation id {self.correlation_id})" if self.correlation_id else text
+
+
+# --- guarded writes --------------------------------------------------------------------------------
+
+
+class ConfirmationError(PcrefError):
+    """A confirm token that is unknown, expired, reused, or bound to another call."""
+
+
+class UndoNotPossible(PcrefError):
+    """A journaled write that cannot be reverted (changed since, closed, never applied)."""
+
+
+ERRORS_BY_STATUS: dict[int, type[ServiceError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        AuthenticationRequired,
+        PermissionDenied,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PreconditionFailed,
+        Throttled,
+    )
+}
+
+
+def error_for_status(status: int) -> type[ServiceError]:
+    """The exception class for an HTTP status; 5xx map to ServiceUnavailable."""
+    if status >= 500:
+        return ServiceUnavailable
+    return ERRORS_BY_STATUS.get(status, ServiceError)

@@ -1,0 +1,1 @@
+"""Referral domain: wire models, write models, catalogs, lifecycle and PATCH rules."""

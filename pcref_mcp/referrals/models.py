@@ -1,0 +1,474 @@
+"""The Referral document as Partner Center returns it (engagements/referrals v1.0).
+
+One class per resource, fields in wire order, camelCase on the wire and snake_case in Python.
+Reads are tolerant on purpose: the service adds fields and enum values without notice, so unknown
+fields are kept (and written back untouched) and an enum value we have not seen is kept as a plain
+string instead of failing the read. Timestamps stay the exact wire strings (the service sends seven
+fractional digits, more than ``datetime`` holds) so a document dumps back byte-for-byte equal.
+Strict models for what we *send* live in :mod:`pcref_mcp.referrals.write_models`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+E = TypeVar("E", bound=StrEnum)
+
+# An enum field that also accepts values the service adds later (kept as plain strings).
+Open = Annotated[E | str, Field(union_mode="left_to_right")]
+
+# A UTC timestamp exactly as the service wrote it, e.g. "2019-02-23T02:05:23.2931817Z".
+WireDateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+# --- enums (values exactly as on the wire) ----------------------------------------------------------
+
+
+class ReferralStatus(StrEnum):
+    NONE = "None"
+    NEW = "New"
+    ACTIVE = "Active"
+    CLOSED = "Closed"
+
+
+class ReferralSubstatus(StrEnum):
+    NONE = "None"
+    PENDING = "Pending"
+    RECEIVED = "Received"
+    ACCEPTED = "Accepted"
+    WON = "Won"
+    LOST = "Lost"
+    DECLINED = "Declined"
+    EXPIRED = "Expired"
+
+
+class ReferralType(StrEnum):
+    INDEPENDENT = "Independent"
+    SHARED = "Shared"
+
+
+class ReferralQualification(StrEnum):
+    NONE = "None"
+    DIRECT = "Direct"
+    MARKETING_QUALIFIED = "MarketingQualified"
+    SALES_QUALIFIED = "SalesQualified"
+
+
+class ReferralDirection(StrEnum):
+    INCOMING = "Incoming"
+    OUTGOING = "Outgoing"
+
+
+class SalesStage(StrEnum):
+    QUALIFY = "Qualify"
+    DEVELOP = "Develop"
+    PROPOSE = "Propose"
+    CLOSE = "Close"
+
+
+class CustomerSize(StrEnum):
+    SIZE_1_TO_9 = "1to9employees"
+    SIZE_10_TO_50 = "10to50employees"
+    SIZE_51_TO_250 = "51to250employees"
+    SIZE_251_TO_1000 = "251to1000employees"
+    SIZE_1001_TO_5000 = "1001to5000employees"
+    SIZE_5001_TO_10000 = "5001to10000employees"
+    SIZE_10001_TO_20000 = "10001to20000employees"
+    MORE_THAN_20000 = "Morethan20000employees"
+    # Older buckets the service still returns on old referrals.
+    SIZE_1_TO_50 = "1to50employees"
+    SIZE_51_TO_500 = "51to500employees"
+    MORE_THAN_500 = "Morethan500employees"
+
+
+class ProfileType(StrEnum):
+    DUNS = "Duns"
+    EXTERNAL = "External"
+
+
+class SolutionType(StrEnum):
+    NONE = "None"
+    CATEGORY = "Category"
+    NAME = "Name"
+
+
+class TargetType(StrEnum):
+    NONE = "None"
+    SOLUTION_PROFILE = "SolutionProfile"
+    BUSINESS_PROFILE_LOCATION = "BusinessProfileLocation"
+
+
+class AssistanceRequestCode(StrEnum):
+    UNKNOWN = "Unknown"
+    GENERAL_OR_OTHER = "GeneralOrOther"
+    CUSTOMER_TECHNICAL_ARCHITECTURE = "CustomerTechnicalArchitecture"
+    PROOF_OF_CONCEPT_OR_DEMO = "ProofOfConceptOrDemo"
+    QUOTES_OR_LICENSING = "QuotesOrLicensing"
+    POST_SALES_CUSTOMER_SUCCESS = "PostSalesCustomerSuccess"
+    WORKLOAD_SPECIFIC_VALUE_PROPOSITION = "WorkloadSpecificValueProposition"
+
+
+class RegistrationType(StrEnum):
+    AZURE_IP_CO_SELL = "AzureIPCoSell"
+
+
+class RegistrationStatus(StrEnum):
+    """Status of one deal registration (``registrations[].status``)."""
+
+    REVIEW_PENDING = "ReviewPending"
+    ACTION_REQUIRED = "ActionRequired"
+    APPROVED = "Approved"
+    PASSED = "Passed"
+    FAILED = "Failed"
+    CLOSED = "Closed"
+
+
+class ReferralRegistrationStatus(StrEnum):
+    """Read-only roll-up on the referral (``registrationStatus``)."""
+
+    NONE = "None"
+    REVIEW_PENDING = "ReviewPending"
+    ACTION_REQUIRED = "ActionRequired"
+    APPROVED = "Approved"
+    PASSED = "Passed"
+    FAILED = "Failed"
+    CLOSED = "Closed"
+
+
+class PrimaryDeploymentOn(StrEnum):
+    CUSTOMER = "Customer"
+    PARTNER = "Partner"
+
+
+class PricingModel(StrEnum):
+    PAY_AS_YOU_GO = "PayAsYouGo"
+    OTHER = "Other"
+
+
+class ContractTerm(StrEnum):
+    FINITE = "Finite"
+    PERPETUAL = "Perpetual"
+
+
+class ValidationStatus(StrEnum):
+    NONE = "None"
+    VALID = "Valid"
+    INVALID = "Invalid"
+
+
+# --- base -----------------------------------------------------------------------------------------
+
+
+class WireModel(BaseModel):
+    """Tolerant read model: camelCase aliases, unknown fields kept and dumped back."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        use_enum_values=False,
+        ser_json_inf_nan="null",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON document as the service sent it: aliases, only fields that were present."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+# --- people ---------------------------------------------------------------------------------------
+
+
+class ContactPreference(WireModel):
+    locale: str | None = None
+    disable_notifications: bool | None = None
+
+
+class Member(WireModel):
+    """A person on the customer's or the sales team."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    phone_number: str | None = None
+    email: str | None = None
+    title: str | None = None
+    email_validation_status: Open[ValidationStatus] | None = None
+    phone_validation_status: Open[ValidationStatus] | None = None
+    contact_preference: ContactPreference | None = None
+
+
+# --- customer -------------------------------------------------------------------------------------
+
+
+class Address(WireModel):
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    region: str | None = None
+
+
+class CustomerProfileId(WireModel):
+    profile_type: Open[ProfileType] | None = None
+    id: str | None = None
+
+
+class CustomerProfile(WireModel):
+    id: str | None = None
+    name: str | None = None
+    address: Address | None = None
+    size: Open[CustomerSize] | None = None
+    is_matching_complete: bool | None = None
+    team: list[Member] | None = None
+    # The 2018 API sent an object ({"duns": "..."}); current responses send a list.
+    ids: list[CustomerProfileId] | dict[str, Any] | None = None
+
+
+class Consent(WireModel):
+    # The misspelling ("ToTo") is the service's own and is what goes on the wire.
+    consent_to_to_share_info_with_others: bool | None = Field(
+        default=None, alias="consentToToShareInfoWithOthers"
+    )
+    consent_to_contact: bool | None = None
+    consent_to_microsoft_to_contact_specific_partners: bool | None = None
+    consent_to_share_referral_with_microsoft_sellers: bool | None = None
+
+
+# --- details --------------------------------------------------------------------------------------
+
+
+class Tag(WireModel):
+    """A catalog reference (industry, product, service): ``{"id": "Azure"}``."""
+
+    id: str | None = None
+
+
+class SolutionTag(WireModel):
+    id: str | None = None
+    name: str | None = None
+    type: Open[SolutionType] | None = None
+    price: float | None = None
+    quantity: float | None = None
+    currency: str | None = None
+    publisher_name: str | None = None
+    solution_type: str | None = None
+    closing_date_time: WireDateTime | None = None
+
+
+class Attribute(WireModel):
+    """Extra classification, e.g. ``{"id": "HaveNotDecided", "type": "CustomerMarketplaceIntent"}``."""
+
+    id: str | None = None
+    type: str | None = None
+
+
+class IotRequirements(WireModel):
+    """IoT questionnaire; its fields are undocumented, so all of it passes through as extras."""
+
+
+class AdditionalRequirements(WireModel):
+    iot: IotRequirements | None = None
+    attributes: list[Attribute] | None = None
+
+
+class Requirements(WireModel):
+    industries: list[Tag] | None = None
+    products: list[Tag] | None = None
+    services: list[Tag] | None = None
+    solutions: list[SolutionTag] | None = None
+    offers: list[Any] | None = None
+    sales_plays: list[Any] | None = None
+    additional_requirements: AdditionalRequirements | None = None
+
+
+class ReferralDetails(WireModel):
+    notes: str | None = None
+    deal_value: float | None = None
+    currency: str | None = Field(default=None, description="ISO 4217")
+    closing_date_time: WireDateTime | None = None
+    customer_requested_contact: bool | None = None
+    customer_action: str | None = None
+    incentive_level: str | None = None
+    requirements: Requirements | None = None
+
+
+# --- routing, context, links ----------------------------------------------------------------------
+
+
+class ReferralTarget(WireModel):
+    type: Open[TargetType] | None = None
+    id: str | None = None
+
+
+class InvitedBy(WireModel):
+    organization_id: str | None = Field(default=None, description='"msft" for Microsoft')
+    organization_name: str | None = None
+
+
+class InviteContext(WireModel):
+    notes: str | None = None
+    assistance_request_code: Open[AssistanceRequestCode] | None = None
+    invited_mpn_id: str | None = None
+    invited_by: InvitedBy | None = None
+
+
+class Link(WireModel):
+    uri: str | None = None
+    method: str | None = None
+
+
+class Links(WireModel):
+    related_referrals: Link | None = None
+    self: Link | None = None
+
+
+class TrackingInfo(WireModel):
+    microsoft_msx_id: str | None = None
+    microsoft_us_fed_opportunity_id: str | None = Field(default=None, alias="microsoftUSFedOpportunityId")
+    microsoft_us_fed_lead_id: str | None = Field(default=None, alias="microsoftUSFedLeadId")
+    migrated_psc_deal_id: str | None = Field(default=None, alias="migratedPSCDealId")
+    migrated_psc_partner_deal_id: str | None = Field(default=None, alias="migratedPSCPartnerDealId")
+
+
+# --- deal registration (Azure IP co-sell) ---------------------------------------------------------
+
+
+class Contract(WireModel):
+    value: float | None = None
+    currency: str | None = None
+    start_date_time: WireDateTime | None = None
+    end_date_time: WireDateTime | None = None
+    sign_date_time: WireDateTime | None = None
+    term: Open[ContractTerm] | None = None
+
+
+class MarketplaceTransactionDetails(WireModel):
+    is_marketplace_transacted: bool | None = None
+    marketplace_transaction_date_time: WireDateTime | None = None
+
+
+class RegistrationSolutionDetail(WireModel):
+    id: str | None = None
+    name: str | None = None
+    currency: str | None = None
+    value: float | None = None
+    is_deployed_on_azure: bool | None = None
+    primary_deployment_on: Open[PrimaryDeploymentOn] | None = None
+    pricing_model: Open[PricingModel] | None = None
+    marketplace_transaction_details: MarketplaceTransactionDetails | None = None
+
+
+class StatusHistory(WireModel):
+    review_pending_date_time: WireDateTime | None = None
+    action_required_date_time: WireDateTime | None = None
+    passed_date_time: WireDateTime | None = None
+    failed_date_time: WireDateTime | None = None
+    approved_date_time: WireDateTime | None = None
+
+
+class DealRegistration(WireModel):
+    id: str | None = None
+    type: Open[RegistrationType] | None = None
+    registration_date_time: WireDateTime | None = None
+    status: Open[RegistrationStatus] | None = None
+    status_reason: str | None = None
+    contract: Contract | None = None
+    solution_details: list[RegistrationSolutionDetail] | None = None
+    status_history: StatusHistory | None = None
+
+
+# --- the referral ---------------------------------------------------------------------------------
+
+
+class Referral(WireModel):
+    """One referral (lead or co-sell opportunity), as GET /referrals/{id} returns it."""
+
+    odata_context: str | None = Field(default=None, alias="@odata.context")
+    id: str | None = None
+    engagement_id: str | None = None
+    organization_id: str | None = None
+    organization_name: str | None = None
+    business_profile_id: str | None = None
+    name: str | None = None
+    external_reference_id: str | None = None
+    created_date_time: WireDateTime | None = None
+    updated_date_time: WireDateTime | None = None
+    expiration_date_time: WireDateTime | None = None
+    accepted_date_time: WireDateTime | None = None
+    closed_date_time: WireDateTime | None = None
+    status: Open[ReferralStatus] | None = None
+    substatus: Open[ReferralSubstatus] | None = None
+    status_reason: str | None = None
+    qualification: Open[ReferralQualification] | None = None
+    type: Open[ReferralType] | None = None
+    direction: Open[ReferralDirection] | None = None
+    referral_source: str | None = None
+    call_to_action: str | None = None
+    e_tag: str | None = Field(default=None, alias="eTag")
+    favorite: bool | None = None
+    campaign_id: str | None = None
+    # Documented as Qualify/Develop/Propose/Close; real records carry "100" or null.
+    sales_stage: Open[SalesStage] | None = None
+    quality: str | None = None
+    is_spam: bool | None = None
+    mpn_id: str | None = None
+    referral_program: str | None = None
+    deal_sensitivity: str | None = None
+    created_via: str | None = None
+    last_modified_via: str | None = None
+    last_run_id: str | None = None
+    tags: list[str | dict[str, Any]] | None = None
+    registration_status: Open[ReferralRegistrationStatus] | None = None
+    target: list[ReferralTarget] | None = None
+    customer_profile: CustomerProfile | None = None
+    consent: Consent | None = None
+    details: ReferralDetails | None = None
+    team: list[Member] | None = None
+    invite_context: InviteContext | None = None
+    links: Links | None = None
+    tracking_info: TrackingInfo | None = None
+    registrations: list[DealRegistration] | None = None
+
+
+class ReferralPage(WireModel):
+    """One page of GET /referrals: the OData envelope."""
+
+    odata_context: str | None = Field(default=None, alias="@odata.context")
+    odata_count: int | None = Field(default=None, alias="@odata.count")
+    value: list[Referral] = Field(default_factory=list)
+    odata_next_link: str | None = Field(default=None, alias="@odata.nextLink")
+
+
+class PatchOperation(BaseModel):
+    """One RFC 6902 operation; the service accepts only ``add`` and ``replace``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: str = Field(pattern="^(add|replace)$")
+    path: str = Field(pattern="^/")
+    value: Any = None
+
+
+# Read-only on the service: never sent in a PATCH and ignored on create.
+READ_ONLY_FIELDS: frozenset[str] = frozenset(
+    {
+        "id",
+        "eTag",
+        "createdDateTime",
+        "updatedDateTime",
+        "acceptedDateTime",
+        "closedDateTime",
+        "direction",
+        "quality",
+        "isSpam",
+        "tags",
+        "registrationStatus",
+        "registrations",
+        "links",
+    }
+)
