@@ -186,6 +186,10 @@ class ConfirmationError(PcrefError):
     """A confirm token that is unknown, expired, reused, or bound to another call."""
 
 
+class StaleConfirmation(ConfirmationError):
+    """A valid token whose referral changed after the preview: the person must see it again."""
+
+
 class UndoNotPossible(PcrefError):
     """A journaled write that cannot be reverted (changed since, closed, never applied)."""
 

@@ -7,9 +7,14 @@ referral can change its closing substatus but never reopen.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from pcref_mcp.referrals.catalog import is_solution_profile_id
+from pcref_mcp.referrals.models import Referral, ReferralType, RegistrationStatus
 from pcref_mcp.referrals.models import ReferralStatus as S
 from pcref_mcp.referrals.models import ReferralSubstatus as Sub
 
@@ -41,7 +46,7 @@ INTENTS: dict[str, tuple[S, Sub]] = {
 
 EXPIRY_DAYS = 14
 
-T = TypeVar("T", S, Sub)
+T = TypeVar("T", S, Sub, RegistrationStatus)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,9 @@ def check_transition(
     """Check a move against the table; ``to_*`` of None means "unchanged"."""
     current_status = _parse(S, from_status)
     if current_status is None or current_status is S.NONE:
-        return TransitionCheck(False, f"The referral's current status {from_status!r} is not a lifecycle state.")
+        return TransitionCheck(
+            False, f"The referral's current status {from_status!r} is not a lifecycle state."
+        )
     target_status = current_status if to_status is None else _parse(S, to_status)
     if target_status is None:
         return _refused(current_status, f"Unknown status {to_status!r}.", by_partner)
@@ -120,6 +127,151 @@ def _parse(enum: type[T], value: object) -> T | None:
     if value is None:
         return None
     try:
-        return enum(value)
+        return enum(str(value))
     except ValueError:
         return None
+
+
+# --- deal registration (Azure IP co-sell): eligibility and status rules ---------------------------
+# Source: "Register deals" and "Bulk operations for Azure IP co-sell deal registrations" (research
+# notes §4). Eligibility is a table of rules; ``registration_unmet`` reports every unmet one at once.
+
+R = RegistrationStatus
+
+# A registration in one of these states is settled: no edits, and a new registration may be added.
+REGISTRATION_TERMINAL: frozenset[R] = frozenset({R.APPROVED, R.PASSED, R.FAILED, R.CLOSED})
+
+# Edits (``replace /registrations/0/...``) are accepted only while Microsoft asks for changes.
+REGISTRATION_EDITABLE: frozenset[R] = frozenset({R.ACTION_REQUIRED})
+
+# A referral may be registered only when it was marked won at least this long after it was created.
+WON_AFTER_CREATION = timedelta(hours=72)
+
+
+def registration_editable(status: R | str | None) -> bool:
+    """True when the registration may be changed (only ``ActionRequired``)."""
+    return _parse(R, status) in REGISTRATION_EDITABLE
+
+
+def registration_terminal(status: R | str | None) -> bool:
+    return _parse(R, status) in REGISTRATION_TERMINAL
+
+
+@dataclass(frozen=True)
+class _Eligibility:
+    referral: Referral
+    solution_ids: tuple[str, ...]
+    now: datetime
+
+
+def registration_unmet(referral: Referral, *, solution_ids: list[str], now: datetime) -> list[str]:
+    """Every unmet precondition for registering ``solution_ids`` on ``referral`` (empty when eligible)."""
+    facts = _Eligibility(referral, tuple(solution_ids), now.astimezone(UTC))
+    return [message for rule in REGISTRATION_RULES for message in rule(facts)]
+
+
+def registration_message(unmet: list[str]) -> str:
+    """One paragraph for ``NotEligible``: what is missing, numbered."""
+    if not unmet:
+        return "The referral can be registered."
+    items = " ".join(f"({n}) {item}" for n, item in enumerate(unmet, 1))
+    return f"This referral cannot get an Azure IP co-sell deal registration yet: {items}"
+
+
+def _must_be_won(facts: _Eligibility) -> list[str]:
+    r = facts.referral
+    if str(r.status) == S.CLOSED and str(r.substatus) == Sub.WON:
+        return []
+    return [f"The referral is {r.status}/{r.substatus}; it must be won (Closed/Won) first."]
+
+
+def _must_be_shared(facts: _Eligibility) -> list[str]:
+    r = facts.referral
+    shared = bool(r.consent and r.consent.consent_to_share_referral_with_microsoft_sellers)
+    if shared or str(r.type) == ReferralType.SHARED:
+        return []
+    return [
+        "The referral is not shared with Microsoft sellers (a private deal); only co-sell and partner-led "
+        "deals can be registered. Set 'share with microsoft sellers' to true first."
+    ]
+
+
+def _solutions_on_referral(facts: _Eligibility) -> list[str]:
+    if not facts.solution_ids:
+        return ["No solution was named; give the Azure IP co-sell solution id (e.g. 'SOL-6115380-IPC')."]
+    r = facts.referral
+    present = (
+        {s.id for s in (r.details.requirements.solutions or [])}
+        if r.details and r.details.requirements
+        else set()
+    )
+    present |= {t.id for t in r.target or []}
+    problems = []
+    for solution_id in facts.solution_ids:
+        if not is_solution_profile_id(solution_id):
+            problems.append(
+                f"Solution {solution_id!r} is not an Azure IP co-sell solution id; use a marketplace solution id "
+                "such as 'SOL-6115380-IPC'."
+            )
+        elif solution_id not in present:
+            problems.append(
+                f"Solution {solution_id!r} is not on the referral; add it first ('add solution')."
+            )
+    return problems
+
+
+def _won_72_hours_after_creation(facts: _Eligibility) -> list[str]:
+    r = facts.referral
+    created = wire_time(r.created_date_time)
+    if created is None:
+        return []
+    earliest = created + WON_AFTER_CREATION
+    closed = wire_time(r.closed_date_time)
+    if closed is not None and str(r.status) == S.CLOSED:
+        if closed >= earliest:
+            return []
+        hours = (closed - created).total_seconds() / 3600
+        return [
+            f"The referral was marked won {hours:.0f} hours after it was created; a registration needs the win "
+            f"recorded at least 72 hours after creation (from {_show_time(earliest)})."
+        ]
+    if facts.now >= earliest:
+        return []
+    return [
+        f"The referral was created less than 72 hours ago; it can be marked won from {_show_time(earliest)}."
+    ]
+
+
+def _no_open_registration(facts: _Eligibility) -> list[str]:
+    open_ = [g for g in facts.referral.registrations or [] if not registration_terminal(g.status)]
+    if not open_:
+        return []
+    return [
+        f"The referral already has a deal registration that is {open_[0].status}; a new one can be added only "
+        f"after it is {', '.join(sorted(REGISTRATION_TERMINAL))}."
+    ]
+
+
+REGISTRATION_RULES: tuple[Callable[[_Eligibility], list[str]], ...] = (
+    _must_be_won,
+    _must_be_shared,
+    _solutions_on_referral,
+    _won_72_hours_after_creation,
+    _no_open_registration,
+)
+
+
+def wire_time(text: str | None) -> datetime | None:
+    """A service timestamp (up to 7 fractional digits, ``Z``) as an aware datetime; None if absent or odd."""
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?", text.strip())
+    if match is None:
+        return None
+    micro = "." + match[2][1:7].ljust(6, "0") if match[2] else ""
+    moment = datetime.fromisoformat(match[1] + micro + (match[3] or "Z").replace("Z", "+00:00"))
+    return moment.astimezone(UTC)
+
+
+def _show_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

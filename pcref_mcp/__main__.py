@@ -1,0 +1,3 @@
+from pcref_mcp.cli import main
+
+raise SystemExit(main())

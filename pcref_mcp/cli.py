@@ -1,0 +1,229 @@
+"""`pcref-mcp`: serve over stdio (what desktop clients spawn) or HTTP, run the sandbox, sign in,
+inspect the journal. Heavy modules are imported by the command that needs them, so spawning the
+server stays fast. Only this module writes to stdout, and never while serving stdio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pcref_mcp import __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from pcref_mcp.config import load_settings
+    from pcref_mcp.errors import PcrefError
+
+    try:
+        overrides: dict[str, Any] = {}
+        if getattr(args, "live", False):
+            overrides["backend"] = "live"
+        if getattr(args, "read_only", False):
+            overrides["read_only"] = True
+        settings = load_settings(overrides=overrides)
+        _configure_logging(settings.log_level)
+        return int(args.run(args, settings) or 0)
+    except PcrefError as exc:
+        print(f"pcref-mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
+    from pcref_mcp.server.app import build_server
+
+    if settings.backend == "live":
+        from pcref_mcp.partner_center.auth import ensure_configured
+
+        ensure_configured(settings)
+    server = build_server(settings)
+    mode = "read-only" if settings.read_only else "read-write (confirmed writes)"
+    backend = "Partner Center (live)" if settings.backend == "live" else "embedded sandbox"
+    if not args.http:
+        logging.getLogger("pcref_mcp").info("pcref-mcp %s on stdio; backend: %s; %s", __version__, backend, mode)
+        server.run()
+        return 0
+    from pcref_mcp.server.http import http_app, serve_http
+
+    host = args.host or settings.http_host
+    port = args.port if args.port is not None else settings.http_port
+    http_app(settings, server, host=host, port=port)  # validate before printing anything
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/mcp"
+    print(_connect_help(url, backend, mode), file=sys.stderr, flush=True)
+    serve_http(settings, server, host=host, port=port)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace, settings: Any) -> int:
+    from pcref_mcp.sandbox import serve
+    from pcref_mcp.sandbox.config import default_db_path
+
+    db = args.db or settings.sandbox_db or default_db_path()
+    print(
+        f"Partner Center Referrals sandbox on http://{args.host}:{args.port}/v1.0/engagements/referrals "
+        f"(database {db}; any bearer token is accepted)",
+        file=sys.stderr,
+        flush=True,
+    )
+    serve(host=args.host, port=args.port, db_path=db, reset=args.reset, size=args.size)
+    return 0
+
+
+def cmd_login(args: argparse.Namespace, settings: Any) -> int:
+    from pcref_mcp.partner_center.signin import cmd_login as login
+
+    return login(settings, device_code=not args.browser, err=sys.stderr)
+
+
+def cmd_logout(args: argparse.Namespace, settings: Any) -> int:
+    from pcref_mcp.partner_center.signin import cmd_logout as logout
+
+    return logout(settings, sys.stderr)
+
+
+def cmd_whoami(args: argparse.Namespace, settings: Any) -> int:
+    from pcref_mcp.partner_center.signin import cmd_whoami as whoami
+
+    return whoami(settings, sys.stdout)
+
+
+def cmd_config(args: argparse.Namespace, settings: Any) -> int:
+    from pcref_mcp.config import cmd_config as show
+
+    return show(settings, sys.stdout)
+
+
+def cmd_journal(args: argparse.Namespace, settings: Any) -> int:
+    from pcref_mcp.config import data_dir
+    from pcref_mcp.writes.journal import Journal
+
+    journal = Journal(settings.journal_path or data_dir() / "journal.sqlite3")
+    entries = journal.recent(args.limit, referral_id=args.referral)
+    if args.json:
+        print(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
+        return 0
+    if not entries:
+        print(f"The journal is empty ({journal.path}).")
+        return 0
+    for e in entries:
+        target = e.referral_id or e.external_ref or "-"
+        print(f"#{e.id}  {e.started_at}  {e.status:<9} {e.tool:<16} {target}  correlation {e.correlation_id}")
+        for op in e.operations:
+            print(f"      {json.dumps(op, default=str)[:200]}")
+        if e.error:
+            print(f"      error: {e.error}")
+        if e.undone_by:
+            print(f"      undone by #{e.undone_by}")
+        hint = e.how_to_check()
+        if hint:
+            print(f"      in doubt — how to check: {hint}")
+    return 0
+
+
+def cmd_tools(args: argparse.Namespace, settings: Any) -> int:
+    import anyio
+
+    from pcref_mcp.server.app import build_server
+
+    server = build_server(settings)
+    tools = anyio.run(server.list_tools)
+    rows = []
+    for tool in tools:
+        wire = tool.model_dump(mode="json", by_alias=True, exclude_none=True)
+        rows.append((tool.name, len(json.dumps(wire, separators=(",", ":"))),
+                     len(json.dumps(wire.get("inputSchema", {}), separators=(",", ":"))),
+                     len(json.dumps(wire.get("outputSchema", {}), separators=(",", ":")))))
+    if args.json:
+        print(json.dumps([{"name": n, "bytes": b, "input_schema": i, "output_schema": o} for n, b, i, o in rows]))
+        return 0
+    if args.markdown:
+        from pcref_mcp.server.reference import tool_reference
+
+        print(tool_reference(tools))
+        return 0
+    print(f"{'tool':<18}{'bytes':>7}{'input':>8}{'output':>8}")
+    for name, total, inp, out in rows:
+        print(f"{name:<18}{total:>7}{inp:>8}{out:>8}")
+    total = sum(r[1] for r in rows)
+    print(f"{'total':<18}{total:>7}   (~{total // 4} tokens)")
+    return 0
+
+
+# --- private ----------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pcref-mcp",
+        description="MCP server for Microsoft Partner Center Referrals. With no command: serve over stdio.",
+    )
+    parser.add_argument("--version", action="version", version=f"pcref-mcp {__version__}")
+    parser.add_argument("--live", action="store_true", help="use Partner Center instead of the sandbox")
+    parser.add_argument("--read-only", action="store_true", help="offer read tools only")
+    parser.set_defaults(run=cmd_serve, http=False, host=None, port=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve MCP (stdio by default)")
+    serve.add_argument("--http", action="store_true", help="serve Streamable HTTP instead of stdio")
+    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8765)")
+    serve.add_argument("--live", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--read-only", action="store_true", help=argparse.SUPPRESS)
+    serve.set_defaults(run=cmd_serve)
+
+    sandbox = sub.add_parser("sandbox", help="run the local Partner Center Referrals service")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8780)
+    sandbox.add_argument("--db", help="database file (default: in the user data dir)")
+    sandbox.add_argument("--reset", action="store_true", help="drop and reseed the database")
+    sandbox.add_argument("--size", type=int, default=60, help="referrals to seed (default 60)")
+    sandbox.set_defaults(run=cmd_sandbox)
+
+    login = sub.add_parser("login", help="sign in to Partner Center (device code by default)")
+    login.add_argument("--browser", action="store_true", help="interactive browser sign-in")
+    login.set_defaults(run=cmd_login)
+    sub.add_parser("logout", help="forget the cached sign-in").set_defaults(run=cmd_logout)
+    sub.add_parser("whoami", help="show the signed-in account").set_defaults(run=cmd_whoami)
+    sub.add_parser("config", help="show the effective settings (secrets masked)").set_defaults(run=cmd_config)
+
+    journal = sub.add_parser("journal", help="list journaled writes, newest first")
+    journal.add_argument("--limit", type=int, default=20)
+    journal.add_argument("--referral", help="only this referral id")
+    journal.add_argument("--json", action="store_true")
+    journal.set_defaults(run=cmd_journal)
+
+    tools = sub.add_parser("tools", help="list the tools with the size of each schema")
+    tools.add_argument("--json", action="store_true")
+    tools.add_argument("--markdown", action="store_true", help="the README's tool reference table")
+    tools.set_defaults(run=cmd_tools)
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("pcref_mcp")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _connect_help(url: str, backend: str, mode: str) -> str:
+    return (
+        f"pcref-mcp {__version__}: Streamable HTTP at {url} — backend: {backend}; {mode}\n"
+        f"  MCP Inspector:  npx @modelcontextprotocol/inspector --cli {url} --transport http --method tools/list\n"
+        f'  VS Code (.vscode/mcp.json): {{"servers": {{"pcref": {{"type": "http", "url": "{url}"}}}}}}\n'
+        '  Claude Desktop / Cursor spawn stdio instead: {"command": "pcref-mcp"}\n'
+        "  Stop with Ctrl+C."
+    )

@@ -1,0 +1,275 @@
+"""Settings: environment variables ``PCREF_*`` over an optional TOML file over defaults.
+
+One frozen object built once at start-up and handed down, so no layer reads ``os.environ`` on its
+own and ``pcref-mcp config`` can show exactly what is in effect and where each value came from.
+With nothing configured the backend is the embedded sandbox; the live service is opt-in.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
+
+from pcref_mcp.errors import ConfigError
+
+__all__ = [
+    "APP_NAME",
+    "ENV_PREFIX",
+    "LIVE_BASE_URL",
+    "SANDBOX_BASE_URL",
+    "Settings",
+    "cmd_config",
+    "config_dir",
+    "data_dir",
+    "load_settings",
+]
+
+APP_NAME = "pcref-mcp"
+ENV_PREFIX = "PCREF_"
+LIVE_BASE_URL = "https://api.partner.microsoft.com/v1.0/engagements/"
+# The embedded sandbox is reached in-process (ASGI), so its host is never resolved.
+SANDBOX_BASE_URL = "http://sandbox.pcref.invalid/v1.0/engagements/"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+Source = Literal["default", "env", "file", "cli"]
+
+
+class Settings(BaseModel):
+    """The effective configuration. Build it with :func:`load_settings`, not by hand."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Literal["sandbox", "live"] = "sandbox"
+    base_url: str = ""  # filled from the backend when empty
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_certificate_path: Path | None = None
+    client_certificate_thumbprint: str | None = None
+    authority_host: str = "https://login.microsoftonline.com"
+    scopes: tuple[str, ...] = ("https://api.partner.microsoft.com/.default",)
+    auth_mode: Literal["delegated", "app"] = "delegated"
+    token_cache_path: Path | None = None  # None: <config dir>/token_cache.json
+    rate_limit_calls: int = Field(default=100, ge=1)
+    rate_limit_window: float = Field(default=60.0, gt=0)
+    max_pages: int = Field(default=50, ge=1)
+    max_items: int = Field(default=5000, ge=1)
+    timeout: float = Field(default=30.0, gt=0)
+    sandbox_db: Path | None = None  # None: in-memory
+    sandbox_size: int = Field(default=60, ge=0)
+    journal_path: Path | None = None  # None: <data dir>/journal.sqlite3
+    read_only: bool = False
+    require_elicitation: bool = False
+    confirm_ttl_seconds: int = Field(default=300, ge=1)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8765, ge=0, le=65535)
+    http_bearer_token: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_that_depend_on_others(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if not data.get("base_url"):
+                data["base_url"] = LIVE_BASE_URL if data.get("backend") == "live" else SANDBOX_BASE_URL
+            if isinstance(data.get("log_level"), str):
+                data["log_level"] = data["log_level"].upper()
+        return data
+
+    @property
+    def is_live(self) -> bool:
+        return self.backend == "live"
+
+    @property
+    def authority(self) -> str | None:
+        """``<authority_host>/<tenant>``, or None when no tenant is configured."""
+        if not self.tenant_id:
+            return None
+        return f"{self.authority_host.rstrip('/')}/{self.tenant_id}"
+
+    def source_of(self, name: str) -> Source:
+        return self._sources.get(name, "default")
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, shown value, source) for every setting; secrets are shown only as ``****``."""
+        rows: list[tuple[str, str, str]] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                shown = "****"
+            elif value is None:
+                shown = "(not set)"
+            elif isinstance(value, tuple):
+                shown = " ".join(str(v) for v in value)
+            else:
+                shown = str(value)
+            rows.append((name, shown, self.source_of(name)))
+        return rows
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_file: Path | str | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults, then the TOML file, then ``PCREF_*`` variables, then ``overrides`` (CLI flags).
+
+    The file is ``config_file`` if given, else ``$PCREF_CONFIG``, else ``<config dir>/config.toml``
+    when it exists. Any bad value raises :class:`ConfigError` naming where it came from and what is
+    allowed.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    origin: dict[str, str] = {}  # field -> how the person spelled it (for error messages)
+    fields = Settings.model_fields
+
+    path, explicit = _config_path(env, config_file)
+    if path is not None and (explicit or path.exists()):
+        for key, value in _read_toml(path).items():
+            if key not in fields:
+                raise ConfigError(
+                    f"Unknown setting {key!r} in {path}.",
+                    hint=f"Allowed settings: {', '.join(fields)}.",
+                )
+            values[key], sources[key], origin[key] = value, "file", f"{key!r} in {path}"
+
+    for name in fields:
+        var = ENV_PREFIX + name.upper()
+        if var in env and env[var] != "":
+            values[name], sources[name], origin[name] = _from_env(name, env[var]), "env", var
+
+    for name, value in (overrides or {}).items():
+        if name not in fields:
+            raise ConfigError(f"Unknown setting {name!r}.", hint=f"Allowed settings: {', '.join(fields)}.")
+        values[name], sources[name], origin[name] = value, "cli", f"--{name.replace('_', '-')}"
+
+    if values.get("token_cache_path") in (None, ""):
+        values["token_cache_path"] = config_dir(env) / "token_cache.json"
+    if values.get("journal_path") in (None, ""):
+        values["journal_path"] = data_dir(env) / "journal.sqlite3"
+
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as exc:
+        raise _config_error(exc, origin) from None
+    settings._sources.update(sources)
+    return settings
+
+
+def cmd_config(settings: Settings, out: TextIO) -> int:
+    """``pcref-mcp config``: print the effective settings (secrets masked) and where each came from."""
+    rows = settings.describe()
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, source in rows:
+        out.write(f"{name.ljust(width)}  {value}  [{source}]\n")
+    return 0
+
+
+# --- user directories (no platformdirs: start-up time and one less dependency) -------------------
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where settings and the token cache live: XDG_CONFIG_HOME, Application Support, %APPDATA%."""
+    env = os.environ if env is None else env
+    if sys.platform == "win32":
+        base = env.get("APPDATA") or str(_home(env) / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = str(_home(env) / "Library" / "Application Support")
+    else:
+        base = env.get("XDG_CONFIG_HOME") or str(_home(env) / ".config")
+    return Path(base) / APP_NAME
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the write journal lives: XDG_DATA_HOME, Application Support, %LOCALAPPDATA%."""
+    env = os.environ if env is None else env
+    if sys.platform == "win32":
+        base = env.get("LOCALAPPDATA") or str(_home(env) / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = str(_home(env) / "Library" / "Application Support")
+    else:
+        base = env.get("XDG_DATA_HOME") or str(_home(env) / ".local" / "share")
+    return Path(base) / APP_NAME
+
+
+# --- private helpers ------------------------------------------------------------------------------
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    home = env.get("HOME") or env.get("USERPROFILE")
+    return Path(home) if home else Path.home()
+
+
+def _config_path(env: Mapping[str, str], config_file: Path | str | None) -> tuple[Path | None, bool]:
+    if config_file is not None:
+        return Path(config_file).expanduser(), True
+    if env.get("PCREF_CONFIG"):
+        return Path(env["PCREF_CONFIG"]).expanduser(), True
+    return config_dir(env) / "config.toml", False
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Config file {path} does not exist.", hint="Create it or unset PCREF_CONFIG."
+        ) from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}") from None
+    # Accept both a flat file and one with a [pcref-mcp] table.
+    table = data.get(APP_NAME, data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"Config file {path}: [{APP_NAME}] must be a table.")
+    return table
+
+
+def _from_env(name: str, raw: str) -> Any:
+    """Environment values are strings; lists are comma- or space-separated."""
+    if name == "scopes":
+        return tuple(part for part in raw.replace(",", " ").split() if part)
+    return raw.strip()
+
+
+def _config_error(exc: ValidationError, origin: Mapping[str, str]) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        where = origin.get(name, ENV_PREFIX + name.upper())
+        allowed = _allowed(name, err)
+        text = f"{where}: {err['msg']}"
+        if allowed:
+            text += f" (allowed: {allowed})"
+        problems.append(text)
+    return ConfigError("Invalid configuration: " + "; ".join(problems) + ".")
+
+
+def _allowed(name: str, err: Any) -> str | None:
+    if err.get("type") == "literal_error":
+        return str(err.get("ctx", {}).get("expected", ""))
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return None
+    annotation = str(field.annotation)
+    if "bool" in annotation:
+        return "true or false"
+    if "int" in annotation:
+        return "a whole number"
+    if "float" in annotation:
+        return "a number"
+    return None

@@ -1,0 +1,627 @@
+"""The Partner Center Referrals client: one careful engineer at the keyboard, in code.
+
+* Reads (GET) are retried on 5xx and network failures with exponential backoff and jitter.
+* Writes (POST, PATCH) are never blindly re-sent. After an ambiguous failure (the request may have
+  reached the service: 5xx, timeout, dropped connection) the client *looks*: a create is found by the
+  ``externalReferenceId`` it stamped, a patch by reading the referral back. It then reports what
+  happened instead of guessing.
+* 429 is retried for every method, honouring ``Retry-After`` up to a cap: the service did not
+  process the request, so sending it again is safe.
+* Every request carries ``MS-CorrelationId`` (one per tool call, see :meth:`correlation`) and every
+  error raised names it, so a person can quote it to Microsoft support.
+* A client-side :class:`RateLimiter` keeps a normal session under the service's limit.
+* Logs name method, path, status, duration and correlation id; never tokens, headers, query values
+  or bodies (they hold contact details).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import quote
+
+import anyio
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from pcref_mcp import __version__
+from pcref_mcp.errors import (
+    InvalidInput,
+    NetworkError,
+    PcrefError,
+    ServiceError,
+    Throttled,
+    WriteOutcomeUnknown,
+)
+from pcref_mcp.partner_center.auth import TokenProvider
+from pcref_mcp.partner_center.errors import error_from_response, parse_retry_after
+from pcref_mcp.partner_center.odata import Query, eq
+from pcref_mcp.partner_center.ratelimit import RateLimiter
+from pcref_mcp.referrals.models import PatchOperation, Referral, ReferralPage
+
+__all__ = ["ListResult", "PartnerCenterClient", "current_correlation_id", "new_correlation_id"]
+
+logger = logging.getLogger("pcref_mcp.partner_center")
+
+USER_AGENT = f"pcref-mcp/{__version__}"
+EXTERNAL_ID_PREFIX = "pcref-"
+
+_correlation: ContextVar[str | None] = ContextVar("pcref_correlation_id", default=None)
+
+Sleep = Callable[[float], Awaitable[None]]
+M = TypeVar("M", bound=BaseModel)
+
+
+class ListResult(NamedTuple):
+    """What :meth:`PartnerCenterClient.list_all` gathered.
+
+    ``truncated`` is ``"max_pages"`` or ``"max_items"`` when a cap stopped the listing early (there is
+    more to read; ``next_link`` resumes it), else None. ``total`` is ``@odata.count`` if the service
+    sent it.
+    """
+
+    referrals: list[Referral]
+    total: int | None
+    truncated: str | None = None
+    next_link: str | None = None
+
+
+class PartnerCenterClient:
+    """Async client for ``/referrals`` of Partner Center (or the sandbox, which speaks the same API)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 4,
+        max_retry_after: float = 60.0,
+        sleep: Sleep = anyio.sleep,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+    ) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._referrals_url = self.base_url + "referrals"
+        self._tokens = tokens
+        self._limiter = limiter if limiter is not None else RateLimiter()
+        self._max_retries = max_retries
+        self._max_retry_after = max_retry_after
+        self._sleep = sleep
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,  # a redirect must never carry our bearer token elsewhere
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        self._host = httpx.URL(self.base_url).host
+        _quiet_httpx_logger()
+
+    async def __aenter__(self) -> PartnerCenterClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    # --- correlation ------------------------------------------------------------------------------
+
+    @staticmethod
+    @contextlib.contextmanager
+    def correlation(correlation_id: str | None = None) -> Iterator[str]:
+        """Fix one ``MS-CorrelationId`` for every request in the block (one tool call)."""
+        cid = correlation_id or new_correlation_id()
+        token = _correlation.set(cid)
+        try:
+            yield cid
+        finally:
+            _correlation.reset(token)
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    async def list_page(self, query: Query | None = None, *, next_link: str | None = None) -> ReferralPage:
+        """One page. With ``next_link`` the URL is requested exactly as the service returned it."""
+        cid = _correlation.get() or new_correlation_id()
+        if next_link is not None:
+            url, params = self._checked_next_link(next_link, cid), None
+        else:
+            url, params = self._referrals_url, (query.to_params() if query else None)
+        response = await self._send("GET", url, cid, params=params)
+        return _parse(ReferralPage, response, cid)
+
+    async def iter_referrals(
+        self, query: Query | None = None, *, max_pages: int = 50, max_items: int = 5000
+    ) -> AsyncIterator[Referral]:
+        """Every referral matching ``query``, following ``@odata.nextLink``, up to the caps.
+
+        Stops silently at a cap; use :meth:`list_all` when the caller must be told.
+        """
+        async for referral, _ in self._walk(query, max_pages=max_pages, max_items=max_items):
+            if referral is not None:
+                yield referral
+
+    async def list_all(
+        self, query: Query | None = None, *, max_pages: int = 50, max_items: int = 5000
+    ) -> ListResult:
+        """All matching referrals up to the caps; a cap that cut the list short is reported."""
+        items: list[Referral] = []
+        state = _WalkState()
+        async for referral, st in self._walk(query, max_pages=max_pages, max_items=max_items):
+            state = st
+            if referral is not None:
+                items.append(referral)
+        return ListResult(items, state.total, state.truncated, state.next_link)
+
+    async def get(self, referral_id: str) -> Referral:
+        """One referral; its ETag comes from the body's ``eTag`` or, failing that, the header."""
+        cid = _correlation.get() or new_correlation_id()
+        response = await self._send("GET", self._referral_url(referral_id), cid)
+        return _with_etag(_parse(Referral, response, cid), response)
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    async def create(self, body: Mapping[str, Any] | BaseModel) -> Referral:
+        """POST a new referral, never twice.
+
+        An ``externalReferenceId`` is stamped when the caller gave none; after an ambiguous failure it
+        is how the client finds out whether the referral landed.
+        """
+        cid = _correlation.get() or new_correlation_id()
+        doc = _to_wire(body)
+        if not isinstance(doc, dict):
+            raise InvalidInput("A referral must be a JSON object.", field="body")
+        external_id = doc.get("externalReferenceId")
+        existing: set[str] = set()
+        if external_id:
+            # The caller's own id may already be on older referrals; remember them so a look-up after
+            # a failure does not mistake an old referral for the new one.
+            existing = {r.id for r in await self._find_by_external_id(str(external_id), cid) if r.id}
+        else:
+            external_id = f"{EXTERNAL_ID_PREFIX}{uuid.uuid4()}"
+            doc["externalReferenceId"] = external_id
+
+        try:
+            response = await self._send("POST", self._referrals_url, cid, json_body=doc, write=True)
+        except _Ambiguous as amb:
+            return await self._settle_create(str(external_id), existing, amb, cid)
+        if response.status_code not in (200, 201) or not response.content:
+            # Accepted but no representation: read it back by its external id.
+            found = [
+                r for r in await self._find_by_external_id(str(external_id), cid) if r.id not in existing
+            ]
+            if len(found) == 1:
+                return found[0]
+            raise WriteOutcomeUnknown(
+                f"Partner Center answered {response.status_code} to the create without the new referral; "
+                f"look for externalReferenceId {external_id!r} before trying again.",
+                correlation_id=cid,
+            )
+        return _with_etag(_parse(Referral, response, cid), response)
+
+    async def patch(
+        self, referral_id: str, ops: Sequence[PatchOperation | Mapping[str, Any]], *, etag: str | None
+    ) -> Referral:
+        """Apply JSON-patch ``ops`` (``add``/``replace``); with ``etag`` a stale read fails with 412.
+
+        Never re-sent after an ambiguous failure: the referral is read back and the client reports
+        whether the change landed (raising :class:`WriteOutcomeUnknown` when it cannot tell).
+        """
+        cid = _correlation.get() or new_correlation_id()
+        operations = _operations(ops)
+        if not operations:
+            raise InvalidInput("A patch needs at least one operation.", field="ops")
+        payload = [op.model_dump(mode="json") for op in operations]
+        headers = {"If-Match": etag} if etag else {}
+        url = self._referral_url(referral_id)
+        try:
+            response = await self._send("PATCH", url, cid, json_body=payload, headers=headers, write=True)
+        except _Ambiguous as amb:
+            return await self._settle_patch(referral_id, operations, etag, amb, cid)
+        if response.status_code == 204 or not response.content:
+            return await self.get(referral_id)
+        return _with_etag(_parse(Referral, response, cid), response)
+
+    async def create_deal_registration(
+        self, referral_id: str, registration: Mapping[str, Any] | BaseModel, *, etag: str | None
+    ) -> Referral:
+        """Add an Azure IP co-sell deal registration (``add /registrations/-``)."""
+        value = _to_wire(registration)
+        op = PatchOperation(op="add", path="/registrations/-", value=value)
+        return await self.patch(referral_id, [op], etag=etag)
+
+    async def update_deal_registration(
+        self, referral_id: str, ops: Sequence[PatchOperation | Mapping[str, Any]], *, etag: str | None
+    ) -> Referral:
+        """Change the deal registration (``replace /registrations/0/...``)."""
+        operations = _operations(ops)
+        for op in operations:
+            if not op.path.startswith("/registrations/"):
+                raise InvalidInput(
+                    f"{op.path} is not a deal registration path.",
+                    field="path",
+                    value=op.path,
+                    allowed="paths under /registrations/0/",
+                )
+        return await self.patch(referral_id, operations, etag=etag)
+
+    # --- settling ambiguous writes ---------------------------------------------------------------
+
+    async def _settle_create(
+        self, external_id: str, existing: set[str], amb: _Ambiguous, cid: str
+    ) -> Referral:
+        try:
+            found = [r for r in await self._find_by_external_id(external_id, cid) if r.id not in existing]
+        except PcrefError as exc:
+            raise WriteOutcomeUnknown(
+                f"The create failed ({amb.what}) and checking whether it landed failed too ({exc.message}). "
+                f"Look for externalReferenceId {external_id!r} before trying again.",
+                correlation_id=cid,
+            ) from None
+        if len(found) == 1:
+            logger.info("create landed despite %s (correlation id %s)", amb.what, cid)
+            return found[0]
+        if len(found) > 1:
+            raise WriteOutcomeUnknown(
+                f"The create failed ({amb.what}) but {len(found)} referrals now carry externalReferenceId "
+                f"{external_id!r}; review them before trying again.",
+                correlation_id=cid,
+            )
+        text = (
+            f"The create failed ({amb.what}) and the referral was NOT created (no referral carries "
+            f"externalReferenceId {external_id!r}). It is safe to try again."
+        )
+        if isinstance(amb.error, ServiceError):
+            raise type(amb.error)(
+                text,
+                status=amb.error.status,
+                code=amb.error.code,
+                correlation_id=cid,
+                request_id=amb.error.request_id,
+            ) from None
+        raise NetworkError(text, correlation_id=cid) from None
+
+    async def _settle_patch(
+        self, referral_id: str, ops: list[PatchOperation], etag: str | None, amb: _Ambiguous, cid: str
+    ) -> Referral:
+        try:
+            current = await self.get(referral_id)
+        except PcrefError as exc:
+            raise WriteOutcomeUnknown(
+                f"The update failed ({amb.what}) and reading the referral back failed too ({exc.message}); "
+                "read it again before retrying.",
+                correlation_id=cid,
+            ) from None
+        unchanged = etag is not None and current.e_tag is not None and current.e_tag == etag
+        applied = _ops_visible(current, ops)
+        if not unchanged and applied:
+            logger.info("patch landed despite %s (correlation id %s)", amb.what, cid)
+            return current
+        if unchanged:
+            text = (
+                f"The update failed ({amb.what}) and was NOT applied (the referral is unchanged). "
+                "It is safe to try again."
+            )
+            if isinstance(amb.error, ServiceError):
+                raise type(amb.error)(
+                    text, status=amb.error.status, code=amb.error.code, correlation_id=cid
+                ) from None
+            raise NetworkError(text, correlation_id=cid) from None
+        raise WriteOutcomeUnknown(
+            f"The update failed ({amb.what}) and the referral has changed since (ETag {current.e_tag}), "
+            "but whether by this update cannot be told. Read it again and review before retrying.",
+            correlation_id=cid,
+        )
+
+    async def _find_by_external_id(self, external_id: str, cid: str) -> list[Referral]:
+        page = await self.list_page(Query(filter=eq("externalReferenceId", external_id)))
+        return list(page.value)
+
+    # --- the one place requests are sent ---------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        cid: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        write: bool = False,
+    ) -> httpx.Response:
+        """Send with limits and retries; return a 2xx response or raise.
+
+        Writes raise :class:`_Ambiguous` when the request may have been processed.
+        """
+        content = None if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
+        path = httpx.URL(url).path
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._limiter.acquire()
+            token = await self._tokens.get_token()
+            request_headers = {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "MS-CorrelationId": cid,
+                "client-request-id": str(uuid.uuid4()),
+            }
+            if write:
+                request_headers["Prefer"] = "return=representation"
+            request_headers.update(headers or {})
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(
+                    method, url, params=params, content=content, headers=request_headers
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # No connection was made, so nothing was sent: safe to try again for any method.
+                self._log(method, path, None, started, cid, attempt, type(exc).__name__)
+                if attempt <= self._max_retries:
+                    await self._sleep(self._backoff(attempt))
+                    continue
+                raise NetworkError(
+                    f"Could not connect to Partner Center ({_describe(exc)}).",
+                    correlation_id=cid,
+                    hint="Check the network and try again.",
+                ) from None
+            except (httpx.TransportError, OSError) as exc:
+                # OSError: an in-process (ASGI) app that drops the connection raises it directly.
+                self._log(method, path, None, started, cid, attempt, type(exc).__name__)
+                if write:
+                    raise _Ambiguous(_describe(exc), None) from None
+                if attempt <= self._max_retries:
+                    await self._sleep(self._backoff(attempt))
+                    continue
+                raise NetworkError(
+                    f"Partner Center did not answer ({_describe(exc)}) after {attempt} attempts.",
+                    correlation_id=cid,
+                ) from None
+            self._log(method, path, response.status_code, started, cid, attempt)
+            await response.aread()
+            status = response.status_code
+            if status < 400:
+                return response
+
+            error = error_from_response(
+                response, cid, app_only=bool(getattr(self._tokens, "app_only", False))
+            )
+            if status == 429:
+                assert isinstance(error, Throttled)
+                retry_after = error.retry_after
+                if retry_after is not None:
+                    self._limiter.pause(min(retry_after, self._max_retry_after))
+                if retry_after is not None and retry_after > self._max_retry_after:
+                    error.message += f" The service asked to wait {retry_after:.0f} s; try again later."
+                    raise error
+                if attempt > self._max_retries:
+                    raise error
+                if retry_after is None:
+                    self._limiter.pause(self._backoff(attempt))
+                continue  # the limiter holds this and every other caller until the pause is over
+            if status >= 500:
+                if write:
+                    raise _Ambiguous(f"HTTP {status}", error)
+                if attempt <= self._max_retries:
+                    hinted = parse_retry_after(response.headers.get("retry-after"))
+                    delay = self._backoff(attempt)
+                    if hinted is not None:
+                        delay = max(delay, min(hinted, self._max_retry_after))
+                    await self._sleep(delay)
+                    continue
+            raise error
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter on the upper half: base·2^(n-1), capped."""
+        ceiling = min(self._backoff_max, self._backoff_base * (2 ** (attempt - 1)))
+        return ceiling / 2 + random.random() * ceiling / 2
+
+    def _log(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        started: float,
+        cid: str,
+        attempt: int,
+        failure: str | None = None,
+    ) -> None:
+        ms = (time.perf_counter() - started) * 1000
+        logger.debug(
+            "%s %s -> %s in %.0f ms (attempt %d, correlation id %s)",
+            method,
+            path,
+            status if status is not None else failure,
+            ms,
+            attempt,
+            cid,
+        )
+
+    def _referral_url(self, referral_id: str) -> str:
+        if not isinstance(referral_id, str) or not referral_id.strip():
+            raise InvalidInput("A referral id is required.", field="referral_id", value=referral_id)
+        return f"{self._referrals_url}/{quote(referral_id.strip(), safe='')}"
+
+    def _checked_next_link(self, next_link: str, cid: str) -> str:
+        """The service's own link, untouched; refuse one that would send our token to another host."""
+        try:
+            host = httpx.URL(next_link).host
+        except httpx.InvalidURL:
+            host = ""
+        if host != self._host:
+            raise ServiceError(
+                f"Partner Center returned a next-page link to another host ({host or 'none'}); not followed.",
+                correlation_id=cid,
+            )
+        return next_link
+
+    async def _walk(
+        self, query: Query | None, *, max_pages: int, max_items: int
+    ) -> AsyncIterator[tuple[Referral | None, _WalkState]]:
+        state = _WalkState()
+        page = await self.list_page(query)
+        state.pages = 1
+        state.total = page.odata_count
+        while True:
+            for index, referral in enumerate(page.value):
+                if state.items >= max_items:
+                    more = index < len(page.value) or page.odata_next_link is not None
+                    state.truncated = "max_items" if more else None
+                    state.next_link = page.odata_next_link
+                    yield None, state
+                    return
+                state.items += 1
+                yield referral, state
+            if not page.odata_next_link:
+                yield None, state
+                return
+            if state.items >= max_items:
+                state.truncated = "max_items"
+                state.next_link = page.odata_next_link
+                yield None, state
+                return
+            if state.pages >= max_pages:
+                state.truncated = "max_pages"
+                state.next_link = page.odata_next_link
+                yield None, state
+                return
+            page = await self.list_page(next_link=page.odata_next_link)
+            state.pages += 1
+
+
+def _quiet_httpx_logger() -> None:
+    """httpx logs every full URL at INFO, query string included ($filter values can be e-mail
+    addresses). Unless the application chose a level for it, keep it to warnings."""
+    httpx_logger = logging.getLogger("httpx")
+    if httpx_logger.level == logging.NOTSET:
+        httpx_logger.setLevel(logging.WARNING)
+
+
+def new_correlation_id() -> str:
+    return str(uuid.uuid4())
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of the enclosing :meth:`PartnerCenterClient.correlation` block, if any."""
+    return _correlation.get()
+
+
+# --- private helpers ------------------------------------------------------------------------------
+
+
+class _WalkState:
+    def __init__(self) -> None:
+        self.pages = 0
+        self.items = 0
+        self.total: int | None = None
+        self.truncated: str | None = None
+        self.next_link: str | None = None
+
+
+class _Ambiguous(Exception):
+    """A write may or may not have been processed; the caller must look before reporting."""
+
+    def __init__(self, what: str, error: ServiceError | None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.error = error
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or unreachable"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError | ConnectionError):
+        return "connection dropped"
+    return type(exc).__name__
+
+
+def _parse(model: type[M], response: httpx.Response, cid: str) -> M:
+    try:
+        return model.model_validate_json(response.content)
+    except (ValidationError, ValueError):
+        raise ServiceError(
+            f"Partner Center sent a response that is not a {model.__name__} document.",
+            status=response.status_code,
+            correlation_id=cid,
+            request_id=response.headers.get("request-id"),
+        ) from None
+
+
+def _with_etag(referral: Referral, response: httpx.Response) -> Referral:
+    if referral.e_tag is None and response.headers.get("etag"):
+        return referral.model_copy(update={"e_tag": response.headers["etag"]})
+    return referral
+
+
+def _to_wire(body: Mapping[str, Any] | BaseModel) -> Any:
+    if isinstance(body, BaseModel):
+        to_wire = getattr(body, "to_wire", None)
+        if callable(to_wire):
+            return to_wire()
+        return body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return json.loads(json.dumps(dict(body)))  # a deep copy that also proves it is JSON
+
+
+def _operations(ops: Sequence[PatchOperation | Mapping[str, Any]]) -> list[PatchOperation]:
+    out = []
+    for op in ops:
+        if isinstance(op, PatchOperation):
+            out.append(op)
+            continue
+        try:
+            out.append(PatchOperation.model_validate(dict(op)))
+        except ValidationError as exc:
+            raise InvalidInput(
+                f"Bad patch operation: {exc.errors()[0]['msg']}.",
+                field="ops",
+                allowed="op add|replace, path /…",
+            ) from None
+    return out
+
+
+_MISSING = object()
+
+
+def _ops_visible(referral: Referral, ops: Sequence[PatchOperation]) -> bool | None:
+    """Whether every op's value is now in place: True, False, or None when an op cannot be checked
+    (``add`` to a list: the value may be there from before)."""
+    doc = referral.to_wire()
+    for op in ops:
+        if op.path.endswith("/-"):
+            return None
+        value = _pointer(doc, op.path)
+        if value is _MISSING or value != op.value:
+            return False
+    return True
+
+
+def _pointer(doc: Any, pointer: str) -> Any:
+    node = doc
+    for raw in pointer.lstrip("/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node

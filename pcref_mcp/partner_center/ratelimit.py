@@ -1,0 +1,73 @@
+"""Client-side rate limiting, so a normal session never meets the service's 429.
+
+A sliding window (default 100 calls per 60 s, the figure integrators use for Partner Center) shared by
+every request of one client. When the service does answer 429 with ``Retry-After``, :meth:`pause`
+holds back *all* callers until then, not just the one that was refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+__all__ = ["RateLimiter"]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RateLimiter:
+    """At most ``calls`` acquisitions in any ``window`` seconds; waiters are served in order."""
+
+    def __init__(
+        self,
+        calls: int = 100,
+        window: float = 60.0,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        if calls < 1 or window <= 0:
+            raise ValueError("calls must be >= 1 and window > 0")
+        self.calls = calls
+        self.window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._stamps: deque[float] = deque()
+        self._paused_until = 0.0
+        self._lock: anyio.Lock | None = None  # created lazily: needs a running event loop
+
+    async def acquire(self) -> None:
+        """Wait until one more call fits in the window (and any server pause is over)."""
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        # Holding the lock while sleeping keeps the waiters first-come, first-served.
+        async with self._lock:
+            while True:
+                wait = self._wait_time(self._clock())
+                if wait <= 0:
+                    self._stamps.append(self._clock())
+                    return
+                await self._sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """The service asked us to wait (``Retry-After``): nobody calls before then."""
+        if seconds > 0:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left of a server-requested pause (0 when none)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    def _wait_time(self, now: float) -> float:
+        while self._stamps and self._stamps[0] + self.window <= now:
+            self._stamps.popleft()
+        if self._paused_until > now:
+            return self._paused_until - now
+        if len(self._stamps) < self.calls:
+            return 0.0
+        return self._stamps[0] + self.window - now

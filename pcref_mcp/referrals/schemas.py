@@ -1,0 +1,148 @@
+"""JSON schemas derived from the models, made small enough to sit in a model's context.
+
+Nothing here is written by hand: every schema starts as pydantic's ``model_json_schema()`` (or a
+``TypeAdapter``'s) and ``compact_schema`` only removes what a validator does not need: titles,
+single-use ``$defs`` (inlined), enum ``$ref``s (inlined), ``default: null``, second sentences of
+descriptions. ``anyOf [X, null]`` becomes ``X`` with ``"null"`` added to its type where that is
+exact, so the compact schema accepts the same instances as the original.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel
+
+from pcref_mcp.referrals.models import Referral
+from pcref_mcp.referrals.patch_paths import PatchPath
+
+__all__ = ["compact_schema", "model_schema", "referral_json_schema", "value_schema"]
+
+_REF_PREFIX = "#/$defs/"
+# keywords whose value is one schema / a list of schemas / a name -> schema map
+_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames")
+_MANY = ("anyOf", "oneOf", "allOf", "prefixItems")
+_MAP = ("properties", "patternProperties", "$defs", "dependentSchemas")
+_FIRST_SENTENCE = re.compile(r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<=[.!?])\s+(?=[A-Z(])")
+
+
+def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A smaller schema that validates exactly the same instances as ``schema``."""
+    schema = copy.deepcopy(schema)
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    uses = Counter(_refs(schema))
+    for definition in defs.values():
+        uses.update(_refs(definition))
+    inline = {name for name, definition in defs.items() if uses[name] <= 1 or "enum" in definition}
+    inline -= _recursive(defs)
+    result = _walk(schema, defs, inline, stack=())
+    kept = {name: _walk(defs[name], defs, inline, stack=(name,)) for name in defs if name not in inline}
+    kept = {name: value for name, value in kept.items() if name in set(_refs(result)) | _refs_in(kept)}
+    if kept:
+        result["$defs"] = kept
+    return result
+
+
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The compact input schema of a (friendly) model, e.g. a tool's arguments."""
+    return compact_schema(model.model_json_schema())
+
+
+def referral_json_schema() -> dict[str, Any]:
+    """The full tolerant Referral read schema, compacted (served as a resource)."""
+    return compact_schema(Referral.model_json_schema())
+
+
+def value_schema(path: PatchPath) -> dict[str, Any]:
+    """The compact schema of the value a PATCH on ``path`` takes."""
+    return compact_schema(path.json_schema())
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _walk(node: Any, defs: dict[str, Any], inline: set[str], stack: tuple[str, ...]) -> Any:
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
+        name = ref[len(_REF_PREFIX) :]
+        if name in inline and name not in stack:
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            node = {**copy.deepcopy(defs[name]), **siblings}
+            return _walk(node, defs, inline, (*stack, name))
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title":
+            continue
+        if key == "default" and value is None:
+            continue
+        if key == "additionalProperties" and value is True:
+            continue
+        if key == "description" and isinstance(value, str):
+            out[key] = _FIRST_SENTENCE.split(value.strip(), maxsplit=1)[0]
+        elif key in _ONE:
+            out[key] = _walk(value, defs, inline, stack)
+        elif key in _MANY and isinstance(value, list):
+            out[key] = [_walk(item, defs, inline, stack) for item in value]
+        elif key in _MAP and isinstance(value, dict):
+            out[key] = {name: _walk(item, defs, inline, stack) for name, item in value.items()}
+        else:
+            out[key] = value
+    return _collapse_null(out)
+
+
+def _collapse_null(node: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf [X, {type: null}]`` -> X with ``null`` added to its type or enum, when that is exact."""
+    options = node.get("anyOf")
+    if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
+        return node
+    other = options[0] if options[1] == {"type": "null"} else options[1]
+    kind = other.get("type")
+    if not isinstance(kind, str) or kind == "null" or "const" in other or "$ref" in other:
+        return node
+    merged = {k: v for k, v in node.items() if k != "anyOf"}
+    if any(key in merged for key in other):
+        return node
+    widened = {**other, "type": [kind, "null"]}
+    if "enum" in other:
+        widened["enum"] = [*other["enum"], None]
+    return {**widened, **merged}
+
+
+def _refs(node: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
+            found.append(ref[len(_REF_PREFIX) :])
+        for value in node.values():
+            found += _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _refs(item)
+    return found
+
+
+def _refs_in(defs: dict[str, Any]) -> set[str]:
+    return {name for definition in defs.values() for name in _refs(definition)}
+
+
+def _recursive(defs: dict[str, Any]) -> set[str]:
+    """Definitions that reach themselves; they must stay as ``$defs``."""
+    graph = {name: set(_refs(definition)) for name, definition in defs.items()}
+    looping = set()
+    for start in graph:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            name = todo.pop()
+            if name == start:
+                looping.add(start)
+                break
+            if name not in seen and name in graph:
+                seen.add(name)
+                todo.extend(graph[name])
+    return looping

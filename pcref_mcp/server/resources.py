@@ -1,0 +1,73 @@
+"""Read-only context for the model: catalogs, the lifecycle table, schemas, one referral.
+
+Resources cost nothing until read, so reference data lives here instead of in tool descriptions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+
+from pcref_mcp.referrals import catalog, lifecycle, patch_paths, schemas
+from pcref_mcp.server.confirmation import runtime_of
+from pcref_mcp.server.views import detail
+
+JSON = "application/json"
+
+
+def register_resources(server: MCPServer[Any]) -> None:
+    for name, entry in catalog.CATALOGS.items():
+        _static(server, f"catalog://{name}", name, entry.description, lambda e=entry: e.to_json())
+
+    _static(server, "pcref://lifecycle", "lifecycle", "Allowed status/substatus moves and deal-registration rules",
+            _lifecycle_table)
+    _static(server, "pcref://fields", "fields", "Fields update_field can change: names, pointers, value schemas",
+            _fields_table)
+    _static(server, "pcref://schema/referral", "referral-schema", "JSON schema of a referral (wire format)",
+            schemas.referral_json_schema)
+
+    @server.resource("referral://{referral_id}", name="referral", mime_type=JSON,
+                     description="One referral (wire JSON, others' text quoted «…»)")
+    async def referral_resource(referral_id: str, ctx: Context) -> str:
+        referral = await runtime_of(ctx).client.get(referral_id)
+        return _dump(detail(referral))
+
+
+def _static(server: MCPServer[Any], uri: str, name: str, description: str, build: Any) -> None:
+    def read() -> str:
+        return _dump(build())
+
+    read.__name__ = f"read_{name.replace('-', '_')}"
+    server.resource(uri, name=name, description=description, mime_type=JSON)(read)
+
+
+def _lifecycle_table() -> dict[str, Any]:
+    return {
+        "transitions": {str(s): [str(t) for t in to] for s, to in lifecycle.TRANSITIONS.items()},
+        "substatuses": {str(s): [str(v) for v in subs] for s, subs in lifecycle.SUBSTATUSES.items()},
+        "set_by_service_only": sorted(str(s) for s in lifecycle.SERVICE_ONLY_SUBSTATUSES),
+        "intents": {k: f"{s}/{sub}" for k, (s, sub) in lifecycle.INTENTS.items()},
+        "expiry_days_for_unanswered_incoming": lifecycle.EXPIRY_DAYS,
+        "registration_terminal": sorted(str(s) for s in lifecycle.REGISTRATION_TERMINAL),
+        "registration_editable_only_when": "ActionRequired",
+    }
+
+
+def _fields_table() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": p.name,
+            "pointer": p.pointer,
+            "aliases": list(p.aliases),
+            "ops": sorted(p.ops),
+            "value_schema": schemas.value_schema(p),
+        }
+        for p in (*patch_paths.PATCH_PATHS, *patch_paths.REGISTRATION_PATCH_PATHS)
+    ]
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -1,0 +1,118 @@
+"""What the tools share for the life of a server: settings, the backend client, journal, engine.
+
+Everything heavy (httpx, msal, SQLite, the embedded sandbox) is built on first use, not at
+start-up, so a desktop client that spawns the server gets its tool list at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from pcref_mcp.config import Settings, data_dir
+from pcref_mcp.writes.confirm import ConfirmationTokens
+
+if TYPE_CHECKING:
+    import httpx
+
+    from pcref_mcp.partner_center.client import PartnerCenterClient
+    from pcref_mcp.writes.engine import WriteEngine
+    from pcref_mcp.writes.journal import Journal
+
+log = logging.getLogger("pcref_mcp.server")
+
+SANDBOX_BASE_URL = "https://sandbox.pcref.local/v1.0/engagements/"
+SANDBOX_TOKEN = "sandbox-local-token"
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sandbox_app: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.tokens = ConfirmationTokens(ttl=float(settings.confirm_ttl_seconds))
+        self.cursor_key = secrets.token_bytes(32)
+        self._transport = transport
+        self.sandbox_app = sandbox_app
+        self._client: PartnerCenterClient | None = None
+        self._journal: Journal | None = None
+        self._engine: WriteEngine | None = None
+
+    @property
+    def backend_label(self) -> str:
+        if self.settings.backend == "live":
+            return f"Partner Center (live) at {self.base_url}"
+        return "embedded sandbox" + (f" ({self.settings.sandbox_db})" if self.settings.sandbox_db else " (in memory)")
+
+    @property
+    def base_url(self) -> str:
+        if self.settings.base_url:
+            return self.settings.base_url
+        return SANDBOX_BASE_URL if self.settings.backend == "sandbox" else "https://api.partner.microsoft.com/v1.0/engagements/"
+
+    @property
+    def client(self) -> PartnerCenterClient:
+        if self._client is None:
+            self._client = self._build_client()
+        return self._client
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            from pcref_mcp.writes.journal import Journal
+
+            self._journal = Journal(self.settings.journal_path or data_dir() / "journal.sqlite3")
+        return self._journal
+
+    @property
+    def engine(self) -> WriteEngine:
+        if self._engine is None:
+            from pcref_mcp.writes.engine import WriteEngine
+
+            self._engine = WriteEngine(self.client, self.journal)
+        return self._engine
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        self._engine = None
+
+    def _build_client(self) -> PartnerCenterClient:
+        from pcref_mcp.partner_center.client import PartnerCenterClient
+        from pcref_mcp.partner_center.ratelimit import RateLimiter
+
+        limiter = RateLimiter(self.settings.rate_limit_calls, self.settings.rate_limit_window)
+        if self.settings.backend == "live":
+            from pcref_mcp.partner_center.auth import provider_for
+
+            tokens = provider_for(self.settings)
+            transport = self._transport
+        else:
+            from pcref_mcp.partner_center.auth import StaticTokenProvider
+
+            tokens = StaticTokenProvider(SANDBOX_TOKEN)
+            transport = self._transport or self._sandbox_transport()
+        log.info("backend: %s", self.backend_label)
+        return PartnerCenterClient(
+            self.base_url, tokens, transport=transport, limiter=limiter, timeout=self.settings.timeout
+        )
+
+    def _sandbox_transport(self) -> httpx.AsyncBaseTransport:
+        import httpx
+
+        if self.sandbox_app is None:
+            from pcref_mcp.sandbox import SandboxConfig, create_app
+
+            self.sandbox_app = create_app(
+                SandboxConfig(db_path=self.settings.sandbox_db, seed_size=self.settings.sandbox_size)
+            )
+        return httpx.ASGITransport(app=self.sandbox_app)

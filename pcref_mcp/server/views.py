@@ -1,0 +1,180 @@
+"""The one place a referral becomes what the model sees.
+
+Rows are compact (a search answer of 50 rows must stay small in the model's context), contact
+details are left out unless asked for, and every piece of text that someone else wrote (names,
+notes, invite notes, status reasons) is quoted as «data», so the model can tell it apart from
+instructions. The tool descriptions say so; this module makes it true for every answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+from pcref_mcp.referrals.models import Referral
+
+OPEN, CLOSE = "«", "»"
+
+Section = Literal["overview", "customer", "details", "invite", "registrations", "contacts", "all"]
+DEFAULT_SECTIONS: tuple[Section, ...] = ("overview", "customer", "details", "invite", "registrations")
+
+# Extra row fields a caller may ask for in search_referrals(fields=...): name -> JSON pointer.
+EXTRA_FIELDS: dict[str, str] = {
+    "engagement_id": "/engagementId",
+    "external_reference_id": "/externalReferenceId",
+    "type": "/type",
+    "qualification": "/qualification",
+    "status_reason": "/statusReason",
+    "created": "/createdDateTime",
+    "country": "/customerProfile/address/country",
+    "customer_size": "/customerProfile/size",
+    "sales_stage": "/salesStage",
+    "registration_status": "/registrationStatus",
+    "invited_by": "/inviteContext/invitedBy/organizationName",
+    "notes": "/details/notes",
+    "etag": "/eTag",
+}
+ExtraField = Literal[
+    "engagement_id",
+    "external_reference_id",
+    "type",
+    "qualification",
+    "status_reason",
+    "created",
+    "country",
+    "customer_size",
+    "sales_stage",
+    "registration_status",
+    "invited_by",
+    "notes",
+    "etag",
+]
+_UNTRUSTED_EXTRAS = frozenset({"status_reason", "invited_by", "notes"})
+# Wire keys whose text was written by someone else.
+_UNTRUSTED_KEYS = frozenset(
+    {"name", "notes", "statusReason", "organizationName", "customerAction", "addressLine1", "addressLine2",
+     "city", "state", "region", "title", "firstName", "lastName", "publisherName"}
+)
+
+
+class ReferralRow(BaseModel):
+    """A referral in one line: enough to pick it and act on it."""
+
+    id: str
+    name: str | None = Field(default=None, description="«quoted»: written by others")
+    customer: str | None = Field(default=None, description="«quoted»: written by others")
+    status: str = Field(description="status/substatus")
+    value: float | None = None
+    currency: str | None = None
+    closing: str | None = Field(default=None, description="YYYY-MM-DD")
+    updated: str | None = Field(default=None, description="YYYY-MM-DDTHH:MMZ")
+    direction: str | None = None
+    extra: dict[str, Any] | None = None
+
+
+def quote(text: Any) -> str | None:
+    """Mark text written by others as data; it can never close its own quote."""
+    if text is None:
+        return None
+    clean = str(text).replace(OPEN, "‹").replace(CLOSE, "›")
+    return f"{OPEN}{clean}{CLOSE}"
+
+
+def row(referral: Referral, fields: list[str] | tuple[str, ...] = ()) -> ReferralRow:
+    details = referral.details
+    customer = referral.customer_profile
+    extra: dict[str, Any] | None = None
+    if fields:
+        wire = referral.to_wire()
+        extra = {}
+        for name in fields:
+            value = _at(wire, EXTRA_FIELDS[name])
+            extra[name] = quote(value) if name in _UNTRUSTED_EXTRAS else value
+    return ReferralRow(
+        id=str(referral.id),
+        name=quote(referral.name),
+        customer=quote(customer.name if customer else None),
+        status=f"{referral.status}/{referral.substatus}",
+        value=details.deal_value if details else None,
+        currency=details.currency if details else None,
+        closing=_date(details.closing_date_time if details else None),
+        updated=_minute(referral.updated_date_time),
+        direction=str(referral.direction) if referral.direction is not None else None,
+        extra=extra,
+    )
+
+
+def detail(referral: Referral, sections: list[Section] | tuple[Section, ...] = DEFAULT_SECTIONS) -> dict[str, Any]:
+    """The referral's wire document cut to ``sections``, with others' text quoted."""
+    wanted = set(sections)
+    if "all" in wanted:
+        wanted = {"overview", "customer", "details", "invite", "registrations", "contacts"}
+    wire = referral.to_wire()
+    wire.pop("@odata.context", None)
+    wire.pop("links", None)
+    out: dict[str, Any] = {}
+    for key, value in wire.items():
+        section = _SECTION_OF.get(key, "overview")
+        if section in wanted:
+            out[key] = value
+    if "contacts" not in wanted:
+        out.pop("team", None)
+        if isinstance(out.get("customerProfile"), dict):
+            out["customerProfile"] = {k: v for k, v in out["customerProfile"].items() if k != "team"}
+    else:
+        out["team"] = wire.get("team")
+        if "customer" not in wanted:
+            out["customerProfile"] = {"team": (wire.get("customerProfile") or {}).get("team")}
+    return _quote_untrusted(out)
+
+
+def respond(model: BaseModel) -> CallToolResult:
+    """Structured content plus the same data as compact JSON text; empty fields left out."""
+    data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+_SECTION_OF: dict[str, Section] = {
+    "customerProfile": "customer",
+    "consent": "customer",
+    "details": "details",
+    "target": "details",
+    "inviteContext": "invite",
+    "registrations": "registrations",
+    "registrationStatus": "registrations",
+    "team": "contacts",
+}
+
+
+def _quote_untrusted(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, dict):
+        return {k: _quote_untrusted(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quote_untrusted(v, key) for v in value]
+    if isinstance(value, str) and key in _UNTRUSTED_KEYS:
+        return quote(value)
+    return value
+
+
+def _at(document: Any, pointer: str) -> Any:
+    node = document
+    for part in pointer.strip("/").split("/"):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _date(value: str | None) -> str | None:
+    return value[:10] if value else None
+
+
+def _minute(value: str | None) -> str | None:
+    return f"{value[:16]}Z" if value and len(value) >= 16 else value
+
+
+__all__ = ["ReferralRow", "detail", "quote", "respond", "row"]

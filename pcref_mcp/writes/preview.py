@@ -1,0 +1,91 @@
+"""What a person approves: a write plan and its human-readable preview.
+
+The preview is rendered deterministically from the plan (same plan, same text), because on the
+2026-07-28 protocol the confirmation question is re-asked on every round and an answer only counts
+for the exact question it was given to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pcref_mcp.referrals.models import PatchOperation, Referral
+
+Kind = Literal["update", "create", "register", "update_registration", "undo"]
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field as the person sees it: friendly name, JSON pointer, value before and after."""
+
+    field: str
+    pointer: str
+    before: Any
+    after: Any
+
+
+@dataclass
+class WritePlan:
+    """Everything needed to show, confirm, send and journal one write."""
+
+    tool: str
+    kind: Kind
+    summary: str
+    referral_id: str | None = None
+    etag: str | None = None
+    operations: list[PatchOperation] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[FieldChange] = field(default_factory=list)
+    lifecycle: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    before_image: dict[str, Any] = field(default_factory=dict)
+    referral: Referral | None = None
+    undo_of: int | None = None
+    external_ref: str | None = None
+    # co-sell: the Microsoft-side referral is built once the partner referral's engagement id is known
+    cosell: Any = None
+
+    @property
+    def wire_operations(self) -> list[dict[str, Any]]:
+        return [op.model_dump(mode="json") for op in self.operations]
+
+    def preview_text(self) -> str:
+        lines = [self.summary]
+        if self.lifecycle:
+            lines.append(f"Lifecycle: {self.lifecycle}")
+        for change in self.changes:
+            lines.append(f"- {change.field}: {_show(change.before)} → {_show(change.after)}")
+        for warning in self.warnings:
+            lines.append(f"! {warning}")
+        if self.operations:
+            lines.append("Operations: " + json.dumps(self.wire_operations, separators=(",", ":"), default=str))
+        return "\n".join(lines)
+
+
+def pointer_get(document: Any, pointer: str) -> Any:
+    """The value at a JSON pointer in a wire document, or None where it does not exist."""
+    node = document
+    for raw in pointer.lstrip("/").split("/"):
+        if raw == "":
+            continue
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+        if node is None:
+            return None
+    return node
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(empty)"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 120 else repr(value[:117] + "...")
+    text = json.dumps(value, default=str, separators=(",", ":"))
+    return text if len(text) <= 160 else text[:157] + "..."
