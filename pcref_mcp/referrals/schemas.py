@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import PatchPath
 
-__all__ = ["compact_schema", "model_schema", "referral_json_schema", "value_schema"]
+__all__ = ["compact_schema", "model_schema", "referral_json_schema", "strip_descriptions", "value_schema"]
 
 _REF_PREFIX = "#/$defs/"
 # keywords whose value is one schema / a list of schemas / a name -> schema map
@@ -44,6 +44,19 @@ def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if kept:
         result["$defs"] = kept
     return result
+
+
+def strip_descriptions(schema: Any) -> Any:
+    """The same schema without prose: for output schemas, which clients validate and models never fill."""
+    if isinstance(schema, list):
+        return [strip_descriptions(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {
+        key: value if key in ("enum", "const", "required") else strip_descriptions(value)
+        for key, value in schema.items()
+        if not (key == "description" and isinstance(value, str))
+    }
 
 
 def model_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -92,6 +105,10 @@ def _walk(node: Any, defs: dict[str, Any], inline: set[str], stack: tuple[str, .
             out[key] = {name: _walk(item, defs, inline, stack) for name, item in value.items()}
         else:
             out[key] = value
+    items = out.get("items")
+    if "description" in out and isinstance(items, dict) and "description" in items:
+        # an array's description already says what its items are
+        out["items"] = {k: v for k, v in items.items() if k != "description"}
     return _collapse_null(out)
 
 

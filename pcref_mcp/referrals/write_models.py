@@ -542,10 +542,10 @@ class FriendlyModel(BaseModel):
 class Contact(FriendlyModel):
     """A person: a customer contact or a member of the sales team."""
 
-    first_name: str = Field(min_length=1, description="First name.")
-    last_name: str = Field(min_length=1, description="Last name.")
-    email: Email | None = Field(default=None, description="E-mail address.")
-    phone: str | None = Field(default=None, description="Phone number.")
+    first_name: str = Field(min_length=1)
+    last_name: str = Field(min_length=1)
+    email: Email | None = None
+    phone: str | None = None
 
     def to_member(self) -> MemberIn:
         return MemberIn(
@@ -556,15 +556,15 @@ class Contact(FriendlyModel):
 class NewReferral(FriendlyModel):
     """A new deal (co-sell referral) in plain fields; ``deal_kind`` decides who sees it."""
 
-    name: str = Field(min_length=1, description="A short name for the deal.")
-    customer_name: str = Field(min_length=1, description="The customer organization's name.")
-    customer_country: CountryCode = Field(description="Two-letter ISO 3166 country code, e.g. US.")
-    customer_city: str = Field(min_length=1, description="The customer's city.")
-    customer_address_line1: str | None = Field(default=None, description="Street address.")
-    customer_state: str | None = Field(default=None, description="State or province.")
-    customer_postal_code: str | None = Field(default=None, description="Postal code.")
-    customer_size: CustomerSizeId | None = Field(default=None, description="Number of employees bucket.")
-    customer_contacts: list[Contact] = Field(default_factory=list, description="People at the customer.")
+    name: str = Field(min_length=1)
+    customer_name: str = Field(min_length=1)
+    customer_country: CountryCode = Field(description="ISO 3166 alpha-2, e.g. US")
+    customer_city: str = Field(min_length=1)
+    customer_address_line1: str | None = None
+    customer_state: str | None = None
+    customer_postal_code: str | None = None
+    customer_size: CustomerSizeId | None = None
+    customer_contacts: list[Contact] = Field(default_factory=list)
     customer_consent_to_contact: bool = Field(
         default=True,
         description="The customer agreed to be contacted and to have their details shared with the deal's partners.",
@@ -592,8 +592,8 @@ class NewReferral(FriendlyModel):
     )
     help_notes: str | None = Field(default=None, description="co_sell only: a note to the Microsoft seller.")
     external_reference_id: str | None = Field(default=None, description="Your CRM id for this deal.")
-    campaign_id: str | None = Field(default=None, description="Marketing campaign id.")
-    team: list[Contact] = Field(default_factory=list, description="Your sales team on the deal.")
+    campaign_id: str | None = None
+    team: list[Contact] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _rules(self) -> NewReferral:
@@ -807,11 +807,11 @@ class NewDealRegistration(FriendlyModel):
     solution_id: str = Field(
         min_length=1, description="Your Azure IP co-sell solution id, e.g. SOL-6115380-IPC."
     )
-    solution_value: Amount = Field(description="Value of the solution in the deal.")
+    solution_value: Amount 
     currency: CurrencyCode = Field(description="ISO 4217 code of solution_value, e.g. USD.")
     deployed_on_azure: bool = Field(description="The solution is deployed on Azure (required to register).")
     primary_deployment_on: DeploymentId = Field(description="Whose Azure tenant runs the solution.")
-    pricing_model: PricingModelId = Field(description="PayAsYouGo or Other.")
+    pricing_model: PricingModelId 
     marketplace_transacted: bool = Field(
         default=False, description="Sold through the commercial marketplace."
     )
@@ -821,8 +821,8 @@ class NewDealRegistration(FriendlyModel):
     contract_value: Amount = Field(description="Total contract value, hardware excluded.")
     contract_currency: CurrencyCode | None = Field(default=None, description="Defaults to currency.")
     term: TermId = Field(description="Finite (needs end_date) or Perpetual (no end_date).")
-    sign_date: DateInput = Field(description="Date the contract was signed.")
-    start_date: DateInput = Field(description="Date the contract starts.")
+    sign_date: DateInput 
+    start_date: DateInput 
     end_date: DateInput | None = Field(default=None, description="Date a Finite contract ends.")
 
     @model_validator(mode="after")

@@ -16,14 +16,6 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from pcref_mcp.errors import InvalidInput
-from pcref_mcp.referrals.models import (
-    PatchOperation,
-    ReferralDirection,
-    ReferralQualification,
-    ReferralStatus,
-    ReferralSubstatus,
-    ReferralType,
-)
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.confirmation import TokenIssued, approval_for, runtime_of, tool_errors
@@ -73,17 +65,21 @@ def tool(
 
 
 class Change(BaseModel):
-    """One field to change."""
-
     field: str = Field(
-        description="Friendly name or JSON pointer: deal value, currency, closing date, notes, status, "
-        "substatus, status reason, sales stage, external reference id, campaign id, referral program, "
-        "share with microsoft sellers, sales team, add sales team member, customer contacts, "
-        "add customer contact, solutions, add solution (deal registration: contract value, contract "
-        "start/end/sign date, contract term, solution value, solution currency, deployed on azure, "
-        "primary deployment, pricing model, marketplace transacted, marketplace transaction date)"
+        description="Name or JSON pointer: deal value, currency, closing date, notes, status, substatus, "
+        "status reason, sales stage, external reference id, campaign id, referral program, share with "
+        "microsoft sellers, (add) sales team member, (add) customer contact, (add) solution"
     )
-    value: Any = Field(description="New value; schema per field in resource pcref://fields")
+    value: Any = Field(description="Schemas: resource pcref://fields")
+
+
+class RegistrationChange(BaseModel):
+    field: str = Field(
+        description="contract value, contract start/end/sign date, contract term, solution value, solution "
+        "currency, deployed on azure, primary deployment, pricing model, marketplace transacted, "
+        "marketplace transaction date"
+    )
+    value: Any
 
 
 class PreviewChange(BaseModel):
@@ -97,7 +93,7 @@ class Preview(BaseModel):
     lifecycle: str | None = None
     changes: list[PreviewChange] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
-    operations: list[PatchOperation] = Field(default_factory=list)
+    operations: list[dict[str, Any]] = Field(default_factory=list, description="Exact JSON-patch operations")
 
 
 class WriteResult(BaseModel):
@@ -181,12 +177,12 @@ async def update_field(
     approval: Annotated[ElicitationResult[Any], Resolve(approval_for(plan_update))],
     confirm_token: str | None = None,
 ) -> Annotated[CallToolResult, WriteResult]:
-    """Change one or more fields of a referral: value, closing date, notes, status (accept, win,
-    lose, decline with a status reason)… Status, substatus and reason go in one call.
+    """Change fields of a referral: value, closing date, notes, status (accept, win, lose, decline
+    with a reason; status, substatus and reason in one call).
 
-    Checks values and the lifecycle, shows the person a preview and writes only after they approve.
-    On status confirmation_required: show the preview, and only if the person approves call again
-    with the same arguments plus confirm_token. Returns change_id for undo_change."""
+    Checks values and lifecycle; writes only after the person approves the preview. On
+    confirmation_required: show the preview; only if they approve, call again with the same
+    arguments plus confirm_token. Returns change_id for undo_change."""
     return respond(await _finish(ctx, plan, approval))
 
 
@@ -216,7 +212,7 @@ async def plan_register(
     ctx: Context,
     referral_id: str,
     registration: NewDealRegistration | None = None,
-    changes: list[Change] | None = None,
+    changes: list[RegistrationChange] | None = None,
 ) -> WritePlan:
     engine = runtime_of(ctx).engine
     if (registration is None) == (changes is None):
@@ -236,7 +232,7 @@ async def register_deal(
     plan: Annotated[WritePlan, Resolve(plan_register)],
     approval: Annotated[ElicitationResult[Any], Resolve(approval_for(plan_register))],
     registration: NewDealRegistration | None = None,
-    changes: list[Change] | None = None,
+    changes: list[RegistrationChange] | None = None,
     confirm_token: str | None = None,
 ) -> Annotated[CallToolResult, WriteResult]:
     """Register a won co-sell deal for Azure IP co-sell (registration), or fix a registration that
@@ -358,7 +354,7 @@ def _preview(plan: WritePlan) -> Preview:
         lifecycle=plan.lifecycle,
         changes=[PreviewChange(field=c.field, before=c.before, after=c.after) for c in plan.changes],
         warnings=plan.warnings,
-        operations=plan.operations,
+        operations=plan.wire_operations,
     )
 
 
