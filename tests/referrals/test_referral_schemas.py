@@ -63,7 +63,7 @@ def test_compact_schema_is_smaller_and_tidy() -> None:
     assert compact["properties"]["deal_kind"]["enum"] == ["private", "partner_led", "co_sell"]  # enum inlined
     assert (
         compact["properties"]["customer_country"]["description"]
-        == "Two-letter ISO 3166 country code, e.g. US."
+        == "ISO 3166 alpha-2, e.g. US"
     )
     assert set(compact.get("$defs", {})) == {"Contact"}  # shared by customer_contacts and team
 

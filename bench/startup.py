@@ -1,0 +1,135 @@
+"""Cold start: spawn the server over stdio, time until the first ``tools/list`` is answered.
+
+Raw JSON-RPC over pipes (``initialize``, ``notifications/initialized``, ``tools/list``), so the figure
+is the server's, not a client library's. Baseline: a minimal ``MCPServer`` with one tool, spawned the
+same way with the same interpreter; runs alternate so both see the same machine state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import progress
+
+PROTOCOL = "2025-11-25"
+BASELINE_SERVER = '''
+from mcp.server import MCPServer
+
+server = MCPServer("baseline")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Echo the text back."""
+    return text
+
+
+if __name__ == "__main__":
+    server.run()
+'''
+
+
+def run(runs: int = 20, warmup: int = 2) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pcref-bench-start-") as tmp_name:
+        tmp = Path(tmp_name)
+        baseline_file = tmp / "baseline_server.py"
+        baseline_file.write_text(BASELINE_SERVER)
+        env = {
+            **os.environ,
+            "PCREF_SANDBOX_DB": str(tmp / "sandbox.db"),
+            "PCREF_JOURNAL_PATH": str(tmp / "journal.sqlite3"),
+            "PCREF_LOG_LEVEL": "WARNING",
+            "PYTHONDONTWRITEBYTECODE": "0",
+        }
+        cmds = {
+            "pcref": [sys.executable, "-m", "pcref_mcp"],
+            "baseline": [sys.executable, str(baseline_file)],
+        }
+        samples: dict[str, list[tuple[float, int]]] = {k: [] for k in cmds}
+        answers: dict[str, bytes] = {}
+        for i in range(warmup + runs):
+            for name, cmd in cmds.items():
+                seconds, rss_kb, answer = spawn_once(cmd, env, cwd=tmp)
+                answers[name] = answer
+                if i >= warmup:
+                    samples[name].append((seconds, rss_kb))
+            if i >= warmup and (i - warmup + 1) % 5 == 0:
+                progress(f"cold start: {i - warmup + 1}/{runs} pairs")
+    out: dict[str, Any] = {"runs": runs}
+    for name, got in samples.items():
+        out[name] = {
+            "median_s": statistics.median(s for s, _ in got),
+            "rss_kb": statistics.median(r for _, r in got),
+        }
+    out["ratio"] = out["pcref"]["median_s"] / out["baseline"]["median_s"]
+    out["rss_ratio"] = out["pcref"]["rss_kb"] / out["baseline"]["rss_kb"]
+    out["tools_list_wire_bytes"] = len(answers["pcref"].rstrip(b"\n"))
+    out["tools_list_answer"] = json.loads(answers["pcref"])
+    return out
+
+
+def spawn_once(cmd: list[str], env: dict[str, str], *, cwd: Path, timeout: float = 30.0) -> tuple[float, int, bytes]:
+    """Seconds from spawn to the ``tools/list`` answer, VmRSS (kB) just after it, and the answer line."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=cwd
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        _send(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "pcref-bench", "version": "1"}}})
+        _read_answer(proc, 1)
+        _send(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        _send(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}})
+        answer = _read_answer(proc, 2)
+        seconds = time.perf_counter() - started
+        rss_kb = _vm_rss_kb(proc.pid)
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    return seconds, rss_kb, answer
+
+
+def _send(proc: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(message).encode() + b"\n")
+    proc.stdin.flush()
+
+
+def _read_answer(proc: subprocess.Popen[bytes], request_id: int) -> bytes:
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"server exited before answering request {request_id}")
+        message = json.loads(line)
+        if message.get("id") == request_id:
+            if "error" in message:
+                raise RuntimeError(f"server answered request {request_id} with {message['error']}")
+            return line
+
+
+def _vm_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+if __name__ == "__main__":
+    result = run(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+    result.pop("tools_list_answer")
+    print(json.dumps(result, indent=2))
