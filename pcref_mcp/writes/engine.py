@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pcref_mcp.errors import (
     InvalidInput,
@@ -26,7 +26,6 @@ from pcref_mcp.errors import (
     WriteOutcomeUnknown,
 )
 from pcref_mcp.partner_center import odata
-from pcref_mcp.partner_center.client import PartnerCenterClient
 from pcref_mcp.referrals import lifecycle, patch_paths
 from pcref_mcp.referrals.models import PatchOperation, Referral
 from pcref_mcp.referrals.write_models import (
@@ -36,8 +35,11 @@ from pcref_mcp.referrals.write_models import (
     microsoft_referral_body,
     partner_referral_body,
 )
-from pcref_mcp.writes.journal import Journal, JournalEntry
 from pcref_mcp.writes.preview import FieldChange, WritePlan, pointer_get
+
+if TYPE_CHECKING:  # annotations only: httpx and sqlite3 load with the first tool call that needs them
+    from pcref_mcp.partner_center.client import PartnerCenterClient
+    from pcref_mcp.writes.journal import Journal, JournalEntry
 
 Outcome = Literal["applied", "stale", "failed", "in_doubt", "partial"]
 
