@@ -126,8 +126,21 @@ class WriteEngine:
         # and the same referral asked for twice is caught as a duplicate instead of created twice.
         external_ref = body.get("externalReferenceId") or _stamp(body)
         body["externalReferenceId"] = external_ref
-        warnings = await self._duplicate_warnings(body)
         kind = DealKind(new.deal_kind)
+        existing = await self._by_external_ref(external_ref)
+        if existing:
+            resume = await self._resume_cosell(new, kind, existing[0])
+            if resume is not None:
+                return resume
+            ids = ", ".join(str(r.id) for r in existing)
+            raise InvalidInput(
+                f"A referral with external reference id {external_ref!r} already exists ({ids}); "
+                "creating another would duplicate it.",
+                field="external_reference_id",
+                value=external_ref,
+                hint="Use update_field on the existing referral instead, or give a new external reference id.",
+            )
+        warnings = await self._duplicate_warnings(body)
         summary = {
             DealKind.PRIVATE: "Create a private referral (not shared with Microsoft)",
             DealKind.PARTNER_LED: "Create a partner-led referral shared with Microsoft sellers",
@@ -269,8 +282,8 @@ class WriteEngine:
                 return WriteOutcome(
                     "partial",
                     f"The partner referral {created.id} was created, but inviting Microsoft failed: {exc}. "
-                    "Nothing else was written; retry the invitation by creating the co-sell referral again "
-                    f"with engagement id {created.engagement_id}.",
+                    "To finish, call create_referral again with the same arguments: it will send only the "
+                    "Microsoft invitation.",
                     change_id=entry_id,
                     referral=created,
                     created=results,
@@ -318,19 +331,32 @@ class WriteEngine:
             referral=referral,
         )
 
+    async def _by_external_ref(self, ref: str) -> list[Referral]:
+        page = await self.client.list_page(odata.Query(filter=odata.eq("externalReferenceId", ref), top=5))
+        return list(page.value)
+
+    async def _resume_cosell(self, new: NewReferral, kind: DealKind, partner: Referral) -> WritePlan | None:
+        """The same co-sell asked for again after its Microsoft invitation failed: send only that."""
+        if kind is not DealKind.CO_SELL or not partner.engagement_id:
+            return None
+        linked = await self.client.list_page(odata.Query(filter=odata.eq("engagementId", partner.engagement_id), top=5))
+        if len(linked.value) > 1:
+            return None
+        body = microsoft_referral_body(
+            new, partner.engagement_id, partner.organization_id, partner.organization_name
+        ).model_dump(mode="json", by_alias=True, exclude_none=True)
+        return WritePlan(
+            tool="create_referral",
+            kind="create",
+            summary=f"Finish the co-sell: invite Microsoft to the existing {_label(partner)}",
+            referral_id=partner.id,
+            bodies=[body],
+            changes=[FieldChange("engagement id", "/engagementId", None, partner.engagement_id)],
+            warnings=[f"Referral {partner.id} already exists without its Microsoft invitation; only the invitation is sent."],
+        )
+
     async def _duplicate_warnings(self, body: dict[str, Any]) -> list[str]:
         warnings: list[str] = []
-        ref = body["externalReferenceId"]
-        page = await self.client.list_page(odata.Query(filter=odata.eq("externalReferenceId", ref), top=5))
-        if page.value:
-            ids = ", ".join(str(r.id) for r in page.value)
-            raise InvalidInput(
-                f"A referral with external reference id {ref!r} already exists ({ids}); "
-                "creating another would duplicate it.",
-                field="external_reference_id",
-                value=ref,
-                hint="Use update_field on the existing referral instead, or give a new external reference id.",
-            )
         customer = pointer_get(body, "/customerProfile/name")
         name = body.get("name")
         if customer and name:

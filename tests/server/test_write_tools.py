@@ -287,3 +287,35 @@ async def test_injected_instructions_are_quoted_and_cannot_write(client: Client,
         {"field": "status", "value": "Closed"}, {"field": "substatus", "value": "Lost"}]})
     assert first["status"] == "confirmation_required"
     assert [r["eTag"] for r in await sandbox.find("status eq 'Active'")] == count_before
+
+
+async def test_cosell_whose_invitation_failed_is_finished_by_asking_again(
+    client: Client, sandbox: Sandbox, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pcref_mcp.errors import ServiceUnavailable
+
+    real_create = runtime.client.create
+    calls = {"n": 0}
+
+    async def flaky_create(body: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ServiceUnavailable("The service is unavailable.", status=503, correlation_id="cid-test")
+        return await real_create(body)
+
+    monkeypatch.setattr(runtime.client, "create", flaky_create)
+    args = _new_referral("co_sell", name="Resumable co-sell")
+    first = await _confirmed(client, "create_referral", args)
+    assert first["status"] == "partial"
+    assert "inviting Microsoft failed" in first["message"]
+    partner_id = first["referral"]["id"]
+    assert runtime.journal.get(first["change_id"]).status == "partial"  # type: ignore[union-attr]
+
+    again = await call(client, "create_referral", args)
+    assert again["preview"]["summary"].startswith("Finish the co-sell")
+    done = await call(client, "create_referral", {**args, "confirm_token": again["confirm_token"]})
+    assert done["status"] == "applied"
+    engagement = (await sandbox.get(partner_id))["engagementId"]
+    assert len(await sandbox.find(f"engagementId eq '{engagement}'")) == 2
+    # and now it really is a duplicate
+    assert "already exists" in await call_error(client, "create_referral", args)
