@@ -73,7 +73,7 @@ def machine() -> dict[str, str]:
 
 @asynccontextmanager
 async def mcp_session(
-    tmp: Path, *, size: int = 60, rate_limit: int = 0, client_calls: int = 1_000_000
+    tmp: Path, *, size: int = 60, rate_limit: int = 0, client_calls: int = 1_000_000, start: datetime = START
 ) -> AsyncIterator[tuple[Any, Any, Any]]:
     """An in-process sandbox (file DB, manual clock), a Runtime on it, the server and an MCP client.
 
@@ -90,7 +90,7 @@ async def mcp_session(
 
     tmp.mkdir(parents=True, exist_ok=True)
     app = create_app(
-        SandboxConfig(db_path=tmp / "sandbox.db", seed_size=size, clock=ManualClock(START), rate_limit=rate_limit)
+        SandboxConfig(db_path=tmp / "sandbox.db", seed_size=size, clock=ManualClock(start), rate_limit=rate_limit)
     )
     settings = Settings(
         journal_path=tmp / "journal.sqlite3", sandbox_db=tmp / "sandbox.db", rate_limit_calls=client_calls
