@@ -51,7 +51,9 @@ def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
     mode = "read-only" if settings.read_only else "read-write (confirmed writes)"
     backend = "Partner Center (live)" if settings.backend == "live" else "embedded sandbox"
     if not args.http:
-        logging.getLogger("pcref_mcp").info("pcref-mcp %s on stdio; backend: %s; %s", __version__, backend, mode)
+        logging.getLogger("pcref_mcp").info(
+            "pcref-mcp %s on stdio; backend: %s; %s", __version__, backend, mode
+        )
         server.run()
         return 0
     from pcref_mcp.server.http import http_app, serve_http
@@ -141,11 +143,20 @@ def cmd_tools(args: argparse.Namespace, settings: Any) -> int:
     rows = []
     for tool in tools:
         wire = tool.model_dump(mode="json", by_alias=True, exclude_none=True)
-        rows.append((tool.name, len(json.dumps(wire, separators=(",", ":"))),
-                     len(json.dumps(wire.get("inputSchema", {}), separators=(",", ":"))),
-                     len(json.dumps(wire.get("outputSchema", {}), separators=(",", ":")))))
+        rows.append(
+            (
+                tool.name,
+                len(json.dumps(wire, separators=(",", ":"))),
+                len(json.dumps(wire.get("inputSchema", {}), separators=(",", ":"))),
+                len(json.dumps(wire.get("outputSchema", {}), separators=(",", ":"))),
+            )
+        )
     if args.json:
-        print(json.dumps([{"name": n, "bytes": b, "input_schema": i, "output_schema": o} for n, b, i, o in rows]))
+        print(
+            json.dumps(
+                [{"name": n, "bytes": b, "input_schema": i, "output_schema": o} for n, b, i, o in rows]
+            )
+        )
         return 0
     if args.markdown:
         from pcref_mcp.server.reference import tool_reference

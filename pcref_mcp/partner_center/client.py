@@ -203,9 +203,17 @@ class PartnerCenterClient:
             return await self._settle_create(str(external_id), existing, amb, cid)
         if response.status_code not in (200, 201) or not response.content:
             # Accepted but no representation: read it back by its external id.
-            found = [
-                r for r in await self._find_by_external_id(str(external_id), cid) if r.id not in existing
-            ]
+            try:
+                found = [
+                    r for r in await self._find_by_external_id(str(external_id), cid) if r.id not in existing
+                ]
+            except PcrefError as exc:
+                # The create was accepted: a failed read-back must not be reported as a failed write.
+                raise WriteOutcomeUnknown(
+                    f"Partner Center accepted the create (HTTP {response.status_code}) but reading it back "
+                    f"failed ({exc.message}); look for externalReferenceId {external_id!r} before trying again.",
+                    correlation_id=cid,
+                ) from None
             if len(found) == 1:
                 return found[0]
             raise WriteOutcomeUnknown(
@@ -235,7 +243,15 @@ class PartnerCenterClient:
         except _Ambiguous as amb:
             return await self._settle_patch(referral_id, operations, etag, amb, cid)
         if response.status_code == 204 or not response.content:
-            return await self.get(referral_id)
+            try:
+                return await self.get(referral_id)
+            except PcrefError as exc:
+                # The update was accepted: a failed read-back must not be reported as a failed write.
+                raise WriteOutcomeUnknown(
+                    f"Partner Center accepted the update (HTTP {response.status_code}) but reading the "
+                    f"referral back failed ({exc.message}); read it again before changing it.",
+                    correlation_id=cid,
+                ) from None
         return _with_etag(_parse(Referral, response, cid), response)
 
     async def create_deal_registration(

@@ -70,4 +70,6 @@ def _compact_tool_schemas(server: MCPServer[Any]) -> None:
     for tool in server._tool_manager.list_tools():
         tool.parameters = compact_schema(tool.parameters)
         if tool.fn_metadata.output_schema is not None:
-            tool.fn_metadata.output_schema = strip_descriptions(compact_schema(tool.fn_metadata.output_schema))
+            tool.fn_metadata.output_schema = strip_descriptions(
+                compact_schema(tool.fn_metadata.output_schema)
+            )

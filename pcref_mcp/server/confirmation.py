@@ -24,8 +24,16 @@ from pydantic import BaseModel, Field
 from pcref_mcp.errors import ConfirmationError, PcrefError, StaleConfirmation
 from pcref_mcp.writes.preview import WritePlan, pointer_get
 
-WATCHED = ("/status", "/substatus", "/statusReason", "/details/dealValue", "/details/currency",
-           "/details/closingDateTime", "/details/notes", "/registrationStatus")
+WATCHED = (
+    "/status",
+    "/substatus",
+    "/statusReason",
+    "/details/dealValue",
+    "/details/currency",
+    "/details/closingDateTime",
+    "/details/notes",
+    "/registrationStatus",
+)
 
 
 class Approval(BaseModel):
@@ -58,11 +66,14 @@ def tool_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
 
 
 def runtime_of(ctx: Context) -> Any:
-    return ctx.request_context.lifespan_context.runtime
+    """The server's Runtime (held by the lifespan state, see server.app.State)."""
+    state: Any = ctx.request_context.lifespan_context
+    return state.runtime
 
 
 def settings_of(ctx: Context) -> Any:
-    return ctx.request_context.lifespan_context.settings
+    state: Any = ctx.request_context.lifespan_context
+    return state.settings
 
 
 def can_elicit_form(ctx: Context) -> bool:
@@ -135,4 +146,8 @@ def _changed_fields(before: dict[str, Any], plan: WritePlan) -> list[str]:
     if plan.referral is None:
         return []
     now = plan.referral.to_wire()
-    return [f"{p}: {before.get(p)!r} → {pointer_get(now, p)!r}" for p in WATCHED if before.get(p) != pointer_get(now, p)]
+    return [
+        f"{p}: {before.get(p)!r} → {pointer_get(now, p)!r}"
+        for p in WATCHED
+        if before.get(p) != pointer_get(now, p)
+    ]

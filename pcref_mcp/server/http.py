@@ -55,10 +55,22 @@ class BearerGate:
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
-                await send({"type": "http.response.start", "status": 401, "headers": [
-                    (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="pcref-mcp"')]})
-                await send({"type": "http.response.body",
-                            "body": b'{"error":"unauthorized","message":"Missing or wrong bearer token."}'})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="pcref-mcp"'),
+                        ],
+                    }
+                )
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b'{"error":"unauthorized","message":"Missing or wrong bearer token."}',
+                    }
+                )
                 return
         await self.app(scope, receive, send)
 

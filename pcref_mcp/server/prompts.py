@@ -30,13 +30,15 @@ def register_prompts(server: MCPServer[Any]) -> None:
         meta, body = parse_front_matter(text)
         template = string.Template(body)
         names = sorted({m[1] or m[2] for m in template.pattern.findall(body) if m[1] or m[2]})
-        descriptions = {k[len("arg_"):]: v for k, v in meta.items() if k.startswith("arg_")}
+        descriptions = {k[len("arg_") :]: v for k, v in meta.items() if k.startswith("arg_")}
         server.add_prompt(
             Prompt(
                 name=name,
                 title=meta.get("title"),
                 description=meta.get("description", ""),
-                arguments=[PromptArgument(name=n, description=descriptions.get(n), required=True) for n in names],
+                arguments=[
+                    PromptArgument(name=n, description=descriptions.get(n), required=True) for n in names
+                ],
                 fn=lambda _t=template, **kw: _t.substitute({k: str(v) for k, v in kw.items()}),
             )
         )

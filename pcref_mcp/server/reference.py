@@ -28,7 +28,9 @@ def tool_reference(tools: list[Any]) -> str:
         args = ", ".join(f"`{n}`" + ("" if n in required else "?") for n in props) or "–"
         size = len(json.dumps(wire, separators=(",", ":")))
         total += size
-        lines.append(f"| `{tool.name}` | {_kind(tool)} | {_escape(summary(tool.description))} | {args} | {size} |")
+        lines.append(
+            f"| `{tool.name}` | {_kind(tool)} | {_escape(summary(tool.description))} | {args} | {size} |"
+        )
     lines += [
         "",
         f"{len(tools)} tools, {total} bytes of definitions (about {total // 4} tokens). "

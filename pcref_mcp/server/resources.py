@@ -22,15 +22,34 @@ def register_resources(server: MCPServer[Any]) -> None:
     for name, entry in catalog.CATALOGS.items():
         _static(server, f"catalog://{name}", name, entry.description, lambda e=entry: e.to_json())
 
-    _static(server, "pcref://lifecycle", "lifecycle", "Allowed status/substatus moves and deal-registration rules",
-            _lifecycle_table)
-    _static(server, "pcref://fields", "fields", "Fields update_field can change: names, pointers, value schemas",
-            _fields_table)
-    _static(server, "pcref://schema/referral", "referral-schema", "JSON schema of a referral (wire format)",
-            schemas.referral_json_schema)
+    _static(
+        server,
+        "pcref://lifecycle",
+        "lifecycle",
+        "Allowed status/substatus moves and deal-registration rules",
+        _lifecycle_table,
+    )
+    _static(
+        server,
+        "pcref://fields",
+        "fields",
+        "Fields update_field can change: names, pointers, value schemas",
+        _fields_table,
+    )
+    _static(
+        server,
+        "pcref://schema/referral",
+        "referral-schema",
+        "JSON schema of a referral (wire format)",
+        schemas.referral_json_schema,
+    )
 
-    @server.resource("referral://{referral_id}", name="referral", mime_type=JSON,
-                     description="One referral (wire JSON, others' text quoted «…»)")
+    @server.resource(
+        "referral://{referral_id}",
+        name="referral",
+        mime_type=JSON,
+        description="One referral (wire JSON, others' text quoted «…»)",
+    )
     async def referral_resource(referral_id: str, ctx: Context) -> str:
         referral = await runtime_of(ctx).client.get(referral_id)
         return _dump(detail(referral))

@@ -47,13 +47,19 @@ class Runtime:
     def backend_label(self) -> str:
         if self.settings.backend == "live":
             return f"Partner Center (live) at {self.base_url}"
-        return "embedded sandbox" + (f" ({self.settings.sandbox_db})" if self.settings.sandbox_db else " (in memory)")
+        return "embedded sandbox" + (
+            f" ({self.settings.sandbox_db})" if self.settings.sandbox_db else " (in memory)"
+        )
 
     @property
     def base_url(self) -> str:
         if self.settings.base_url:
             return self.settings.base_url
-        return SANDBOX_BASE_URL if self.settings.backend == "sandbox" else "https://api.partner.microsoft.com/v1.0/engagements/"
+        return (
+            SANDBOX_BASE_URL
+            if self.settings.backend == "sandbox"
+            else "https://api.partner.microsoft.com/v1.0/engagements/"
+        )
 
     @property
     def client(self) -> PartnerCenterClient:

@@ -8,9 +8,9 @@ host or forge a query.
 from __future__ import annotations
 
 import base64
-import json
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -32,8 +32,14 @@ if TYPE_CHECKING:
     from pcref_mcp.server.runtime import Runtime
 
 Sort = Literal[
-    "updated_desc", "updated_asc", "created_desc", "created_asc",
-    "closing_asc", "closing_desc", "value_desc", "value_asc",
+    "updated_desc",
+    "updated_asc",
+    "created_desc",
+    "created_asc",
+    "closing_asc",
+    "closing_desc",
+    "value_desc",
+    "value_asc",
 ]
 SORTS: dict[str, tuple[str, str]] = {
     "updated_desc": ("updatedDateTime", "desc"),
@@ -117,7 +123,9 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
             next_cursor = signer.seal(
                 {
                     "filter": str(query.filter) if query.filter else None,
-                    "orderby": [str(o) if isinstance(o, str) else f"{o.path} {o.direction}" for o in query.orderby],
+                    "orderby": [
+                        str(o) if isinstance(o, str) else f"{o.path} {o.direction}" for o in query.orderby
+                    ],
                     "top": query.top,
                     "skip": offset,
                 }
@@ -130,8 +138,11 @@ def to_filter(filters: Filters) -> odata.Expr | None:
     parts: list[odata.Expr] = []
     for path, values in (("status", filters.status), ("substatus", filters.substatus)):
         if values:
-            parts.append(odata.or_(*(odata.eq(path, str(v)) for v in values)) if len(values) > 1
-                         else odata.eq(path, str(values[0])))
+            parts.append(
+                odata.or_(*(odata.eq(path, str(v)) for v in values))
+                if len(values) > 1
+                else odata.eq(path, str(values[0]))
+            )
     for path, value in (
         ("direction", filters.direction),
         ("type", filters.type),
@@ -166,7 +177,11 @@ def to_filter(filters: Filters) -> odata.Expr | None:
             parts.append(odata.ge(path, datetime.combine(start, time.min)))
         if end:
             parts.append(odata.lt(path, datetime.combine(end + timedelta(days=1), time.min)))
-    if filters.min_value is not None and filters.max_value is not None and filters.min_value > filters.max_value:
+    if (
+        filters.min_value is not None
+        and filters.max_value is not None
+        and filters.min_value > filters.max_value
+    ):
         raise InvalidInput(f"min_value {filters.min_value} is above max_value {filters.max_value}.")
     if filters.min_value is not None:
         parts.append(odata.ge("details/dealValue", filters.min_value))
@@ -194,7 +209,9 @@ class _CursorSigner:
         except ValueError:
             blob = b""
         mac, raw = blob[:12], blob[12:]
-        if len(blob) <= 12 or not hmac.compare_digest(mac, hmac.new(self._key, raw, hashlib.sha256).digest()[:12]):
+        if len(blob) <= 12 or not hmac.compare_digest(
+            mac, hmac.new(self._key, raw, hashlib.sha256).digest()[:12]
+        ):
             raise InvalidInput(
                 "This cursor is not one this server handed out (or it belongs to an earlier session).",
                 field="cursor",
@@ -202,5 +219,3 @@ class _CursorSigner:
             )
         state: dict[str, Any] = json.loads(raw)
         return state
-
-

@@ -39,7 +39,12 @@ TOOLS: list[ToolSpec] = []
 
 
 def tool(
-    title: str, *, writes: bool = False, idempotent: bool = False, destructive: bool = False, untrusted: bool = False
+    title: str,
+    *,
+    writes: bool = False,
+    idempotent: bool = False,
+    destructive: bool = False,
+    untrusted: bool = False,
 ) -> Any:
     """Declare a tool: registered by build_server, left out entirely in read-only mode if it writes.
 
@@ -156,7 +161,10 @@ async def get_referral(
     Sections: overview, customer, details, invite, registrations (default: all of these), contacts
     (people's names, e-mails and phones; only when needed), all."""
     referral = await runtime_of(ctx).client.get(referral_id)
-    view = detail(referral, tuple(sections) if sections else ("overview", "customer", "details", "invite", "registrations"))
+    view = detail(
+        referral,
+        tuple(sections) if sections else ("overview", "customer", "details", "invite", "registrations"),
+    )
     return respond(ReferralView(id=str(referral.id), etag=referral.e_tag, referral=view))
 
 
@@ -284,7 +292,9 @@ class FetchedDocument(BaseModel):
 
 
 @tool("Search (connector)")
-async def search(ctx: Context, query: Annotated[str, Field(max_length=200)]) -> Annotated[CallToolResult, SearchHits]:
+async def search(
+    ctx: Context, query: Annotated[str, Field(max_length=200)]
+) -> Annotated[CallToolResult, SearchHits]:
     """Connector search: referrals whose name or customer contains the query, newest first."""
     runtime = runtime_of(ctx)
     page = await searching.run(runtime, searching.Filters(text=query or None), "updated_desc", 20, None)
@@ -293,7 +303,9 @@ async def search(ctx: Context, query: Annotated[str, Field(max_length=200)]) -> 
 
 
 @tool("Fetch (connector)", untrusted=True)
-async def fetch(ctx: Context, id: Annotated[str, Field(min_length=1, max_length=100)]) -> Annotated[CallToolResult, FetchedDocument]:
+async def fetch(
+    ctx: Context, id: Annotated[str, Field(min_length=1, max_length=100)]
+) -> Annotated[CallToolResult, FetchedDocument]:
     """Connector fetch: one referral as a document (JSON text)."""
     import json
 
@@ -317,12 +329,16 @@ async def _finish(ctx: Context, plan: WritePlan, approval: ElicitationResult[Any
     preview = _preview(plan)
     if not isinstance(approval, AcceptedElicitation):
         action = "declined" if approval.action == "decline" else "cancelled"
-        return WriteResult(status=action, message=f"Nothing was written: the person {action} the change.", preview=preview)
+        return WriteResult(
+            status=action, message=f"Nothing was written: the person {action} the change.", preview=preview
+        )
     data = approval.data
     if isinstance(data, TokenIssued):
         ttl = int(runtime_of(ctx).tokens.ttl)
         lead = (
-            "The referral changed since the earlier preview (" + "; ".join(data.changed) + "). Nothing was written. "
+            "The referral changed since the earlier preview ("
+            + "; ".join(data.changed)
+            + "). Nothing was written. "
             if data.stale
             else ""
         )
@@ -335,7 +351,9 @@ async def _finish(ctx: Context, plan: WritePlan, approval: ElicitationResult[Any
             confirm_token=data.token,
         )
     if getattr(data, "approve", True) is False:
-        return WriteResult(status="declined", message="Nothing was written: the person did not approve.", preview=preview)
+        return WriteResult(
+            status="declined", message="Nothing was written: the person did not approve.", preview=preview
+        )
     outcome: WriteOutcome = await runtime_of(ctx).engine.execute(plan)
     return WriteResult(
         status=outcome.status,

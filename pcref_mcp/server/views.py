@@ -9,6 +9,7 @@ instructions. The tool descriptions say so; this module makes it true for every 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from mcp.types import CallToolResult, TextContent
@@ -55,8 +56,22 @@ ExtraField = Literal[
 _UNTRUSTED_EXTRAS = frozenset({"status_reason", "invited_by", "notes"})
 # Wire keys whose text was written by someone else.
 _UNTRUSTED_KEYS = frozenset(
-    {"name", "notes", "statusReason", "organizationName", "customerAction", "addressLine1", "addressLine2",
-     "city", "state", "region", "title", "firstName", "lastName", "publisherName"}
+    {
+        "name",
+        "notes",
+        "statusReason",
+        "organizationName",
+        "customerAction",
+        "addressLine1",
+        "addressLine2",
+        "city",
+        "state",
+        "region",
+        "title",
+        "firstName",
+        "lastName",
+        "publisherName",
+    }
 )
 
 
@@ -83,7 +98,7 @@ def quote(text: Any) -> str | None:
     return f"{OPEN}{clean}{CLOSE}"
 
 
-def row(referral: Referral, fields: list[str] | tuple[str, ...] = ()) -> ReferralRow:
+def row(referral: Referral, fields: Sequence[str] = ()) -> ReferralRow:
     details = referral.details
     customer = referral.customer_profile
     extra: dict[str, Any] | None = None
@@ -107,7 +122,9 @@ def row(referral: Referral, fields: list[str] | tuple[str, ...] = ()) -> Referra
     )
 
 
-def detail(referral: Referral, sections: list[Section] | tuple[Section, ...] = DEFAULT_SECTIONS) -> dict[str, Any]:
+def detail(
+    referral: Referral, sections: list[Section] | tuple[Section, ...] = DEFAULT_SECTIONS
+) -> dict[str, Any]:
     """The referral's wire document cut to ``sections``, with others' text quoted."""
     wanted = set(sections)
     if "all" in wanted:

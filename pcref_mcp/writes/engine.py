@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pcref_mcp.errors import (
     InvalidInput,
-    NetworkError,
     NotEligible,
     PcrefError,
     PreconditionFailed,
@@ -207,6 +208,7 @@ class WriteEngine:
             undo_of=plan.undo_of,
         )
         assert plan.referral_id is not None
+        _test_crash_point("before_send")
         try:
             if plan.kind == "register":
                 after = await self.client.create_deal_registration(
@@ -219,25 +221,51 @@ class WriteEngine:
             else:
                 after = await self.client.patch(plan.referral_id, plan.operations, etag=plan.etag)
         except PreconditionFailed:
-            current = await self.client.get(plan.referral_id)
+            # Recorded first: the read below may fail too, and the write is settled (not sent) either way.
+            self.journal.record_outcome(
+                entry_id, "failed", error="stale ETag: the referral changed after the preview"
+            )
+            try:
+                current = await self.client.get(plan.referral_id)
+            except PcrefError as exc:
+                return WriteOutcome(
+                    "stale",
+                    "Nothing was written: the referral changed after the preview, and reading its current "
+                    f"state failed ({exc}). Use get_referral, then preview the change again.",
+                    change_id=entry_id,
+                    correlation_id=correlation_id,
+                )
             moved = _changed_underneath(plan.referral, current)
-            self.journal.record_outcome(entry_id, "failed", error="stale ETag: the referral changed after the preview")
             return WriteOutcome(
                 "stale",
                 "Nothing was written: the referral changed after the preview"
-                + (" (" + "; ".join(f"{c.field}: {c.before!r} → {c.after!r}" for c in moved) + ")." if moved else ".")
+                + (
+                    " (" + "; ".join(f"{c.field}: {c.before!r} → {c.after!r}" for c in moved) + ")."
+                    if moved
+                    else "."
+                )
                 + " Preview the change again against the current referral.",
                 change_id=entry_id,
                 referral=current,
                 changed_underneath=moved,
                 correlation_id=correlation_id,
             )
-        except (WriteOutcomeUnknown, NetworkError) as exc:
+        except WriteOutcomeUnknown as exc:
             self.journal.record_outcome(entry_id, "in_doubt", error=str(exc))
-            return WriteOutcome("in_doubt", _in_doubt_message(exc, plan), change_id=entry_id, correlation_id=correlation_id)
+            return WriteOutcome(
+                "in_doubt", _in_doubt_message(exc, plan), change_id=entry_id, correlation_id=correlation_id
+            )
         except PcrefError as exc:
+            # NetworkError included: from a write the client raises it only once it has settled that the
+            # request was not applied (never connected, or read back unchanged); unknown is WriteOutcomeUnknown.
             self.journal.record_outcome(entry_id, "failed", error=str(exc))
             raise
+        except BaseException as exc:  # cancelled mid-send (or a bug): the outcome is unknown, say so now
+            self.journal.record_outcome(
+                entry_id, "in_doubt", error=f"interrupted while sending ({type(exc).__name__})"
+            )
+            raise
+        _test_crash_point("after_send")
         self.journal.record_outcome(entry_id, "applied", etag_after=after.e_tag)
         return WriteOutcome(
             "applied",
@@ -259,14 +287,23 @@ class WriteEngine:
             etag_before=None,
             external_ref=plan.external_ref,
         )
+        _test_crash_point("before_send")
         try:
             created = await self.client.create(body)
-        except (WriteOutcomeUnknown, NetworkError) as exc:
+        except WriteOutcomeUnknown as exc:
             self.journal.record_outcome(entry_id, "in_doubt", error=str(exc))
-            return WriteOutcome("in_doubt", _in_doubt_message(exc, plan), change_id=entry_id, correlation_id=correlation_id)
-        except PcrefError as exc:
+            return WriteOutcome(
+                "in_doubt", _in_doubt_message(exc, plan), change_id=entry_id, correlation_id=correlation_id
+            )
+        except PcrefError as exc:  # NetworkError included: settled as not created (see _execute_patch)
             self.journal.record_outcome(entry_id, "failed", error=str(exc))
             raise
+        except BaseException as exc:
+            self.journal.record_outcome(
+                entry_id, "in_doubt", error=f"interrupted while sending ({type(exc).__name__})"
+            )
+            raise
+        _test_crash_point("after_send")
         results = [created]
         if plan.cosell is not None and created.engagement_id:
             ms_body = microsoft_referral_body(
@@ -274,9 +311,12 @@ class WriteEngine:
             ).model_dump(mode="json", by_alias=True, exclude_none=True)
             try:
                 results.append(await self.client.create(ms_body))
-            except (PcrefError,) as exc:
+            except PcrefError as exc:
                 self.journal.record_outcome(
-                    entry_id, "partial", referral_id=created.id, etag_after=created.e_tag,
+                    entry_id,
+                    "partial",
+                    referral_id=created.id,
+                    etag_after=created.e_tag,
                     error=f"Microsoft invitation failed: {exc}",
                 )
                 return WriteOutcome(
@@ -292,7 +332,9 @@ class WriteEngine:
         self.journal.record_outcome(entry_id, "applied", referral_id=created.id, etag_after=created.e_tag)
         return WriteOutcome(
             "applied",
-            f"Created referral {created.id}" + (f" and invited Microsoft ({results[1].id})" if len(results) > 1 else "") + ".",
+            f"Created referral {created.id}"
+            + (f" and invited Microsoft ({results[1].id})" if len(results) > 1 else "")
+            + ".",
             change_id=entry_id,
             referral=created,
             created=results,
@@ -301,7 +343,9 @@ class WriteEngine:
 
     # -- private ------------------------------------------------------------------------------------
 
-    def _patch_plan(self, tool: str, kind: Any, referral: Referral, operations: list[PatchOperation]) -> WritePlan:
+    def _patch_plan(
+        self, tool: str, kind: Any, referral: Referral, operations: list[PatchOperation]
+    ) -> WritePlan:
         wire = referral.to_wire()
         changes: list[FieldChange] = []
         before: dict[str, Any] = {}
@@ -339,7 +383,9 @@ class WriteEngine:
         """The same co-sell asked for again after its Microsoft invitation failed: send only that."""
         if kind is not DealKind.CO_SELL or not partner.engagement_id:
             return None
-        linked = await self.client.list_page(odata.Query(filter=odata.eq("engagementId", partner.engagement_id), top=5))
+        linked = await self.client.list_page(
+            odata.Query(filter=odata.eq("engagementId", partner.engagement_id), top=5)
+        )
         if len(linked.value) > 1:
             return None
         body = microsoft_referral_body(
@@ -352,7 +398,9 @@ class WriteEngine:
             referral_id=partner.id,
             bodies=[body],
             changes=[FieldChange("engagement id", "/engagementId", None, partner.engagement_id)],
-            warnings=[f"Referral {partner.id} already exists without its Microsoft invitation; only the invitation is sent."],
+            warnings=[
+                f"Referral {partner.id} already exists without its Microsoft invitation; only the invitation is sent."
+            ],
         )
 
     async def _duplicate_warnings(self, body: dict[str, Any]) -> list[str]:
@@ -362,9 +410,7 @@ class WriteEngine:
         if customer and name:
             page = await self.client.list_page(
                 odata.Query(
-                    filter=odata.and_(
-                        odata.eq("customerProfile/name", customer), odata.eq("name", name)
-                    ),
+                    filter=odata.and_(odata.eq("customerProfile/name", customer), odata.eq("name", name)),
                     top=5,
                 )
             )
@@ -448,18 +494,36 @@ def _changed_underneath(previewed: Referral | None, current: Referral) -> list[F
         return []
     was, now = previewed.to_wire(), current.to_wire()
     return [
-        FieldChange(_friendly(p) if p != "/registrationStatus" else "registration status", p, pointer_get(was, p), pointer_get(now, p))
+        FieldChange(
+            _friendly(p) if p != "/registrationStatus" else "registration status",
+            p,
+            pointer_get(was, p),
+            pointer_get(now, p),
+        )
         for p in _WATCHED
         if pointer_get(was, p) != pointer_get(now, p)
     ]
 
 
+def _test_crash_point(point: str) -> None:
+    """Test hook for tests/reliability/test_crash.py, never set in use: with PCREF_TEST_CRASH_AT set to
+    ``before_send`` or ``after_send`` the process kills itself there (SIGKILL), between the journal's
+    intent record and the request, or between the answer and the outcome record."""
+    if os.environ.get("PCREF_TEST_CRASH_AT") == point:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+        os._exit(137)  # pragma: no cover - not reached where SIGKILL exists
+
+
 def _in_doubt_message(exc: PcrefError, plan: WritePlan) -> str:
     return (
         f"The service did not confirm the write ({exc}). It may or may not have landed; it is journaled "
-        f"as in doubt. " + ("Search by external reference id " + repr(plan.external_ref) + " to check." if plan.external_ref
-                            else "Use get_referral to check before retrying.")
+        f"as in doubt. "
+        + (
+            "Search by external reference id " + repr(plan.external_ref) + " to check."
+            if plan.external_ref
+            else "Use get_referral to check before retrying."
+        )
     )
 
 
-__all__ = ["WriteEngine", "WriteOutcome", "ServiceError"]
+__all__ = ["ServiceError", "WriteEngine", "WriteOutcome"]

@@ -156,7 +156,7 @@ class Journal:
         return _entry(row) if row else None
 
     def recent(self, limit: int = 20, *, referral_id: str | None = None) -> list[JournalEntry]:
-        sql, args = "SELECT * FROM writes", []
+        sql, args = "SELECT * FROM writes", list[Any]()
         if referral_id:
             sql += " WHERE referral_id=?"
             args.append(referral_id)

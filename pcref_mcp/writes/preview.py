@@ -60,7 +60,9 @@ class WritePlan:
         for warning in self.warnings:
             lines.append(f"! {warning}")
         if self.operations:
-            lines.append("Operations: " + json.dumps(self.wire_operations, separators=(",", ":"), default=str))
+            lines.append(
+                "Operations: " + json.dumps(self.wire_operations, separators=(",", ":"), default=str)
+            )
         return "\n".join(lines)
 
 

@@ -65,7 +65,7 @@ async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None
         calls[name] += 1
         if calls.total() % 40 == 0:
             faults.update(burst_429=3)
-        if calls.total() % 25 == 0:
+        if calls.total() % 10 == 0:
             faults.update(drop_mode="after_write" if faults.drop_mode == "before" else "before")
         result = await c.call_tool(name, args)
         if unhandled(name, result):

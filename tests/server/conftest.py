@@ -43,7 +43,9 @@ class Sandbox:
         return list(r.json()["value"])
 
     async def patch(self, referral_id: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
-        r = await self.http.patch(f"referrals/{referral_id}", json=ops, headers={"Prefer": "return=representation"})
+        r = await self.http.patch(
+            f"referrals/{referral_id}", json=ops, headers={"Prefer": "return=representation"}
+        )
         r.raise_for_status()
         return dict(r.json())
 

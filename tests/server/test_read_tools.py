@@ -38,7 +38,9 @@ async def test_read_only_mode_hides_and_refuses_writes(settings: Any, runtime: A
     async with Client(server) as c:
         names = {t.name for t in (await c.list_tools()).tools}
         assert names == READ_TOOLS
-        result = await c.call_tool("update_field", {"referral_id": "x", "changes": [{"field": "notes", "value": "x"}]})
+        result = await c.call_tool(
+            "update_field", {"referral_id": "x", "changes": [{"field": "notes", "value": "x"}]}
+        )
         assert result.is_error
         assert "Unknown tool" in result.content[0].text  # type: ignore[union-attr]
 
@@ -48,7 +50,17 @@ async def test_search_defaults_to_compact_rows_with_total(client: Client, sandbo
     assert out["total"] == await sandbox.count()
     assert 0 < len(out["rows"]) <= 20
     row = out["rows"][0]
-    assert set(row) <= {"id", "name", "customer", "status", "value", "currency", "closing", "updated", "direction"}
+    assert set(row) <= {
+        "id",
+        "name",
+        "customer",
+        "status",
+        "value",
+        "currency",
+        "closing",
+        "updated",
+        "direction",
+    }
     assert row["name"].startswith("«") and row["name"].endswith("»")
     assert "/" in row["status"]
 
@@ -67,7 +79,9 @@ async def test_search_filters_run_on_the_service(client: Client, sandbox: Sandbo
 
 
 async def test_search_value_and_date_ranges(client: Client) -> None:
-    out = await call(client, "search_referrals", {"filters": {"min_value": 100000}, "sort": "value_asc", "limit": 50})
+    out = await call(
+        client, "search_referrals", {"filters": {"min_value": 100000}, "sort": "value_asc", "limit": 50}
+    )
     values = [r["value"] for r in out["rows"]]
     assert values == sorted(values) and all(v >= 100000 for v in values)
     msg = await call_error(client, "search_referrals", {"filters": {"min_value": 10, "max_value": 5}})
@@ -125,8 +139,14 @@ async def test_connector_search_and_fetch(client: Client, sandbox: Sandbox) -> N
 
 async def test_resources_catalogs_lifecycle_fields_and_referral(client: Client, sandbox: Sandbox) -> None:
     uris = {str(r.uri) for r in (await client.list_resources()).resources}
-    assert {"catalog://products", "catalog://countries", "catalog://currencies", "pcref://lifecycle",
-            "pcref://fields", "pcref://schema/referral"} <= uris
+    assert {
+        "catalog://products",
+        "catalog://countries",
+        "catalog://currencies",
+        "pcref://lifecycle",
+        "pcref://fields",
+        "pcref://schema/referral",
+    } <= uris
     lifecycle = json.loads((await client.read_resource("pcref://lifecycle")).contents[0].text)  # type: ignore[union-attr]
     assert lifecycle["transitions"]["Closed"] == ["Closed"]
     fields = json.loads((await client.read_resource("pcref://fields")).contents[0].text)  # type: ignore[union-attr]
@@ -138,9 +158,16 @@ async def test_resources_catalogs_lifecycle_fields_and_referral(client: Client, 
 
 async def test_prompts_are_loaded_from_files(client: Client) -> None:
     prompts = {p.name: p for p in (await client.list_prompts()).prompts}
-    assert {"triage_incoming", "update_from_meeting_notes", "weekly_pipeline_review", "register_won_deal",
-            "create_cosell_referral"} <= set(prompts)
+    assert {
+        "triage_incoming",
+        "update_from_meeting_notes",
+        "weekly_pipeline_review",
+        "register_won_deal",
+        "create_cosell_referral",
+    } <= set(prompts)
     args = {a.name for a in prompts["update_from_meeting_notes"].arguments or []}
     assert args == {"referral", "meeting_notes"}
-    got = await client.get_prompt("update_from_meeting_notes", {"referral": "Contoso", "meeting_notes": "won at 120k"})
+    got = await client.get_prompt(
+        "update_from_meeting_notes", {"referral": "Contoso", "meeting_notes": "won at 120k"}
+    )
     assert "won at 120k" in got.messages[0].content.text  # type: ignore[union-attr]

@@ -39,61 +39,131 @@ async def test_a_day_in_the_pipeline(
     writes_before = len(runtime.journal.recent(1000))
 
     # 1. Triage: the three oldest new incoming referrals.
-    triage = await call(client, "search_referrals", {
-        "filters": {"direction": "Incoming", "status": ["New"]}, "sort": "created_asc", "limit": 3,
-        "fields": ["invited_by", "notes"],
-    })
+    triage = await call(
+        client,
+        "search_referrals",
+        {
+            "filters": {"direction": "Incoming", "status": ["New"]},
+            "sort": "created_asc",
+            "limit": 3,
+            "fields": ["invited_by", "notes"],
+        },
+    )
     assert len(triage["rows"]) == 3
     first, second, third = (row["id"] for row in triage["rows"])
     for rid in (first, second, third):
-        detail = await call(client, "get_referral", {"referral_id": rid, "sections": ["overview", "details", "invite"]})
+        detail = await call(
+            client, "get_referral", {"referral_id": rid, "sections": ["overview", "details", "invite"]}
+        )
         assert detail["referral"]["status"] == "New"
 
     # 2. Accept the first.
-    await approved(client, "update_field", {"referral_id": first, "changes": [
-        {"field": "status", "value": "Active"}, {"field": "substatus", "value": "Accepted"}]})
+    await approved(
+        client,
+        "update_field",
+        {
+            "referral_id": first,
+            "changes": [{"field": "status", "value": "Active"}, {"field": "substatus", "value": "Accepted"}],
+        },
+    )
 
     # 3. Close the second as lost, with a reason.
-    await approved(client, "update_field", {"referral_id": second, "changes": [
-        {"field": "status", "value": "Closed"}, {"field": "substatus", "value": "Lost"},
-        {"field": "reason", "value": "Customer postponed the project to next fiscal year"}]})
+    await approved(
+        client,
+        "update_field",
+        {
+            "referral_id": second,
+            "changes": [
+                {"field": "status", "value": "Closed"},
+                {"field": "substatus", "value": "Lost"},
+                {"field": "reason", "value": "Customer postponed the project to next fiscal year"},
+            ],
+        },
+    )
 
     # 4. Update value and closing date on the accepted one ("120k, closing Friday").
-    await approved(client, "update_field", {"referral_id": first, "changes": [
-        {"field": "deal value", "value": "120k"}, {"field": "closing date", "value": "2026-11-06"}]})
+    await approved(
+        client,
+        "update_field",
+        {
+            "referral_id": first,
+            "changes": [
+                {"field": "deal value", "value": "120k"},
+                {"field": "closing date", "value": "2026-11-06"},
+            ],
+        },
+    )
 
     # 5. Create a co-sell referral with Microsoft.
-    cosell = await approved(client, "create_referral", {"referral": {
-        "name": "Contoso analytics modernisation",
-        "customer_name": "Contoso Pharmaceuticals",
-        "customer_country": "US",
-        "customer_city": "Seattle",
-        "customer_size": "1001to5000employees",
-        "deal_kind": "co_sell",
-        "deal_value": 300000,
-        "currency": "USD",
-        "closing_date": "2027-02-26",
-        "products": ["Azure"],
-        "industries": ["Healthcare"],
-        "assistance_request_code": "CustomerTechnicalArchitecture",
-        "help_notes": "Looking for an Azure data architect for the design workshop.",
-        "customer_contacts": [{"first_name": "Dana", "last_name": "Lee", "email": "dana.lee@contoso.example"}],
-    }})
+    cosell = await approved(
+        client,
+        "create_referral",
+        {
+            "referral": {
+                "name": "Contoso analytics modernisation",
+                "customer_name": "Contoso Pharmaceuticals",
+                "customer_country": "US",
+                "customer_city": "Seattle",
+                "customer_size": "1001to5000employees",
+                "deal_kind": "co_sell",
+                "deal_value": 300000,
+                "currency": "USD",
+                "closing_date": "2027-02-26",
+                "products": ["Azure"],
+                "industries": ["Healthcare"],
+                "assistance_request_code": "CustomerTechnicalArchitecture",
+                "help_notes": "Looking for an Azure data architect for the design workshop.",
+                "customer_contacts": [
+                    {"first_name": "Dana", "last_name": "Lee", "email": "dana.lee@contoso.example"}
+                ],
+            }
+        },
+    )
     assert len(cosell["created"]) == 2
 
     # 6. Mark the Tailspin Toys deal won, then register it.
-    found = await call(client, "search_referrals", {
-        "filters": {"customer_contains": "Tailspin", "status": ["Active"], "direction": "Outgoing"}, "limit": 5})
+    found = await call(
+        client,
+        "search_referrals",
+        {
+            "filters": {"customer_contains": "Tailspin", "status": ["Active"], "direction": "Outgoing"},
+            "limit": 5,
+        },
+    )
     won_id = found["rows"][0]["id"]
-    await approved(client, "update_field", {"referral_id": won_id, "changes": [
-        {"field": "status", "value": "Closed"}, {"field": "substatus", "value": "Won"},
-        {"field": "status reason", "value": "Signed a three-year agreement"}]})
-    registered = await approved(client, "register_deal", {"referral_id": won_id, "registration": {
-        "solution_id": "SOL-6115380-IPC", "solution_value": 120000, "currency": "USD",
-        "deployed_on_azure": True, "primary_deployment_on": "Customer", "pricing_model": "PayAsYouGo",
-        "contract_value": 150000, "contract_currency": "USD", "term": "Finite",
-        "sign_date": "2026-11-01", "start_date": "2026-11-01", "end_date": "2029-10-31",
-    }})
+    await approved(
+        client,
+        "update_field",
+        {
+            "referral_id": won_id,
+            "changes": [
+                {"field": "status", "value": "Closed"},
+                {"field": "substatus", "value": "Won"},
+                {"field": "status reason", "value": "Signed a three-year agreement"},
+            ],
+        },
+    )
+    registered = await approved(
+        client,
+        "register_deal",
+        {
+            "referral_id": won_id,
+            "registration": {
+                "solution_id": "SOL-6115380-IPC",
+                "solution_value": 120000,
+                "currency": "USD",
+                "deployed_on_azure": True,
+                "primary_deployment_on": "Customer",
+                "pricing_model": "PayAsYouGo",
+                "contract_value": 150000,
+                "contract_currency": "USD",
+                "term": "Finite",
+                "sign_date": "2026-11-01",
+                "start_date": "2026-11-01",
+                "end_date": "2029-10-31",
+            },
+        },
+    )
     assert registered["referral"]["id"] == won_id
 
     # --- the stored state ---------------------------------------------------------------------------
@@ -125,5 +195,11 @@ async def test_a_day_in_the_pipeline(
         assert cli_main(["journal", "--json", "--limit", "10"]) == 0
     listed = json.loads(out.getvalue())
     assert [e["tool"] for e in listed[:6]] == [
-        "register_deal", "update_field", "create_referral", "update_field", "update_field", "update_field"]
+        "register_deal",
+        "update_field",
+        "create_referral",
+        "update_field",
+        "update_field",
+        "update_field",
+    ]
     assert all(e["correlation_id"] for e in listed)

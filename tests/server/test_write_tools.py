@@ -25,13 +25,18 @@ async def _new_incoming(sandbox: Sandbox) -> dict[str, Any]:
 
 
 def _update(referral_id: str, **changes: Any) -> dict[str, Any]:
-    return {"referral_id": referral_id, "changes": [{"field": k.replace("_", " "), "value": v} for k, v in changes.items()]}
+    return {
+        "referral_id": referral_id,
+        "changes": [{"field": k.replace("_", " "), "value": v} for k, v in changes.items()],
+    }
 
 
 # --- confirm-token path (clients without elicitation) ----------------------------------------------
 
 
-async def test_update_needs_a_confirmed_preview_then_writes_once(client: Client, sandbox: Sandbox, runtime: Runtime) -> None:
+async def test_update_needs_a_confirmed_preview_then_writes_once(
+    client: Client, sandbox: Sandbox, runtime: Runtime
+) -> None:
     target = await _active(sandbox)
     args = _update(target["id"], deal_value=120000, closing_date="2026-12-04")
     first = await call(client, "update_field", args)
@@ -61,7 +66,9 @@ async def test_token_refusals_wrong_tool_changed_args_tampered_expired(
     args = _update(target["id"], notes="Call scheduled")
     token = (await call(client, "update_field", args))["confirm_token"]
 
-    changed = await call_error(client, "update_field", {**_update(target["id"], notes="Other"), "confirm_token": token})
+    changed = await call_error(
+        client, "update_field", {**_update(target["id"], notes="Other"), "confirm_token": token}
+    )
     assert "arguments differ" in changed
 
     undo_msg = await call_error(client, "undo_change", {"change_id": 1, "confirm_token": token})
@@ -83,7 +90,9 @@ async def test_stale_token_writes_nothing_and_shows_what_changed(client: Client,
     target = await _active(sandbox)
     args = _update(target["id"], deal_value=99000)
     token = (await call(client, "update_field", args))["confirm_token"]
-    await sandbox.patch(target["id"], [{"op": "replace", "path": "/details/notes", "value": "changed by a colleague"}])
+    await sandbox.patch(
+        target["id"], [{"op": "replace", "path": "/details/notes", "value": "changed by a colleague"}]
+    )
     out = await call(client, "update_field", {**args, "confirm_token": token})
     assert out["status"] == "stale"
     assert "/details/notes" in out["message"]
@@ -91,15 +100,23 @@ async def test_stale_token_writes_nothing_and_shows_what_changed(client: Client,
     assert (await sandbox.get(target["id"]))["details"]["dealValue"] != 99000
 
 
-async def test_bad_values_and_lifecycle_are_refused_before_anything_is_sent(client: Client, sandbox: Sandbox) -> None:
+async def test_bad_values_and_lifecycle_are_refused_before_anything_is_sent(
+    client: Client, sandbox: Sandbox
+) -> None:
     target = await _active(sandbox)
     msg = await call_error(client, "update_field", _update(target["id"], deal_value=-5))
     assert "deal value" in msg.lower() and "-5" in msg
     msg = await call_error(client, "update_field", _update(target["id"], colour="red"))
     assert "colour" in msg and "deal value" in msg  # names the allowed fields
     closed = (await sandbox.find("status eq 'Closed' and substatus eq 'Won'"))[0]
-    msg = await call_error(client, "update_field", {"referral_id": closed["id"], "changes": [
-        {"field": "status", "value": "Active"}, {"field": "substatus", "value": "Accepted"}]})
+    msg = await call_error(
+        client,
+        "update_field",
+        {
+            "referral_id": closed["id"],
+            "changes": [{"field": "status", "value": "Active"}, {"field": "substatus", "value": "Accepted"}],
+        },
+    )
     assert "cannot be reopened" in msg or "Allowed from Closed" in msg
     assert (await sandbox.get(target["id"]))["eTag"] == target["eTag"]
 
@@ -108,9 +125,15 @@ async def test_bad_values_and_lifecycle_are_refused_before_anything_is_sent(clie
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-@pytest.mark.parametrize(("action", "approve", "expected"), [
-    ("accept", True, "applied"), ("accept", False, "declined"), ("decline", None, "declined"), ("cancel", None, "cancelled"),
-])
+@pytest.mark.parametrize(
+    ("action", "approve", "expected"),
+    [
+        ("accept", True, "applied"),
+        ("accept", False, "declined"),
+        ("decline", None, "declined"),
+        ("cancel", None, "cancelled"),
+    ],
+)
 async def test_elicitation_answers(
     server: Any, sandbox: Sandbox, mode: str, action: str, approve: bool | None, expected: str
 ) -> None:
@@ -151,8 +174,14 @@ async def _confirmed(client: Client, tool: str, args: dict[str, Any]) -> dict[st
 
 async def test_accept_then_undo_is_refused_but_value_change_undoes(client: Client, sandbox: Sandbox) -> None:
     incoming = await _new_incoming(sandbox)
-    accepted = await _confirmed(client, "update_field", {"referral_id": incoming["id"], "changes": [
-        {"field": "status", "value": "Active"}, {"field": "substatus", "value": "Accepted"}]})
+    accepted = await _confirmed(
+        client,
+        "update_field",
+        {
+            "referral_id": incoming["id"],
+            "changes": [{"field": "status", "value": "Active"}, {"field": "substatus", "value": "Accepted"}],
+        },
+    )
     assert accepted["status"] == "applied"
     assert accepted["preview"]["lifecycle"].endswith("Active/Accepted")
     msg = await call_error(client, "undo_change", {"change_id": accepted["change_id"]})
@@ -178,12 +207,25 @@ async def test_undo_refused_when_referral_changed_since(client: Client, sandbox:
 
 async def test_close_as_lost_with_reason_in_one_call(client: Client, sandbox: Sandbox) -> None:
     target = await _active(sandbox)
-    out = await _confirmed(client, "update_field", {"referral_id": target["id"], "changes": [
-        {"field": "status", "value": "Closed"}, {"field": "substatus", "value": "Lost"},
-        {"field": "status reason", "value": "Customer chose a competitor"}]})
+    out = await _confirmed(
+        client,
+        "update_field",
+        {
+            "referral_id": target["id"],
+            "changes": [
+                {"field": "status", "value": "Closed"},
+                {"field": "substatus", "value": "Lost"},
+                {"field": "status reason", "value": "Customer chose a competitor"},
+            ],
+        },
+    )
     assert out["status"] == "applied"
     stored = await sandbox.get(target["id"])
-    assert (stored["status"], stored["substatus"], stored["statusReason"]) == ("Closed", "Lost", "Customer chose a competitor")
+    assert (stored["status"], stored["substatus"], stored["statusReason"]) == (
+        "Closed",
+        "Lost",
+        "Customer chose a competitor",
+    )
 
 
 # --- create ---------------------------------------------------------------------------------------------
@@ -201,7 +243,9 @@ def _new_referral(kind: str, **extra: Any) -> dict[str, Any]:
         "closing_date": "2027-03-31",
         "notes": "Migration of the analytics estate",
         "products": ["Azure"],
-        "customer_contacts": [{"first_name": "Ana", "last_name": "Weber", "email": "ana.weber@fabrikam.example"}],
+        "customer_contacts": [
+            {"first_name": "Ana", "last_name": "Weber", "email": "ana.weber@fabrikam.example"}
+        ],
     }
     if kind == "co_sell":
         body |= {"assistance_request_code": "ProofOfConceptOrDemo", "help_notes": "Need a PoC sponsor"}
@@ -237,16 +281,25 @@ async def test_create_private_and_refusals(client: Client, sandbox: Sandbox) -> 
 
 async def test_register_deal_lists_every_unmet_condition(client: Client, sandbox: Sandbox) -> None:
     active = await _active(sandbox)
-    msg = await call_error(client, "register_deal", {"referral_id": active["id"], "registration": _registration()})
+    msg = await call_error(
+        client, "register_deal", {"referral_id": active["id"], "registration": _registration()}
+    )
     assert "Won" in msg and ";" in msg
 
 
 async def test_register_won_deal_after_72_hours(client: Client, sandbox: Sandbox) -> None:
-    created = (await _confirmed(client, "create_referral", _new_referral("partner_led", name="IP deal", solutions=["SOL-6115380-IPC"])))
+    created = await _confirmed(
+        client, "create_referral", _new_referral("partner_led", name="IP deal", solutions=["SOL-6115380-IPC"])
+    )
     rid = created["referral"]["id"]
     sandbox.clock.advance(timedelta(days=4).total_seconds())
-    await sandbox.patch(rid, [{"op": "replace", "path": "/status", "value": "Closed"},
-                              {"op": "replace", "path": "/substatus", "value": "Won"}])
+    await sandbox.patch(
+        rid,
+        [
+            {"op": "replace", "path": "/status", "value": "Closed"},
+            {"op": "replace", "path": "/substatus", "value": "Won"},
+        ],
+    )
     out = await _confirmed(client, "register_deal", {"referral_id": rid, "registration": _registration()})
     assert out["status"] == "applied", out
     stored = await sandbox.get(rid)
@@ -283,8 +336,14 @@ async def test_injected_instructions_are_quoted_and_cannot_write(client: Client,
     notes = out["referral"]["details"]["notes"]
     assert notes.startswith("«") and notes.endswith("»") and notes.count("»") == 1
     # even a model that obeys it gets only a preview; nothing changes without confirmation
-    first = await call(client, "update_field", {"referral_id": target["id"], "changes": [
-        {"field": "status", "value": "Closed"}, {"field": "substatus", "value": "Lost"}]})
+    first = await call(
+        client,
+        "update_field",
+        {
+            "referral_id": target["id"],
+            "changes": [{"field": "status", "value": "Closed"}, {"field": "substatus", "value": "Lost"}],
+        },
+    )
     assert first["status"] == "confirmation_required"
     assert [r["eTag"] for r in await sandbox.find("status eq 'Active'")] == count_before
 

@@ -1,0 +1,68 @@
+"""Overhead of the MCP layer: a tool call through the in-memory MCP client vs the same operation
+straight on ``PartnerCenterClient``, both against the same in-process sandbox (same client, same
+limiter, same transport). Runs alternate (tool, direct, tool, direct, ...) so drift hits both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import mcp_session, progress, summary
+
+
+def run(repeat: int = 200, warmup: int = 10) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="pcref-bench-overhead-") as tmp:
+        return asyncio.run(_run(Path(tmp), repeat, warmup))
+
+
+async def _run(tmp: Path, repeat: int, warmup: int) -> dict[str, Any]:
+    from pcref_mcp.partner_center.odata import Query
+
+    async with mcp_session(tmp, size=500) as (client, runtime, app):
+        pc = runtime.client
+        ids = app.state.sandbox.store.ids_where("1", ())[:repeat + warmup]
+
+        async def tool_get(i: int) -> None:
+            result = await client.call_tool("get_referral", {"referral_id": ids[i % len(ids)]})
+            assert not result.is_error
+
+        async def direct_get(i: int) -> None:
+            with pc.correlation():
+                await pc.get(ids[i % len(ids)])
+
+        async def tool_search(i: int) -> None:
+            result = await client.call_tool("search_referrals", {"limit": 20})
+            assert not result.is_error and len((result.structured_content or {})["rows"]) == 20
+
+        async def direct_search(i: int) -> None:
+            with pc.correlation():
+                page = await pc.list_page(Query(orderby=["updatedDateTime desc"], top=20, skip=0, count=True))
+            assert len(page.value) == 20
+
+        out: dict[str, Any] = {"repeat": repeat}
+        for name, tool, direct in (("get_referral", tool_get, direct_get), ("search_referrals", tool_search, direct_search)):
+            samples: dict[str, list[float]] = {"tool": [], "direct": []}
+            for i in range(warmup + repeat):
+                for kind, fn in (("tool", tool), ("direct", direct)):
+                    t = time.perf_counter()
+                    await fn(i)
+                    if i >= warmup:
+                        samples[kind].append((time.perf_counter() - t) * 1000)
+            tool_s, direct_s = summary(samples["tool"]), summary(samples["direct"])
+            out[name] = {
+                "tool": tool_s,
+                "direct": direct_s,
+                "ratio_p50": tool_s["p50"] / direct_s["p50"],
+                "ratio_p95": tool_s["p95"] / direct_s["p95"],
+            }
+            progress(f"overhead: {name} tool p50 {tool_s['p50']:.2f} ms vs direct {direct_s['p50']:.2f} ms")
+        return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1))
