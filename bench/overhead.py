@@ -1,6 +1,10 @@
 """Overhead of the MCP layer: a tool call through the in-memory MCP client vs the same operation
 straight on ``PartnerCenterClient``, both against the same in-process sandbox (same client, same
 limiter, same transport). Runs alternate (tool, direct, tool, direct, ...) so drift hits both.
+
+A third series splits the overhead: a no-op tool (one string argument, returns it) through the same
+kind of in-memory client is the SDK's own fixed cost per call; what is left is pcref-mcp's (argument
+models, views, quoting, the answer's two encodings).
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ async def _run(tmp: Path, repeat: int, warmup: int) -> dict[str, Any]:
                 page = await pc.list_page(Query(orderby=["updatedDateTime desc"], top=20, skip=0, count=True))
             assert len(page.value) == 20
 
-        out: dict[str, Any] = {"repeat": repeat}
+        noop = await _noop_round_trip(repeat, warmup)
+        out: dict[str, Any] = {"repeat": repeat, "noop": noop}
         for name, tool, direct in (("get_referral", tool_get, direct_get), ("search_referrals", tool_search, direct_search)):
             samples: dict[str, list[float]] = {"tool": [], "direct": []}
             for i in range(warmup + repeat):
@@ -59,9 +64,33 @@ async def _run(tmp: Path, repeat: int, warmup: int) -> dict[str, Any]:
                 "direct": direct_s,
                 "ratio_p50": tool_s["p50"] / direct_s["p50"],
                 "ratio_p95": tool_s["p95"] / direct_s["p95"],
+                # pcref-mcp's own share: what the tool costs beyond the operation and the SDK's no-op call
+                "pcref_ms_p50": tool_s["p50"] - direct_s["p50"] - noop["p50"],
+                "ratio_without_sdk_p50": (tool_s["p50"] - noop["p50"]) / direct_s["p50"],
             }
             progress(f"overhead: {name} tool p50 {tool_s['p50']:.2f} ms vs direct {direct_s['p50']:.2f} ms")
         return out
+
+
+async def _noop_round_trip(repeat: int, warmup: int) -> dict[str, float]:
+    from mcp import Client
+    from mcp.server import MCPServer
+
+    server = MCPServer("noop")
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Echo the text back."""
+        return text
+
+    samples = []
+    async with Client(server, raise_exceptions=True) as client:
+        for i in range(warmup + repeat):
+            t = time.perf_counter()
+            await client.call_tool("echo", {"text": "x"})
+            if i >= warmup:
+                samples.append((time.perf_counter() - t) * 1000)
+    return summary(samples)
 
 
 if __name__ == "__main__":

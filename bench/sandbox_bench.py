@@ -1,13 +1,20 @@
 """Sandbox benchmark: a seeded database of ``size`` referrals; page, get, create and patch timings.
 
 Not a test (speed is machine-dependent): ``python -m bench.sandbox_bench [size]`` prints a markdown
-table; ``run(size)`` returns the figures for the lead's docs/benchmarks.md.
+table; ``run(size)`` returns the figures for docs/benchmarks.md (``python -m bench``).
+
+Seeding 100,000 referrals takes about half a minute, so ``run(..., cache_dir=...)`` keeps the freshly
+seeded database under ``cache_dir`` (keyed by size, seed and a hash of the generator and store code)
+and later runs start from a copy of it; the timed operations always run on a private copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
+import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,24 +42,64 @@ NEW = {
 }
 
 
-def run(size: int = 100_000, repeat: int = REPEAT) -> dict[str, Any]:
+SEED = 42
+CLOCK_START = datetime(2025, 6, 2, 12, tzinfo=UTC)
+
+
+def run(size: int = 100_000, repeat: int = REPEAT, cache_dir: Path | None = None) -> dict[str, Any]:
     """Seed ``size`` referrals in a temporary file database and time the four operations."""
     with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        config = SandboxConfig(
-            db_path=Path(tmp) / "bench.db",
-            seed_size=size,
-            rate_limit=0,
-            clock=ManualClock(datetime(2025, 6, 2, 12, tzinfo=UTC)),
-        )
+        db = Path(tmp) / "bench.db"
+        seed_seconds, cached = _prepare(db, size, cache_dir)
+        config = SandboxConfig(db_path=db, seed_size=size, seed=SEED, rate_limit=0, clock=ManualClock(CLOCK_START))
         app = create_app(config)
-        seed_seconds = time.perf_counter() - started
         state = app.state.sandbox
-        results: dict[str, Any] = {"size": size, "seed_seconds": round(seed_seconds, 2), "repeat": repeat}
+        assert state.store.count() == size, "the benchmark database does not hold the expected referrals"
+        results: dict[str, Any] = {
+            "size": size,
+            "seed_seconds": round(seed_seconds, 2),
+            "seed_cached": cached,
+            "repeat": repeat,
+        }
         results["store"] = _store_figures(state, repeat)
         results["asgi"] = asyncio.run(_asgi_figures(app, repeat))
         state.store.close()
         return results
+
+
+def _prepare(db: Path, size: int, cache_dir: Path | None) -> tuple[float, bool]:
+    """Put a seeded database at ``db``: a copy from the cache, or freshly seeded (then cached).
+
+    Returns the seconds seeding took (when it was done, possibly in an earlier run) and whether
+    the cache supplied it.
+    """
+    cached = cache_dir / f"sandbox-{size}-{SEED}-{_code_fingerprint()}.db" if cache_dir else None
+    if cached is not None and cached.exists() and cached.with_suffix(".json").exists():
+        shutil.copyfile(cached, db)
+        return float(json.loads(cached.with_suffix(".json").read_text())["seed_seconds"]), True
+    started = time.perf_counter()
+    app = create_app(SandboxConfig(db_path=db, seed_size=size, seed=SEED, rate_limit=0, clock=ManualClock(CLOCK_START)))
+    seed_seconds = time.perf_counter() - started
+    app.state.sandbox.store.close()  # the last connection closing checkpoints the WAL into the file
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        for stale in cached.parent.glob(f"sandbox-{size}-{SEED}-*"):
+            stale.unlink()
+        partial = cached.with_suffix(".partial")
+        shutil.copyfile(db, partial)
+        partial.replace(cached)
+        cached.with_suffix(".json").write_text(json.dumps({"seed_seconds": seed_seconds}))
+    return seed_seconds, False
+
+
+def _code_fingerprint() -> str:
+    """Changes to the generator, the rules or the store schema invalidate cached databases."""
+    import pcref_mcp.sandbox as sandbox
+
+    digest = hashlib.sha256()
+    for name in ("seed.py", "store.py", "rules.py", "state.py"):
+        digest.update((Path(sandbox.__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _store_figures(state: Any, repeat: int) -> dict[str, dict[str, float]]:
@@ -154,7 +201,8 @@ async def _timed_async(fn: Callable[[], Awaitable[None]], repeat: int) -> dict[s
 
 def to_markdown(results: dict[str, Any]) -> str:
     lines = [
-        f"Sandbox, {results['size']:,} referrals (seeded in {results['seed_seconds']} s), {results['repeat']} runs each",
+        f"Sandbox, {results['size']:,} referrals (seeded in {results['seed_seconds']} s"
+        f"{', cached' if results.get('seed_cached') else ''}), {results['repeat']} runs each",
         "",
         "| operation | ASGI p50 ms | ASGI p95 ms | store p50 ms | store p95 ms |",
         "| --- | ---: | ---: | ---: | ---: |",

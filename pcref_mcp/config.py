@@ -61,7 +61,7 @@ class Settings(BaseModel):
     max_pages: int = Field(default=50, ge=1)
     max_items: int = Field(default=5000, ge=1)
     timeout: float = Field(default=30.0, gt=0)
-    sandbox_db: Path | None = None  # None: in-memory
+    sandbox_db: Path | None = None  # None: <data dir>/sandbox.db; ":memory:" keeps it in memory
     sandbox_size: int = Field(default=60, ge=0)
     journal_path: Path | None = None  # None: <data dir>/journal.sqlite3
     read_only: bool = False

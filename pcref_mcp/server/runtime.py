@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pcref_mcp.config import Settings, data_dir
@@ -47,9 +48,16 @@ class Runtime:
     def backend_label(self) -> str:
         if self.settings.backend == "live":
             return f"Partner Center (live) at {self.base_url}"
-        return "embedded sandbox" + (
-            f" ({self.settings.sandbox_db})" if self.settings.sandbox_db else " (in memory)"
-        )
+        return f"embedded sandbox ({self.sandbox_db_path or 'in memory'})"
+
+    @property
+    def sandbox_db_path(self) -> Path | None:
+        """The embedded sandbox's database: persistent by default, so a person's sandbox work (and the
+        journal that points at it) survives the next session a desktop client spawns."""
+        configured = self.settings.sandbox_db
+        if configured is not None and str(configured) == ":memory:":
+            return None
+        return configured or data_dir() / "sandbox.db"
 
     @property
     def base_url(self) -> str:
@@ -119,6 +127,6 @@ class Runtime:
             from pcref_mcp.sandbox import SandboxConfig, create_app
 
             self.sandbox_app = create_app(
-                SandboxConfig(db_path=self.settings.sandbox_db, seed_size=self.settings.sandbox_size)
+                SandboxConfig(db_path=self.sandbox_db_path, seed_size=self.settings.sandbox_size)
             )
         return httpx.ASGITransport(app=self.sandbox_app)

@@ -1,0 +1,182 @@
+"""A third-party client end to end: the MCP Inspector CLI (npm `@modelcontextprotocol/inspector`,
+`--cli` mode) against the real server over stdio (it spawns `python -m pcref_mcp`) and over
+Streamable HTTP (`pcref-mcp serve --http` on 127.0.0.1).
+
+The Inspector validates every tool's structuredContent against its outputSchema (exit 1 on a
+mismatch) and checks schema portability with `--strict` (exit 6 on an error), so a schema change that
+breaks clients fails here. `make e2e` installs it into `.tools/` and sets PCREF_INSPECTOR; under CI a
+missing Inspector is a failure, locally a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.servers import ROOT, http_server, server_env
+
+pytestmark = pytest.mark.e2e
+
+WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change"}
+READ_TOOLS = {"search_referrals", "get_referral", "search", "fetch"}
+
+
+def _inspector_path() -> Path:
+    given = os.environ.get("PCREF_INSPECTOR")
+    path = Path(given) if given else ROOT / ".tools" / "node_modules" / ".bin" / "mcp-inspector"
+    if path.exists():
+        return path
+    reason = f"MCP Inspector CLI not found at {path}; `make e2e` installs it (npm, Node 20+)"
+    if os.environ.get("CI"):
+        pytest.fail(reason + " — under CI this check must run, not skip")
+    pytest.skip(reason)
+
+
+@dataclass
+class Answer:
+    code: int
+    body: dict[str, Any]
+    stderr: str
+
+    @property
+    def result(self) -> dict[str, Any]:
+        assert self.code == 0 and "result" in self.body, f"exit {self.code}: {self.body}\n{self.stderr}"
+        return dict(self.body["result"])
+
+
+@dataclass
+class Target:
+    """How the Inspector reaches the server: the arguments before `--method`."""
+
+    transport: str
+    args: list[str]
+    home: Path
+
+    def run(self, method: str, *extra: str) -> Answer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PCREF_")}
+        env.update(
+            HOME=str(self.home),  # its catalog, client config and secrets stay in the tmp dir
+            MCP_CATALOG_PATH=str(self.home / "catalog.json"),
+            MCP_CLIENT_CONFIG_PATH=str(self.home / "client.json"),
+            MCP_INSPECTOR_SECRET_STORE="memory",
+            NO_COLOR="1",
+        )
+        proc = subprocess.run(
+            [str(_inspector_path()), "--cli", *self.args, "-q", "--format", "json", "--method", method, *extra],
+            env=env,
+            cwd=self.home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        body = json.loads(lines[-1]) if lines else {}
+        if not body and proc.stderr.strip().startswith("{"):
+            body = json.loads(proc.stderr.strip().splitlines()[-1])  # -q puts error envelopes on stderr
+        return Answer(proc.returncode, body, proc.stderr)
+
+    def call(self, tool: str, arguments: dict[str, Any]) -> Answer:
+        return self.run("tools/call", "--tool-name", tool, "--tool-args-json", json.dumps(arguments))
+
+
+@pytest.fixture(scope="module")
+def http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    _inspector_path()  # skip/fail before starting anything
+    with http_server(tmp_path_factory.mktemp("inspector-http")) as running:
+        yield running.url
+
+
+@pytest.fixture(params=["stdio", "http"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    _inspector_path()
+    if request.param == "stdio":
+        env_args = [arg for key, value in server_env(tmp_path).items() for arg in ("-e", f"{key}={value}")]
+        return Target("stdio", [*env_args, sys.executable, "-m", "pcref_mcp"], tmp_path)
+    url = request.getfixturevalue("http_url")
+    return Target("http", [url, "--transport", "http"], tmp_path)
+
+
+# --- tests ------------------------------------------------------------------------------------------
+
+
+def test_lists_tools_with_portable_schemas(target: Target) -> None:
+    answer = target.run("tools/list", "--strict")
+    tools = {t["name"]: t for t in answer.result["tools"]}
+    assert set(tools) == READ_TOOLS | WRITE_TOOLS
+    for name, tool in tools.items():
+        assert tool["outputSchema"]["type"] == "object", name
+        assert tool["annotations"]["readOnlyHint"] is (name in READ_TOOLS), name
+
+
+def test_read_tools_answer_within_their_output_schema(target: Target) -> None:
+    found = target.call("search_referrals", {"filters": {"status": ["Active"]}, "limit": 3}).result
+    rows = found["structuredContent"]["rows"]
+    assert found.get("isError") is not True and 1 <= len(rows) <= 3
+    assert all(row["status"].startswith("Active") for row in rows)
+
+    got = target.call("get_referral", {"referral_id": rows[0]["id"]}).result
+    assert got["structuredContent"]["id"] == rows[0]["id"] and got["structuredContent"]["etag"]
+
+    missing = target.call("get_referral", {"referral_id": "no-such-referral"})
+    assert missing.code == 5, missing  # tool isError, reported as such
+    assert missing.body["error"]["code"] == "tool_is_error"
+
+
+def test_guarded_write_asks_first_then_applies_with_the_token(target: Target) -> None:
+    rows = target.call(
+        "search_referrals", {"filters": {"status": ["Active"], "substatus": ["Accepted"]}, "limit": 1}
+    ).result["structuredContent"]["rows"]
+    args = {"referral_id": rows[0]["id"], "changes": [{"field": "notes", "value": f"Inspector {target.transport}"}]}
+
+    first = target.call("update_field", args).result["structuredContent"]
+    assert first["status"] == "confirmation_required", first
+    assert first["confirm_token"] and first["preview"]["changes"][0]["field"] == "notes"
+
+    second = target.call("update_field", {**args, "confirm_token": first["confirm_token"]})
+    if target.transport == "http":
+        done = second.result["structuredContent"]
+        assert done["status"] == "applied", done
+        assert done["change_id"] >= 1
+        after = target.call("get_referral", {"referral_id": rows[0]["id"], "sections": ["details"]}).result
+        assert f"Inspector {target.transport}" in json.dumps(after["structuredContent"], ensure_ascii=False)
+    else:
+        # Each `--cli` run spawns a new server, and confirm tokens are signed with a per-process key:
+        # a token never outlives the server that showed the preview. (The stdio round trip within
+        # one session is in tests/e2e/test_transports.py.)
+        assert second.code == 5, second
+        assert second.body["error"]["code"] == "tool_is_error"
+
+
+def test_key_form_tool_args_are_coerced_to_the_schema(target: Target) -> None:
+    """`--tool-arg key=value`, as people type it: an array argument given as JSON text."""
+    answer = target.run(
+        "tools/call", "--tool-name", "search_referrals", "--tool-arg", "limit=2", 'fields=["type","notes"]'
+    )
+    assert len(answer.result["structuredContent"]["rows"]) == 2
+
+
+def test_resources_and_prompts(target: Target) -> None:
+    resources = {r["uri"] for r in target.run("resources/list").result["resources"]}
+    assert {"pcref://lifecycle", "pcref://fields", "catalog://products"} <= resources
+
+    contents = target.run("resources/read", "--uri", "pcref://lifecycle").result["contents"]
+    lifecycle = json.loads(contents[0]["text"])
+    assert "Closed" in lifecycle["transitions"]["New"]
+
+    prompts = {p["name"] for p in target.run("prompts/list").result["prompts"]}
+    assert {
+        "triage_incoming",
+        "update_from_meeting_notes",
+        "weekly_pipeline_review",
+        "register_won_deal",
+        "create_cosell_referral",
+    } <= prompts
