@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pcref_mcp.server")
 
-SANDBOX_BASE_URL = "https://sandbox.pcref.local/v1.0/engagements/"
 SANDBOX_TOKEN = "sandbox-local-token"
 
 
@@ -61,13 +60,7 @@ class Runtime:
 
     @property
     def base_url(self) -> str:
-        if self.settings.base_url:
-            return self.settings.base_url
-        return (
-            SANDBOX_BASE_URL
-            if self.settings.backend == "sandbox"
-            else "https://api.partner.microsoft.com/v1.0/engagements/"
-        )
+        return self.settings.base_url  # settings fill it from the backend
 
     @property
     def client(self) -> PartnerCenterClient:

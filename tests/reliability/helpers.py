@@ -18,7 +18,7 @@ from pcref_mcp.config import Settings
 from pcref_mcp.partner_center.auth import StaticTokenProvider
 from pcref_mcp.partner_center.client import PartnerCenterClient
 from pcref_mcp.partner_center.ratelimit import RateLimiter
-from pcref_mcp.server.runtime import SANDBOX_BASE_URL, SANDBOX_TOKEN, Runtime
+from pcref_mcp.server.runtime import SANDBOX_TOKEN, Runtime
 
 TOOLS = ("search_referrals", "get_referral", "update_field", "create_referral", "register_deal",
          "undo_change", "search", "fetch")
@@ -93,7 +93,7 @@ def fast_runtime(
     runtime = Runtime(settings, sandbox_app=app)
     limiter = RateLimiter(settings.rate_limit_calls, settings.rate_limit_window, clock=vtime.clock, sleep=vtime.sleep)
     runtime._client = PartnerCenterClient(
-        SANDBOX_BASE_URL, StaticTokenProvider(token), transport=spy, limiter=limiter,
+        runtime.base_url, StaticTokenProvider(token), transport=spy, limiter=limiter,
         sleep=vtime.sleep, max_retries=max_retries,
     )
     return Backend(runtime, spy, vtime)
