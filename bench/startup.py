@@ -71,9 +71,34 @@ def run(runs: int = 20, warmup: int = 2) -> dict[str, Any]:
         }
     out["ratio"] = out["pcref"]["median_s"] / out["baseline"]["median_s"]
     out["rss_ratio"] = out["pcref"]["rss_kb"] / out["baseline"]["rss_kb"]
+    out["heavy_checked"] = list(HEAVY)
+    out["heavy_loaded"] = heavy_modules_at_startup()
     out["tools_list_wire_bytes"] = len(answers["pcref"].rstrip(b"\n"))
     out["tools_list_answer"] = json.loads(answers["pcref"])
     return out
+
+
+HEAVY = ("msal", "sqlite3", "httpx", "pcref_mcp.sandbox", "pcref_mcp.partner_center.client", "pcref_mcp.writes.journal")
+_PROBE = """
+import json, sys
+import anyio
+from pcref_mcp.config import load_settings
+from pcref_mcp.server.app import build_server
+server = build_server(load_settings())
+anyio.run(server.list_tools)
+print(json.dumps([m for m in %r if m in sys.modules]))
+"""
+
+
+def heavy_modules_at_startup() -> list[str]:
+    """Which heavy modules a server has loaded once it can answer ``tools/list`` (none, ideally)."""
+    with tempfile.TemporaryDirectory(prefix="pcref-bench-probe-") as tmp:
+        env = {**os.environ, "PCREF_SANDBOX_DB": f"{tmp}/sandbox.db", "PCREF_JOURNAL_PATH": f"{tmp}/journal.sqlite3"}
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE % (HEAVY,)], capture_output=True, text=True, env=env, check=True, timeout=60
+        )
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
 
 
 def spawn_once(cmd: list[str], env: dict[str, str], *, cwd: Path, timeout: float = 30.0) -> tuple[float, int, bytes]:

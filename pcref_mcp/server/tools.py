@@ -16,6 +16,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals.untrusted import quote_at
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.confirmation import TokenIssued, approval_for, runtime_of, tool_errors
@@ -370,7 +371,11 @@ def _preview(plan: WritePlan) -> Preview:
     return Preview(
         summary=plan.summary,
         lifecycle=plan.lifecycle,
-        changes=[PreviewChange(field=c.field, before=c.before, after=c.after) for c in plan.changes],
+        # what was there before may be someone else's text; what comes after is the caller's own
+        changes=[
+            PreviewChange(field=c.field, before=quote_at(c.pointer, c.before), after=c.after)
+            for c in plan.changes
+        ],
         warnings=plan.warnings,
         operations=plan.wire_operations,
     )

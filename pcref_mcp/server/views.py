@@ -16,8 +16,8 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from pcref_mcp.referrals.models import Referral
+from pcref_mcp.referrals.untrusted import quote, quote_fields
 
-OPEN, CLOSE = "«", "»"
 
 Section = Literal["overview", "customer", "details", "invite", "registrations", "contacts", "all"]
 DEFAULT_SECTIONS: tuple[Section, ...] = ("overview", "customer", "details", "invite", "registrations")
@@ -54,25 +54,6 @@ ExtraField = Literal[
     "etag",
 ]
 _UNTRUSTED_EXTRAS = frozenset({"status_reason", "invited_by", "notes"})
-# Wire keys whose text was written by someone else.
-_UNTRUSTED_KEYS = frozenset(
-    {
-        "name",
-        "notes",
-        "statusReason",
-        "organizationName",
-        "customerAction",
-        "addressLine1",
-        "addressLine2",
-        "city",
-        "state",
-        "region",
-        "title",
-        "firstName",
-        "lastName",
-        "publisherName",
-    }
-)
 
 
 class ReferralRow(BaseModel):
@@ -88,14 +69,6 @@ class ReferralRow(BaseModel):
     updated: str | None = Field(default=None, description="YYYY-MM-DDTHH:MMZ")
     direction: str | None = None
     extra: dict[str, Any] | None = None
-
-
-def quote(text: Any) -> str | None:
-    """Mark text written by others as data; it can never close its own quote."""
-    if text is None:
-        return None
-    clean = str(text).replace(OPEN, "‹").replace(CLOSE, "›")
-    return f"{OPEN}{clean}{CLOSE}"
 
 
 def row(referral: Referral, fields: Sequence[str] = ()) -> ReferralRow:
@@ -145,7 +118,7 @@ def detail(
         out["team"] = wire.get("team")
         if "customer" not in wanted:
             out["customerProfile"] = {"team": (wire.get("customerProfile") or {}).get("team")}
-    return _quote_untrusted(out)
+    return quote_fields(out)
 
 
 def respond(model: BaseModel) -> CallToolResult:
@@ -165,16 +138,6 @@ _SECTION_OF: dict[str, Section] = {
     "registrationStatus": "registrations",
     "team": "contacts",
 }
-
-
-def _quote_untrusted(value: Any, key: str | None = None) -> Any:
-    if isinstance(value, dict):
-        return {k: _quote_untrusted(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_quote_untrusted(v, key) for v in value]
-    if isinstance(value, str) and key in _UNTRUSTED_KEYS:
-        return quote(value)
-    return value
 
 
 def _at(document: Any, pointer: str) -> Any:

@@ -29,6 +29,7 @@ from pcref_mcp.errors import (
 from pcref_mcp.partner_center import odata
 from pcref_mcp.referrals import lifecycle, patch_paths
 from pcref_mcp.referrals.models import PatchOperation, Referral
+from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import (
     DealKind,
     NewDealRegistration,
@@ -456,8 +457,9 @@ def _friendly(pointer: str) -> str:
 
 
 def _label(referral: Referral) -> str:
+    """``referral <id> («name» — «customer»)``: the names were written by others, so they are quoted."""
     customer = referral.customer_profile.name if referral.customer_profile else None
-    return f"referral {referral.id} ({referral.name or 'unnamed'} — {customer or 'unknown customer'})"
+    return f"referral {referral.id} ({quote(referral.name or 'unnamed')} — {quote(customer or 'unknown customer')})"
 
 
 def _check_undoable(entry: JournalEntry) -> None:

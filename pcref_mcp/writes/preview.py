@@ -8,6 +8,7 @@ for the exact question it was given to.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -85,9 +86,20 @@ def pointer_get(document: Any, pointer: str) -> Any:
 
 
 def _show(value: Any) -> str:
+    """A value as a person reads it: dates as dates, amounts with separators, long text cut."""
     if value is None:
         return "(empty)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
     if isinstance(value, str):
+        match = _WIRE_DATE.fullmatch(value)
+        if match:
+            return match[1] if match[2] in (None, "T00:00:00") else f"{match[1]} {match[2][1:6]} UTC"
         return repr(value) if len(value) <= 120 else repr(value[:117] + "...")
     text = json.dumps(value, default=str, separators=(",", ":"))
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+_WIRE_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}:\d{2})?(?:\.\d+)?Z?")

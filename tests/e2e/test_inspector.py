@@ -42,8 +42,11 @@ def _inspector_path() -> Path:
 
 @dataclass
 class Answer:
+    """Exit code, the JSON on stdout (``{"result": …}``) and the error envelope on stderr, if any."""
+
     code: int
     body: dict[str, Any]
+    error: dict[str, Any]
     stderr: str
 
     @property
@@ -78,14 +81,15 @@ class Target:
             text=True,
             timeout=120,
         )
-        lines = [line for line in proc.stdout.splitlines() if line.strip()]
-        body = json.loads(lines[-1]) if lines else {}
-        if not body and proc.stderr.strip().startswith("{"):
-            body = json.loads(proc.stderr.strip().splitlines()[-1])  # -q puts error envelopes on stderr
-        return Answer(proc.returncode, body, proc.stderr)
+        return Answer(proc.returncode, _last_json(proc.stdout), _last_json(proc.stderr), proc.stderr)
 
     def call(self, tool: str, arguments: dict[str, Any]) -> Answer:
         return self.run("tools/call", "--tool-name", tool, "--tool-args-json", json.dumps(arguments))
+
+
+def _last_json(text: str) -> dict[str, Any]:
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    return dict(json.loads(lines[-1])) if lines else {}
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +131,9 @@ def test_read_tools_answer_within_their_output_schema(target: Target) -> None:
     assert got["structuredContent"]["id"] == rows[0]["id"] and got["structuredContent"]["etag"]
 
     missing = target.call("get_referral", {"referral_id": "no-such-referral"})
-    assert missing.code == 5, missing  # tool isError, reported as such
-    assert missing.body["error"]["code"] == "tool_is_error"
+    assert missing.code == 5, missing  # the tool's isError, reported as such
+    assert missing.error["error"]["code"] == "tool_is_error"
+    assert "not found" in missing.body["result"]["content"][0]["text"]
 
 
 def test_guarded_write_asks_first_then_applies_with_the_token(target: Target) -> None:
@@ -153,7 +158,8 @@ def test_guarded_write_asks_first_then_applies_with_the_token(target: Target) ->
         # a token never outlives the server that showed the preview. (The stdio round trip within
         # one session is in tests/e2e/test_transports.py.)
         assert second.code == 5, second
-        assert second.body["error"]["code"] == "tool_is_error"
+        assert second.error["error"]["code"] == "tool_is_error"
+        assert "not valid" in second.body["result"]["content"][0]["text"]
 
 
 def test_key_form_tool_args_are_coerced_to_the_schema(target: Target) -> None:

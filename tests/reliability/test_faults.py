@@ -66,7 +66,7 @@ async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None
         if calls.total() % 40 == 0:
             faults.update(burst_429=3)
         if calls.total() % 10 == 0:
-            faults.update(drop_mode="after_write" if faults.drop_mode == "before" else "before")
+            faults.update(drop_mode="before" if (calls.total() // 10) % 3 == 0 else "after_write")
         result = await c.call_tool(name, args)
         if unhandled(name, result):
             unhandled_calls.append((name, text_of(result)))

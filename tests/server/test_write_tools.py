@@ -393,3 +393,11 @@ async def test_fix_a_registration_waiting_for_action_and_refuse_others(client: C
     assert "ActionRequired" in msg
     both = await call_error(client, "register_deal", {"referral_id": pending["id"]})
     assert "either registration" in both
+
+
+async def test_preview_quotes_names_written_by_others(client: Client, sandbox: Sandbox) -> None:
+    evil = (await sandbox.find("contains(customerProfile/name, 'ignore previous instructions')"))[0]
+    out = await call(client, "update_field", _update(evil["id"], notes="Follow-up booked"))
+    summary = out["preview"]["summary"]
+    assert f"«{evil['customerProfile']['name']}»" in summary
+    assert summary.count("«") == summary.count("»") == 2

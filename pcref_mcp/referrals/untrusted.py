@@ -1,0 +1,55 @@
+"""Text that others wrote (names, notes, invite notes, reasons) is data, never instructions.
+
+Everything that reaches the model passes such text through ``quote``: wrapped in «…», with any
+guillemets inside replaced so the text can never close its own quote and pose as ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OPEN, CLOSE = "«", "»"
+
+# Wire keys whose string values were written by someone else.
+UNTRUSTED_KEYS = frozenset(
+    {
+        "name",
+        "notes",
+        "statusReason",
+        "organizationName",
+        "customerAction",
+        "addressLine1",
+        "addressLine2",
+        "city",
+        "state",
+        "region",
+        "title",
+        "firstName",
+        "lastName",
+        "publisherName",
+    }
+)
+
+
+def quote(text: Any) -> str | None:
+    if text is None:
+        return None
+    clean = str(text).replace(OPEN, "‹").replace(CLOSE, "›")
+    return f"{OPEN}{clean}{CLOSE}"
+
+
+def quote_fields(value: Any, key: str | None = None) -> Any:
+    """A wire value with every untrusted string inside it quoted (dicts and lists walked)."""
+    if isinstance(value, dict):
+        return {k: quote_fields(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [quote_fields(v, key) for v in value]
+    if isinstance(value, str) and key in UNTRUSTED_KEYS:
+        return quote(value)
+    return value
+
+
+def quote_at(pointer: str, value: Any) -> Any:
+    """``quote_fields`` for the value found at a JSON pointer (its last segment names the field)."""
+    key = pointer.rstrip("/-").rsplit("/", 1)[-1]
+    return quote_fields(value, key)
