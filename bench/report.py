@@ -69,7 +69,8 @@ def _startup(r: dict[str, Any]) -> list[str]:
         "`PCREF_JOURNAL_PATH`) and speaks raw JSON-RPC over its pipes: `initialize`,",
         "`notifications/initialized`, `tools/list`; the clock stops when the `tools/list` answer arrives.",
         "Baseline: a minimal `MCPServer` with one tool in a temporary file, spawned the same way by the same",
-        "interpreter; the two alternate run by run. RSS is `VmRSS` from `/proc/<pid>/status`.",
+        "interpreter; the two alternate run by run, and the ratio is the median of the per-pair ratios",
+        f"(ratio of the medians: {r['ratio_of_medians']:.2f}×). RSS is `VmRSS` from `/proc/<pid>/status`.",
         "",
         *_table(rows),
     ]
@@ -208,8 +209,6 @@ def _sandbox(r: dict[str, Any]) -> list[str]:
             target = targets.get(key)
             if target and target[0] == q:
                 t, met = f"< {target[1]:.0f} ms", _met(a[f"{q}_ms"] < target[1])
-            elif key in ("create", "patch"):
-                t, met = "< 5 ms (writes)", _met(a[f"{q}_ms"] < 5.0)
             else:
                 t, met = "report", "—"
             rows.append((f"{label} {q}", _ms(a[f"{q}_ms"]), _ms(s[f"{q}_ms"]), _x(a[f"{q}_ms"] / s[f"{q}_ms"]) if s[f"{q}_ms"] else "—", t, met))
@@ -220,6 +219,7 @@ def _sandbox(r: dict[str, Any]) -> list[str]:
         "Value: through HTTP in-process (`httpx.ASGITransport` → the sandbox app: routing, auth, throttle",
         "check, OData parsing, JSON). Baseline: the same operation straight on the SQLite store. The page is",
         "`$filter=status eq 'Active' and direction eq 'Incoming'`, `$orderby=createdDateTime desc`, `$top=100`.",
+        "Targets (issue 3) are on the medians: page p50 under 30 ms, writes (create, patch) p50 under 5 ms.",
         "",
         *_table(rows),
     ]

@@ -22,18 +22,7 @@ from mcp.types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
 from pcref_mcp.errors import ConfirmationError, PcrefError, StaleConfirmation
-from pcref_mcp.writes.preview import WritePlan, pointer_get
-
-WATCHED = (
-    "/status",
-    "/substatus",
-    "/statusReason",
-    "/details/dealValue",
-    "/details/currency",
-    "/details/closingDateTime",
-    "/details/notes",
-    "/registrationStatus",
-)
+from pcref_mcp.writes.preview import WritePlan, changed_since, snapshot
 
 
 class Approval(BaseModel):
@@ -134,20 +123,13 @@ def approval_for(planner: Callable[..., Awaitable[WritePlan]]) -> Callable[..., 
 
 
 def _issue(tokens: Any, plan: WritePlan, fingerprint: dict[str, str]) -> str:
-    snapshot = {}
-    if plan.referral is not None:
-        wire = plan.referral.to_wire()
-        snapshot = {p: pointer_get(wire, p) for p in WATCHED}
-    token: str = tokens.issue(tool=plan.tool, arguments=fingerprint, etag=plan.etag, snapshot=snapshot)
+    token: str = tokens.issue(
+        tool=plan.tool, arguments=fingerprint, etag=plan.etag, snapshot=snapshot(plan.referral)
+    )
     return token
 
 
 def _changed_fields(before: dict[str, Any], plan: WritePlan) -> list[str]:
     if plan.referral is None:
         return []
-    now = plan.referral.to_wire()
-    return [
-        f"{p}: {before.get(p)!r} → {pointer_get(now, p)!r}"
-        for p in WATCHED
-        if before.get(p) != pointer_get(now, p)
-    ]
+    return [f"{c.field}: {c.before!r} → {c.after!r}" for c in changed_since(before, plan.referral)]

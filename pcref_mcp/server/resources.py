@@ -10,7 +10,9 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError
 
+from pcref_mcp.errors import PcrefError
 from pcref_mcp.referrals import catalog, lifecycle, patch_paths, schemas
 from pcref_mcp.server.confirmation import runtime_of
 from pcref_mcp.server.views import detail
@@ -51,7 +53,10 @@ def register_resources(server: MCPServer[Any]) -> None:
         description="One referral (wire JSON, others' text quoted «…»)",
     )
     async def referral_resource(referral_id: str, ctx: Context) -> str:
-        referral = await runtime_of(ctx).client.get(referral_id)
+        try:
+            referral = await runtime_of(ctx).client.get(referral_id)
+        except PcrefError as exc:  # say what went wrong (not found, service down), as the tools do
+            raise ResourceError(str(exc)) from exc
         return _dump(detail(referral))
 
 

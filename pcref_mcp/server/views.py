@@ -18,7 +18,6 @@ from pydantic import BaseModel, Field
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.untrusted import quote, quote_fields
 
-
 Section = Literal["overview", "customer", "details", "invite", "registrations", "contacts", "all"]
 DEFAULT_SECTIONS: tuple[Section, ...] = ("overview", "customer", "details", "invite", "registrations")
 

@@ -37,27 +37,20 @@ from pcref_mcp.referrals.write_models import (
     microsoft_referral_body,
     partner_referral_body,
 )
-from pcref_mcp.writes.preview import FieldChange, WritePlan, pointer_get
+from pcref_mcp.writes.preview import (
+    FieldChange,
+    WritePlan,
+    changed_since,
+    field_name,
+    pointer_get,
+    snapshot,
+)
 
 if TYPE_CHECKING:  # annotations only: httpx and sqlite3 load with the first tool call that needs them
     from pcref_mcp.partner_center.client import PartnerCenterClient
     from pcref_mcp.writes.journal import Journal, JournalEntry
 
 Outcome = Literal["applied", "stale", "failed", "in_doubt", "partial"]
-
-# Fields whose change by someone else we report when a previewed write turns out stale.
-_WATCHED = (
-    "/status",
-    "/substatus",
-    "/statusReason",
-    "/details/dealValue",
-    "/details/currency",
-    "/details/closingDateTime",
-    "/details/notes",
-    "/externalReferenceId",
-    "/salesStage",
-    "/registrationStatus",
-)
 
 
 @dataclass
@@ -236,7 +229,7 @@ class WriteEngine:
                     change_id=entry_id,
                     correlation_id=correlation_id,
                 )
-            moved = _changed_underneath(plan.referral, current)
+            moved = changed_since(snapshot(plan.referral), current)
             return WriteOutcome(
                 "stale",
                 "Nothing was written: the referral changed after the preview"
@@ -356,7 +349,7 @@ class WriteEngine:
             before[collection] = current
             after = [*(current or []), op.value] if op.path.endswith("/-") else op.value
             if after != current:
-                changes.append(FieldChange(_friendly(op.path), op.path, current, after))
+                changes.append(FieldChange(field_name(op.path), op.path, current, after))
         status_ops = {op.path: op.value for op in operations if op.path in ("/status", "/substatus")}
         step = None
         if status_ops:
@@ -448,14 +441,6 @@ def _stamp(body: dict[str, Any]) -> str:
     return "pcref-" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def _friendly(pointer: str) -> str:
-    try:
-        registration = pointer.startswith("/registrations/")
-        return patch_paths.resolve(pointer, registration=registration).name
-    except InvalidInput:
-        return pointer
-
-
 def _label(referral: Referral) -> str:
     """``referral <id> («name» — «customer»)``: the names were written by others, so they are quoted."""
     customer = referral.customer_profile.name if referral.customer_profile else None
@@ -489,22 +474,6 @@ def _inverse_operations(entry: JournalEntry) -> list[PatchOperation]:
         seen.add(path)
         operations.append(PatchOperation(op="replace", path=path, value=entry.before_image.get(path)))
     return operations
-
-
-def _changed_underneath(previewed: Referral | None, current: Referral) -> list[FieldChange]:
-    if previewed is None:
-        return []
-    was, now = previewed.to_wire(), current.to_wire()
-    return [
-        FieldChange(
-            _friendly(p) if p != "/registrationStatus" else "registration status",
-            p,
-            pointer_get(was, p),
-            pointer_get(now, p),
-        )
-        for p in _WATCHED
-        if pointer_get(was, p) != pointer_get(now, p)
-    ]
 
 
 def _test_crash_point(point: str) -> None:

@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals import patch_paths
 from pcref_mcp.referrals.models import PatchOperation, Referral
+from pcref_mcp.referrals.untrusted import quote_at
 
 Kind = Literal["update", "create", "register", "update_registration", "undo"]
 
@@ -65,6 +68,50 @@ class WritePlan:
                 "Operations: " + json.dumps(self.wire_operations, separators=(",", ":"), default=str)
             )
         return "\n".join(lines)
+
+
+# Fields whose change by someone else is reported when a previewed write turns out stale.
+WATCHED: tuple[str, ...] = (
+    "/status",
+    "/substatus",
+    "/statusReason",
+    "/details/dealValue",
+    "/details/currency",
+    "/details/closingDateTime",
+    "/details/notes",
+    "/externalReferenceId",
+    "/salesStage",
+    "/registrationStatus",
+)
+
+
+def snapshot(referral: Referral | None) -> dict[str, Any]:
+    """The watched fields as they are now (kept with a preview to tell later what moved)."""
+    if referral is None:
+        return {}
+    wire = referral.to_wire()
+    return {p: pointer_get(wire, p) for p in WATCHED}
+
+
+def changed_since(before: dict[str, Any], current: Referral) -> list[FieldChange]:
+    """Watched fields whose value differs from ``before`` (a snapshot); names are the pointers."""
+    now = snapshot(current)
+    return [
+        FieldChange(field_name(p), p, before.get(p), now[p])
+        for p in WATCHED
+        if p in before and before[p] != now[p]
+    ]
+
+
+def field_name(pointer: str) -> str:
+    """The name a person uses for a JSON pointer ("deal value"), or the pointer itself."""
+    try:
+        return patch_paths.resolve(pointer, registration=pointer.startswith("/registrations/")).name
+    except InvalidInput:
+        return _READ_ONLY_NAMES.get(pointer, pointer)
+
+
+_READ_ONLY_NAMES = {"/registrationStatus": "registration status"}
 
 
 def pointer_get(document: Any, pointer: str) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.servers import ROOT, http_server, server_env
+from tests.e2e.servers import ROOT, Running, http_server, server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -62,6 +62,7 @@ class Target:
     transport: str
     args: list[str]
     home: Path
+    server: Running | None = None  # the HTTP server, for diagnostics
 
     def run(self, method: str, *extra: str) -> Answer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PCREF_")}
@@ -81,7 +82,10 @@ class Target:
             text=True,
             timeout=120,
         )
-        return Answer(proc.returncode, _last_json(proc.stdout), _last_json(proc.stderr), proc.stderr)
+        stderr = proc.stderr
+        if self.server is not None and self.server.proc.poll() is not None:
+            stderr += f"\n[the HTTP server exited with {self.server.proc.returncode}]\n{self.server.stderr[-2000:]}"
+        return Answer(proc.returncode, _last_json(proc.stdout), _last_json(proc.stderr), stderr)
 
     def call(self, tool: str, arguments: dict[str, Any]) -> Answer:
         return self.run("tools/call", "--tool-name", tool, "--tool-args-json", json.dumps(arguments))
@@ -93,10 +97,10 @@ def _last_json(text: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def http_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     _inspector_path()  # skip/fail before starting anything
     with http_server(tmp_path_factory.mktemp("inspector-http")) as running:
-        yield running.url
+        yield running
 
 
 @pytest.fixture(params=["stdio", "http"])
@@ -105,8 +109,8 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     if request.param == "stdio":
         env_args = [arg for key, value in server_env(tmp_path).items() for arg in ("-e", f"{key}={value}")]
         return Target("stdio", [*env_args, sys.executable, "-m", "pcref_mcp"], tmp_path)
-    url = request.getfixturevalue("http_url")
-    return Target("http", [url, "--transport", "http"], tmp_path)
+    running: Running = request.getfixturevalue("http")
+    return Target("http", [running.url, "--transport", "http"], tmp_path, running)
 
 
 # --- tests ------------------------------------------------------------------------------------------

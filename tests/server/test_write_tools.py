@@ -95,7 +95,7 @@ async def test_stale_token_writes_nothing_and_shows_what_changed(client: Client,
     )
     out = await call(client, "update_field", {**args, "confirm_token": token})
     assert out["status"] == "stale"
-    assert "/details/notes" in out["message"]
+    assert "notes: " in out["message"] and "«changed by a colleague»" in out["message"]
     assert out["confirm_token"] and out["confirm_token"] != token
     assert (await sandbox.get(target["id"]))["details"]["dealValue"] != 99000
 
