@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import itertools
 import json
 import shutil
 import statistics
@@ -112,7 +113,7 @@ def _store_figures(state: Any, repeat: int) -> dict[str, dict[str, float]]:
     def page() -> None:
         store.query(where, params, order, 101, 0)
 
-    it = iter(ids * 2)
+    it = itertools.cycle(ids)
 
     def get() -> None:
         store.get_raw(next(it))
@@ -123,7 +124,7 @@ def _store_figures(state: Any, repeat: int) -> dict[str, dict[str, float]]:
         )
         store.insert(doc, at=format_wire(now))
 
-    targets = iter(ids * 2)
+    targets = itertools.cycle(ids)
 
     def patch() -> None:
         current = store.get(next(targets))
@@ -147,7 +148,7 @@ async def _asgi_figures(app: Any, repeat: int) -> dict[str, dict[str, float]]:
         ids = app.state.sandbox.store.ids_where("1", ())[
             :: max(1, app.state.sandbox.store.count() // repeat)
         ][:repeat]
-        it, targets = iter(ids * 2), iter(ids * 2)
+        it, targets = itertools.cycle(ids), itertools.cycle(ids)
 
         async def page() -> None:
             r = await client.get(

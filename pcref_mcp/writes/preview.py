@@ -94,10 +94,10 @@ def snapshot(referral: Referral | None) -> dict[str, Any]:
 
 
 def changed_since(before: dict[str, Any], current: Referral) -> list[FieldChange]:
-    """Watched fields whose value differs from ``before`` (a snapshot); names are the pointers."""
+    """Watched fields whose value differs from ``before`` (a snapshot), others' text quoted («…»)."""
     now = snapshot(current)
     return [
-        FieldChange(field_name(p), p, before.get(p), now[p])
+        FieldChange(field_name(p), p, quote_at(p, before.get(p)), quote_at(p, now[p]))
         for p in WATCHED
         if p in before and before[p] != now[p]
     ]
