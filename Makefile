@@ -1,11 +1,12 @@
-# Every target sets itself up: a fresh clone needs only Python 3.11+ (and Node for the e2e check).
+# Every target sets itself up: a fresh clone needs only Python 3.11+ (and Node/npm for the e2e check).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+INSPECTOR_VERSION := 2.12.0
 INSPECTOR := .tools/node_modules/.bin/mcp-inspector
 
-.PHONY: run test lint typecheck unit e2e bench fuzz clean
+.PHONY: run test lint typecheck unit e2e snapshots bench fuzz clean
 
 run: $(STAMP)  ## serve Streamable HTTP on 127.0.0.1:8765 against the embedded sandbox
 	$(VENV)/bin/pcref-mcp serve --http
@@ -23,7 +24,10 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy pcref_mcp
 
 e2e: $(STAMP) $(INSPECTOR)  ## third-party client (MCP Inspector CLI) over stdio and HTTP
-	PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) $(PY) -m pytest -m e2e tests/e2e
+	PCREF_E2E_REQUIRED=1 PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) $(PY) -m pytest -m e2e tests/e2e
+
+snapshots: $(STAMP)  ## accept a reviewed change to the tool list (snapshot + README tool reference)
+	PCREF_UPDATE_SNAPSHOTS=1 $(PY) -m pytest tests/test_tool_snapshot.py tests/test_readme.py
 
 bench: $(STAMP)  ## regenerate docs/benchmarks.md
 	$(PY) -m bench
@@ -32,13 +36,16 @@ fuzz: $(STAMP)  ## the long fuzz run recorded in docs/reliability.md
 	PCREF_FUZZ_EXAMPLES=10000 $(PY) -m pytest -m slow tests/reliability
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "pcref-mcp needs Python 3.11 or newer; run: make PYTHON=python3.11 ..." >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 $(INSPECTOR):
-	mkdir -p .tools
-	cd .tools && npm install --silent --no-audit --no-fund @modelcontextprotocol/inspector@2.12.0 >/dev/null
+	@command -v npm >/dev/null || { echo "the e2e check needs Node.js 20+ and npm" >&2; exit 1; }
+	npm install --prefix .tools --no-audit --no-fund --save-exact --loglevel=error \
+		@modelcontextprotocol/inspector@$(INSPECTOR_VERSION)
 
 clean:
 	rm -rf $(VENV) .tools

@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes; not for the published figures")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--no-cache", action="store_true", help="do not reuse the seeded sandbox in .bench-cache/")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="do not reuse the seeded sandbox in .bench-cache/"
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON here")
     args = parser.parse_args(argv)
     logging.getLogger("pcref_mcp").setLevel(logging.WARNING)
@@ -51,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     progress("2/6 context footprint")
     results["footprint"] = footprint.run(answer)
-    progress(f"footprint: {results['footprint']['total_bytes']:,} B vs naive {results['footprint']['naive_total_bytes']:,} B")
+    progress(
+        f"footprint: {results['footprint']['total_bytes']:,} B vs naive {results['footprint']['naive_total_bytes']:,} B"
+    )
 
     progress("3/6 answer economy")
     results["economy"] = economy.run(size=200, rows=50)
@@ -88,8 +92,12 @@ def _load() -> str:
 
 def _code() -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if commit.returncode != 0:

@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import sys
 import tempfile
-from datetime import UTC, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.common import START, mcp_session, progress, requests_made, reset_counters
-
 
 # A Thursday afternoon, so "this week" (since Monday) spans three and a half days of activity.
 THURSDAY = START.replace(day=5, hour=15)
@@ -30,10 +28,14 @@ THURSDAY = START.replace(day=5, hour=15)
 def run(size: int = 1000, burst: int = 500) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pcref-bench-calls-") as tmp:
         pipeline = asyncio.run(_pipeline(Path(tmp) / "a", size))
-        progress(f"api calls: pipeline summary {pipeline['summary']['calls']} calls, this week {pipeline['this_week']['calls']}")
+        progress(
+            f"api calls: pipeline summary {pipeline['summary']['calls']} calls, this week {pipeline['this_week']['calls']}"
+        )
         limited = asyncio.run(_burst(Path(tmp) / "c1", burst, limited=True))
         unlimited = asyncio.run(_burst(Path(tmp) / "c2", burst, limited=False))
-        progress(f"api calls: burst 429s with limiter {limited['throttled']}, without {unlimited['throttled']}")
+        progress(
+            f"api calls: burst 429s with limiter {limited['throttled']}, without {unlimited['throttled']}"
+        )
     return {**pipeline, "burst": limited, "burst_baseline": unlimited}
 
 
@@ -56,8 +58,13 @@ async def _pipeline(tmp: Path, size: int) -> dict[str, Any]:
             cursor = data.get("next_cursor")
             if not cursor:
                 break
-        summary = {"referrals": n, "seen": len(seen), "tool_calls": tool_calls,
-                   "calls": requests_made(app), "minimum": math.ceil(n / 100)}
+        summary = {
+            "referrals": n,
+            "seen": len(seen),
+            "tool_calls": tool_calls,
+            "calls": requests_made(app),
+            "minimum": math.ceil(n / 100),
+        }
 
         # "This week": Monday 00:00 of the sandbox clock's week, like a person would mean it.
         today = state.clock.now().date()
@@ -78,23 +85,31 @@ async def _pipeline(tmp: Path, size: int) -> dict[str, Any]:
             cursor = data.get("next_cursor")
             if not cursor:
                 break
-        week = {"matches": matches, "seen": len(got), "tool_calls": tool_calls,
-                "calls": requests_made(app), "minimum": max(1, math.ceil(matches / 100)), "since": monday.isoformat()}
+        week = {
+            "matches": matches,
+            "seen": len(got),
+            "tool_calls": tool_calls,
+            "calls": requests_made(app),
+            "minimum": max(1, math.ceil(matches / 100)),
+            "since": monday.isoformat(),
+        }
         return {"summary": summary, "this_week": week}
 
 
 async def _burst(tmp: Path, calls: int, *, limited: bool) -> dict[str, Any]:
+    import httpx
+
     from pcref_mcp.partner_center.auth import StaticTokenProvider
     from pcref_mcp.partner_center.client import PartnerCenterClient
     from pcref_mcp.partner_center.ratelimit import RateLimiter
     from pcref_mcp.sandbox import SandboxConfig, create_app
     from pcref_mcp.sandbox.clock import ManualClock
 
-    import httpx
-
     tmp.mkdir(parents=True, exist_ok=True)
     clock = ManualClock(START)
-    app = create_app(SandboxConfig(db_path=tmp / "sandbox.db", seed_size=60, clock=clock, rate_limit=100, rate_window=60.0))
+    app = create_app(
+        SandboxConfig(db_path=tmp / "sandbox.db", seed_size=60, clock=clock, rate_limit=100, rate_window=60.0)
+    )
     state = app.state.sandbox
     ids = state.store.ids_where("1", ())
 
@@ -108,8 +123,11 @@ async def _burst(tmp: Path, calls: int, *, limited: bool) -> dict[str, Any]:
 
     limiter = RateLimiter(100 if limited else 10**9, 60.0, clock=now, sleep=sleep)
     client = PartnerCenterClient(
-        "https://sandbox.local/v1.0/engagements/", StaticTokenProvider("bench"),
-        transport=httpx.ASGITransport(app=app), limiter=limiter, sleep=sleep,
+        "https://sandbox.local/v1.0/engagements/",
+        StaticTokenProvider("bench"),
+        transport=httpx.ASGITransport(app=app),
+        limiter=limiter,
+        sleep=sleep,
     )
     reset_counters(app)
     started = now()

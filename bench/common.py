@@ -90,7 +90,9 @@ async def mcp_session(
 
     tmp.mkdir(parents=True, exist_ok=True)
     app = create_app(
-        SandboxConfig(db_path=tmp / "sandbox.db", seed_size=size, clock=ManualClock(start), rate_limit=rate_limit)
+        SandboxConfig(
+            db_path=tmp / "sandbox.db", seed_size=size, clock=ManualClock(start), rate_limit=rate_limit
+        )
     )
     settings = Settings(
         journal_path=tmp / "journal.sqlite3", sandbox_db=tmp / "sandbox.db", rate_limit_calls=client_calls

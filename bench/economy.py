@@ -42,7 +42,9 @@ async def _run(tmp: Path, size: int, rows: int) -> dict[str, Any]:
                 response = await raw.get(f"referrals/{r['id']}")
                 response.raise_for_status()
                 raw_docs.append(len(response.content))
-            page = await raw.get("referrals", params={"$orderby": "updatedDateTime desc", "$top": str(rows), "$count": "true"})
+            page = await raw.get(
+                "referrals", params={"$orderby": "updatedDateTime desc", "$top": str(rows), "$count": "true"}
+            )
             page.raise_for_status()
             raw_page_bytes = len(page.content)
         row_bytes = [wire_bytes(r) for r in answer_rows]

@@ -16,7 +16,12 @@ from typing import Any
 
 from bench.common import wire_bytes
 
-SWAGGER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "partner-center-referrals-connector.swagger.json"
+SWAGGER = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "reference"
+    / "partner-center-referrals-connector.swagger.json"
+)
 TYPED_KEYS = ("type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf")
 
 
@@ -68,17 +73,30 @@ def naive_tools(spec: dict[str, Any]) -> list[dict[str, Any]]:
                     if param.get("description"):
                         schema = {"description": param["description"], **schema}
                 else:
-                    schema = {k: v for k, v in param.items() if k not in ("in", "name", "required") and not k.startswith("x-")}
+                    schema = {
+                        k: v
+                        for k, v in param.items()
+                        if k not in ("in", "name", "required") and not k.startswith("x-")
+                    }
                 properties[name] = _strip_extensions(schema)
                 if param.get("required"):
                     required.append(name)
             tool: dict[str, Any] = {
                 "name": op.get("operationId") or f"{method}_{path}",
                 "description": "\n\n".join(x for x in (op.get("summary"), op.get("description")) if x),
-                "inputSchema": {"type": "object", "properties": properties, **({"required": required} if required else {})},
+                "inputSchema": {
+                    "type": "object",
+                    "properties": properties,
+                    **({"required": required} if required else {}),
+                },
             }
             success = next(
-                (r for code, r in sorted(op.get("responses", {}).items()) if code.startswith("2") and "schema" in r), None
+                (
+                    r
+                    for code, r in sorted(op.get("responses", {}).items())
+                    if code.startswith("2") and "schema" in r
+                ),
+                None,
             )
             if success is not None:
                 tool["outputSchema"] = _strip_extensions(_inline(success["schema"], definitions))

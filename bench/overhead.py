@@ -2,10 +2,11 @@
 straight on ``PartnerCenterClient``, both against the same in-process sandbox (same client, same
 limiter, same transport). Runs alternate (tool, direct, tool, direct, ...) so drift hits both.
 
-A third series splits the overhead: a no-op tool (one string argument, returns it) through the same
-kind of in-memory client is the SDK's own fixed cost per call. The client library also re-validates
-every structured answer against the tool's output schema (jsonschema); that time is measured on its
-own. What is left is pcref-mcp's (argument models, views, quoting, the answer's two encodings).
+The overhead is then split into parts measured on their own: a no-op tool (one string argument,
+returns it) through the same kind of in-memory client is the SDK's fixed cost per call; the client
+library re-validating every structured answer against the tool's output schema (jsonschema); and
+pcref-mcp's view code (rows or the detail view, quoting, the answer's two encodings). What is left is
+the SDK's handling that grows with the payload (argument and result models, the in-memory transport).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ async def _measure(tmp: Path, repeat: int, warmup: int, validation: list[float])
 
     async with mcp_session(tmp, size=500) as (client, runtime, app):
         pc = runtime.client
-        ids = app.state.sandbox.store.ids_where("1", ())[:repeat + warmup]
+        ids = app.state.sandbox.store.ids_where("1", ())[: repeat + warmup]
 
         async def tool_get(i: int) -> None:
             result = await client.call_tool("get_referral", {"referral_id": ids[i % len(ids)]})
@@ -69,7 +70,10 @@ async def _measure(tmp: Path, repeat: int, warmup: int, validation: list[float])
 
         noop = await _noop_round_trip(repeat, warmup)
         out: dict[str, Any] = {"repeat": repeat, "noop": noop}
-        for name, tool, direct in (("get_referral", tool_get, direct_get), ("search_referrals", tool_search, direct_search)):
+        for name, tool, direct in (
+            ("get_referral", tool_get, direct_get),
+            ("search_referrals", tool_search, direct_search),
+        ):
             samples: dict[str, list[float]] = {"tool": [], "direct": []}
             validation.clear()
             for i in range(warmup + repeat):
@@ -79,19 +83,48 @@ async def _measure(tmp: Path, repeat: int, warmup: int, validation: list[float])
                     if i >= warmup:
                         samples[kind].append((time.perf_counter() - t) * 1000)
             tool_s, direct_s = summary(samples["tool"]), summary(samples["direct"])
-            checked = summary(validation[warmup:]) if len(validation) > warmup else {"p50": 0.0, "p95": 0.0, "n": 0}
+            checked = (
+                summary(validation[warmup:]) if len(validation) > warmup else {"p50": 0.0, "p95": 0.0, "n": 0}
+            )
             out[name] = {
                 "tool": tool_s,
                 "direct": direct_s,
                 "ratio_p50": tool_s["p50"] / direct_s["p50"],
                 "ratio_p95": tool_s["p95"] / direct_s["p95"],
-                # pcref-mcp's own share: what the tool costs beyond the operation and the SDK's no-op call
                 "client_validation": checked,
-                "pcref_ms_p50": tool_s["p50"] - direct_s["p50"] - noop["p50"] - checked["p50"],
-                "ratio_without_sdk_p50": (tool_s["p50"] - noop["p50"] - checked["p50"]) / direct_s["p50"],
             }
+            view = await _view_cost(name, pc, ids[0], repeat)
+            out[name]["pcref_view"] = view
+            out[name]["sdk_payload_ms_p50"] = (
+                tool_s["p50"] - direct_s["p50"] - noop["p50"] - checked["p50"] - view["p50"]
+            )
             progress(f"overhead: {name} tool p50 {tool_s['p50']:.2f} ms vs direct {direct_s['p50']:.2f} ms")
         return out
+
+
+async def _view_cost(name: str, pc: Any, referral_id: str, repeat: int) -> dict[str, float]:
+    """pcref-mcp's own per-call work after the operation: the view and the answer's encodings."""
+    from pcref_mcp.partner_center.odata import Query
+    from pcref_mcp.server.tools import ReferralView, SearchResult
+    from pcref_mcp.server.views import detail, respond, row
+
+    if name == "get_referral":
+        referral = await pc.get(referral_id)
+
+        def work() -> None:
+            respond(ReferralView(id=str(referral.id), etag=referral.e_tag, referral=detail(referral)))
+    else:
+        page = await pc.list_page(Query(orderby=["updatedDateTime desc"], top=20, skip=0, count=True))
+
+        def work() -> None:
+            respond(SearchResult(total=page.odata_count, rows=[row(r) for r in page.value], next_cursor="x"))
+
+    samples = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        work()
+        samples.append((time.perf_counter() - t) * 1000)
+    return summary(samples)
 
 
 async def _noop_round_trip(repeat: int, warmup: int) -> dict[str, float]:

@@ -21,12 +21,13 @@ def render(results: dict[str, Any]) -> str:
         f"- **Load average** at start / end: {results['load_start']} / {results['load_end']}"
         " (other work on the machine shows up mostly in p95)",
         f"- **Code**: {results['code']}",
-        f"- **Run time**: {results['wall_seconds']:.0f} s" + (" (quick mode: smaller sizes)" if results.get("quick") else ""),
+        f"- **Run time**: {results['wall_seconds']:.0f} s"
+        + (" (quick mode: smaller sizes)" if results.get("quick") else ""),
         "",
         "## How to read this",
         "",
         "- *value* is pcref-mcp's figure, *baseline* the reference measured in the same run, *ratio* =",
-        "  value / baseline. Lower is better unless the target says otherwise (\"raw/row\" ratios: higher",
+        '  value / baseline. Lower is better unless the target says otherwise ("raw/row" ratios: higher',
         "  is better). *met?* compares against the target in issue 7 (and issue 3 for the sandbox).",
         "- Times are wall-clock medians (p50) and 95th percentiles (p95) in milliseconds unless marked.",
         "- Bytes are compact UTF-8 JSON as sent on the wire; tokens are estimated as bytes / 4.",
@@ -58,11 +59,30 @@ def render(results: dict[str, Any]) -> str:
 def _startup(r: dict[str, Any]) -> list[str]:
     p, b = r["pcref"], r["baseline"]
     rows: list[Row] = [
-        (f"time to first `tools/list` (median of {r['runs']})", _s(p["median_s"]), _s(b["median_s"]),
-         _x(r["ratio"]), "≤ 1.3×", _met(r["ratio"] <= 1.3)),
-        ("idle RSS after `tools/list` (median)", _mb(p["rss_kb"]), _mb(b["rss_kb"]), _x(r["rss_ratio"]), "report", "—"),
-        ("heavy modules loaded before the first tool call", ", ".join(f"`{m}`" for m in r["heavy_loaded"]) or "none",
-         "—", "—", f"none of {', '.join(f'`{m}`' for m in r['heavy_checked'])}", _met(not r["heavy_loaded"])),
+        (
+            f"time to first `tools/list` (median of {r['runs']})",
+            _s(p["median_s"]),
+            _s(b["median_s"]),
+            _x(r["ratio"]),
+            "≤ 1.3×",
+            _met(r["ratio"] <= 1.3),
+        ),
+        (
+            "idle RSS after `tools/list` (median)",
+            _mb(p["rss_kb"]),
+            _mb(b["rss_kb"]),
+            _x(r["rss_ratio"]),
+            "report",
+            "—",
+        ),
+        (
+            "heavy modules loaded before the first tool call",
+            ", ".join(f"`{m}`" for m in r["heavy_loaded"]) or "none",
+            "—",
+            "—",
+            f"none of {', '.join(f'`{m}`' for m in r['heavy_checked'])}",
+            _met(not r["heavy_loaded"]),
+        ),
     ]
     return [
         "Each run spawns `python -m pcref_mcp` (embedded sandbox backend, temporary `PCREF_SANDBOX_DB` and",
@@ -81,12 +101,31 @@ def _footprint(r: dict[str, Any]) -> list[str]:
     typed_ok = not r["untyped_top_level"]
     nested = r["untyped_arguments"]
     rows: list[Row] = [
-        ("whole `tools/list` answer", _b(total), _b(naive), _x(r["ratio"]), "< 20 KB and < 0.25×",
-         _met(total < 20_000 and r["ratio"] < 0.25)),
+        (
+            "whole `tools/list` answer",
+            _b(total),
+            _b(naive),
+            _x(r["ratio"]),
+            "< 20 KB and < 0.25×",
+            _met(total < 20_000 and r["ratio"] < 0.25),
+        ),
         ("tools", str(len(r["tools"])), str(len(r["naive_tools"])), "—", "report", "—"),
-        ("top-level arguments with a type", f"{r['arguments'] - len(r['untyped_top_level'])}/{r['arguments']}", "—",
-         "—", "all typed", _met(typed_ok)),
-        ("nested fields without a type", ", ".join(f"`{n}`" for n in nested) or "none", "—", "—", "report", "—"),
+        (
+            "top-level arguments with a type",
+            f"{r['arguments'] - len(r['untyped_top_level'])}/{r['arguments']}",
+            "—",
+            "—",
+            "all typed",
+            _met(typed_ok),
+        ),
+        (
+            "nested fields without a type",
+            ", ".join(f"`{n}`" for n in nested) or "none",
+            "—",
+            "—",
+            "report",
+            "—",
+        ),
     ]
     lines = [
         "Value: the server's own answer, exactly as sent over stdio in section 1 "
@@ -102,32 +141,81 @@ def _footprint(r: dict[str, Any]) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for t in r["tools"]:
-        lines.append(f"| `{t['name']}` | {t['bytes']:,} | {t['bytes'] // 4:,} | {t['input_bytes']:,} | {t['output_bytes']:,} |")
-    lines += ["", "Naive baseline, per tool:", "", "| tool | bytes | ~tokens | input schema | output schema |",
-              "| --- | ---: | ---: | ---: | ---: |"]
+        lines.append(
+            f"| `{t['name']}` | {t['bytes']:,} | {t['bytes'] // 4:,} | {t['input_bytes']:,} | {t['output_bytes']:,} |"
+        )
+    lines += [
+        "",
+        "Naive baseline, per tool:",
+        "",
+        "| tool | bytes | ~tokens | input schema | output schema |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for t in r["naive_tools"]:
-        lines.append(f"| `{t['name']}` | {t['bytes']:,} | {t['bytes'] // 4:,} | {t['input_bytes']:,} | {t['output_bytes']:,} |")
+        lines.append(
+            f"| `{t['name']}` | {t['bytes']:,} | {t['bytes'] // 4:,} | {t['input_bytes']:,} | {t['output_bytes']:,} |"
+        )
     if nested:
-        lines += ["", "The nested fields without a type are the free-form `value` of a field change: its schema depends",
-                  "on the field named next to it and is published per field in the resource `pcref://fields`;",
-                  "the server checks it against that schema before previewing."]
+        lines += [
+            "",
+            "The nested fields without a type are the free-form `value` of a field change: its schema depends",
+            "on the field named next to it and is published per field in the resource `pcref://fields`;",
+            "the server checks it against that schema before previewing.",
+        ]
     return lines
 
 
 def _economy(r: dict[str, Any]) -> list[str]:
     first = r["first_row"]
     rows: list[Row] = [
-        ("default `search_referrals` row (first row)", _b(first["row_bytes"]), _b(first["raw_bytes"]) + " raw API JSON",
-         f"{first['ratio']:.1f}× smaller", "≥ 8× smaller", _met(first["ratio"] >= 8)),
-        (f"median over the {r['rows']} rows", _b(r["median_row_bytes"]), _b(r["median_raw_bytes"]) + " raw API JSON",
-         f"{r['median_ratio']:.1f}× smaller", "≥ 8× smaller", _met(r["median_ratio"] >= 8)),
-        ("least saving of any row", "—", "—", f"{r['min_ratio']:.1f}× smaller", "≥ 8× smaller", _met(r["min_ratio"] >= 8)),
-        (f"{r['rows']}-row answer: structured content", _b(r["answer_structured_bytes"]), _b(r["raw_page_bytes"]) + " raw page",
-         _x(r["answer_structured_bytes"] / r["raw_page_bytes"]), "report", "—"),
-        (f"{r['rows']}-row answer: text content", _b(r["answer_text_bytes"]), _b(r["raw_page_bytes"]) + " raw page",
-         _x(r["answer_text_bytes"] / r["raw_page_bytes"]), "report", "—"),
-        (f"{r['rows']}-row answer: whole result (both)", _b(r["answer_total_bytes"]), _b(r["raw_page_bytes"]) + " raw page",
-         _x(r["answer_total_bytes"] / r["raw_page_bytes"]), "report", "—"),
+        (
+            "default `search_referrals` row (first row)",
+            _b(first["row_bytes"]),
+            _b(first["raw_bytes"]) + " raw API JSON",
+            f"{first['ratio']:.1f}× smaller",
+            "≥ 8× smaller",
+            _met(first["ratio"] >= 8),
+        ),
+        (
+            f"median over the {r['rows']} rows",
+            _b(r["median_row_bytes"]),
+            _b(r["median_raw_bytes"]) + " raw API JSON",
+            f"{r['median_ratio']:.1f}× smaller",
+            "≥ 8× smaller",
+            _met(r["median_ratio"] >= 8),
+        ),
+        (
+            "least saving of any row",
+            "—",
+            "—",
+            f"{r['min_ratio']:.1f}× smaller",
+            "≥ 8× smaller",
+            _met(r["min_ratio"] >= 8),
+        ),
+        (
+            f"{r['rows']}-row answer: structured content",
+            _b(r["answer_structured_bytes"]),
+            _b(r["raw_page_bytes"]) + " raw page",
+            _x(r["answer_structured_bytes"] / r["raw_page_bytes"]),
+            "report",
+            "—",
+        ),
+        (
+            f"{r['rows']}-row answer: text content",
+            _b(r["answer_text_bytes"]),
+            _b(r["raw_page_bytes"]) + " raw page",
+            _x(r["answer_text_bytes"] / r["raw_page_bytes"]),
+            "report",
+            "—",
+        ),
+        (
+            f"{r['rows']}-row answer: whole result (both)",
+            _b(r["answer_total_bytes"]),
+            _b(r["raw_page_bytes"]) + " raw page",
+            _x(r["answer_total_bytes"] / r["raw_page_bytes"]),
+            "report",
+            "—",
+        ),
     ]
     import json
 
@@ -146,20 +234,54 @@ def _economy(r: dict[str, Any]) -> list[str]:
 def _calls(r: dict[str, Any]) -> list[str]:
     a, w, b, nb = r["summary"], r["this_week"], r["burst"], r["burst_baseline"]
     rows: list[Row] = [
-        (f"(a) pipeline summary, {a['referrals']:,} referrals (`search_referrals` limit 100 + `next_cursor`)",
-         f"{a['calls']} calls ({a['seen']:,} seen)", f"{a['minimum']} (ceil(N/100))", _x(a["calls"] / a["minimum"]),
-         "= minimum", _met(a["calls"] <= a["minimum"] and a["seen"] == a["referrals"])),
-        (f"(b) active incoming updated this week (since {w['since']}, {w['matches']} matches)",
-         f"{w['calls']} calls ({w['seen']} seen)", f"{w['minimum']} (ceil(matches/100), min 1)", _x(w["calls"] / w["minimum"]),
-         "= minimum", _met(w["calls"] <= w["minimum"] and w["seen"] == w["matches"])),
-        ("(b) same task, fetch everything and filter locally", f"{a['minimum']} calls", f"{w['minimum']}",
-         _x(a["minimum"] / w["minimum"]), "(what server-side filtering saves)", "—"),
-        (f"(c) burst of {b['completed']} reads, client limiter 100/60 s: 429s", str(b["throttled"]),
-         f"{nb['throttled']} without limiter", "—", "0", _met(b["throttled"] == 0 and b["completed"] == nb["completed"])),
-        ("(c) requests sent", str(b["calls"]), f"{nb['calls']} without limiter", _x(b["calls"] / nb["calls"]), "report", "—"),
-        ("(c) simulated seconds", f"{b['simulated_seconds']:.0f} s", f"{nb['simulated_seconds']:.0f} s without limiter",
-         _x(b["simulated_seconds"] / nb["simulated_seconds"]) if nb["simulated_seconds"] else "—",
-         f"≥ {b['minimum_seconds']:.0f} s is the floor", "—"),
+        (
+            f"(a) pipeline summary, {a['referrals']:,} referrals (`search_referrals` limit 100 + `next_cursor`)",
+            f"{a['calls']} calls ({a['seen']:,} seen)",
+            f"{a['minimum']} (ceil(N/100))",
+            _x(a["calls"] / a["minimum"]),
+            "= minimum",
+            _met(a["calls"] <= a["minimum"] and a["seen"] == a["referrals"]),
+        ),
+        (
+            f"(b) active incoming updated this week (since {w['since']}, {w['matches']} matches)",
+            f"{w['calls']} calls ({w['seen']} seen)",
+            f"{w['minimum']} (ceil(matches/100), min 1)",
+            _x(w["calls"] / w["minimum"]),
+            "= minimum",
+            _met(w["calls"] <= w["minimum"] and w["seen"] == w["matches"]),
+        ),
+        (
+            "(b) same task, fetch everything and filter locally",
+            f"{a['minimum']} calls",
+            f"{w['minimum']}",
+            _x(a["minimum"] / w["minimum"]),
+            "(what server-side filtering saves)",
+            "—",
+        ),
+        (
+            f"(c) burst of {b['completed']} reads, client limiter 100/60 s: 429s",
+            str(b["throttled"]),
+            f"{nb['throttled']} without limiter",
+            "—",
+            "0",
+            _met(b["throttled"] == 0 and b["completed"] == nb["completed"]),
+        ),
+        (
+            "(c) requests sent",
+            str(b["calls"]),
+            f"{nb['calls']} without limiter",
+            _x(b["calls"] / nb["calls"]),
+            "report",
+            "—",
+        ),
+        (
+            "(c) simulated seconds",
+            f"{b['simulated_seconds']:.0f} s",
+            f"{nb['simulated_seconds']:.0f} s without limiter",
+            _x(b["simulated_seconds"] / nb["simulated_seconds"]) if nb["simulated_seconds"] else "—",
+            f"≥ {b['minimum_seconds']:.0f} s is the floor",
+            "—",
+        ),
     ]
     return [
         "Requests are counted by the sandbox itself (`app.state.sandbox` counters). (a) and (b) go through",
@@ -174,33 +296,66 @@ def _calls(r: dict[str, Any]) -> list[str]:
 
 def _overhead(r: dict[str, Any]) -> list[str]:
     rows: list[Row] = []
-    for name, label in (("get_referral", "`get_referral`"), ("search_referrals", "`search_referrals` (20 rows)")):
+    for name, label in (
+        ("get_referral", "`get_referral`"),
+        ("search_referrals", "`search_referrals` (20 rows)"),
+    ):
         f = r[name]
         for q in ("p50", "p95"):
-            rows.append((f"{label} {q}", _ms(f["tool"][q]), _ms(f["direct"][q]), _x(f[f"ratio_{q}"]), "≤ 1.5×",
-                         _met(f[f"ratio_{q}"] <= 1.5)))
+            rows.append(
+                (
+                    f"{label} {q}",
+                    _ms(f["tool"][q]),
+                    _ms(f["direct"][q]),
+                    _x(f[f"ratio_{q}"]),
+                    "≤ 1.5×",
+                    _met(f[f"ratio_{q}"] <= 1.5),
+                )
+            )
     noop = r["noop"]
-    rows.append(("SDK round trip of a no-op tool, p50", _ms(noop["p50"]), "—", "—", "report", "—"))
     for name, label in (("get_referral", "`get_referral`"), ("search_referrals", "`search_referrals`")):
         f = r[name]
-        rows.append((f"{label}: client-side output validation (SDK), p50", _ms(f["client_validation"]["p50"]), "—", "—", "report", "—"))
-        rows.append((f"{label}: pcref-mcp's own share, p50", _ms(f["pcref_ms_p50"]), _ms(f["direct"]["p50"]),
-                     _x(f["ratio_without_sdk_p50"]) + " incl. operation", "report", "—"))
+        extra = f["tool"]["p50"] - f["direct"]["p50"]
+        parts = (
+            ("SDK: fixed cost of any tool call (no-op tool)", noop["p50"]),
+            ("SDK: client re-validates the answer (jsonschema)", f["client_validation"]["p50"]),
+            ("pcref-mcp: view + quoting + both encodings", f["pcref_view"]["p50"]),
+            ("rest: SDK argument/result models, transport; pcref query building", f["sdk_payload_ms_p50"]),
+        )
+        for part, ms in parts:
+            rows.append(
+                (
+                    f"{label} overhead, p50: {part}",
+                    _ms(ms),
+                    _ms(extra) + " total overhead",
+                    f"{ms / extra:.0%}" if extra > 0 else "—",
+                    "report",
+                    "—",
+                )
+            )
     return [
         f"{r['repeat']} calls each, alternating. Value: the tool called through the SDK's in-memory",
         "`Client(server)`. Baseline: the same operation straight on the server's own `PartnerCenterClient`",
-        "(same sandbox, limiter, transport). The second block splits the value: the SDK's fixed cost",
-        "(a no-op tool through the same kind of client), the client library re-validating the structured",
-        "answer against the output schema, and what remains for pcref-mcp (argument models, the view,",
-        "quoting, the two encodings of the answer). Against a live service the operation takes tens to",
-        "hundreds of milliseconds, so the same absolute overhead is a few percent.",
+        "(same sandbox, limiter, transport). The rows after the first four split the overhead (tool minus",
+        "operation) into parts measured on their own: the SDK's fixed cost of any call (a no-op tool through",
+        "the same kind of client), the SDK client re-validating the structured answer against the output",
+        "schema, pcref-mcp's own view code, and the rest — the SDK's argument/result handling that grows with",
+        "the payload (plus pcref-mcp's query building and cursor signing for a search). Against the live",
+        "service an operation takes tens to hundreds of milliseconds, so the same absolute overhead is a",
+        "few percent; the ≤ 1.5× target is measured here against an in-process sandbox that answers in",
+        "about a millisecond, where the SDK's fixed cost alone is over half of the operation.",
         "",
         *_table(rows),
     ]
 
 
 def _sandbox(r: dict[str, Any]) -> list[str]:
-    labels = {"page": "filtered+sorted 100-row page", "get": "get by id", "create": "create", "patch": "patch"}
+    labels = {
+        "page": "filtered+sorted 100-row page",
+        "get": "get by id",
+        "create": "create",
+        "patch": "patch",
+    }
     targets = {"page": ("p50", 30.0), "create": ("p50", 5.0), "patch": ("p50", 5.0)}
     rows: list[Row] = []
     for key, label in labels.items():
@@ -211,10 +366,23 @@ def _sandbox(r: dict[str, Any]) -> list[str]:
                 t, met = f"< {target[1]:.0f} ms", _met(a[f"{q}_ms"] < target[1])
             else:
                 t, met = "report", "—"
-            rows.append((f"{label} {q}", _ms(a[f"{q}_ms"]), _ms(s[f"{q}_ms"]), _x(a[f"{q}_ms"] / s[f"{q}_ms"]) if s[f"{q}_ms"] else "—", t, met))
+            rows.append(
+                (
+                    f"{label} {q}",
+                    _ms(a[f"{q}_ms"]),
+                    _ms(s[f"{q}_ms"]),
+                    _x(a[f"{q}_ms"] / s[f"{q}_ms"]) if s[f"{q}_ms"] else "—",
+                    t,
+                    met,
+                )
+            )
     return [
         f"{r['size']:,} referrals seeded by the deterministic generator in {r['seed_seconds']} s"
-        + (" (in an earlier run; this run started from the cached copy in `.bench-cache/`)" if r.get("seed_cached") else "")
+        + (
+            " (in an earlier run; this run started from the cached copy in `.bench-cache/`)"
+            if r.get("seed_cached")
+            else ""
+        )
         + f"; {r['repeat']} runs of each operation.",
         "Value: through HTTP in-process (`httpx.ASGITransport` → the sandbox app: routing, auth, throttle",
         "check, OData parsing, JSON). Baseline: the same operation straight on the SQLite store. The page is",
@@ -229,7 +397,10 @@ def _sandbox(r: dict[str, Any]) -> list[str]:
 
 
 def _table(rows: list[Row]) -> list[str]:
-    lines = ["| figure | value | baseline | ratio | target | met? |", "| --- | ---: | ---: | ---: | --- | --- |"]
+    lines = [
+        "| figure | value | baseline | ratio | target | met? |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
 

@@ -81,7 +81,14 @@ def run(runs: int = 20, warmup: int = 2) -> dict[str, Any]:
     return out
 
 
-HEAVY = ("msal", "sqlite3", "httpx", "pcref_mcp.sandbox", "pcref_mcp.partner_center.client", "pcref_mcp.writes.journal")
+HEAVY = (
+    "msal",
+    "sqlite3",
+    "httpx",
+    "pcref_mcp.sandbox",
+    "pcref_mcp.partner_center.client",
+    "pcref_mcp.writes.journal",
+)
 _PROBE = """
 import json, sys
 import anyio
@@ -96,15 +103,26 @@ print(json.dumps([m for m in %r if m in sys.modules]))
 def heavy_modules_at_startup() -> list[str]:
     """Which heavy modules a server has loaded once it can answer ``tools/list`` (none, ideally)."""
     with tempfile.TemporaryDirectory(prefix="pcref-bench-probe-") as tmp:
-        env = {**os.environ, "PCREF_SANDBOX_DB": f"{tmp}/sandbox.db", "PCREF_JOURNAL_PATH": f"{tmp}/journal.sqlite3"}
+        env = {
+            **os.environ,
+            "PCREF_SANDBOX_DB": f"{tmp}/sandbox.db",
+            "PCREF_JOURNAL_PATH": f"{tmp}/journal.sqlite3",
+        }
         done = subprocess.run(
-            [sys.executable, "-c", _PROBE % (HEAVY,)], capture_output=True, text=True, env=env, check=True, timeout=60
+            [sys.executable, "-c", _PROBE % (HEAVY,)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=60,
         )
     loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
     return loaded
 
 
-def spawn_once(cmd: list[str], env: dict[str, str], *, cwd: Path, timeout: float = 30.0) -> tuple[float, int, bytes]:
+def spawn_once(
+    cmd: list[str], env: dict[str, str], *, cwd: Path, timeout: float = 30.0
+) -> tuple[float, int, bytes]:
     """Seconds from spawn to the ``tools/list`` answer, VmRSS (kB) just after it, and the answer line."""
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -112,8 +130,19 @@ def spawn_once(cmd: list[str], env: dict[str, str], *, cwd: Path, timeout: float
     )
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        _send(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "pcref-bench", "version": "1"}}})
+        _send(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": PROTOCOL,
+                    "capabilities": {},
+                    "clientInfo": {"name": "pcref-bench", "version": "1"},
+                },
+            },
+        )
         _read_answer(proc, 1)
         _send(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         _send(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}})

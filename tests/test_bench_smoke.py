@@ -22,7 +22,9 @@ def test_every_benchmark_runs_and_the_report_renders(tmp_path: Path) -> None:
     assert results["startup"]["pcref"]["median_s"] > 0 and results["startup"]["pcref"]["rss_kb"] > 0
 
     results["footprint"] = footprint.run(answer)
-    assert {"total_bytes", "naive_total_bytes", "tools", "naive_tools", "untyped_top_level"} <= results["footprint"].keys()
+    assert {"total_bytes", "naive_total_bytes", "tools", "naive_tools", "untyped_top_level"} <= results[
+        "footprint"
+    ].keys()
     assert len(results["footprint"]["naive_tools"]) == 7
 
     results["economy"] = economy.run(size=20, rows=5)
@@ -37,7 +39,9 @@ def test_every_benchmark_runs_and_the_report_renders(tmp_path: Path) -> None:
 
     results["sandbox"] = sandbox_bench.run(300, repeat=3, cache_dir=tmp_path / "cache")
     again = sandbox_bench.run(300, repeat=3, cache_dir=tmp_path / "cache")
-    assert again["seed_cached"] and {"page", "get", "create", "patch"} <= again["asgi"].keys() == again["store"].keys()
+    assert again["seed_cached"]
+    for level in ("asgi", "store"):
+        assert {"page", "get", "create", "patch"} <= again[level].keys()
 
     text = report.render(results)
     for n in range(1, 7):

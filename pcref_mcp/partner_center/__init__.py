@@ -56,7 +56,9 @@ _LAZY: dict[str, str] = {
         ),
         "auth",
     ),
-    **dict.fromkeys(("ListResult", "PartnerCenterClient", "current_correlation_id", "new_correlation_id"), "client"),
+    **dict.fromkeys(
+        ("ListResult", "PartnerCenterClient", "current_correlation_id", "new_correlation_id"), "client"
+    ),
     **dict.fromkeys(("error_from_response", "parse_error_body", "parse_retry_after"), "errors"),
     **dict.fromkeys(("Expr", "OrderBy", "Query"), "odata"),
     "RateLimiter": "ratelimit",

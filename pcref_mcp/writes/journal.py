@@ -151,6 +151,8 @@ class Journal:
     # -- reading ----------------------------------------------------------------------------------
 
     def get(self, entry_id: int) -> JournalEntry | None:
+        if not 0 < entry_id < 2**63:  # beyond SQLite's INTEGER: no such entry (not an OverflowError)
+            return None
         with self._lock:
             row = self._db.execute("SELECT * FROM writes WHERE id=?", (entry_id,)).fetchone()
         return _entry(row) if row else None

@@ -22,7 +22,11 @@ INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
     "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
@@ -85,12 +89,16 @@ def test_http_refuses_a_foreign_host_header(http: Running) -> None:
     port = http.url.split(":")[2].split("/")[0]
     ok = httpx.post(http.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=10)
     assert ok.status_code == 200, ok.text
-    bad = httpx.post(http.url, json=INITIALIZE, headers={**MCP_HEADERS, "Host": f"evil.example:{port}"}, timeout=10)
+    bad = httpx.post(
+        http.url, json=INITIALIZE, headers={**MCP_HEADERS, "Host": f"evil.example:{port}"}, timeout=10
+    )
     assert bad.status_code == 421, bad.text
 
 
 def test_http_refuses_a_foreign_origin(http: Running) -> None:
-    bad = httpx.post(http.url, json=INITIALIZE, headers={**MCP_HEADERS, "Origin": "http://evil.example"}, timeout=10)
+    bad = httpx.post(
+        http.url, json=INITIALIZE, headers={**MCP_HEADERS, "Origin": "http://evil.example"}, timeout=10
+    )
     assert bad.status_code == 403, bad.text
     local = http.url.rsplit("/", 1)[0]
     ok = httpx.post(http.url, json=INITIALIZE, headers={**MCP_HEADERS, "Origin": local}, timeout=10)
@@ -127,7 +135,9 @@ async def test_bearer_token_is_required_when_set(tmp_path: Path) -> None:
 
         async with (
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"}, timeout=60) as http_client,
-            Client(streamable_http_client(running.url, http_client=http_client), read_timeout_seconds=60) as client,
+            Client(
+                streamable_http_client(running.url, http_client=http_client), read_timeout_seconds=60
+            ) as client,
         ):
             tools = (await client.list_tools()).tools
             assert "search_referrals" in {t.name for t in tools}

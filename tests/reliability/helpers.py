@@ -20,8 +20,16 @@ from pcref_mcp.partner_center.client import PartnerCenterClient
 from pcref_mcp.partner_center.ratelimit import RateLimiter
 from pcref_mcp.server.runtime import SANDBOX_TOKEN, Runtime
 
-TOOLS = ("search_referrals", "get_referral", "update_field", "create_referral", "register_deal",
-         "undo_change", "search", "fetch")
+TOOLS = (
+    "search_referrals",
+    "get_referral",
+    "update_field",
+    "create_referral",
+    "register_deal",
+    "undo_change",
+    "search",
+    "fetch",
+)
 
 
 class VirtualTime:
@@ -63,7 +71,9 @@ class SpyTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = request.content if isinstance(request.stream, httpx.ByteStream) else b""
         self.seen.append(
-            SeenRequest(request.method, request.url.path, dict(request.url.params), dict(request.headers), body)
+            SeenRequest(
+                request.method, request.url.path, dict(request.url.params), dict(request.headers), body
+            )
         )
         return await self.inner.handle_async_request(request)
 
@@ -80,7 +90,11 @@ class Backend:
 
 
 def fast_runtime(
-    settings: Settings, app: Any, *, token: str = SANDBOX_TOKEN, vtime: VirtualTime | None = None,
+    settings: Settings,
+    app: Any,
+    *,
+    token: str = SANDBOX_TOKEN,
+    vtime: VirtualTime | None = None,
     max_retries: int = 4,
 ) -> Backend:
     """A Runtime on ``app`` whose client sleeps in virtual time and whose requests are recorded.
@@ -91,10 +105,16 @@ def fast_runtime(
     vtime = vtime or VirtualTime()
     spy = SpyTransport(httpx.ASGITransport(app=app))
     runtime = Runtime(settings, sandbox_app=app)
-    limiter = RateLimiter(settings.rate_limit_calls, settings.rate_limit_window, clock=vtime.clock, sleep=vtime.sleep)
+    limiter = RateLimiter(
+        settings.rate_limit_calls, settings.rate_limit_window, clock=vtime.clock, sleep=vtime.sleep
+    )
     runtime._client = PartnerCenterClient(
-        runtime.base_url, StaticTokenProvider(token), transport=spy, limiter=limiter,
-        sleep=vtime.sleep, max_retries=max_retries,
+        runtime.base_url,
+        StaticTokenProvider(token),
+        transport=spy,
+        limiter=limiter,
+        sleep=vtime.sleep,
+        max_retries=max_retries,
     )
     return Backend(runtime, spy, vtime)
 
@@ -109,7 +129,11 @@ def unhandled(name: str, result: CallToolResult) -> bool:
         return False
     text = text_of(result).strip()
     bare = f"Error executing tool {name}"
-    return text == bare or text.startswith(bare + ": Error executing tool") or not text.removeprefix(bare).strip(" :")
+    return (
+        text == bare
+        or text.startswith(bare + ": Error executing tool")
+        or not text.removeprefix(bare).strip(" :")
+    )
 
 
 def integrity(path: Path) -> str:

@@ -41,7 +41,9 @@ def _env(tmp: Path, crash_at: str | None = None) -> dict[str, str]:
 
 
 def _server(tmp: Path, crash_at: str | None = None) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "pcref_mcp"], env=_env(tmp, crash_at), cwd=str(tmp))
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "pcref_mcp"], env=_env(tmp, crash_at), cwd=str(tmp)
+    )
 
 
 def _doc(tmp: Path, rid: str) -> dict[str, Any]:
@@ -54,7 +56,9 @@ async def test_kill_between_journal_and_send(tmp_path: Path, point: str) -> None
     value = 424242 if point == "before_send" else 737373
     with anyio.fail_after(60):
         async with Client(_server(tmp_path, point)) as c:  # type: ignore[arg-type]
-            found = await c.call_tool("search_referrals", {"filters": {"status": ["Active"], "substatus": ["Accepted"]}})
+            found = await c.call_tool(
+                "search_referrals", {"filters": {"status": ["Active"], "substatus": ["Accepted"]}}
+            )
             rid = found.structured_content["rows"][0]["id"]  # type: ignore[index]
             args = {"referral_id": rid, "changes": [{"field": "deal value", "value": value}]}
             preview = await c.call_tool("update_field", args)
@@ -79,16 +83,29 @@ async def test_kill_between_journal_and_send(tmp_path: Path, point: str) -> None
         assert after["details"]["dealValue"] == value and after["eTag"] != before["eTag"]
 
     # `pcref-mcp journal` settles the orphan as in doubt and tells the person how to check it
-    out = subprocess.run([sys.executable, "-m", "pcref_mcp", "journal"], env={**os.environ, **_env(tmp_path)},
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pcref_mcp", "journal"],
+        env={**os.environ, **_env(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert "in_doubt" in out and "how to check" in out, out
     assert f"Open referral {rid}" in out and before["eTag"] in out and entry["correlation_id"] in out
     (entry,) = rows(tmp_path / "journal.sqlite3", "SELECT * FROM writes")
     assert entry["status"] == "in_doubt" and "process stopped" in entry["error"]
 
-    as_json = json.loads(subprocess.run(
-        [sys.executable, "-m", "pcref_mcp", "journal", "--json"], env={**os.environ, **_env(tmp_path)},
-        capture_output=True, text=True, timeout=60, check=True).stdout)
+    as_json = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "pcref_mcp", "journal", "--json"],
+            env={**os.environ, **_env(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )
     assert as_json[0]["status"] == "in_doubt"
 
     assert integrity(tmp_path / "journal.sqlite3") == "ok"

@@ -35,8 +35,15 @@ CID = re.compile(r"correlation id ([0-9a-f-]{36})")
 
 async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None:
     faults = Faults(seed=20261102, error_rate=0.2, latency_ms=0.5, drop_rate=0.05, drop_mode="before")
-    app = create_app(SandboxConfig(db_path=tmp_path / "sandbox.db", seed_size=60, clock=ManualClock(START),
-                                   rate_limit=0, faults=faults))
+    app = create_app(
+        SandboxConfig(
+            db_path=tmp_path / "sandbox.db",
+            seed_size=60,
+            clock=ManualClock(START),
+            rate_limit=0,
+            faults=faults,
+        )
+    )
     state = app.state.sandbox
     store = state.store
     settings = Settings(journal_path=tmp_path / "journal.sqlite3", sandbox_db=tmp_path / "sandbox.db")
@@ -93,8 +100,16 @@ async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None
     async def step(c: Client) -> None:
         roll = rng.random()
         if roll < 0.28:
-            filters = rng.choice([{}, {"status": ["Active"]}, {"text": "Contoso"}, {"direction": "Incoming"},
-                                  {"status": ["Closed"], "substatus": ["Won", "Lost"]}, {"min_value": 1000}])
+            filters = rng.choice(
+                [
+                    {},
+                    {"status": ["Active"]},
+                    {"text": "Contoso"},
+                    {"direction": "Incoming"},
+                    {"status": ["Closed"], "substatus": ["Won", "Lost"]},
+                    {"min_value": 1000},
+                ]
+            )
             await call(c, "search_referrals", {"filters": filters, "limit": rng.choice([5, 20, 50])})
         elif roll < 0.42:
             await call(c, "get_referral", {"referral_id": rng.choice(everyone)})
@@ -105,19 +120,27 @@ async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None
                 await call(c, "search", {"query": rng.choice(["Contoso", "Ltd", "zz-no-match"])})
         elif roll < 0.78:
             rid = rng.choice(active if rng.random() < 0.93 else closed)
-            field, value = rng.choice([
-                ("deal value", rng.randint(1000, 900000)),
-                ("notes", f"call #{rng.randint(1, 10**9)}"),
-                ("closing date", f"2027-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"),
-            ])
-            await write(c, "update_field", {"referral_id": rid, "changes": [{"field": field, "value": value}]})
+            field, value = rng.choice(
+                [
+                    ("deal value", rng.randint(1000, 900000)),
+                    ("notes", f"call #{rng.randint(1, 10**9)}"),
+                    ("closing date", f"2027-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"),
+                ]
+            )
+            await write(
+                c, "update_field", {"referral_id": rid, "changes": [{"field": field, "value": value}]}
+            )
         elif roll < 0.92:
             creates["n"] += 1
             kind = rng.choice(["private", "partner_led", "co_sell"])
             referral = {
                 "name": f"Reliability deal {creates['n']}-{rng.randint(1, 10**9)}",
-                "customer_name": "Fabrikam Retail GmbH", "customer_country": "DE", "customer_city": "Berlin",
-                "deal_kind": kind, "deal_value": 1000 * creates["n"], "currency": "EUR",
+                "customer_name": "Fabrikam Retail GmbH",
+                "customer_country": "DE",
+                "customer_city": "Berlin",
+                "deal_kind": kind,
+                "deal_value": 1000 * creates["n"],
+                "currency": "EUR",
             }
             if kind == "co_sell":
                 referral |= {"assistance_request_code": "ProofOfConceptOrDemo", "help_notes": "PoC sponsor"}
@@ -125,7 +148,9 @@ async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None
         elif roll < 0.97 and applied_changes:
             await write(c, "undo_change", {"change_id": rng.choice(applied_changes)})
         else:
-            await call(c, "register_deal", {"referral_id": rng.choice(active), "registration": {"solution_id": "x"}})
+            await call(
+                c, "register_deal", {"referral_id": rng.choice(active), "registration": {"solution_id": "x"}}
+            )
 
     async def worker() -> None:
         async with Client(server) as c:
@@ -167,7 +192,9 @@ async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None
             entry = by_id[rec["change_id"]]
             assert entry.correlation_id == rec["correlation_id"]
             assert entry.status == {"stale": "failed"}.get(status, status), (entry, rec)
-        failed_cids = {e.correlation_id for e in entries if e.status == "failed" and "stale ETag" not in (e.error or "")}
+        failed_cids = {
+            e.correlation_id for e in entries if e.status == "failed" and "stale ETag" not in (e.error or "")
+        }
         reported = {cid for rec in confirmed if rec["is_error"] for cid in CID.findall(rec["text"])}
         assert failed_cids <= reported, "a failed write was not reported with its correlation id"
 
@@ -214,12 +241,21 @@ async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None
         stats = state.stats()
         statuses = Counter(e.status for e in entries)
         FIGURES.update(
-            calls=calls.total(), by_tool=dict(calls), outcomes=dict(sorted(outcomes.items())),
-            confirmed_writes=len(confirmed), journal=dict(statuses), journal_entries=len(entries),
-            sandbox_requests=stats["requests"], faults=stats["faultsInjected"], throttled=stats["throttled"],
-            sandbox_writes=stats["writesByKind"], creates_journaled=len(create_entries),
-            referrals_with_patches=len(patches), etag_chains_checked=checked_chains,
-            virtual_seconds_slept=round(backend.vtime.slept, 1), wall_seconds=round(wall, 1),
+            calls=calls.total(),
+            by_tool=dict(calls),
+            outcomes=dict(sorted(outcomes.items())),
+            confirmed_writes=len(confirmed),
+            journal=dict(statuses),
+            journal_entries=len(entries),
+            sandbox_requests=stats["requests"],
+            faults=stats["faultsInjected"],
+            throttled=stats["throttled"],
+            sandbox_writes=stats["writesByKind"],
+            creates_journaled=len(create_entries),
+            referrals_with_patches=len(patches),
+            etag_chains_checked=checked_chains,
+            virtual_seconds_slept=round(backend.vtime.slept, 1),
+            wall_seconds=round(wall, 1),
         )
         print("\nFAULT FIGURES", FIGURES)
         assert calls.total() >= CALLS - 1

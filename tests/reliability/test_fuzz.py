@@ -40,14 +40,50 @@ EXAMPLES = int(os.environ.get("PCREF_FUZZ_EXAMPLES", "400"))
 FIGURES: dict[str, Any] = {}
 
 INJECTION = [
-    "') or 1 eq 1 or ('", "' or ''='", "x' eq 'x", "a'b", "''", "'", "\\'", "%27 or 1 eq 1", "name eq 'a'",
-    "$filter=status eq 'Active'", "contains(name,'x')", "1; DROP TABLE referrals; --", "' and substatus eq '",
-    "?$top=100000", "&$skip=1", "#", "/../../_sandbox/reset", "referrals('x')", "\x00", "\r\n", "\u202e",
+    "') or 1 eq 1 or ('",
+    "' or ''='",
+    "x' eq 'x",
+    "a'b",
+    "''",
+    "'",
+    "\\'",
+    "%27 or 1 eq 1",
+    "name eq 'a'",
+    "$filter=status eq 'Active'",
+    "contains(name,'x')",
+    "1; DROP TABLE referrals; --",
+    "' and substatus eq '",
+    "?$top=100000",
+    "&$skip=1",
+    "#",
+    "/../../_sandbox/reset",
+    "referrals('x')",
+    "\x00",
+    "\r\n",
+    "\u202e",
 ]
 POINTERS = [
-    "/registrations/0/../..", "~1", "~0", "/details/~1notes", "/~0", "/registrations/-", "/registrations/0",
-    "/registrations/0/status", "/status/", "", "/", "//", "/details/dealValue/0", "/__proto__", "/eTag", "/id",
-    "/registrations/999999/status", "details/notes", "/details/notes/-", "/team/-", "/customerProfile/team/0/email",
+    "/registrations/0/../..",
+    "~1",
+    "~0",
+    "/details/~1notes",
+    "/~0",
+    "/registrations/-",
+    "/registrations/0",
+    "/registrations/0/status",
+    "/status/",
+    "",
+    "/",
+    "//",
+    "/details/dealValue/0",
+    "/__proto__",
+    "/eTag",
+    "/id",
+    "/registrations/999999/status",
+    "details/notes",
+    "/details/notes/-",
+    "/team/-",
+    "/customerProfile/team/0/email",
 ]
 UNICODE = ["Ünïcødé", "名前", "😀" * 30, "\u0301" * 50, "\ud7ff", "ß" * 201, "«quoted» »close", "\t\n", " "]
 FIELD_NAMES = [p.name for p in (*patch_paths.PATCH_PATHS, *patch_paths.REGISTRATION_PATCH_PATHS)] + [
@@ -59,15 +95,24 @@ FILTER_TEXT_KEYS = ("name_contains", "customer_contains", "text", "engagement_id
 def strategies(ids: list[str]) -> st.SearchStrategy[tuple[str, dict[str, Any] | str]]:
     words = st.sampled_from(INJECTION + POINTERS + UNICODE)
     text = st.one_of(
-        st.text(max_size=40), words, st.text(min_size=195, max_size=205),
+        st.text(max_size=40),
+        words,
+        st.text(min_size=195, max_size=205),
         st.sampled_from(["A" * 5000, "«" * 1000, "x" * 100_001]),
     )
     scalar = st.one_of(
-        st.none(), st.booleans(), st.integers(), st.integers(min_value=2**63, max_value=2**200),
-        st.floats(allow_nan=True, allow_infinity=True), text,
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=2**63, max_value=2**200),
+        st.floats(allow_nan=True, allow_infinity=True),
+        text,
     )
-    junk = st.recursive(scalar, lambda k: st.lists(k, max_size=4) | st.dictionaries(st.text(max_size=12), k, max_size=4),
-                        max_leaves=8)
+    junk = st.recursive(
+        scalar,
+        lambda k: st.lists(k, max_size=4) | st.dictionaries(st.text(max_size=12), k, max_size=4),
+        max_leaves=8,
+    )
     rid = st.one_of(st.sampled_from(ids), text, junk)
 
     def maybe(plausible: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -77,52 +122,119 @@ def strategies(ids: list[str]) -> st.SearchStrategy[tuple[str, dict[str, Any] | 
         return st.one_of(st.fixed_dictionaries({}, optional={k: maybe(v) for k, v in fields.items()}), junk)
 
     day = st.dates().map(str)
-    filters = obj({
-        "status": st.lists(st.sampled_from(["New", "Active", "Closed", "Nope"]), max_size=3),
-        "substatus": st.lists(st.sampled_from(["Accepted", "Won", "Lost", "Pending"]), max_size=3),
-        "direction": st.sampled_from(["Incoming", "Outgoing"]), "type": st.sampled_from(["Independent", "Shared"]),
-        **{k: text for k in FILTER_TEXT_KEYS},
-        "country": st.sampled_from(["US", "de", "Narnia", "' or '"]),
-        "created_from": day, "created_to": day, "updated_from": day, "closing_to": day,
-        "min_value": st.floats(allow_nan=True), "max_value": st.integers(),
-    })
-    change = st.fixed_dictionaries({"field": st.one_of(st.sampled_from(FIELD_NAMES + POINTERS), text), "value": junk})
+    filters = obj(
+        {
+            "status": st.lists(st.sampled_from(["New", "Active", "Closed", "Nope"]), max_size=3),
+            "substatus": st.lists(st.sampled_from(["Accepted", "Won", "Lost", "Pending"]), max_size=3),
+            "direction": st.sampled_from(["Incoming", "Outgoing"]),
+            "type": st.sampled_from(["Independent", "Shared"]),
+            **{k: text for k in FILTER_TEXT_KEYS},
+            "country": st.sampled_from(["US", "de", "Narnia", "' or '"]),
+            "created_from": day,
+            "created_to": day,
+            "updated_from": day,
+            "closing_to": day,
+            "min_value": st.floats(allow_nan=True),
+            "max_value": st.integers(),
+        }
+    )
+    change = st.fixed_dictionaries(
+        {"field": st.one_of(st.sampled_from(FIELD_NAMES + POINTERS), text), "value": junk}
+    )
     changes = maybe(st.lists(change, max_size=4))
     token = st.one_of(st.none(), text, st.just("e30.AAAA"))
-    referral = obj({k: text for k in NewReferral.model_fields} | {
-        "deal_kind": st.sampled_from(["private", "partner_led", "co_sell", "evil"]),
-        "customer_country": st.sampled_from(["DE", "US", "XX"]), "deal_value": st.floats(),
-        "customer_contacts": st.lists(obj({k: text for k in Contact.model_fields}), max_size=2),
-    })
+    referral = obj(
+        {k: text for k in NewReferral.model_fields}
+        | {
+            "deal_kind": st.sampled_from(["private", "partner_led", "co_sell", "evil"]),
+            "customer_country": st.sampled_from(["DE", "US", "XX"]),
+            "deal_value": st.floats(),
+            "customer_contacts": st.lists(obj({k: text for k in Contact.model_fields}), max_size=2),
+        }
+    )
     registration = obj({k: text for k in NewDealRegistration.model_fields})
 
     def tool(name: str, fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[tuple[str, Any]]:
-        extra = st.dictionaries(st.sampled_from(["x", "__class__", "confirm", "referralId"]), junk, max_size=1)
+        extra = st.dictionaries(
+            st.sampled_from(["x", "__class__", "confirm", "referralId"]), junk, max_size=1
+        )
         args = st.fixed_dictionaries({}, optional={k: maybe(v) for k, v in fields.items()})
         junk_args = st.dictionaries(st.text(max_size=12), junk, max_size=4)  # the client only sends objects
-        return st.tuples(st.just(name), st.one_of(args, st.builds(lambda a, b: {**a, **b}, args, extra), junk_args))
+        return st.tuples(
+            st.just(name), st.one_of(args, st.builds(lambda a, b: {**a, **b}, args, extra), junk_args)
+        )
 
     # near-valid calls, so the generated values reach the OData builder and the write planner too
     short = st.one_of(st.text(min_size=1, max_size=60), words.filter(bool))
-    valid_search = st.fixed_dictionaries({"filters": st.fixed_dictionaries(
-        {}, optional={k: short for k in FILTER_TEXT_KEYS})}, optional={"limit": st.integers(1, 100)})
-    valid_update = st.fixed_dictionaries({"referral_id": st.sampled_from(ids), "changes": st.lists(
-        st.fixed_dictionaries({"field": st.sampled_from(["notes", "deal value", "closing date", "status reason",
-                                                          "sales stage", "external reference id"]),
-                               "value": st.one_of(short, st.integers(-10, 10**7), day)}), min_size=1, max_size=2)})
+    valid_search = st.fixed_dictionaries(
+        {"filters": st.fixed_dictionaries({}, optional={k: short for k in FILTER_TEXT_KEYS})},
+        optional={"limit": st.integers(1, 100)},
+    )
+    valid_update = st.fixed_dictionaries(
+        {
+            "referral_id": st.sampled_from(ids),
+            "changes": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "field": st.sampled_from(
+                            [
+                                "notes",
+                                "deal value",
+                                "closing date",
+                                "status reason",
+                                "sales stage",
+                                "external reference id",
+                            ]
+                        ),
+                        "value": st.one_of(short, st.integers(-10, 10**7), day),
+                    }
+                ),
+                min_size=1,
+                max_size=2,
+            ),
+        }
+    )
     return st.one_of(
         st.tuples(st.just("search_referrals"), valid_search),
         st.tuples(st.just("search"), st.fixed_dictionaries({"query": short})),
         st.tuples(st.just("update_field"), valid_update),
-        tool("search_referrals", {"filters": filters, "sort": st.sampled_from([*SORTS, "name"]),
-                                  "limit": st.integers(-5, 500), "cursor": text,
-                                  "fields": st.lists(st.sampled_from([*EXTRA_FIELDS, "password"]), max_size=4)}),
-        tool("get_referral", {"referral_id": rid, "sections": st.lists(st.sampled_from(
-            ["overview", "customer", "details", "invite", "registrations", "contacts", "all", "secrets"]), max_size=3)}),
+        tool(
+            "search_referrals",
+            {
+                "filters": filters,
+                "sort": st.sampled_from([*SORTS, "name"]),
+                "limit": st.integers(-5, 500),
+                "cursor": text,
+                "fields": st.lists(st.sampled_from([*EXTRA_FIELDS, "password"]), max_size=4),
+            },
+        ),
+        tool(
+            "get_referral",
+            {
+                "referral_id": rid,
+                "sections": st.lists(
+                    st.sampled_from(
+                        [
+                            "overview",
+                            "customer",
+                            "details",
+                            "invite",
+                            "registrations",
+                            "contacts",
+                            "all",
+                            "secrets",
+                        ]
+                    ),
+                    max_size=3,
+                ),
+            },
+        ),
         tool("update_field", {"referral_id": rid, "changes": changes, "confirm_token": token}),
         tool("create_referral", {"referral": referral, "confirm_token": token}),
-        tool("register_deal", {"referral_id": rid, "registration": registration, "changes": changes,
-                               "confirm_token": token}),
+        tool(
+            "register_deal",
+            {"referral_id": rid, "registration": registration, "changes": changes, "confirm_token": token},
+        ),
         tool("undo_change", {"change_id": st.integers(-3, 2**70), "confirm_token": token}),
         tool("search", {"query": text}),
         tool("fetch", {"id": rid}),
@@ -141,7 +253,9 @@ class _Crashes(logging.Handler):
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[BlockingPortal, Client, Any, Any]]:
-    app = create_app(SandboxConfig(db_path=tmp_path / "sandbox.db", seed_size=60, clock=ManualClock(START), rate_limit=0))
+    app = create_app(
+        SandboxConfig(db_path=tmp_path / "sandbox.db", seed_size=60, clock=ManualClock(START), rate_limit=0)
+    )
     backend = fast_runtime(Settings(journal_path=tmp_path / "journal.sqlite3"), app)
     server = build_server(backend.runtime.settings, runtime=backend.runtime)
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(Client(server)) as client:
@@ -193,7 +307,11 @@ def _fuzz(world: tuple[BlockingPortal, Client, Any, Any], examples: int) -> None
             result = portal.call(client.call_tool, name, args)
             check(name, result)
             sc = result.structured_content or {}
-            if isinstance(args, dict) and isinstance(args.get("confirm_token"), str) and args["confirm_token"] in issued:
+            if (
+                isinstance(args, dict)
+                and isinstance(args.get("confirm_token"), str)
+                and args["confirm_token"] in issued
+            ):
                 used_token = True
             if not result.is_error and sc.get("status") == "confirmation_required" and approve:
                 used_token = True  # the person approved: the same call again with this session's token
@@ -210,13 +328,24 @@ def _fuzz(world: tuple[BlockingPortal, Client, Any, Any], examples: int) -> None
             _, p = compile_filter(f)
             params.extend(p)
             filters_checked["n"] += 1
-        if sent and name == "search_referrals" and isinstance(args, dict) and isinstance(args.get("filters"), dict):
+        if (
+            sent
+            and name == "search_referrals"
+            and isinstance(args, dict)
+            and isinstance(args.get("filters"), dict)
+        ):
             for key in FILTER_TEXT_KEYS:
                 value = args["filters"].get(key)
                 if isinstance(value, str):
                     assert value in params, (key, value, sent)
                     filters_checked["strings"] += 1
-        if sent and name == "search" and isinstance(args, dict) and isinstance(args.get("query"), str) and args["query"]:
+        if (
+            sent
+            and name == "search"
+            and isinstance(args, dict)
+            and isinstance(args.get("query"), str)
+            and args["query"]
+        ):
             assert args["query"] in params, (args["query"], sent)
             filters_checked["strings"] += 1
 
@@ -224,12 +353,20 @@ def _fuzz(world: tuple[BlockingPortal, Client, Any, Any], examples: int) -> None
         run()
     finally:
         logging.getLogger().removeHandler(crashes)
-    crash_logs = [r for r in crashes.records if "Error executing" in r or "Traceback" in r or "crash" in r.lower()]
+    crash_logs = [
+        r for r in crashes.records if "Error executing" in r or "Traceback" in r or "crash" in r.lower()
+    ]
     assert not crash_logs, crash_logs[:3]
     stats = state.stats()
-    FIGURES.update(examples=examples, calls=dict(sorted(tally.items())), filters_parsed=filters_checked["n"],
-                   strings_checked=filters_checked["strings"], sandbox_requests=stats["requests"],
-                   sandbox_writes=stats["writesByKind"], seconds=round(time.perf_counter() - started, 1))
+    FIGURES.update(
+        examples=examples,
+        calls=dict(sorted(tally.items())),
+        filters_parsed=filters_checked["n"],
+        strings_checked=filters_checked["strings"],
+        sandbox_requests=stats["requests"],
+        sandbox_writes=stats["writesByKind"],
+        seconds=round(time.perf_counter() - started, 1),
+    )
     print("\nFUZZ FIGURES", FIGURES)
     assert all(tally[t] for t in TOOLS), tally
 

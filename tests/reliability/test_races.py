@@ -32,7 +32,9 @@ FIGURES: dict[str, Any] = {}
 
 
 def _sandbox(tmp_path: Path) -> Any:
-    return create_app(SandboxConfig(db_path=tmp_path / "sandbox.db", seed_size=60, clock=ManualClock(START), rate_limit=0))
+    return create_app(
+        SandboxConfig(db_path=tmp_path / "sandbox.db", seed_size=60, clock=ManualClock(START), rate_limit=0)
+    )
 
 
 def _active(app: Any) -> list[str]:
@@ -97,9 +99,16 @@ async def _race(app: Any, sessions: list[Client], backends: list[Backend], round
         tokens = [await _preview(s, _deal(rid, v)) for s, v in zip(sessions, values, strict=True)]
         results: list[dict[str, Any]] = [{}, {}]
 
-        async def confirm(i: int, rid: str = rid, tokens: list[str] = tokens, values: list[int] = values,
-                          results: list[dict[str, Any]] = results) -> None:
-            results[i] = await call(sessions[i], "update_field", {**_deal(rid, values[i]), "confirm_token": tokens[i]})
+        async def confirm(
+            i: int,
+            rid: str = rid,
+            tokens: list[str] = tokens,
+            values: list[int] = values,
+            results: list[dict[str, Any]] = results,
+        ) -> None:
+            results[i] = await call(
+                sessions[i], "update_field", {**_deal(rid, values[i]), "confirm_token": tokens[i]}
+            )
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(confirm, 0)
@@ -171,10 +180,18 @@ async def test_stale_write_whose_reread_fails_is_still_journaled(tmp_path: Path)
 
     journal = Journal(tmp_path / "j.sqlite3")
     engine = WriteEngine(Client412(), journal)  # type: ignore[arg-type]
-    plan = WritePlan(tool="update_field", kind="update", summary="Update x", referral_id="r1", etag="e1",
-                     operations=[PatchOperation(op="replace", path="/details/notes", value="n")])
+    plan = WritePlan(
+        tool="update_field",
+        kind="update",
+        summary="Update x",
+        referral_id="r1",
+        etag="e1",
+        operations=[PatchOperation(op="replace", path="/details/notes", value="n")],
+    )
     outcome = await engine.execute(plan)
-    assert outcome.status == "stale" and "Nothing was written" in outcome.message and "down" in outcome.message
+    assert (
+        outcome.status == "stale" and "Nothing was written" in outcome.message and "down" in outcome.message
+    )
     entry = journal.get(outcome.change_id or 0)
     assert entry is not None and entry.status == "failed"
     journal.close()

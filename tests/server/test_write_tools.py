@@ -380,16 +380,24 @@ async def test_cosell_whose_invitation_failed_is_finished_by_asking_again(
     assert "already exists" in await call_error(client, "create_referral", args)
 
 
-async def test_fix_a_registration_waiting_for_action_and_refuse_others(client: Client, sandbox: Sandbox) -> None:
+async def test_fix_a_registration_waiting_for_action_and_refuse_others(
+    client: Client, sandbox: Sandbox
+) -> None:
     waiting = (await sandbox.find("registrationStatus eq 'ActionRequired'"))[0]
-    out = await _confirmed(client, "register_deal", {"referral_id": waiting["id"], "changes": [
-        {"field": "contract value", "value": 210000}]})
+    out = await _confirmed(
+        client,
+        "register_deal",
+        {"referral_id": waiting["id"], "changes": [{"field": "contract value", "value": 210000}]},
+    )
     assert out["status"] == "applied", out
     assert (await sandbox.get(waiting["id"]))["registrations"][0]["contract"]["value"] == 210000
 
     pending = (await sandbox.find("registrationStatus eq 'ReviewPending'"))[0]
-    msg = await call_error(client, "register_deal", {"referral_id": pending["id"], "changes": [
-        {"field": "contract value", "value": 1}]})
+    msg = await call_error(
+        client,
+        "register_deal",
+        {"referral_id": pending["id"], "changes": [{"field": "contract value", "value": 1}]},
+    )
     assert "ActionRequired" in msg
     both = await call_error(client, "register_deal", {"referral_id": pending["id"]})
     assert "either registration" in both
