@@ -807,11 +807,11 @@ class NewDealRegistration(FriendlyModel):
     solution_id: str = Field(
         min_length=1, description="Your Azure IP co-sell solution id, e.g. SOL-6115380-IPC."
     )
-    solution_value: Amount 
+    solution_value: Amount
     currency: CurrencyCode = Field(description="ISO 4217 code of solution_value, e.g. USD.")
     deployed_on_azure: bool = Field(description="The solution is deployed on Azure (required to register).")
     primary_deployment_on: DeploymentId = Field(description="Whose Azure tenant runs the solution.")
-    pricing_model: PricingModelId 
+    pricing_model: PricingModelId
     marketplace_transacted: bool = Field(
         default=False, description="Sold through the commercial marketplace."
     )
@@ -821,8 +821,8 @@ class NewDealRegistration(FriendlyModel):
     contract_value: Amount = Field(description="Total contract value, hardware excluded.")
     contract_currency: CurrencyCode | None = Field(default=None, description="Defaults to currency.")
     term: TermId = Field(description="Finite (needs end_date) or Perpetual (no end_date).")
-    sign_date: DateInput 
-    start_date: DateInput 
+    sign_date: DateInput
+    start_date: DateInput
     end_date: DateInput | None = Field(default=None, description="Date a Finite contract ends.")
 
     @model_validator(mode="after")

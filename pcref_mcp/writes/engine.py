@@ -306,18 +306,24 @@ class WriteEngine:
             try:
                 results.append(await self.client.create(ms_body))
             except PcrefError as exc:
+                unknown = isinstance(exc, WriteOutcomeUnknown)
+                what = (
+                    "the Microsoft invitation may or may not have landed"
+                    if unknown
+                    else "inviting Microsoft failed"
+                )
                 self.journal.record_outcome(
                     entry_id,
                     "partial",
                     referral_id=created.id,
                     etag_after=created.e_tag,
-                    error=f"Microsoft invitation failed: {exc}",
+                    error=f"{what}: {exc}",
                 )
                 return WriteOutcome(
                     "partial",
-                    f"The partner referral {created.id} was created, but inviting Microsoft failed: {exc}. "
-                    "To finish, call create_referral again with the same arguments: it will send only the "
-                    "Microsoft invitation.",
+                    f"The partner referral {created.id} was created, but {what}: {exc}. "
+                    "To finish, call create_referral again with the same arguments: it sends only the "
+                    "Microsoft invitation, and only if it is still missing.",
                     change_id=entry_id,
                     referral=created,
                     created=results,
