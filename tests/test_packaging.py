@@ -89,6 +89,7 @@ def test_wheel_has_the_typed_package_the_prompts_and_the_entry_point(wheel: Path
     assert re.search(r"^pcref-mcp = pcref_mcp\.cli:main$", entry_points, re.M)
     assert f"\nVersion: {__version__}\n" in metadata
     assert "Requires-Dist: mcp" in metadata
+    assert f"mcp-name: {SERVER_JSON['name']}" in metadata  # the registry's PyPI ownership check
 
 
 def test_installed_wheel_finds_its_prompts(wheel: Path, tmp_path: Path) -> None:
@@ -117,6 +118,8 @@ def test_server_json_describes_the_pypi_package() -> None:
     assert re.fullmatch(r"[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+", s["name"])
     assert 1 <= len(s["description"]) <= 100  # the schema's limit
     assert s["version"] == __version__
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"mcp-name: {s['name']}" in readme, "the MCP registry verifies PyPI ownership by this line"
     (package,) = s["packages"]
     allowed = {
         "registryType",
