@@ -19,7 +19,14 @@ from pydantic import BaseModel
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import PatchPath
 
-__all__ = ["compact_schema", "model_schema", "referral_json_schema", "strip_descriptions", "value_schema"]
+__all__ = [
+    "compact_schema",
+    "model_schema",
+    "omit_nulls",
+    "referral_json_schema",
+    "strip_descriptions",
+    "value_schema",
+]
 
 _REF_PREFIX = "#/$defs/"
 # keywords whose value is one schema / a list of schemas / a name -> schema map
@@ -57,6 +64,45 @@ def strip_descriptions(schema: Any) -> Any:
         for key, value in schema.items()
         if not (key == "description" and isinstance(value, str))
     }
+
+
+def omit_nulls(schema: Any) -> Any:
+    """For answers dumped without None values: an optional property is absent, never null.
+
+    Drops ``null`` from the type (and enum) of every property that is not required, which is exact
+    for output that ``model_dump(exclude_none=True)`` produced.
+    """
+    if isinstance(schema, list):
+        return [omit_nulls(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: omit_nulls(v) if k != "properties" else v for k, v in schema.items()}
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        required = set(schema.get("required", ()))
+        out["properties"] = {
+            name: omit_nulls(prop if name in required else _without_null(prop))
+            for name, prop in properties.items()
+        }
+    return out
+
+
+def _without_null(prop: Any) -> Any:
+    if not isinstance(prop, dict):
+        return prop
+    prop = dict(prop)
+    kind = prop.get("type")
+    if isinstance(kind, list) and "null" in kind:
+        rest = [t for t in kind if t != "null"]
+        prop["type"] = rest[0] if len(rest) == 1 else rest
+    if isinstance(prop.get("enum"), list):
+        prop["enum"] = [v for v in prop["enum"] if v is not None]
+    options = prop.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        prop.pop("anyOf")
+        prop = {**rest[0], **prop} if len(rest) == 1 else {**prop, "anyOf": rest}
+    return prop
 
 
 def model_schema(model: type[BaseModel]) -> dict[str, Any]:

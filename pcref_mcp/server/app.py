@@ -12,7 +12,7 @@ from mcp.server import MCPServer
 
 from pcref_mcp import __version__
 from pcref_mcp.config import Settings
-from pcref_mcp.referrals.schemas import compact_schema, strip_descriptions
+from pcref_mcp.referrals.schemas import compact_schema, omit_nulls, strip_descriptions
 from pcref_mcp.server.prompts import register_prompts
 from pcref_mcp.server.resources import register_resources
 from pcref_mcp.server.runtime import Runtime
@@ -66,10 +66,14 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None) -> MCPSe
 
 
 def _compact_tool_schemas(server: MCPServer[Any]) -> None:
-    """Derived schemas, made small: the SDK validates arguments with the models, not these dicts."""
+    """Derived schemas, made small: the SDK validates arguments with the models, not these dicts.
+
+    Output schemas lose their prose and their nulls: answers go through views.respond, which
+    leaves empty fields out instead of sending null.
+    """
     for tool in server._tool_manager.list_tools():
         tool.parameters = compact_schema(tool.parameters)
         if tool.fn_metadata.output_schema is not None:
-            tool.fn_metadata.output_schema = strip_descriptions(
-                compact_schema(tool.fn_metadata.output_schema)
+            tool.fn_metadata.output_schema = omit_nulls(
+                strip_descriptions(compact_schema(tool.fn_metadata.output_schema))
             )
