@@ -61,10 +61,7 @@ def test_compact_schema_is_smaller_and_tidy() -> None:
     assert not any(isinstance(n.get("title"), str) for n in nodes)  # a property named "title" is a dict
     assert not any(n.get("default", 0) is None for n in nodes)
     assert compact["properties"]["deal_kind"]["enum"] == ["private", "partner_led", "co_sell"]  # enum inlined
-    assert (
-        compact["properties"]["customer_country"]["description"]
-        == "ISO 3166 alpha-2, e.g. US"
-    )
+    assert compact["properties"]["customer_country"]["description"] == "ISO 3166 alpha-2, e.g. US"
     assert set(compact.get("$defs", {})) == {"Contact"}  # shared by customer_contacts and team
 
 
