@@ -100,10 +100,10 @@ def _is_catalog_list(doc: Any) -> bool:
     return any(ids <= {*c.ids(), *(v.id for v in c.legacy)} for c in CATALOGS.values())
 
 
+@pytest.mark.skipif(reference_dir() is None, reason="reference folder (../shared/reference) not present")
 def test_every_reference_example_has_a_fixture() -> None:
     folder = reference_dir()
-    if folder is None:
-        pytest.skip("reference folder (../shared/reference) not present")
+    assert folder is not None
     covered = {json.dumps(json.loads(p.read_text(encoding="utf-8")), sort_keys=True) for p in fixture_files()}
     found = list(documents(folder))
     assert len(found) >= 16

@@ -79,17 +79,23 @@ async def sandbox(sandbox_app: Any) -> AsyncIterator[Service]:
         yield Service("sandbox", client, {"Authorization": f"Bearer {TOKEN}"}, sandbox_app.state.sandbox)
 
 
-@pytest.fixture(params=["sandbox", pytest.param("live", marks=pytest.mark.live)])
+_LIVE_READY = os.environ.get("PCREF_LIVE_TESTS") == "1" and bool(os.environ.get("PCREF_LIVE_TOKEN"))
+_LIVE_MARKS = [
+    pytest.mark.live,
+    pytest.mark.skipif(
+        not _LIVE_READY,
+        reason="live contract tests need PCREF_LIVE_TESTS=1 and PCREF_LIVE_TOKEN (a Partner Center user token)",
+    ),
+]
+
+
+@pytest.fixture(params=["sandbox", pytest.param("live", marks=_LIVE_MARKS)])
 async def service(request: pytest.FixtureRequest) -> AsyncIterator[Service]:
     if request.param == "sandbox":
         app = create_app(make_config())
         async with client_for(app) as client:
             yield Service("sandbox", client, {"Authorization": f"Bearer {TOKEN}"}, app.state.sandbox)
         return
-    if os.environ.get("PCREF_LIVE_TESTS") != "1" or not os.environ.get("PCREF_LIVE_TOKEN"):
-        pytest.skip(
-            "live contract tests need PCREF_LIVE_TESTS=1 and PCREF_LIVE_TOKEN (a Partner Center user token)"
-        )
     token = os.environ["PCREF_LIVE_TOKEN"]
     async with httpx.AsyncClient(
         base_url=os.environ.get("PCREF_LIVE_BASE_URL", LIVE_BASE), timeout=60
