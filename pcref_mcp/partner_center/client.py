@@ -45,6 +45,7 @@ from pcref_mcp.partner_center.errors import error_from_response, parse_retry_aft
 from pcref_mcp.partner_center.odata import Query, eq
 from pcref_mcp.partner_center.ratelimit import RateLimiter
 from pcref_mcp.referrals.models import PatchOperation, Referral, ReferralPage
+from pcref_mcp.referrals.patch_paths import pointer_get
 
 __all__ = ["ListResult", "PartnerCenterClient", "current_correlation_id", "new_correlation_id"]
 
@@ -624,20 +625,7 @@ def _ops_visible(referral: Referral, ops: Sequence[PatchOperation]) -> bool | No
     for op in ops:
         if op.path.endswith("/-"):
             return None
-        value = _pointer(doc, op.path)
+        value = pointer_get(doc, op.path, _MISSING)
         if value is _MISSING or value != op.value:
             return False
     return True
-
-
-def _pointer(doc: Any, pointer: str) -> Any:
-    node = doc
-    for raw in pointer.lstrip("/").split("/"):
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return _MISSING
-    return node

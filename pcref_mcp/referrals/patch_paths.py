@@ -434,3 +434,17 @@ def _status_together(operations: list[PatchOperation]) -> list[PatchOperation]:
     first = next(i for i, op in enumerate(operations) if op.path in _STATUS_GROUP)
     rest = [op for op in operations if op.path not in _STATUS_GROUP]
     return rest[:first] + group + rest[first:]
+
+
+def pointer_get(document: Any, pointer: str, default: Any = None) -> Any:
+    """The value at a JSON pointer (RFC 6901) in a wire document, or ``default`` where there is none."""
+    node = document
+    for raw in pointer.lstrip("/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return default
+    return node

@@ -16,6 +16,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from pcref_mcp.referrals.models import Referral
+from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote, quote_fields
 
 Section = Literal["overview", "customer", "details", "invite", "registrations", "contacts", "all"]
@@ -78,7 +79,7 @@ def row(referral: Referral, fields: Sequence[str] = ()) -> ReferralRow:
         wire = referral.to_wire()
         extra = {}
         for name in fields:
-            value = _at(wire, EXTRA_FIELDS[name])
+            value = pointer_get(wire, EXTRA_FIELDS[name])
             extra[name] = quote(value) if name in _UNTRUSTED_EXTRAS else value
     return ReferralRow(
         id=str(referral.id),
@@ -137,15 +138,6 @@ _SECTION_OF: dict[str, Section] = {
     "registrationStatus": "registrations",
     "team": "contacts",
 }
-
-
-def _at(document: Any, pointer: str) -> Any:
-    node = document
-    for part in pointer.strip("/").split("/"):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
 
 
 def _date(value: str | None) -> str | None:

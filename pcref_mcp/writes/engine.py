@@ -29,6 +29,7 @@ from pcref_mcp.errors import (
 from pcref_mcp.partner_center import odata
 from pcref_mcp.referrals import lifecycle, patch_paths
 from pcref_mcp.referrals.models import PatchOperation, Referral
+from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import (
     DealKind,
@@ -42,7 +43,6 @@ from pcref_mcp.writes.preview import (
     WritePlan,
     changed_since,
     field_name,
-    pointer_get,
     snapshot,
 )
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import patch_paths
 from pcref_mcp.referrals.models import PatchOperation, Referral
+from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote_at
 
 Kind = Literal["update", "create", "register", "update_registration", "undo"]
@@ -112,24 +113,6 @@ def field_name(pointer: str) -> str:
 
 
 _READ_ONLY_NAMES = {"/registrationStatus": "registration status"}
-
-
-def pointer_get(document: Any, pointer: str) -> Any:
-    """The value at a JSON pointer in a wire document, or None where it does not exist."""
-    node = document
-    for raw in pointer.lstrip("/").split("/"):
-        if raw == "":
-            continue
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-        if node is None:
-            return None
-    return node
 
 
 def _show(value: Any) -> str:
