@@ -22,7 +22,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
@@ -178,22 +178,27 @@ class PartnerCenterClient:
 
     # --- writes -----------------------------------------------------------------------------------
 
-    async def create(self, body: Mapping[str, Any] | BaseModel) -> Referral:
+    async def create(
+        self, body: Mapping[str, Any] | BaseModel, *, existing_ids: Collection[str] | None = None
+    ) -> Referral:
         """POST a new referral, never twice.
 
         An ``externalReferenceId`` is stamped when the caller gave none; after an ambiguous failure it
-        is how the client finds out whether the referral landed.
+        is how the client finds out whether the referral landed. ``existing_ids`` are the referrals
+        already carrying the caller's id, when the caller has just looked (saves a call); None means
+        the client looks itself.
         """
         cid = _correlation.get() or new_correlation_id()
         doc = _to_wire(body)
         if not isinstance(doc, dict):
             raise InvalidInput("A referral must be a JSON object.", field="body")
         external_id = doc.get("externalReferenceId")
-        existing: set[str] = set()
+        existing: set[str] = set(existing_ids or ())
         if external_id:
             # The caller's own id may already be on older referrals; remember them so a look-up after
             # a failure does not mistake an old referral for the new one.
-            existing = {r.id for r in await self._find_by_external_id(str(external_id), cid) if r.id}
+            if existing_ids is None:
+                existing = {r.id for r in await self._find_by_external_id(str(external_id), cid) if r.id}
         else:
             external_id = f"{EXTERNAL_ID_PREFIX}{uuid.uuid4()}"
             doc["externalReferenceId"] = external_id

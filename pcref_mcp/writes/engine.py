@@ -283,7 +283,8 @@ class WriteEngine:
         )
         _test_crash_point("before_send")
         try:
-            created = await self.client.create(body)
+            # plan_create looked this external reference id up moments ago in the same call
+            created = await self.client.create(body, existing_ids=() if plan.external_ref else None)
         except WriteOutcomeUnknown as exc:
             self.journal.record_outcome(entry_id, "in_doubt", error=str(exc))
             return WriteOutcome(

@@ -356,11 +356,11 @@ async def test_cosell_whose_invitation_failed_is_finished_by_asking_again(
     real_create = runtime.client.create
     calls = {"n": 0}
 
-    async def flaky_create(body: Any) -> Any:
+    async def flaky_create(body: Any, **kw: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:
             raise ServiceUnavailable("The service is unavailable.", status=503, correlation_id="cid-test")
-        return await real_create(body)
+        return await real_create(body, **kw)
 
     monkeypatch.setattr(runtime.client, "create", flaky_create)
     args = _new_referral("co_sell", name="Resumable co-sell")
@@ -409,3 +409,19 @@ async def test_preview_quotes_names_written_by_others(client: Client, sandbox: S
     summary = out["preview"]["summary"]
     assert f"«{evil['customerProfile']['name']}»" in summary
     assert summary.count("«") == summary.count("»") == 2
+
+
+async def test_create_with_known_external_id_sends_one_request(runtime: Runtime, sandbox: Sandbox) -> None:
+    stats = sandbox.app.state.sandbox.stats
+    before = stats()["requests"]
+    body = {
+        "name": "One-request create",
+        "type": "Independent",
+        "externalReferenceId": "crm-one-request",
+        "customerProfile": {"name": "Fabrikam", "address": {"city": "Oslo", "country": "NO"}},
+        "consent": {"consentToShareReferralWithMicrosoftSellers": False},
+        "details": {"dealValue": 1000, "currency": "NOK"},
+    }
+    created = await runtime.client.create(body, existing_ids=())
+    assert created.external_reference_id == "crm-one-request"
+    assert stats()["requests"] - before == 1  # the POST only: the caller had just looked
