@@ -6,11 +6,23 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pcref_mcp.sandbox.clock import Clock, SystemClock
 from pcref_mcp.sandbox.faults import Faults
 
-__all__ = ["SandboxConfig", "default_db_path"]
+__all__ = ["PROFILES", "Profile", "SandboxConfig", "default_db_path", "default_profile"]
+
+Profile = Literal["lenient", "strict"]
+PROFILES: tuple[Profile, ...] = ("lenient", "strict")
+
+
+def default_profile() -> Profile:
+    """``PCREF_SANDBOX_PROFILE`` (the test suite runs once per profile), else lenient."""
+    value = os.environ.get("PCREF_SANDBOX_PROFILE", "lenient").strip().lower()
+    if value not in PROFILES:
+        raise ValueError(f"PCREF_SANDBOX_PROFILE {value!r} is not one of: {', '.join(PROFILES)}.")
+    return value  # type: ignore[return-value]
 
 
 @dataclass
@@ -21,6 +33,9 @@ class SandboxConfig:
     it). A file database is seeded when it is new or when ``reset`` is true, and kept otherwise.
     ``tokens`` None accepts any non-empty bearer token; a set accepts only those. ``rate_limit``
     requests per ``rate_window`` seconds per token (0 turns throttling off).
+
+    ``profile`` "lenient" answers whatever the client asks that the sandbox can do; "strict" behaves
+    like a conservative real service: only what the public documents show is accepted.
     """
 
     db_path: Path | None = None
@@ -36,6 +51,7 @@ class SandboxConfig:
     partner_org_id: str = "4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
     partner_org_name: str = "Fabrikam Sandbox Partner"
     mpn_id: str = "6193175"
+    profile: Profile = field(default_factory=default_profile)
 
     def __post_init__(self) -> None:
         if self.db_path is not None:
