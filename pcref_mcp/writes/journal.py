@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 from pcref_mcp import identity
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals import contacts
+from pcref_mcp.referrals.untrusted import quote, quote_at
 
 Status = Literal["pending", "applied", "failed", "in_doubt", "partial"]
 STATUSES: tuple[str, ...] = ("pending", "applied", "failed", "in_doubt", "partial")
@@ -102,6 +104,34 @@ class JournalEntry:
         if self.kind in ("register", "update_registration"):
             return "deal registrations cannot be withdrawn through the API"
         return None
+
+    def shown(self) -> dict[str, Any]:
+        """This entry as a person or model may see it: others' text quoted «…», and the e-mail and
+        phone only of the contacts a change adds, removes or creates (names for everyone else)."""
+        before = {
+            pointer: quote_at(pointer, _shown_list(pointer, value, self.operations, before=True))
+            for pointer, value in self.before_image.items()
+        }
+        operations = []
+        for op in self.operations:
+            op = dict(op)
+            if op.get("op") == "create":
+                op["body"] = quote_at("/", op.get("body"))
+            else:
+                path = str(op.get("path", ""))
+                value = op.get("value")
+                if not path.endswith("/-"):
+                    value = _shown_list(path, value, [op], before=False, image=self.before_image)
+                op["value"] = quote_at(path, value)
+            operations.append(op)
+        data = dict(self.__dict__)
+        data.update(
+            operations=operations,
+            before_image=before,
+            summary=self.summary,
+            external_ref=quote(self.external_ref) if self.external_ref else None,
+        )
+        return data
 
     def how_to_check(self) -> str:
         """What the person can do to settle an in-doubt or failed entry."""
@@ -336,6 +366,31 @@ def _entry(row: sqlite3.Row) -> JournalEntry:
         actor_id=row["actor_id"],
         actor_name=row["actor_name"],
     )
+
+
+def _shown_list(
+    pointer: str,
+    value: Any,
+    operations: list[dict[str, Any]],
+    *,
+    before: bool,
+    image: dict[str, Any] | None = None,
+) -> Any:
+    """A contact list from a journal row with the details of contacts the change is not about hidden.
+
+    The change is about a contact it adds (``/-``) or, for a replaced list, one that the replacement
+    adds or removes."""
+    if pointer not in contacts.CONTACT_LISTS or not isinstance(value, list):
+        return value
+    if before:
+        replaced = [op.get("value") for op in operations if op.get("path") == pointer]
+        other = replaced[0] if replaced and isinstance(replaced[0], list) else value
+        about = [e for e in value if contacts.find_same(pointer, other, e) is None]
+    else:
+        old = (image or {}).get(pointer)
+        old = old if isinstance(old, list) else []
+        about = [e for e in value if contacts.find_same(pointer, old, e) is None]
+    return contacts.hide_contact_details(pointer, value, about)
 
 
 def _owner_of_this_process() -> str:

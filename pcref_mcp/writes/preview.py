@@ -61,7 +61,8 @@ class WritePlan:
         if self.lifecycle:
             lines.append(f"Lifecycle: {self.lifecycle}")
         for change in self.changes:
-            lines.append(f"- {change.field}: {_show(change.before)} → {_show(change.after)}")
+            before, after = quote_at(change.pointer, change.before), quote_at(change.pointer, change.after)
+            lines.append(f"- {change.field}: {_show(before)} → {_show(after)}")
         for warning in self.warnings:
             lines.append(f"! {warning}")
         if self.operations:
@@ -127,6 +128,8 @@ def _show(value: Any) -> str:
         match = _WIRE_DATE.fullmatch(value)
         if match:
             return match[1] if match[2] in (None, "T00:00:00") else f"{match[1]} {match[2][1:6]} UTC"
+        if value.startswith("«") and value.endswith("»"):  # quoted already: shown whole, as sent
+            return value
         return repr(value) if len(value) <= 120 else repr(value[:117] + "...")
     text = json.dumps(value, default=str, separators=(",", ":"))
     return text if len(text) <= 160 else text[:157] + "..."
