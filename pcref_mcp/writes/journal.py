@@ -282,11 +282,16 @@ class Journal:
         if self.path is None:
             db = sqlite3.connect(":memory:", check_same_thread=False)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(mode=0o700, parents=True)
             _private_file(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    _private_file(side)
         db.row_factory = sqlite3.Row
         db.executescript(_SCHEMA)
         present = {row[1] for row in db.execute("PRAGMA table_info(writes)")}
@@ -339,7 +344,7 @@ def _private_file(path: Path) -> None:
         raise
     try:
         if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
-            os.fchmod(fd, 0o600)
+            os.fchmod(fd, 0o600)  # on the file opened, never through a link
     finally:
         os.close(fd)
 
