@@ -358,6 +358,8 @@ class WriteEngine:
             )
             raise
         _test_crash_point("after_send")
+        if not created.id:  # accepted, but the answer is not one we can read (e.g. PascalCase keys)
+            return self._unreadable_create(plan, entry_id, correlation_id)
         self._learn_organization(created)
         if len(plan.bodies) < 2:
             self.journal.record_outcome(entry_id, "applied", referral_id=created.id, etag_after=created.e_tag)
@@ -385,6 +387,23 @@ class WriteEngine:
                 correlation_id=correlation_id,
             )
         return await self._invite_microsoft(plan, plan.bodies[1], created, entry_id, correlation_id)
+
+    def _unreadable_create(self, plan: WritePlan, entry_id: int, correlation_id: str) -> WriteOutcome:
+        cosell = len(plan.bodies) > 1
+        what = "Partner Center accepted the create, but its answer carried no referral id that could be read"
+        self.journal.record_outcome(entry_id, "partial" if cosell else "in_doubt", error=what)
+        return WriteOutcome(
+            "partial" if cosell else "in_doubt",
+            f"{what}. Search by external reference id {quote(plan.external_ref)} to see it"
+            + (
+                "; then call create_referral again with the same arguments to send the Microsoft "
+                "invitation (it was not sent)."
+                if cosell
+                else "."
+            ),
+            change_id=entry_id,
+            correlation_id=correlation_id,
+        )
 
     async def _execute_invitation(self, plan: WritePlan, correlation_id: str) -> WriteOutcome:
         assert plan.referral_id is not None and plan.referral is not None

@@ -275,6 +275,30 @@ async def test_create_answered_without_engagement_id_is_partial_then_finished(
     assert len(linked) == 2
 
 
+async def test_create_answered_in_a_form_we_cannot_read_is_partial(
+    client: Client, runtime: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = runtime.client.create
+    sent: list[Any] = []
+
+    async def pascal(body: Any, **kw: Any) -> Referral:
+        sent.append(body)
+        created = await real(body, **kw)
+        wire = created.to_wire()
+        return Referral.model_validate({k[:1].upper() + k[1:]: v for k, v in wire.items()})
+
+    monkeypatch.setattr(runtime.client, "create", pascal)
+    out = await _confirmed(client, "create_referral", _cosell(name="Pascal answer"))
+    if out["status"] == "applied":  # the client reads PascalCase (issue 12.1): then it is a normal create
+        assert len(out["created"]) == 2
+        return
+    assert out["status"] == "partial" and len(sent) == 1
+    assert (
+        "external reference id «pcref-" in out["message"] and "invitation (it was not sent)" in out["message"]
+    )
+    assert runtime.journal.get(out["change_id"]).status == "partial"  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("landed", [True, False])
 async def test_invitation_in_doubt_is_settled_by_engagement_id(
     client: Client, runtime: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, landed: bool
