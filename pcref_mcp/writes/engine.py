@@ -870,7 +870,7 @@ def _in_doubt_message(exc: PcrefError, plan: WritePlan) -> str:
         f"The service did not confirm the write ({exc}). It may or may not have landed; it is journaled "
         f"as in doubt. "
         + (
-            "Search by external reference id " + repr(plan.external_ref) + " to check."
+            "Search by external reference id " + str(quote(plan.external_ref)) + " to check before retrying."
             if plan.external_ref
             else "Use get_referral to check before retrying."
         )
