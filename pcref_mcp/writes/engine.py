@@ -327,7 +327,9 @@ class WriteEngine:
         try:
             landed = await self._by_external_ref(ref) if ref else []
         except BadRequest:
-            landed = []  # the service refuses the look-up: the lock and the journal still hold
+            # the service refuses the look-up: the journal knows what this machine created just now
+            recent = self.journal.recent_create(ref, _RECENT_CREATE_SECONDS)
+            landed = [Referral(id=recent.referral_id or f"change {recent.id}")] if recent else []
         except PcrefError as exc:
             self.journal.record_outcome(entry_id, "failed", error=f"look-up before sending failed: {exc}")
             raise
@@ -780,6 +782,8 @@ _CREATE_NAMES: dict[str, str] = {
 }
 
 
+# How far back the journal vouches for a create when the service refuses the look-up by external id.
+_RECENT_CREATE_SECONDS = 900.0
 _CREATE_LOCKS: dict[tuple[int, str], tuple[asyncio.Lock, list[int]]] = {}
 
 

@@ -268,6 +268,18 @@ class Journal:
             rows = self._db.execute(sql, args).fetchall()
         return [_entry(r) for r in rows]
 
+    def recent_create(self, external_ref: str, within_seconds: float) -> JournalEntry | None:
+        """Anyone's create of ``external_ref`` that landed or may have, started in the last
+        ``within_seconds``: what stops a second one when the service cannot be asked."""
+        cutoff = datetime.fromtimestamp(datetime.now(UTC).timestamp() - within_seconds, UTC)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM writes WHERE kind='create' AND external_ref=? AND started_at>=?"
+                " AND status IN ('applied','partial','in_doubt') ORDER BY id DESC LIMIT 1",
+                (external_ref, cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")),
+            ).fetchone()
+        return _entry(row) if row else None
+
     def integrity_ok(self) -> bool:
         with self._lock:
             return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")

@@ -363,6 +363,34 @@ async def test_two_approved_creates_confirmed_at_once_make_one_referral(
     assert len(await sandbox.find("externalReferenceId eq 'crm-raced-1'")) == 1
 
 
+async def test_concurrent_creates_stay_one_when_the_service_refuses_the_lookup(
+    server: Any, runtime: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = runtime.client.list_page
+
+    async def strict_list(query: Any = None, **kw: Any) -> Any:
+        if "externalReferenceId" in str(getattr(query, "filter", "") or ""):
+            raise BadRequest("The query specified in the URI is not valid.", status=400)
+        return await real(query, **kw)
+
+    monkeypatch.setattr(runtime.client, "list_page", strict_list)
+    args = _cosell(name="Raced blind", deal_kind="private", assistance_request_code=None, help_notes=None)
+    args["referral"]["external_reference_id"] = "crm-raced-blind"
+    before = await sandbox.count()
+    async with Client(server) as a, Client(server) as b:
+        tokens = [(await call(c, "create_referral", args))["confirm_token"] for c in (a, b)]
+        results: list[Any] = []
+
+        async def confirm(c: Client, token: str) -> None:
+            results.append(await c.call_tool("create_referral", {**args, "confirm_token": token}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(confirm, a, tokens[0])
+            tg.start_soon(confirm, b, tokens[1])
+    assert sorted(r.is_error for r in results) == [False, True]
+    assert await sandbox.count() == before + 1
+
+
 async def test_a_pending_create_in_the_journal_blocks_a_second(runtime: Runtime) -> None:
     from pcref_mcp.errors import InvalidInput
 
