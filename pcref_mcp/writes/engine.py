@@ -439,18 +439,14 @@ class WriteEngine:
         try:
             invitation = await self.client.create(body, stamp=False)
         except PcrefError as exc:
-            unknown = isinstance(exc, WriteOutcomeUnknown)
-            landed = await self._linked_invitation(partner) if unknown else None
-            if landed is not None:
-                invitation = landed
-            else:
-                if not unknown:
-                    what = "inviting Microsoft failed"
-                elif landed is None:
-                    what = (
-                        "the Microsoft invitation was not found yet (it may still appear); check with "
-                        f"search_referrals for engagement id {partner.engagement_id} before retrying"
-                    )
+            landed = await self._linked_invitation(partner) if isinstance(exc, WriteOutcomeUnknown) else None
+            if landed is None:
+                what = (
+                    "whether the Microsoft invitation landed is not known: it was not found yet (it may "
+                    "still appear), so check before retrying"
+                    if isinstance(exc, WriteOutcomeUnknown)
+                    else "inviting Microsoft failed"
+                )
                 self.journal.record_outcome(
                     entry_id,
                     "partial",
@@ -461,13 +457,23 @@ class WriteEngine:
                 return WriteOutcome(
                     "partial",
                     f"The partner referral {partner.id} exists, but {what} ({exc}). To finish, call "
-                    "create_referral again with the same arguments: it sends only the Microsoft "
-                    "invitation, and only if it is still missing.",
+                    "create_referral again with the same arguments: it looks for Microsoft's referral on "
+                    f"engagement {partner.engagement_id} and sends the invitation only if it is still missing.",
                     change_id=entry_id,
                     referral=partner,
                     created=[partner] if plan.referral_id is None else [],
                     correlation_id=correlation_id,
                 )
+            invitation = landed
+        except BaseException as exc:  # cancelled mid-send: the partner referral exists, the rest is unknown
+            self.journal.record_outcome(
+                entry_id,
+                "partial",
+                referral_id=partner.id,
+                etag_after=partner.e_tag,
+                error=f"interrupted while inviting Microsoft ({type(exc).__name__})",
+            )
+            raise
         self.journal.record_outcome(entry_id, "applied", referral_id=partner.id, etag_after=partner.e_tag)
         first = plan.referral_id is None
         return WriteOutcome(

@@ -324,6 +324,33 @@ async def test_invitation_in_doubt_is_settled_by_engagement_id(
         assert "safe to try again" not in out["message"]
 
 
+async def test_interrupted_invitation_leaves_the_entry_partial_not_pending(
+    runtime: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pcref_mcp.referrals.write_models import NewReferral
+
+    class Interrupted(BaseException):
+        pass
+
+    plan = await runtime.engine.plan_create(
+        NewReferral.model_validate(_cosell(name="Interrupted")["referral"])
+    )
+    real = runtime.client.create
+    calls = {"n": 0}
+
+    async def interrupted(body: Any, **kw: Any) -> Referral:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Interrupted
+        return await real(body, **kw)
+
+    monkeypatch.setattr(runtime.client, "create", interrupted)
+    with pytest.raises(Interrupted):
+        await runtime.engine.execute(plan)
+    (entry,) = runtime.journal.recent(1)
+    assert entry.status == "partial" and entry.referral_id and "interrupted" in (entry.error or "")
+
+
 async def test_in_doubt_create_never_says_safe_to_retry(
     client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
