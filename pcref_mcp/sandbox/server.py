@@ -61,7 +61,8 @@ def write_control_token(db_path: Path, token: str) -> Path:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to tighten
+            os.fchmod(fd, 0o600)
         os.write(fd, token.encode())
     finally:
         os.close(fd)

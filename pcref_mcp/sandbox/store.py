@@ -276,6 +276,7 @@ def _private_file(path: Path) -> None:
     except OSError as exc:
         raise OSError(f"Cannot open the sandbox database {path} safely (a symbolic link?): {exc}") from None
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to tighten
+            os.fchmod(fd, 0o600)
     finally:
         os.close(fd)

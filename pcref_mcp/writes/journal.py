@@ -355,8 +355,9 @@ def _private_file(path: Path) -> None:
             ) from exc
         raise
     try:
-        if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
-            os.fchmod(fd, 0o600)  # on the file opened, never through a link
+        # on the file opened, never through a link (POSIX; Windows has no mode bits to tighten)
+        if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
 
