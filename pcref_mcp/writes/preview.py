@@ -62,7 +62,10 @@ class WritePlan:
             lines.append(f"Lifecycle: {self.lifecycle}")
         for change in self.changes:
             before, after = quote_at(change.pointer, change.before), quote_at(change.pointer, change.after)
-            lines.append(f"- {change.field}: {_show(before)} → {_show(after)}")
+            if self.kind == "create":  # a new referral: every field it will carry, nothing before
+                lines.append(f"- {change.field}: {_show(after)}")
+            else:
+                lines.append(f"- {change.field}: {_show(before)} → {_show(after)}")
         for warning in self.warnings:
             lines.append(f"! {warning}")
         if self.operations:
