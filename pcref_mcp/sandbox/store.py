@@ -96,6 +96,11 @@ class Store:
             if not path.parent.exists():
                 path.parent.mkdir(mode=0o700, parents=True)
             _private_file(path)
+            for suffix in ("-wal", "-shm"):  # SQLite would create these through a planted link
+                if path.with_name(path.name + suffix).is_symlink():
+                    raise OSError(
+                        f"Cannot open the sandbox database {path} safely: its {suffix[1:]} file is a link."
+                    )
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
             ":memory:" if path is None else str(path), check_same_thread=False, isolation_level=None

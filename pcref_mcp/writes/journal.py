@@ -297,6 +297,13 @@ class Journal:
             if not self.path.parent.exists():
                 self.path.parent.mkdir(mode=0o700, parents=True)
             _private_file(self.path)
+            for suffix in ("-wal", "-shm"):  # SQLite would create these through a planted link
+                if self.path.with_name(self.path.name + suffix).is_symlink():
+                    raise InvalidInput(
+                        f"The journal's {suffix[1:]} file next to {self.path} is a symbolic link; refusing "
+                        "to use it.",
+                        field="journal_path",
+                    )
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")

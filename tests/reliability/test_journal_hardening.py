@@ -153,6 +153,20 @@ def test_journal_refuses_a_planted_symlink(tmp_path: Path) -> None:
     assert victim.read_text() == "someone else's file"
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+def test_planted_wal_or_shm_link_is_refused(tmp_path: Path, suffix: str) -> None:
+    from pcref_mcp.sandbox.store import Store
+
+    victim = tmp_path / "victim"
+    for name in ("journal.sqlite3", "sandbox.db"):
+        (tmp_path / (name + suffix)).symlink_to(victim)
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        Journal(tmp_path / "journal.sqlite3")
+    with pytest.raises(OSError, match="safely"):
+        Store(tmp_path / "sandbox.db")
+    assert not victim.exists()
+
+
 def test_sandbox_store_refuses_a_planted_symlink(tmp_path: Path) -> None:
     from pcref_mcp.sandbox.store import Store
 
