@@ -8,13 +8,9 @@ overwritten: the engine reports what changed underneath instead.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -43,6 +39,14 @@ from pcref_mcp.referrals.write_models import (
     microsoft_referral_body,
     partner_referral_body,
     with_engagement_id,
+)
+from pcref_mcp.writes.creates import (
+    RECENT_CREATE_SECONDS,
+    Organization,
+    body_changes,
+    check_create_body,
+    create_lock,
+    stamp_external_ref,
 )
 from pcref_mcp.writes.preview import (
     FieldChange,
@@ -77,7 +81,7 @@ class WriteEngine:
     def __init__(self, client: PartnerCenterClient, journal: Journal) -> None:
         self.client = client
         self.journal = journal
-        self._org: _Organization | None = None
+        self._org: Organization | None = None
 
     # -- planning (reads only) --------------------------------------------------------------------
 
@@ -138,7 +142,7 @@ class WriteEngine:
         body = partner_referral_body(new).model_dump(mode="json", by_alias=True, exclude_none=True)
         # Stamped from the request itself: the preview and the confirmed call build the same body,
         # and the same referral asked for twice is caught as a duplicate instead of created twice.
-        external_ref = body.get("externalReferenceId") or _stamp(body)
+        external_ref = body.get("externalReferenceId") or stamp_external_ref(body)
         body["externalReferenceId"] = external_ref
         existing = await self._best_effort(
             self._by_external_ref(external_ref),
@@ -170,7 +174,7 @@ class WriteEngine:
                 )
             )
         for each in bodies:
-            _check_create_body(each)
+            check_create_body(each)
         summary = {
             DealKind.PRIVATE: "Create a private referral (not shared with Microsoft)",
             DealKind.PARTNER_LED: "Create a partner-led referral shared with Microsoft sellers",
@@ -182,7 +186,7 @@ class WriteEngine:
             summary=f"{summary}: {quote(body.get('name') or '')} for "
             f"{quote(pointer_get(body, '/customerProfile/name'))}",
             bodies=bodies,
-            changes=_body_changes(bodies),
+            changes=body_changes(bodies),
             warnings=warnings,
             external_ref=external_ref,
         )
@@ -307,7 +311,7 @@ class WriteEngine:
         # the journal refuses a second pending create), and the service is asked again right before
         # the POST, so two approvals of the same create confirmed at once make one referral.
         ref = plan.external_ref or ""
-        async with _create_lock(ref):
+        async with create_lock(ref):
             entry_id = self.journal.record_intent(
                 tool=plan.tool,
                 kind="create",
@@ -328,7 +332,7 @@ class WriteEngine:
             landed = await self._by_external_ref(ref) if ref else []
         except BadRequest:
             # the service refuses the look-up: the journal knows what this machine created just now
-            recent = self.journal.recent_create(ref, _RECENT_CREATE_SECONDS)
+            recent = self.journal.recent_create(ref, RECENT_CREATE_SECONDS)
             landed = [Referral(id=recent.referral_id or f"change {recent.id}")] if recent else []
         except PcrefError as exc:
             self.journal.record_outcome(entry_id, "failed", error=f"look-up before sending failed: {exc}")
@@ -600,7 +604,7 @@ class WriteEngine:
             partner.organization_id or org.id,
             partner.organization_name or org.name,
         ).model_dump(mode="json", by_alias=True, exclude_none=True)
-        _check_create_body(body)
+        check_create_body(body)
         return WritePlan(
             tool="create_referral",
             kind="create",
@@ -609,7 +613,7 @@ class WriteEngine:
             etag=partner.e_tag,
             referral=partner,
             bodies=[body],
-            changes=_body_changes([body]),
+            changes=body_changes([body]),
             warnings=[
                 f"Referral {partner.id} already exists without its Microsoft invitation; only the invitation is sent."
             ],
@@ -644,14 +648,14 @@ class WriteEngine:
             warnings.append(refused + ".")
             return None
 
-    async def _organization(self) -> _Organization:
+    async def _organization(self) -> Organization:
         """Who "we" are (organization id, name, MPN id), for the fields the Partner Center UI sends.
 
         Read once, best effort, from one of our own outgoing referrals (a documented filter); unknown
         on a tenant with none yet, and then learnt from the first referral we create.
         """
         if self._org is None:
-            self._org = _Organization()
+            self._org = Organization()
             try:
                 page = await self.client.list_page(
                     odata.Query(filter=odata.eq("direction", "Outgoing"), top=10)
@@ -668,162 +672,8 @@ class WriteEngine:
             return False
         if self._org is None or self._org.id is None:
             mpn = referral.mpn_id if referral.mpn_id and str(referral.mpn_id).isdigit() else None
-            self._org = _Organization(referral.organization_id, referral.organization_name, mpn)
+            self._org = Organization(referral.organization_id, referral.organization_name, mpn)
         return True
-
-
-@dataclass(frozen=True)
-class _Organization:
-    id: str | None = None
-    name: str | None = None
-    mpn_id: str | None = None
-
-
-# Limits the service enforces on a new referral (the sandbox mirrors them): checked before a person is
-# asked, so an approved create is not then refused.
-_TEXT_LIMIT = 500
-_NOTES_LIMIT = 10_000
-_DETAILS_HINT = (
-    "Add at least one of: deal_value with currency, closing_date, notes, products, services, industries "
-    'or solutions, e.g. {"referral": {..., "deal_value": 50000, "currency": "USD", "closing_date": '
-    '"2027-03-31"}}.'
-)
-
-
-def _check_create_body(body: dict[str, Any]) -> None:
-    """Refuse now what Partner Center refuses on POST (required parts, text lengths)."""
-    problems: list[str] = []
-    for part in ("type", "customerProfile", "consent"):
-        if body.get(part) in (None, "", {}):
-            problems.append(f"{part} is required")
-    if not body.get("details"):
-        raise InvalidInput(
-            'Partner Center refuses a referral without details ("details is required"); nothing was sent.',
-            field="details",
-            hint=_DETAILS_HINT,
-        )
-    for pointer, limit in _TEXT_LIMITS:
-        value = pointer_get(body, pointer)
-        if isinstance(value, str) and len(value) > limit:
-            problems.append(f"{field_name(pointer)} is longer than {limit:,} characters ({len(value):,})")
-    for where in ("/team", "/customerProfile/team"):
-        for member in pointer_get(body, where) or []:
-            for key in ("firstName", "lastName", "title"):
-                if len(str(member.get(key) or "")) > _TEXT_LIMIT:
-                    problems.append(f"a contact's {key} is longer than {_TEXT_LIMIT} characters")
-    if problems:
-        raise InvalidInput("Partner Center would refuse this referral: " + "; ".join(problems) + ".")
-
-
-_TEXT_LIMITS: tuple[tuple[str, int], ...] = (
-    ("/name", _TEXT_LIMIT),
-    ("/externalReferenceId", _TEXT_LIMIT),
-    ("/campaignId", _TEXT_LIMIT),
-    ("/customerProfile/name", _TEXT_LIMIT),
-    ("/customerProfile/address/addressLine1", _TEXT_LIMIT),
-    ("/customerProfile/address/city", _TEXT_LIMIT),
-    ("/customerProfile/address/state", _TEXT_LIMIT),
-    ("/customerProfile/address/postalCode", _TEXT_LIMIT),
-    ("/details/notes", _NOTES_LIMIT),
-    ("/inviteContext/notes", _NOTES_LIMIT),
-)
-
-
-def _body_changes(bodies: list[dict[str, Any]]) -> list[FieldChange]:
-    """Every field of every body, as the person reads it; a second body's fields say which referral."""
-    changes: list[FieldChange] = []
-    for index, body in enumerate(bodies):
-        prefix = (
-            ""
-            if index == 0 and len(bodies) == 1
-            else ("referral 1: " if index == 0 else "Microsoft's referral: ")
-        )
-        if body.get("organizationId") == MICROSOFT_ORG_ID and len(bodies) == 1:
-            prefix = "Microsoft's referral: "
-        for pointer, value in _leaves(body):
-            changes.append(FieldChange(prefix + _create_field_name(pointer), pointer, None, value))
-    return changes
-
-
-def _leaves(value: Any, pointer: str = "") -> list[tuple[str, Any]]:
-    """(pointer, value) of every field a body sends; lists of scalars and lists of objects stay whole."""
-    if isinstance(value, dict) and value and pointer.count("/") < 3:
-        out: list[tuple[str, Any]] = []
-        for key, inner in value.items():
-            out += _leaves(inner, f"{pointer}/{key}")
-        return out
-    return [(pointer, value)]
-
-
-def _create_field_name(pointer: str) -> str:
-    return _CREATE_NAMES.get(pointer) or pointer.lstrip("/").replace("/", ".")
-
-
-_CREATE_NAMES: dict[str, str] = {
-    "/name": "name",
-    "/type": "type",
-    "/qualification": "qualification",
-    "/customerProfile/name": "customer",
-    "/customerProfile/address/addressLine1": "customer address",
-    "/customerProfile/address/city": "customer city",
-    "/customerProfile/address/state": "customer state",
-    "/customerProfile/address/postalCode": "customer postal code",
-    "/customerProfile/address/country": "customer country",
-    "/details/requirements/products": "products",
-    "/details/requirements/services": "services",
-    "/details/requirements/industries": "industries",
-    "/details/requirements/solutions": "solutions",
-    "/details/requirements/additionalRequirements": "additional requirements",
-    "/inviteContext/invitedBy/organizationId": "invited by (organization id)",
-    "/inviteContext/invitedBy/organizationName": "invited by",
-    "/dealSensitivity": "deal sensitivity",
-    "/target": "target",
-    "/trackingInfo": "tracking info",
-    "/attributes/objectType": "object type",
-    "/customerProfile/size": "customer size",
-    "/customerProfile/team": "customer contacts",
-    "/consent/consentToShareReferralWithMicrosoftSellers": "shared with Microsoft sellers",
-    "/consent/consentToContact": "customer consents to contact",
-    "/consent/consentToToShareInfoWithOthers": "customer consents to sharing",
-    "/details/dealValue": "deal value",
-    "/details/currency": "currency",
-    "/details/closingDateTime": "closing date",
-    "/details/notes": "notes",
-    "/inviteContext/notes": "help note",
-    "/inviteContext/assistanceRequestCode": "help requested",
-    "/externalReferenceId": "external reference id",
-    "/engagementId": "engagement id",
-    "/organizationId": "organization id",
-    "/organizationName": "organization",
-    "/team": "sales team",
-    "/mpnId": "MPN id",
-    "/campaignId": "campaign id",
-}
-
-
-# How far back the journal vouches for a create when the service refuses the look-up by external id.
-_RECENT_CREATE_SECONDS = 900.0
-_CREATE_LOCKS: dict[tuple[int, str], tuple[asyncio.Lock, list[int]]] = {}
-
-
-@asynccontextmanager
-async def _create_lock(external_ref: str) -> AsyncIterator[None]:
-    """Hold the process-wide lock of one external reference id (per event loop; dropped when idle)."""
-    key = (id(asyncio.get_running_loop()), external_ref)
-    lock, users = _CREATE_LOCKS.setdefault(key, (asyncio.Lock(), [0]))
-    users[0] += 1
-    try:
-        async with lock:
-            yield
-    finally:
-        users[0] -= 1
-        if users[0] == 0:
-            _CREATE_LOCKS.pop(key, None)
-
-
-def _stamp(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return "pcref-" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
 def _label(referral: Referral) -> str:

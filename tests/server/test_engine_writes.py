@@ -115,7 +115,7 @@ async def test_cosell_preview_and_question_show_every_field_of_both_requests(
     from pcref_mcp.referrals.write_models import NewReferral
 
     plan = await runtime.engine.plan_create(NewReferral.model_validate(_cosell()["referral"]))
-    from pcref_mcp.writes.engine import _leaves
+    from pcref_mcp.writes.creates import leaves as _leaves
 
     for body in plan.bodies:
         for pointer, _ in _leaves(body):
