@@ -92,6 +92,10 @@ class Runtime:
             self._journal.close()
             self._journal = None
         self._engine = None
+        store = getattr(self, "_pipeline_store", None)  # server.bulk.pipeline_store opens it
+        if store is not None:
+            store.close()
+            self._pipeline_store = None
 
     def _build_client(self) -> PartnerCenterClient:
         from pcref_mcp.partner_center.client import PartnerCenterClient

@@ -13,11 +13,12 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals.untrusted import quote_at
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
+from pcref_mcp.server import bulk
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.confirmation import TokenIssued, approval_for, runtime_of, tool_errors
 from pcref_mcp.server.views import ExtraField, ReferralRow, Section, detail, respond, row
@@ -269,6 +270,45 @@ async def undo_change(
     since and the lifecycle allows it; a closed referral cannot be reopened. Previewed and
     confirmed like every write."""
     return respond(await _finish(ctx, plan, approval))
+
+
+def _terse(schema: dict[str, Any]) -> None:
+    schema.pop("description", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("description", None)
+
+
+class BatchChange(Change):
+    """A Change to one referral of a batch (its descriptions are update_field's: left out here)."""
+
+    model_config = ConfigDict(json_schema_extra=_terse)
+    referral_id: str
+
+
+@tool_errors
+async def plan_batch(
+    ctx: Context, items: list[BatchChange] | None = None, csv: str | None = None, undo: str | None = None
+) -> WritePlan:
+    grouped: dict[str, list[tuple[str, Any]]] = {}
+    for item in items or []:
+        grouped.setdefault(item.referral_id.strip(), []).append((item.field, item.value))
+    return await bulk.plan(ctx, list(grouped.items()), csv, undo)
+
+
+@tool("Change many referrals", writes=True, untrusted=True)
+async def batch_update(
+    ctx: Context,
+    plan: Annotated[WritePlan, Resolve(plan_batch)],
+    approval: Annotated[ElicitationResult[Any], Resolve(approval_for(plan_batch))],
+    items: Annotated[list[BatchChange] | None, Field(max_length=200)] = None,
+    csv: str | None = None,
+    undo: str | None = None,
+    confirm_token: str | None = None,
+) -> Annotated[CallToolResult, bulk.BatchResult]:
+    """Changes to up to 50 referrals, one approval: items (update_field changes, each with its
+    referral_id), csv (import: columns as exported) or undo (a batch_id). Tokens as update_field."""
+    assert isinstance(plan, bulk.BatchPlan)
+    return respond(await bulk.finish(ctx, plan, approval))
 
 
 class RecentChanges(BaseModel):
