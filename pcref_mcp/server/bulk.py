@@ -56,10 +56,10 @@ async def plan(
             for rid, changes in items
         ]
     elif csv:
-        from pcref_mcp.server import exchange
+        from pcref_mcp.server.exchange import import_requests
 
         mode = "import"
-        requests = await exchange.import_requests(runtime.client, csv)
+        requests = await import_requests(runtime.client, csv)
     else:
         mode = "undo"
         requests = batching.undo_requests(pipeline_store(runtime), str(undo))

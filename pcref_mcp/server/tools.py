@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals.untrusted import quote_at
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
-from pcref_mcp.server import bulk
+from pcref_mcp.server import bulk, exchange
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.confirmation import TokenIssued, approval_for, runtime_of, tool_errors
 from pcref_mcp.server.views import ExtraField, ReferralRow, Section, detail, respond, row
@@ -140,12 +140,15 @@ async def search_referrals(
     limit: Annotated[int, Field(ge=1, le=100)] = 20,
     cursor: str | None = None,
     fields: list[ExtraField] | None = None,
+    format: Literal["rows", "csv"] = "rows",
 ) -> Annotated[CallToolResult, SearchResult]:
     """Find referrals with filters a person would use; the service filters, sorts and pages.
 
     Returns compact rows (id, name, customer, status/substatus, value, currency, closing, updated,
     direction) and the total. Use `fields` for more columns, `next_cursor` for the next page, then
-    get_referral for one in full."""
+    get_referral for one in full. format csv: every match (all pages) as a CSV file."""
+    if format == "csv":
+        return await exchange.export_result(ctx, filters or searching.Filters(), sort)
     runtime = runtime_of(ctx)
     page = await searching.run(runtime, filters or searching.Filters(), sort, limit, cursor)
     rows = [row(r, fields or ()) for r in page.referrals]
