@@ -148,3 +148,20 @@ def pipeline_store(runtime: Any) -> PipelineStore:
         store = PipelineStore(journal_path.parent / "pipeline.sqlite3")
         runtime._pipeline_store = store
     return store
+
+
+async def feed(ctx: Context, since: str) -> tuple[list[Any], list[str]]:
+    """recent_changes with since: own journaled writes, and the referrals updated since (the first
+    line says from when, how many, and whether the list was cut short)."""
+    from pcref_mcp.writes import feed as feeds
+
+    runtime = runtime_of(ctx)
+    cutoff = feeds.parse_since(since)
+    got = await feeds.changes_since(runtime.client, pipeline_store(runtime), runtime.journal, cutoff)
+    note = (
+        f"Since {cutoff.strftime('%Y-%m-%d %H:%M')} UTC: {len(got.referrals)} referral(s) updated, "
+        f"{len(got.writes)} of your writes"
+    )
+    if got.truncated:
+        note += f"; stopped after {len(got.referrals)} referrals: ask for a later time for the rest"
+    return got.writes, [note + ".", *got.referrals]

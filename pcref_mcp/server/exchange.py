@@ -124,6 +124,10 @@ async def export(
         if len(referrals) >= limit:
             truncated = True
             break
+    from pcref_mcp.server.bulk import pipeline_store
+    from pcref_mcp.writes.feed import remember
+
+    remember(pipeline_store(runtime), referrals[:limit])  # the state a later "what changed" compares with
     return Export(to_csv(referrals[:limit]), min(len(referrals), limit), truncated)
 
 

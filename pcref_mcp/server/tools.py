@@ -146,7 +146,7 @@ async def search_referrals(
 
     Returns compact rows (id, name, customer, status/substatus, value, currency, closing, updated,
     direction) and the total. Use `fields` for more columns, `next_cursor` for the next page, then
-    get_referral for one in full. format csv: every match (all pages) as a CSV file."""
+    get_referral for one in full. format csv: all matches as a CSV file."""
     if format == "csv":
         return await exchange.export_result(ctx, filters or searching.Filters(), sort)
     runtime = runtime_of(ctx)
@@ -308,19 +308,24 @@ async def batch_update(
     undo: str | None = None,
     confirm_token: str | None = None,
 ) -> Annotated[CallToolResult, bulk.BatchResult]:
-    """Changes to up to 50 referrals, one approval: items (update_field changes, each with its
-    referral_id), csv (import: columns as exported) or undo (a batch_id). Tokens as update_field."""
+    """Change up to 50 referrals with one approval: items (update_field changes plus referral_id),
+    csv (import, columns as exported) or undo (a batch_id). Tokens as update_field."""
     assert isinstance(plan, bulk.BatchPlan)
     return respond(await bulk.finish(ctx, plan, approval))
 
 
 class RecentChanges(BaseModel):
     changes: list[str]
+    referrals: list[str] | None = None
 
 
 @tool("Recent changes", untrusted=True)
-async def recent_changes(ctx: Context) -> Annotated[CallToolResult, RecentChanges]:
-    """Your latest 20 writes, newest first: change_id (for undo_change), when, what, status, undo."""
+async def recent_changes(ctx: Context, since: str | None = None) -> Annotated[CallToolResult, RecentChanges]:
+    """Your latest 20 writes, newest first: change_id (for undo_change), when, what, status, undo.
+    since (2026-11-02, 7d, monday): also every referral updated since, and what changed."""
+    if since:
+        entries, referrals = await bulk.feed(ctx, since)
+        return respond(RecentChanges(changes=[recent_change(e) for e in entries], referrals=referrals))
     entries = runtime_of(ctx).journal.recent(20)
     return respond(RecentChanges(changes=[recent_change(e) for e in entries]))
 
