@@ -101,6 +101,7 @@ async def plan_batch(
         entry = BatchEntry(n, request.label, notes=list(request.notes))
         entries.append(entry)
         key = request.referral_id or (str(request.undo) if request.undo else None)
+        await _say_if_throttled(engine, progress, n - 1, len(requests))
         if request.refused:
             entry.refused = request.refused
         elif request.unchanged:
@@ -166,6 +167,7 @@ async def execute_batch(
         assert item_plan is not None
         # Named in the journal, so recent_changes shows which batch each change belongs to.
         item_plan.summary = f"{item_plan.summary} [batch {batch_id} #{entry.position}]"
+        await _say_if_throttled(engine, progress, done - 1, len(sending))
         try:
             outcome = await engine.execute(item_plan)
         except PcrefError as exc:
@@ -266,6 +268,20 @@ def _etag_digest(entries: Sequence[BatchEntry]) -> str | None:
         return None
     material = [(e.position, e.plan.referral_id, e.plan.etag) for e in entries if e.plan is not None]
     return "batch:" + hashlib.sha256(json.dumps(material).encode()).hexdigest()[:32]
+
+
+async def _say_if_throttled(engine: WriteEngine, progress: Progress | None, done: int, total: int) -> None:
+    """Before a call the client's rate limiter will hold back, tell the person why nothing moves."""
+    limiter = getattr(engine.client, "limiter", None)
+    if progress is None or limiter is None:
+        return
+    wait = limiter.wait_time()
+    if wait >= 1:
+        await progress(  # halfway to the next step: progress values must keep increasing
+            done + 0.5,
+            total,
+            f"waiting {wait:.0f} s: Partner Center allows {limiter.calls} calls per {limiter.window:.0f} s",
+        )
 
 
 def _last_change_id(engine: WriteEngine, plan: WritePlan) -> int | None:

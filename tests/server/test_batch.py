@@ -189,3 +189,33 @@ async def test_progress_is_reported_while_planning_and_sending(server: Any, sand
     progress = [p for p, _, _ in seen]
     assert progress == sorted(progress) and len(seen) >= 8
     assert any("sent 4/4" in (m or "") for _, _, m in seen)
+
+
+async def test_progress_says_when_the_rate_limit_holds_the_batch(settings: Any, sandbox: Sandbox) -> None:
+    from pcref_mcp.server.app import build_server
+
+    # 4 calls per 2 s: three items need 6 calls (3 reads, 3 writes), so the limiter holds the batch once
+    tight = settings.model_copy(update={"rate_limit_calls": 4, "rate_limit_window": 2.0})
+    runtime = Runtime(tight, sandbox_app=sandbox.app)
+    server = build_server(tight, runtime=runtime)
+    messages: list[str] = []
+    values: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        values.append(progress)
+        messages.append(message or "")
+
+    async def yes(ctx: Any, params: Any) -> ElicitResult:
+        return ElicitResult(action="accept", content={"approve": True})
+
+    rows = await _open(sandbox, 3)
+    try:
+        async with Client(server, mode="legacy", elicitation_callback=yes) as c:  # type: ignore[arg-type]
+            result = await c.call_tool(
+                "batch_update", {"items": _value_items(rows)}, progress_callback=on_progress
+            )
+    finally:
+        await runtime.aclose()
+    assert not result.is_error, result.content
+    assert any("Partner Center allows 4 calls per 2 s" in m for m in messages), messages
+    assert values == sorted(values) and len(set(values)) == len(values)  # strictly increasing
