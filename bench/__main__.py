@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import calls, economy, footprint, overhead, report, sandbox_bench, startup
+from bench import batch, calls, economy, footprint, overhead, report, sandbox_bench, startup
 from bench.common import machine, progress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     cache = None if args.no_cache else ROOT / ".bench-cache"
     results["sandbox"] = sandbox_bench.run(size, repeat=50 if q else 200, cache_dir=cache)
     progress("sandbox: page p50 {:.1f} ms".format(results["sandbox"]["asgi"]["page"]["p50_ms"]))
+
+    progress("7/7 a 50-item batch")
+    results["batch"] = batch.run()
 
     results["load_end"] = _load()
     results["wall_seconds"] = time.perf_counter() - started
