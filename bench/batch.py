@@ -123,7 +123,7 @@ def _text_bytes(result: Any) -> int:
 
 
 async def _batch(tmp: Path, n: int, *, elicit: bool) -> dict[str, Any]:
-    async with _session(tmp, elicit=elicit) as (client, runtime, app, elapsed):
+    async with _session(tmp, elicit=elicit) as (client, _runtime, app, elapsed):
         ids = await _targets(app, n)
         items = [
             {"referral_id": rid, "field": "deal value", "value": 100_000 + i} for i, rid in enumerate(ids)
@@ -158,7 +158,7 @@ async def _batch(tmp: Path, n: int, *, elicit: bool) -> dict[str, Any]:
 
 
 async def _singles(tmp: Path, n: int, *, elicit: bool) -> dict[str, Any]:
-    async with _session(tmp, elicit=elicit) as (client, runtime, app, elapsed):
+    async with _session(tmp, elicit=elicit) as (client, _runtime, app, elapsed):
         ids = await _targets(app, n)
         reset_counters(app)
         answer_bytes = argument_bytes = tool_calls = applied = 0
