@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from pcref_mcp.server.runtime import Runtime
 
 MAX_EXPORT_ROWS = 5000
+MAX_CSV_CHARS = 1_000_000  # 50 rows with notes at Partner Center's longest fit easily
 CSV_MIME = "text/csv"
 # Cells a spreadsheet would evaluate; the apostrophe makes them text (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -185,7 +186,20 @@ def cell(column: Column, wire: dict[str, Any]) -> str:
 
 async def import_requests(client: PartnerCenterClient, text: str) -> list[BatchRequest]:
     """Every CSV row as a batch request: an update of what differs, a create, or a refusal."""
+    from pcref_mcp.writes.batch import MAX_ITEMS
+
+    if len(text) > MAX_CSV_CHARS:
+        raise InvalidInput(
+            f"The CSV is {len(text):,} characters; an import takes at most {MAX_CSV_CHARS:,} ({MAX_ITEMS} rows).",
+            field="csv",
+        )
     rows, header = _read(text)
+    if len(rows) > MAX_ITEMS:  # refused before any look-up: 5,000 rows must not cost 5,000 calls
+        raise InvalidInput(
+            f"An import holds at most {MAX_ITEMS} rows (one batch); this CSV has {len(rows)}. Split it into "
+            f"files of {MAX_ITEMS} rows or fewer; nothing was read.",
+            field="csv",
+        )
     requests: list[BatchRequest] = []
     for n, raw in enumerate(rows, start=2):  # row 1 is the header
         values = {header[i]: restore(v.strip()) for i, v in enumerate(raw) if i < len(header)}
@@ -237,7 +251,9 @@ def _header(raw: str) -> str:
 
 async def _row_request(client: PartnerCenterClient, n: int, values: dict[str, str]) -> BatchRequest:
     rid, ref = values.get("id", ""), values.get("external_reference_id", "")
-    label = f"row {n}" + (f" (id {rid})" if rid else f" (external reference id {quote(ref)})" if ref else "")
+    label = f"row {n}" + (
+        f" (id {quote(rid)})" if rid else f" (external reference id {quote(ref)})" if ref else ""
+    )
     if not rid and not ref:
         return BatchRequest(label, refused="no id and no external_reference_id: cannot tell which referral")
     try:

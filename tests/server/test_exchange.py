@@ -182,3 +182,15 @@ async def test_unknown_columns_are_refused_whole(client: Client) -> None:
     assert "«colour»" in msg and "external_reference_id" in msg and "nothing was read" in msg
     msg = await call_error(client, "batch_update", {"csv": "name,value\nx,1\n"})
     assert "id or external_reference_id" in msg
+
+
+async def test_an_import_larger_than_a_batch_is_refused_before_any_look_up(
+    client: Client, sandbox: Sandbox
+) -> None:
+    state = sandbox.app.state.sandbox
+    with state._lock:
+        state.requests.clear()
+    text = "external_reference_id,name\n" + "".join(f"CRM-{i},n{i}\n" for i in range(51))
+    msg = await call_error(client, "batch_update", {"csv": text})
+    assert "at most 50 rows" in msg and "51" in msg
+    assert sum(state.requests.values()) == 0
