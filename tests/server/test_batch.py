@@ -219,3 +219,24 @@ async def test_progress_says_when_the_rate_limit_holds_the_batch(settings: Any, 
     assert not result.is_error, result.content
     assert any("Partner Center allows 4 calls per 2 s" in m for m in messages), messages
     assert values == sorted(values) and len(set(values)) == len(values)  # strictly increasing
+
+
+async def test_batch_schema_is_derived_from_the_change_model(client: Client) -> None:
+    from pcref_mcp.server.bulk import BatchResult
+    from pcref_mcp.server.tools import Change
+
+    tool = next(t for t in (await client.list_tools()).tools if t.name == "batch_update")
+    item = tool.input_schema["properties"]["items"]["items"]
+    assert set(item["properties"]) == set(Change.model_fields) | {"referral_id"}
+    assert all("description" not in p for p in item["properties"].values())  # update_field's say it
+    assert set(tool.output_schema["properties"]) == set(BatchResult.model_fields)  # type: ignore[index]
+    assert tool.annotations is not None and tool.annotations.read_only_hint is False
+
+
+async def test_read_only_mode_has_no_batch_tool(settings: Any, runtime: Runtime) -> None:
+    from pcref_mcp.server.app import build_server
+
+    server = build_server(settings.model_copy(update={"read_only": True}), runtime=runtime)
+    async with Client(server) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+    assert "batch_update" not in names and "recent_changes" in names

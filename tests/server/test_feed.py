@@ -118,3 +118,13 @@ def test_parse_since_reads_the_ways_people_say_it() -> None:
     assert parse_since("yesterday", now) == midnight - timedelta(days=1)
     with pytest.raises(InvalidInput):
         parse_since("soon", now)
+
+
+async def test_the_reconciliation_prompt_uses_the_feed_export_and_batch(client: Client) -> None:
+    prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+    prompt = prompts["weekly_crm_reconciliation"]
+    assert {a.name for a in prompt.arguments or []} == {"since"}
+    got = await client.get_prompt("weekly_crm_reconciliation", {"since": "monday"})
+    text = got.messages[0].content.text  # type: ignore[union-attr]
+    for needed in ('since "monday"', "recent_changes", '"csv"', "batch_update", "undo", "«…»"):
+        assert needed in text
