@@ -284,7 +284,7 @@ def _terse(schema: dict[str, Any]) -> None:
 class BatchChange(Change):
     """A Change to one referral of a batch (its descriptions are update_field's: left out here)."""
 
-    model_config = ConfigDict(json_schema_extra=_terse)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_terse)
     referral_id: str
 
 

@@ -240,3 +240,28 @@ async def test_read_only_mode_has_no_batch_tool(settings: Any, runtime: Runtime)
     async with Client(server) as c:
         names = {t.name for t in (await c.list_tools()).tools}
     assert "batch_update" not in names and "recent_changes" in names
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_one_question_on_both_protocol_eras(server: Any, sandbox: Sandbox, mode: str) -> None:
+    asked: list[str] = []
+
+    async def yes(ctx: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"approve": True})
+
+    rows = await _open(sandbox, 3)
+    async with Client(server, mode=mode, elicitation_callback=yes) as c:  # type: ignore[arg-type]
+        out = await call(c, "batch_update", {"items": _value_items(rows, base=900)})
+    assert out["status"] == "applied" and len(asked) == 1
+    assert all(f"\n{n}. " in asked[0] for n in (1, 2, 3)) and "Operations:" in asked[0]
+    for i, row in enumerate(rows):
+        assert (await sandbox.get(row["id"]))["details"]["dealValue"] == 900 + i
+
+
+async def test_an_extra_key_in_an_item_is_refused_not_ignored(client: Client, sandbox: Sandbox) -> None:
+    row = (await _open(sandbox, 1))[0]
+    item = {"referral_id": row["id"], "field": "deal value", "value": 5, "currency": "EUR"}
+    result = await client.call_tool("batch_update", {"items": [item]})
+    assert result.is_error and "currency" in str(result.content[0].text)  # type: ignore[union-attr]
+    assert (await sandbox.get(row["id"]))["eTag"] == row["eTag"]
