@@ -175,6 +175,7 @@ async def execute_batch(
             entry.change_id = _last_change_id(engine, item_plan)
         except BaseException:
             # Cancelled mid-batch: the engine journaled the item in flight; the rest were never sent.
+            entry.outcome, entry.message = "in_doubt", "interrupted while sending"
             for rest in sending[done:]:
                 rest.outcome = "not_sent"
             entry.change_id = _last_change_id(engine, item_plan)

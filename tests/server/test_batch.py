@@ -265,3 +265,107 @@ async def test_an_extra_key_in_an_item_is_refused_not_ignored(client: Client, sa
     result = await client.call_tool("batch_update", {"items": [item]})
     assert result.is_error and "currency" in str(result.content[0].text)  # type: ignore[union-attr]
     assert (await sandbox.get(row["id"]))["eTag"] == row["eTag"]
+
+
+# --- the executor on its own: every outcome, and a batch cancelled half-way ----------------------------
+
+
+class _FakeJournal:
+    def __init__(self) -> None:
+        self.entries: list[Any] = []
+
+    def recent(self, limit: int, *, referral_id: str | None = None) -> list[Any]:
+        from types import SimpleNamespace
+
+        hits = [e for e in self.entries if e == referral_id]
+        return [SimpleNamespace(id=100 + self.entries.index(hits[-1]))] if hits else []
+
+
+class _FakeEngine:
+    """Answers execute() per referral id as scripted: an outcome status, an error, or a cancel."""
+
+    def __init__(self, script: dict[str, Any]) -> None:
+        self.script = script
+        self.journal = _FakeJournal()
+        self.client = None
+        self.sent: list[str] = []
+
+    async def execute(self, plan: Any) -> Any:
+        import anyio
+
+        from pcref_mcp.writes.engine import WriteOutcome
+
+        self.sent.append(plan.referral_id)
+        self.journal.entries.append(plan.referral_id)
+        action = self.script.get(plan.referral_id, "applied")
+        if action == "cancel":
+            raise anyio.get_cancelled_exc_class()()
+        if isinstance(action, Exception):
+            raise action
+        return WriteOutcome(action, f"{action}!", change_id=100 + len(self.journal.entries) - 1)
+
+
+def _plan_of(ids: list[str]) -> Any:
+    from pcref_mcp.writes.batch import BatchEntry, BatchPlan
+    from pcref_mcp.writes.preview import WritePlan
+
+    entries = [
+        BatchEntry(
+            n,
+            f"referral {rid}",
+            plan=WritePlan(tool="update_field", kind="update", summary=f"Update {rid}", referral_id=rid),
+        )
+        for n, rid in enumerate(ids, start=1)
+    ]
+    entries.append(BatchEntry(len(ids) + 1, "referral gone", refused="not found"))
+    return BatchPlan(tool="batch_update", kind="update", summary="s", entries=entries)
+
+
+async def test_every_outcome_is_reported_and_one_failure_does_not_stop_the_rest() -> None:
+    from pcref_mcp.errors import ServiceError
+    from pcref_mcp.writes.batch import counts, entry_line, execute_batch
+    from pcref_mcp.writes.pipeline_store import PipelineStore
+
+    engine = _FakeEngine(
+        {"b": "stale", "c": "in_doubt", "d": ServiceError("Partner Center refused it (500).")}
+    )
+    store = PipelineStore(None)
+    plan = _plan_of(["a", "b", "c", "d", "e"])
+    batch_id = await execute_batch(engine, store, plan)  # type: ignore[arg-type]
+    assert engine.sent == ["a", "b", "c", "d", "e"]
+    assert counts(plan) == {"applied": 2, "stale": 1, "in_doubt": 1, "failed": 1, "refused": 1}
+    lines = [entry_line(e) for e in plan.entries]
+    assert "→ failed" in lines[3] and "refused it (500)" in lines[3]
+    assert "→ in_doubt" in lines[2] and lines[5].endswith("refused: not found")
+    batch = store.batch(batch_id)
+    assert batch is not None and len(batch.change_ids) == 5  # the failed one's journal entry too
+
+
+async def test_a_cancelled_batch_links_what_was_sent_and_names_what_was_not() -> None:
+    import anyio
+
+    from pcref_mcp.writes.batch import execute_batch
+    from pcref_mcp.writes.pipeline_store import PipelineStore
+
+    engine = _FakeEngine({"c": "cancel"})
+    store = PipelineStore(None)
+    plan = _plan_of(["a", "b", "c", "d"])
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        await execute_batch(engine, store, plan)  # type: ignore[arg-type]
+    assert engine.sent == ["a", "b", "c"]
+    assert [e.outcome for e in plan.entries] == ["applied", "applied", "in_doubt", "not_sent", "refused"]
+    batches = store._db.execute("SELECT change_ids FROM batches").fetchall()
+    assert len(batches) == 1 and len(__import__("json").loads(batches[0][0])) == 3  # c's entry is linked
+
+
+def test_batches_belong_to_the_person_who_made_them() -> None:
+    from pcref_mcp import identity
+    from pcref_mcp.writes.pipeline_store import PipelineStore
+
+    store = PipelineStore(None)
+    with identity.acting_as(identity.Principal(id="alice")):
+        batch_id = store.new_batch("update")
+        store.add_change(batch_id, 7)
+        assert store.batch(batch_id) is not None
+    with identity.acting_as(identity.Principal(id="bob")):
+        assert store.batch(batch_id) is None
