@@ -26,6 +26,7 @@ async def _export(client: Client, filters: dict[str, Any] | None = None) -> tupl
     assert not result.is_error, result.content
     files = [c for c in result.content if isinstance(c, EmbeddedResource)]
     assert len(files) == 1 and files[0].resource.mime_type == "text/csv"
+    assert files[0].annotations is not None and files[0].annotations.audience == ["user"]
     return str(files[0].resource.text), dict(result.structured_content or {})  # type: ignore[union-attr]
 
 
