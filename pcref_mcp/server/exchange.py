@@ -335,11 +335,14 @@ _COLUMN_OF_FIELD = {c.create: c.name for c in COLUMNS if c.create} | {"deal_kind
 
 def _problem(error: Any) -> str:
     """One pydantic error as a person reads it: the CSV column and what is wrong (no pydantic text)."""
-    where = str(error["loc"][0]) if error.get("loc") else "row"
-    column = _COLUMN_OF_FIELD.get(where, where)
+    message = str(error.get("msg", "not valid")).removeprefix("Value error, ").rstrip(".")
+    loc = error.get("loc") or ()
+    if not loc:  # a rule across columns (e.g. a value needs its currency)
+        return message[:1].lower() + message[1:]
+    column = _COLUMN_OF_FIELD.get(str(loc[0]), str(loc[0]))
     if error.get("type") == "missing":
         return f"column {column} is required"
-    return f"column {column}: {str(error.get('msg', 'not valid')).rstrip('.').lower()}"
+    return f"column {column}: {message[:1].lower() + message[1:]}"
 
 
 _THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")

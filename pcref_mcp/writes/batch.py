@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pcref_mcp.errors import PcrefError
+from pcref_mcp.errors import PcrefError, UndoNotPossible
 from pcref_mcp.referrals.untrusted import quote_at
 from pcref_mcp.referrals.write_models import NewReferral
 from pcref_mcp.writes.preview import WritePlan
@@ -100,7 +100,7 @@ async def plan_batch(
     for n, request in enumerate(requests, start=1):
         entry = BatchEntry(n, request.label, notes=list(request.notes))
         entries.append(entry)
-        key = request.referral_id or (str(request.undo) if request.undo else None)
+        key = _key(request)
         await _say_if_throttled(engine, progress, n - 1, len(requests))
         if request.refused:
             entry.refused = request.refused
@@ -110,6 +110,8 @@ async def plan_batch(
             entry.refused = (
                 f"item {seen[key]} already changes this one; put all its changes in one item "
                 "(the second would find it changed by the first)"
+                if request.create is None
+                else f"item {seen[key]} already creates a referral with this external reference id"
             )
         else:
             try:
@@ -199,8 +201,6 @@ def undo_requests(store: PipelineStore, batch_id: str) -> list[BatchRequest]:
     """The changes of a batch to undo, newest first (so a later change is undone before an earlier)."""
     batch = store.batch(batch_id)
     if batch is None:
-        from pcref_mcp.errors import UndoNotPossible
-
         raise UndoNotPossible(
             f"There is no batch {batch_id!r} of yours.", hint="recent_changes lists your batches' changes."
         )
@@ -245,6 +245,17 @@ def counts(plan: BatchPlan) -> dict[str, int]:
 
 
 # -- private ----------------------------------------------------------------------------------------
+
+
+def _key(request: BatchRequest) -> str | None:
+    """What two items must not share: the referral they change, the change they undo, the create's id."""
+    if request.referral_id:
+        return request.referral_id
+    if request.undo is not None:
+        return f"undo:{request.undo}"
+    if request.create is not None and request.create.external_reference_id:
+        return f"create:{request.create.external_reference_id}"
+    return None
 
 
 def _bound_request(entry: BatchEntry) -> dict[str, Any]:

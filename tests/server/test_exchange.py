@@ -195,3 +195,28 @@ async def test_an_import_larger_than_a_batch_is_refused_before_any_look_up(
     msg = await call_error(client, "batch_update", {"csv": text})
     assert "at most 50 rows" in msg and "51" in msg
     assert sum(state.requests.values()) == 0
+
+
+async def test_two_rows_for_the_same_referral_or_create_are_one_item(
+    client: Client, sandbox: Sandbox
+) -> None:
+    active = (await sandbox.find("status eq 'Active'"))[0]
+    text = (
+        "id,external_reference_id,name,customer,customer_city,country,value,currency\n"
+        f"{active['id']},,,,,,1111,\n"
+        f"{active['id']},,,,,,2222,\n"
+        ",CRM-TWICE,Twice,Contoso,Oslo,NO,5,EUR\n"
+        ",CRM-TWICE,Twice,Contoso,Oslo,NO,6,EUR\n"
+    )
+    out = await call(client, "batch_update", {"csv": text})
+    lines = out["items"]
+    assert "refused: item 1 already changes this one" in lines[1]
+    assert "refused: item 3 already creates a referral with this external reference id" in lines[3]
+
+
+async def test_a_create_row_missing_a_rule_says_so_in_words(client: Client) -> None:
+    text = "external_reference_id,name,customer,customer_city,country,value\nCRM-V,V,Contoso,Oslo,NO,6\n"
+    out = await call(client, "batch_update", {"csv": text})
+    reason = out["items"][0]
+    assert "currency is required with deal_value 6" in reason and "USD" in reason
+    assert "Value error" not in reason and "column row" not in reason
