@@ -206,6 +206,7 @@ _SUBSTATUS_WORDS: dict[str, ReferralSubstatus] = {
     "accept": ReferralSubstatus.ACCEPTED,
     "receive": ReferralSubstatus.RECEIVED,
 }
+_OPEN = frozenset({"open", "opened", "inprogress", "ongoing"})
 _STATUS_OF: dict[ReferralSubstatus, ReferralStatus] = {
     sub: status for status, subs in SUBSTATUSES.items() for sub in subs
 }
@@ -227,6 +228,11 @@ def read_states(status: Any, substatus: Any) -> tuple[Any, Any, list[str]]:
         if not isinstance(item, str):
             statuses.append(item)
             continue
+        if _fold(item) in _OPEN:
+            statuses += [ReferralStatus.NEW.value, ReferralStatus.ACTIVE.value]
+            plain += [ReferralStatus.NEW, ReferralStatus.ACTIVE]
+            notes.append(f"status {item!r} as New or Active")
+            continue
         words = [w for w in re.split(r"[\s/,:\-–—]+", item.strip()) if w]
         found_status = [_STATUS_WORDS[_fold(w)] for w in words if _fold(w) in _STATUS_WORDS]
         found_sub = [_SUBSTATUS_WORDS[_fold(w)] for w in words if _fold(w) in _SUBSTATUS_WORDS]
@@ -243,9 +249,9 @@ def read_states(status: Any, substatus: Any) -> tuple[Any, Any, list[str]]:
             plain.append(state)
         else:
             paired.append(sub)
-            notes.append(f"status {item!r} read as status {state.value} + substatus {sub.value}")
+            notes.append(f"status {item!r} as status {state.value} + substatus {sub.value}")
     if not paired:
-        return statuses, substatus, notes
+        return list(dict.fromkeys(statuses)), substatus, notes
     subs: list[Any] = list(paired)
     for state in plain:
         subs += [s for s in SUBSTATUSES.get(state, ()) if s not in subs]
@@ -421,7 +427,7 @@ def _codes(values: Iterable[str], read: Callable[..., str], name: str, read_as: 
     for value in values:
         code = read(value, field=name)
         if code != value.strip().upper():
-            read_as.append(f"{name} {value!r} read as {code}")
+            read_as.append(f"{name} {value!r} as {code}")
         codes.append(code)
     return codes
 
@@ -727,15 +733,18 @@ async def _sorted_scan(client: PartnerCenterClient, the_plan: Plan, limit: int, 
 
 
 def _note(the_plan: Plan, scan: _Scan, *, first_page: bool) -> str | None:
-    parts: list[str] = list(the_plan.read_as)
+    parts: list[str] = []
+    if the_plan.read_as:
+        parts.append("Read " + "; ".join(the_plan.read_as) + ".")
     if the_plan.local or the_plan.sort_key is not None:
         done = [c.label for c in the_plan.local]
         if the_plan.sort_key is not None:
             done.append(f"sort {the_plan.sort_label}")
-        why = ", ".join(FEATURES[n].label for n in the_plan.missing) or "what the service documents"
+        why = f" (the service lacks: {', '.join(the_plan.missing)})" if the_plan.missing else ""
+        pages = f"{scan.pages} page" + ("s" if scan.pages != 1 else "")
         parts.append(
-            f"Done here, not by the service ({why} unsupported): {'; '.join(done)}; "
-            f"scanned {scan.scanned} referrals in {scan.pages} pages."
+            f"Done here, not by the service{why}: {'; '.join(done)}; "
+            f"scanned {scan.scanned} referrals in {pages}."
         )
         if not scan.complete and the_plan.sort_key is not None:
             parts.append(
