@@ -15,8 +15,8 @@ from mcp import Client
 from pcref_mcp.config import Settings
 from pcref_mcp.sandbox import SandboxConfig, create_app
 from pcref_mcp.sandbox.app import DEFAULT_ORDER
-from pcref_mcp.sandbox.odata import compile_filter
 from pcref_mcp.sandbox.clock import ManualClock
+from pcref_mcp.sandbox.odata import compile_filter
 from pcref_mcp.server.app import build_server
 from pcref_mcp.server.runtime import Runtime
 

@@ -50,7 +50,7 @@ async def test_text_is_case_insensitive(client: Client, sandbox: Sandbox) -> Non
     docs = await everything(sandbox)
     customer = docs[0]["customerProfile"]["name"]
     word = customer.split()[0].lower()
-    found, out = await ids_of(client, {"text": word})
+    found, _ = await ids_of(client, {"text": word})
     expected = where(
         docs,
         lambda d: any(
@@ -148,6 +148,7 @@ async def test_expiring_within_days(
     for days in (3, 14):
         found, out = await ids_of(client, {"expiring_within_days": days})
         assert found == where(docs, lambda d, n=days: expiring(d, n)), days  # type: ignore[misc]
+        assert f"expiring within {days} days" in out["note"]  # always checked here
     assert found  # the seed has some within 14 days
     msg = await call_error(client, "search_referrals", {"filters": {"expiring_within_days": 30}})
     assert "expiring_within_days" in msg
