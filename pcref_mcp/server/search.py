@@ -86,8 +86,7 @@ DOCUMENTED_ORDERBY = frozenset({"createdDateTime", "updatedDateTime"})
 MAX_SCAN_PAGES = 10
 MAX_SCAN_ITEMS = 2000
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
-Code = Annotated[str, Field(min_length=2, max_length=60)]
+MAX_TEXT = 200  # checked in build_conditions (a clear message, and no bytes in the tool schema)
 
 
 def _many(value: Any) -> Any:
@@ -127,12 +126,12 @@ def _one_of_list(value: Any) -> Any:
 
 
 class Filters(BaseModel):
-    """All given filters must match (AND); a list matches any of its values."""
+    """All must match; a list matches any of its values."""
 
     model_config = ConfigDict(extra="forbid")
 
     status: Annotated[list[ReferralStatus], BeforeValidator(_many_ci(ReferralStatus))] | None = Field(
-        default=None, description='Also "Closed/Won", "won"'
+        default=None, description='Or "Closed/Won"'
     )
     substatus: Annotated[list[ReferralSubstatus], BeforeValidator(_many_ci(ReferralSubstatus))] | None = None
     direction: (
@@ -145,22 +144,20 @@ class Filters(BaseModel):
     qualification: (
         Annotated[list[ReferralQualification], BeforeValidator(_many_ci(ReferralQualification))] | None
     ) = None
-    name_contains: Text | None = None
-    customer_contains: Text | None = None
-    text: Text | None = Field(default=None, description="In name, customer or notes")
-    engagement_id: Text | None = None
-    external_reference_id: Text | None = None
-    country: Annotated[list[Code], BeforeValidator(_many)] | None = Field(
-        default=None, description="Code or name"
-    )
-    currency: Annotated[list[Code], BeforeValidator(_many)] | None = None
-    sales_stage: Annotated[list[Text], BeforeValidator(_many)] | None = None
+    name_contains: str | None = None
+    customer_contains: str | None = None
+    text: str | None = Field(default=None, description="In name, customer or notes")
+    engagement_id: str | None = None
+    external_reference_id: str | None = None
+    country: Annotated[list[str], BeforeValidator(_many)] | None = Field(default=None, description="Or name")
+    currency: Annotated[list[str], BeforeValidator(_many)] | None = None
+    sales_stage: Annotated[list[str], BeforeValidator(_many)] | None = None
     registration_status: (
         Annotated[list[ReferralRegistrationStatus], BeforeValidator(_many_ci(ReferralRegistrationStatus))]
         | None
     ) = None
     expiring_within_days: Annotated[int, Field(ge=1, le=EXPIRY_DAYS)] | None = Field(
-        default=None, description="Unanswered incoming ones"
+        default=None, description="Unanswered incoming"
     )
     created_from: date | None = None
     created_to: date | None = None
@@ -339,6 +336,7 @@ def build_conditions(filters: Filters, *, at: datetime) -> tuple[list[Condition]
     """The conditions for ``filters`` (checking ranges and codes), and how values were read."""
     out: list[Condition] = []
     read_as = filters.read_as
+    _check_texts(filters)
     for name, pointer, values in (
         ("status", "/status", filters.status),
         ("substatus", "/substatus", filters.substatus),
@@ -402,6 +400,21 @@ def build_conditions(filters: Filters, *, at: datetime) -> tuple[list[Condition]
     if filters.expiring_within_days is not None:
         out += _expiring(filters.expiring_within_days, at)
     return out, read_as
+
+
+def _check_texts(filters: Filters) -> None:
+    for name in ("name_contains", "customer_contains", "text", "engagement_id", "external_reference_id"):
+        value = getattr(filters, name)
+        if value is not None and not value.strip():
+            raise InvalidInput(f"{name} is empty.", field=name, hint=f"Give some text or leave {name} out.")
+        if value is not None and len(value) > MAX_TEXT:
+            raise InvalidInput(
+                f"{name} is longer than {MAX_TEXT} characters.", field=name, hint="Use a few words."
+            )
+    for name in ("country", "currency", "sales_stage"):
+        for value in getattr(filters, name) or ():
+            if not value.strip() or len(value) > MAX_TEXT:
+                raise InvalidInput(f"{name} {value[:40]!r} is not a {name}.", field=name)
 
 
 def _one_of(name: str, pointer: str, values: Sequence[str], *, documented: bool = False) -> Condition:
