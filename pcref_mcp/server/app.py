@@ -83,7 +83,7 @@ def _compact_tool_schemas(server: MCPServer[Any]) -> None:
             )
 
 
-def _reflow(text: str | None) -> str | None:
+def _reflow(text: str) -> str:
     """A docstring as prose: indentation gone, lines of a paragraph joined (every byte is context)."""
     if not text:
         return text
