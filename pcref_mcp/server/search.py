@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from pcref_mcp.errors import InvalidInput, PcrefError
+from pcref_mcp.errors import BadRequest, InvalidInput, PcrefError
 from pcref_mcp.partner_center import odata
 from pcref_mcp.partner_center.capabilities import FEATURES, Capabilities
 from pcref_mcp.referrals.catalog import country_code, currency_code
@@ -587,19 +587,16 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
             raise _bad_cursor() from None
     capabilities = await _capabilities(runtime)
     the_plan = plan(filters, sort, capabilities)
-    client = runtime.client
-    if the_plan.sort_key is not None:
-        scan = await _sorted_scan(client, the_plan, limit, int(state.get("off", 0)))
-    else:
-        scan = await _stream(
-            client,
-            the_plan,
-            capabilities,
-            limit,
-            state.get("src"),
-            int(state.get("at", 0)),
-            int(state.get("n", 0)),
-        )
+    try:
+        scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
+    except BadRequest:
+        if cursor or not _leans_on_probed(the_plan, capabilities):
+            raise
+        # what was learnt no longer holds (the service changed): learn again, try once more
+        log.info("the service refused a query feature it answered before; probing again")
+        capabilities = await _capabilities(runtime, refresh=True)
+        the_plan = plan(filters, sort, capabilities)
+        scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
     next_cursor = None
     if scan.cursor is not None:
         base = {"f": filters.model_dump(mode="json", exclude_none=True), "s": sort, "l": limit}
@@ -612,10 +609,36 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
     )
 
 
-async def _capabilities(runtime: Runtime) -> Capabilities:
+async def _scan(
+    client: PartnerCenterClient, the_plan: Plan, capabilities: Capabilities, limit: int, state: dict[str, Any]
+) -> _Scan:
+    if the_plan.sort_key is not None:
+        return await _sorted_scan(client, the_plan, limit, int(state.get("off", 0)))
+    return await _stream(
+        client,
+        the_plan,
+        capabilities,
+        limit,
+        state.get("src"),
+        int(state.get("at", 0)),
+        int(state.get("n", 0)),
+    )
+
+
+def _leans_on_probed(the_plan: Plan, capabilities: Capabilities) -> bool:
+    """Whether the query sent uses a feature that was learnt rather than documented."""
+    used = {n for c in the_plan.server for n in c.needs}
+    if the_plan.orderby and the_plan.orderby.split()[0] not in DOCUMENTED_ORDERBY:
+        used.add("orderby_other")
+    if the_plan.pure:
+        used |= {n for n in ("skip", "count") if capabilities.supports(n)}
+    return bool(used)
+
+
+async def _capabilities(runtime: Runtime, *, refresh: bool = False) -> Capabilities:
     """What the service answers; only what the documents show when it cannot be learnt right now."""
     try:
-        found: Capabilities = await runtime.query_capabilities()
+        found: Capabilities = await runtime.query_capabilities(refresh=refresh)
         return found
     except PcrefError as exc:
         log.warning("could not learn the service's query features (%s); using the documented ones", exc)
