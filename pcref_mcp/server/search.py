@@ -80,6 +80,8 @@ SORTS: dict[str, tuple[str, Literal["asc", "desc"], str]] = {
     "value_asc": ("details/dealValue", "asc", "/details/dealValue"),
 }
 DOCUMENTED_ORDERBY = frozenset({"createdDateTime", "updatedDateTime"})
+DEFAULT_SORT = "updated_desc"
+DEFAULT_LIMIT = 20
 
 # Work done here when the service cannot: at most this many of its pages (100 items each on Partner
 # Center) per call. A cursor continues a filtered scan; a sort done here covers only what was read.
@@ -581,10 +583,24 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
     if cursor:
         state = signer.open(cursor)
         try:
-            filters = Filters.model_validate(state["f"])
-            sort, limit = state["s"], int(state["l"])
+            earlier = Filters.model_validate(state["f"])
+            earlier_sort, earlier_limit = str(state["s"]), int(state["l"])
         except (KeyError, ValueError, TypeError):
             raise _bad_cursor() from None
+        # a cursor continues the search it came from: other filters or another sort are refused,
+        # another page size is used
+        given = filters.model_dump()
+        if (given != Filters().model_dump() and given != earlier.model_dump()) or sort not in (
+            DEFAULT_SORT,
+            earlier_sort,
+        ):
+            raise InvalidInput(
+                "A cursor continues the search it came from; it cannot change the filters or the sort.",
+                field="cursor",
+                hint="Pass only cursor (and limit) for the next page, or search again without cursor.",
+            )
+        filters, sort = earlier, earlier_sort
+        limit = earlier_limit if limit == DEFAULT_LIMIT else limit
     capabilities = await _capabilities(runtime)
     the_plan = plan(filters, sort, capabilities)
     try:

@@ -435,3 +435,16 @@ def test_only_queries_that_lean_on_learnt_features_are_retried() -> None:
     assert searching._leans_on_probed(
         searching.plan(plain, "created_desc", everything_), everything_
     )  # $skip
+
+
+async def test_a_cursor_keeps_its_search_and_takes_a_new_page_size(client: Client) -> None:
+    first = await call(client, "search_referrals", {"filters": {"status": "Active"}, "limit": 5})
+    cursor = first["next_cursor"]
+    more = await call(client, "search_referrals", {"cursor": cursor, "limit": 7})
+    assert len(more["rows"]) == 7 and all(r["status"].startswith("Active/") for r in more["rows"])
+    assert not {r["id"] for r in more["rows"]} & {r["id"] for r in first["rows"]}
+    same = await call(client, "search_referrals", {"cursor": cursor, "filters": {"status": ["active"]}})
+    assert [r["id"] for r in same["rows"]][:5] == [r["id"] for r in more["rows"]][:5]
+    for other in ({"filters": {"status": "New"}}, {"sort": "value_desc"}):
+        msg = await call_error(client, "search_referrals", {"cursor": cursor, **other})
+        assert "cannot change the filters or the sort" in msg
