@@ -100,8 +100,8 @@ def test_values_are_checked_and_normalized() -> None:
         ]
     ) == [
         {"op": "replace", "path": "/details/dealValue", "value": 120000.0},
-        {"op": "replace", "path": "/details/notes", "value": "n"},
         {"op": "replace", "path": "/details/closingDateTime", "value": "2026-11-27T00:00:00Z"},
+        {"op": "replace", "path": "/details/notes", "value": "n"},
         {"op": "replace", "path": "/details/currency", "value": "EUR"},
         {"op": "replace", "path": "/salesStage", "value": "Qualify"},
         {"op": "replace", "path": "/consent/consentToShareReferralWithMicrosoftSellers", "value": True},
@@ -155,7 +155,7 @@ def test_append_pointers_use_add() -> None:
     ]
 
 
-def test_status_substatus_and_reason_stay_together() -> None:
+def test_operations_follow_the_allow_list_order_whatever_the_order_given() -> None:
     result = ops(
         [
             ("notes", "won it"),
@@ -167,18 +167,27 @@ def test_status_substatus_and_reason_stay_together() -> None:
         ACTIVE,
     )
     assert [op["path"] for op in result] == [
+        "/details/dealValue",
         "/details/notes",
         "/status",
         "/substatus",
         "/statusReason",
-        "/details/dealValue",
     ]
-    assert result[1]["value"] == "Closed" and result[2]["value"] == "Won"
+    assert result[2]["value"] == "Closed" and result[3]["value"] == "Won"
+    shuffled = [
+        ("status", "closed"),
+        ("deal value", 5),
+        ("substatus", "won"),
+        ("reason", "Signed"),
+        ("notes", "won it"),
+    ]
+    assert ops(shuffled, ACTIVE) == result
 
 
 def test_status_without_substatus_says_which_go_with_it() -> None:
     assert refusal([("status", "Closed")], ACTIVE).message == (
-        "status 'Closed' needs a substatus in the same change; with Closed use one of: Won, Lost, Declined."
+        "status 'Closed' needs a substatus in the same change; with Closed use one of: Won, Lost, Declined "
+        "(or say it plainly: status 'won', 'lost' or 'declined')."
     )
 
 
@@ -201,9 +210,11 @@ def test_substatus_alone_is_checked_against_current_status() -> None:
     assert ops(
         [("substatus", "Lost")], Referral.model_validate({"status": "Closed", "substatus": "Won"})
     ) == [{"op": "replace", "path": "/substatus", "value": "Lost"}]
-    assert refusal([("substatus", "Won")], ACTIVE).message.startswith(
-        "Substatus Won does not belong to status Active; with Active use one of: Accepted."
-    )
+    # a bare substatus names its status: Won belongs to Closed only
+    assert ops([("substatus", "Won")], ACTIVE) == [
+        {"op": "replace", "path": "/status", "value": "Closed"},
+        {"op": "replace", "path": "/substatus", "value": "Won"},
+    ]
 
 
 def test_without_current_the_pair_must_still_match() -> None:
@@ -235,8 +246,8 @@ def test_registration_changes_when_action_required() -> None:
     )
     assert [op.model_dump() for op in result] == [
         {"op": "replace", "path": "/registrations/0/contract/value", "value": 160000.0},
-        {"op": "replace", "path": "/registrations/0/contract/term", "value": "Perpetual"},
         {"op": "replace", "path": "/registrations/0/contract/endDateTime", "value": None},
+        {"op": "replace", "path": "/registrations/0/contract/term", "value": "Perpetual"},
     ]
 
 
