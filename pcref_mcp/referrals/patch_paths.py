@@ -33,6 +33,7 @@ from pcref_mcp.referrals.models import (
     ReferralSubstatus,
     SalesStage,
 )
+from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import (
     Amount,
     CurrencyCode,
@@ -42,7 +43,6 @@ from pcref_mcp.referrals.write_models import (
     UtcDateTime,
     validation_message,
 )
-from pcref_mcp.referrals.untrusted import quote
 
 # JSON pointers the service accepts in PATCH /referrals/{id} (ops: add, replace).
 REFERRAL_POINTERS: tuple[str, ...] = (
@@ -552,9 +552,8 @@ def _status_problems(
     if to_status is not None and to_sub is None and to_status != from_status:
         if current is not None:
             move = check_transition(current.status, current.substatus, to_status, None)
-            if not move.ok and ReferralStatus(to_status) not in TRANSITIONS.get(
-                ReferralStatus(current.status), ()
-            ):
+            moves = {str(t) for s, to in TRANSITIONS.items() if str(s) == str(current.status) for t in to}
+            if not move.ok and str(to_status) not in moves:
                 return [move.message], move, []
         choices = [
             s for s in SUBSTATUSES.get(ReferralStatus(to_status), ()) if s not in SERVICE_ONLY_SUBSTATUSES
