@@ -33,6 +33,7 @@ from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import lifecycle, patch_paths
 from pcref_mcp.referrals.untrusted import unwrap
 from pcref_mcp.referrals.write_models import Contact, MemberIn, SolutionTagIn, validation_message
+from pcref_mcp.server.search import Filters
 
 # What the current call's arguments were read as; views.respond puts it in the answer.
 READ_AS: ContextVar[tuple[str, ...]] = ContextVar("pcref_read_as", default=())
@@ -114,7 +115,7 @@ SORT_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
         "desc",
         ("updated", "updateddatetime", "lastmodified", "modified", "lastupdated", "updatedat"),
     ),
-    "created": ("desc", ("created", "createddatetime", "createdat", "newest", "date")),
+    "created": ("desc", ("created", "createddatetime", "createdat", "newest")),
     "closing": ("asc", ("closing", "closingdate", "closingdatetime", "closedate", "close", "expectedclose")),
     "value": ("desc", ("value", "dealvalue", "amount", "dealamount", "size", "dealsize")),
 }
@@ -382,14 +383,15 @@ class _Reader:
     def unknown(self, key: str, value: Any, fields: dict[str, Any], where: str, out: dict[str, Any]) -> None:
         names = list(fields)
         guesses = difflib.get_close_matches(_snake(key), names, n=3, cutoff=0.6)
+        likely = difflib.get_close_matches(_snake(key), names, n=1, cutoff=0.75)
         what = "argument" if not where else "field"
         guess = f" Did you mean {' or '.join(repr(g) for g in guesses)}?" if guesses else ""
         self.problems.append(
             f"{_at(where, key)!r} is not a known {what}{' of ' + where if where else ''}.{guess} "
             f"Allowed: {', '.join(names)}."
         )
-        if guesses and guesses[0] not in out:
-            out[guesses[0]] = value
+        if likely and likely[0] not in out:  # the corrected call carries only a confident guess
+            out[likely[0]] = value
 
     # -- values -----------------------------------------------------------------------------------
 
@@ -616,6 +618,10 @@ def _change_items(reader: _Reader, items: list[Any], where: str, *, registration
             # another field's value carried by this item ("currency" beside a deal value): its own change;
             # beside a list entry it may belong inside the entry, so it is left to be refused
             companion = _path_of(key, registration)
+            if (
+                companion is None and path is not None
+            ):  # "currency" beside "solution value": solution currency
+                companion = _path_of(f"{path.name.rsplit(' ', 1)[0]} {key}", registration)
             if path is None or companion is None or path.pointer.endswith("/-") or path.pointer in _LISTS:
                 continue
             if companion.pointer == path.pointer:
@@ -678,14 +684,16 @@ def _member_values(reader: _Reader, pointer: str, value: Any, where: str) -> Any
     model = _VALUE_MODELS.get(pointer)
     if model is None:
         return value
-    if isinstance(value, dict):
-        return reader.object(value, model, where)
+    hook = _MODEL_HOOKS.get(model)
+
+    def read(item: Any, at: str) -> Any:
+        if not isinstance(item, dict):
+            return item
+        return reader.object(hook(reader, dict(item), at) if hook else item, model, at)
+
     if isinstance(value, list):
-        return [
-            reader.object(v, model, f"{where}[{i}]") if isinstance(v, dict) else v
-            for i, v in enumerate(value)
-        ]
-    return value
+        return [read(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return read(value, where)
 
 
 def _contact_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -735,11 +743,37 @@ def _suppress() -> Iterator[None]:
         pass
 
 
+def _filters_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A status filter as a search row shows it ("Closed/Won") or as a word ("won"): status and substatus."""
+    key = next((k for k in data if _fold(k) == "status"), None)
+    if key is None or any(_fold(k) == "substatus" for k in data):
+        return data
+    values = data[key] if isinstance(data[key], list) else [data[key]]
+    intents = [
+        lifecycle.read_intent(v) if isinstance(v, str) and _fold(v) not in _STATUS_WORDS else None
+        for v in values
+    ]
+    if not any(intents):
+        return data
+    if not all(intents):
+        return data  # a mix of plain statuses and states: left for the model to judge
+    data[key] = sorted({str(i.status) for i in intents if i})
+    data["substatus"] = [str(i.substatus) for i in intents if i]
+    reader.note(
+        f"{where}.status {_brief(values)} read as status {data[key]} and substatus {data['substatus']}"
+    )
+    return data
+
+
+_STATUS_WORDS = frozenset(s.value.casefold() for s in lifecycle.S)
+
+
 # Readers for what the generic walk cannot derive, by model: a whole list of items, or one object.
 _LIST_HOOKS: dict[type[BaseModel], Callable[[_Reader, list[Any], str], list[Any]]] = {}
 _MODEL_HOOKS: dict[type[BaseModel], Callable[[_Reader, dict[str, Any], str], dict[str, Any]]] = {
     Contact: _contact_hook,
     MemberIn: _contact_hook,
+    Filters: _filters_hook,
 }
 
 
@@ -791,6 +825,11 @@ def _enum_value(value: Any, allowed: tuple[str, ...] | list[str]) -> Any:
 
 
 def _read_sort(column: str, direction: str) -> str | None:
+    whole = _fold(column.lstrip("-+"))
+    for name, (natural, spellings) in SORT_COLUMNS.items():
+        if whole in spellings:
+            sign = DIRECTIONS.get(_fold(direction)) or ("desc" if column.strip().startswith("-") else natural)
+            return f"{name}_{sign}"
     words = re.split(r"[\s,]+", f"{column} {direction}".strip())
     sign = "desc" if column.strip().startswith("-") else None
     col = None

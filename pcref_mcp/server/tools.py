@@ -78,9 +78,7 @@ class Change(BaseModel):
         "status reason, sales stage, sales team, customer contacts, add solution (all: pcref://fields)"
     )
     value: Any = Field(description="Schemas: resource pcref://fields")
-    mode: Mode | None = Field(
-        default=None, description="append: to notes or a list; replace: a whole list"
-    )
+    mode: Mode | None = Field(default=None, description="append: to notes or a list; replace: a whole list")
 
     def edit(self) -> Edit:
         return Edit(self.field, self.value, self.mode)
