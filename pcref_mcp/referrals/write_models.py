@@ -1112,6 +1112,8 @@ def _show_number(value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
+    """A value as the caller gave it, cut short: a message never echoes a whole document back."""
     if isinstance(value, datetime | date):
         return repr(value.isoformat())
-    return repr(value) if isinstance(value, str) else str(value)
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 80 else f"{text[:60]}…({len(text)} characters)"

@@ -475,7 +475,7 @@ def _search_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) 
             sort = _read_sort(raw_sort, raw_direction)
             if sort is None:
                 reader.problems.append(
-                    f"Sort {(raw_sort + ' ' + raw_direction).strip()!r} is not one this tool knows; "
+                    f"Sort {_brief((raw_sort + ' ' + raw_direction).strip())} is not one this tool knows; "
                     f"use sort one of: {', '.join(allowed)}."
                 )
                 sort = "updated_desc"
@@ -491,7 +491,7 @@ def _search_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) 
                 reader.note(f"{key} {value} read as the first page (no cursor)")
             else:
                 reader.problems.append(
-                    f"{key} {value!r}: this tool pages with a cursor, not by {key}; call it first without "
+                    f"{key} {_brief(value)}: this tool pages with a cursor, not by {key}; call it first without "
                     "cursor, then pass next_cursor from each answer as cursor for the next page."
                 )
 
@@ -825,14 +825,16 @@ def _enum_value(value: Any, allowed: tuple[str, ...] | list[str]) -> Any:
 
 
 def _read_sort(column: str, direction: str) -> str | None:
+    """A sort literal from a column word ("dealValue", "closing date", "-value") and a direction
+    ("desc", "ascending"); a column alone sorts its natural way (newest, soonest, largest first)."""
     whole = _fold(column.lstrip("-+"))
+    minus = "desc" if column.strip().startswith("-") else None
     for name, (natural, spellings) in SORT_COLUMNS.items():
         if whole in spellings:
-            sign = DIRECTIONS.get(_fold(direction)) or ("desc" if column.strip().startswith("-") else natural)
-            return f"{name}_{sign}"
+            return f"{name}_{DIRECTIONS.get(_fold(direction)) or minus or natural}"
     words = re.split(r"[\s,]+", f"{column} {direction}".strip())
-    sign = "desc" if column.strip().startswith("-") else None
-    col = None
+    sign: str | None = minus
+    col: str | None = None
     for word in words:
         folded = _fold(word.lstrip("-+"))
         if folded in DIRECTIONS:
