@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools.base import Tool
 from pydantic import BaseModel, ValidationError
 
@@ -218,8 +218,8 @@ class GuardedTool(Tool):
                     raise ToolError(
                         _with_notes(f"Error executing tool {self.name}: {message}", reading)
                     ) from cause
-                if reading.notes:
-                    raise type(exc)(_with_notes(str(exc), reading)) from exc.__cause__
+                if reading.notes and not isinstance(exc, UnexpectedToolError):
+                    raise ToolError(_with_notes(str(exc), reading)) from exc.__cause__
                 raise
 
 
@@ -292,6 +292,11 @@ class _Reader:
                             f"{_at(where, key)} and {_at(where, home)}.{key} differ; give it once, inside {home}."
                         )
                     existing.setdefault(key, value)
+            else:  # nothing is dropped: a home that is not an object cannot take what was meant for it
+                self.problems.append(
+                    f"{', '.join(_at(where, k) for k in inner_data)} belong inside {_at(where, home)}, "
+                    f"which is not an object; put them there."
+                )
         for name, value in list(out.items()):
             out[name] = self.value(value, fields[name].annotation, _at(where, name), name)
         return out

@@ -393,6 +393,13 @@ SEARCH: list[Case] = [
         "give it once",
         id="filter-twice-different",
     ),
+    no(
+        "search_referrals",
+        {"filters": "New", "status": "Active"},
+        "status",
+        "not an object",
+        id="filter-beside-a-broken-filters",
+    ),
     no("search_referrals", {"include_closed": True}, "include_closed", "Allowed", id="unknown-top-level-key"),
     no(
         "search_referrals",
