@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals.untrusted import quote, unwrap
 from pcref_mcp.referrals.write_models import (
     DealKind,
     DealRegistrationCreate,
@@ -371,3 +372,14 @@ def test_wire_registration_messages_name_wire_fields() -> None:
     assert message(DealRegistrationCreate, {**wire, "type": "Other"}).startswith(
         "type 'Other' is not allowed; use one of: 'AzureIPCoSell'."
     )
+
+
+# --- our quote marks never round-trip into data --------------------------------------------------
+
+
+def test_unwrap_undoes_our_quoting_only() -> None:
+    assert unwrap("«Tailspin Toys»") == "Tailspin Toys"
+    assert unwrap(" «‹Tailspin Toys›» ") == "Tailspin Toys"  # quoted twice, copied back
+    assert unwrap(str(quote("Contoso"))) == "Contoso"
+    for text in ("Contoso", "«a» and «b»", "«»", "«open", "a «b»"):
+        assert unwrap(text) is None
