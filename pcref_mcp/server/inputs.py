@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import lifecycle, patch_paths
 from pcref_mcp.referrals.untrusted import unwrap
-from pcref_mcp.referrals.write_models import Contact, MemberIn, SolutionTagIn, validation_message
+from pcref_mcp.referrals.write_models import Contact, MemberIn, NewReferral, SolutionTagIn, validation_message
 from pcref_mcp.server.search import Filters
 
 # What the current call's arguments were read as; views.respond puts it in the answer.
@@ -45,7 +45,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "referral_id": ("id", "referral", "engagement_referral_id"),
     "id": ("referral_id", "url", "uri", "referral"),
     "change_id": ("id", "journal_id", "change"),
-    "limit": ("top", "max", "max_results", "page_size", "per_page", "count"),
+    "limit": ("top", "max", "max_results", "page_size", "per_page"),
     "cursor": ("next_cursor", "page_token", "next_page_token", "continuation_token", "next"),
     "query": ("q", "text", "search", "keyword", "keywords"),
     "confirm_token": ("token", "confirmation_token", "confirmation"),
@@ -642,6 +642,17 @@ def _change_items(reader: _Reader, items: list[Any], where: str, *, registration
                 extra.append({"field": companion.name, "value": value})
                 given[companion.pointer] = value
                 reader.note(f"{at}.{key} {_brief(value)} read as its own change of {companion.name!r}")
+        if (
+            path is not None
+            and path.pointer == "/details/dealValue"
+            and "currency" not in _given_names(items)
+        ):
+            split = _split_money(item.get("value"))
+            if split is not None and "/details/currency" not in given:
+                item["value"], currency = split
+                extra.append({"field": "currency", "value": currency})
+                given["/details/currency"] = currency
+                reader.note(f"{at}.value {_brief(split[0])} {currency} read as deal value and currency")
         if path is not None and path.pointer in _LISTS and item.get("mode") is None:
             value = item.get("value")
             if not isinstance(value, list) and value is not None:
@@ -699,6 +710,41 @@ def _member_values(reader: _Reader, pointer: str, value: Any, where: str) -> Any
     if isinstance(value, list):
         return [read(v, f"{where}[{i}]") for i, v in enumerate(value)]
     return read(value, where)
+
+
+# Currency marks that name one currency only ("$" is USD, AUD, CAD, ...: refused as ambiguous).
+_SYMBOLS = {"€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
+_MONEY = re.compile(
+    r"\s*(?P<pre>[A-Za-z]{3}|[€£¥₹])?\s*(?P<amount>\d[\d,.]*\s*[kKmM]?)\s*(?P<post>[A-Za-z]{3}|[€£¥₹])?\s*"
+)
+
+
+def _split_money(value: Any) -> tuple[str, str] | None:
+    """``"250,000 EUR"``, ``"€250k"``, ``"EUR 250000"`` -> (amount text, currency code); else None."""
+    if not isinstance(value, str):
+        return None
+    match = _MONEY.fullmatch(value)
+    if match is None or bool(match["pre"]) == bool(match["post"]):
+        return None
+    mark = match["pre"] or match["post"]
+    code = _SYMBOLS.get(mark, mark.upper())
+    if mark.upper() in {"K", "M"} or not code.isalpha():
+        return None
+    return match["amount"].strip(), code
+
+
+def _given_names(items: list[Any]) -> set[str]:
+    return {str(i.get("field", "")).casefold() for i in items if isinstance(i, dict)}
+
+
+def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A deal value with its currency in one string ("250k EUR"): value and currency, when currency is unset."""
+    key = next((k for k in data if _fold(k) in ("dealvalue", "value", "amount", "dealamount")), None)
+    split = _split_money(data.get(key)) if key else None
+    if key is not None and split is not None and not any(_fold(k) == "currency" for k in data):
+        data[key], data["currency"] = split
+        reader.note(f"{where}.{key} read as deal_value {split[0]} and currency {split[1]}")
+    return data
 
 
 def _contact_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -779,6 +825,7 @@ _MODEL_HOOKS: dict[type[BaseModel], Callable[[_Reader, dict[str, Any], str], dic
     Contact: _contact_hook,
     MemberIn: _contact_hook,
     Filters: _filters_hook,
+    NewReferral: _new_referral_hook,
 }
 
 

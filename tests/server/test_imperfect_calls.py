@@ -837,6 +837,27 @@ UPDATE: list[Case] = [
         id="amount-with-symbol",
     ),
     no("update_field", upd({"field": "deal value", "value": -5}), "at least 0", id="negative-amount"),
+    ok(
+        "update_field",
+        upd({"field": "deal value", "value": "250,000 EUR"}),
+        ops(("/details/dealValue", 250000), ("/details/currency", "EUR"), only=True),
+        "currency",
+        id="amount-with-currency-code",
+    ),
+    ok(
+        "update_field",
+        upd({"field": "deal value", "value": "€250k"}),
+        ops(("/details/dealValue", 250000), ("/details/currency", "EUR"), only=True),
+        "currency",
+        id="amount-with-euro-sign",
+    ),
+    no(
+        "update_field",
+        upd({"field": "deal value", "value": "250k EUR"}, {"field": "currency", "value": "USD"}),
+        "deal value",
+        "120000",
+        id="amount-currency-contradicts-currency",
+    ),
     no("update_field", upd({"field": "deal value", "value": True}), "not an amount", id="boolean-amount"),
     ok(
         "update_field",
@@ -1103,6 +1124,16 @@ CREATE: list[Case] = [
         preview_field("deal value", lambda v: v == 250000),
         "deal_value",
         id="value-for-deal-value",
+    ),
+    ok(
+        "create_referral",
+        new(deal_value="250k EUR"),
+        both(
+            preview_field("deal value", lambda v: v == 250000),
+            preview_field("currency", lambda v: v == "EUR"),
+        ),
+        "currency",
+        id="value-with-currency",
     ),
     ok(
         "create_referral",
