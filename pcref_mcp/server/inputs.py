@@ -466,8 +466,8 @@ def _search_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) 
         and _fold(data[k]) in DIRECTIONS
     ]
     if sort_keys or direction_keys:
-        raw_sort = " ".join(str(data[k]) for k in sort_keys if k not in direction_keys)
-        raw_direction = " ".join(str(data[k]) for k in direction_keys)
+        raw_sort = " ".join(_words(data[k]) for k in sort_keys if k not in direction_keys)
+        raw_direction = " ".join(_words(data[k]) for k in direction_keys)
         allowed = get_args(_fields(model)["sort"].annotation)
         literal = _enum_value(raw_sort, allowed) if raw_sort and not raw_direction else None
         if literal in allowed:
@@ -874,6 +874,15 @@ def _enum_value(value: Any, allowed: tuple[str, ...] | list[str]) -> Any:
         return value
     folded = _fold(value)
     return next((a for a in allowed if _fold(a) == folded), value)
+
+
+def _words(value: Any) -> str:
+    """A sort given as text, an object ({"field": "value", "direction": "desc"}) or a list of them."""
+    if isinstance(value, dict):
+        return " ".join(_words(v) for v in value.values())
+    if isinstance(value, list):
+        return " ".join(_words(v) for v in value)
+    return str(value)
 
 
 def _read_sort(column: str, direction: str) -> str | None:

@@ -139,6 +139,20 @@ def new(**fields: Any) -> dict[str, Any]:
 SEARCH: list[Case] = [
     ok(
         "search_referrals",
+        {"sort": {"field": "dealValue", "direction": "asc"}},
+        ordered("value", descending=False),
+        "value_asc",
+        id="sort-as-an-object",
+    ),
+    ok(
+        "search_referrals",
+        {"orderby": "closingDateTime desc"},
+        ordered("closing", descending=True),
+        "closing_desc",
+        id="odata-orderby",
+    ),
+    ok(
+        "search_referrals",
         {"direction": "Incoming", "status": ["New"], "country": "DE"},
         rows(lambda r: r["direction"] == "Incoming" and r["status"].startswith("New")),
         "inside filters",
