@@ -109,6 +109,10 @@ MODES: dict[str, str | None] = {
     "set": None,
 }
 
+# A JSON-patch op in a change item: "add" appends; "replace"/"set" set the field (never a licence to
+# remove list entries: that takes mode "replace"); anything else is refused.
+OPS: dict[str, str | None] = {"add": "append", "replace": None, "set": None, "update": None}
+
 # search_referrals: the sort column words and their natural direction.
 SORT_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "updated": (
@@ -571,114 +575,141 @@ _TOOL_HOOKS = {
 
 
 def _change_items(reader: _Reader, items: list[Any], where: str, *, registration: bool) -> list[Any]:
-    """Change items as meant: mode words, companion keys split off, scalar-for-list as an append,
-    "add a note" as append, values read against the field's own model."""
-    out: list[Any] = []
+    """Change items as meant, each step saying what it read: the item's own keys under other names,
+    op/mode words, another field's value carried by the item, an amount with its currency, a single
+    entry for a list (an addition), a lifecycle word, and people read against their own model."""
     given: dict[str, Any] = {}
     for item in items:
-        if isinstance(item, dict):
-            with _suppress():
-                given[patch_paths.resolve(str(item.get("field")), registration=registration).pointer] = (
-                    item.get("value")
-                )
-    for i, item in enumerate(items):
-        at = f"{where}[{i}]"
-        if not isinstance(item, dict):
-            out.append(item)
+        path = _path_of(item.get("field"), registration) if isinstance(item, dict) else None
+        if path is not None:
+            given[path.pointer] = item.get("value")
+    out: list[Any] = []
+    for i, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            out.append(raw)  # refused by validation: a change is an object
             continue
-        item = dict(item)
-        for key in list(item):  # the item's own keys under other names
-            if key not in _ITEM_KEYS:
-                name = reader.place(key, item[key], {k: _ANY_FIELD for k in _ITEM_KEYS}, at)
-                if name is not None and name not in item:
-                    item[name] = item.pop(key)
-        if "op" in item and "mode" not in item:
-            op = item.pop("op")
-            mode = MODES.get(_snake(str(op)), "refuse")
-            if mode == "refuse":
-                reader.problems.append(
-                    f"{at}.op {op!r} is not an operation this tool performs; leave op out to set a field, or use "
-                    "mode 'append' (notes, lists) or 'replace' (a whole list)."
-                )
-            elif mode is not None:
-                item["mode"] = mode
-                reader.note(f"{at}.op {op!r} read as mode {mode!r}")
-        if isinstance(item.get("mode"), str):
-            mode = MODES.get(_snake(item["mode"]), item["mode"])
-            if mode != item["mode"]:
-                reader.note(
-                    f"{at}.mode {item['mode']!r} read as {mode!r}"
-                    if mode
-                    else f"{at}.mode 'set' read as no mode"
-                )
-            if mode is None:
-                item.pop("mode")
-            else:
-                item["mode"] = mode
+        at, item = f"{where}[{i}]", dict(raw)
+        _item_keys(reader, item, at)
+        _item_mode(reader, item, at)
         path = _path_of(item.get("field"), registration)
         if path is None and isinstance(item.get("field"), str):
             path = _append_words(reader, item, at, registration)
         extra: list[dict[str, Any]] = []
-        for key in [k for k in item if k not in _ITEM_KEYS]:
-            # another field's value carried by this item ("currency" beside a deal value): its own change;
-            # beside a list entry it may belong inside the entry, so it is left to be refused
-            companion = _path_of(key, registration)
-            if (
-                companion is None and path is not None
-            ):  # "currency" beside "solution value": solution currency
-                companion = _path_of(f"{path.name.rsplit(' ', 1)[0]} {key}", registration)
-            if path is None or companion is None or path.pointer.endswith("/-") or path.pointer in _LISTS:
-                continue
-            if companion.pointer == path.pointer:
-                continue
-            value = item.pop(key)
-            if companion.pointer in given and given[companion.pointer] != value:
-                reader.problems.append(
-                    f"{at}.{key} {value!r} and the change of {companion.name!r} to {given[companion.pointer]!r} "
-                    "disagree; give it once."
-                )
-                continue
-            if companion.pointer not in given:
-                extra.append({"field": companion.name, "value": value})
-                given[companion.pointer] = value
-                reader.note(f"{at}.{key} {_brief(value)} read as its own change of {companion.name!r}")
-        if (
-            path is not None
-            and path.pointer == "/details/dealValue"
-            and "currency" not in _given_names(items)
-        ):
-            split = _split_money(item.get("value"))
-            if split is not None and "/details/currency" not in given:
-                item["value"], currency = split
-                extra.append({"field": "currency", "value": currency})
-                given["/details/currency"] = currency
-                reader.note(f"{at}.value {_brief(split[0])} {currency} read as deal value and currency")
-        if path is not None and path.pointer in _LISTS and item.get("mode") is None:
-            value = item.get("value")
-            if not isinstance(value, list) and value is not None:
-                adder = patch_paths.resolve(path.pointer + "/-").name
-                item["field"] = adder
-                reader.note(
-                    f"{at} {path.name} {_brief(value)} read as {adder!r} (the current entries are kept)"
-                )
-                path = patch_paths.resolve(path.pointer + "/-")
-        if path is not None and path.pointer in ("/status", "/substatus"):
-            intent = lifecycle.read_intent(item.get("value"))
-            raw = item.get("value")
-            bare = (
-                path.pointer == "/substatus"
-                and str(raw).strip().casefold() == str(intent.substatus).casefold()
-                if intent
-                else True
-            )
-            if intent is not None and isinstance(raw, str) and not bare:
-                reason = f" with reason {intent.reason!r}" if intent.reason else ""
-                reader.note(f"{at} {path.name} {raw!r} read as {intent.status}/{intent.substatus}{reason}")
-        if path is not None and "value" in item:
-            item["value"] = _member_values(reader, path.pointer, item["value"], f"{at}.value")
-        out.append(item)
-        out.extend(extra)
+        if path is not None:
+            extra = _companions(reader, item, path, given, at, registration)
+            extra += _money(reader, item, path, given, at)
+            path = _single_entry(reader, item, path, at)
+            _intent_note(reader, item, path, at)
+            if "value" in item:
+                item["value"] = _member_values(reader, path.pointer, item["value"], f"{at}.value")
+        out += [item, *extra]
     return out
+
+
+def _item_keys(reader: _Reader, item: dict[str, Any], at: str) -> None:
+    """``path``/``name`` for field, ``new_value``/``to`` for value: renamed where the item lacks them."""
+    for key in [k for k in item if k not in _ITEM_KEYS]:
+        name = reader.place(key, item[key], {k: _ANY_FIELD for k in _ITEM_KEYS}, at)
+        if name is not None and name not in item:
+            item[name] = item.pop(key)
+
+
+def _item_mode(reader: _Reader, item: dict[str, Any], at: str) -> None:
+    """A JSON-patch ``op`` or a mode word. Only ``mode: "replace"`` may remove list entries: a wire-style
+    ``op: "replace"`` is what every patch says, so it sets the field and removal stays refused."""
+    if "op" in item and "mode" not in item:
+        op = item.pop("op")
+        if _snake(str(op)) not in OPS:
+            reader.problems.append(
+                f"{at}.op {op!r} is not an operation this tool performs; leave op out to set a field, or use "
+                "mode 'append' (notes, lists) or 'replace' (a whole list, removing what is not in it)."
+            )
+        elif (mode := OPS[_snake(str(op))]) is not None:
+            item["mode"] = mode
+            reader.note(f"{at}.op {op!r} read as mode {mode!r}")
+    if isinstance(item.get("mode"), str):
+        said = item["mode"]
+        mode = MODES.get(_snake(said), said)
+        if mode != said:
+            reader.note(
+                f"{at}.mode {said!r} read as {mode!r}" if mode else f"{at}.mode {said!r} read as no mode"
+            )
+        if mode is None:
+            item.pop("mode")
+        else:
+            item["mode"] = mode
+
+
+def _companions(
+    reader: _Reader,
+    item: dict[str, Any],
+    path: patch_paths.PatchPath,
+    given: dict[str, Any],
+    at: str,
+    registration: bool,
+) -> list[dict[str, Any]]:
+    """Another field's value carried by the item ("currency" beside a deal value, "reason" beside a
+    status) becomes its own change. Beside a list entry such a key may belong inside the entry, so it
+    is left to be refused."""
+    extra: list[dict[str, Any]] = []
+    if path.pointer.endswith("/-") or path.pointer in _LISTS:
+        return extra
+    for key in [k for k in item if k not in _ITEM_KEYS]:
+        # "currency" beside "solution value" is the solution currency
+        companion = _path_of(key, registration) or _path_of(
+            f"{path.name.rsplit(' ', 1)[0]} {key}", registration
+        )
+        if companion is None or companion.pointer == path.pointer:
+            continue
+        value = item.pop(key)
+        if companion.pointer in given and given[companion.pointer] != value:
+            reader.problems.append(
+                f"{at}.{key} {_brief(value)} and the change of {companion.name!r} to "
+                f"{_brief(given[companion.pointer])} disagree; give it once."
+            )
+        elif companion.pointer not in given:
+            extra.append({"field": companion.name, "value": value})
+            given[companion.pointer] = value
+            reader.note(f"{at}.{key} {_brief(value)} read as its own change of {companion.name!r}")
+    return extra
+
+
+def _money(
+    reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, given: dict[str, Any], at: str
+) -> list[dict[str, Any]]:
+    """A deal value with its currency in one string ("250,000 EUR", "€250k"), when no currency is given."""
+    split = _split_money(item.get("value")) if path.pointer == "/details/dealValue" else None
+    if split is None or "/details/currency" in given:
+        return []
+    item["value"], currency = split
+    given["/details/currency"] = currency
+    reader.note(f"{at}.value {_brief(split[0])} {currency} read as deal value and currency")
+    return [{"field": "currency", "value": currency}]
+
+
+def _single_entry(
+    reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, at: str
+) -> patch_paths.PatchPath:
+    """One entry (or a string) for a whole list is an addition: it must never wipe the list."""
+    value = item.get("value")
+    if path.pointer not in _LISTS or item.get("mode") is not None or value is None or isinstance(value, list):
+        return path
+    adder = patch_paths.resolve(path.pointer + "/-")
+    item["field"] = adder.name
+    reader.note(f"{at} {path.name} {_brief(value)} read as {adder.name!r} (the current entries are kept)")
+    return adder
+
+
+def _intent_note(reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, at: str) -> None:
+    """Say how a lifecycle word was read ("won" -> Closed/Won); patch_paths does the reading."""
+    raw = item.get("value")
+    intent = lifecycle.read_intent(raw) if path.pointer in ("/status", "/substatus") else None
+    if intent is None or not isinstance(raw, str):
+        return
+    if path.pointer == "/substatus" and raw.strip().casefold() == str(intent.substatus).casefold():
+        return  # a plain substatus; its status shows in the preview's lifecycle line
+    reason = f" with reason {intent.reason!r}" if intent.reason else ""
+    reader.note(f"{at} {path.name} {raw!r} read as {intent.status}/{intent.substatus}{reason}")
 
 
 def _append_words(reader: _Reader, item: dict[str, Any], at: str, registration: bool) -> Any:
@@ -733,10 +764,6 @@ def _split_money(value: Any) -> tuple[str, str] | None:
     return match["amount"].strip(), code
 
 
-def _given_names(items: list[Any]) -> set[str]:
-    return {str(i.get("field", "")).casefold() for i in items if isinstance(i, dict)}
-
-
 def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
     """A deal value with its currency in one string ("250k EUR"): value and currency, when currency is unset."""
     key = next((k for k in data if _fold(k) in ("dealvalue", "value", "amount", "dealamount")), None)
@@ -784,14 +811,6 @@ def _path_of(name: Any, registration: bool) -> patch_paths.PatchPath | None:
         return patch_paths.resolve(name, registration=registration)
     except InvalidInput:
         return None
-
-
-@contextmanager
-def _suppress() -> Iterator[None]:
-    try:
-        yield
-    except InvalidInput:
-        pass
 
 
 def _filters_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:

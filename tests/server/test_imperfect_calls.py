@@ -756,6 +756,13 @@ UPDATE: list[Case] = [
         id="json-patch-add-member",
     ),
     no("update_field", upd({"op": "remove", "path": "/team/0"}), "remove", "mode", id="json-patch-remove"),
+    no(
+        "update_field",
+        upd({"op": "replace", "path": "/team", "value": [MEMBER]}),
+        "would remove",
+        "mode 'replace'",
+        id="json-patch-replace-is-no-licence-to-remove",
+    ),
     ok(
         "update_field",
         upd({"name": "notes", "value": "x"}),
