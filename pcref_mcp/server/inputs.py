@@ -310,7 +310,7 @@ class _Reader:
     ) -> None:
         if name in out and out[name] != value:
             self.problems.append(
-                f"{_at(where, given_as[name])} and {_at(where, key)} both mean {_at(where, name)} with different "
+                f"{_at(where, given_as.get(name, name))} and {_at(where, key)} both mean {_at(where, name)} with different "
                 "values; give it once."
             )
             return
