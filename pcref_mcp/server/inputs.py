@@ -546,7 +546,7 @@ def _changes_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel])
     if isinstance(changes, dict) and not any(_fold(k) in ("field", "path", "name") for k in changes):
         data["changes"] = [{"field": k, "value": v} for k, v in changes.items()]
         reader.note("changes {name: value} read as a list of changes")
-    if registration and "registration" in data:
+    if registration and ("registration" in data or _new_registration_given(data, fields)):
         return
     extra: list[dict[str, Any]] = []
     for key in list(data):
@@ -564,6 +564,21 @@ def _changes_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel])
             *(existing if isinstance(existing, list) else [existing] if existing else []),
             *extra,
         ]
+
+
+def _new_registration_given(data: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """A flattened new registration (``solution_id``, ``pricing_model`` …): some key belongs to the
+    registration model and is no field a registration change could name, so the keys are a new one."""
+    shape, model = _shape(fields["registration"].annotation)
+    if shape != "model":
+        return False
+    probe = _Reader("register_deal")
+    return any(
+        key not in fields
+        and probe.place(key, value, _fields(model), "registration") is not None
+        and _path_of(key, registration=True) is None
+        for key, value in data.items()
+    )
 
 
 _TOOL_HOOKS = {

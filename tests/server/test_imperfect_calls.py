@@ -1251,6 +1251,39 @@ CREATE: list[Case] = [
 ]
 
 REGISTER: list[Case] = [
+    no(
+        "register_deal",
+        {
+            "referral_id": "$active",
+            "solution_id": "SOL-6115380-IPC",
+            "solution_value": 120000,
+            "currency": "USD",
+            "deployed_on_azure": True,
+            "primary_deployment_on": "Customer",
+            "pricing_model": "Other",
+            "contract_value": 150000,
+            "term": "Finite",
+            "sign_date": "2026-10-01",
+            "start_date": "2026-10-01",
+            "end_date": "2029-09-30",
+        },
+        "must be won",
+        "inside registration",
+        id="flattened-registration-checked-for-eligibility",
+    ),
+    no(
+        "register_deal",
+        {
+            "referral_id": "$active",
+            "solution_id": "SOL-6115380-IPC",
+            "solution_value": 120000,
+            "currency": "USD",
+            "contract_value": 150000,
+        },
+        "is required",
+        "registration",
+        id="flattened-new-registration-is-a-registration",
+    ),
     ok(
         "register_deal",
         {"referral_id": "$waiting", "changes": [{"field": "contract value", "value": "210k"}]},
