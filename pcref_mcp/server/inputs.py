@@ -140,6 +140,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "customer_country": "US",
             "customer_city": "Seattle",
             "deal_kind": "private",
+            "notes": "Move the data estate to Azure",
         }
     },
     "register_deal": {"referral_id": "<id>", "changes": [{"field": "contract value", "value": 160000}]},
