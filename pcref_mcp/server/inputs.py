@@ -963,13 +963,18 @@ def _at(where: str, key: str) -> str:
 
 
 def _brief(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    """A value for a note or a message: short, and without anyone's e-mail or phone number."""
+    text = json.dumps(_shown(value), ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "…"
 
 
 def _shown(value: Any, key: str | None = None) -> Any:
-    if key in _SECRET_ARGUMENTS and value:
-        return f"<{key}>"
+    """A value echoed back (a corrected call, a note): tokens and contact details masked, text cut short.
+
+    Messages are logged as well as returned, and the brief allows no contact details in logs.
+    """
+    if value and key is not None and (key in _SECRET_ARGUMENTS or _fold(key) in _CONTACT_KEYS):
+        return f"<{key} as given>"
     if isinstance(value, dict):
         return {k: _shown(v, k) for k, v in value.items()}
     if isinstance(value, list):
@@ -977,6 +982,12 @@ def _shown(value: Any, key: str | None = None) -> Any:
     if isinstance(value, str) and len(value) > 80:
         return value[:77] + "…"
     return value
+
+
+# Keys whose values are contact details (folded): never echoed in a message.
+_CONTACT_KEYS = frozenset(
+    _fold(k) for k in (*SYNONYMS["phone"], *SYNONYMS["email"], "phone", "email", "phone_number")
+)
 
 
 __all__ = [

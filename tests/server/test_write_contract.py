@@ -163,3 +163,20 @@ async def test_no_input_error_of_any_tool_is_raw_validation_text(client: Client,
             )
             if result.is_error:  # a sentence, short; never the SDK's bare "Error executing tool x" of a crash
                 assert len(text) < 3000 and text != f"Error executing tool {tool.name}", (arguments, text)
+
+
+async def test_refusals_never_echo_contact_details(client: Client, sandbox: Sandbox) -> None:
+    target = await _with_team(sandbox)
+    person = {
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "email": "jane.doe@fabrikam.example",
+        "phone": "+1 555 0199",
+    }
+    message = await call_error(
+        client,
+        "update_field",
+        {"referral_id": target["id"], "changes": [{"field": "team", "value": person, "note": "x"}]},
+    )
+    assert "note" in message and "Corrected call" in message
+    assert "jane.doe@" not in message and "0199" not in message
