@@ -594,6 +594,7 @@ def _change_items(reader: _Reader, items: list[Any], where: str, *, registration
     """Change items as meant, each step saying what it read: the item's own keys under other names,
     op/mode words, another field's value carried by the item, an amount with its currency, a single
     entry for a list (an addition), a lifecycle word, and people read against their own model."""
+    items = _named_items(reader, items, where, registration)
     given: dict[str, Any] = {}
     for item in items:
         path = _path_of(item.get("field"), registration) if isinstance(item, dict) else None
@@ -619,6 +620,24 @@ def _change_items(reader: _Reader, items: list[Any], where: str, *, registration
             if "value" in item:
                 item["value"] = _member_values(reader, path.pointer, item["value"], f"{at}.value")
         out += [item, *extra]
+    return out
+
+
+def _named_items(reader: _Reader, items: list[Any], where: str, registration: bool) -> list[Any]:
+    """``[{"deal value": 5000, "currency": "EUR"}]``: an item keyed by field names is one change per key."""
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        named = (
+            isinstance(item, dict)
+            and item
+            and not {"field", "value"} & set(item)
+            and all(_path_of(key, registration) is not None for key in item)
+        )
+        if not named:
+            out.append(item)
+            continue
+        out += [{"field": key, "value": value} for key, value in item.items()]
+        reader.note(f"{where}[{i}] {{name: value}} read as {len(item)} change(s)")
     return out
 
 

@@ -506,6 +506,27 @@ GET: list[Case] = [
 ]
 
 UPDATE: list[Case] = [
+    ok(
+        "update_field",
+        upd({"deal value": 5000, "currency": "EUR"}),
+        ops(("/details/dealValue", 5000), ("/details/currency", "EUR"), only=True),
+        "change(s)",
+        id="item-keyed-by-field-names",
+    ),
+    ok(
+        "update_field",
+        upd({"closingDate": "2027-01-31"}),
+        ops(("/details/closingDateTime", "2027-01-31T00:00:00Z")),
+        "change(s)",
+        id="item-keyed-by-wire-name",
+    ),
+    no(
+        "update_field",
+        upd({"deal value": 5000, "colour": "red"}),
+        "colour",
+        "Allowed: field, value",
+        id="item-keyed-by-names-one-unknown",
+    ),
     # seen in issue 11
     ok(
         "update_field",
