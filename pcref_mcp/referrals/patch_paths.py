@@ -279,6 +279,14 @@ def resolve(field_or_pointer: str, *, registration: bool = False) -> PatchPath:
     table = _REGISTRATION_INDEX if registration else _REFERRAL_INDEX
     key = _fold(field_or_pointer) if isinstance(field_or_pointer, str) else ""
     found = table.get(key)
+    if (
+        found is None
+        and isinstance(field_or_pointer, str)
+        and re.fullmatch(r"[\w.\[\]/-]+", field_or_pointer)
+    ):
+        # a pointer written as a path ("details.dealValue", "details/dealValue", "team[-]")
+        pointer = "/" + re.sub(r"\[(\w+|-)\]", r"/\1", field_or_pointer.strip("/")).replace(".", "/")
+        found = table.get(_fold(pointer))
     if found is not None:
         return found
     paths = REGISTRATION_PATHS if registration else REFERRAL_PATHS

@@ -508,6 +508,18 @@ GET: list[Case] = [
 UPDATE: list[Case] = [
     ok(
         "update_field",
+        upd({"field": "details.dealValue", "value": 5000}),
+        ops(("/details/dealValue", 5000)),
+        id="dotted-wire-path",
+    ),
+    ok(
+        "update_field",
+        upd({"field": "details/closingDateTime", "value": "2027-01-31"}),
+        ops(("/details/closingDateTime", "2027-01-31T00:00:00Z")),
+        id="pointer-without-leading-slash",
+    ),
+    ok(
+        "update_field",
         upd({"deal value": 5000, "currency": "EUR"}),
         ops(("/details/dealValue", 5000), ("/details/currency", "EUR"), only=True),
         "change(s)",
