@@ -137,6 +137,8 @@ def new(**fields: Any) -> dict[str, Any]:
 
 
 SEARCH: list[Case] = [
+    ok("search_referrals", {"limit": 3.0}, rows(lambda r: True, at_most=3), id="limit-as-float"),
+    no("search_referrals", {"limit": "twenty"}, "limit", "whole number", id="limit-in-words"),
     ok(
         "search_referrals",
         {"sort": {"field": "dealValue", "direction": "asc"}},
@@ -506,6 +508,30 @@ GET: list[Case] = [
 ]
 
 UPDATE: list[Case] = [
+    ok(
+        "update_field",
+        upd({"field": "closing date", "value": "2026-12-31T10:00:00+01:00"}),
+        ops(("/details/closingDateTime", "2026-12-31T09:00:00Z")),
+        id="date-time-with-offset",
+    ),
+    ok(
+        "update_field",
+        upd({"field": "deal value", "value": "1.5m"}),
+        ops(("/details/dealValue", 1500000)),
+        id="amount-1-5m",
+    ),
+    no(
+        "update_field",
+        upd({"field": "deal value", "value": "1,5m"}),
+        "unambiguous",
+        id="amount-decimal-comma",
+    ),
+    no(
+        "update_field",
+        upd({"field": "closing date", "value": "2026-12-31 10:00"}),
+        "time zone",
+        id="date-time-with-space-no-zone",
+    ),
     ok(
         "update_field",
         upd({"field": "details.dealValue", "value": 5000}),
