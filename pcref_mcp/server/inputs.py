@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools.base import Tool
 from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import lifecycle, patch_paths
@@ -37,6 +38,11 @@ from pcref_mcp.server.search import Filters
 
 # What the current call's arguments were read as; views.respond puts it in the answer.
 READ_AS: ContextVar[tuple[str, ...]] = ContextVar("pcref_read_as", default=())
+
+# The ``read_as`` field of every result model. Left out of the published output schemas: it is in the
+# answer the model reads whenever there is something to say, and nine copies of its schema would cost
+# ~470 bytes of tools/list (which must stay under 20 KB). Output schemas allow extra properties.
+ReadAs = Annotated[list[str] | None, SkipJsonSchema()]
 
 # Other words for a field, by field name; used in any model that has that field (and only one
 # field claiming the word). camelCase, case, spaces and singular/plural are derived, not listed.
@@ -145,6 +151,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "register_deal": {"referral_id": "<id>", "changes": [{"field": "contract value", "value": 160000}]},
     "undo_change": {"change_id": 12},
+    "recent_changes": {},
     "search": {"query": "contoso"},
     "fetch": {"id": "<id>"},
 }
@@ -396,9 +403,13 @@ class _Reader:
         likely = difflib.get_close_matches(_snake(key), names, n=1, cutoff=0.75)
         what = "argument" if not where else "field"
         guess = f" Did you mean {' or '.join(repr(g) for g in guesses)}?" if guesses else ""
-        self.problems.append(
-            f"{_at(where, key)!r} is not a known {what}{' of ' + where if where else ''}.{guess} "
+        allowed = (
             f"Allowed: {', '.join(names)}."
+            if names
+            else f"This {'tool' if not where else 'object'} takes none."
+        )
+        self.problems.append(
+            f"{_at(where, key)!r} is not a known {what}{' of ' + where if where else ''}.{guess} {allowed}"
         )
         if likely and likely[0] not in out:  # the corrected call carries only a confident guess
             out[likely[0]] = value
@@ -1014,6 +1025,7 @@ __all__ = [
     "READ_AS",
     "SYNONYMS",
     "GuardedTool",
+    "ReadAs",
     "Reading",
     "add_tool",
     "input_error",

@@ -78,7 +78,7 @@ class Change(BaseModel):
         "status reason, sales stage, sales team, customer contacts, add solution (all: pcref://fields)"
     )
     value: Any = Field(description="Schemas: resource pcref://fields")
-    mode: Mode | None = Field(default=None, description="append: to notes or a list; replace: a whole list")
+    mode: Mode | None = None
 
     def edit(self) -> Edit:
         return Edit(self.field, self.value, self.mode)
@@ -126,7 +126,7 @@ class WriteResult(BaseModel):
     referral: ReferralRow | None = None
     created: list[ReferralRow] | None = None
     correlation_id: str | None = None
-    read_as: list[str] | None = None
+    read_as: inputs.ReadAs = None
 
 
 class SearchResult(BaseModel):
@@ -134,14 +134,14 @@ class SearchResult(BaseModel):
     rows: list[ReferralRow]
     next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page")
     note: str | None = None
-    read_as: list[str] | None = None
+    read_as: inputs.ReadAs = None
 
 
 class ReferralView(BaseModel):
     id: str
     etag: str | None = None
     referral: dict[str, Any] = Field(description="Wire JSON (camelCase), cut to the requested sections")
-    read_as: list[str] | None = None
+    read_as: inputs.ReadAs = None
 
 
 # --- read tools -------------------------------------------------------------------------------------
@@ -287,6 +287,18 @@ async def undo_change(
     return respond(await _finish(ctx, plan, approval))
 
 
+class RecentChanges(BaseModel):
+    changes: list[str]
+    read_as: inputs.ReadAs = None
+
+
+@tool("Recent changes", untrusted=True)
+async def recent_changes(ctx: Context) -> Annotated[CallToolResult, RecentChanges]:
+    """Your latest 20 writes, newest first: change_id (for undo_change), when, what, status, undo."""
+    entries = runtime_of(ctx).journal.recent(20)
+    return respond(RecentChanges(changes=[recent_change(e) for e in entries]))
+
+
 # --- ChatGPT connector pair ----------------------------------------------------------------------
 
 
@@ -298,7 +310,7 @@ class SearchHit(BaseModel):
 
 class SearchHits(BaseModel):
     results: list[SearchHit]
-    read_as: list[str] | None = None
+    read_as: inputs.ReadAs = None
 
 
 class FetchedDocument(BaseModel):
@@ -307,7 +319,7 @@ class FetchedDocument(BaseModel):
     text: str
     url: str
     metadata: dict[str, Any] | None = None
-    read_as: list[str] | None = None
+    read_as: inputs.ReadAs = None
 
 
 @tool("Search (connector)")
@@ -389,13 +401,30 @@ def _preview(plan: WritePlan) -> Preview:
     return Preview(
         summary=plan.summary,
         lifecycle=plan.lifecycle,
-        # what was there before may be someone else's text; what comes after is the caller's own
+        # before and after both carry others' text (an appended list keeps its entries): quoted
         changes=[
-            PreviewChange(field=c.field, before=quote_at(c.pointer, c.before), after=c.after)
+            PreviewChange(
+                field=c.field, before=quote_at(c.pointer, c.before), after=quote_at(c.pointer, c.after)
+            )
             for c in plan.changes
         ],
         warnings=plan.warnings,
         operations=plan.wire_operations,
+    )
+
+
+def recent_change(entry: Any) -> str:
+    """One journal entry in a line: names in its summary are quoted, no contact details."""
+    why_not = entry.undo_refusal()
+    return (
+        f"change_id {entry.id} · {entry.started_at[:16]}Z · {entry.summary or entry.tool}"
+        + (
+            f" · referral {entry.referral_id}"
+            if entry.referral_id and entry.referral_id not in (entry.summary or "")
+            else ""
+        )
+        + f" · {entry.status.replace('_', ' ')} · undo: "
+        + ("possible while the referral is unchanged" if why_not is None else f"no, {why_not}")
     )
 
 

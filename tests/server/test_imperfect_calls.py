@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from pcref_mcp.referrals.untrusted import unwrap
 from tests.server.conftest import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -109,7 +110,22 @@ def sections(*present: str, absent: tuple[str, ...] = ()) -> Check:
 
 
 def preview_field(name: str, test: Callable[[Any], bool]) -> Check:
-    return lambda out: any(c["field"] == name and test(c.get("after")) for c in out["preview"]["changes"])
+    """A previewed field (``name`` or ``customer <name>``) whose value, read without our quote marks, passes."""
+    return lambda out: any(
+        c["field"] in (name, f"customer {name}") and test(_plain(c.get("after")))
+        for c in out["preview"]["changes"]
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A preview value as written: others' text arrives quoted «…» in previews."""
+    if isinstance(value, str):
+        return unwrap(value) or value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def planned() -> Check:
@@ -124,6 +140,7 @@ NEW_REFERRAL = {
     "customer_country": "DE",
     "customer_city": "Berlin",
     "deal_kind": "private",
+    "notes": "Migration of the analytics estate",  # the service refuses a referral without details
 }
 MEMBER = {"first_name": "Jane", "last_name": "Doe", "email": "jane.doe@fabrikam.example"}
 
@@ -1147,6 +1164,8 @@ CREATE: list[Case] = [
                 "customerCountry": "US",
                 "customerCity": "Seattle",
                 "dealKind": "private",
+                "dealValue": 90000,
+                "currency": "USD",
             }
         },
         preview_field("customer", lambda v: v == "Contoso"),
@@ -1160,6 +1179,7 @@ CREATE: list[Case] = [
                 "name": "X",
                 "customer": {"name": "Contoso", "country": "US", "city": "Seattle"},
                 "deal_kind": "private",
+                "closing_date": "2027-06-30",
             }
         },
         both(
@@ -1425,6 +1445,14 @@ REGISTER: list[Case] = [
 ]
 
 UNDO_AND_CONNECTOR: list[Case] = [
+    no(
+        "recent_changes",
+        {"limit": 5},
+        "limit",
+        "takes none",
+        "Corrected call: recent_changes {}",
+        id="recent-changes-takes-no-arguments",
+    ),
     no("undo_change", {"id": 999}, "no journaled change 999", id="id-for-change-id"),
     no("undo_change", {"changeId": 999}, "no journaled change 999", id="change-id-camel"),
     no("undo_change", {"change_id": "abc"}, "whole number", "Example", id="change-id-word"),

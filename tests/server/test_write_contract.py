@@ -64,7 +64,7 @@ async def test_adding_a_note_keeps_the_old_text(client: Client, sandbox: Sandbox
         {"referral_id": target["id"], "changes": [{"field": "add note", "value": "Met the CTO"}]},
     )
     change = done["preview"]["changes"][0]
-    assert change["before"] == f"«{old}»" and change["after"] == f"{old}\n\nMet the CTO"
+    assert change["before"] == f"«{old}»" and change["after"] == f"«{old}\n\nMet the CTO»"
     assert (await sandbox.get(target["id"]))["details"]["notes"] == f"{old}\n\nMet the CTO"
 
 
@@ -152,7 +152,7 @@ async def test_no_input_error_of_any_tool_is_raw_validation_text(client: Client,
         for arguments in (
             {name: value for name in properties},
             {"unexpected": value},
-            {properties[0]: value},
+            *({name: value} for name in properties[:1]),
         ):
             result = await client.call_tool(tool.name, arguments)
             text = result.content[0].text  # type: ignore[union-attr]
