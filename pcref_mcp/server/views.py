@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote, quote_at, quote_fields
+from pcref_mcp.server.inputs import read_as
 
 Section = Literal["overview", "customer", "details", "invite", "registrations", "contacts", "all"]
 DEFAULT_SECTIONS: tuple[Section, ...] = ("overview", "customer", "details", "invite", "registrations")
@@ -122,7 +123,12 @@ def detail(
 
 
 def respond(model: BaseModel) -> CallToolResult:
-    """Structured content plus the same data as compact JSON text; empty fields left out."""
+    """Structured content plus the same data as compact JSON text; empty fields left out.
+
+    A result model with a ``read_as`` field carries how this call's arguments were read (server.inputs).
+    """
+    if "read_as" in type(model).model_fields and getattr(model, "read_as", None) is None:
+        model = model.model_copy(update={"read_as": read_as()})
     data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)

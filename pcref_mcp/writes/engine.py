@@ -85,10 +85,21 @@ class WriteEngine:
 
     # -- planning (reads only) --------------------------------------------------------------------
 
-    async def plan_update(self, referral_id: str, changes: Sequence[tuple[str, Any]]) -> WritePlan:
+    async def plan_update(
+        self, referral_id: str, changes: Sequence[patch_paths.Edit | tuple[str, Any]]
+    ) -> WritePlan:
         referral = await self.client.get(referral_id)
         operations = patch_paths.build_operations(changes, current=referral)
         plan = self._patch_plan("update_field", "update", referral, operations)
+        # nothing is lost unseen: entries a list replacement removes, notes it overwrites
+        for name, gone in patch_paths.removed_entries(referral, operations).items():
+            plan.warnings.append(f"{name}: replacing the list removes {', '.join(gone)}.")
+        old_notes = pointer_get(referral.to_wire(), "/details/notes")
+        new_notes = next((op.value for op in operations if op.path == "/details/notes"), None)
+        if old_notes and new_notes is not None and not str(new_notes).startswith(str(old_notes).rstrip()):
+            plan.warnings.append(
+                "notes: the current text (shown as before) is replaced; to add to it, use mode 'append'."
+            )
         if not plan.changes:
             raise InvalidInput(
                 "Every requested value already equals the referral's current value; there is nothing to change."
@@ -96,7 +107,7 @@ class WriteEngine:
         return plan
 
     async def plan_registration_update(
-        self, referral_id: str, changes: Sequence[tuple[str, Any]]
+        self, referral_id: str, changes: Sequence[patch_paths.Edit | tuple[str, Any]]
     ) -> WritePlan:
         referral = await self.client.get(referral_id)
         operations = patch_paths.build_registration_operations(changes, current=referral)
