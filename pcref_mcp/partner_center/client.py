@@ -577,15 +577,47 @@ def _describe(exc: Exception) -> str:
 
 
 def _parse(model: type[M], response: httpx.Response, cid: str) -> M:
+    """Read a response body. The read models are tolerant (odd values are normalised or left out and
+    noted, unreadable page items skipped), so this fails only for a body that is not JSON or not an
+    object at all."""
+    what = (
+        "a referral"
+        if model is Referral
+        else "a page of referrals"
+        if model is ReferralPage
+        else model.__name__
+    )
     try:
-        return model.model_validate_json(response.content)
-    except (ValidationError, ValueError):
-        raise ServiceError(
-            f"Partner Center sent a response that is not a {model.__name__} document.",
-            status=response.status_code,
-            correlation_id=cid,
-            request_id=response.headers.get("request-id"),
-        ) from None
+        doc = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        doc, why = None, "it is not JSON"
+    else:
+        why = f"it is {_json_kind(doc)}, not an object"
+    if isinstance(doc, dict):
+        try:
+            parsed = model.model_validate(doc)
+        except ValidationError as err:
+            why = f"{err.error_count()} value(s) could not be read"
+        else:
+            for problem in getattr(parsed, "read_problems", ()):
+                logger.debug("read %s: %s (correlation id %s)", model.__name__, problem.path, cid)
+            return parsed
+    raise ServiceError(
+        f"Partner Center sent a response that cannot be read as {what}: {why}.",
+        status=response.status_code,
+        correlation_id=cid,
+        request_id=response.headers.get("request-id"),
+    )
+
+
+def _json_kind(doc: Any) -> str:
+    if doc is None:
+        return "null"
+    if isinstance(doc, list):
+        return "a list"
+    if isinstance(doc, str):
+        return "a string"
+    return "a number" if isinstance(doc, int | float) else "a JSON value"
 
 
 def _with_etag(referral: Referral, response: httpx.Response) -> Referral:

@@ -955,10 +955,12 @@ def _not_eligible(unmet: list[str]) -> NotEligible:
 def _validated(doc: dict[str, Any], prefix: str) -> dict[str, Any]:
     """Last line of defence: what is stored must always read back into the Referral model."""
     try:
-        Referral.model_validate(doc)
+        read = Referral.model_validate(doc)
     except ValidationError as err:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5]]
         raise _invalid(prefix, problems) from None
+    if read.read_problems:  # the tolerant reader would have had to guess: not a document we store
+        raise _invalid(prefix, [str(p) for p in read.read_problems[:5]])
     return doc
 
 
