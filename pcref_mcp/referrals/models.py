@@ -578,14 +578,12 @@ def _remove(doc: Any, loc: tuple[int | str, ...]) -> str | None:
     parents: list[tuple[Any, int | str]] = []
     node = doc
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            parents.append((node, part))
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            parents.append((node, part))
-            node = node[part]
-        else:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_dict or in_list):
             break
+        parents.append((node, part))
+        node = node[part]
     if not parents:
         return None
     container, key = parents[-1]

@@ -56,7 +56,7 @@ def differences(original: Any, dumped: Any, path: str = "") -> set[str]:
         return out
     if isinstance(original, list) and isinstance(dumped, list) and len(original) == len(dumped):
         return set().union(
-            *(differences(a, b, f"{path}/{i}") for i, (a, b) in enumerate(zip(original, dumped)))
+            *(differences(a, b, f"{path}/{i}") for i, (a, b) in enumerate(zip(original, dumped, strict=True)))
         )
     return set() if original == dumped else {path}
 
