@@ -106,7 +106,7 @@ class PartnerCenterClient:
             follow_redirects=False,  # a redirect must never carry our bearer token elsewhere
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
-        self._host = httpx.URL(self.base_url).host
+        self._base = httpx.URL(self.base_url)
         _quiet_httpx_logger()
 
     async def __aenter__(self) -> PartnerCenterClient:
@@ -232,7 +232,8 @@ class PartnerCenterClient:
     async def patch(
         self, referral_id: str, ops: Sequence[PatchOperation | Mapping[str, Any]], *, etag: str | None
     ) -> Referral:
-        """Apply JSON-patch ``ops`` (``add``/``replace``); with ``etag`` a stale read fails with 412.
+        """Apply JSON-patch ``ops`` (``add``/``replace``) with ``If-Match: etag``; a stale read fails
+        with :class:`PreconditionFailed` (412, or 409 ``resourceModified``). No ETag, no write.
 
         Never re-sent after an ambiguous failure: the referral is read back and the client reports
         whether the change landed (raising :class:`WriteOutcomeUnknown` when it cannot tell).
@@ -241,8 +242,16 @@ class PartnerCenterClient:
         operations = _operations(ops)
         if not operations:
             raise InvalidInput("A patch needs at least one operation.", field="ops")
+        if not etag or not etag.strip() or etag.strip() == "*":
+            # Without If-Match the service would overwrite whatever changed since the read: a lost update.
+            raise InvalidInput(
+                f"Referral {referral_id} came without an ETag (neither in its body nor in the ETag header), "
+                "so a change could overwrite someone else's; nothing was sent.",
+                field="etag",
+                hint="Read the referral again with get_referral; if it still has no ETag, report it to support.",
+            )
         payload = [op.model_dump(mode="json") for op in operations]
-        headers = {"If-Match": etag} if etag else {}
+        headers = {"If-Match": etag}
         url = self._referral_url(referral_id)
         try:
             response = await self._send("PATCH", url, cid, json_body=payload, headers=headers, write=True)
@@ -305,19 +314,15 @@ class PartnerCenterClient:
                 f"{external_id!r}; review them before trying again.",
                 correlation_id=cid,
             )
-        text = (
-            f"The create failed ({amb.what}) and the referral was NOT created (no referral carries "
-            f"externalReferenceId {external_id!r}). It is safe to try again."
+        # Nothing carries the id *yet*: the service may still be processing the create (a 504 often
+        # means exactly that), so "not created" cannot be known. Say what is known; the caller keeps
+        # the write in doubt.
+        raise WriteOutcomeUnknown(
+            f"The create failed ({amb.what}) and no referral carries externalReferenceId {external_id!r} "
+            "yet: not found yet, but it may still appear. Check for that external reference id before "
+            "retrying.",
+            correlation_id=cid,
         )
-        if isinstance(amb.error, ServiceError):
-            raise type(amb.error)(
-                text,
-                status=amb.error.status,
-                code=amb.error.code,
-                correlation_id=cid,
-                request_id=amb.error.request_id,
-            ) from None
-        raise NetworkError(text, correlation_id=cid) from None
 
     async def _settle_patch(
         self, referral_id: str, ops: list[PatchOperation], etag: str | None, amb: _Ambiguous, cid: str
@@ -482,17 +487,36 @@ class PartnerCenterClient:
         return f"{self._referrals_url}/{quote(referral_id.strip(), safe='')}"
 
     def _checked_next_link(self, next_link: str, cid: str) -> str:
-        """The service's own link, untouched; refuse one that would send our token to another host."""
+        """The service's link, resolved if relative; refused unless it goes where the token may go.
+
+        A relative link resolves against the referrals collection of the configured base URL (the
+        request it came from), as RFC 3986 says; an absolute one is requested verbatim. An absolute one
+        must have the base URL's scheme, host and port exactly (its path may differ): so the bearer
+        token never goes to another host, nor over plain http when the service is https. The local
+        sandbox (plain http on loopback) works because its own base URL is http.
+        """
+        link = next_link.strip()
         try:
-            host = httpx.URL(next_link).host
-        except httpx.InvalidURL:
-            host = ""
-        if host != self._host:
+            url = httpx.URL(self._referrals_url).join(link)
+        except (httpx.InvalidURL, TypeError):
             raise ServiceError(
-                f"Partner Center returned a next-page link to another host ({host or 'none'}); not followed.",
+                "Partner Center returned a next-page link that is not a URL; not followed.",
+                correlation_id=cid,
+            ) from None
+        if url.scheme != self._base.scheme:
+            raise ServiceError(
+                f"Partner Center returned a next-page link over {url.scheme or 'no scheme'} to {url.host or 'no host'}; "
+                f"not followed: the sign-in token is sent only over {self._base.scheme} to {self._base.host}.",
                 correlation_id=cid,
             )
-        return next_link
+        if (url.host, url.port) != (self._base.host, self._base.port):
+            where = url.host + (f":{url.port}" if url.port else "") if url.host else "none"
+            raise ServiceError(
+                f"Partner Center returned a next-page link to another host ({where}); not followed: "
+                f"the sign-in token is sent only to {self._base.host}.",
+                correlation_id=cid,
+            )
+        return link if httpx.URL(link).is_absolute_url else str(url)
 
     async def _walk(
         self, query: Query | None, *, max_pages: int, max_items: int

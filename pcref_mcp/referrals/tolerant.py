@@ -50,6 +50,12 @@ class ReadProblem:
         return self.read_as is None
 
     def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self, *, show_values: bool = True) -> str:
+        """One line for a person; without the values where they may be contact details."""
+        if not show_values:
+            return f"{self.path}: " + ("could not be read; left out" if self.left_out else "normalised")
         if self.read_as is None:
             return f"{self.path}: sent {self.sent}, which could not be read; left out"
         return f"{self.path}: sent {self.sent}, read as {self.read_as}"

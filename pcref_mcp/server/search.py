@@ -130,7 +130,7 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
                     "skip": offset,
                 }
             )
-    return Page(referrals=rows, total=page.odata_count, next_cursor=next_cursor)
+    return Page(referrals=rows, total=page.odata_count, next_cursor=next_cursor, note=page.note)
 
 
 def to_filter(filters: Filters) -> odata.Expr | None:

@@ -191,6 +191,13 @@ class WriteEngine:
             return await self._execute_patch(plan, correlation_id)
 
     async def _execute_patch(self, plan: WritePlan, correlation_id: str) -> WriteOutcome:
+        if not plan.referral_id:  # e.g. a referral read without its id: refuse before journaling anything
+            raise InvalidInput(
+                "Partner Center sent this referral without its id, so a change cannot be addressed to it; "
+                "nothing was sent.",
+                field="referral_id",
+                hint="Read the referral again with get_referral; if its id is still missing, report it to support.",
+            )
         entry_id = self.journal.record_intent(
             tool=plan.tool,
             kind=plan.kind,
@@ -201,7 +208,6 @@ class WriteEngine:
             etag_before=plan.etag,
             undo_of=plan.undo_of,
         )
-        assert plan.referral_id is not None
         _test_crash_point("before_send")
         try:
             if plan.kind == "register":
