@@ -48,6 +48,7 @@ __all__ = [
     "links_for",
     "new_etag",
     "normalise_keys",
+    "replace_referral",
 ]
 
 MICROSOFT_ORG_ID = "msft"
@@ -227,6 +228,75 @@ def build_referral(
         "registrations": [],
     }
     return _validated(doc, "The referral cannot be created")
+
+
+# Fields a PUT may set; everything else (ids, dates, direction, quality, registrations, links…) is the
+# service's own and is kept whatever the body says, as a create ignores it.
+PUT_FIELDS: tuple[str, ...] = (
+    "name",
+    "externalReferenceId",
+    "statusReason",
+    "qualification",
+    "type",
+    "favorite",
+    "campaignId",
+    "salesStage",
+    "referralProgram",
+    "dealSensitivity",
+    "target",
+    "customerProfile",
+    "consent",
+    "details",
+    "team",
+    "inviteContext",
+    "trackingInfo",
+)
+
+
+def replace_referral(doc: dict[str, Any], body: Any, *, now: datetime) -> dict[str, Any]:
+    """PUT /referrals/{id} (documented, obsolete): the whole document sent back with changes.
+
+    Writable fields present in ``body`` replace the stored ones (validated as on create); absent ones
+    are kept (the documents do not say they are cleared); status/substatus follow the lifecycle.
+    """
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be the referral as a JSON object.", field="body")
+    body = normalise_keys(body)
+    problems: list[str] = []
+    if body.get("id") not in (None, doc.get("id")):
+        problems.append(f"id {body.get('id')!r} does not match the referral addressed ({doc.get('id')})")
+    _check_enum(problems, "type", body.get("type"), ReferralType, required=False)
+    _check_enum(problems, "qualification", body.get("qualification"), ReferralQualification, required=False)
+    if body.get("customerProfile") is not None:
+        _check_customer(problems, body["customerProfile"])
+    if body.get("details") is not None:
+        _check_details(problems, body["details"])
+    consent = body.get("consent")
+    if consent is not None and (
+        not isinstance(consent, dict)
+        or any(v is not None and not isinstance(v, bool) for v in consent.values())
+    ):
+        problems.append("consent must be an object of true/false flags")
+    _check_members(problems, "team", body.get("team"))
+    _check_targets(problems, body.get("target"))
+    for name in ("name", "externalReferenceId", "campaignId", "referralProgram", "statusReason"):
+        _check_text(problems, name, body.get(name), MAX_TEXT)
+    if body.get("salesStage") is not None and body.get("salesStage") != doc.get("salesStage"):
+        _check_enum(problems, "salesStage", body.get("salesStage"), SalesStage)
+    if problems:
+        raise _invalid("The referral cannot be replaced", problems)
+    new = copy.deepcopy(doc)
+    for name in PUT_FIELDS:
+        if name in body:
+            new[name] = _normalise_details(body[name]) if name == "details" else body[name]
+    change = {
+        k: body[k] for k in ("status", "substatus") if isinstance(body.get(k), str) and body[k] != doc.get(k)
+    }
+    stamp = format_wire(now)
+    if change:
+        _change_status(new, change, stamp)
+    new["updatedDateTime"] = stamp
+    return _validated(new, "The referral cannot be replaced", before=doc)
 
 
 def apply_patch(doc: dict[str, Any], operations: Any, *, now: datetime) -> dict[str, Any]:

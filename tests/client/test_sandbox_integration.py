@@ -31,6 +31,7 @@ from pcref_mcp.partner_center import PartnerCenterClient, Query, RateLimiter, St
 from pcref_mcp.partner_center.odata import eq
 from pcref_mcp.referrals.models import PatchOperation
 from pcref_mcp.sandbox import Faults, ManualClock, SandboxConfig, create_app
+from tests.profiles import CREATED
 
 pytestmark = pytest.mark.anyio
 
@@ -234,7 +235,7 @@ async def test_429_burst_is_waited_out_and_the_create_sent_once_processed(rig: R
     created = await rig.client.create(new_referral())
     stats = await rig.stats()
     assert stats["byMethodStatus"]["POST 429"] == 3
-    assert stats["byMethodStatus"]["POST 201"] == 1
+    assert stats["byMethodStatus"][f"POST {CREATED}"] == 1
     assert stats["writesByKind"].get("create") == 1
     assert rig.wire.count("POST") == 4  # three refused, one processed
     assert 5 in rig.sleeps.delays  # the sandbox's Retry-After

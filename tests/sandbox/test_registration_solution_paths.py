@@ -42,7 +42,9 @@ async def _needs_action(sandbox: Service) -> dict[str, Any]:
     while "@odata.nextLink" in body:
         body = (await sandbox.get(body["@odata.nextLink"])).json()
         docs += body["value"]
-    found = [d for d in docs if d.get("registrations") and d["registrations"][0]["status"] == "ActionRequired"]
+    found = [
+        d for d in docs if d.get("registrations") and d["registrations"][0]["status"] == "ActionRequired"
+    ]
     assert found, "the seed has a registration in ActionRequired"
     return found[0]
 
@@ -96,5 +98,7 @@ async def test_two_solution_paths_in_one_request(sandbox: Service) -> None:
 async def test_bad_value_on_a_solution_path_is_refused_and_changes_nothing(sandbox: Service) -> None:
     ref = await _needs_action(sandbox)
     ops = [{"op": "replace", "path": "/registrations/0/solutionDetails/0/pricingModel", "value": "Barter"}]
-    assert_error(await sandbox.patch(f"referrals/{ref['id']}", json=ops), 400, "invalidRequest", "pricingModel")
+    assert_error(
+        await sandbox.patch(f"referrals/{ref['id']}", json=ops), 400, "invalidRequest", "pricingModel"
+    )
     assert (await sandbox.get(f"referrals/{ref['id']}")).json()["eTag"] == ref["eTag"]

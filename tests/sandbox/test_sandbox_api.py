@@ -14,6 +14,7 @@ from pcref_mcp.referrals.models import Referral
 from pcref_mcp.sandbox import ConnectionDropped, ManualClock, create_app
 from pcref_mcp.sandbox.seed import INJECTION_TEXTS
 from pcref_mcp.sandbox.state import SandboxState
+from tests.profiles import CREATED, lenient_only
 from tests.sandbox.conftest import TOKEN, Service, client_for, make_config
 from tests.sandbox.helpers import assert_error, new_referral, registration
 
@@ -80,6 +81,7 @@ async def test_get_unknown_is_item_not_found(sandbox: Service) -> None:
     assert_error(await sandbox.get(f"referrals/{uuid.uuid4()}"), 404, "itemNotFound")
 
 
+@lenient_only
 async def test_put_is_405_pointing_to_patch(sandbox: Service) -> None:
     ref = await _first(sandbox, "status eq 'Active'")
     r = await sandbox.put(f"referrals/{ref['id']}", json=ref)
@@ -108,7 +110,8 @@ async def test_paging_visits_every_referral_once(sandbox: Service, state: Sandbo
     ids = [v["id"] for v in seen]
     assert len(ids) == len(set(ids)) == 250
     values = [v["details"]["dealValue"] for v in seen]
-    assert values == sorted(values, reverse=True)
+    # nulls last (the strict profile seeds leads without a deal value)
+    assert values == sorted(values, key=lambda v: (v is not None, v or 0), reverse=True)
 
 
 async def test_top_above_cap_pages_until_top(sandbox: Service, state: SandboxState) -> None:
@@ -133,7 +136,7 @@ async def test_skip_and_select(sandbox: Service) -> None:
 async def test_filters_against_python(sandbox: Service, state: SandboxState) -> None:
     docs = list(state.store.iter_docs())
     cases = {
-        "details/dealValue ge 100000": lambda d: d["details"]["dealValue"] >= 100000,
+        "details/dealValue ge 100000": lambda d: (d["details"]["dealValue"] or 0) >= 100000,
         "contains(tolower(customerProfile/name), 'o''neil')": lambda d: (
             "o'neil" in d["customerProfile"]["name"].lower()
         ),
@@ -181,7 +184,7 @@ async def test_engagement_guid_unquoted_and_quoted(sandbox: Service) -> None:
 
 async def test_create_is_201_with_location_and_etag(sandbox: Service, state: SandboxState) -> None:
     r = await sandbox.post("referrals", json=new_referral())
-    assert r.status_code == 201
+    assert r.status_code == CREATED
     body = r.json()
     assert r.headers["ETag"] == body["eTag"]
     assert r.headers["Location"].endswith(body["id"])
@@ -218,7 +221,7 @@ async def test_create_tolerates_pascal_case_and_string_deal_value(sandbox: Servi
         "Details": {"DealValue": "10000", "Currency": "EUR"},
     }
     r = await sandbox.post("referrals", json=body)
-    assert r.status_code == 201, r.text
+    assert r.status_code == CREATED, r.text
     ref = r.json()
     assert ref["consent"]["consentToToShareInfoWithOthers"] is True
     assert ref["details"]["dealValue"] == 10000
@@ -236,7 +239,7 @@ async def test_cosell_pair_links_by_engagement(sandbox: Service) -> None:
         inviteContext={"notes": "Please help", "assistanceRequestCode": "ProofOfConceptOrDemo"},
     )
     r = await sandbox.post("referrals", json=msft)
-    assert r.status_code == 201, r.text
+    assert r.status_code == CREATED, r.text
     assert r.json()["organizationId"] == "msft"
     related = await _all(sandbox, **{"$filter": f"engagementId eq {mine['engagementId']}"})
     assert {v["id"] for v in related} == {mine["id"], r.json()["id"]}

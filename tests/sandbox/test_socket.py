@@ -14,6 +14,7 @@ import uvicorn
 
 from pcref_mcp.sandbox import create_app, serve
 from pcref_mcp.sandbox.server import is_loopback
+from tests.profiles import CREATED
 from tests.sandbox.conftest import TOKEN, make_config
 from tests.sandbox.helpers import new_referral
 
@@ -51,7 +52,7 @@ def test_over_a_socket(live_server: tuple[str, Any]) -> None:
             f"{base.split('/v1.0')[0]}/v1.0/engagements/referrals?$skiptoken="
         )
         created = client.post("referrals", json=new_referral())
-        assert created.status_code == 201
+        assert created.status_code == CREATED
         assert created.json()["links"]["self"]["uri"].startswith("http://127.0.0.1:")
         assert client.get("referrals").status_code == 200
         assert httpx.get(base + "referrals").status_code == 401
