@@ -143,7 +143,9 @@ class PartnerCenterClient:
         if next_link is not None:
             url, params = self._checked_next_link(next_link, cid), None
         else:
-            url, params = self._referrals_url, (query.to_params() if query else None)
+            # encoded here, not by httpx: spaces must travel as %20 (httpx writes "+")
+            encoded = query.to_query_string() if query else ""
+            url, params = (f"{self._referrals_url}?{encoded}" if encoded else self._referrals_url), None
         response = await self._send("GET", url, cid, params=params)
         return _parse(ReferralPage, response, cid)
 

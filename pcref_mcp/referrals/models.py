@@ -537,14 +537,19 @@ class ReferralPage(WireModel):
     @property
     def note(self) -> str | None:
         """A sentence for the answer when items were skipped, else None."""
-        if not self._skipped:
-            return None
-        names = "; ".join(str(s) for s in self._skipped[:5])
-        more = f" and {len(self._skipped) - 5} more" if len(self._skipped) > 5 else ""
-        return (
-            f"{len(self._skipped)} referral(s) on this page could not be read and are not shown: "
-            f"{names}{more}. Use get_referral on an id to see what it holds."
-        )
+        return skipped_note(self._skipped)
+
+
+def skipped_note(skipped: list[SkippedItem]) -> str | None:
+    """One sentence naming referrals that could not be read (by id), for a search answer's note."""
+    if not skipped:
+        return None
+    names = "; ".join(str(s) for s in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return (
+        f"{len(skipped)} referral(s) could not be read and are not shown: {names}{more}. "
+        "Use get_referral on an id to see what it holds."
+    )
 
 
 # --- tolerant reading (see pcref_mcp.referrals.tolerant) ------------------------------------------

@@ -267,8 +267,12 @@ class _Api:
             if unknown:
                 raise ODataError(f"Unknown query option {unknown[0]!r}.", option=unknown[0])
             query, position = {k: params[k] for k in _QUERY_OPTIONS if k in params}, 0
-        where, args = compile_filter(query["$filter"]) if query.get("$filter") is not None else ("1", [])
-        order = compile_orderby(query["$orderby"]) if query.get("$orderby") else DEFAULT_ORDER
+        # strict: only what the documents show (eq/and on documented fields, two orderby fields)
+        strict = state.config.profile == "strict"
+        where, args = (
+            compile_filter(query["$filter"], strict=strict) if query.get("$filter") is not None else ("1", [])
+        )
+        order = compile_orderby(query["$orderby"], strict=strict) if query.get("$orderby") else DEFAULT_ORDER
         top = _whole(query, "$top")
         skip = _whole(query, "$skip") or 0
         select = parse_select(query["$select"]) if query.get("$select") else None
@@ -287,7 +291,10 @@ class _Api:
                 for r in rows
             ]
         parts = [f'{{"@odata.context":{json.dumps(origin + "/v1.0/$metadata#Referrals")}']
-        if with_count:
+        if strict:
+            # as the documents show it: always present, and the number of items on this page
+            parts.append(f'"@odata.count":{len(rows)}')
+        elif with_count:
             parts.append(f'"@odata.count":{state.store.count(where, args)}')
         parts.append('"value":[' + ",".join(rows) + "]")
         if more:
