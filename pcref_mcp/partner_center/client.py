@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from pcref_mcp import __version__
 from pcref_mcp.errors import (
+    BadRequest,
     InvalidInput,
     NetworkError,
     PcrefError,
@@ -53,6 +54,9 @@ logger = logging.getLogger("pcref_mcp.partner_center")
 
 USER_AGENT = f"pcref-mcp/{__version__}"
 EXTERNAL_ID_PREFIX = "pcref-"
+# Pages of the newest referrals read to find one by externalReferenceId where the service refuses
+# that (undocumented) filter.
+RECENT_SCAN_PAGES = 3
 
 _correlation: ContextVar[str | None] = ContextVar("pcref_correlation_id", default=None)
 
@@ -107,6 +111,7 @@ class PartnerCenterClient:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
         self._base = httpx.URL(self.base_url)
+        self._external_id_filter_refused = False
         _quiet_httpx_logger()
 
     async def __aenter__(self) -> PartnerCenterClient:
@@ -200,7 +205,7 @@ class PartnerCenterClient:
             # The caller's own id may already be on older referrals; remember them so a look-up after
             # a failure does not mistake an old referral for the new one.
             if existing_ids is None:
-                existing = {r.id for r in await self._find_by_external_id(str(external_id), cid) if r.id}
+                existing = {r.id for r in await self.find_by_external_id(str(external_id)) if r.id}
         else:
             external_id = f"{EXTERNAL_ID_PREFIX}{uuid.uuid4()}"
             doc["externalReferenceId"] = external_id
@@ -213,7 +218,7 @@ class PartnerCenterClient:
             # Accepted but no representation: read it back by its external id.
             try:
                 found = [
-                    r for r in await self._find_by_external_id(str(external_id), cid) if r.id not in existing
+                    r for r in await self.find_by_external_id(str(external_id)) if r.id not in existing
                 ]
             except PcrefError as exc:
                 # The create was accepted: a failed read-back must not be reported as a failed write.
@@ -300,7 +305,7 @@ class PartnerCenterClient:
         self, external_id: str, existing: set[str], amb: _Ambiguous, cid: str
     ) -> Referral:
         try:
-            found = [r for r in await self._find_by_external_id(external_id, cid) if r.id not in existing]
+            found = [r for r in await self.find_by_external_id(external_id) if r.id not in existing]
         except PcrefError as exc:
             raise WriteOutcomeUnknown(
                 f"The create failed ({amb.what}) and checking whether it landed failed too ({exc.message}). "
@@ -358,9 +363,31 @@ class PartnerCenterClient:
             correlation_id=cid,
         )
 
-    async def _find_by_external_id(self, external_id: str, cid: str) -> list[Referral]:
-        page = await self.list_page(Query(filter=eq("externalReferenceId", external_id)))
-        return list(page.value)
+    async def find_by_external_id(self, external_id: str) -> list[Referral]:
+        """Referrals carrying ``external_id``, best effort on any service.
+
+        A filter on externalReferenceId is not documented. Where the service refuses it (400, then
+        remembered for this client) the newest referrals are read instead, the documented way
+        (``$orderby=createdDateTime desc``, next links, :data:`RECENT_SCAN_PAGES` pages) and matched
+        here: a create just sent is among them. Matches are checked here either way, so a service
+        that ignores the filter cannot make another referral look like ours.
+        """
+        if not self._external_id_filter_refused:
+            try:
+                page = await self.list_page(Query(filter=eq("externalReferenceId", external_id)))
+            except BadRequest:
+                logger.info("the service refuses $filter on externalReferenceId; reading the newest instead")
+                self._external_id_filter_refused = True
+            else:
+                return [r for r in page.value if r.external_reference_id == external_id]
+        found: list[Referral] = []
+        page = await self.list_page(Query(orderby=["createdDateTime desc"]))
+        for pages in range(1, RECENT_SCAN_PAGES + 1):
+            found += [r for r in page.value if r.external_reference_id == external_id]
+            if not page.odata_next_link or pages == RECENT_SCAN_PAGES:
+                break
+            page = await self.list_page(next_link=page.odata_next_link)
+        return found
 
     # --- the one place requests are sent ---------------------------------------------------------
 

@@ -28,7 +28,6 @@ from pcref_mcp.errors import (
     WriteOutcomeUnknown,
 )
 from pcref_mcp.partner_center import PartnerCenterClient, Query, RateLimiter, StaticTokenProvider
-from pcref_mcp.partner_center.odata import eq
 from pcref_mcp.referrals.models import PatchOperation
 from pcref_mcp.sandbox import Faults, ManualClock, SandboxConfig, create_app
 from tests.profiles import CREATED
@@ -216,8 +215,8 @@ async def test_get_create_patch_and_stale_etag(rig: Rig) -> None:
             await rig.client.get("00000000-0000-0000-0000-000000000000")
         assert cid in str(missing.value)
     assert all(r.headers["MS-CorrelationId"] == cid for r in rig.wire.sent)
-    found = await rig.client.list_page(Query(filter=eq("externalReferenceId", created.external_reference_id)))
-    assert [r.id for r in found.value] == [created.id]
+    found = await rig.client.find_by_external_id(created.external_reference_id)
+    assert [r.id for r in found] == [created.id]
 
 
 async def test_client_limiter_keeps_a_busy_session_unthrottled(rig: Rig) -> None:
@@ -268,8 +267,8 @@ async def test_dropped_after_write_create_found_not_duplicated(rig: Rig) -> None
     assert rig.wire.count("POST") == 1
     stats = await rig.stats()
     assert stats["writesByKind"]["create"] == 1 and stats["referrals"] == SEED_SIZE + 1
-    found = await rig.client.list_page(Query(filter=eq("externalReferenceId", created.external_reference_id)))
-    assert [r.id for r in found.value] == [created.id]
+    found = await rig.client.find_by_external_id(created.external_reference_id)
+    assert [r.id for r in found] == [created.id]
 
 
 async def test_dropped_before_write_create_reported_not_created(rig: Rig) -> None:
