@@ -217,9 +217,7 @@ class PartnerCenterClient:
         if response.status_code not in (200, 201) or not response.content:
             # Accepted but no representation: read it back by its external id.
             try:
-                found = [
-                    r for r in await self.find_by_external_id(str(external_id)) if r.id not in existing
-                ]
+                found = [r for r in await self.find_by_external_id(str(external_id)) if r.id not in existing]
             except PcrefError as exc:
                 # The create was accepted: a failed read-back must not be reported as a failed write.
                 raise WriteOutcomeUnknown(
