@@ -198,6 +198,13 @@ class WriteEngine:
                 field="referral_id",
                 hint="Read the referral again with get_referral; if its id is still missing, report it to support.",
             )
+        if not plan.etag:  # no If-Match, no write: it could overwrite someone else's change unseen
+            raise InvalidInput(
+                f"Referral {plan.referral_id} came without an ETag (neither in its body nor in the ETag header), "
+                "so a change could overwrite someone else's; nothing was sent.",
+                field="etag",
+                hint="Read the referral again with get_referral; if it still has no ETag, report it to support.",
+            )
         entry_id = self.journal.record_intent(
             tool=plan.tool,
             kind=plan.kind,
