@@ -138,7 +138,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Any) -> int:
     import anyio
     import httpx
 
-    from pcref_mcp.config import LIVE_BASE_URL, SANDBOX_BASE_URL
+    from pcref_mcp.config import SANDBOX_BASE_URL
     from pcref_mcp.doctor import dumps, run_checks
     from pcref_mcp.partner_center.client import PartnerCenterClient
     from pcref_mcp.partner_center.recording import Recorder
@@ -156,13 +156,16 @@ def cmd_doctor(args: argparse.Namespace, settings: Any) -> int:
         tokens: Any = StaticTokenProvider("doctor-sandbox-token")
         base_url, backend = SANDBOX_BASE_URL, f"embedded sandbox, {config.profile} profile"
     else:
+        from pcref_mcp.config import load_settings
         from pcref_mcp.partner_center.auth import ensure_configured, provider_for
 
+        if settings.backend != "live":  # doctor checks Partner Center itself, whatever serve uses
+            settings = load_settings(overrides={"backend": "live"})
         ensure_configured(settings)
         tokens = provider_for(settings)
         sign_in = tokens.get_token
         transport = httpx.AsyncHTTPTransport(retries=0)
-        base_url = settings.base_url if settings.backend == "live" else LIVE_BASE_URL
+        base_url = settings.base_url
         backend = "Partner Center, live"
     recorder = Recorder(transport, args.record) if args.record else None
 
