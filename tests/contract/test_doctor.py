@@ -15,9 +15,9 @@ from pcref_mcp.doctor import run_checks
 from pcref_mcp.errors import SignInError
 from pcref_mcp.partner_center import PartnerCenterClient, StaticTokenProvider
 from pcref_mcp.partner_center import capabilities as caps
-from pcref_mcp.partner_center.recording import Recorder, Replay, load_exchanges, scrub
+from pcref_mcp.partner_center.recording import Exchange, Recorder, Replay, load_exchanges, scrub
 from pcref_mcp.sandbox import create_app
-from tests.contract.replay import client_for, replay
+from tests.contract.replay import FIXTURES, client_for, replay
 from tests.sandbox.conftest import SANDBOX_BASE, make_config
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -114,14 +114,8 @@ async def test_doctor_flags_a_service_without_etags_and_odd_values() -> None:
     assert values.status == "warn" and "mpnId (normalised)" in values.detail
     assert "6193175" not in values.detail  # paths, never values
 
-    async with client_for(replay("no-etag")) as client:
-        transport = Replay(load_exchanges(Path(__file__).parents[1] / "fixtures" / "oddities" / "no-etag"))
-        from pcref_mcp.partner_center.recording import Exchange
-
-        listing = Exchange("GET", "/v1.0/engagements/referrals", "", 200, {}, {"value": [{"id": "R-NOETAG"}]})
-        transport = Replay(
-            [listing, *load_exchanges(Path(__file__).parents[1] / "fixtures" / "oddities" / "no-etag")]
-        )
+    listing = Exchange("GET", "/v1.0/engagements/referrals", "", 200, {}, {"value": [{"id": "R-NOETAG"}]})
+    transport = Replay([listing, *load_exchanges(FIXTURES / "no-etag")])
     async with client_for(transport) as client:
         report = await run_checks(client, backend="replay", save_capabilities=False)
     one = next(c for c in report.checks if c.name == "read one referral")
