@@ -597,8 +597,8 @@ class WriteEngine:
         )
 
     async def _by_external_ref(self, ref: str) -> list[Referral]:
-        page = await self.client.list_page(odata.Query(filter=odata.eq("externalReferenceId", ref), top=5))
-        return list(page.value)
+        # the client filters where the service allows it, else reads the newest referrals the documented way
+        return await self.client.find_by_external_id(ref)
 
     async def _resume_cosell(self, new: NewReferral, kind: DealKind, partner: Referral) -> WritePlan | None:
         """The same co-sell asked for again after its Microsoft invitation failed: send only that."""
