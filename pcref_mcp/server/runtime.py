@@ -86,15 +86,15 @@ class Runtime:
             self._engine = WriteEngine(self.client, self.journal)
         return self._engine
 
-    async def query_capabilities(self) -> Capabilities:
+    async def query_capabilities(self, *, refresh: bool = False) -> Capabilities:
         """The query features the service answers, learnt on first use: cached on disk (by base URL)
         for the live service; the embedded sandbox is probed once per process, as its profile may
-        change between runs."""
-        if self._capabilities is None:
+        change between runs. ``refresh`` probes again (search does when a learnt feature is refused)."""
+        if self._capabilities is None or refresh:
             from pcref_mcp.partner_center import capabilities
 
             live = self.settings.backend == "live"
-            self._capabilities = await capabilities.ensure(self.client, persist=live)
+            self._capabilities = await capabilities.ensure(self.client, persist=live, refresh=refresh)
         return self._capabilities
 
     async def aclose(self) -> None:

@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from pcref_mcp.errors import InvalidInput, PcrefError
+from pcref_mcp.errors import BadRequest, InvalidInput, PcrefError
 from pcref_mcp.partner_center import odata
 from pcref_mcp.partner_center.capabilities import FEATURES, Capabilities
 from pcref_mcp.referrals.catalog import country_code, currency_code
@@ -82,14 +82,15 @@ SORTS: dict[str, tuple[str, Literal["asc", "desc"], str]] = {
     "value_asc": ("details/dealValue", "asc", "/details/dealValue"),
 }
 DOCUMENTED_ORDERBY = frozenset({"createdDateTime", "updatedDateTime"})
+DEFAULT_SORT = "updated_desc"
+DEFAULT_LIMIT = 20
 
 # Work done here when the service cannot: at most this many of its pages (100 items each on Partner
 # Center) per call. A cursor continues a filtered scan; a sort done here covers only what was read.
 MAX_SCAN_PAGES = 10
 MAX_SCAN_ITEMS = 2000
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
-Code = Annotated[str, Field(min_length=2, max_length=60)]
+MAX_TEXT = 200  # checked in build_conditions (a clear message, and no bytes in the tool schema)
 
 
 def _many(value: Any) -> Any:
@@ -129,12 +130,12 @@ def _one_of_list(value: Any) -> Any:
 
 
 class Filters(BaseModel):
-    """All given filters must match (AND); a list matches any of its values."""
+    """All must match; a list matches any of its values."""
 
     model_config = ConfigDict(extra="forbid")
 
     status: Annotated[list[ReferralStatus], BeforeValidator(_many_ci(ReferralStatus))] | None = Field(
-        default=None, description='Also "Closed/Won", "won"'
+        default=None, description='Or "Closed/Won"'
     )
     substatus: Annotated[list[ReferralSubstatus], BeforeValidator(_many_ci(ReferralSubstatus))] | None = None
     direction: (
@@ -147,22 +148,20 @@ class Filters(BaseModel):
     qualification: (
         Annotated[list[ReferralQualification], BeforeValidator(_many_ci(ReferralQualification))] | None
     ) = None
-    name_contains: Text | None = None
-    customer_contains: Text | None = None
-    text: Text | None = Field(default=None, description="In name, customer or notes")
-    engagement_id: Text | None = None
-    external_reference_id: Text | None = None
-    country: Annotated[list[Code], BeforeValidator(_many)] | None = Field(
-        default=None, description="Code or name"
-    )
-    currency: Annotated[list[Code], BeforeValidator(_many)] | None = None
-    sales_stage: Annotated[list[Text], BeforeValidator(_many)] | None = None
+    name_contains: str | None = None
+    customer_contains: str | None = None
+    text: str | None = Field(default=None, description="In name, customer or notes")
+    engagement_id: str | None = None
+    external_reference_id: str | None = None
+    country: Annotated[list[str], BeforeValidator(_many)] | None = Field(default=None, description="Or name")
+    currency: Annotated[list[str], BeforeValidator(_many)] | None = None
+    sales_stage: Annotated[list[str], BeforeValidator(_many)] | None = None
     registration_status: (
         Annotated[list[ReferralRegistrationStatus], BeforeValidator(_many_ci(ReferralRegistrationStatus))]
         | None
     ) = None
     expiring_within_days: Annotated[int, Field(ge=1, le=EXPIRY_DAYS)] | None = Field(
-        default=None, description="Unanswered incoming ones"
+        default=None, description="Unanswered incoming"
     )
     created_from: date | None = None
     created_to: date | None = None
@@ -341,6 +340,7 @@ def build_conditions(filters: Filters, *, at: datetime) -> tuple[list[Condition]
     """The conditions for ``filters`` (checking ranges and codes), and how values were read."""
     out: list[Condition] = []
     read_as = filters.read_as
+    _check_texts(filters)
     for name, pointer, values in (
         ("status", "/status", filters.status),
         ("substatus", "/substatus", filters.substatus),
@@ -404,6 +404,21 @@ def build_conditions(filters: Filters, *, at: datetime) -> tuple[list[Condition]
     if filters.expiring_within_days is not None:
         out += _expiring(filters.expiring_within_days, at)
     return out, read_as
+
+
+def _check_texts(filters: Filters) -> None:
+    for name in ("name_contains", "customer_contains", "text", "engagement_id", "external_reference_id"):
+        value = getattr(filters, name)
+        if value is not None and not value.strip():
+            raise InvalidInput(f"{name} is empty.", field=name, hint=f"Give some text or leave {name} out.")
+        if value is not None and len(value) > MAX_TEXT:
+            raise InvalidInput(
+                f"{name} is longer than {MAX_TEXT} characters.", field=name, hint="Use a few words."
+            )
+    for name in ("country", "currency", "sales_stage"):
+        for value in getattr(filters, name) or ():
+            if not value.strip() or len(value) > MAX_TEXT:
+                raise InvalidInput(f"{name} {value[:40]!r} is not a {name}.", field=name)
 
 
 def _one_of(name: str, pointer: str, values: Sequence[str], *, documented: bool = False) -> Condition:
@@ -571,25 +586,36 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
     if cursor:
         state = signer.open(cursor)
         try:
-            filters = Filters.model_validate(state["f"])
-            sort, limit = state["s"], int(state["l"])
+            earlier = Filters.model_validate(state["f"])
+            earlier_sort, earlier_limit = str(state["s"]), int(state["l"])
         except (KeyError, ValueError, TypeError):
             raise _bad_cursor() from None
+        # a cursor continues the search it came from: other filters or another sort are refused,
+        # another page size is used
+        given = filters.model_dump()
+        if (given != Filters().model_dump() and given != earlier.model_dump()) or sort not in (
+            DEFAULT_SORT,
+            earlier_sort,
+        ):
+            raise InvalidInput(
+                "A cursor continues the search it came from; it cannot change the filters or the sort.",
+                field="cursor",
+                hint="Pass only cursor (and limit) for the next page, or search again without cursor.",
+            )
+        filters, sort = earlier, earlier_sort
+        limit = earlier_limit if limit == DEFAULT_LIMIT else limit
     capabilities = await _capabilities(runtime)
     the_plan = plan(filters, sort, capabilities)
-    client = runtime.client
-    if the_plan.sort_key is not None:
-        scan = await _sorted_scan(client, the_plan, limit, int(state.get("off", 0)))
-    else:
-        scan = await _stream(
-            client,
-            the_plan,
-            capabilities,
-            limit,
-            state.get("src"),
-            int(state.get("at", 0)),
-            int(state.get("n", 0)),
-        )
+    try:
+        scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
+    except BadRequest:
+        if cursor or not _leans_on_probed(the_plan, capabilities):
+            raise
+        # what was learnt no longer holds (the service changed): learn again, try once more
+        log.info("the service refused a query feature it answered before; probing again")
+        capabilities = await _capabilities(runtime, refresh=True)
+        the_plan = plan(filters, sort, capabilities)
+        scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
     next_cursor = None
     if scan.cursor is not None:
         base = {"f": filters.model_dump(mode="json", exclude_none=True), "s": sort, "l": limit}
@@ -602,10 +628,36 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
     )
 
 
-async def _capabilities(runtime: Runtime) -> Capabilities:
+async def _scan(
+    client: PartnerCenterClient, the_plan: Plan, capabilities: Capabilities, limit: int, state: dict[str, Any]
+) -> _Scan:
+    if the_plan.sort_key is not None:
+        return await _sorted_scan(client, the_plan, limit, int(state.get("off", 0)))
+    return await _stream(
+        client,
+        the_plan,
+        capabilities,
+        limit,
+        state.get("src"),
+        int(state.get("at", 0)),
+        int(state.get("n", 0)),
+    )
+
+
+def _leans_on_probed(the_plan: Plan, capabilities: Capabilities) -> bool:
+    """Whether the query sent uses a feature that was learnt rather than documented."""
+    used = {n for c in the_plan.server for n in c.needs}
+    if the_plan.orderby and the_plan.orderby.split()[0] not in DOCUMENTED_ORDERBY:
+        used.add("orderby_other")
+    if the_plan.pure:
+        used |= {n for n in ("skip", "count") if capabilities.supports(n)}
+    return bool(used)
+
+
+async def _capabilities(runtime: Runtime, *, refresh: bool = False) -> Capabilities:
     """What the service answers; only what the documents show when it cannot be learnt right now."""
     try:
-        found: Capabilities = await runtime.query_capabilities()
+        found: Capabilities = await runtime.query_capabilities(refresh=refresh)
         return found
     except PcrefError as exc:
         log.warning("could not learn the service's query features (%s); using the documented ones", exc)

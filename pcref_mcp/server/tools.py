@@ -143,9 +143,8 @@ async def search_referrals(
 ) -> Annotated[CallToolResult, SearchResult]:
     """Find referrals with filters a person would use; `note` says how they were read.
 
-    Returns compact rows (id, name, customer, status/substatus, value, currency, closing, updated,
-    direction) and the total. Use `fields` for more columns, `next_cursor` for the next page, then
-    get_referral for one in full."""
+    Returns compact rows and the total; `fields` adds columns, `next_cursor` gives the next page,
+    get_referral shows one in full."""
     runtime = runtime_of(ctx)
     page = await searching.run(runtime, filters or searching.Filters(), sort, limit, cursor)
     rows = [row(r, fields or ()) for r in page.referrals]
@@ -308,8 +307,7 @@ class FetchedDocument(BaseModel):
 async def search(
     ctx: Context, query: Annotated[str, Field(max_length=200)]
 ) -> Annotated[CallToolResult, SearchHits]:
-    """Connector search: referrals whose name, customer or notes contain the query (any case), newest
-    first."""
+    """Connector search: referrals whose name, customer or notes contain the query."""
     runtime = runtime_of(ctx)
     text = query.strip() or None
     page = await searching.run(runtime, searching.Filters(text=text), "updated_desc", 20, None)
@@ -321,7 +319,7 @@ async def search(
 async def fetch(
     ctx: Context, id: Annotated[str, Field(min_length=1, max_length=200)]
 ) -> Annotated[CallToolResult, FetchedDocument]:
-    """Connector fetch: one referral (its id or the url search gave) as a document (JSON text)."""
+    """Connector fetch: one referral (id or url from search) as JSON text."""
     import json
 
     referral = await runtime_of(ctx).client.get(_referral_id(id))

@@ -61,8 +61,8 @@ def message(model: type, data: dict[str, Any]) -> str:
     ("change", "expected"),
     [
         (
-            {"customer_country": "USA"},
-            "customer_country 'USA' is not an ISO 3166 alpha-2 code; use a two-letter code such as 'US'.",
+            {"customer_country": "Untied States"},
+            "customer_country 'Untied States' is not an ISO 3166 alpha-2 code; use a two-letter code such as 'US'.",
         ),
         (
             {"currency": "US$"},
@@ -171,8 +171,8 @@ def test_missing_fields_are_named() -> None:
 
 def test_invalid_input_carries_field_and_value() -> None:
     with pytest.raises(InvalidInput) as caught:
-        parse_or_raise(NewReferral, {**CO_SELL, "customer_country": "USA"})
-    assert caught.value.field == "customer_country" and caught.value.value == "USA"
+        parse_or_raise(NewReferral, {**CO_SELL, "customer_country": "XYZ"})
+    assert caught.value.field == "customer_country" and caught.value.value == "XYZ"
 
 
 def test_co_sell_makes_two_linked_bodies() -> None:
@@ -410,3 +410,11 @@ def test_wire_registration_messages_name_wire_fields() -> None:
     assert message(DealRegistrationCreate, {**wire, "type": "Other"}).startswith(
         "type 'Other' is not allowed; use one of: 'AzureIPCoSell'."
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "code"), [("UK", "GB"), ("Germany", "DE"), ("USA", "US"), ("holland", "NL")]
+)
+def test_create_reads_country_names_and_aliases(given: str, code: str) -> None:
+    new = parse_or_raise(NewReferral, {**CO_SELL, "customer_country": given})
+    assert partner_referral_body(new).to_wire()["customerProfile"]["address"]["country"] == code

@@ -17,7 +17,7 @@ from pcref_mcp.sandbox.app import DEFAULT_ORDER
 from pcref_mcp.sandbox.odata import compile_filter
 from pcref_mcp.sandbox.seed import INJECTION_TEXTS
 from pcref_mcp.sandbox.state import SandboxState
-from tests.profiles import CREATED, lenient_only
+from tests.profiles import CREATED
 from tests.sandbox.conftest import TOKEN, Service, client_for, make_config
 from tests.sandbox.helpers import assert_error, new_referral, registration
 
@@ -25,14 +25,21 @@ pytestmark = pytest.mark.anyio
 
 
 async def _first(sandbox: Service, flt: str) -> dict[str, Any]:
-    """Test set-up: the newest seeded referral matching ``flt``, found in the store with the full
-    (lenient) filter language, so tests about other behaviour hold on the strict profile too."""
+    """A stored referral matching ``flt`` (any OData the sandbox reads: a test's back door, so the
+    strict profile's query rules do not decide what a test can set up)."""
     assert sandbox.state is not None
-    sandbox.state.sweep()
+    values = _stored(sandbox.state, flt)
+    assert values, f"no seeded referral matches {flt}"
+    return values[0]
+
+
+def _stored(state: SandboxState, flt: str) -> list[dict[str, Any]]:
+    state.sweep()
     where, args = compile_filter(flt)
-    rows = sandbox.state.store.query(where, args, DEFAULT_ORDER, 1, 0)
-    assert rows, f"no seeded referral matches {flt}"
-    return dict(json.loads(rows[0]))
+    return [json.loads(doc) for doc in state.store.query(where, args, DEFAULT_ORDER, 1000, 0)]
+
+
+LENIENT = pytest.mark.parametrize("sandbox_profile", ["lenient"])  # the full OData the lenient profile reads
 
 
 async def _all(sandbox: Service, **params: str) -> list[dict[str, Any]]:
@@ -87,7 +94,7 @@ async def test_get_unknown_is_item_not_found(sandbox: Service) -> None:
     assert_error(await sandbox.get(f"referrals/{uuid.uuid4()}"), 404, "itemNotFound")
 
 
-@lenient_only
+@LENIENT  # strict serves PUT as documented: test_strict_profile.py
 async def test_put_is_405_pointing_to_patch(sandbox: Service) -> None:
     ref = await _first(sandbox, "status eq 'Active'")
     r = await sandbox.put(f"referrals/{ref['id']}", json=ref)
@@ -110,7 +117,7 @@ async def test_missing_or_unknown_token_is_401() -> None:
 # --- paging ---------------------------------------------------------------------------------------
 
 
-@lenient_only  # the lenient query engine (strict refusals: test_strict_queries.py)
+@LENIENT
 async def test_paging_visits_every_referral_once(sandbox: Service, state: SandboxState) -> None:
     state.reset(size=250)
     seen = await _all(sandbox, **{"$orderby": "details/dealValue desc"})
@@ -121,7 +128,7 @@ async def test_paging_visits_every_referral_once(sandbox: Service, state: Sandbo
     assert values == sorted(values, key=lambda v: (v is not None, v or 0), reverse=True)
 
 
-@lenient_only  # the lenient query engine (strict refusals: test_strict_queries.py)
+@LENIENT
 async def test_top_above_cap_pages_until_top(sandbox: Service, state: SandboxState) -> None:
     state.reset(size=250)
     r = await sandbox.get("referrals", params={"$top": "150", "$count": "true"})
@@ -141,7 +148,7 @@ async def test_skip_and_select(sandbox: Service) -> None:
     assert all(set(v) == {"id"} for v in r.json()["value"])
 
 
-@lenient_only  # the lenient query engine (strict refusals: test_strict_queries.py)
+@LENIENT
 async def test_filters_against_python(sandbox: Service, state: SandboxState) -> None:
     docs = list(state.store.iter_docs())
     cases = {
@@ -180,7 +187,7 @@ async def test_filters_against_python(sandbox: Service, state: SandboxState) -> 
         assert want, f"the seed should contain a match for {flt}"
 
 
-@lenient_only  # the lenient query engine (strict refusals: test_strict_queries.py)
+@LENIENT
 async def test_engagement_guid_unquoted_and_quoted(sandbox: Service) -> None:
     ref = await _first(sandbox, "organizationId eq 'msft'")
     unquoted = await _all(sandbox, **{"$filter": f"engagementId eq {ref['engagementId']}"})
@@ -586,7 +593,7 @@ async def test_dropped_connection_after_the_write_is_applied(sandbox: Service, s
         await sandbox.post("referrals", json=new_referral(externalReferenceId="ambiguous-create-1"))
     assert info.value.applied is True
     state.faults.clear()
-    found = [d for d in await _all(sandbox) if d.get("externalReferenceId") == "ambiguous-create-1"]
+    found = _stored(state, "externalReferenceId eq 'ambiguous-create-1'")
     assert len(found) == 1
     assert state.stats()["writesByKind"]["create"] == 1
 

@@ -308,7 +308,7 @@ async def test_search_falls_back_to_documented_features_when_probing_fails(
 ) -> None:
     from pcref_mcp.errors import ServiceUnavailable
 
-    async def broken() -> Capabilities:
+    async def broken(**_: Any) -> Capabilities:
         raise ServiceUnavailable("probe failed", status=503)
 
     monkeypatch.setattr(runtime, "query_capabilities", broken)
@@ -401,3 +401,50 @@ async def test_open_reads_as_new_or_active(client: Client, sandbox: Sandbox) -> 
     found, out = await ids_of(client, {"status": "open"})
     assert found == where(docs, lambda d: d["status"] in ("New", "Active")) != set()
     assert "status 'open' as New or Active" in out["note"]
+
+
+async def test_a_feature_the_service_stopped_answering_is_learnt_again(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Cached capabilities say 'contains' works; the (strict) service now refuses it: probe again."""
+    from pcref_mcp.sandbox import SandboxConfig, create_app
+    from pcref_mcp.sandbox.clock import ManualClock
+
+    app = create_app(
+        SandboxConfig(
+            db_path=tmp_path / "strict.db", clock=ManualClock(START), rate_limit=0, profile="strict"
+        )
+    )
+    rt = Runtime(settings, sandbox_app=app)
+    rt._capabilities = Capabilities.everything(rt.client.base_url)  # learnt earlier, no longer true
+    async with Client(build_server(settings, runtime=rt), raise_exceptions=True) as c:
+        out = await call(c, "search_referrals", {"filters": {"text": "a"}, "limit": 5})
+        assert "Done here, not by the service" in out["note"] and out["rows"]
+        assert rt._capabilities is not None and not rt._capabilities.supports("contains")
+    await rt.aclose()
+
+
+def test_only_queries_that_lean_on_learnt_features_are_retried() -> None:
+    everything_ = Capabilities.everything("x")
+    documented = Capabilities.documented("x")
+    plain = searching.Filters.model_validate({"status": "New", "direction": "Incoming"})
+    text = searching.Filters.model_validate({"text": "a"})
+    assert not searching._leans_on_probed(searching.plan(plain, "created_desc", documented), documented)
+    assert searching._leans_on_probed(searching.plan(text, "created_desc", everything_), everything_)
+    assert searching._leans_on_probed(searching.plan(plain, "value_desc", everything_), everything_)
+    assert searching._leans_on_probed(
+        searching.plan(plain, "created_desc", everything_), everything_
+    )  # $skip
+
+
+async def test_a_cursor_keeps_its_search_and_takes_a_new_page_size(client: Client) -> None:
+    first = await call(client, "search_referrals", {"filters": {"status": "Active"}, "limit": 5})
+    cursor = first["next_cursor"]
+    more = await call(client, "search_referrals", {"cursor": cursor, "limit": 7})
+    assert len(more["rows"]) == 7 and all(r["status"].startswith("Active/") for r in more["rows"])
+    assert not {r["id"] for r in more["rows"]} & {r["id"] for r in first["rows"]}
+    same = await call(client, "search_referrals", {"cursor": cursor, "filters": {"status": ["active"]}})
+    assert [r["id"] for r in same["rows"]][:5] == [r["id"] for r in more["rows"]][:5]
+    for other in ({"filters": {"status": "New"}}, {"sort": "value_desc"}):
+        msg = await call_error(client, "search_referrals", {"cursor": cursor, **other})
+        assert "cannot change the filters or the sort" in msg
