@@ -191,28 +191,6 @@ class WireModel(BaseModel):
         ser_json_inf_nan="null",
     )
 
-    _read_problems: list[ReadProblem] = PrivateAttr(default_factory=list)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _read_tolerantly(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        """Normalise the raw document once, at the outermost model, then validate it."""
-        if _INSIDE.get() or not isinstance(data, dict):
-            return handler(data)
-        doc, problems = normalise(cls, data)
-        token = _INSIDE.set(True)
-        try:
-            instance = _validate_leaving_out(doc, problems, handler)
-        finally:
-            _INSIDE.reset(token)
-        instance._read_problems = problems
-        return instance
-
-    @property
-    def read_problems(self) -> list[ReadProblem]:
-        """Values that were not as documented: how each was read, or that it was left out."""
-        return list(self._read_problems)
-
     def to_wire(self) -> dict[str, Any]:
         """The JSON document as read: aliases, only fields that were present (normalised, see above)."""
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
@@ -425,7 +403,35 @@ class DealRegistration(WireModel):
 
 
 class Referral(WireModel):
-    """One referral (lead or co-sell opportunity), as GET /referrals/{id} returns it."""
+    """One referral (lead or co-sell opportunity), as GET /referrals/{id} returns it.
+
+    The tolerant read happens here, at the document's root, once for the whole tree; nested models
+    are plain validation.
+    """
+
+    # Only the roots carry notes: a private attribute on every nested model would cost a Python call
+    # per object of every page.
+    _read_problems: list[ReadProblem] = PrivateAttr(default_factory=list)
+
+    @property
+    def read_problems(self) -> list[ReadProblem]:
+        """Values that were not as documented: how each was read, or that it was left out."""
+        return list(self._read_problems)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_tolerantly(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Normalise the raw document, then validate it; note what was not as documented."""
+        if _INSIDE.get() or not isinstance(data, dict):
+            return handler(data)
+        doc, problems = normalise(cls, data)
+        token = _INSIDE.set(True)
+        try:
+            instance = _validate_leaving_out(doc, problems, handler)
+        finally:
+            _INSIDE.reset(token)
+        instance._read_problems = problems
+        return instance
 
     odata_context: str | None = Field(default=None, alias="@odata.context")
     id: str | None = None
@@ -499,6 +505,12 @@ class ReferralPage(WireModel):
     odata_next_link: str | None = Field(default=None, alias="@odata.nextLink")
 
     _skipped: list[SkippedItem] = PrivateAttr(default_factory=list)
+    _read_problems: list[ReadProblem] = PrivateAttr(default_factory=list)
+
+    @property
+    def read_problems(self) -> list[ReadProblem]:
+        """Envelope values that were not as documented (each referral carries its own)."""
+        return list(self._read_problems)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -234,7 +234,16 @@ def _value(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> An
             if read is not _LEFT_OUT:
                 items.append(read)
         return items
-    read, changed = RULES[slot.kind](value, slot)
+    kind, typ = slot.kind, type(value)
+    if (  # the documented type: nothing to do (most values, so checked before any call)
+        kind == "any"
+        or (typ is str and kind == "str" and slot.enum is None)
+        or (kind == "float" and (typ is float or typ is int))
+        or (typ is bool and kind == "bool")
+        or (typ is int and kind == "int")
+    ):
+        return value
+    read, changed = RULES[kind](value, slot)
     if read is _LEFT_OUT:
         problems.append(ReadProblem(path, _show(value), None))
     elif changed:
