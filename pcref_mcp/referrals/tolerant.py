@@ -70,6 +70,11 @@ class Slot:
     enum: type[StrEnum] | None = None
     item: Slot | None = None
     dict_ok: bool = False  # a bare object is also a documented form (customerProfile.ids, 2018)
+    values: frozenset[str] = frozenset()  # the enum's documented spellings
+
+    def __post_init__(self) -> None:
+        if self.enum is not None and not self.values:
+            object.__setattr__(self, "values", frozenset(m.value for m in self.enum))
 
 
 # --- the rules: how a value of the wrong type is read, per kind -----------------------------------
@@ -190,16 +195,32 @@ def _object(model: type[BaseModel], doc: dict[str, Any], path: str, problems: li
     slots, names = slots_of(model)
     out: dict[str, Any] = {}
     for key, value in doc.items():
-        wire = key if key in slots else names.get(key.lower()) if isinstance(key, str) else None
-        if wire is not None and wire != key and wire in doc:
-            wire = None  # both spellings sent: the documented one wins, the other is kept as is
-        if wire is None:
+        slot = slots.get(key)
+        if slot is None:
+            wire = names.get(key.lower()) if isinstance(key, str) else None
+            if wire is None or wire in doc:  # unknown, or both spellings sent: kept as sent
+                out[key] = value
+                continue
+            key, slot = wire, slots[wire]
+        if value is None or _documented(slot, value):
             out[key] = value
             continue
-        read = _value(slots[wire], value, f"{path}/{wire}", problems)
+        read = _value(slot, value, f"{path}/{key}", problems)
         if read is not _LEFT_OUT:
-            out[wire] = read
+            out[key] = read
     return out
+
+
+def _documented(slot: Slot, value: Any) -> bool:
+    """A scalar of the documented type: nothing to do (most values, so checked before any work)."""
+    kind, typ = slot.kind, type(value)
+    return (
+        kind == "any"
+        or (typ is str and kind == "str" and (slot.enum is None or value in slot.values))
+        or (kind == "float" and (typ is float or typ is int))
+        or (typ is bool and kind == "bool")
+        or (typ is int and kind == "int")
+    )
 
 
 def _value(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> Any:
@@ -228,22 +249,19 @@ def _value(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> An
         elif not isinstance(value, list):
             problems.append(ReadProblem(path, _show(value), None))
             return _LEFT_OUT
+        item = slot.item
         items = []
-        for index, item in enumerate(value):
-            read = _value(slot.item, item, f"{path}/{index}", problems)
+        for index, entry in enumerate(value):
+            if entry is None or _documented(item, entry):
+                items.append(entry)
+                continue
+            read = _value(item, entry, f"{path}/{index}", problems)
             if read is not _LEFT_OUT:
                 items.append(read)
         return items
-    kind, typ = slot.kind, type(value)
-    if (  # the documented type: nothing to do (most values, so checked before any call)
-        kind == "any"
-        or (typ is str and kind == "str" and slot.enum is None)
-        or (kind == "float" and (typ is float or typ is int))
-        or (typ is bool and kind == "bool")
-        or (typ is int and kind == "int")
-    ):
+    if _documented(slot, value):
         return value
-    read, changed = RULES[kind](value, slot)
+    read, changed = RULES[slot.kind](value, slot)
     if read is _LEFT_OUT:
         problems.append(ReadProblem(path, _show(value), None))
     elif changed:
