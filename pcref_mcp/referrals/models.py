@@ -418,6 +418,14 @@ class Referral(WireModel):
         """Values that were not as documented: how each was read, or that it was left out."""
         return list(self._read_problems)
 
+    def left_out_under(self, pointer: str) -> list[ReadProblem]:
+        """Values at or below ``pointer`` that could not be read and are missing from this model: a
+        write replacing ``pointer`` as a whole would drop them without anyone seeing them."""
+        prefix = pointer.rstrip("/") + "/"
+        return [
+            p for p in self._read_problems if p.left_out and (p.path == pointer or p.path.startswith(prefix))
+        ]
+
     @model_validator(mode="wrap")
     @classmethod
     def _read_tolerantly(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:

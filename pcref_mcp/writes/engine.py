@@ -531,6 +531,16 @@ class WriteEngine:
         about are shown by name only. The before-image of an appended list is kept as its length, so
         the journal holds no one else's contact details and undo still restores the list exactly.
         """
+        for op in operations:  # a value the tolerant read left out must not vanish unseen
+            unread = [] if op.path.endswith("/-") else referral.left_out_under(op.path)
+            if unread:
+                raise InvalidInput(
+                    f"Referral {referral.id} holds values under {op.path} that could not be read "
+                    f"({'; '.join(p.describe(show_values=False) for p in unread[:3])}); replacing "
+                    f"{op.path} as a whole would drop them without the preview showing them.",
+                    field=op.path,
+                    hint="Add to the list instead of replacing it, or fix the referral in Partner Center first.",
+                )
         wire = referral.to_wire()
         changes: list[FieldChange] = []
         before: dict[str, Any] = {}

@@ -190,3 +190,27 @@ async def test_update_field_without_etag_is_refused_and_nothing_sent(
     message = await call_error(client, "update_field", {**args, "confirm_token": first["confirm_token"]})
     assert "without an ETag" in message and "nothing was sent" in message
     assert "PATCH" not in [r.method for r in transport.requests]
+
+
+async def test_a_list_with_an_unreadable_entry_is_never_replaced_unseen(journal: Journal) -> None:
+    from pcref_mcp.partner_center.recording import Exchange
+
+    doc = {
+        "id": "R-TEAM",
+        "eTag": '"t"',
+        "status": "Active",
+        "substatus": "Accepted",
+        "team": [
+            {"firstName": "Scrubbed", "lastName": "Person", "email": "a@example.invalid"},
+            "not a member",
+        ],
+    }
+    transport = Replay([Exchange("GET", "/v1.0/engagements/referrals/R-TEAM", "", 200, {}, doc)])
+    engine = WriteEngine(client_for(transport), journal)
+    member = {"first_name": "New", "last_name": "Member", "email": "new@example.invalid"}
+    with pytest.raises(InvalidInput, match="could not be read") as info:
+        await engine.plan_update("R-TEAM", [("/team", [member])])
+    assert info.value.field == "/team" and "not a member" not in str(info.value)  # no values in the message
+    appended = await engine.plan_update("R-TEAM", [("/team/-", member)])  # adding touches nothing else
+    assert [op.path for op in appended.operations] == ["/team/-"]
+    await engine.client.aclose()
