@@ -152,3 +152,36 @@ def test_scrub_replaces_contact_details_in_any_case_and_inside_text() -> None:
     assert "1 Main St" not in text
     assert clean["customerProfile"]["name"] == "Contoso" and clean["details"]["dealValue"] == 5000
     assert clean["id"] == doc["id"] and clean["createdDateTime"] == doc["createdDateTime"]
+
+
+def test_doctor_live_path_signs_in_and_checks_partner_center(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The live branch end to end, with sign-in and the network replaced: settings are forced to
+    live (whatever serve uses), the token is fetched first and never shown, the base URL is the live one."""
+    from pcref_mcp.partner_center import auth
+
+    transport = replay("odd-page")
+    asked: list[str] = []
+
+    class Tokens:
+        app_only = False
+
+        async def get_token(self) -> str:
+            asked.append("token")
+            return "live-secret-token-123"
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("PCREF_TENANT_ID", "00000000-0000-0000-0000-000000000001")
+    monkeypatch.setenv("PCREF_CLIENT_ID", "00000000-0000-0000-0000-000000000002")
+    monkeypatch.setattr(auth, "ensure_configured", lambda settings: None)
+    monkeypatch.setattr(auth, "provider_for", lambda settings: Tokens())
+    monkeypatch.setattr(httpx, "AsyncHTTPTransport", lambda **kw: transport)
+    code = main(["doctor"])
+    out = capsys.readouterr().out
+    assert "https://api.partner.microsoft.com/v1.0/engagements/ (Partner Center, live)" in out
+    assert "sign in" in out and "live-secret-token-123" not in out and asked
+    assert all(r.headers["Authorization"] == "Bearer live-secret-token-123" for r in transport.requests)
+    assert all(r.url.host == "api.partner.microsoft.com" for r in transport.requests)
+    assert code == 0, out
+    assert (tmp_path / "pcref-mcp" / caps.CACHE_FILE).exists()  # live answers are stored for search
