@@ -819,6 +819,12 @@ def _note(the_plan: Plan, scan: _Scan, *, first_page: bool) -> str | None:
     unread = skipped_note(scan.skipped)
     if unread:
         parts.append(unread)
+    partly = [str(r.id) for r in scan.rows if any(p.left_out for p in r.read_problems)]
+    if partly:  # e.g. a deal value "N/A": the row shows none, which is not the same as none set
+        parts.append(
+            f"Values of {', '.join(partly[:5])}{' …' if len(partly) > 5 else ''} could not be read and are "
+            "left out of the rows; get_referral lists them (readProblems)."
+        )
     return " ".join(parts) or None
 
 

@@ -203,3 +203,25 @@ async def test_the_loopback_sandbox_over_http_is_trusted_by_its_own_base_url() -
             await client.list_page(next_link="http://127.0.0.2:8780/v1.0/engagements/referrals?$skiptoken=x")
     assert seen == ["http://127.0.0.1:8780/v1.0/engagements/referrals?$skiptoken=x"]
     assert BASE.startswith("https://")
+
+
+# --- every recording, present and future ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", sorted(p.name for p in FIXTURES.iterdir() if p.is_dir()))
+async def test_every_recorded_answer_reads_through_the_client(scenario: str) -> None:
+    """A recording dropped into tests/fixtures/oddities/ (e.g. from `pcref-mcp doctor --record`) is
+    replayed here at once: each successful GET must read, odd values noted, never a failed page."""
+    from pcref_mcp.partner_center.recording import load_exchanges
+
+    exchanges = load_exchanges(FIXTURES / scenario)
+    reads = [e for e in exchanges if e.method == "GET" and 200 <= e.status < 300]
+    for exchange in reads:
+        async with client_for(Replay([exchange])) as client:
+            if exchange.path.rstrip("/").endswith("/referrals"):
+                url = f"https://pc.test{exchange.path}" + (f"?{exchange.query}" if exchange.query else "")
+                page = await client.list_page(next_link=url)
+                assert all(r.id for r in page.value)
+            else:
+                referral = await client.get(exchange.path.rsplit("/", 1)[-1])
+                assert referral.id

@@ -145,7 +145,9 @@ async def test_search_shows_the_readable_and_names_the_unreadable(odd_tools: tup
     found = await call(client, "search_referrals", {})
     ids = {row["id"] for row in found["rows"]}
     assert ids == {"R-ODD", "R-PASCAL", "R-PLAIN"}
-    assert "could not be read" in found.get("note", "")
+    note = found.get("note", "")
+    assert "2 referral(s) could not be read" in note
+    assert "Values of R-ODD could not be read" in note  # its price "N/A": not the same as no price
     pascal = next(row for row in found["rows"] if row["id"] == "R-PASCAL")
     assert pascal["status"] == "Active/Accepted" and pascal["customer"] == "«Northwind Traders»"
 
