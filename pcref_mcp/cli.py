@@ -78,7 +78,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Any) -> int:
         file=sys.stderr,
         flush=True,
     )
-    serve(host=args.host, port=args.port, db_path=db, reset=args.reset, size=args.size)
+    serve(host=args.host, port=args.port, db_path=db, reset=args.reset, size=args.size, profile=args.profile)
     return 0
 
 
@@ -256,6 +256,11 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--db", help="database file (default: in the user data dir)")
     sandbox.add_argument("--reset", action="store_true", help="drop and reseed the database")
     sandbox.add_argument("--size", type=int, default=60, help="referrals to seed (default 60)")
+    sandbox.add_argument(
+        "--profile",
+        choices=("lenient", "strict"),
+        help="strict: as documented (default PCREF_SANDBOX_PROFILE)",
+    )
     sandbox.set_defaults(run=cmd_sandbox)
 
     login = sub.add_parser("login", help="sign in to Partner Center (device code by default)")
