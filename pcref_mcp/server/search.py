@@ -155,13 +155,15 @@ class Filters(BaseModel):
     external_reference_id: str | None = None
     country: Annotated[list[str], BeforeValidator(_many)] | None = Field(default=None, description="Or name")
     currency: Annotated[list[str], BeforeValidator(_many)] | None = None
-    sales_stage: Annotated[list[str], BeforeValidator(_many)] | None = None
+    sales_stage: Annotated[list[str], BeforeValidator(_many)] | None = Field(
+        default=None, description="Qualify, Develop, Propose, Close"
+    )
     registration_status: (
         Annotated[list[ReferralRegistrationStatus], BeforeValidator(_many_ci(ReferralRegistrationStatus))]
         | None
     ) = None
     expiring_within_days: Annotated[int, Field(ge=1, le=EXPIRY_DAYS)] | None = Field(
-        default=None, description="Unanswered incoming"
+        default=None, description="Unanswered incoming, expiring within N days"
     )
     created_from: date | None = None
     created_to: date | None = None

@@ -40,7 +40,7 @@ pytestmark = [
 ]
 
 WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change"}
-READ_TOOLS = {"search_referrals", "get_referral", "search", "fetch"}
+READ_TOOLS = {"search_referrals", "get_referral", "search", "fetch", "recent_changes"}
 
 
 def _inspector_path() -> Path:

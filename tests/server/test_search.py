@@ -448,3 +448,21 @@ async def test_a_cursor_keeps_its_search_and_takes_a_new_page_size(client: Clien
     for other in ({"filters": {"status": "New"}}, {"sort": "value_desc"}):
         msg = await call_error(client, "search_referrals", {"cursor": cursor, **other})
         assert "cannot change the filters or the sort" in msg
+
+
+@pytest.mark.parametrize(
+    ("filters", "says"),
+    [
+        ({"text": "   "}, "text is empty"),
+        ({"customer_contains": "x" * 201}, "customer_contains is longer than 200 characters"),
+        ({"currency": ["EUR", " "]}, "currency ' ' is not a currency"),
+        ({"currency": "dollars of narnia"}, "is not an ISO 4217 currency code"),
+        ({"status": "Active/Won"}, "status"),
+        ({"expiring_within_days": 0}, "expiring_within_days"),
+    ],
+)
+async def test_bad_filter_values_are_refused_with_what_to_do(
+    client: Client, filters: dict[str, Any], says: str
+) -> None:
+    msg = await call_error(client, "search_referrals", {"filters": filters})
+    assert says in msg
