@@ -119,7 +119,14 @@ def detail(
         out["team"] = wire.get("team")
         if "customer" not in wanted:
             out["customerProfile"] = {"team": (wire.get("customerProfile") or {}).get("team")}
-    return quote_fields(out)
+    out = quote_fields(out)
+    if referral.read_problems:
+        # Values that were not as documented: the model must know a field was normalised or left out.
+        out["readProblems"] = [
+            p.describe(show_values="contacts" in wanted or not _is_contact(p.path))
+            for p in referral.read_problems
+        ]
+    return out
 
 
 def respond(model: BaseModel) -> CallToolResult:
@@ -144,6 +151,10 @@ _SECTION_OF: dict[str, Section] = {
     "registrationStatus": "registrations",
     "team": "contacts",
 }
+
+
+def _is_contact(pointer: str) -> bool:
+    return pointer.startswith(("/team", "/customerProfile/team"))
 
 
 def _date(value: str | None) -> str | None:
