@@ -126,7 +126,8 @@ async def _batch(tmp: Path, n: int, *, elicit: bool) -> dict[str, Any]:
     async with _session(tmp, elicit=elicit) as (client, _runtime, app, elapsed):
         ids = await _targets(app, n)
         items = [
-            {"referral_id": rid, "field": "deal value", "value": 100_000 + i} for i, rid in enumerate(ids)
+            {"referral_id": rid, "changes": [{"field": "deal value", "value": 100_000 + i}]}
+            for i, rid in enumerate(ids)
         ]
         reset_counters(app)
         answers = []

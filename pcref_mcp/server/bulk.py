@@ -15,7 +15,9 @@ from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
 from pydantic import BaseModel
 
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals.patch_paths import Edit
 from pcref_mcp.server.confirmation import TokenIssued, runtime_of
+from pcref_mcp.server.inputs import ReadAs
 from pcref_mcp.writes import batch as batching
 from pcref_mcp.writes.batch import MAX_ITEMS, BatchPlan, BatchRequest
 
@@ -31,11 +33,12 @@ class BatchResult(BaseModel):
     batch_id: str | None = None
     items: list[str]
     confirm_token: str | None = None
+    read_as: ReadAs = None
 
 
 async def plan(
     ctx: Context,
-    items: Sequence[tuple[str, list[tuple[str, Any]]]] | None,
+    items: Sequence[tuple[str, list[Edit]]] | None,
     csv: str | None,
     undo: str | None,
 ) -> BatchPlan:

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from pcref_mcp.errors import InvalidInput, NotFound, PcrefError
 from pcref_mcp.partner_center import odata
 from pcref_mcp.referrals.models import Referral
-from pcref_mcp.referrals.patch_paths import pointer_get
+from pcref_mcp.referrals.patch_paths import Edit, pointer_get
 from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import NewReferral
 from pcref_mcp.writes.batch import BatchRequest
@@ -288,7 +288,7 @@ async def _row_request(client: PartnerCenterClient, n: int, values: dict[str, st
 
 def _update_request(label: str, current: Referral, values: dict[str, str]) -> BatchRequest:
     wire = current.to_wire()
-    changes: list[tuple[str, Any]] = []
+    changes: list[Edit | tuple[str, Any]] = []
     notes: list[str] = []
     for name, text in values.items():
         column = _BY_NAME.get(name)
@@ -305,7 +305,7 @@ def _update_request(label: str, current: Referral, values: dict[str, str]) -> Ba
                 )
             continue
         try:
-            changes.append((column.change, _parse(column, text)))
+            changes.append(Edit(column.change, _parse(column, text)))
         except ValueError as exc:
             return BatchRequest(label, refused=str(exc), notes=notes)
     if not changes:

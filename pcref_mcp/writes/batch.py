@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pcref_mcp.errors import PcrefError, UndoNotPossible
+from pcref_mcp.referrals.patch_paths import Edit
 from pcref_mcp.referrals.untrusted import quote_at
 from pcref_mcp.referrals.write_models import NewReferral
 from pcref_mcp.writes.preview import WritePlan
@@ -38,7 +39,7 @@ class BatchRequest:
 
     label: str
     referral_id: str | None = None
-    changes: list[tuple[str, Any]] = field(default_factory=list)
+    changes: list[Edit | tuple[str, Any]] = field(default_factory=list)
     create: NewReferral | None = None
     undo: int | None = None
     refused: str | None = None

@@ -89,7 +89,7 @@ async def test_export_snapshots_feed_the_next_what_changed(client: Client, sandb
 
 async def test_feed_includes_own_writes_since(client: Client, sandbox: Sandbox) -> None:
     target = (await sandbox.find("status eq 'Active'"))[0]
-    args = {"items": [{"referral_id": target["id"], "field": "deal value", "value": 31337}]}
+    args = {"items": [{"referral_id": target["id"], "changes": [{"field": "deal value", "value": 31337}]}]}
     first = await call(client, "batch_update", args)
     done = await call(client, "batch_update", {**args, "confirm_token": first["confirm_token"]})
     out = await call(client, "recent_changes", {"since": "7d"})
