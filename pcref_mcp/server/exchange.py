@@ -236,7 +236,7 @@ def _read(text: str) -> tuple[list[list[str]], list[str]]:
     if unknown:
         raise InvalidInput(
             "The CSV has column(s) this import does not know: "
-            + ", ".join(str(quote(h)) for h in unknown)
+            + ", ".join(str(quote(h if len(h) <= 40 else h[:40] + "…")) for h in unknown[:10])
             + ". Known: "
             + ", ".join([c.name for c in COLUMNS] + list(_CREATE_ONLY))
             + ". Rename or remove them; nothing was read.",

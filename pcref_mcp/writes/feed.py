@@ -63,7 +63,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         parsed = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(
-            f"since {quote(text)} is not a time this server reads.",
+            f"since {quote(text if len(text) <= 40 else text[:40] + '…')} is not a time this server reads.",
             field="since",
             hint="Use a date (2026-11-02), a UTC time (2026-11-02T09:00Z), 7d, 24h or a weekday (monday).",
         ) from None
