@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -306,10 +307,18 @@ def _last_change_id(engine: WriteEngine, plan: WritePlan) -> int | None:
 
 
 def _shown(value: Any) -> str:
+    """A value as the single-write preview shows it: amounts with separators, dates as dates."""
     if value is None:
         return "(empty)"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
     if isinstance(value, str):
-        return value if value.startswith("«") else repr(value)
+        if value.startswith("«"):
+            return value
+        return value[:10] if _MIDNIGHT.fullmatch(value) else repr(value)
     return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+_MIDNIGHT = re.compile(r"\d{4}-\d{2}-\d{2}T00:00:00(\.0+)?Z?")

@@ -113,8 +113,8 @@ async def test_import_updates_what_changed_and_creates_what_is_missing(
     first = await call(client, "batch_update", {"csv": table.getvalue()})
     assert first["status"] == "confirmation_required", first
     items = first["items"]
-    assert "deal value" in items[0] and "123,456" not in items[0]  # one line, before → after
-    assert "closing date" in items[1]
+    assert "deal value" in items[0] and "→ 123,456" in items[0]  # one line, before → after
+    assert "closing date: " in items[1] and "→ 2027-03-31" in items[1]
     assert "unchanged" in items[2] and "«Renamed in CRM»" in items[2] and "left as is" in items[2]
     assert "Create" in items[3] and "«New from CRM»" in items[3]
     done = await call(
