@@ -67,6 +67,7 @@ class Settings(BaseModel):
     read_only: bool = False
     require_elicitation: bool = False
     confirm_ttl_seconds: int = Field(default=300, ge=1)
+    approval_timeout_seconds: int = Field(default=300, ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8765, ge=0, le=65535)
     http_bearer_token: SecretStr | None = None
