@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import secrets
@@ -34,7 +35,7 @@ from typing import Any, Literal
 
 from pcref_mcp.errors import ConfirmationError, StaleConfirmation
 
-__all__ = ["ApprovalStore", "Claims", "Pending", "TOKEN_MAX_LENGTH"]
+__all__ = ["TOKEN_MAX_LENGTH", "ApprovalStore", "Claims", "Pending"]
 
 TOKEN_MAX_LENGTH = 64
 Channel = Literal["token", "elicitation"]
@@ -194,7 +195,7 @@ class ApprovalStore:
             gone = db.execute("DELETE FROM approvals WHERE expires < ?", (now - self._grace,)).rowcount
             keys = [r[0] for r in db.execute("SELECT created FROM approval_keys ORDER BY created DESC")]
             # a key stays while the key that replaced it is younger than the grace period
-            for successor, old in zip(keys, keys[1:], strict=False):
+            for successor, old in itertools.pairwise(keys):
                 if successor < now - self._grace:
                     db.execute("DELETE FROM approval_keys WHERE created=?", (old,))
         return int(gone)
