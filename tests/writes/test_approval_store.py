@@ -59,9 +59,7 @@ def test_a_handle_is_short_and_writes_once(store: ApprovalStore) -> None:
         (Claims(CLAIMS.owner, CLAIMS.tool, "q" * 64, CLAIMS.etag), "arguments differ"),
     ],
 )
-def test_a_handle_is_bound_to_owner_tool_and_plan(
-    store: ApprovalStore, other: Claims, message: str
-) -> None:
+def test_a_handle_is_bound_to_owner_tool_and_plan(store: ApprovalStore, other: Claims, message: str) -> None:
     handle = store.issue(CLAIMS, ttl=300)
     with pytest.raises(ConfirmationError, match=message):
         store.redeem(handle, other)
@@ -79,7 +77,12 @@ def test_a_changed_etag_is_stale_and_keeps_the_snapshot(store: ApprovalStore) ->
 def test_forged_mistyped_and_expired_handles(store: ApprovalStore, clock: Clock) -> None:
     handle = store.issue(CLAIMS, ttl=300)
     nonce, _, mac = handle.partition(".")
-    for bad in (f"{nonce}.{mac[:-1]}A" if not mac.endswith("A") else f"{nonce}.{mac[:-1]}B", "x.y", "", "." * 70):
+    for bad in (
+        f"{nonce}.{mac[:-1]}A" if not mac.endswith("A") else f"{nonce}.{mac[:-1]}B",
+        "x.y",
+        "",
+        "." * 70,
+    ):
         with pytest.raises(ConfirmationError, match="not valid here"):
             store.redeem(bad, CLAIMS)
     clock.now += 301
@@ -155,7 +158,9 @@ def test_two_processes_racing_to_redeem_one_token_exactly_one_wins(tmp_path: Pat
         handle = store.issue(CLAIMS, ttl=300)
         store.close()
         start, results = ctx.Event(), ctx.Queue()
-        procs = [ctx.Process(target=_redeem_in_process, args=(str(path), handle, start, results)) for _ in range(4)]
+        procs = [
+            ctx.Process(target=_redeem_in_process, args=(str(path), handle, start, results)) for _ in range(4)
+        ]
         for p in procs:
             p.start()
         start.set()
