@@ -135,7 +135,8 @@ def plan_fingerprint(plan: WritePlan) -> str:
         "bodies": plan.bodies,
         "undo": plan.undo_of,
         "external_ref": plan.external_ref,
-        "cosell": _canonical(plan.cosell),
+        # before the co-sell plan carried both bodies, the Microsoft side was built from this source
+        "cosell": _canonical(getattr(plan, "cosell", None)),
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
