@@ -437,7 +437,7 @@ async def test_paging_follows_next_link_verbatim(service: FakeService, sleeps: S
         result = await c.list_all(Query(top=10))
     assert len(result.referrals) == 35 and result.total == 35 and result.truncated is None
     urls = [str(r.url) for r in service.requests]
-    assert urls[0] == BASE + "referrals?%24top=10"
+    assert urls[0] == BASE + "referrals?$top=10"  # OData punctuation readable, spaces %20
     assert urls[1:] == [f"https://pc.test/v1.0/referrals?$skiptoken={n}" for n in (10, 20, 30)]
 
 

@@ -55,12 +55,24 @@ def make_config(**overrides: Any) -> SandboxConfig:
 
 
 def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SANDBOX_BASE)
+    """An in-process client; it carries the control token, so the /_sandbox/ routes answer it."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=SANDBOX_BASE,
+        headers={"X-Sandbox-Control": app.state.control_token},
+    )
 
 
 @pytest.fixture
-def sandbox_config() -> SandboxConfig:
-    return make_config()
+def sandbox_profile() -> str | None:
+    """None: the profile the suite runs with (PCREF_SANDBOX_PROFILE); a test about the lenient
+    profile's query language pins it with ``@pytest.mark.parametrize("sandbox_profile", ["lenient"])``."""
+    return None
+
+
+@pytest.fixture
+def sandbox_config(sandbox_profile: str | None) -> SandboxConfig:
+    return make_config(**({"profile": sandbox_profile} if sandbox_profile else {}))
 
 
 @pytest.fixture
