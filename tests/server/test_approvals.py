@@ -71,8 +71,7 @@ async def test_a_token_is_refused_in_a_session_that_can_ask(
 async def test_cosell_token_with_a_different_help_note_or_code_is_refused(
     client: Client, sandbox: Sandbox
 ) -> None:
-    """Issue 11: the Microsoft-side body is bound too. (Holds today through the co-sell source in
-    the binding; with engine's change the Microsoft body template is one of plan.bodies.)"""
+    """Issue 11: the Microsoft-side body (help note, assistance code) is bound like the partner's."""
     before = await sandbox.count()
     args = _new_referral("co_sell")
     token = (await call(client, "create_referral", args))["confirm_token"]
@@ -89,14 +88,12 @@ async def test_cosell_token_with_a_different_help_note_or_code_is_refused(
 
 
 async def test_cosell_preview_binds_both_bodies(runtime: Runtime, sandbox: Sandbox) -> None:
-    """Needs engine's change (plan.bodies == [partner body, Microsoft body template]): until it is
-    merged the plan carries one body and this test is skipped, not passed."""
+    """plan.bodies == [partner body, Microsoft body template]: the binding covers both."""
     from pcref_mcp.referrals.write_models import NewReferral
     from pcref_mcp.server.confirmation import plan_fingerprint
 
     plan = await runtime.engine.plan_create(NewReferral.model_validate(_new_referral("co_sell")["referral"]))
-    if len(plan.bodies) < 2:
-        pytest.skip("needs engine's co-sell plan (both bodies in plan.bodies)")
+    assert len(plan.bodies) == 2
     digest = plan_fingerprint(plan)
     text = str(plan.bodies[1])
     assert "Need a PoC sponsor" in text and "ProofOfConceptOrDemo" in text
