@@ -175,9 +175,19 @@ def test_guarded_write_asks_first_then_applies_with_the_token(target: Target) ->
     assert first["status"] == "confirmation_required", first
     assert first["confirm_token"] and first["preview"]["changes"][0]["field"] == "notes"
 
-    # Over stdio each `--cli` run spawns a new server: the token outlives the process that issued it
-    # (kept in the data dir), so the round trip works there too, and writes once.
     second = target.call("update_field", {**args, "confirm_token": first["confirm_token"]})
+    if target.transport == "http":
+        # Each `--cli` run is a new MCP session, and over HTTP a token is bound to the session that
+        # showed the preview: refused, nothing written.
+        assert second.code == 5, second
+        assert "another session" in second.body["result"]["content"][0]["text"]
+        after = target.call("get_referral", {"referral_id": rows[0]["id"], "sections": ["details"]}).result
+        assert f"Inspector {target.transport}" not in json.dumps(
+            after["structuredContent"], ensure_ascii=False
+        )
+        return
+    # Over stdio each `--cli` run spawns a new server: the token outlives the process that issued it
+    # (kept in the data dir), so the round trip finishes there, and writes once.
     done = second.result["structuredContent"]
     assert done["status"] == "applied", done
     assert done["change_id"] >= 1
