@@ -108,7 +108,7 @@ class SessionBounds:
 
         try:
             await self.app(scope, receive, watch)
-        except OSError as exc:  # the peer went away mid-response: one line, no traceback
+        except ConnectionError as exc:  # the peer went away mid-response: one line, no traceback
             log.info("HTTP client %s disconnected: %s", client, type(exc).__name__)
         finally:
             if tracked is not None and scope.get("method") != "GET":
@@ -162,7 +162,9 @@ def _is_disconnect(exc: BaseException) -> bool:
     import anyio
     from starlette.requests import ClientDisconnect
 
-    return isinstance(exc, ClientDisconnect | anyio.BrokenResourceError | anyio.ClosedResourceError | OSError)
+    return isinstance(
+        exc, ClientDisconnect | anyio.BrokenResourceError | anyio.ClosedResourceError | ConnectionError
+    )
 
 
 def _quiet_disconnects() -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pcref_mcp.errors import ConfirmationError, StaleConfirmation
+from pcref_mcp.errors import ConfigError, ConfirmationError, StaleConfirmation
 
 __all__ = ["TOKEN_MAX_LENGTH", "ApprovalStore", "Claims", "Pending"]
 
@@ -242,11 +242,20 @@ class ApprovalStore:
         if self.path is None:
             db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.path.parent, 0o700)
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(mode=0o700, parents=True)
+            for candidate in (
+                self.path,
+                *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")),
+            ):
+                if candidate.is_symlink():  # SQLite would write through a planted link
+                    raise ConfigError(f"{candidate} is a symbolic link; refusing to keep approvals there.")
             fd = os.open(self.path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            os.fchmod(fd, 0o600)
-            os.close(fd)
+            try:
+                if hasattr(os, "fchmod"):  # POSIX; on the file opened, never through a link
+                    os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")  # -wal/-shm take the database file's mode
         db.row_factory = sqlite3.Row

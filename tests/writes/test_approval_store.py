@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pcref_mcp.errors import ConfirmationError, StaleConfirmation
+from pcref_mcp.errors import ConfigError, ConfirmationError, StaleConfirmation
 from pcref_mcp.referrals.models import PatchOperation
 from pcref_mcp.server.confirmation import plan_fingerprint
 from pcref_mcp.writes.approvals import TOKEN_MAX_LENGTH, ApprovalStore, Claims
@@ -266,3 +266,15 @@ def test_the_binding_covers_operations_kind_referral_undo_and_etag() -> None:
     shown = copy.deepcopy(base)
     shown.summary, shown.warnings = "other words", ["a warning"]
     assert plan_fingerprint(shown) == digest
+
+
+def test_a_planted_link_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    for name in ("approvals.sqlite3", "approvals.sqlite3-wal"):
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        (folder / name).symlink_to(target)
+        with pytest.raises(ConfigError, match="symbolic link"):
+            ApprovalStore(folder / "approvals.sqlite3")
+    assert target.read_text() == ""
