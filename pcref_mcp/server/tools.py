@@ -391,8 +391,11 @@ async def _finish(ctx: Context, plan: WritePlan, approval: ElicitationResult[Any
 async def _announce(ctx: Context, plan: WritePlan, outcome: WriteOutcome) -> None:
     """Tell `subscriptions/listen` subscribers (2026-07-28) which referral:// resources our write changed.
 
-    The SDK serves `subscriptions/listen` and advertises resource subscriptions on that era; this is
-    what makes the advertisement true. 2025-era clients are not offered `resources/subscribe`.
+    The SDK serves `subscriptions/listen` and advertises resource subscriptions and list changes on
+    that era. We keep the advertisement and make it true rather than turn listening off: a client
+    watching a referral it showed the person learns that our write changed it. The tool, prompt and
+    resource lists never change while the server runs, so "list changed" is never due. 2025-era
+    clients are not offered `resources/subscribe`.
     """
     if outcome.status not in ("applied", "partial"):
         return

@@ -114,3 +114,15 @@ def test_without_elicitation_the_token_round_trip_writes_once(
     assert preview["status"] == "confirmation_required" and len(preview["confirm_token"]) <= 64, preview
     assert second["structuredContent"]["status"] == "applied", second
     assert not out["asked"]
+
+
+def test_require_elicitation_fails_closed_for_a_client_that_cannot_ask(tmp_path: Path) -> None:
+    """PCREF_REQUIRE_ELICITATION: a 2026-07-28 client without elicitation gets the specification's
+    missing-capability error (-32021); a 2025 client reads why in the tool result."""
+    env = {**process_env(tmp_path, PCREF_REQUIRE_ELICITATION="1")}
+    with http_server(tmp_path, env=env) as running:
+        modern = _run("v2", "modern", "none", ["http", running.url], _write("never"), tmp_path)
+        assert modern["results"][1]["error"]["code"] == -32021, modern
+        legacy = _run("v1", "legacy", "none", ["http", running.url], _write("never"), tmp_path)
+        update = legacy["results"][1]
+        assert update["isError"] and "require confirmation through the client" in update["text"], update
