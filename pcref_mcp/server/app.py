@@ -14,6 +14,7 @@ from mcp.server import MCPServer
 from pcref_mcp import __version__
 from pcref_mcp.config import Settings
 from pcref_mcp.referrals.schemas import compact_schema, omit_nulls, portable, strip_descriptions
+from pcref_mcp.server.inputs import add_tool
 from pcref_mcp.server.prompts import register_prompts
 from pcref_mcp.server.resources import register_resources
 from pcref_mcp.server.runtime import Runtime
@@ -59,7 +60,7 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None) -> MCPSe
     for spec in TOOLS:
         if settings.read_only and spec.writes:
             continue
-        server.add_tool(spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
+        add_tool(server, spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
     _compact_tool_schemas(server)
     register_resources(server)
     register_prompts(server)

@@ -48,6 +48,8 @@ from pcref_mcp.referrals.models import (
     ReferralStatus,
     ReferralSubstatus,
     ReferralType,
+    SkippedItem,
+    skipped_note,
 )
 from pcref_mcp.referrals.patch_paths import pointer_get
 
@@ -576,6 +578,7 @@ class _Scan:
     complete: bool = False
     cursor: dict[str, Any] | None = None
     total: int | None = None
+    skipped: list[SkippedItem] = field(default_factory=list)  # page items that could not be read
 
 
 async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor: str | None) -> Page:
@@ -724,6 +727,7 @@ async def _stream(
     while True:
         page = await _fetch(client, source)
         scan.pages += 1
+        scan.skipped.extend(page.skipped)
         if the_plan.pure and source.get("q", {}).get("count") and page.odata_count is not None:
             scan.total = page.odata_count
         items = page.value
@@ -766,6 +770,7 @@ async def _sorted_scan(client: PartnerCenterClient, the_plan: Plan, limit: int, 
     while source is not None:
         page = await _fetch(client, source)
         scan.pages += 1
+        scan.skipped.extend(page.skipped)
         scan.scanned += len(page.value)
         for referral in page.value:
             doc = referral.to_wire()
@@ -813,6 +818,15 @@ def _note(the_plan: Plan, scan: _Scan, *, first_page: bool) -> str | None:
             parts.append(f"No referral matches all of: {applied}. To widen: {relax}.")
         else:
             parts.append("There are no referrals.")
+    unread = skipped_note(scan.skipped)
+    if unread:
+        parts.append(unread)
+    partly = [str(r.id) for r in scan.rows if any(p.left_out for p in r.read_problems)]
+    if partly:  # e.g. a deal value "N/A": the row shows none, which is not the same as none set
+        parts.append(
+            f"Values of {', '.join(partly[:5])}{' …' if len(partly) > 5 else ''} could not be read and are "
+            "left out of the rows; get_referral lists them (readProblems)."
+        )
     return " ".join(parts) or None
 
 

@@ -17,8 +17,10 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals.patch_paths import Edit, Mode
 from pcref_mcp.referrals.untrusted import quote, quote_at
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
+from pcref_mcp.server import inputs
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.confirmation import Decision, approval_for, runtime_of, settings_of, tool_errors
 from pcref_mcp.server.views import ExtraField, ReferralRow, Section, detail, respond, row
@@ -76,11 +78,14 @@ def tool(
 
 class Change(BaseModel):
     field: str = Field(
-        description="Name or JSON pointer: deal value, currency, closing date, notes, status, substatus, "
-        "status reason, sales stage, external reference id, campaign id, referral program, share with "
-        "microsoft sellers, (add) sales team member, (add) customer contact, (add) solution"
+        description="Name or JSON pointer, e.g. deal value, currency, closing date, notes, status, substatus, "
+        "status reason, sales stage, sales team, customer contacts, add solution (all: pcref://fields)"
     )
     value: Any = Field(description="Schemas: resource pcref://fields")
+    mode: Mode | None = None
+
+    def edit(self) -> Edit:
+        return Edit(self.field, self.value, self.mode)
 
 
 class RegistrationChange(BaseModel):
@@ -90,6 +95,14 @@ class RegistrationChange(BaseModel):
         "marketplace transaction date"
     )
     value: Any
+
+    def edit(self) -> Edit:
+        return Edit(self.field, self.value)
+
+
+# Change items are read with their own rules (extra keys, modes, "add a note"): see server.inputs.
+inputs.read_changes(Change, registration=False)
+inputs.read_changes(RegistrationChange, registration=True)
 
 
 class PreviewChange(BaseModel):
@@ -117,6 +130,7 @@ class WriteResult(BaseModel):
     referral: ReferralRow | None = None
     created: list[ReferralRow] | None = None
     correlation_id: str | None = None
+    read_as: inputs.ReadAs = None
 
 
 class SearchResult(BaseModel):
@@ -124,12 +138,14 @@ class SearchResult(BaseModel):
     rows: list[ReferralRow]
     next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page")
     note: str | None = None
+    read_as: inputs.ReadAs = None
 
 
 class ReferralView(BaseModel):
     id: str
     etag: str | None = None
     referral: dict[str, Any] = Field(description="Wire JSON (camelCase), cut to the requested sections")
+    read_as: inputs.ReadAs = None
 
 
 # --- read tools -------------------------------------------------------------------------------------
@@ -177,7 +193,7 @@ async def get_referral(
 
 @tool_errors
 async def plan_update(ctx: Context, referral_id: str, changes: list[Change]) -> WritePlan:
-    return await runtime_of(ctx).engine.plan_update(referral_id, [(c.field, c.value) for c in changes])
+    return await runtime_of(ctx).engine.plan_update(referral_id, [c.edit() for c in changes])
 
 
 @tool("Update referral fields", writes=True, idempotent=True, untrusted=True)
@@ -234,7 +250,7 @@ async def plan_register(
         )
     if registration is not None:
         return await engine.plan_registration(referral_id, registration)
-    return await engine.plan_registration_update(referral_id, [(c.field, c.value) for c in changes or []])
+    return await engine.plan_registration_update(referral_id, [c.edit() for c in changes or []])
 
 
 @tool("Register a won deal", writes=True)
@@ -276,6 +292,7 @@ async def undo_change(
 
 class RecentChanges(BaseModel):
     changes: list[str]
+    read_as: inputs.ReadAs = None
 
 
 @tool("Recent changes", untrusted=True)
@@ -296,6 +313,7 @@ class SearchHit(BaseModel):
 
 class SearchHits(BaseModel):
     results: list[SearchHit]
+    read_as: inputs.ReadAs = None
 
 
 class FetchedDocument(BaseModel):
@@ -304,6 +322,7 @@ class FetchedDocument(BaseModel):
     text: str
     url: str
     metadata: dict[str, Any] | None = None
+    read_as: inputs.ReadAs = None
 
 
 @tool("Search (connector)", untrusted=True)

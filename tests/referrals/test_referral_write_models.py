@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals.untrusted import quote, unwrap
 from pcref_mcp.referrals.write_models import (
     ENGAGEMENT_ID_PLACEHOLDER,
     DealKind,
@@ -418,3 +419,14 @@ def test_wire_registration_messages_name_wire_fields() -> None:
 def test_create_reads_country_names_and_aliases(given: str, code: str) -> None:
     new = parse_or_raise(NewReferral, {**CO_SELL, "customer_country": given})
     assert partner_referral_body(new).to_wire()["customerProfile"]["address"]["country"] == code
+
+
+# --- our quote marks never round-trip into data --------------------------------------------------
+
+
+def test_unwrap_undoes_our_quoting_only() -> None:
+    assert unwrap("«Tailspin Toys»") == "Tailspin Toys"
+    assert unwrap(" «‹Tailspin Toys›» ") == "Tailspin Toys"  # quoted twice, copied back
+    assert unwrap(str(quote("Contoso"))) == "Contoso"
+    for text in ("Contoso", "«a» and «b»", "«»", "«open", "a «b»"):
+        assert unwrap(text) is None

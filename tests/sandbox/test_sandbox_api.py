@@ -17,6 +17,7 @@ from pcref_mcp.sandbox.app import DEFAULT_ORDER
 from pcref_mcp.sandbox.odata import compile_filter
 from pcref_mcp.sandbox.seed import INJECTION_TEXTS
 from pcref_mcp.sandbox.state import SandboxState
+from tests.profiles import CREATED
 from tests.sandbox.conftest import TOKEN, Service, client_for, make_config
 from tests.sandbox.helpers import assert_error, new_referral, registration
 
@@ -93,6 +94,7 @@ async def test_get_unknown_is_item_not_found(sandbox: Service) -> None:
     assert_error(await sandbox.get(f"referrals/{uuid.uuid4()}"), 404, "itemNotFound")
 
 
+@LENIENT  # strict serves PUT as documented: test_strict_profile.py
 async def test_put_is_405_pointing_to_patch(sandbox: Service) -> None:
     ref = await _first(sandbox, "status eq 'Active'")
     r = await sandbox.put(f"referrals/{ref['id']}", json=ref)
@@ -122,7 +124,8 @@ async def test_paging_visits_every_referral_once(sandbox: Service, state: Sandbo
     ids = [v["id"] for v in seen]
     assert len(ids) == len(set(ids)) == 250
     values = [v["details"]["dealValue"] for v in seen]
-    assert values == sorted(values, reverse=True)
+    # nulls last (the strict profile seeds leads without a deal value)
+    assert values == sorted(values, key=lambda v: (v is not None, v or 0), reverse=True)
 
 
 @LENIENT
@@ -149,7 +152,7 @@ async def test_skip_and_select(sandbox: Service) -> None:
 async def test_filters_against_python(sandbox: Service, state: SandboxState) -> None:
     docs = list(state.store.iter_docs())
     cases = {
-        "details/dealValue ge 100000": lambda d: d["details"]["dealValue"] >= 100000,
+        "details/dealValue ge 100000": lambda d: (d["details"]["dealValue"] or 0) >= 100000,
         "contains(tolower(customerProfile/name), 'o''neil')": lambda d: (
             "o'neil" in d["customerProfile"]["name"].lower()
         ),
@@ -184,6 +187,7 @@ async def test_filters_against_python(sandbox: Service, state: SandboxState) -> 
         assert want, f"the seed should contain a match for {flt}"
 
 
+@LENIENT
 async def test_engagement_guid_unquoted_and_quoted(sandbox: Service) -> None:
     ref = await _first(sandbox, "organizationId eq 'msft'")
     unquoted = await _all(sandbox, **{"$filter": f"engagementId eq {ref['engagementId']}"})
@@ -197,7 +201,7 @@ async def test_engagement_guid_unquoted_and_quoted(sandbox: Service) -> None:
 
 async def test_create_is_201_with_location_and_etag(sandbox: Service, state: SandboxState) -> None:
     r = await sandbox.post("referrals", json=new_referral())
-    assert r.status_code == 201
+    assert r.status_code == CREATED
     body = r.json()
     assert r.headers["ETag"] == body["eTag"]
     assert r.headers["Location"].endswith(body["id"])
@@ -234,7 +238,7 @@ async def test_create_tolerates_pascal_case_and_string_deal_value(sandbox: Servi
         "Details": {"DealValue": "10000", "Currency": "EUR"},
     }
     r = await sandbox.post("referrals", json=body)
-    assert r.status_code == 201, r.text
+    assert r.status_code == CREATED, r.text
     ref = r.json()
     assert ref["consent"]["consentToToShareInfoWithOthers"] is True
     assert ref["details"]["dealValue"] == 10000
@@ -252,7 +256,7 @@ async def test_cosell_pair_links_by_engagement(sandbox: Service) -> None:
         inviteContext={"notes": "Please help", "assistanceRequestCode": "ProofOfConceptOrDemo"},
     )
     r = await sandbox.post("referrals", json=msft)
-    assert r.status_code == 201, r.text
+    assert r.status_code == CREATED, r.text
     assert r.json()["organizationId"] == "msft"
     related = await _all(sandbox, **{"$filter": f"engagementId eq {mine['engagementId']}"})
     assert {v["id"] for v in related} == {mine["id"], r.json()["id"]}
