@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, is_dataclass
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -122,9 +121,9 @@ def plan_fingerprint(plan: WritePlan) -> str:
     """A digest of every byte the executor may send for ``plan``, and the ETag it was planned on.
 
     Every request body (for a co-sell create, the partner body and the Microsoft-side body
-    template), the patch operations, the kind, the referral, the change being undone, the external
-    reference and the co-sell source: change any of them and an approval given for the old plan
-    no longer matches.
+    template with its engagementId placeholder), the patch operations, the kind, the referral, the
+    change being undone and the external reference: change any of them and an approval given for
+    the old plan no longer matches.
     """
     material = {
         "tool": plan.tool,
@@ -135,8 +134,6 @@ def plan_fingerprint(plan: WritePlan) -> str:
         "bodies": plan.bodies,
         "undo": plan.undo_of,
         "external_ref": plan.external_ref,
-        # before the co-sell plan carried both bodies, the Microsoft side was built from this source
-        "cosell": _canonical(getattr(plan, "cosell", None)),
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -283,13 +280,3 @@ def _changed_fields(before: dict[str, Any], plan: WritePlan) -> list[str]:
     if plan.referral is None:
         return []
     return [f"{c.field}: {c.before!r} → {c.after!r}" for c in changed_since(before, plan.referral)]
-
-
-def _canonical(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    return value
