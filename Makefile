@@ -5,6 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 INSPECTOR_VERSION := 2.12.0
 INSPECTOR := .tools/node_modules/.bin/mcp-inspector
+TS_SDK_VERSION := 1.32.2
+TS_CLIENT_VERSION := 2.4.0
+TS_SDK := .tools/.ts-sdk-$(TS_SDK_VERSION)-client-$(TS_CLIENT_VERSION)  # a stamp: the Inspector brings its own client
 
 .PHONY: run test lint typecheck unit e2e snapshots bench fuzz clean
 
@@ -24,8 +27,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy pcref_mcp
 
-e2e: $(STAMP) $(INSPECTOR)  ## third-party client (MCP Inspector CLI) over stdio and HTTP
-	PCREF_E2E_REQUIRED=1 PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) $(PY) -m pytest -m e2e tests/e2e
+e2e: $(STAMP) $(INSPECTOR) $(TS_SDK)  ## third-party clients (MCP Inspector CLI, TypeScript SDK) over stdio and HTTP
+	PCREF_E2E_REQUIRED=1 PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) PCREF_TOOLS_DIR=$(CURDIR)/.tools \
+		$(PY) -m pytest -m e2e tests/e2e
 
 snapshots: $(STAMP)  ## accept a reviewed change to the tool list (snapshot + README tool reference)
 	PCREF_UPDATE_SNAPSHOTS=1 $(PY) -m pytest tests/test_tool_snapshot.py tests/test_readme.py
@@ -47,6 +51,11 @@ $(INSPECTOR):
 	@command -v npm >/dev/null || { echo "the e2e check needs Node.js 20+ and npm" >&2; exit 1; }
 	npm install --prefix .tools --no-audit --no-fund --save-exact --loglevel=error \
 		@modelcontextprotocol/inspector@$(INSPECTOR_VERSION)
+
+$(TS_SDK): | $(INSPECTOR)  # after the Inspector: one npm install at a time into .tools/
+	npm install --prefix .tools --no-audit --no-fund --save-exact --loglevel=error \
+		@modelcontextprotocol/sdk@$(TS_SDK_VERSION) @modelcontextprotocol/client@$(TS_CLIENT_VERSION)
+	touch $@
 
 clean:
 	rm -rf $(VENV) .tools

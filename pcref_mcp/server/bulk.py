@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals.patch_paths import Edit
-from pcref_mcp.server.confirmation import TokenIssued, runtime_of
+from pcref_mcp.server.confirmation import Decision, runtime_of, settings_of
 from pcref_mcp.server.inputs import ReadAs
 from pcref_mcp.writes import batch as batching
 from pcref_mcp.writes.batch import MAX_ITEMS, BatchPlan, BatchRequest
@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 
 
 class BatchResult(BaseModel):
-    status: Literal[
-        "applied", "partial", "confirmation_required", "declined", "cancelled", "stale", "nothing_to_send"
-    ]
+    status: Literal["applied", "partial", "confirmation_required", "declined", "cancelled", "stale"]
     message: str
     batch_id: str | None = None
     items: list[str]
@@ -82,45 +80,47 @@ async def plan(
     if mode == "undo":
         batch.undo_batch = str(undo).strip()
         batch.summary += f" (undo of batch {batch.undo_batch})"
+    if not batch.to_send:  # refused before the approval resolver would ask about an empty batch
+        raise InvalidInput(nothing_to_send(batch))
     return batch
 
 
 async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any]) -> BatchResult:
     """Nothing sent unless approved; then every item sent on its own, with progress, and reported."""
     lines = batch.preview_lines()
-    if not batch.to_send:
-        return BatchResult(
-            status="nothing_to_send",
-            message="Nothing was written: no item in the batch can be sent (each is refused or unchanged).",
-            items=lines,
+    decision = approval.data if isinstance(approval, AcceptedElicitation) else None
+    if not isinstance(decision, Decision):  # pragma: no cover - approval_for always decides
+        return BatchResult(status="cancelled", message="Nothing was written.", items=lines)
+    if decision.outcome in ("declined", "cancelled", "timeout"):
+        why = {
+            "declined": "the person declined the batch",
+            "cancelled": "the person cancelled the batch",
+            "timeout": "no answer to the approval question came in time, so it was cancelled",
+        }[decision.outcome]
+        status: Literal["declined", "cancelled"] = (
+            "declined" if decision.outcome == "declined" else "cancelled"
         )
-    if not isinstance(approval, AcceptedElicitation):
-        action = "declined" if approval.action == "decline" else "cancelled"
-        return BatchResult(
-            status=action, message=f"Nothing was written: the person {action} the batch.", items=lines
-        )
-    data = approval.data
-    runtime = runtime_of(ctx)
-    if isinstance(data, TokenIssued):
-        ttl = int(runtime.tokens.ttl)
+        return BatchResult(status=status, message=f"Nothing was written: {why}.", items=lines)
+    if decision.outcome == "token":
+        ttl = int(settings_of(ctx).confirm_ttl_seconds)
         lead = (
-            "A referral in the batch changed since the earlier preview; nothing was written. This is the "
-            "new preview. "
-            if data.stale
+            "A referral in the batch changed since the earlier preview"
+            + (" (" + "; ".join(decision.changed) + ")" if decision.changed else "")
+            + "; nothing was written. This is the new preview. "
+            if decision.stale
             else ""
         )
+        note = f"{decision.note} " if decision.note else ""
         return BatchResult(
-            status="stale" if data.stale else "confirmation_required",
+            status="stale" if decision.stale else "confirmation_required",
             message=lead
+            + note
             + f"{batch.summary}. Show every item to the person. Only if they approve, call batch_update "
-            f"again with the same arguments and confirm_token (valid {ttl // 60} min, once).",
+            f"again with the same arguments and confirm_token (valid {max(ttl // 60, 1)} min, once).",
             items=lines,
-            confirm_token=data.token,
+            confirm_token=decision.token,
         )
-    if getattr(data, "approve", True) is False:
-        return BatchResult(
-            status="declined", message="Nothing was written: the person did not approve.", items=lines
-        )
+    runtime = runtime_of(ctx)
     planned = len(batch.entries)
     sending = len(batch.to_send)
 
@@ -137,6 +137,24 @@ async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any
         f'batch_update {{"undo":"{batch_id}"}}.',
         batch_id=batch_id,
         items=[batching.entry_line(e) for e in batch.entries],
+    )
+
+
+def nothing_to_send(batch: BatchPlan) -> str:
+    """Why no item of a batch can be sent: each refused item with its reason, the unchanged counted."""
+    refused = [batching.entry_line(e) for e in batch.entries if e.refused or e.notes]
+    unchanged = sum(1 for e in batch.entries if e.unchanged)
+    return (
+        "Nothing to send, so nothing was asked or written: "
+        + (f"{unchanged} item(s) already match Partner Center" if unchanged else "")
+        + ("; " if unchanged and refused else "")
+        + (
+            f"{sum(1 for e in batch.entries if e.refused)} refused"
+            if any(e.refused for e in batch.entries)
+            else ""
+        )
+        + "."
+        + ("\n" + "\n".join(refused) if refused else "")
     )
 
 

@@ -25,7 +25,7 @@ from pcref_mcp.referrals.write_models import NewReferral
 from pcref_mcp.writes.preview import WritePlan
 
 if TYPE_CHECKING:
-    from pcref_mcp.writes.engine import WriteEngine
+    from pcref_mcp.writes.engine import WriteEngine, WriteOutcome
     from pcref_mcp.writes.pipeline_store import PipelineStore
 
 MAX_ITEMS = 50
@@ -61,6 +61,7 @@ class BatchEntry:
     outcome: ItemOutcome | None = None
     message: str | None = None
     change_id: int | None = None
+    result: WriteOutcome | None = None  # the engine's answer, for what follows a write (announcements)
 
 
 @dataclass
@@ -189,6 +190,7 @@ async def execute_batch(
         else:
             entry.outcome = outcome.status
             entry.message = outcome.message
+            entry.result = outcome
             entry.change_id = outcome.change_id
         if entry.change_id:
             store.add_change(batch_id, entry.change_id)

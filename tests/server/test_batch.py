@@ -152,9 +152,9 @@ async def test_bad_batches_are_refused_with_the_fix(client: Client, sandbox: San
     assert "at most 50" in msg
     msg = await call_error(client, "batch_update", {"undo": "b-nope"})
     assert "no batch" in msg
-    # every item refused: nothing to approve, each reason listed
-    out = await call(client, "batch_update", {"items": [_item("gone", ("notes", "x"))]})
-    assert out["status"] == "nothing_to_send" and "gone" in out["items"][0]
+    # every item refused: nothing is asked (no empty approval), each reason listed
+    msg = await call_error(client, "batch_update", {"items": [_item("gone", ("notes", "x"))]})
+    assert "Nothing to send, so nothing was asked or written: 1 refused." in msg and "gone" in msg
 
 
 async def test_several_changes_to_one_referral_are_one_item(client: Client, sandbox: Sandbox) -> None:
@@ -379,3 +379,15 @@ def test_batches_belong_to_the_person_who_made_them() -> None:
         assert store.batch(batch_id) is not None
     with identity.acting_as(identity.Principal(id="bob")):
         assert store.batch(batch_id) is None
+
+
+async def test_a_batch_with_nothing_to_send_never_asks_the_person(server: Any) -> None:
+    asked: list[str] = []
+
+    async def answer(ctx: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with Client(server, mode="legacy", elicitation_callback=answer) as c:  # type: ignore[arg-type]
+        msg = await call_error(c, "batch_update", {"items": [_item("gone", ("notes", "x"))]})
+    assert "nothing was asked or written" in msg and asked == []

@@ -82,9 +82,10 @@ async def test_export_resource_reads_the_same_csv(client: Client) -> None:
 
 async def test_export_then_import_changes_nothing(client: Client, sandbox: Sandbox, runtime: Runtime) -> None:
     text, _ = await _export(client, {"status": ["New", "Active"]})
-    out = await call(client, "batch_update", {"csv": text})
-    assert out["status"] == "nothing_to_send", out
-    assert all("unchanged" in line for line in out["items"])
+    rows = len(_table(text))
+    assert rows > 30
+    msg = await call_error(client, "batch_update", {"csv": text})
+    assert f"nothing was asked or written: {rows} item(s) already match Partner Center." in msg
     assert runtime.journal.recent(5) == []
 
 
@@ -148,8 +149,8 @@ async def test_hostile_cells_are_written_as_data_and_exported_safely(
     exported = _table(text)[0]
     assert exported["name"] == "'" + formula and exported["customer"] == "'+cmd|calc"
     # and the neutralised export imports back as the same data: nothing to change
-    again = await call(client, "batch_update", {"csv": text})
-    assert again["status"] == "nothing_to_send" and "unchanged" in again["items"][0]
+    again = await call_error(client, "batch_update", {"csv": text})
+    assert "1 item(s) already match Partner Center" in again
 
 
 def test_neutralise_round_trips_every_leading_character() -> None:
@@ -168,9 +169,9 @@ async def test_rows_that_cannot_be_mapped_are_listed_with_reasons(client: Client
         f"{active['id']},,,not a number\n"
         ",CRM-MISSING,only a name,\n"
     )
-    out = await call(client, "batch_update", {"csv": text})
-    assert out["status"] == "nothing_to_send"
-    reasons = out["items"]
+    msg = await call_error(client, "batch_update", {"csv": text})
+    assert "nothing was asked or written: 4 refused." in msg
+    reasons = msg.split("\n")[1:]
     assert "cannot tell which referral" in reasons[0]
     assert "no referral with id" in reasons[1]
     assert "not a number" in reasons[2]
@@ -216,7 +217,6 @@ async def test_two_rows_for_the_same_referral_or_create_are_one_item(
 
 async def test_a_create_row_missing_a_rule_says_so_in_words(client: Client) -> None:
     text = "external_reference_id,name,customer,customer_city,country,value\nCRM-V,V,Contoso,Oslo,NO,6\n"
-    out = await call(client, "batch_update", {"csv": text})
-    reason = out["items"][0]
+    reason = await call_error(client, "batch_update", {"csv": text})
     assert "currency is required with deal_value 6" in reason and "USD" in reason
     assert "Value error" not in reason and "column row" not in reason
