@@ -9,7 +9,9 @@ then import changes nothing.
 Import keys each row by ``id`` (the referral id) or, failing that, ``external_reference_id``; a row
 with neither, or with values that cannot be read, is refused with its reason. A known referral is
 updated with the cells that differ from it (through ``WriteEngine.plan_update``, never a validator
-of our own); an external reference id not found is created (``plan_create``). Cells are data:
+of our own); an empty cell leaves its field as it is (as CRM import tools treat blanks), so a partial
+file changes only what it fills in. An external reference id not found (``client.find_by_external_id``,
+a scan of the newest referrals where the service cannot filter on it) is created (``plan_create``). Cells are data:
 instructions in notes or a ``=HYPERLINK(…)`` name are written as the text they are.
 """
 
@@ -28,7 +30,6 @@ from mcp.server.mcpserver import Context
 from pydantic import ValidationError
 
 from pcref_mcp.errors import InvalidInput, NotFound, PcrefError
-from pcref_mcp.partner_center import odata
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import Edit, pointer_get
 from pcref_mcp.referrals.untrusted import quote
@@ -269,14 +270,14 @@ async def _row_request(client: PartnerCenterClient, n: int, values: dict[str, st
         if rid:
             current: Referral | None = await client.get(rid)
         else:
-            page = await client.list_page(odata.Query(filter=odata.eq("externalReferenceId", ref), top=5))
-            if len(page.value) > 1:
-                ids = ", ".join(str(r.id) for r in page.value)
+            found = await client.find_by_external_id(ref)  # where the service cannot filter: a scan
+            if len(found) > 1:
+                ids = ", ".join(str(r.id) for r in found)
                 return BatchRequest(
                     label,
-                    refused=f"{len(page.value)} referrals carry this external reference id ({ids}); add the id column",
+                    refused=f"{len(found)} referrals carry this external reference id ({ids}); add the id column",
                 )
-            current = page.value[0] if page.value else None
+            current = found[0] if found else None
     except NotFound:
         return BatchRequest(label, refused=f"there is no referral with id {quote(rid)}")
     except PcrefError as exc:
@@ -292,7 +293,7 @@ def _update_request(label: str, current: Referral, values: dict[str, str]) -> Ba
     notes: list[str] = []
     for name, text in values.items():
         column = _BY_NAME.get(name)
-        if column is None or column.name == "id":
+        if column is None or column.name == "id" or text == "":  # an empty cell leaves the field as it is
             continue
         now = cell(column, wire)
         if text == now or (column.name == "external_reference_id" and not values.get("id")):

@@ -220,3 +220,14 @@ async def test_a_create_row_missing_a_rule_says_so_in_words(client: Client) -> N
     reason = await call_error(client, "batch_update", {"csv": text})
     assert "currency is required with deal_value 6" in reason and "USD" in reason
     assert "Value error" not in reason and "column row" not in reason
+
+
+async def test_an_empty_cell_leaves_its_field_as_it_is(client: Client, sandbox: Sandbox) -> None:
+    active = [r for r in await sandbox.find("status eq 'Active'") if r["details"].get("notes")][0]
+    text = f"id,notes,value,currency\n{active['id']},,4321,\n"  # blank notes and currency: not "clear"
+    first = await call(client, "batch_update", {"csv": text})
+    line = first["items"][0]
+    assert "deal value" in line and "notes" not in line and "currency" not in line
+    await call(client, "batch_update", {"csv": text, "confirm_token": first["confirm_token"]})
+    stored = await sandbox.get(active["id"])
+    assert stored["details"]["notes"] == active["details"]["notes"] and stored["details"]["dealValue"] == 4321
