@@ -223,7 +223,7 @@ async def test_a_create_row_missing_a_rule_says_so_in_words(client: Client) -> N
 
 
 async def test_an_empty_cell_leaves_its_field_as_it_is(client: Client, sandbox: Sandbox) -> None:
-    active = [r for r in await sandbox.find("status eq 'Active'") if r["details"].get("notes")][0]
+    active = next(r for r in await sandbox.find("status eq 'Active'") if r["details"].get("notes"))
     text = f"id,notes,value,currency\n{active['id']},,4321,\n"  # blank notes and currency: not "clear"
     first = await call(client, "batch_update", {"csv": text})
     line = first["items"][0]
