@@ -93,7 +93,14 @@ class PersonTokens:
             try:
                 if self._app is None:
                     self._app = self._owner.new_app()
-                result = self._app.acquire_token_on_behalf_of(assertion, self._owner.scopes)
+                result = None
+                accounts = self._app.get_accounts()  # this person's own cache: at most them
+                if accounts:  # a cached Partner Center token, or a refresh with the OBO refresh token
+                    result = self._app.acquire_token_silent_with_error(
+                        self._owner.scopes, account=accounts[0]
+                    )
+                if not result or "access_token" not in result:
+                    result = self._app.acquire_token_on_behalf_of(assertion, self._owner.scopes)
             except SignInError:
                 raise
             except Exception as exc:  # requests/msal failures: keep the kind, drop the details
