@@ -16,7 +16,7 @@ from pcref_mcp import identity
 from pcref_mcp.config import Settings
 from pcref_mcp.team.app import plan_for, team_server
 from pcref_mcp.team.standin_idp import USERS, RunningIdp
-from tests.team.conftest import ServedTeam, free_port, serve_team
+from tests.team.conftest import free_port, serve_team
 
 MODES = ["legacy", "auto"]  # 2025-11-25 sessions and sessionless 2026-07-28 requests
 
