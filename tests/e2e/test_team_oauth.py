@@ -1,0 +1,152 @@
+"""Team mode end to end with a third-party client doing the whole OAuth dance.
+
+`pcref-mcp team --stand-in` (the documented one-command try-out) runs as a subprocess: the team server
+on 127.0.0.1 and the stand-in identity provider over TLS. The TypeScript MCP SDK's own OAuth client
+(npm `@modelcontextprotocol/sdk`, installed into `.tools/` by `make e2e`) discovers the authorization
+server from the 401, registers itself, signs in with authorization code + PKCE (the "browser" picks a
+stand-in user), gets a token and calls tools; two people, each in their own session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pcref_mcp.team.standin_idp import API_CLIENT_ID, USERS
+from tests.e2e.servers import PCREF, ROOT, Running, free_port, http_server, process_env, stop
+
+SDK = Path(os.environ.get("PCREF_TS_SDK") or ROOT / ".tools" / "node_modules" / "@modelcontextprotocol" / "sdk")
+SCRIPT = Path(__file__).resolve().parents[1] / "team" / "ts_oauth_session.mjs"
+_REQUIRED = bool(os.environ.get("CI") or os.environ.get("PCREF_E2E_REQUIRED"))
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not _REQUIRED and not (SDK / "package.json").exists(),
+        reason=f"TypeScript MCP SDK not found at {SDK}; `make e2e` installs it",
+    ),
+]
+
+
+class TsSession:
+    """The node process: one JSON command in, one JSON answer out."""
+
+    def __init__(self, url: str, cert: str) -> None:
+        node = shutil.which("node")
+        assert node, "the e2e check needs Node.js"
+        env = {**os.environ, "PCREF_TS_SDK": str(SDK), "NODE_EXTRA_CA_CERTS": cert}
+        self.proc = subprocess.Popen(
+            [node, str(SCRIPT), url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+
+    def ask(self, **command: Any) -> dict[str, Any]:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"the TS client stopped: {self.proc.stderr.read() if self.proc.stderr else ''}"
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.ask(cmd="quit")
+            except (AssertionError, BrokenPipeError):
+                pass
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Iterator[tuple[Running, str]]:
+    port, idp_port = free_port(), free_port()
+    argv = [str(PCREF), "team", "--stand-in", "--port", str(port), "--stand-in-port", str(idp_port)]
+    with http_server(tmp_path, argv, port=port, env=process_env(tmp_path)) as running:
+        found = re.search(r"certificate (\S+?\.pem)", running.stderr)
+        assert found, running.stderr
+        yield running, found.group(1)
+
+
+@pytest.fixture
+def ts(team: tuple[Running, str]) -> Iterator[TsSession]:
+    running, cert = team
+    session = TsSession(running.url, cert)
+    try:
+        yield session
+    finally:
+        session.close()
+        stop(session.proc)
+
+
+def structured(answer: dict[str, Any]) -> dict[str, Any]:
+    assert answer["ok"], answer
+    result = answer["result"]
+    assert not result.get("isError"), result
+    content: dict[str, Any] = result["structuredContent"]
+    return content
+
+
+def test_two_people_sign_in_with_the_ts_sdk_oauth_client_and_call_tools(ts: TsSession) -> None:
+    ada, bob = ts.ask(cmd="login", user="ada"), ts.ask(cmd="login", user="bob")
+    for login, answer in (("ada", ada), ("bob", bob)):
+        assert answer["ok"], answer
+        assert "search_referrals" in answer["tools"]
+        # The client holds a token for this server (audience = the API app), never a Partner Center
+        # token, and its refresh token is an opaque handle, not Entra's.
+        assert answer["token"] == {"aud": API_CLIENT_ID, "oid": USERS[login].oid, "scp": "access_as_user"}
+        assert answer["has_refresh"] and answer["refresh_is_opaque"]
+    assert ada["client_id"] != bob["client_id"]  # each registered itself (dynamic registration)
+
+    found = structured(ts.ask(cmd="call", user="ada", tool="search_referrals", args={"limit": 3}))
+    assert found["rows"]
+    also = structured(ts.ask(cmd="call", user="bob", tool="get_referral", args={"referral_id": found["rows"][0]["id"]}))
+    assert also["id"] == found["rows"][0]["id"]
+
+
+def test_a_person_of_another_tenant_is_refused_at_sign_in(ts: TsSession) -> None:
+    answer = ts.ask(cmd="login", user="eve")
+    assert answer == {"ok": False, "error": "access_denied"}
+
+
+def test_each_person_writes_as_themselves_and_cannot_redeem_anothers_token(ts: TsSession) -> None:
+    assert ts.ask(cmd="login", user="ada")["ok"] and ts.ask(cmd="login", user="bob")["ok"]
+    rows = structured(ts.ask(cmd="call", user="ada", tool="search_referrals", args={"limit": 20}))["rows"]
+    target = next(r for r in rows if r.get("status") in ("New", "Active"))
+    change = {"referral_id": target["id"], "changes": [{"field": "notes", "value": "from ada via team mode"}]}
+
+    asked = structured(ts.ask(cmd="call", user="ada", tool="update_field", args=change))
+    assert asked["status"] == "confirmation_required"
+    token = asked["confirm_token"]
+
+    # bob presents ada's token for the same change: it is not his approval, so nothing is written.
+    stolen = ts.ask(cmd="call", user="bob", tool="update_field", args={**change, "confirm_token": token})
+    assert stolen["ok"]
+    stolen_result = stolen["result"]
+    assert stolen_result.get("isError") or stolen_result["structuredContent"]["status"] != "applied", stolen_result
+
+    done = structured(ts.ask(cmd="call", user="ada", tool="update_field", args={**change, "confirm_token": token}))
+    assert done["status"] == "applied", done
+    change_id = done["change_id"]
+
+    # bob cannot undo ada's change.
+    undo = ts.ask(cmd="call", user="bob", tool="undo_change", args={"change_id": change_id})
+    assert undo["ok"]
+    undo_result = undo["result"]
+    assert undo_result.get("isError") or undo_result["structuredContent"]["status"] != "applied", undo_result
