@@ -42,7 +42,7 @@ __all__ = [
     "TENANT",
     "USERS",
     "StandInIdp",
-    "TestUser",
+    "StandInUser",
     "make_tls_cert",
 ]
 
@@ -60,7 +60,7 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 @dataclass(frozen=True)
-class TestUser:
+class StandInUser:
     """A person who can sign in: ``login`` is what the sign-in page offers."""
 
     login: str
@@ -71,19 +71,19 @@ class TestUser:
     mfa_required: bool = False  # Conditional Access: Partner Center (OBO) needs an MFA sign-in
 
 
-USERS: dict[str, TestUser] = {
+USERS: dict[str, StandInUser] = {
     u.login: u
     for u in (
-        TestUser("ada", "ada@contoso.example", "Ada Lovelace", "0a0a0a0a-0000-4000-8000-000000000ada"),
-        TestUser("bob", "bob@contoso.example", "Bob Okafor", "0b0b0b0b-0000-4000-8000-000000000b0b"),
-        TestUser(
+        StandInUser("ada", "ada@contoso.example", "Ada Lovelace", "0a0a0a0a-0000-4000-8000-000000000ada"),
+        StandInUser("bob", "bob@contoso.example", "Bob Okafor", "0b0b0b0b-0000-4000-8000-000000000b0b"),
+        StandInUser(
             "mia",
             "mia@contoso.example",
             "Mia Chen",
             "0c0c0c0c-0000-4000-8000-000000000c1a",
             mfa_required=True,
         ),
-        TestUser(
+        StandInUser(
             "eve",
             "eve@fabrikam.example",
             "Eve Fabrikam",
@@ -100,7 +100,7 @@ class _Code:
     redirect_uri: str
     challenge: str
     scopes: list[str]
-    user: TestUser
+    user: StandInUser
     mfa: bool
     expires: float
     nonce: str | None = None
@@ -110,7 +110,7 @@ class _Code:
 class _Refresh:
     client_id: str
     scopes: list[str]
-    user: TestUser
+    user: StandInUser
     mfa: bool
 
 
@@ -127,7 +127,7 @@ class StandInIdp:
 
     base: str = ""
     token_lifetime: int = 3600
-    users: dict[str, TestUser] = field(default_factory=lambda: dict(USERS))
+    users: dict[str, StandInUser] = field(default_factory=lambda: dict(USERS))
     clock: Callable[[], float] = time.time
     grants: dict[str, int] = field(default_factory=dict)
     _keys: list[_Key] = field(default_factory=list)
@@ -174,7 +174,7 @@ class StandInIdp:
 
     def access_token(
         self,
-        user: TestUser,
+        user: StandInUser,
         *,
         audience: str = API_CLIENT_ID,
         scopes: str = "access_as_user",
@@ -366,7 +366,7 @@ class StandInIdp:
         return self._tokens(user, client_id, str(form.get("scope") or "").split(), mfa=mfa)
 
     def _tokens(
-        self, user: TestUser, client_id: str, scopes: list[str], *, mfa: bool, nonce: str | None = None
+        self, user: StandInUser, client_id: str, scopes: list[str], *, mfa: bool, nonce: str | None = None
     ) -> Any:
         from starlette.responses import JSONResponse
 

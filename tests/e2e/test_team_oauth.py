@@ -22,8 +22,11 @@ import pytest
 
 from pcref_mcp.team.standin_idp import API_CLIENT_ID, USERS
 from tests.e2e.servers import PCREF, ROOT, Running, free_port, http_server, process_env, stop
+from tests.team.isolation import needs_approvals, needs_engine
 
-SDK = Path(os.environ.get("PCREF_TS_SDK") or ROOT / ".tools" / "node_modules" / "@modelcontextprotocol" / "sdk")
+SDK = Path(
+    os.environ.get("PCREF_TS_SDK") or ROOT / ".tools" / "node_modules" / "@modelcontextprotocol" / "sdk"
+)
 SCRIPT = Path(__file__).resolve().parents[1] / "team" / "ts_oauth_session.mjs"
 _REQUIRED = bool(os.environ.get("CI") or os.environ.get("PCREF_E2E_REQUIRED"))
 
@@ -116,7 +119,9 @@ def test_two_people_sign_in_with_the_ts_sdk_oauth_client_and_call_tools(ts: TsSe
 
     found = structured(ts.ask(cmd="call", user="ada", tool="search_referrals", args={"limit": 3}))
     assert found["rows"]
-    also = structured(ts.ask(cmd="call", user="bob", tool="get_referral", args={"referral_id": found["rows"][0]["id"]}))
+    also = structured(
+        ts.ask(cmd="call", user="bob", tool="get_referral", args={"referral_id": found["rows"][0]["id"]})
+    )
     assert also["id"] == found["rows"][0]["id"]
 
 
@@ -125,28 +130,57 @@ def test_a_person_of_another_tenant_is_refused_at_sign_in(ts: TsSession) -> None
     assert answer == {"ok": False, "error": "access_denied"}
 
 
-def test_each_person_writes_as_themselves_and_cannot_redeem_anothers_token(ts: TsSession) -> None:
-    assert ts.ask(cmd="login", user="ada")["ok"] and ts.ask(cmd="login", user="bob")["ok"]
-    rows = structured(ts.ask(cmd="call", user="ada", tool="search_referrals", args={"limit": 20}))["rows"]
-    target = next(r for r in rows if r.get("status") in ("New", "Active"))
-    change = {"referral_id": target["id"], "changes": [{"field": "notes", "value": "from ada via team mode"}]}
+ACTIVE = {"filters": {"status": ["Active"], "substatus": ["Accepted"]}, "limit": 1}
 
+
+def preview_notes(ts: TsSession, text: str) -> tuple[dict[str, Any], str]:
+    """ada previews a notes change: (the call's arguments, her confirm token)."""
+    target = structured(ts.ask(cmd="call", user="ada", tool="search_referrals", args=ACTIVE))["rows"][0]
+    change = {"referral_id": target["id"], "changes": [{"field": "notes", "value": text}]}
     asked = structured(ts.ask(cmd="call", user="ada", tool="update_field", args=change))
     assert asked["status"] == "confirmation_required"
-    token = asked["confirm_token"]
+    return change, str(asked["confirm_token"])
 
-    # bob presents ada's token for the same change: it is not his approval, so nothing is written.
+
+def not_applied(answer: dict[str, Any]) -> bool:
+    assert answer["ok"], answer
+    result = answer["result"]
+    return bool(result.get("isError")) or result["structuredContent"]["status"] != "applied"
+
+
+def test_a_person_writes_with_their_own_approval(ts: TsSession) -> None:
+    assert ts.ask(cmd="login", user="ada")["ok"]
+    change, token = preview_notes(ts, "from ada via team mode")
+    done = structured(
+        ts.ask(cmd="call", user="ada", tool="update_field", args={**change, "confirm_token": token})
+    )
+    assert done["status"] == "applied" and done["change_id"]
+
+
+@needs_approvals
+def test_b_cannot_redeem_as_confirm_token(ts: TsSession) -> None:
+    assert ts.ask(cmd="login", user="ada")["ok"] and ts.ask(cmd="login", user="bob")["ok"]
+    change, token = preview_notes(ts, "ada's approval only")
     stolen = ts.ask(cmd="call", user="bob", tool="update_field", args={**change, "confirm_token": token})
-    assert stolen["ok"]
-    stolen_result = stolen["result"]
-    assert stolen_result.get("isError") or stolen_result["structuredContent"]["status"] != "applied", stolen_result
+    assert not_applied(stolen)
 
-    done = structured(ts.ask(cmd="call", user="ada", tool="update_field", args={**change, "confirm_token": token}))
-    assert done["status"] == "applied", done
-    change_id = done["change_id"]
 
-    # bob cannot undo ada's change.
-    undo = ts.ask(cmd="call", user="bob", tool="undo_change", args={"change_id": change_id})
-    assert undo["ok"]
-    undo_result = undo["result"]
-    assert undo_result.get("isError") or undo_result["structuredContent"]["status"] != "applied", undo_result
+@needs_engine
+def test_b_cannot_undo_as_change(ts: TsSession) -> None:
+    assert ts.ask(cmd="login", user="ada")["ok"] and ts.ask(cmd="login", user="bob")["ok"]
+    change, token = preview_notes(ts, "ada keeps this")
+    done = structured(
+        ts.ask(cmd="call", user="ada", tool="update_field", args={**change, "confirm_token": token})
+    )
+    undo = ts.ask(cmd="call", user="bob", tool="undo_change", args={"change_id": done["change_id"]})
+    result = undo["result"] if undo["ok"] else {}
+    if (
+        not result.get("isError")
+        and result.get("structuredContent", {}).get("status") == "confirmation_required"
+    ):
+        again = {
+            "change_id": done["change_id"],
+            "confirm_token": result["structuredContent"]["confirm_token"],
+        }
+        undo = ts.ask(cmd="call", user="bob", tool="undo_change", args=again)
+    assert not_applied(undo)
