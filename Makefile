@@ -5,8 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 INSPECTOR_VERSION := 2.12.0
 INSPECTOR := .tools/node_modules/.bin/mcp-inspector
+TS_SDK_VERSION := 1.32.2
+TS_SDK := .tools/node_modules/@modelcontextprotocol/sdk/package.json
 
-.PHONY: run test lint typecheck unit e2e snapshots bench fuzz clean
+.PHONY: run team test lint typecheck unit e2e snapshots bench fuzz clean
 
 run: $(STAMP)  ## serve Streamable HTTP on 127.0.0.1:8765 against the embedded sandbox
 	$(VENV)/bin/pcref-mcp serve --http
@@ -23,7 +25,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy pcref_mcp
 
-e2e: $(STAMP) $(INSPECTOR)  ## third-party client (MCP Inspector CLI) over stdio and HTTP
+e2e: $(STAMP) $(INSPECTOR) $(TS_SDK)  ## third-party clients (MCP Inspector CLI, TS SDK OAuth) over stdio and HTTP
 	PCREF_E2E_REQUIRED=1 PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) $(PY) -m pytest -m e2e tests/e2e
 
 snapshots: $(STAMP)  ## accept a reviewed change to the tool list (snapshot + README tool reference)
@@ -46,6 +48,14 @@ $(INSPECTOR):
 	@command -v npm >/dev/null || { echo "the e2e check needs Node.js 20+ and npm" >&2; exit 1; }
 	npm install --prefix .tools --no-audit --no-fund --save-exact --loglevel=error \
 		@modelcontextprotocol/inspector@$(INSPECTOR_VERSION)
+
+$(TS_SDK):
+	@command -v npm >/dev/null || { echo "the e2e check needs Node.js 20+ and npm" >&2; exit 1; }
+	npm install --prefix .tools --no-audit --no-fund --save-exact --loglevel=error \
+		@modelcontextprotocol/sdk@$(TS_SDK_VERSION)
+
+team: $(STAMP)  ## team mode on 127.0.0.1:8765 with the sandbox and the stand-in identity provider
+	$(VENV)/bin/pcref-mcp team --stand-in
 
 clean:
 	rm -rf $(VENV) .tools
