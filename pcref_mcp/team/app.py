@@ -141,7 +141,7 @@ def team_server(
         )
     server = build_server(settings, runtime=runtime, **sdk)
     if proxy is not None:
-        server.custom_route(CALLBACK_PATH, methods=["GET"])(proxy.callback)
+        server.custom_route(CALLBACK_PATH, methods=["GET", "POST"])(proxy.callback)
     server.team_runtime = runtime  # type: ignore[attr-defined]
     return server
 

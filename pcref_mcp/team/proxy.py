@@ -151,14 +151,16 @@ class EntraProxy:
         return str(flow["auth_uri"])
 
     async def callback(self, request: Any) -> Any:
-        """``GET /oauth/callback``: Entra's answer; send the browser back to the client with our code."""
+        """``POST /oauth/callback`` (form_post, so the code is not in a URL): Entra's answer; send the
+        browser back to the client with our own code."""
         from starlette.responses import HTMLResponse, RedirectResponse
 
-        pending = self._pending.pop(str(request.query_params.get("state")), None)
+        answer = {k: str(v) for k, v in (await request.form()).items()} if request.method == "POST" else {}
+        answer = answer or dict(request.query_params)
+        pending = self._pending.pop(answer.get("state", ""), None)
         if pending is None or self._clock() - pending.created > PENDING_TTL:
             return HTMLResponse("<p>This sign-in link has expired or was already used. Start again.</p>", 400)
         params = pending.params
-        answer = dict(request.query_params)
         try:
             result = await anyio.to_thread.run_sync(self._redeem, pending.flow, answer)
         except Exception as exc:
@@ -172,13 +174,13 @@ class EntraProxy:
                 else "temporarily_unavailable"
             )
             return RedirectResponse(
-                construct_redirect_uri(str(params.redirect_uri), error=error, state=params.state), 302
+                construct_redirect_uri(str(params.redirect_uri), error=error, state=params.state), 303
             )
         claims = await self.verifier.claims_of(str(result["access_token"]))
         if claims is None:  # e.g. a tenant that is not on the allow-list
             return RedirectResponse(
                 construct_redirect_uri(str(params.redirect_uri), error="access_denied", state=params.state),
-                302,
+                303,
             )
         code = secrets.token_urlsafe(32)
         self._codes[code] = _Issued(
@@ -198,7 +200,7 @@ class EntraProxy:
             refresh_token=result.get("refresh_token"),
         )
         return RedirectResponse(
-            construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state), 302
+            construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state), 303
         )
 
     async def load_authorization_code(
@@ -315,7 +317,7 @@ class EntraProxy:
 
     def _initiate(self, state: str) -> dict[str, Any]:
         flow: dict[str, Any] = self._msal().initiate_auth_code_flow(
-            [self.scope], redirect_uri=self.callback_url, state=state, response_mode="query"
+            [self.scope], redirect_uri=self.callback_url, state=state, response_mode="form_post"
         )
         return flow
 

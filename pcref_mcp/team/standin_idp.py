@@ -290,6 +290,15 @@ class StandInIdp:
             nonce=q.get("nonce"),
         )
         params = {"code": code, **({"state": state} if state else {})}
+        if q.get("response_mode") == "form_post":  # the code travels in a POST body, not the URL
+            fields = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                for k, v in params.items()
+            )
+            return HTMLResponse(
+                f'<form method="post" action="{html.escape(redirect_uri)}">{fields}</form>'
+                "<script>document.forms[0].submit()</script>"
+            )
         return RedirectResponse(
             f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode(params)}", 302
         )

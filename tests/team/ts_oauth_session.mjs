@@ -34,14 +34,26 @@ class MemoryProvider {
 }
 
 // The person's browser: follow redirects; on the stand-in's sign-in page, click the user's link.
+// A page with an auto-submitting form (response_mode=form_post) is submitted as a browser would.
 async function browse(start, user) {
   let url = new URL(start);
+  let post = undefined;
   for (let hop = 0; hop < 10; hop++) {
     if (url.href.startsWith(REDIRECT)) return url;
-    const res = await fetch(url, { redirect: 'manual' });
+    const res = post
+      ? await fetch(url, { method: 'POST', body: post, redirect: 'manual',
+                           headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+      : await fetch(url, { redirect: 'manual' });
+    post = undefined;
     if (res.status >= 300 && res.status < 400) { url = new URL(res.headers.get('location'), url); continue; }
     const html = await res.text();
     if (res.status !== 200) throw new Error(`sign-in page answered ${res.status}: ${html.slice(0, 200)}`);
+    const form = html.match(/<form method="post" action="([^"]+)">(.*?)<\/form>/s);
+    if (form) {
+      post = new URLSearchParams([...form[2].matchAll(/name="([^"]+)" value="([^"]*)"/g)].map(m => [m[1], m[2]]));
+      url = new URL(form[1].replaceAll('&amp;', '&'), url);
+      continue;
+    }
     const link = [...html.matchAll(/href="([^"]+)"/g)].map(m => m[1].replaceAll('&amp;', '&')).find(h => h.includes(`login=${user}`));
     if (!link) throw new Error(`no sign-in link for ${user}`);
     url = new URL(link, url);
