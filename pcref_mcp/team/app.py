@@ -21,10 +21,11 @@ from pcref_mcp.errors import ConfigError
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
+    from pcref_mcp.team.proxy import EntraProxy
     from pcref_mcp.team.runtime import TeamRuntime
     from pcref_mcp.team.tokens import EntraTokenVerifier
 
-__all__ = ["TeamPlan", "plan_for", "team_app", "team_server"]
+__all__ = ["TeamParts", "TeamPlan", "plan_for", "team_app", "team_server"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,16 @@ class TeamPlan:
     @property
     def entra_issuer(self) -> str:
         return self.issuer.replace("{tenantid}", self.tenants[0])
+
+
+@dataclass(frozen=True)
+class TeamParts:
+    """What :func:`team_server` wired together (kept on the server as ``server.team``)."""
+
+    plan: TeamPlan
+    runtime: TeamRuntime
+    verifier: EntraTokenVerifier
+    proxy: EntraProxy | None
 
 
 def plan_for(settings: Settings, *, host: str, port: int) -> TeamPlan:
@@ -142,7 +153,7 @@ def team_server(
     server = build_server(settings, runtime=runtime, **sdk)
     if proxy is not None:
         server.custom_route(CALLBACK_PATH, methods=["GET", "POST"])(proxy.callback)
-    server.team_runtime = runtime  # type: ignore[attr-defined]
+    server.team = TeamParts(plan, runtime, verifier, proxy)  # type: ignore[attr-defined]
     return server
 
 
@@ -161,7 +172,19 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
-    return server.streamable_http_app(transport_security=security, host=host)
+    from mcp.server.auth.routes import build_resource_metadata_url
+
+    from pcref_mcp.team.challenge import ClaimsGate
+
+    parts: TeamParts = server.team
+    app = server.streamable_http_app(transport_security=security, host=host)
+    return ClaimsGate(
+        app,
+        verifier=parts.verifier,
+        obo=parts.runtime.obo,
+        resource_metadata_url=str(build_resource_metadata_url(plan.resource)),  # type: ignore[arg-type]
+        proxy=parts.proxy,
+    )
 
 
 def _tls_verify(settings: Settings) -> ssl.SSLContext | bool:

@@ -86,7 +86,11 @@ class PersonTokens:
         # The assertion is the token of the request being served; it must be this person's.
         if incoming is None or (incoming.claims or {}).get("oid", incoming.subject) != self.principal.id:
             raise SignInError("This call is not signed in as the person it is for; nothing was sent.")
-        return await anyio.to_thread.run_sync(self._exchange, incoming.token)
+        return await self.exchange(incoming.token)
+
+    async def exchange(self, assertion: str) -> str:
+        """This person's Partner Center token for ``assertion`` (their validated incoming token)."""
+        return await anyio.to_thread.run_sync(self._exchange, assertion)
 
     def _exchange(self, assertion: str) -> str:
         with self._lock:

@@ -23,10 +23,12 @@ State lives in memory: after a restart, clients simply sign in again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +106,8 @@ class EntraProxy:
         self._codes: dict[str, _Issued] = {}
         self._refresh: dict[str, _Refresh] = {}
         self._http_cache: dict[Any, Any] = {}
+        self._client_of: OrderedDict[str, str] = OrderedDict()  # hash of an access token we issued → client
+        self._claims: dict[str, str] = {}  # client → claims Entra asked for (Conditional Access)
         self._app: Any = None
         self._lock = threading.Lock()
 
@@ -141,12 +145,13 @@ class EntraProxy:
         if params.scopes and any(s != self.scope for s in params.scopes):
             raise AuthorizeError("invalid_scope", f"This server offers one scope: {self.scope}.")
         state = secrets.token_urlsafe(32)
+        assert client.client_id is not None
+        claims = self._claims.pop(client.client_id, None)
         try:
-            flow = await anyio.to_thread.run_sync(self._initiate, state)
+            flow = await anyio.to_thread.run_sync(self._initiate, state, claims)
         except Exception as exc:
             log.warning("could not start the Entra sign-in (%s)", type(exc).__name__)
             raise AuthorizeError("temporarily_unavailable", "The sign-in service is not reachable.") from None
-        assert client.client_id is not None
         self._pending[state] = _Pending(client.client_id, params, flow, self._clock())
         return str(flow["auth_uri"])
 
@@ -261,6 +266,13 @@ class EntraProxy:
             refresh_token.subject,
         )
 
+    def remember_claims(self, access_token: str, claims: str) -> None:
+        """Conditional Access refused this token's person: ask Entra for ``claims`` at the next
+        sign-in of the client that holds it."""
+        client_id = self._client_of.get(_digest(access_token))
+        if client_id is not None:
+            self._claims[client_id] = claims
+
     async def load_access_token(self, token: str) -> AccessToken | None:
         return await self.verifier.verify_token(token)
 
@@ -301,6 +313,10 @@ class EntraProxy:
                 ),
                 upstream_refresh,
             )
+        assert client.client_id is not None
+        self._client_of[_digest(access_token)] = client.client_id
+        while len(self._client_of) > MAX_ENTRIES:
+            self._client_of.popitem(last=False)
         return OAuthToken(
             access_token=access_token,
             token_type="Bearer",
@@ -315,9 +331,13 @@ class EntraProxy:
                 self._app = confidential_app(self.settings, http_cache=self._http_cache)
             return self._app
 
-    def _initiate(self, state: str) -> dict[str, Any]:
+    def _initiate(self, state: str, claims: str | None) -> dict[str, Any]:
         flow: dict[str, Any] = self._msal().initiate_auth_code_flow(
-            [self.scope], redirect_uri=self.callback_url, state=state, response_mode="form_post"
+            [self.scope],
+            redirect_uri=self.callback_url,
+            state=state,
+            response_mode="form_post",
+            claims_challenge=claims,
         )
         return flow
 
@@ -371,6 +391,10 @@ class EntraProxy:
         if len(self._clients) < MAX_ENTRIES:
             self._clients[url] = info
         return info
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _acceptable_redirect(uri: str) -> bool:

@@ -59,7 +59,7 @@ class ServedTeam:
 
     @property
     def runtime(self) -> Any:
-        return self.server.team_runtime
+        return self.server.team.runtime
 
 
 @contextmanager

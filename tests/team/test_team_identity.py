@@ -114,18 +114,60 @@ async def test_a_session_cannot_be_taken_over_with_another_persons_token(
     assert hijack.status_code == 404
 
 
+def legacy_call(url: str, token: str, method: str, params: dict[str, Any]) -> Any:
+    """initialize, then one request in that session; returns the raw HTTP response."""
+    import httpx
+
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {token}",
+    }
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    with httpx.Client(trust_env=False, timeout=20) as http:
+        opened = http.post(url, json=init, headers=headers)
+        assert opened.status_code == 200, opened.text
+        headers = {
+            **headers,
+            "Mcp-Session-Id": opened.headers["mcp-session-id"],
+            "Mcp-Protocol-Version": "2025-11-25",
+        }
+        http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+        return http.post(
+            url, json={"jsonrpc": "2.0", "id": 2, "method": method, "params": params}, headers=headers
+        )
+
+
 @pytest.mark.anyio
-async def test_conditional_access_comes_back_as_a_claims_challenge(
+async def test_conditional_access_comes_back_as_a_401_claims_challenge(
     settings: Settings, idp: RunningIdp
 ) -> None:
-    """mia's policy demands MFA for Partner Center: the call fails with a message to sign in again,
-    and nothing is sent to Partner Center."""
+    """mia's policy demands MFA for Partner Center: the call is answered 401 insufficient_claims with
+    the claims Entra asked for (base64), so her client signs her in again; nothing reaches the tool."""
+    import base64
+
+    from pcref_mcp.team.standin_idp import MFA_CLAIMS
+
     with serve_team(settings) as team:
-        async with connect(team.mcp, idp.idp.access_token(USERS["mia"]), "auto") as client:
-            refused = await client.call_tool("search_referrals", {"limit": 1})
-        assert refused.is_error
-        text = " ".join(getattr(c, "text", "") for c in refused.content)
-        assert "sign in again" in text
+        call = {"name": "search_referrals", "arguments": {"limit": 1}}
+        refused = legacy_call(team.mcp, idp.idp.access_token(USERS["mia"]), "tools/call", call)
+        assert refused.status_code == 401
+        challenge = refused.headers["www-authenticate"]
+        assert 'error="insufficient_claims"' in challenge
+        claims = challenge.split('claims="')[1].split('"')[0]
+        assert base64.b64decode(claims).decode() == MFA_CLAIMS
+        assert f'resource_metadata="{team.url}/.well-known/oauth-protected-resource/mcp"' in challenge
+        listed = legacy_call(team.mcp, idp.idp.access_token(USERS["mia"]), "tools/list", {})
+        assert listed.status_code == 200  # only what reaches Partner Center is held back
         async with connect(team.mcp, idp.idp.access_token(USERS["mia"], mfa=True), "auto") as client:
             ok = await client.call_tool("search_referrals", {"limit": 1})
         assert not ok.is_error

@@ -223,3 +223,37 @@ def test_a_stale_or_forged_callback_is_refused(dance: Dance) -> None:
     answer = dance.http.post(f"{dance.team.url}/oauth/callback", data={"state": "forged", "code": "x"})
     assert answer.status_code == 400
     assert dance.http.get(f"{dance.team.url}/oauth/callback", params={"state": "forged"}).status_code == 400
+
+
+def test_a_claims_challenge_is_carried_into_the_next_sign_in(dance: Dance) -> None:
+    """mia signs in without MFA; Partner Center (OBO) wants MFA: 401 insufficient_claims; her client
+    signs in again and the server asks Entra for those claims; the new token works."""
+    client_id, tokens = dance.full("mia")
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "search_referrals", "arguments": {}},
+    }
+    headers = {
+        **MCP_HEADERS,
+        "Authorization": f"Bearer {tokens['access_token']}",
+        "Mcp-Protocol-Version": "2026-07-28",
+    }
+    refused = dance.http.post(dance.team.mcp, json=call, headers=headers)
+    assert refused.status_code == 401 and 'error="insufficient_claims"' in refused.headers["www-authenticate"]
+
+    verifier, challenge = pkce()
+    at_idp = dance.authorize(client_id, challenge).headers["location"]
+    assert "acrs" in parse_qs(urlparse(at_idp).query)["claims"][0]  # the claims go to Entra
+    back = dance.sign_in(at_idp, "mia")
+    again = dance.token(
+        grant_type="authorization_code",
+        code=back["code"],
+        redirect_uri=REDIRECT,
+        client_id=client_id,
+        code_verifier=verifier,
+    ).json()
+    assert "mfa" in jwt.decode(again["access_token"], options={"verify_signature": False})["amr"]
+    headers["Authorization"] = f"Bearer {again['access_token']}"
+    assert dance.http.post(dance.team.mcp, json=call, headers=headers).status_code != 401
