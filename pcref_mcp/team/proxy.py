@@ -246,6 +246,9 @@ class EntraProxy:
     async def exchange_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
     ) -> OAuthToken:
+        if client.client_id in self._claims:  # a refresh cannot satisfy Conditional Access: sign in again
+            self._refresh.pop(refresh_token.token, None)
+            raise TokenError("invalid_grant", "Your organisation requires you to sign in again.")
         held = self._refresh.pop(refresh_token.token, None)  # rotated: the old handle is spent
         if held is None:
             raise TokenError("invalid_grant", "The refresh token was already used.")

@@ -130,6 +130,17 @@ def test_a_person_of_another_tenant_is_refused_at_sign_in(ts: TsSession) -> None
     assert answer == {"ok": False, "error": "access_denied"}
 
 
+def test_a_claims_challenge_sends_the_person_through_sign_in_again(ts: TsSession) -> None:
+    """mia's organisation requires MFA for Partner Center: her first call is answered 401
+    insufficient_claims; the TS client signs her in again (the proxy asks Entra for the claims) and
+    the retried call succeeds."""
+    assert ts.ask(cmd="login", user="mia")["ok"]
+    answer = ts.ask(cmd="call", user="mia", tool="search_referrals", args={"limit": 1})
+    assert answer["ok"], answer
+    assert answer.get("signed_in_again") and "mfa" in answer["amr"]
+    assert not answer["result"].get("isError"), answer
+
+
 ACTIVE = {"filters": {"status": ["Active"], "substatus": ["Accepted"]}, "limit": 1}
 
 

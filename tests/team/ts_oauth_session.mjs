@@ -31,6 +31,11 @@ class MemoryProvider {
   redirectToAuthorization(url) { this.authUrl = url; }
   saveCodeVerifier(v) { this.verifier = v; }
   codeVerifier() { return this.verifier; }
+  invalidateCredentials(scope) {
+    if (scope === 'all' || scope === 'tokens') this.saved = undefined;
+    if (scope === 'all' || scope === 'client') this.client = undefined;
+    if (scope === 'all' || scope === 'verifier') this.verifier = undefined;
+  }
 }
 
 // The person's browser: follow redirects; on the stand-in's sign-in page, click the user's link.
@@ -84,17 +89,32 @@ async function login(user) {
   client = new Client({ name: `pcref-e2e-${user}`, version: '1.0.0' });
   await client.connect(transport);
   const tools = await client.listTools();
-  sessions.set(user, { client, provider });
+  sessions.set(user, { client, provider, transport });
   const c = claims(provider.saved.access_token);
   return { ok: true, client_id: provider.client.client_id, tools: tools.tools.map(t => t.name),
            token: { aud: c.aud, oid: c.oid, scp: c.scp }, has_refresh: Boolean(provider.saved.refresh_token),
            refresh_is_opaque: provider.saved.refresh_token ? provider.saved.refresh_token.split('.').length !== 3 : null };
 }
 
+// A call the server answers 401 (e.g. a claims challenge) sends the person through sign-in again,
+// as a real client would, and is then retried once.
 async function call(user, tool, args) {
-  const { client } = sessions.get(user);
-  const result = await client.callTool({ name: tool, arguments: args });
-  return { ok: true, result };
+  const session = sessions.get(user);
+  try {
+    return { ok: true, result: await session.client.callTool({ name: tool, arguments: args }) };
+  } catch (e) {
+    if (!(e instanceof UnauthorizedError) || !session.provider.authUrl) throw e;
+  }
+  const back = await browse(session.provider.authUrl, user);
+  session.provider.authUrl = undefined;
+  if (back.searchParams.get('error')) return { ok: false, error: back.searchParams.get('error') };
+  await session.transport.finishAuth(back.searchParams.get('code'));
+  await session.client.close();
+  session.transport = new StreamableHTTPClientTransport(serverUrl, { authProvider: session.provider });
+  session.client = new Client({ name: `pcref-e2e-${user}`, version: '1.0.0' });
+  await session.client.connect(session.transport);
+  const result = await session.client.callTool({ name: tool, arguments: args });
+  return { ok: true, result, signed_in_again: true, amr: claims(session.provider.saved.access_token).amr };
 }
 
 const rl = readline.createInterface({ input: process.stdin });
