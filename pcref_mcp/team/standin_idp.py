@@ -201,6 +201,7 @@ class StandInIdp:
             "scp": scopes,
             "amr": ["pwd", "mfa"] if mfa else ["pwd"],
             "ver": "2.0",
+            "uti": secrets.token_urlsafe(16),  # a unique token id, as Entra's
         }
         claims.update(overrides)
         return self.sign({k: v for k, v in claims.items() if v is not None})
