@@ -178,6 +178,10 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
 
     parts: TeamParts = server.team
     app = server.streamable_http_app(transport_security=security, host=host)
+    if parts.proxy is not None:
+        from pcref_mcp.team.proxy import advertise_metadata_documents
+
+        app = advertise_metadata_documents(app)
     return ClaimsGate(
         app,
         verifier=parts.verifier,

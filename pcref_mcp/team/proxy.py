@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from pcref_mcp.config import Settings
     from pcref_mcp.team.tokens import EntraTokenVerifier
 
-__all__ = ["CALLBACK_PATH", "EntraProxy"]
+__all__ = ["CALLBACK_PATH", "EntraProxy", "advertise_metadata_documents"]
 
 log = logging.getLogger("pcref_mcp.team")
 
@@ -364,6 +364,14 @@ class EntraProxy:
             if home is None or str(account.get("home_account_id", "")).startswith(str(home)):
                 app.remove_account(account)
 
+    def _tls_verify(self) -> Any:
+        import ssl
+        from pathlib import Path
+
+        if self.settings.team_ca_bundle is None:
+            return True
+        return ssl.create_default_context(cafile=str(Path(self.settings.team_ca_bundle).expanduser()))
+
     def _expire(self) -> None:
         now = self._clock()
         for state, pending in list(self._pending.items()):
@@ -380,12 +388,17 @@ class EntraProxy:
         import httpx
 
         try:
-            async with httpx.AsyncClient(timeout=5.0, follow_redirects=False, trust_env=False) as http:
+            async with httpx.AsyncClient(
+                timeout=5.0, follow_redirects=False, trust_env=False, verify=self._tls_verify()
+            ) as http:
                 response = await http.get(url, headers={"Accept": "application/json"})
             if response.status_code != 200 or len(response.content) > 5_000:
                 return None
             doc = response.json()
-            info = OAuthClientInformationFull.model_validate({**doc, "token_endpoint_auth_method": "none"})
+            # A metadata-document client is public and gets this server's one scope.
+            info = OAuthClientInformationFull.model_validate(
+                {**doc, "token_endpoint_auth_method": "none", "scope": self.scope}
+            )
         except (httpx.HTTPError, ValueError):
             log.info("client ID metadata document %s is unusable", url[:200])
             return None
@@ -394,6 +407,42 @@ class EntraProxy:
         if len(self._clients) < MAX_ENTRIES:
             self._clients[url] = info
         return info
+
+
+def advertise_metadata_documents(app: Any) -> Any:
+    """ASGI wrapper: add ``client_id_metadata_document_supported: true`` to the SDK's authorization
+    server metadata (SDK 2.3 does not set it), so clients know they may use a metadata URL as id."""
+    import json
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/.well-known/oauth-authorization-server":
+            await app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            if start.get("status") == 200:
+                try:
+                    doc = json.loads(body)
+                    doc["client_id_metadata_document_supported"] = True
+                    body = json.dumps(doc).encode()
+                except ValueError:
+                    pass
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await app(scope, receive, capture)
+
+    return wrapped
 
 
 def _digest(token: str) -> str:

@@ -130,6 +130,8 @@ class StandInIdp:
     users: dict[str, StandInUser] = field(default_factory=lambda: dict(USERS))
     clock: Callable[[], float] = time.time
     grants: dict[str, int] = field(default_factory=dict)
+    # Client ID metadata documents it hosts at /clients/{name} (so CIMD clients can be tried too).
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     _keys: list[_Key] = field(default_factory=list)
     _codes: dict[str, _Code] = field(default_factory=dict)
     _refresh: dict[str, _Refresh] = field(default_factory=dict)
@@ -220,6 +222,7 @@ class StandInIdp:
                 Route("/{tenant}/discovery/v2.0/keys", self._keys_endpoint),
                 Route("/{tenant}/oauth2/v2.0/authorize", self._authorize, methods=["GET"]),
                 Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
+                Route("/clients/{name}", self._document),
             ]
         )
 
@@ -229,6 +232,25 @@ class StandInIdp:
         return PlainTextResponse(
             f"pcref-mcp stand-in identity provider. Tenant {TENANT}; users: {', '.join(self.users)}.\n"
         )
+
+    def client_document(self, name: str, redirect_uris: list[str], client_name: str = "") -> str:
+        """Host a client ID metadata document; returns its URL (which is the client's id)."""
+        url = f"{self.base}/clients/{name}"
+        self.documents[name] = {
+            "client_id": url,
+            "client_name": client_name or name,
+            "redirect_uris": redirect_uris,
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }
+        return url
+
+    async def _document(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse, PlainTextResponse
+
+        doc = self.documents.get(request.path_params["name"])
+        return JSONResponse(doc) if doc else PlainTextResponse("not found", status_code=404)
 
     async def _discovery(self, request: Any) -> Any:
         from starlette.responses import JSONResponse

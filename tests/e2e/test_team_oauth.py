@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,70 @@ def test_two_people_sign_in_with_the_ts_sdk_oauth_client_and_call_tools(ts: TsSe
         ts.ask(cmd="call", user="bob", tool="get_referral", args={"referral_id": found["rows"][0]["id"]})
     )
     assert also["id"] == found["rows"][0]["id"]
+
+
+@contextmanager
+def metadata_document(cert: str, doc_for: Any) -> Iterator[str]:
+    """Host a client ID metadata document over TLS with the stand-in's certificate (which the server
+    trusts through PCREF_TEAM_CA_BUNDLE); yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    port = free_port()
+    url = f"https://127.0.0.1:{port}/client.json"
+
+    async def document(request: Any) -> JSONResponse:
+        return JSONResponse(doc_for(url))
+
+    key = str(Path(cert).with_name("standin-idp-key.pem"))
+    config = uvicorn.Config(
+        Starlette(routes=[Route("/client.json", document)]),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "document server did not start"
+        time.sleep(0.02)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_client_with_a_metadata_document_needs_no_registration(
+    team: tuple[Running, str], ts: TsSession
+) -> None:
+    _, cert = team
+
+    def doc(url: str) -> dict[str, Any]:
+        return {
+            "client_id": url,
+            "client_name": "pcref e2e (CIMD)",
+            "redirect_uris": ["http://127.0.0.1:9/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }
+
+    with metadata_document(cert, doc) as url:
+        answer = ts.ask(cmd="login", user="bob", client_metadata_url=url)
+        assert answer["ok"], answer
+        assert answer["client_id"] == url  # no registration: the document's URL is the id
+        assert answer["token"]["oid"] == USERS["bob"].oid
+        assert structured(ts.ask(cmd="call", user="bob", tool="search_referrals", args={"limit": 1}))["rows"]
 
 
 def test_a_person_of_another_tenant_is_refused_at_sign_in(ts: TsSession) -> None:

@@ -257,3 +257,28 @@ def test_a_claims_challenge_is_carried_into_the_next_sign_in(dance: Dance) -> No
     assert "mfa" in jwt.decode(again["access_token"], options={"verify_signature": False})["amr"]
     headers["Authorization"] = f"Bearer {again['access_token']}"
     assert dance.http.post(dance.team.mcp, json=call, headers=headers).status_code != 401
+
+
+def test_a_client_id_metadata_document_works_without_registration(dance: Dance, idp: RunningIdp) -> None:
+    asm = dance.http.get(f"{dance.team.url}/.well-known/oauth-authorization-server").json()
+    assert asm["client_id_metadata_document_supported"] is True
+    client_id = idp.idp.client_document("cimd-client", [REDIRECT])
+    verifier, challenge = pkce()
+    back = dance.sign_in(dance.authorize(client_id, challenge).headers["location"], "bob")
+    tokens = dance.token(
+        grant_type="authorization_code",
+        code=back["code"],
+        redirect_uri=REDIRECT,
+        client_id=client_id,
+        code_verifier=verifier,
+    )
+    assert tokens.status_code == 200, tokens.text
+    assert dance.mcp(tokens.json()["access_token"]).status_code == 200
+
+
+def test_a_metadata_document_that_does_not_name_itself_is_refused(dance: Dance, idp: RunningIdp) -> None:
+    url = idp.idp.client_document("impostor", [REDIRECT])
+    idp.idp.documents["impostor"]["client_id"] = "https://someone-else.example/client"
+    assert dance.authorize(url, pkce()[1]).status_code == 400
+    missing = f"{idp.url}/clients/nothing-here"
+    assert dance.authorize(missing, pkce()[1]).status_code == 400

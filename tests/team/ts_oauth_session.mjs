@@ -1,7 +1,8 @@
 // A third-party MCP client doing the whole OAuth dance: the TypeScript MCP SDK's own OAuth client
 // (discovery → dynamic registration → authorization code + PKCE → token → tools/call).
 // Driven line by line on stdin (JSON commands), answering one JSON line each on stdout:
-//   {"cmd":"login","user":"ada"}   sign in as a stand-in test user (the "browser" picks the user)
+//   {"cmd":"login","user":"ada"}   sign in as a stand-in test user (the "browser" picks the user);
+//                                  "client_metadata_url" makes the client use that CIMD URL as its id
 //   {"cmd":"call","user":"ada","tool":"search_referrals","args":{...}}
 //   {"cmd":"quit"}
 // Env: PCREF_TS_SDK = the @modelcontextprotocol/sdk package dir; NODE_EXTRA_CA_CERTS = the
@@ -18,7 +19,10 @@ const serverUrl = new URL(process.argv[2]);
 const REDIRECT = 'http://127.0.0.1:9/callback'; // never served: the "browser" stops here
 
 class MemoryProvider {
-  constructor() { this.client = undefined; this.saved = undefined; this.verifier = undefined; this.authUrl = undefined; }
+  constructor(metadataUrl) {
+    this.client = undefined; this.saved = undefined; this.verifier = undefined; this.authUrl = undefined;
+    if (metadataUrl) this.clientMetadataUrl = metadataUrl; // a client ID metadata document instead of registering
+  }
   get redirectUrl() { return REDIRECT; }
   get clientMetadata() {
     return { client_name: 'pcref e2e (TS SDK)', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'],
@@ -72,8 +76,8 @@ function claims(jwt) {
   return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 }
 
-async function login(user) {
-  const provider = new MemoryProvider();
+async function login(user, metadataUrl) {
+  const provider = new MemoryProvider(metadataUrl);
   let transport = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
   let client = new Client({ name: `pcref-e2e-${user}`, version: '1.0.0' });
   try {
@@ -123,7 +127,7 @@ for await (const line of rl) {
   const cmd = JSON.parse(line);
   let answer;
   try {
-    if (cmd.cmd === 'login') answer = await login(cmd.user);
+    if (cmd.cmd === 'login') answer = await login(cmd.user, cmd.client_metadata_url);
     else if (cmd.cmd === 'call') answer = await call(cmd.user, cmd.tool, cmd.args ?? {});
     else if (cmd.cmd === 'quit') break;
     else answer = { ok: false, error: `unknown command ${cmd.cmd}` };
