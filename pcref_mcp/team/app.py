@@ -128,7 +128,7 @@ def team_server(
     sdk: dict[str, Any] = {"middleware": [PrincipalMiddleware()]}
     proxy = None
     if plan.proxy:
-        from pcref_mcp.team.proxy import CALLBACK_PATH, EntraProxy
+        from pcref_mcp.team.proxy import CALLBACK_PATH, SIGN_IN_SCOPES, EntraProxy
 
         proxy = EntraProxy(settings, verifier, base_url=plan.base_url, scope=plan.scope)
         sdk["auth_server_provider"] = proxy
@@ -137,7 +137,7 @@ def team_server(
             resource_server_url=plan.resource,  # type: ignore[arg-type]
             required_scopes=[plan.scope],
             client_registration_options=ClientRegistrationOptions(
-                enabled=True, valid_scopes=[plan.scope], default_scopes=[plan.scope]
+                enabled=True, valid_scopes=[plan.scope, *SIGN_IN_SCOPES], default_scopes=[plan.scope]
             ),
             revocation_options=RevocationOptions(enabled=True),
             validate_token_resource=False,  # the verifier checks the audience itself

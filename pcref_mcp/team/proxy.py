@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from pcref_mcp.config import Settings
     from pcref_mcp.team.tokens import EntraTokenVerifier
 
-__all__ = ["CALLBACK_PATH", "EntraProxy", "advertise_metadata_documents"]
+__all__ = ["CALLBACK_PATH", "SIGN_IN_SCOPES", "EntraProxy", "advertise_metadata_documents"]
 
 log = logging.getLogger("pcref_mcp.team")
 
@@ -60,6 +60,9 @@ CODE_TTL = 300.0
 PENDING_TTL = 600.0
 REFRESH_TTL = 14 * 24 * 3600  # Entra's own refresh tokens live up to 90 days; ours stop sooner
 MAX_ENTRIES = 10_000
+# Scopes a client may add to this server's one scope: they are about the sign-in itself, and the
+# broker asks Entra for them anyway.
+SIGN_IN_SCOPES = ("offline_access", "openid", "profile", "email")
 
 
 @dataclass
@@ -142,7 +145,7 @@ class EntraProxy:
 
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
         self._expire()
-        if params.scopes and any(s != self.scope for s in params.scopes):
+        if params.scopes and any(s != self.scope and s not in SIGN_IN_SCOPES for s in params.scopes):
             raise AuthorizeError("invalid_scope", f"This server offers one scope: {self.scope}.")
         state = secrets.token_urlsafe(32)
         assert client.client_id is not None

@@ -282,3 +282,11 @@ def test_a_metadata_document_that_does_not_name_itself_is_refused(dance: Dance, 
     assert dance.authorize(url, pkce()[1]).status_code == 400
     missing = f"{idp.url}/clients/nothing-here"
     assert dance.authorize(missing, pkce()[1]).status_code == 400
+
+
+def test_a_client_may_ask_for_offline_access_too(dance: Dance) -> None:
+    registered = dance.register(scope=f"{dance.scope} offline_access")
+    assert registered.status_code == 201, registered.text
+    dance.scope = f"{dance.scope} offline_access"
+    answer = dance.authorize(registered.json()["client_id"], pkce()[1])
+    assert answer.status_code == 302 and answer.headers["location"].startswith(dance.idp.url)
