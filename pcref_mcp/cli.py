@@ -117,18 +117,24 @@ def cmd_journal(args: argparse.Namespace, settings: Any) -> int:
     from pcref_mcp.writes.journal import Journal
 
     journal = Journal(settings.journal_path or data_dir() / "journal.sqlite3")
-    entries = journal.recent(args.limit, referral_id=args.referral)
+    entries = journal.recent(args.limit, referral_id=args.referral, any_actor=args.all)
     if args.json:
-        print(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
+        print(json.dumps([e.shown() for e in entries], indent=2, default=str))
         return 0
     if not entries:
         print(f"The journal is empty ({journal.path}).")
         return 0
     for e in entries:
-        target = e.referral_id or e.external_ref or "-"
-        print(f"#{e.id}  {e.started_at}  {e.status:<9} {e.tool:<16} {target}  correlation {e.correlation_id}")
-        for op in e.operations:
-            print(f"      {json.dumps(op, default=str)[:200]}")
+        shown = e.shown()
+        target = e.referral_id or shown["external_ref"] or "-"
+        by = f"  by {e.actor_name or e.actor_id}" if args.all else ""
+        print(
+            f"#{e.id}  {e.started_at}  {e.status:<9} {e.tool:<16} {target}  correlation {e.correlation_id}{by}"
+        )
+        if e.summary:
+            print(f"      {e.summary}")
+        for op in shown["operations"]:
+            print(f"      {json.dumps(op, default=str, ensure_ascii=False)[:200]}")
         if e.error:
             print(f"      error: {e.error}")
         if e.undone_by:
@@ -226,6 +232,9 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("--limit", type=int, default=20)
     journal.add_argument("--referral", help="only this referral id")
     journal.add_argument("--json", action="store_true")
+    journal.add_argument(
+        "--all", action="store_true", help="every person's writes (team mode), not only yours"
+    )
     journal.set_defaults(run=cmd_journal)
 
     tools = sub.add_parser("tools", help="list the tools with the size of each schema")

@@ -155,6 +155,7 @@ def test_server_json_environment_variables_are_real_settings(tmp_path: Path) -> 
     assert {t["name"] for t in json.loads(out.stdout)} == {
         "search_referrals",
         "get_referral",
+        "recent_changes",
         "search",
         "fetch",
     }

@@ -179,14 +179,20 @@ class PartnerCenterClient:
     # --- writes -----------------------------------------------------------------------------------
 
     async def create(
-        self, body: Mapping[str, Any] | BaseModel, *, existing_ids: Collection[str] | None = None
+        self,
+        body: Mapping[str, Any] | BaseModel,
+        *,
+        existing_ids: Collection[str] | None = None,
+        stamp: bool = True,
     ) -> Referral:
         """POST a new referral, never twice.
 
         An ``externalReferenceId`` is stamped when the caller gave none; after an ambiguous failure it
         is how the client finds out whether the referral landed. ``existing_ids`` are the referrals
         already carrying the caller's id, when the caller has just looked (saves a call); None means
-        the client looks itself.
+        the client looks itself. ``stamp=False`` sends a body without an id exactly as given (the
+        Microsoft side of a co-sell, found through its engagementId instead): an ambiguous failure
+        is then ``WriteOutcomeUnknown`` and the caller settles it.
         """
         cid = _correlation.get() or new_correlation_id()
         doc = _to_wire(body)
@@ -199,6 +205,8 @@ class PartnerCenterClient:
             # a failure does not mistake an old referral for the new one.
             if existing_ids is None:
                 existing = {r.id for r in await self._find_by_external_id(str(external_id), cid) if r.id}
+        elif not stamp:
+            return await self._create_unstamped(doc, cid)
         else:
             external_id = f"{EXTERNAL_ID_PREFIX}{uuid.uuid4()}"
             doc["externalReferenceId"] = external_id
@@ -225,6 +233,20 @@ class PartnerCenterClient:
             raise WriteOutcomeUnknown(
                 f"Partner Center answered {response.status_code} to the create without the new referral; "
                 f"look for externalReferenceId {external_id!r} before trying again.",
+                correlation_id=cid,
+            )
+        return _with_etag(_parse(Referral, response, cid), response)
+
+    async def _create_unstamped(self, doc: dict[str, Any], cid: str) -> Referral:
+        try:
+            response = await self._send("POST", self._referrals_url, cid, json_body=doc, write=True)
+        except _Ambiguous as amb:
+            raise WriteOutcomeUnknown(
+                f"The create failed ({amb.what}); whether it landed is not known yet.", correlation_id=cid
+            ) from None
+        if response.status_code not in (200, 201) or not response.content:
+            raise WriteOutcomeUnknown(
+                f"Partner Center answered {response.status_code} to the create without the new referral.",
                 correlation_id=cid,
             )
         return _with_etag(_parse(Referral, response, cid), response)

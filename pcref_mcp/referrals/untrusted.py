@@ -27,8 +27,16 @@ UNTRUSTED_KEYS = frozenset(
         "firstName",
         "lastName",
         "publisherName",
+        # ids and labels others chose: a CRM's id, a campaign, tags, a postal code
+        "externalReferenceId",
+        "campaignId",
+        "referralProgram",
+        "tags",
+        "postalCode",
     }
 )
+# Lists of objects whose "id" someone else chose (customerProfile.ids: DUNS or the partner's own ids).
+UNTRUSTED_ID_LISTS = frozenset({"ids"})
 
 
 def quote(text: Any) -> str | None:
@@ -41,6 +49,11 @@ def quote(text: Any) -> str | None:
 def quote_fields(value: Any, key: str | None = None) -> Any:
     """A wire value with every untrusted string inside it quoted (dicts and lists walked)."""
     if isinstance(value, dict):
+        if key in UNTRUSTED_ID_LISTS:
+            return {
+                k: quote(v) if k == "id" and isinstance(v, str) else quote_fields(v, k)
+                for k, v in value.items()
+            }
         return {k: quote_fields(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [quote_fields(v, key) for v in value]

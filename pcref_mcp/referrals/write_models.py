@@ -51,6 +51,7 @@ from pcref_mcp.referrals.models import (
 
 __all__ = [
     "DEAL_KINDS",
+    "ENGAGEMENT_ID_PLACEHOLDER",
     "MICROSOFT_ORG_ID",
     "MIN_ANNUAL_CONTRACT_VALUE_USD",
     "PERPETUAL_YEARS",
@@ -73,11 +74,16 @@ __all__ = [
     "partner_referral_body",
     "validation_message",
     "wire_datetime",
+    "with_engagement_id",
 ]
 
 M = TypeVar("M", bound=BaseModel)
 
 MICROSOFT_ORG_ID = "msft"
+# Where the partner referral's engagementId goes in the Microsoft-side body of a co-sell pair: the id
+# exists only once the first POST is answered, so the body is previewed (and approved) with this
+# marker, and ``with_engagement_id`` puts the real id there and changes nothing else.
+ENGAGEMENT_ID_PLACEHOLDER = "<engagementId of referral 1, filled in when it is created>"
 MIN_ANNUAL_CONTRACT_VALUE_USD = 25_000.0
 PERPETUAL_YEARS = 6  # a perpetual contract's value is spread over six years
 
@@ -453,6 +459,10 @@ class InviteContextIn(WriteModel):
     invited_by: InvitedByIn | None = None
 
 
+class ReferralAttributesIn(WriteModel):
+    object_type: str | None = None
+
+
 class TrackingInfoIn(WriteModel):
     microsoft_msx_id: str | None = None
     microsoft_us_fed_opportunity_id: str | None = Field(default=None, alias="microsoftUSFedOpportunityId")
@@ -486,6 +496,7 @@ class ReferralCreate(WriteModel):
     details: DetailsIn
     team: list[MemberIn] | None = None
     invite_context: InviteContextIn | None = None
+    attributes: ReferralAttributesIn | None = None
     tracking_info: TrackingInfoIn | None = None
 
     @model_validator(mode="after")
@@ -652,8 +663,12 @@ _NEW_REFERRAL_RULES: tuple[Callable[[NewReferral], str | None], ...] = (
 )
 
 
-def partner_referral_body(new: NewReferral) -> ReferralCreate:
-    """The partner's own referral for ``new`` (for co_sell, the first of the two POSTs)."""
+def partner_referral_body(new: NewReferral, *, mpn_id: str | None = None) -> ReferralCreate:
+    """The partner's own referral for ``new`` (for co_sell, the first of the two POSTs).
+
+    Shaped like the Partner Center UI's request in "Create a referral" (step 1 of a co-sell):
+    ``attributes.objectType`` and, when the partner's MPN id is known, ``mpnId``.
+    """
     rule = DEAL_KINDS[new.deal_kind]
     return ReferralCreate(
         name=new.name,
@@ -661,20 +676,29 @@ def partner_referral_body(new: NewReferral) -> ReferralCreate:
         campaign_id=new.campaign_id,
         type=rule.referral_type,
         qualification=ReferralQualification.SALES_QUALIFIED,
+        mpn_id=mpn_id,
         customer_profile=_customer_profile(new),
         consent=_consent(new, share=rule.share_with_microsoft_sellers),
         details=_details(new, notes=new.notes),
         team=[contact.to_member() for contact in new.team] or None,
+        attributes=ReferralAttributesIn(object_type="Referral"),
     )
 
 
 def microsoft_referral_body(
     new: NewReferral,
-    engagement_id: str,
-    partner_org_id: str | None,
-    partner_org_name: str | None,
+    engagement_id: str = ENGAGEMENT_ID_PLACEHOLDER,
+    partner_org_id: str | None = None,
+    partner_org_name: str | None = None,
 ) -> ReferralCreate:
-    """The second POST of a co-sell deal: Microsoft's referral, linked by the partner's ``engagement_id``."""
+    """The second POST of a co-sell deal: Microsoft's referral, linked by the partner's ``engagement_id``.
+
+    The form "Create a referral" shows today (step 2): no target and no solutions of the partner's
+    (the 2019 form targeted ``BusinessProfileLocation msft`` and copied them), the help note as the
+    details' notes and the invite note, and no externalReferenceId of ours (the id is the partner
+    referral's; Microsoft's referral is found through the shared engagementId). Built with
+    ``ENGAGEMENT_ID_PLACEHOLDER`` at preview time; ``with_engagement_id`` fills it in.
+    """
     if new.deal_kind is not DealKind.CO_SELL:
         raise InvalidInput(
             f"deal_kind {new.deal_kind.value!r} does not invite Microsoft; only 'co_sell' creates a Microsoft referral.",
@@ -690,6 +714,14 @@ def microsoft_referral_body(
     invited_by = None
     if partner_org_id or partner_org_name:
         invited_by = InvitedByIn(organization_id=partner_org_id, organization_name=partner_org_name)
+    details = _details(new, notes=new.help_notes)
+    requirements = details.requirements or RequirementsIn()
+    details.requirements = requirements.model_copy(
+        update={
+            "solutions": [],
+            "additional_requirements": AdditionalRequirementsIn(iot={}, attributes=[]),
+        }
+    )
     return ReferralCreate(
         engagement_id=engagement_id,
         organization_id=MICROSOFT_ORG_ID,
@@ -697,10 +729,10 @@ def microsoft_referral_body(
         name=new.name,
         type=ReferralType.SHARED,
         qualification=ReferralQualification.SALES_QUALIFIED,
-        target=[TargetIn(type=TargetType.BUSINESS_PROFILE_LOCATION, id=MICROSOFT_ORG_ID)],
+        target=[],
         customer_profile=_customer_profile(new),
         consent=_consent(new, share=True),
-        details=_details(new, notes=new.help_notes),
+        details=details,
         team=[],
         invite_context=InviteContextIn(
             notes=new.help_notes,
@@ -709,8 +741,23 @@ def microsoft_referral_body(
             ),
             invited_by=invited_by,
         ),
+        attributes=ReferralAttributesIn(object_type="Referral"),
         deal_sensitivity="None",
+        tracking_info=TrackingInfoIn(),
     )
+
+
+def with_engagement_id(template: dict[str, Any], engagement_id: str) -> dict[str, Any]:
+    """The previewed Microsoft-side body with the partner referral's engagementId in its one place.
+
+    Nothing else changes: the approval covered every other byte. A template without the placeholder
+    (already filled, or not a template) is refused rather than sent with a guessed id.
+    """
+    if template.get("engagementId") != ENGAGEMENT_ID_PLACEHOLDER:
+        raise InvalidInput("This body has no engagementId placeholder to fill.", field="engagementId")
+    if not engagement_id:
+        raise InvalidInput("The partner referral's engagementId is empty.", field="engagementId")
+    return {**template, "engagementId": engagement_id}
 
 
 def _customer_profile(new: NewReferral) -> CustomerProfileIn:

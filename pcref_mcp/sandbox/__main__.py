@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pcref_mcp.sandbox.config import default_db_path
-from pcref_mcp.sandbox.server import serve
+from pcref_mcp.sandbox.server import control_token_path, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     db = args.db or default_db_path()
     print(
-        f"Partner Center Referrals sandbox on http://{args.host}:{args.port}/v1.0/engagements/referrals (db {db})"
+        f"Partner Center Referrals sandbox on http://{args.host}:{args.port}/v1.0/engagements/referrals (db {db}); "
+        f"control routes /_sandbox/* need header X-Sandbox-Control from {control_token_path(db)}"
     )
     try:
         serve(args.host, args.port, db, args.reset, args.size, args.log_level, seed=args.seed)

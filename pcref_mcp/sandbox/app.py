@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
+import ipaddress
 import json
 import logging
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,7 +44,7 @@ from pcref_mcp.sandbox.odata import ODataError, compile_filter, compile_orderby,
 from pcref_mcp.sandbox.rules import LINK_ORIGIN, apply_patch, build_referral, new_etag
 from pcref_mcp.sandbox.state import SandboxState
 
-__all__ = ["API_PREFIX", "create_app", "error_body"]
+__all__ = ["API_PREFIX", "CONTROL_HEADER", "create_app", "error_body"]
 
 log = logging.getLogger("pcref_mcp.sandbox")
 
@@ -50,6 +53,7 @@ DEFAULT_ORDER = "created_date_time DESC, id DESC"
 MAX_BODY_BYTES = 1_000_000
 _QUERY_OPTIONS = ("$filter", "$orderby", "$top", "$skip", "$count", "$select")
 _JSON = "application/json; charset=utf-8"
+CONTROL_HEADER = "X-Sandbox-Control"
 
 
 def create_app(config: SandboxConfig | None = None) -> Starlette:
@@ -71,12 +75,14 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/_sandbox/sweep", api.control_sweep, methods=["POST"]),
         Route("/_sandbox/stats", api.control_stats, methods=["GET"]),
     ]
+    control_token = config.control_token or secrets.token_urlsafe(24)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_Gate, state=state)],
+        middleware=[Middleware(_ControlGate, token=control_token), Middleware(_Gate, state=state)],
         exception_handlers={HTTPException: _http_exception},
     )
     app.state.sandbox = state
+    app.state.control_token = control_token
     return app
 
 
@@ -93,6 +99,60 @@ def error_body(code: str, message: str, *, inner_code: str | None = None) -> dic
 
 
 # --- the front door -------------------------------------------------------------------------------
+
+
+class _ControlGate:
+    """``/_sandbox/`` (reset, faults, clock) only for the test that owns this sandbox.
+
+    A web page can make a browser send a "simple" cross-site POST (``text/plain``) to a loopback
+    port; without this gate one wiped the sandbox. The request must name a local host (loopback, or
+    a special-use name: ``localhost``, ``*.test``, ``*.invalid``, ``*.local``), carry no Origin other
+    than such a host, and carry the control token in ``X-Sandbox-Control`` (a custom header, which a
+    cross-site page cannot send without a preflight the sandbox never grants).
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/_sandbox"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        problem = None
+        origin = headers.get("origin")
+        if not _local_host(headers.get("host", "")):
+            problem = (421, "The sandbox's control routes answer only to a local Host.")
+        elif origin is not None and not _local_origin(origin):
+            problem = (403, "The sandbox's control routes refuse cross-site requests.")
+        elif not hmac.compare_digest(headers.get(CONTROL_HEADER.lower(), "").encode(), self.token.encode()):
+            problem = (403, f"The sandbox's control routes need the control token in {CONTROL_HEADER}.")
+        if problem is not None:
+            await _error(problem[0], "accessDenied", problem[1])(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+_LOCAL_SUFFIXES = (".localhost", ".test", ".invalid", ".local")
+
+
+def _local_host(host: str) -> bool:
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name == "localhost" or name.endswith(_LOCAL_SUFFIXES):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_origin(origin: str) -> bool:
+    scheme, sep, rest = origin.partition("://")
+    return bool(sep) and scheme in ("http", "https") and _local_host(rest.split("/", 1)[0])
 
 
 class _Gate:

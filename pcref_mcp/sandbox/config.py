@@ -52,6 +52,9 @@ class SandboxConfig:
     partner_org_name: str = "Fabrikam Sandbox Partner"
     mpn_id: str = "6193175"
     profile: Profile = field(default_factory=default_profile)
+    # The secret the /_sandbox/ control routes require (header X-Sandbox-Control); None: a random one
+    # per app, read from app.state.control_token.
+    control_token: str | None = None
 
     def __post_init__(self) -> None:
         if self.db_path is not None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import secrets
 from pathlib import Path
 
 from pcref_mcp.sandbox.config import SandboxConfig, default_db_path
 
-__all__ = ["is_loopback", "serve"]
+__all__ = ["control_token_path", "is_loopback", "serve", "write_control_token"]
 
 
 def serve(
@@ -42,7 +44,29 @@ def serve(
             seed_size=size,
             seed=seed,
         )
+    if config.control_token is None:
+        config.control_token = os.environ.get("PCREF_SANDBOX_CONTROL_TOKEN") or secrets.token_urlsafe(24)
+    if config.db_path is not None:
+        write_control_token(config.db_path, config.control_token)
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, lifespan="off")
+
+
+def control_token_path(db_path: Path) -> Path:
+    """Where a standalone sandbox keeps the token its /_sandbox/ control routes require (0600)."""
+    return Path(db_path).with_name(Path(db_path).name + ".control-token")
+
+
+def write_control_token(db_path: Path, token: str) -> Path:
+    path = control_token_path(db_path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        if hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to tighten
+            os.fchmod(fd, 0o600)
+        os.write(fd, token.encode())
+    finally:
+        os.close(fd)
+    return path
 
 
 def is_loopback(host: str) -> bool:

@@ -271,6 +271,17 @@ async def undo_change(
     return respond(await _finish(ctx, plan, approval))
 
 
+class RecentChanges(BaseModel):
+    changes: list[str]
+
+
+@tool("Recent changes", untrusted=True)
+async def recent_changes(ctx: Context) -> Annotated[CallToolResult, RecentChanges]:
+    """Your latest 20 writes, newest first: change_id (for undo_change), when, what, status, undo."""
+    entries = runtime_of(ctx).journal.recent(20)
+    return respond(RecentChanges(changes=[recent_change(e) for e in entries]))
+
+
 # --- ChatGPT connector pair ----------------------------------------------------------------------
 
 
@@ -371,13 +382,30 @@ def _preview(plan: WritePlan) -> Preview:
     return Preview(
         summary=plan.summary,
         lifecycle=plan.lifecycle,
-        # what was there before may be someone else's text; what comes after is the caller's own
+        # before and after both carry others' text (an appended list keeps its entries): quoted
         changes=[
-            PreviewChange(field=c.field, before=quote_at(c.pointer, c.before), after=c.after)
+            PreviewChange(
+                field=c.field, before=quote_at(c.pointer, c.before), after=quote_at(c.pointer, c.after)
+            )
             for c in plan.changes
         ],
         warnings=plan.warnings,
         operations=plan.wire_operations,
+    )
+
+
+def recent_change(entry: Any) -> str:
+    """One journal entry in a line: names in its summary are quoted, no contact details."""
+    why_not = entry.undo_refusal()
+    return (
+        f"change_id {entry.id} · {entry.started_at[:16]}Z · {entry.summary or entry.tool}"
+        + (
+            f" · referral {entry.referral_id}"
+            if entry.referral_id and entry.referral_id not in (entry.summary or "")
+            else ""
+        )
+        + f" · {entry.status.replace('_', ' ')} · undo: "
+        + ("possible while the referral is unchanged" if why_not is None else f"no, {why_not}")
     )
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
-from pcref_mcp.referrals.untrusted import quote, quote_fields
+from pcref_mcp.referrals.untrusted import quote, quote_at, quote_fields
 
 Section = Literal["overview", "customer", "details", "invite", "registrations", "contacts", "all"]
 DEFAULT_SECTIONS: tuple[Section, ...] = ("overview", "customer", "details", "invite", "registrations")
@@ -53,7 +53,6 @@ ExtraField = Literal[
     "notes",
     "etag",
 ]
-_UNTRUSTED_EXTRAS = frozenset({"status_reason", "invited_by", "notes"})
 
 
 class ReferralRow(BaseModel):
@@ -79,8 +78,9 @@ def row(referral: Referral, fields: Sequence[str] = ()) -> ReferralRow:
         wire = referral.to_wire()
         extra = {}
         for name in fields:
-            value = pointer_get(wire, EXTRA_FIELDS[name])
-            extra[name] = quote(value) if name in _UNTRUSTED_EXTRAS else value
+            pointer = EXTRA_FIELDS[name]
+            # others' text (ids they chose, notes, names) quoted by the wire key it sits under
+            extra[name] = quote_at(pointer, pointer_get(wire, pointer))
     return ReferralRow(
         id=str(referral.id),
         name=quote(referral.name),

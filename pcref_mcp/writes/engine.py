@@ -8,16 +8,15 @@ overwritten: the engine reports what changed underneath instead.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pcref_mcp.errors import (
+    BadRequest,
     InvalidInput,
     NotEligible,
     PcrefError,
@@ -27,16 +26,27 @@ from pcref_mcp.errors import (
     WriteOutcomeUnknown,
 )
 from pcref_mcp.partner_center import odata
-from pcref_mcp.referrals import lifecycle, patch_paths
+from pcref_mcp.referrals import contacts, lifecycle, patch_paths
 from pcref_mcp.referrals.models import PatchOperation, Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import (
+    ENGAGEMENT_ID_PLACEHOLDER,
+    MICROSOFT_ORG_ID,
     DealKind,
     NewDealRegistration,
     NewReferral,
     microsoft_referral_body,
     partner_referral_body,
+    with_engagement_id,
+)
+from pcref_mcp.writes.creates import (
+    RECENT_CREATE_SECONDS,
+    Organization,
+    body_changes,
+    check_create_body,
+    create_lock,
+    stamp_external_ref,
 )
 from pcref_mcp.writes.preview import (
     FieldChange,
@@ -50,6 +60,9 @@ if TYPE_CHECKING:  # annotations only: httpx and sqlite3 load with the first too
     from pcref_mcp.partner_center.client import PartnerCenterClient
     from pcref_mcp.writes.journal import Journal, JournalEntry
 
+T = TypeVar("T")
+# The before-image of a list the change appends to: its length then (see _inverse_operations).
+APPENDED_TO = "$appended_to_length"
 Outcome = Literal["applied", "stale", "failed", "in_doubt", "partial"]
 
 
@@ -68,6 +81,7 @@ class WriteEngine:
     def __init__(self, client: PartnerCenterClient, journal: Journal) -> None:
         self.client = client
         self.journal = journal
+        self._org: Organization | None = None
 
     # -- planning (reads only) --------------------------------------------------------------------
 
@@ -116,45 +130,65 @@ class WriteEngine:
         return plan
 
     async def plan_create(self, new: NewReferral) -> WritePlan:
+        """Both bodies a create will send, checked like the service checks them, and looked up first.
+
+        A co-sell sends two: the partner referral, then Microsoft's, whose engagementId is known only
+        once the first is answered. Both are built here (``plan.bodies == [partner, microsoft
+        template]``, the template carrying ``ENGAGEMENT_ID_PLACEHOLDER``) so the person approves every
+        byte of both; ``execute`` fills in the id and changes nothing else.
+        """
+        warnings: list[str] = []
+        kind = DealKind(new.deal_kind)
         body = partner_referral_body(new).model_dump(mode="json", by_alias=True, exclude_none=True)
         # Stamped from the request itself: the preview and the confirmed call build the same body,
         # and the same referral asked for twice is caught as a duplicate instead of created twice.
-        external_ref = body.get("externalReferenceId") or _stamp(body)
+        external_ref = body.get("externalReferenceId") or stamp_external_ref(body)
         body["externalReferenceId"] = external_ref
-        kind = DealKind(new.deal_kind)
-        existing = await self._by_external_ref(external_ref)
+        existing = await self._best_effort(
+            self._by_external_ref(external_ref),
+            warnings,
+            f"Partner Center refused the look-up of external reference id {quote(external_ref)}, so an "
+            "earlier referral with the same id could not be ruled out",
+        )
         if existing:
             resume = await self._resume_cosell(new, kind, existing[0])
             if resume is not None:
                 return resume
             ids = ", ".join(str(r.id) for r in existing)
             raise InvalidInput(
-                f"A referral with external reference id {external_ref!r} already exists ({ids}); "
+                f"A referral with external reference id {quote(external_ref)} already exists ({ids}); "
                 "creating another would duplicate it.",
                 field="external_reference_id",
                 value=external_ref,
                 hint="Use update_field on the existing referral instead, or give a new external reference id.",
             )
-        warnings = await self._duplicate_warnings(body)
+        warnings += await self._duplicate_warnings(body)
+        org = await self._organization()
+        if org.mpn_id:
+            body["mpnId"] = org.mpn_id
+        bodies = [body]
+        if kind is DealKind.CO_SELL:
+            bodies.append(
+                microsoft_referral_body(new, ENGAGEMENT_ID_PLACEHOLDER, org.id, org.name).model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
+            )
+        for each in bodies:
+            check_create_body(each)
         summary = {
             DealKind.PRIVATE: "Create a private referral (not shared with Microsoft)",
             DealKind.PARTNER_LED: "Create a partner-led referral shared with Microsoft sellers",
             DealKind.CO_SELL: "Create a co-sell referral and invite Microsoft (two linked referrals)",
         }[kind]
-        changes = [
-            FieldChange(name, pointer, None, pointer_get(body, pointer))
-            for name, pointer in _CREATE_FIELDS
-            if pointer_get(body, pointer) not in (None, [], "")
-        ]
         return WritePlan(
             tool="create_referral",
             kind="create",
-            summary=f"{summary}: {body.get('name') or ''} for {pointer_get(body, '/customerProfile/name')}",
-            bodies=[body],
-            changes=changes,
+            summary=f"{summary}: {quote(body.get('name') or '')} for "
+            f"{quote(pointer_get(body, '/customerProfile/name'))}",
+            bodies=bodies,
+            changes=body_changes(bodies),
             warnings=warnings,
             external_ref=external_ref,
-            cosell=new if kind is DealKind.CO_SELL else None,
         )
 
     async def plan_undo(self, change_id: int) -> WritePlan:
@@ -169,7 +203,7 @@ class WriteEngine:
                 "could overwrite someone else's work.",
                 hint="Use get_referral to see its current state and update_field to change it.",
             )
-        operations = _inverse_operations(entry)
+        operations = _inverse_operations(entry, referral)
         status_op = {op.path: op.value for op in operations}
         if "/status" in status_op or "/substatus" in status_op:
             check = lifecycle.check_transition(
@@ -200,6 +234,7 @@ class WriteEngine:
             before_image=plan.before_image,
             etag_before=plan.etag,
             undo_of=plan.undo_of,
+            summary=plan.summary,
         )
         assert plan.referral_id is not None
         _test_crash_point("before_send")
@@ -270,21 +305,51 @@ class WriteEngine:
         )
 
     async def _execute_create(self, plan: WritePlan, correlation_id: str) -> WriteOutcome:
-        body = plan.bodies[0]
-        entry_id = self.journal.record_intent(
-            tool=plan.tool,
-            kind="create",
-            referral_id=None,
-            correlation_id=correlation_id,
-            operations=[{"op": "create", "body": b} for b in plan.bodies],
-            before_image={},
-            etag_before=None,
-            external_ref=plan.external_ref,
-        )
+        if plan.referral_id is not None:  # finishing a co-sell: only Microsoft's referral is sent
+            return await self._execute_invitation(plan, correlation_id)
+        # One create per external reference id at a time (in this process: the lock; across processes:
+        # the journal refuses a second pending create), and the service is asked again right before
+        # the POST, so two approvals of the same create confirmed at once make one referral.
+        ref = plan.external_ref or ""
+        async with create_lock(ref):
+            entry_id = self.journal.record_intent(
+                tool=plan.tool,
+                kind="create",
+                referral_id=None,
+                correlation_id=correlation_id,
+                operations=[{"op": "create", "body": b} for b in plan.bodies],
+                before_image={},
+                etag_before=None,
+                external_ref=plan.external_ref,
+                summary=plan.summary,
+                exclusive=True,
+            )
+            return await self._send_create(plan, entry_id, correlation_id)
+
+    async def _send_create(self, plan: WritePlan, entry_id: int, correlation_id: str) -> WriteOutcome:
+        ref = plan.external_ref or ""
+        try:
+            landed = await self._by_external_ref(ref) if ref else []
+        except BadRequest:
+            # the service refuses the look-up: the journal knows what this machine created just now
+            recent = self.journal.recent_create(ref, RECENT_CREATE_SECONDS)
+            landed = [Referral(id=recent.referral_id or f"change {recent.id}")] if recent else []
+        except PcrefError as exc:
+            self.journal.record_outcome(entry_id, "failed", error=f"look-up before sending failed: {exc}")
+            raise
+        if landed:
+            ids = ", ".join(str(r.id) for r in landed)
+            self.journal.record_outcome(entry_id, "failed", error=f"already exists: {ids}")
+            raise InvalidInput(
+                f"Nothing was created: a referral with external reference id {quote(ref)} exists by now "
+                f"({ids}), probably from an approval confirmed at the same time.",
+                field="external_reference_id",
+                value=ref,
+                hint="Use get_referral on it; update_field changes it.",
+            )
         _test_crash_point("before_send")
         try:
-            # plan_create looked this external reference id up moments ago in the same call
-            created = await self.client.create(body, existing_ids=() if plan.external_ref else None)
+            created = await self.client.create(plan.bodies[0], existing_ids=())
         except WriteOutcomeUnknown as exc:
             self.journal.record_outcome(entry_id, "in_doubt", error=str(exc))
             return WriteOutcome(
@@ -299,65 +364,206 @@ class WriteEngine:
             )
             raise
         _test_crash_point("after_send")
-        results = [created]
-        if plan.cosell is not None and created.engagement_id:
-            ms_body = microsoft_referral_body(
-                plan.cosell, created.engagement_id, created.organization_id, created.organization_name
-            ).model_dump(mode="json", by_alias=True, exclude_none=True)
-            try:
-                results.append(await self.client.create(ms_body))
-            except PcrefError as exc:
-                unknown = isinstance(exc, WriteOutcomeUnknown)
+        if not created.id:  # accepted, but the answer is not one we can read (e.g. PascalCase keys)
+            return self._unreadable_create(plan, entry_id, correlation_id)
+        self._learn_organization(created)
+        if len(plan.bodies) < 2:
+            self.journal.record_outcome(entry_id, "applied", referral_id=created.id, etag_after=created.e_tag)
+            return WriteOutcome(
+                "applied",
+                f"Created referral {created.id}.",
+                change_id=entry_id,
+                referral=created,
+                created=[created],
+                correlation_id=correlation_id,
+            )
+        if not created.engagement_id:
+            what = "Partner Center's answer carried no engagementId, so Microsoft was not invited yet"
+            self.journal.record_outcome(
+                entry_id, "partial", referral_id=created.id, etag_after=created.e_tag, error=what
+            )
+            return WriteOutcome(
+                "partial",
+                f"The partner referral {created.id} was created, but {what}. To finish, call "
+                "create_referral again with the same arguments: it finds the referral, reads its "
+                "engagementId and sends only the Microsoft invitation.",
+                change_id=entry_id,
+                referral=created,
+                created=[created],
+                correlation_id=correlation_id,
+            )
+        return await self._invite_microsoft(plan, plan.bodies[1], created, entry_id, correlation_id)
+
+    def _unreadable_create(self, plan: WritePlan, entry_id: int, correlation_id: str) -> WriteOutcome:
+        cosell = len(plan.bodies) > 1
+        what = "Partner Center accepted the create, but its answer carried no referral id that could be read"
+        self.journal.record_outcome(entry_id, "partial" if cosell else "in_doubt", error=what)
+        return WriteOutcome(
+            "partial" if cosell else "in_doubt",
+            f"{what}. Search by external reference id {quote(plan.external_ref)} to see it"
+            + (
+                "; then call create_referral again with the same arguments to send the Microsoft "
+                "invitation (it was not sent)."
+                if cosell
+                else "."
+            ),
+            change_id=entry_id,
+            correlation_id=correlation_id,
+        )
+
+    async def _execute_invitation(self, plan: WritePlan, correlation_id: str) -> WriteOutcome:
+        assert plan.referral_id is not None and plan.referral is not None
+        entry_id = self.journal.record_intent(
+            tool=plan.tool,
+            kind="create",
+            referral_id=plan.referral_id,
+            correlation_id=correlation_id,
+            operations=[{"op": "create", "body": b} for b in plan.bodies],
+            before_image={},
+            etag_before=plan.etag,
+            summary=plan.summary,
+        )
+        return await self._invite_microsoft(plan, plan.bodies[0], plan.referral, entry_id, correlation_id)
+
+    async def _invite_microsoft(
+        self,
+        plan: WritePlan,
+        template: dict[str, Any],
+        partner: Referral,
+        entry_id: int,
+        correlation_id: str,
+    ) -> WriteOutcome:
+        """The second POST of a co-sell: the approved template with the engagementId filled in."""
+        assert partner.engagement_id
+        body = (
+            with_engagement_id(template, partner.engagement_id)
+            if template.get("engagementId") == ENGAGEMENT_ID_PLACEHOLDER
+            else template
+        )
+        try:
+            invitation = await self.client.create(body, stamp=False)
+        except PcrefError as exc:
+            landed = await self._linked_invitation(partner) if isinstance(exc, WriteOutcomeUnknown) else None
+            if landed is None:
                 what = (
-                    "the Microsoft invitation may or may not have landed"
-                    if unknown
+                    "whether the Microsoft invitation landed is not known: it was not found yet (it may "
+                    "still appear), so check before retrying"
+                    if isinstance(exc, WriteOutcomeUnknown)
                     else "inviting Microsoft failed"
                 )
                 self.journal.record_outcome(
                     entry_id,
                     "partial",
-                    referral_id=created.id,
-                    etag_after=created.e_tag,
+                    referral_id=partner.id,
+                    etag_after=partner.e_tag,
                     error=f"{what}: {exc}",
                 )
                 return WriteOutcome(
                     "partial",
-                    f"The partner referral {created.id} was created, but {what}: {exc}. "
-                    "To finish, call create_referral again with the same arguments: it sends only the "
-                    "Microsoft invitation, and only if it is still missing.",
+                    f"The partner referral {partner.id} exists, but {what} ({exc}). To finish, call "
+                    "create_referral again with the same arguments: it looks for Microsoft's referral on "
+                    f"engagement {partner.engagement_id} and sends the invitation only if it is still missing.",
                     change_id=entry_id,
-                    referral=created,
-                    created=results,
+                    referral=partner,
+                    created=[partner] if plan.referral_id is None else [],
                     correlation_id=correlation_id,
                 )
-        self.journal.record_outcome(entry_id, "applied", referral_id=created.id, etag_after=created.e_tag)
+            invitation = landed
+        except BaseException as exc:  # cancelled mid-send: the partner referral exists, the rest is unknown
+            self.journal.record_outcome(
+                entry_id,
+                "partial",
+                referral_id=partner.id,
+                etag_after=partner.e_tag,
+                error=f"interrupted while inviting Microsoft ({type(exc).__name__})",
+            )
+            raise
+        self.journal.record_outcome(entry_id, "applied", referral_id=partner.id, etag_after=partner.e_tag)
+        first = plan.referral_id is None
         return WriteOutcome(
             "applied",
-            f"Created referral {created.id}"
-            + (f" and invited Microsoft ({results[1].id})" if len(results) > 1 else "")
-            + ".",
+            (
+                f"Created referral {partner.id} and invited Microsoft ({invitation.id})."
+                if first
+                else f"Invited Microsoft ({invitation.id}) to the existing referral {partner.id}."
+            ),
             change_id=entry_id,
-            referral=created,
-            created=results,
+            referral=partner,
+            created=[partner, invitation] if first else [invitation],
             correlation_id=correlation_id,
         )
+
+    async def _linked_invitation(self, partner: Referral) -> Referral | None:
+        """Microsoft's referral on ``partner``'s engagement, if one is visible (None if not, or unknown)."""
+        try:
+            page = await self.client.list_page(
+                odata.Query(filter=odata.eq("engagementId", str(partner.engagement_id)), top=5)
+            )
+        except PcrefError:
+            return None
+        for referral in page.value:
+            if str(referral.organization_id or "").lower() == MICROSOFT_ORG_ID:
+                return referral
+        return None
 
     # -- private ------------------------------------------------------------------------------------
 
     def _patch_plan(
         self, tool: str, kind: Any, referral: Referral, operations: list[PatchOperation]
     ) -> WritePlan:
+        """Preview ``operations`` against ``referral``: each field before → after, the lifecycle step.
+
+        An entry appended to a list that already holds the same entry (a retried "add sales team
+        member" that had landed) is left out and the preview says so. Contacts the change is not
+        about are shown by name only. The before-image of an appended list is kept as its length, so
+        the journal holds no one else's contact details and undo still restores the list exactly.
+        """
         wire = referral.to_wire()
         changes: list[FieldChange] = []
         before: dict[str, Any] = {}
+        kept: list[PatchOperation] = []
+        skipped: list[str] = []
+        lists: dict[str, list[Any]] = {}  # each appended list as it will be after the earlier appends
         for op in operations:
-            collection = op.path[: -len("/-")] if op.path.endswith("/-") else op.path
-            current = pointer_get(wire, collection)
-            before[collection] = current
-            after = [*(current or []), op.value] if op.path.endswith("/-") else op.value
-            if after != current:
-                changes.append(FieldChange(field_name(op.path), op.path, current, after))
-        status_ops = {op.path: op.value for op in operations if op.path in ("/status", "/substatus")}
+            if op.path.endswith("/-"):
+                collection = op.path[: -len("/-")]
+                current = lists.get(collection)
+                if current is None:
+                    current = list(pointer_get(wire, collection) or [])
+                    before.setdefault(collection, {APPENDED_TO: len(current)})
+                if contacts.find_same(collection, current, op.value) is not None:
+                    skipped.append(
+                        f"{quote(contacts.describe(collection, op.value))} is already in "
+                        f"{field_name(op.path).removeprefix('add ')}; it is not added again."
+                    )
+                    continue
+                after = [*current, op.value]
+                lists[collection] = after
+                changes.append(
+                    FieldChange(
+                        field_name(op.path),
+                        op.path,
+                        contacts.hide_contact_details(collection, current),
+                        contacts.hide_contact_details(collection, after, [op.value]),
+                    )
+                )
+            else:
+                current_value = pointer_get(wire, op.path)
+                before.setdefault(op.path, current_value)
+                if op.value != current_value:
+                    about = _changed_entries(op.path, current_value, op.value)
+                    changes.append(
+                        FieldChange(
+                            field_name(op.path),
+                            op.path,
+                            contacts.hide_contact_details(op.path, current_value, about),
+                            contacts.hide_contact_details(op.path, op.value, about),
+                        )
+                    )
+            kept.append(op)
+        if skipped and not kept:
+            raise InvalidInput(" ".join(skipped) + " There is nothing to change.")
+        status_ops = {op.path: op.value for op in kept if op.path in ("/status", "/substatus")}
         step = None
         if status_ops:
             to_status = status_ops.get("/status", referral.status)
@@ -369,9 +575,10 @@ class WriteEngine:
             summary=f"Update {_label(referral)}",
             referral_id=referral.id,
             etag=referral.e_tag,
-            operations=operations,
+            operations=kept,
             changes=changes,
             lifecycle=step,
+            warnings=skipped,
             before_image=before,
             referral=referral,
         )
@@ -382,70 +589,91 @@ class WriteEngine:
 
     async def _resume_cosell(self, new: NewReferral, kind: DealKind, partner: Referral) -> WritePlan | None:
         """The same co-sell asked for again after its Microsoft invitation failed: send only that."""
-        if kind is not DealKind.CO_SELL or not partner.engagement_id:
+        if kind is not DealKind.CO_SELL:
             return None
-        linked = await self.client.list_page(
-            odata.Query(filter=odata.eq("engagementId", partner.engagement_id), top=5)
-        )
-        if len(linked.value) > 1:
+        if not partner.engagement_id:  # a list row without it: read the referral itself
+            partner = await self.client.get(str(partner.id))
+            if not partner.engagement_id:
+                return None
+        if await self._linked_invitation(partner) is not None:
             return None
+        org = await self._organization()
         body = microsoft_referral_body(
-            new, partner.engagement_id, partner.organization_id, partner.organization_name
+            new,
+            partner.engagement_id,
+            partner.organization_id or org.id,
+            partner.organization_name or org.name,
         ).model_dump(mode="json", by_alias=True, exclude_none=True)
+        check_create_body(body)
         return WritePlan(
             tool="create_referral",
             kind="create",
             summary=f"Finish the co-sell: invite Microsoft to the existing {_label(partner)}",
             referral_id=partner.id,
+            etag=partner.e_tag,
+            referral=partner,
             bodies=[body],
-            changes=[FieldChange("engagement id", "/engagementId", None, partner.engagement_id)],
+            changes=body_changes([body]),
             warnings=[
                 f"Referral {partner.id} already exists without its Microsoft invitation; only the invitation is sent."
             ],
         )
 
     async def _duplicate_warnings(self, body: dict[str, Any]) -> list[str]:
+        """Same name and customer already there: a warning, never a refusal (and best effort)."""
         warnings: list[str] = []
         customer = pointer_get(body, "/customerProfile/name")
         name = body.get("name")
         if customer and name:
-            page = await self.client.list_page(
-                odata.Query(
-                    filter=odata.and_(odata.eq("customerProfile/name", customer), odata.eq("name", name)),
-                    top=5,
-                )
+            query = odata.Query(
+                filter=odata.and_(odata.eq("customerProfile/name", customer), odata.eq("name", name)), top=5
             )
-            for existing in page.value:
+            page = await self._best_effort(
+                self.client.list_page(query),
+                warnings,
+                "Partner Center refused the duplicate check (same name and customer), so it was skipped",
+            )
+            for existing in page.value if page is not None else ():
                 warnings.append(
-                    f"A referral named {name!r} for {customer!r} already exists "
+                    f"A referral named {quote(name)} for {quote(customer)} already exists "
                     f"({existing.id}, {existing.status}/{existing.substatus}); make sure this is not a duplicate."
                 )
         return warnings
 
+    async def _best_effort(self, read: Awaitable[T], warnings: list[str], refused: str) -> T | None:
+        """A look-up the public documents do not show: if the service refuses it (400), say so and go on."""
+        try:
+            return await read
+        except BadRequest:
+            warnings.append(refused + ".")
+            return None
 
-_CREATE_FIELDS: tuple[tuple[str, str], ...] = (
-    ("name", "/name"),
-    ("type", "/type"),
-    ("customer", "/customerProfile/name"),
-    ("country", "/customerProfile/address/country"),
-    ("customer size", "/customerProfile/size"),
-    ("shared with Microsoft sellers", "/consent/consentToShareReferralWithMicrosoftSellers"),
-    ("deal value", "/details/dealValue"),
-    ("currency", "/details/currency"),
-    ("closing date", "/details/closingDateTime"),
-    ("notes", "/details/notes"),
-    ("products", "/details/requirements/products"),
-    ("services", "/details/requirements/services"),
-    ("industries", "/details/requirements/industries"),
-    ("solutions", "/details/requirements/solutions"),
-    ("help requested", "/inviteContext/assistanceRequestCode"),
-    ("external reference id", "/externalReferenceId"),
-)
+    async def _organization(self) -> Organization:
+        """Who "we" are (organization id, name, MPN id), for the fields the Partner Center UI sends.
 
+        Read once, best effort, from one of our own outgoing referrals (a documented filter); unknown
+        on a tenant with none yet, and then learnt from the first referral we create.
+        """
+        if self._org is None:
+            self._org = Organization()
+            try:
+                page = await self.client.list_page(
+                    odata.Query(filter=odata.eq("direction", "Outgoing"), top=10)
+                )
+            except PcrefError:
+                return self._org
+            for referral in page.value:
+                if self._learn_organization(referral):
+                    break
+        return self._org
 
-def _stamp(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return "pcref-" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+    def _learn_organization(self, referral: Referral) -> bool:
+        if not referral.organization_id or referral.organization_id.lower() == MICROSOFT_ORG_ID:
+            return False
+        if self._org is None or self._org.id is None:
+            mpn = referral.mpn_id if referral.mpn_id and str(referral.mpn_id).isdigit() else None
+            self._org = Organization(referral.organization_id, referral.organization_name, mpn)
+        return True
 
 
 def _label(referral: Referral) -> str:
@@ -470,8 +698,14 @@ def _check_undoable(entry: JournalEntry) -> None:
         )
 
 
-def _inverse_operations(entry: JournalEntry) -> list[PatchOperation]:
-    """Restore every pointer the change touched to its before-image, in the original order."""
+def _inverse_operations(entry: JournalEntry, current: Referral) -> list[PatchOperation]:
+    """Restore every pointer the change touched to its before-image, in the original order.
+
+    An appended list was journaled as its length before the change (``{APPENDED_TO: n}``): the
+    referral is unchanged since (undo checks its ETag), so its first ``n`` entries are the list as
+    it was. Older journals hold the list itself, which is used as it is.
+    """
+    wire = current.to_wire()
     operations: list[PatchOperation] = []
     seen: set[str] = set()
     for op in entry.operations:
@@ -479,8 +713,20 @@ def _inverse_operations(entry: JournalEntry) -> list[PatchOperation]:
         if path in seen:
             continue
         seen.add(path)
-        operations.append(PatchOperation(op="replace", path=path, value=entry.before_image.get(path)))
+        value = entry.before_image.get(path)
+        if isinstance(value, dict) and set(value) == {APPENDED_TO}:
+            value = list(pointer_get(wire, path) or [])[: int(value[APPENDED_TO])]
+        operations.append(PatchOperation(op="replace", path=path, value=value))
     return operations
+
+
+def _changed_entries(pointer: str, before: Any, after: Any) -> list[Any]:
+    """The entries a list replacement adds or removes: the contacts that change is about."""
+    if not isinstance(before, list) or not isinstance(after, list):
+        return []
+    added = [e for e in after if contacts.find_same(pointer, before, e) is None]
+    removed = [e for e in before if contacts.find_same(pointer, after, e) is None]
+    return added + removed
 
 
 def _test_crash_point(point: str) -> None:
@@ -497,7 +743,7 @@ def _in_doubt_message(exc: PcrefError, plan: WritePlan) -> str:
         f"The service did not confirm the write ({exc}). It may or may not have landed; it is journaled "
         f"as in doubt. "
         + (
-            "Search by external reference id " + repr(plan.external_ref) + " to check."
+            "Search by external reference id " + str(quote(plan.external_ref)) + " to check before retrying."
             if plan.external_ref
             else "Use get_referral to check before retrying."
         )

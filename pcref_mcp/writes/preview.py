@@ -49,19 +49,23 @@ class WritePlan:
     referral: Referral | None = None
     undo_of: int | None = None
     external_ref: str | None = None
-    # co-sell: the Microsoft-side referral is built once the partner referral's engagement id is known
-    cosell: Any = None
 
     @property
     def wire_operations(self) -> list[dict[str, Any]]:
         return [op.model_dump(mode="json") for op in self.operations]
 
     def preview_text(self) -> str:
+        """The question a person answers: every field of every request in full (nothing cut short,
+        since what is not shown is not approved), others' text quoted."""
         lines = [self.summary]
         if self.lifecycle:
             lines.append(f"Lifecycle: {self.lifecycle}")
         for change in self.changes:
-            lines.append(f"- {change.field}: {_show(change.before)} → {_show(change.after)}")
+            before, after = quote_at(change.pointer, change.before), quote_at(change.pointer, change.after)
+            if self.kind == "create":  # a new referral: every field it will carry, nothing before
+                lines.append(f"- {change.field}: {_show(after)}")
+            else:
+                lines.append(f"- {change.field}: {_show(before)} → {_show(after)}")
         for warning in self.warnings:
             lines.append(f"! {warning}")
         if self.operations:
@@ -116,7 +120,7 @@ _READ_ONLY_NAMES = {"/registrationStatus": "registration status"}
 
 
 def _show(value: Any) -> str:
-    """A value as a person reads it: dates as dates, amounts with separators, long text cut."""
+    """A value as a person reads it: dates as dates, amounts with separators, text whole."""
     if value is None:
         return "(empty)"
     if isinstance(value, bool):
@@ -127,9 +131,10 @@ def _show(value: Any) -> str:
         match = _WIRE_DATE.fullmatch(value)
         if match:
             return match[1] if match[2] in (None, "T00:00:00") else f"{match[1]} {match[2][1:6]} UTC"
-        return repr(value) if len(value) <= 120 else repr(value[:117] + "...")
-    text = json.dumps(value, default=str, separators=(",", ":"))
-    return text if len(text) <= 160 else text[:157] + "..."
+        if value.startswith("«") and value.endswith("»"):  # quoted already: shown whole, as sent
+            return value
+        return repr(value)
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 _WIRE_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}:\d{2})?(?:\.\d+)?Z?")

@@ -159,7 +159,11 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
             limiter=RateLimiter(10, 61.0, clock=sleeps.clock, sleep=sleep),
             sleep=sleep,
         )
-        control = httpx.AsyncClient(transport=control_transport, base_url=origin)
+        control = httpx.AsyncClient(
+            transport=control_transport,
+            base_url=origin,
+            headers={"X-Sandbox-Control": app.state.control_token},
+        )
         return Rig(client, control, wire, app, sleeps)
 
     if request.param == "asgi":

@@ -60,7 +60,7 @@ async def _search_get_confirmed_update(client: Client) -> None:
     args = {"referral_id": referral_id, "changes": [{"field": "notes", "value": "Checked end to end"}]}
     first = await _structured(client, "update_field", args)
     assert first["status"] == "confirmation_required", first
-    assert first["confirm_token"] and first["preview"]["changes"][0]["after"] == "Checked end to end"
+    assert first["confirm_token"] and first["preview"]["changes"][0]["after"] == "«Checked end to end»"
 
     done = await _structured(client, "update_field", {**args, "confirm_token": first["confirm_token"]})
     assert done["status"] == "applied", done

@@ -8,6 +8,7 @@ import pytest
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals.write_models import (
+    ENGAGEMENT_ID_PLACEHOLDER,
     DealKind,
     DealRegistrationCreate,
     NewDealRegistration,
@@ -16,6 +17,7 @@ from pcref_mcp.referrals.write_models import (
     microsoft_referral_body,
     parse_or_raise,
     partner_referral_body,
+    with_engagement_id,
 )
 
 CO_SELL: dict[str, Any] = {
@@ -200,11 +202,20 @@ def test_co_sell_makes_two_linked_bodies() -> None:
                 "solutions": [{"id": "SOL-8163-XCJ", "type": "Name"}, {"id": "DevOps", "type": "Category"}],
             },
         },
+        "attributes": {"objectType": "Referral"},
     }
+    assert partner_referral_body(new, mpn_id="6193175").to_wire()["mpnId"] == "6193175"
     microsoft = microsoft_referral_body(new, "eng-1", "partner-org", "Fabrikam").to_wire()
     assert microsoft["engagementId"] == "eng-1"
     assert microsoft["organizationId"] == "msft"
-    assert microsoft["target"] == [{"type": "BusinessProfileLocation", "id": "msft"}]
+    # seed 003 step 2 (today's form): no target, none of the partner's solutions, no external id
+    assert microsoft["target"] == []
+    assert microsoft["details"]["requirements"]["solutions"] == []
+    assert microsoft["details"]["requirements"]["additionalRequirements"] == {"iot": {}, "attributes": []}
+    assert microsoft["details"]["notes"] == "Please join the demo."
+    assert "externalReferenceId" not in microsoft
+    assert microsoft["team"] == [] and microsoft["dealSensitivity"] == "None"
+    assert microsoft["attributes"] == {"objectType": "Referral"} and microsoft["trackingInfo"] == {}
     assert microsoft["inviteContext"] == {
         "notes": "Please join the demo.",
         "assistanceRequestCode": "ProofOfConceptOrDemo",
@@ -212,6 +223,34 @@ def test_co_sell_makes_two_linked_bodies() -> None:
     }
     assert microsoft["customerProfile"] == partner["customerProfile"]
     ReferralCreate.model_validate(microsoft)  # the wire body is itself valid
+
+
+def test_microsoft_template_is_filled_in_one_place_only() -> None:
+    new = parse_or_raise(NewReferral, CO_SELL)
+    template = microsoft_referral_body(new).to_wire()
+    assert template["engagementId"] == ENGAGEMENT_ID_PLACEHOLDER
+    filled = with_engagement_id(template, "2f1e0c1a-0000-4000-8000-000000000001")
+    assert filled == {**template, "engagementId": "2f1e0c1a-0000-4000-8000-000000000001"}
+    assert template["engagementId"] == ENGAGEMENT_ID_PLACEHOLDER  # the approved template is untouched
+    with pytest.raises(InvalidInput, match="no engagementId placeholder"):
+        with_engagement_id(filled, "another")
+    with pytest.raises(InvalidInput, match="empty"):
+        with_engagement_id(template, "")
+
+
+def test_microsoft_body_matches_seed_003_step_2_keys() -> None:
+    """Every top-level part the documented step-2 request sends, we send (where we have the value)."""
+    import json
+    from pathlib import Path
+
+    seed = json.loads(
+        (
+            Path(__file__).parents[1] / "fixtures/reference/referral_cosell_step2_microsoft_request.json"
+        ).read_text()
+    )
+    ours = microsoft_referral_body(parse_or_raise(NewReferral, CO_SELL), "eng-1", "org", "Org").to_wire()
+    assert set(seed) - set(ours) == set()
+    assert set(seed["inviteContext"]) <= set(ours["inviteContext"])
 
 
 @pytest.mark.parametrize(

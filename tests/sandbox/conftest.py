@@ -55,7 +55,12 @@ def make_config(**overrides: Any) -> SandboxConfig:
 
 
 def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SANDBOX_BASE)
+    """An in-process client; it carries the control token, so the /_sandbox/ routes answer it."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=SANDBOX_BASE,
+        headers={"X-Sandbox-Control": app.state.control_token},
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from tests.server.conftest import Sandbox, call, call_error
 
 pytestmark = pytest.mark.anyio
 
-READ_TOOLS = {"search_referrals", "get_referral", "search", "fetch"}
+READ_TOOLS = {"search_referrals", "get_referral", "recent_changes", "search", "fetch"}
 WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change"}
 
 

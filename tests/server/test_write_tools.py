@@ -260,7 +260,12 @@ async def test_create_cosell_makes_two_linked_referrals_once(client: Client, san
     partner, microsoft = [await sandbox.get(r["id"]) for r in out["created"]]
     assert partner["engagementId"] == microsoft["engagementId"]
     assert partner["consent"]["consentToShareReferralWithMicrosoftSellers"] is True
-    assert microsoft["target"][0] == {"type": "BusinessProfileLocation", "id": "msft"}
+    # seed 003's current form: no target, no solutions of ours, no external reference id of ours
+    assert microsoft["target"] == []
+    assert microsoft["externalReferenceId"] is None
+    assert microsoft["inviteContext"]["assistanceRequestCode"] == "ProofOfConceptOrDemo"
+    assert microsoft["inviteContext"]["invitedBy"]["organizationId"] == partner["organizationId"]
+    assert partner["mpnId"]
     assert await sandbox.count() == before + 2
     # the same create again is a duplicate (same stamped external reference id)
     msg = await call_error(client, "create_referral", _new_referral("co_sell"))
