@@ -242,12 +242,14 @@ def test_b_cannot_redeem_as_confirm_token(ts: TsSession) -> None:
 
 
 @needs_engine
-def test_b_cannot_undo_as_change(ts: TsSession) -> None:
+def test_b_cannot_read_as_journal_or_undo_as_change(ts: TsSession) -> None:
     assert ts.ask(cmd="login", user="ada")["ok"] and ts.ask(cmd="login", user="bob")["ok"]
     change, token = preview_notes(ts, "ada keeps this")
     done = structured(
         ts.ask(cmd="call", user="ada", tool="update_field", args={**change, "confirm_token": token})
     )
+    assert structured(ts.ask(cmd="call", user="ada", tool="recent_changes"))["changes"]
+    assert structured(ts.ask(cmd="call", user="bob", tool="recent_changes"))["changes"] == []
     undo = ts.ask(cmd="call", user="bob", tool="undo_change", args={"change_id": done["change_id"]})
     result = undo["result"] if undo["ok"] else {}
     if (
