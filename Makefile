@@ -6,12 +6,16 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 INSPECTOR_VERSION := 2.12.0
 INSPECTOR := .tools/node_modules/.bin/mcp-inspector
 TS_SDK_VERSION := 1.32.2
-TS_SDK := .tools/node_modules/@modelcontextprotocol/sdk/package.json
+TS_CLIENT_VERSION := 2.4.0
+TS_SDK := .tools/node_modules/@modelcontextprotocol/client/package.json
 
 .PHONY: run team test lint typecheck unit e2e snapshots bench fuzz clean
 
 run: $(STAMP)  ## serve Streamable HTTP on 127.0.0.1:8765 against the embedded sandbox
 	$(VENV)/bin/pcref-mcp serve --http
+
+team: $(STAMP)  ## team mode on 127.0.0.1:8765: the sandbox and a stand-in identity provider (test users)
+	$(VENV)/bin/pcref-mcp team --stand-in
 
 test: lint typecheck unit e2e  ## everything CI runs
 
@@ -25,8 +29,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy pcref_mcp
 
-e2e: $(STAMP) $(INSPECTOR) $(TS_SDK)  ## third-party clients (MCP Inspector CLI, TS SDK OAuth) over stdio and HTTP
-	PCREF_E2E_REQUIRED=1 PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) $(PY) -m pytest -m e2e tests/e2e
+e2e: $(STAMP) $(INSPECTOR) $(TS_SDK)  ## third-party clients (MCP Inspector CLI, TypeScript SDK) over stdio and HTTP
+	PCREF_E2E_REQUIRED=1 PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) PCREF_TOOLS_DIR=$(CURDIR)/.tools \
+		$(PY) -m pytest -m e2e tests/e2e
 
 snapshots: $(STAMP)  ## accept a reviewed change to the tool list (snapshot + README tool reference)
 	PCREF_UPDATE_SNAPSHOTS=1 $(PY) -m pytest tests/test_tool_snapshot.py tests/test_readme.py
@@ -49,13 +54,9 @@ $(INSPECTOR):
 	npm install --prefix .tools --no-audit --no-fund --save-exact --loglevel=error \
 		@modelcontextprotocol/inspector@$(INSPECTOR_VERSION)
 
-$(TS_SDK):
-	@command -v npm >/dev/null || { echo "the e2e check needs Node.js 20+ and npm" >&2; exit 1; }
+$(TS_SDK): | $(INSPECTOR)  # after the Inspector: one npm install at a time into .tools/
 	npm install --prefix .tools --no-audit --no-fund --save-exact --loglevel=error \
-		@modelcontextprotocol/sdk@$(TS_SDK_VERSION)
-
-team: $(STAMP)  ## team mode on 127.0.0.1:8765 with the sandbox and the stand-in identity provider
-	$(VENV)/bin/pcref-mcp team --stand-in
+		@modelcontextprotocol/sdk@$(TS_SDK_VERSION) @modelcontextprotocol/client@$(TS_CLIENT_VERSION)
 
 clean:
 	rm -rf $(VENV) .tools

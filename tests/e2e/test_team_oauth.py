@@ -25,9 +25,9 @@ from pcref_mcp.team.standin_idp import API_CLIENT_ID, USERS
 from tests.e2e.servers import PCREF, ROOT, Running, free_port, http_server, process_env, stop
 from tests.team.isolation import needs_approvals, needs_engine
 
-SDK = Path(
-    os.environ.get("PCREF_TS_SDK") or ROOT / ".tools" / "node_modules" / "@modelcontextprotocol" / "sdk"
-)
+# `make e2e` installs @modelcontextprotocol/sdk (pinned, shared with the elicitation e2e) into .tools/
+TOOLS = Path(os.environ.get("PCREF_TOOLS_DIR") or ROOT / ".tools")
+SDK = TOOLS / "node_modules" / "@modelcontextprotocol" / "sdk"
 SCRIPT = Path(__file__).resolve().parents[1] / "team" / "ts_oauth_session.mjs"
 _REQUIRED = bool(os.environ.get("CI") or os.environ.get("PCREF_E2E_REQUIRED"))
 
