@@ -19,8 +19,9 @@ team: $(STAMP)  ## team mode on 127.0.0.1:8765: the sandbox and a stand-in ident
 
 test: lint typecheck unit e2e  ## everything CI runs
 
-unit: $(STAMP)
-	$(PY) -m pytest
+unit: $(STAMP)  ## the suite against both sandbox profiles: today's lenient one, then strict (as documented)
+	PCREF_SANDBOX_PROFILE=lenient $(PY) -m pytest
+	PCREF_SANDBOX_PROFILE=strict $(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pcref_mcp tests bench

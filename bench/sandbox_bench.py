@@ -166,7 +166,7 @@ async def _asgi_figures(app: Any, repeat: int) -> dict[str, dict[str, float]]:
             assert (await client.get(f"referrals/{next(it)}")).status_code == 200
 
         async def create() -> None:
-            assert (await client.post("referrals", json=NEW)).status_code == 201
+            assert (await client.post("referrals", json=NEW)).status_code in (200, 201)  # strict: 200
 
         async def patch() -> None:
             ops = [{"op": "replace", "path": "/details/notes", "value": "bench"}]

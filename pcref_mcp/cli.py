@@ -84,7 +84,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Any) -> int:
         file=sys.stderr,
         flush=True,
     )
-    serve(host=args.host, port=args.port, db_path=db, reset=args.reset, size=args.size)
+    serve(host=args.host, port=args.port, db_path=db, reset=args.reset, size=args.size, profile=args.profile)
     return 0
 
 
@@ -143,6 +143,57 @@ def cmd_journal(args: argparse.Namespace, settings: Any) -> int:
         if hint:
             print(f"      in doubt — how to check: {hint}")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Any) -> int:
+    """Read-only check of Partner Center (or, with --sandbox, of an in-memory sandbox)."""
+    import anyio
+    import httpx
+
+    from pcref_mcp.config import SANDBOX_BASE_URL
+    from pcref_mcp.doctor import dumps, run_checks
+    from pcref_mcp.partner_center.client import PartnerCenterClient
+    from pcref_mcp.partner_center.recording import Recorder
+
+    transport: httpx.AsyncBaseTransport
+    sign_in = None
+    if args.sandbox:
+        from pcref_mcp.partner_center.auth import StaticTokenProvider
+        from pcref_mcp.sandbox import SandboxConfig, create_app
+
+        config = SandboxConfig(
+            db_path=None, rate_limit=0, **({"profile": args.profile} if args.profile else {})
+        )
+        transport = httpx.ASGITransport(app=create_app(config))
+        tokens: Any = StaticTokenProvider("doctor-sandbox-token")
+        base_url, backend = SANDBOX_BASE_URL, f"embedded sandbox, {config.profile} profile"
+    else:
+        from pcref_mcp.config import load_settings
+        from pcref_mcp.partner_center.auth import ensure_configured, provider_for
+
+        if settings.backend != "live":  # doctor checks Partner Center itself, whatever serve uses
+            settings = load_settings(overrides={"backend": "live"})
+        ensure_configured(settings)
+        tokens = provider_for(settings)
+        sign_in = tokens.get_token
+        transport = httpx.AsyncHTTPTransport(retries=0)
+        base_url = settings.base_url
+        backend = "Partner Center, live"
+    recorder = Recorder(transport, args.record) if args.record else None
+
+    async def run() -> Any:
+        async with PartnerCenterClient(base_url, tokens, transport=recorder or transport) as client:
+            return await run_checks(
+                client, backend=backend, sign_in=sign_in, save_capabilities=not args.sandbox
+            )
+
+    report = anyio.run(run)
+    if recorder is not None:
+        report.notes.append(
+            f"Recorded {len(recorder.saved)} responses in {recorder.directory} (contact details scrubbed)."
+        )
+    print(dumps(report) if args.json else report.text())
+    return 0 if report.ok else 1
 
 
 def cmd_tools(args: argparse.Namespace, settings: Any) -> int:
@@ -219,6 +270,11 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--db", help="database file (default: in the user data dir)")
     sandbox.add_argument("--reset", action="store_true", help="drop and reseed the database")
     sandbox.add_argument("--size", type=int, default=60, help="referrals to seed (default 60)")
+    sandbox.add_argument(
+        "--profile",
+        choices=("lenient", "strict"),
+        help="strict: as documented (default PCREF_SANDBOX_PROFILE)",
+    )
     sandbox.set_defaults(run=cmd_sandbox)
 
     login = sub.add_parser("login", help="sign in to Partner Center (device code by default)")
@@ -236,6 +292,15 @@ def _parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="every person's writes (team mode), not only yours"
     )
     journal.set_defaults(run=cmd_journal)
+
+    doctor = sub.add_parser("doctor", help="check Partner Center read-only; print a report for support")
+    doctor.add_argument("--sandbox", action="store_true", help="check an in-memory embedded sandbox instead")
+    doctor.add_argument(
+        "--profile", choices=("lenient", "strict"), help="the sandbox's profile (with --sandbox)"
+    )
+    doctor.add_argument("--record", metavar="DIR", help="save every response, contact details scrubbed")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(run=cmd_doctor)
 
     tools = sub.add_parser("tools", help="list the tools with the size of each schema")
     tools.add_argument("--json", action="store_true")

@@ -153,6 +153,12 @@ class PreconditionFailed(ServiceError):
     hint = "Read the referral again, review what changed, and preview the change anew."
 
 
+class ResourceModified(PreconditionFailed):
+    """409 ``resourceModified`` (the Partner API's other way of saying 412): stale, nothing written."""
+
+    status = 409
+
+
 class Throttled(ServiceError):
     status = 429
 

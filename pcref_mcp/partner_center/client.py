@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from pcref_mcp import __version__
 from pcref_mcp.errors import (
+    BadRequest,
     InvalidInput,
     NetworkError,
     PcrefError,
@@ -53,6 +54,9 @@ logger = logging.getLogger("pcref_mcp.partner_center")
 
 USER_AGENT = f"pcref-mcp/{__version__}"
 EXTERNAL_ID_PREFIX = "pcref-"
+# Pages of the newest referrals read to find one by externalReferenceId where the service refuses
+# that (undocumented) filter.
+RECENT_SCAN_PAGES = 3
 
 _correlation: ContextVar[str | None] = ContextVar("pcref_correlation_id", default=None)
 
@@ -106,7 +110,8 @@ class PartnerCenterClient:
             follow_redirects=False,  # a redirect must never carry our bearer token elsewhere
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
-        self._host = httpx.URL(self.base_url).host
+        self._base = httpx.URL(self.base_url)
+        self._external_id_filter_refused = False
         _quiet_httpx_logger()
 
     async def __aenter__(self) -> PartnerCenterClient:
@@ -143,7 +148,9 @@ class PartnerCenterClient:
         if next_link is not None:
             url, params = self._checked_next_link(next_link, cid), None
         else:
-            url, params = self._referrals_url, (query.to_params() if query else None)
+            # encoded here, not by httpx: spaces must travel as %20 (httpx writes "+")
+            encoded = query.to_query_string() if query else ""
+            url, params = (f"{self._referrals_url}?{encoded}" if encoded else self._referrals_url), None
         response = await self._send("GET", url, cid, params=params)
         return _parse(ReferralPage, response, cid)
 
@@ -204,7 +211,7 @@ class PartnerCenterClient:
             # The caller's own id may already be on older referrals; remember them so a look-up after
             # a failure does not mistake an old referral for the new one.
             if existing_ids is None:
-                existing = {r.id for r in await self._find_by_external_id(str(external_id), cid) if r.id}
+                existing = {r.id for r in await self.find_by_external_id(str(external_id)) if r.id}
         elif not stamp:
             return await self._create_unstamped(doc, cid)
         else:
@@ -218,9 +225,7 @@ class PartnerCenterClient:
         if response.status_code not in (200, 201) or not response.content:
             # Accepted but no representation: read it back by its external id.
             try:
-                found = [
-                    r for r in await self._find_by_external_id(str(external_id), cid) if r.id not in existing
-                ]
+                found = [r for r in await self.find_by_external_id(str(external_id)) if r.id not in existing]
             except PcrefError as exc:
                 # The create was accepted: a failed read-back must not be reported as a failed write.
                 raise WriteOutcomeUnknown(
@@ -254,7 +259,8 @@ class PartnerCenterClient:
     async def patch(
         self, referral_id: str, ops: Sequence[PatchOperation | Mapping[str, Any]], *, etag: str | None
     ) -> Referral:
-        """Apply JSON-patch ``ops`` (``add``/``replace``); with ``etag`` a stale read fails with 412.
+        """Apply JSON-patch ``ops`` (``add``/``replace``) with ``If-Match: etag``; a stale read fails
+        with :class:`PreconditionFailed` (412, or 409 ``resourceModified``). No ETag, no write.
 
         Never re-sent after an ambiguous failure: the referral is read back and the client reports
         whether the change landed (raising :class:`WriteOutcomeUnknown` when it cannot tell).
@@ -263,8 +269,16 @@ class PartnerCenterClient:
         operations = _operations(ops)
         if not operations:
             raise InvalidInput("A patch needs at least one operation.", field="ops")
+        if not etag or not etag.strip() or etag.strip() == "*":
+            # Without If-Match the service would overwrite whatever changed since the read: a lost update.
+            raise InvalidInput(
+                f"Referral {referral_id} came without an ETag (neither in its body nor in the ETag header), "
+                "so a change could overwrite someone else's; nothing was sent.",
+                field="etag",
+                hint="Read the referral again with get_referral; if it still has no ETag, report it to support.",
+            )
         payload = [op.model_dump(mode="json") for op in operations]
-        headers = {"If-Match": etag} if etag else {}
+        headers = {"If-Match": etag}
         url = self._referral_url(referral_id)
         try:
             response = await self._send("PATCH", url, cid, json_body=payload, headers=headers, write=True)
@@ -311,7 +325,7 @@ class PartnerCenterClient:
         self, external_id: str, existing: set[str], amb: _Ambiguous, cid: str
     ) -> Referral:
         try:
-            found = [r for r in await self._find_by_external_id(external_id, cid) if r.id not in existing]
+            found = [r for r in await self.find_by_external_id(external_id) if r.id not in existing]
         except PcrefError as exc:
             raise WriteOutcomeUnknown(
                 f"The create failed ({amb.what}) and checking whether it landed failed too ({exc.message}). "
@@ -327,19 +341,15 @@ class PartnerCenterClient:
                 f"{external_id!r}; review them before trying again.",
                 correlation_id=cid,
             )
-        text = (
-            f"The create failed ({amb.what}) and the referral was NOT created (no referral carries "
-            f"externalReferenceId {external_id!r}). It is safe to try again."
+        # Nothing carries the id *yet*: the service may still be processing the create (a 504 often
+        # means exactly that), so "not created" cannot be known. Say what is known; the caller keeps
+        # the write in doubt.
+        raise WriteOutcomeUnknown(
+            f"The create failed ({amb.what}) and no referral carries externalReferenceId {external_id!r} "
+            "yet: not found yet, but it may still appear. Check for that external reference id before "
+            "retrying.",
+            correlation_id=cid,
         )
-        if isinstance(amb.error, ServiceError):
-            raise type(amb.error)(
-                text,
-                status=amb.error.status,
-                code=amb.error.code,
-                correlation_id=cid,
-                request_id=amb.error.request_id,
-            ) from None
-        raise NetworkError(text, correlation_id=cid) from None
 
     async def _settle_patch(
         self, referral_id: str, ops: list[PatchOperation], etag: str | None, amb: _Ambiguous, cid: str
@@ -373,9 +383,31 @@ class PartnerCenterClient:
             correlation_id=cid,
         )
 
-    async def _find_by_external_id(self, external_id: str, cid: str) -> list[Referral]:
-        page = await self.list_page(Query(filter=eq("externalReferenceId", external_id)))
-        return list(page.value)
+    async def find_by_external_id(self, external_id: str) -> list[Referral]:
+        """Referrals carrying ``external_id``, best effort on any service.
+
+        A filter on externalReferenceId is not documented. Where the service refuses it (400, then
+        remembered for this client) the newest referrals are read instead, the documented way
+        (``$orderby=createdDateTime desc``, next links, :data:`RECENT_SCAN_PAGES` pages) and matched
+        here: a create just sent is among them. Matches are checked here either way, so a service
+        that ignores the filter cannot make another referral look like ours.
+        """
+        if not self._external_id_filter_refused:
+            try:
+                page = await self.list_page(Query(filter=eq("externalReferenceId", external_id)))
+            except BadRequest:
+                logger.info("the service refuses $filter on externalReferenceId; reading the newest instead")
+                self._external_id_filter_refused = True
+            else:
+                return [r for r in page.value if r.external_reference_id == external_id]
+        found: list[Referral] = []
+        page = await self.list_page(Query(orderby=["createdDateTime desc"]))
+        for pages in range(1, RECENT_SCAN_PAGES + 1):
+            found += [r for r in page.value if r.external_reference_id == external_id]
+            if not page.odata_next_link or pages == RECENT_SCAN_PAGES:
+                break
+            page = await self.list_page(next_link=page.odata_next_link)
+        return found
 
     # --- the one place requests are sent ---------------------------------------------------------
 
@@ -504,17 +536,36 @@ class PartnerCenterClient:
         return f"{self._referrals_url}/{quote(referral_id.strip(), safe='')}"
 
     def _checked_next_link(self, next_link: str, cid: str) -> str:
-        """The service's own link, untouched; refuse one that would send our token to another host."""
+        """The service's link, resolved if relative; refused unless it goes where the token may go.
+
+        A relative link resolves against the referrals collection of the configured base URL (the
+        request it came from), as RFC 3986 says; an absolute one is requested verbatim. An absolute one
+        must have the base URL's scheme, host and port exactly (its path may differ): so the bearer
+        token never goes to another host, nor over plain http when the service is https. The local
+        sandbox (plain http on loopback) works because its own base URL is http.
+        """
+        link = next_link.strip()
         try:
-            host = httpx.URL(next_link).host
-        except httpx.InvalidURL:
-            host = ""
-        if host != self._host:
+            url = httpx.URL(self._referrals_url).join(link)
+        except (httpx.InvalidURL, TypeError):
             raise ServiceError(
-                f"Partner Center returned a next-page link to another host ({host or 'none'}); not followed.",
+                "Partner Center returned a next-page link that is not a URL; not followed.",
+                correlation_id=cid,
+            ) from None
+        if url.scheme != self._base.scheme:
+            raise ServiceError(
+                f"Partner Center returned a next-page link over {url.scheme or 'no scheme'} to {url.host or 'no host'}; "
+                f"not followed: the sign-in token is sent only over {self._base.scheme} to {self._base.host}.",
                 correlation_id=cid,
             )
-        return next_link
+        if (url.host, url.port) != (self._base.host, self._base.port):
+            where = url.host + (f":{url.port}" if url.port else "") if url.host else "none"
+            raise ServiceError(
+                f"Partner Center returned a next-page link to another host ({where}); not followed: "
+                f"the sign-in token is sent only to {self._base.host}.",
+                correlation_id=cid,
+            )
+        return link if httpx.URL(link).is_absolute_url else str(url)
 
     async def _walk(
         self, query: Query | None, *, max_pages: int, max_items: int
@@ -599,15 +650,47 @@ def _describe(exc: Exception) -> str:
 
 
 def _parse(model: type[M], response: httpx.Response, cid: str) -> M:
+    """Read a response body. The read models are tolerant (odd values are normalised or left out and
+    noted, unreadable page items skipped), so this fails only for a body that is not JSON or not an
+    object at all."""
+    what = (
+        "a referral"
+        if model is Referral
+        else "a page of referrals"
+        if model is ReferralPage
+        else model.__name__
+    )
     try:
-        return model.model_validate_json(response.content)
-    except (ValidationError, ValueError):
-        raise ServiceError(
-            f"Partner Center sent a response that is not a {model.__name__} document.",
-            status=response.status_code,
-            correlation_id=cid,
-            request_id=response.headers.get("request-id"),
-        ) from None
+        doc = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        doc, why = None, "it is not JSON"
+    else:
+        why = f"it is {_json_kind(doc)}, not an object"
+    if isinstance(doc, dict):
+        try:
+            parsed = model.model_validate(doc)
+        except ValidationError as err:
+            why = f"{err.error_count()} value(s) could not be read"
+        else:
+            for problem in getattr(parsed, "read_problems", ()):
+                logger.debug("read %s: %s (correlation id %s)", model.__name__, problem.path, cid)
+            return parsed
+    raise ServiceError(
+        f"Partner Center sent a response that cannot be read as {what}: {why}.",
+        status=response.status_code,
+        correlation_id=cid,
+        request_id=response.headers.get("request-id"),
+    )
+
+
+def _json_kind(doc: Any) -> str:
+    if doc is None:
+        return "null"
+    if isinstance(doc, list):
+        return "a list"
+    if isinstance(doc, str):
+        return "a string"
+    return "a number" if isinstance(doc, int | float) else "a JSON value"
 
 
 def _with_etag(referral: Referral, response: httpx.Response) -> Referral:

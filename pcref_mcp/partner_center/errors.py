@@ -25,6 +25,7 @@ import httpx
 from pcref_mcp.errors import (
     AuthenticationRequired,
     PermissionDenied,
+    ResourceModified,
     ServiceError,
     Throttled,
     error_for_status,
@@ -33,6 +34,7 @@ from pcref_mcp.errors import (
 __all__ = ["ServiceErrorBody", "error_from_response", "parse_error_body", "parse_retry_after"]
 
 _MAX_MESSAGE = 600  # the service allows 1024; keep tool output readable
+_STALE_CODES = frozenset({"resourcemodified", "preconditionfailed"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ def error_from_response(
     status = response.status_code
     body = parse_error_body(response)
     cls = error_for_status(status)
+    if status == 409 and _STALE_CODES & {(body.code or "").lower(), (body.inner_code or "").lower()}:
+        cls = ResourceModified  # the Partner API says "changed since you read it" with 409 too
     reason = response.reason_phrase or "error"
     text = f"Partner Center answered {status} {reason}"
     said = body.message or body.inner_message

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Literal
+from urllib.parse import quote
 from uuid import UUID
 
 from pcref_mcp.errors import InvalidInput
@@ -107,6 +108,17 @@ class Query:
             params["$select"] = ",".join(path(p) for p in self.select)
         return params
 
+    def to_query_string(self) -> str:
+        """The encoded query string: spaces as ``%20`` (never ``+``, which some OData servers read
+        literally); OData's own punctuation (``$ ' ( ) , / :``) left readable."""
+        return "&".join(
+            f"{quote(name, safe='$')}={quote(value, safe=_QUERY_SAFE)}"
+            for name, value in self.to_params().items()
+        )
+
+
+_QUERY_SAFE = "$'(),/:@"
+
 
 # --- values and paths -----------------------------------------------------------------------------
 
@@ -184,7 +196,12 @@ def le(p: str, value: Any) -> Expr:
     return _compare(p, "le", value)
 
 
-def contains(p: str, text: str) -> Expr:
+def contains(p: str, text: str, *, ignore_case: bool = False) -> Expr:
+    """``contains(p,'text')``; with ``ignore_case`` ``contains(tolower(p),'text')`` (text lower-cased)."""
+    if ignore_case:
+        return Expr(
+            f"contains(tolower({path(p)}),{_string(text.lower() if isinstance(text, str) else text)})"
+        )
     return Expr(f"contains({path(p)},{_string(text)})")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = [
     "CATALOGS",
     "CONTRACT_TERMS",
     "COUNTRIES",
+    "COUNTRY_ALIASES",
     "CURRENCIES",
     "CUSTOMER_SIZES",
     "INDUSTRIES",
@@ -173,15 +175,19 @@ def lookup(catalog: str, text: str, *, field: str | None = None) -> str:
 
 
 def country_code(text: str, *, field: str = "country") -> str:
-    """An ISO 3166-1 alpha-2 code from a code (any case) or an English country name."""
+    """An ISO 3166-1 alpha-2 code from a code (any case), an alpha-3 code, an English country name or
+    a name people commonly use instead (``COUNTRY_ALIASES``: "UK" -> GB, "Holland" -> NL)."""
     if isinstance(text, str):
         code = text.strip().upper()
         if len(code) == 2 and code in COUNTRIES:
             return code
-        if len(code) != 2:
+        found = COUNTRY_ALIASES.get(_fold(text))
+        if found is None and len(code) == 3:
+            found = COUNTRY_ALPHA3.get(code)
+        if found is None and len(code) != 2:
             found = COUNTRIES._index.get(_fold(text))
-            if found is not None:
-                return found
+        if found is not None:
+            return found
     raise InvalidInput(
         f"{field} {text!r} is not an ISO 3166 alpha-2 code; use a two-letter code such as "
         f"{_country_example(text)!r}.",
@@ -219,8 +225,10 @@ def is_solution_profile_id(text: object) -> bool:
 
 
 def _fold(text: str) -> str:
-    """Case, spaces and punctuation ignored, "&" read as "and": "Dynamics 365 Enterprise" -> dynamics365enterprise."""
-    return re.sub(r"[^0-9a-z]", "", text.casefold().replace("&", "and"))
+    """Case, accents, spaces and punctuation ignored, "&" read as "and": "Dynamics 365 Enterprise" ->
+    dynamics365enterprise, "Türkiye" -> turkiye."""
+    plain = unicodedata.normalize("NFKD", text.casefold().replace("&", "and"))
+    return re.sub(r"[^0-9a-z]", "", "".join(c for c in plain if not unicodedata.combining(c)))
 
 
 def _quoted(items: Iterable[str], *, last: str = "") -> str:
@@ -803,7 +811,7 @@ COUNTRY_NAMES: dict[str, str] = {
     "ZW": "Zimbabwe",
 }
 
-# alpha-3 code -> alpha-2 code: only to suggest the right code when a person types "USA".
+# alpha-3 code -> alpha-2 code ("DEU" -> DE): read as meant, it cannot mean anything else.
 COUNTRY_ALPHA3: dict[str, str] = {
     "ABW": "AW",
     "AFG": "AF",
@@ -1248,6 +1256,48 @@ COUNTRIES = Catalog(
     tuple(CatalogValue(code, name) for code, name in COUNTRY_NAMES.items()),
 )
 
+# Names people use for a country that are not its ISO name (nor its code): the EU's "UK" and "EL",
+# short and older names, names in the country's own language. Folded like every catalog key.
+_COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
+    "GB": ("UK", "Britain", "Great Britain", "England", "Scotland", "Wales", "Northern Ireland"),
+    "GR": ("EL", "Hellas"),
+    "US": ("USA", "America", "United States of America", "the States"),
+    "NL": ("Holland", "The Netherlands", "Nederland"),
+    "DE": ("Deutschland",),
+    "AT": ("Osterreich",),
+    "CH": ("Schweiz", "Suisse", "Svizzera"),
+    "ES": ("Espana",),
+    "IT": ("Italia",),
+    "BR": ("Brasil",),
+    "SE": ("Sverige",),
+    "NO": ("Norge",),
+    "DK": ("Danmark",),
+    "FI": ("Suomi",),
+    "PL": ("Polska",),
+    "JP": ("Nippon", "Nihon"),
+    "KR": ("Korea", "Republic of Korea"),
+    "RU": ("Russia",),
+    "CZ": ("Czech Republic",),
+    "TR": ("Turkey",),
+    "VN": ("Viet Nam",),
+    "AE": ("UAE", "Emirates"),
+    "CI": ("Ivory Coast",),
+    "SZ": ("Swaziland",),
+    "MM": ("Burma",),
+    "VA": ("Vatican", "Vatican City"),
+    "CV": ("Cape Verde",),
+    "BN": ("Brunei",),
+    "FM": ("Micronesia",),
+    "PS": ("Palestine",),
+    "MK": ("Macedonia",),
+    "CD": ("DRC", "DR Congo", "Democratic Republic of the Congo"),
+    "CG": ("Republic of the Congo",),
+    "MO": ("Macau",),
+    "HK": ("Hong Kong SAR",),
+}
+COUNTRY_ALIASES: dict[str, str] = {
+    _fold(alias): code for code, aliases in _COUNTRY_ALIASES.items() for alias in aliases
+}
 CURRENCIES = Catalog(
     "currencies",
     "currency",

@@ -35,14 +35,77 @@ SUBSTATUSES: dict[S, tuple[Sub, ...]] = {
 # Substatuses only the service sets (an unanswered incoming referral expires after 14 days).
 SERVICE_ONLY_SUBSTATUSES: frozenset[Sub] = frozenset({Sub.EXPIRED})
 
-# Plain-language verbs a person uses, mapped to the target state.
+# Plain-language intents a person (or a search row) uses, mapped to the target state. Both the verb
+# and its participle: "win the deal", "mark as won". ``read_intent`` also reads "Closed/Won" forms.
 INTENTS: dict[str, tuple[S, Sub]] = {
     "receive": (S.NEW, Sub.RECEIVED),
+    "received": (S.NEW, Sub.RECEIVED),
     "accept": (S.ACTIVE, Sub.ACCEPTED),
+    "accepted": (S.ACTIVE, Sub.ACCEPTED),
     "win": (S.CLOSED, Sub.WON),
+    "won": (S.CLOSED, Sub.WON),
     "lose": (S.CLOSED, Sub.LOST),
+    "lost": (S.CLOSED, Sub.LOST),
     "decline": (S.CLOSED, Sub.DECLINED),
+    "declined": (S.CLOSED, Sub.DECLINED),
+    "reject": (S.CLOSED, Sub.DECLINED),
+    "rejected": (S.CLOSED, Sub.DECLINED),
 }
+
+# Words around an intent that add nothing: "close as won", "mark it lost", "set to accepted".
+_FILLER = frozenset({"close", "closed", "as", "mark", "marked", "it", "set", "to", "the", "deal", "referral"})
+# Where a reason starts: "close as won because the budget was approved", "lost: went with a competitor".
+_REASON = re.compile(r"\s*(?:\bbecause\b|\bdue to\b|\breason(?: is)?\b|[:(])\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """The state a plain-language status means, and the reason it gave ("because ...")."""
+
+    status: S
+    substatus: Sub
+    reason: str | None = None
+
+
+def read_intent(text: object) -> Intent | None:
+    """``"won"``, ``"accept"``, ``"Closed/Won"``, ``"Closed - Lost"``, ``"close as won because …"``
+    -> the (status, substatus) they mean and the reason; None for a bare status ("Closed") or other text.
+
+    A bare substatus ("Declined", "Pending") names its status too: every substatus belongs to one status.
+    """
+    if not isinstance(text, str) or len(text) > 500:
+        return None
+    found = _intent_of(text)
+    if found is not None:
+        return Intent(*found)
+    parts = _REASON.split(text, maxsplit=1)
+    if len(parts) == 2 and (found := _intent_of(parts[0])) is not None:
+        reason = parts[1].strip().rstrip(").").strip()
+        return Intent(*found, reason or None)
+    return None
+
+
+def _intent_of(words: str) -> tuple[S, Sub] | None:
+    tokens = [w for w in re.split(r"[\s/\\\-–—_,.;|]+", words.casefold()) if w]
+    if not tokens or len(tokens) > 6:
+        return None
+    status = _parse_folded(S, tokens[0])
+    if len(tokens) == 2 and status is not None:
+        sub = _parse_folded(Sub, tokens[1])
+        if sub is not None and sub in SUBSTATUSES.get(status, ()):
+            return status, sub
+    key = " ".join(w for w in tokens if w not in _FILLER)
+    if key in INTENTS:
+        return INTENTS[key]
+    sub = _parse_folded(Sub, key)
+    if sub is not None and sub is not Sub.NONE:
+        return next(s for s, subs in SUBSTATUSES.items() if sub in subs), sub
+    return None
+
+
+def _parse_folded(enum: type[T], word: str) -> T | None:
+    return next((member for member in enum if member.value.casefold() == word), None)
+
 
 EXPIRY_DAYS = 14
 

@@ -5,16 +5,33 @@ Reads are tolerant on purpose: the service adds fields and enum values without n
 fields are kept (and written back untouched) and an enum value we have not seen is kept as a plain
 string instead of failing the read. Timestamps stay the exact wire strings (the service sends seven
 fractional digits, more than ``datetime`` holds) so a document dumps back byte-for-byte equal.
+Values the documents do not foresee (a number where a string is documented, an epoch date, a list
+sent as one object, PascalCase keys) are read by :mod:`pcref_mcp.referrals.tolerant`: normalised where
+the meaning is clear, left out and noted otherwise (``Referral.read_problems``), so one odd referral
+never makes a page unreadable. A referral that is not an object at all is skipped and named in
+``ReferralPage.skipped``.
 Strict models for what we *send* live in :mod:`pcref_mcp.referrals.write_models`.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from pcref_mcp.referrals.tolerant import ReadProblem, normalise
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -175,7 +192,7 @@ class WireModel(BaseModel):
     )
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON document as the service sent it: aliases, only fields that were present."""
+        """The JSON document as read: aliases, only fields that were present (normalised, see above)."""
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
@@ -386,7 +403,43 @@ class DealRegistration(WireModel):
 
 
 class Referral(WireModel):
-    """One referral (lead or co-sell opportunity), as GET /referrals/{id} returns it."""
+    """One referral (lead or co-sell opportunity), as GET /referrals/{id} returns it.
+
+    The tolerant read happens here, at the document's root, once for the whole tree; nested models
+    are plain validation.
+    """
+
+    # Only the roots carry notes: a private attribute on every nested model would cost a Python call
+    # per object of every page.
+    _read_problems: list[ReadProblem] = PrivateAttr(default_factory=list)
+
+    @property
+    def read_problems(self) -> list[ReadProblem]:
+        """Values that were not as documented: how each was read, or that it was left out."""
+        return list(self._read_problems)
+
+    def left_out_under(self, pointer: str) -> list[ReadProblem]:
+        """Values at or below ``pointer`` that could not be read and are missing from this model: a
+        write replacing ``pointer`` as a whole would drop them without anyone seeing them."""
+        prefix = pointer.rstrip("/") + "/"
+        return [
+            p for p in self._read_problems if p.left_out and (p.path == pointer or p.path.startswith(prefix))
+        ]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_tolerantly(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Normalise the raw document, then validate it; note what was not as documented."""
+        if _INSIDE.get() or not isinstance(data, dict):
+            return handler(data)
+        doc, problems = normalise(cls, data)
+        token = _INSIDE.set(True)
+        try:
+            instance = _validate_leaving_out(doc, problems, handler)
+        finally:
+            _INSIDE.reset(token)
+        instance._read_problems = problems
+        return instance
 
     odata_context: str | None = Field(default=None, alias="@odata.context")
     id: str | None = None
@@ -435,13 +488,142 @@ class Referral(WireModel):
     registrations: list[DealRegistration] | None = None
 
 
+@dataclass(frozen=True)
+class SkippedItem:
+    """An item of a page that could not be read as a referral at all (not an object, or broken
+    beyond leaving single values out)."""
+
+    id: str | None
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.id or 'an item without id'} ({self.why})"
+
+
 class ReferralPage(WireModel):
-    """One page of GET /referrals: the OData envelope."""
+    """One page of GET /referrals: the OData envelope.
+
+    Every item is read on its own: one that cannot be read is skipped and named in ``skipped``
+    instead of failing the page.
+    """
 
     odata_context: str | None = Field(default=None, alias="@odata.context")
     odata_count: int | None = Field(default=None, alias="@odata.count")
     value: list[Referral] = Field(default_factory=list)
     odata_next_link: str | None = Field(default=None, alias="@odata.nextLink")
+
+    _skipped: list[SkippedItem] = PrivateAttr(default_factory=list)
+    _read_problems: list[ReadProblem] = PrivateAttr(default_factory=list)
+
+    @property
+    def read_problems(self) -> list[ReadProblem]:
+        """Envelope values that were not as documented (each referral carries its own)."""
+        return list(self._read_problems)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _read_tolerantly(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if _INSIDE.get() or not isinstance(data, dict):
+            return handler(data)
+        items = next((data[k] for k in data if isinstance(k, str) and k.lower() == "value"), None)
+        envelope = {k: v for k, v in data.items() if not (isinstance(k, str) and k.lower() == "value")}
+        doc, problems = normalise(cls, envelope)
+        if isinstance(items, dict):
+            items = [items]
+        referrals: list[Referral] = []
+        skipped: list[SkippedItem] = []
+        for item in items if isinstance(items, list) else []:
+            try:
+                referrals.append(Referral.model_validate(item))
+            except ValidationError as err:
+                skipped.append(_skipped_item(item, err))
+        if items is not None and not isinstance(items, list):
+            problems.append(ReadProblem("/value", "not a list", None))
+        doc["value"] = referrals
+        token = _INSIDE.set(True)
+        try:
+            page = _validate_leaving_out(doc, problems, handler)
+        finally:
+            _INSIDE.reset(token)
+        page._read_problems = problems
+        page._skipped = skipped
+        return page
+
+    @property
+    def skipped(self) -> list[SkippedItem]:
+        """Items of this page that could not be read, by id: say so, never drop them silently."""
+        return list(self._skipped)
+
+    @property
+    def note(self) -> str | None:
+        """A sentence for the answer when items were skipped, else None."""
+        return skipped_note(self._skipped)
+
+
+def skipped_note(skipped: list[SkippedItem]) -> str | None:
+    """One sentence naming referrals that could not be read (by id), for a search answer's note."""
+    if not skipped:
+        return None
+    names = "; ".join(str(s) for s in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return (
+        f"{len(skipped)} referral(s) could not be read and are not shown: {names}{more}. "
+        "Use get_referral on an id to see what it holds."
+    )
+
+
+# --- tolerant reading (see pcref_mcp.referrals.tolerant) ------------------------------------------
+
+_INSIDE: ContextVar[bool] = ContextVar("pcref_reading_inside", default=False)
+_MAX_LEAVE_OUT = 20
+
+
+def _validate_leaving_out(
+    doc: dict[str, Any], problems: list[ReadProblem], handler: ValidatorFunctionWrapHandler
+) -> Any:
+    """Validate; a value the normaliser let through but the model still refuses is left out and
+    noted, one at a time, so the rest of the document is read."""
+    for _ in range(_MAX_LEAVE_OUT):
+        try:
+            return handler(doc)
+        except ValidationError as err:
+            removed = False
+            for error in err.errors():
+                pointer = _remove(doc, error["loc"])
+                if pointer is not None:
+                    problems.append(ReadProblem(pointer, "a value of the wrong shape", None))
+                    removed = True
+            if not removed:
+                raise
+    return handler(doc)
+
+
+def _remove(doc: Any, loc: tuple[int | str, ...]) -> str | None:
+    """Drop the deepest existing value on ``loc`` (a pydantic error location); its JSON pointer."""
+    parents: list[tuple[Any, int | str]] = []
+    node = doc
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_dict or in_list):
+            break
+        parents.append((node, part))
+        node = node[part]
+    if not parents:
+        return None
+    container, key = parents[-1]
+    if isinstance(container, dict):
+        del container[key]
+    else:
+        container.pop(int(key))
+    return "/" + "/".join(str(k) for _, k in parents)
+
+
+def _skipped_item(item: Any, err: ValidationError) -> SkippedItem:
+    if not isinstance(item, dict):
+        return SkippedItem(None, f"sent {type(item).__name__ if item is not None else 'null'}, not an object")
+    ident = next((item[k] for k in item if isinstance(k, str) and k.lower() == "id"), None)
+    return SkippedItem(str(ident) if ident is not None else None, f"{err.error_count()} unreadable value(s)")
 
 
 class PatchOperation(BaseModel):

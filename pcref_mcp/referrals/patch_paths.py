@@ -8,15 +8,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationError
 
 from pcref_mcp.errors import InvalidInput, LifecycleViolation
+from pcref_mcp.referrals import lifecycle
 from pcref_mcp.referrals.lifecycle import (
     REGISTRATION_EDITABLE,
     SERVICE_ONLY_SUBSTATUSES,
     SUBSTATUSES,
+    TRANSITIONS,
     TransitionCheck,
     check_transition,
     registration_editable,
@@ -31,6 +33,7 @@ from pcref_mcp.referrals.models import (
     ReferralSubstatus,
     SalesStage,
 )
+from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import (
     Amount,
     CurrencyCode,
@@ -270,15 +273,20 @@ REGISTRATION_PATHS: tuple[PatchPath, ...] = tuple(
 PATCH_PATHS = REFERRAL_PATHS
 REGISTRATION_PATCH_PATHS = REGISTRATION_PATHS
 
-# status, substatus and statusReason travel together, in this order
-_STATUS_GROUP = ("/status", "/substatus", "/statusReason")
-
 
 def resolve(field_or_pointer: str, *, registration: bool = False) -> PatchPath:
     """The path a person means: a friendly name, an alias or a JSON pointer (case, spaces, ``_`` ignored)."""
     table = _REGISTRATION_INDEX if registration else _REFERRAL_INDEX
     key = _fold(field_or_pointer) if isinstance(field_or_pointer, str) else ""
     found = table.get(key)
+    if (
+        found is None
+        and isinstance(field_or_pointer, str)
+        and re.fullmatch(r"[\w.\[\]/-]+", field_or_pointer)
+    ):
+        # a pointer written as a path ("details.dealValue", "details/dealValue", "team[-]")
+        pointer = "/" + re.sub(r"\[(\w+|-)\]", r"/\1", field_or_pointer.strip("/")).replace(".", "/")
+        found = table.get(_fold(pointer))
     if found is not None:
         return found
     paths = REGISTRATION_PATHS if registration else REFERRAL_PATHS
@@ -297,30 +305,98 @@ def resolve(field_or_pointer: str, *, registration: bool = False) -> PatchPath:
     )
 
 
-def build_operations(
-    changes: Sequence[tuple[str, Any]], *, current: Referral | None = None
-) -> list[PatchOperation]:
-    """Validated JSON-patch operations for ``[(field or pointer, value)]``.
+Mode = Literal["append", "replace"]
 
-    Every problem is reported at once. A status change is checked against the lifecycle from
-    ``current`` (when given) and must name its substatus; status, substatus and statusReason are
-    kept together in that order.
+
+@dataclass(frozen=True)
+class Edit:
+    """One requested change: a field (name, alias or pointer), its value and how a value meets what is there.
+
+    ``mode`` None sets the field; ``"append"`` adds to notes (after a blank line) or to a list;
+    ``"replace"`` replaces a whole list even where that removes entries (which is refused otherwise).
     """
-    resolved, problems = _resolve_all(changes, registration=False)
-    status_problems, check = _status_problems({path.pointer: value for path, value in resolved}, current)
+
+    field: str
+    value: Any
+    mode: Mode | None = None
+
+
+def build_operations(
+    changes: Sequence[Edit | tuple[str, Any]], *, current: Referral | None = None
+) -> list[PatchOperation]:
+    """Validated JSON-patch operations for the changes, in one canonical order.
+
+    Every problem is reported at once. Plain-language states ("won", "Closed/Won", "close as won
+    because ...") become status, substatus and reason; a status change is checked against the
+    lifecycle from ``current`` (when given) before anything else about it. Replacing a list that
+    would drop entries of ``current`` is refused unless the edit says ``mode="replace"``. The
+    operations follow the allow-list's order (status, substatus, reason together; appends in the
+    order given), so the same changes in another order make the same operations.
+    """
+    edits = [change if isinstance(change, Edit) else Edit(*change) for change in changes]
+    resolved, problems = _resolve_edits(edits, registration=False)
+    resolved, intent_problems = _read_intents(resolved, current)
+    problems += intent_problems
+    checked: list[tuple[PatchPath, Any, Mode | None]] = []
+    for path, value, mode in resolved:
+        try:
+            checked.append((path, path.validate(value) if path.pointer in _STATES else value, mode))
+        except InvalidInput as exc:
+            problems.append(exc.message)
+    given = {path.pointer: value for path, value, _ in checked}
+    status_problems, check, inferred = _status_problems(given, current)
     if check is not None and not check.ok and not problems:
         raise LifecycleViolation(
             check.message, field="status", allowed=[f"{s}/{sub}" for s, sub in check.allowed]
         )
     problems += status_problems
+    checked += inferred
+    operations: list[PatchOperation] = []
+    for path, value, mode in checked:
+        try:
+            operations += _operations_for(path, value, mode, current)
+        except InvalidInput as exc:
+            problems.append(exc.message)
     if problems:
         raise InvalidInput(" ".join(problems))
-    operations = [PatchOperation(op=path.op, path=path.pointer, value=value) for path, value in resolved]
-    return _status_together(operations)
+    return canonical_order(operations)
+
+
+def canonical_order(operations: Sequence[PatchOperation]) -> list[PatchOperation]:
+    """The allow-list's order (status, substatus, reason side by side); appends keep the order given."""
+    rank = {pointer: i for i, pointer in enumerate(p.pointer for p in (*REFERRAL_PATHS, *REGISTRATION_PATHS))}
+    return sorted(operations, key=lambda op: rank.get(op.path, len(rank)))
+
+
+# List fields whose replacement can remove entries: pointer -> how an entry is told apart and named.
+_LIST_POINTERS: dict[str, str] = {
+    "/team": "member",
+    "/customerProfile/team": "member",
+    "/details/requirements/solutions": "solution",
+}
+
+
+def removed_entries(current: Referral, operations: Sequence[PatchOperation]) -> dict[str, list[str]]:
+    """For each list the operations replace: the entries of ``current`` that would go (names only)."""
+    wire = current.to_wire()
+    removed: dict[str, list[str]] = {}
+    for op in operations:
+        kind = _LIST_POINTERS.get(op.path)
+        if kind is None or op.op != "replace":
+            continue
+        keep = {_entry_key(kind, entry) for entry in op.value or []}
+        gone = [
+            _entry_label(kind, entry)
+            for entry in pointer_get(wire, op.path) or []
+            if _entry_key(kind, entry) not in keep
+        ]
+        if gone:
+            removed[resolve(op.path).name] = gone
+    return removed
 
 
 def build_registration_operations(
-    changes: Sequence[tuple[str, Any]], current: Referral
+    changes: Sequence[Edit | tuple[str, Any]], current: Referral
 ) -> list[PatchOperation]:
     """``replace`` operations on the first deal registration; refused unless it is ActionRequired."""
     registrations = current.registrations or []
@@ -338,10 +414,19 @@ def build_registration_operations(
             value=str(status),
             allowed=[str(s) for s in REGISTRATION_EDITABLE],
         )
-    resolved, problems = _resolve_all(changes, registration=True)
+    edits = [change if isinstance(change, Edit) else Edit(*change) for change in changes]
+    resolved, problems = _resolve_edits(edits, registration=True)
+    operations = []
+    for path, value, mode in resolved:
+        try:
+            if mode == "append":
+                raise InvalidInput(f"{path.name!r} holds one value; mode 'append' works for notes and lists.")
+            operations.append(PatchOperation(op=path.op, path=path.pointer, value=path.validate(value)))
+        except InvalidInput as exc:
+            problems.append(exc.message)
     if problems:
         raise InvalidInput(" ".join(problems))
-    return [PatchOperation(op=path.op, path=path.pointer, value=value) for path, value in resolved]
+    return canonical_order(operations)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -375,65 +460,191 @@ def _named(message: str, name: str) -> str:
     return f"{name}: {message}" if not message.startswith(name) else message
 
 
-def _resolve_all(
-    changes: Sequence[tuple[str, Any]], *, registration: bool
-) -> tuple[list[tuple[PatchPath, Any]], list[str]]:
-    resolved: list[tuple[PatchPath, Any]] = []
+def _resolve_edits(
+    edits: Sequence[Edit], *, registration: bool
+) -> tuple[list[tuple[PatchPath, Any, Mode | None]], list[str]]:
+    """Each edit's path with its raw value; a field given twice is a problem (appends may repeat)."""
+    resolved: list[tuple[PatchPath, Any, Mode | None]] = []
     problems: list[str] = []
     seen: dict[str, str] = {}
-    if not changes:
+    if not edits:
         problems.append("No change was given; name at least one field and its new value.")
-    for field_or_pointer, value in changes:
+    for edit in edits:
         try:
-            path = resolve(field_or_pointer, registration=registration)
-            if path.pointer in seen and not path.pointer.endswith("/-"):
-                problems.append(
-                    f"{path.name!r} is given twice ({seen[path.pointer]!r} and {field_or_pointer!r}); give it once."
-                )
-                continue
-            seen[path.pointer] = field_or_pointer
-            resolved.append((path, path.validate(value)))
+            path = resolve(edit.field, registration=registration)
+        except InvalidInput as exc:
+            problems.append(exc.message)
+            continue
+        if path.pointer in seen and not path.pointer.endswith("/-") and edit.mode != "append":
+            problems.append(
+                f"{path.name!r} is given twice ({seen[path.pointer]!r} and {edit.field!r}); give it once."
+            )
+            continue
+        seen[path.pointer] = edit.field
+        if path.pointer in _STATES:  # read as a state first ("won"), checked after
+            resolved.append((path, edit.value, edit.mode))
+            continue
+        try:
+            resolved.append((path, path.validate(edit.value), edit.mode))
         except InvalidInput as exc:
             problems.append(exc.message)
     return resolved, problems
 
 
+# Values read as a lifecycle state ("won", "Closed/Won") before they are checked; a reason may come along.
+_STATES = ("/status", "/substatus", "/statusReason")
+
+
+def _read_intents(
+    resolved: list[tuple[PatchPath, Any, Mode | None]], current: Referral | None
+) -> tuple[list[tuple[PatchPath, Any, Mode | None]], list[str]]:
+    """Status or substatus values that name a state ("won", "Closed/Won", "close as won because ...")
+    become status, substatus and reason; a bare substatus brings its status when that differs."""
+    given = {path.pointer: value for path, value, _ in resolved}
+    out: list[tuple[PatchPath, Any, Mode | None]] = []
+    extra: dict[str, Any] = {}
+    problems: list[str] = []
+    for path, value, mode in resolved:
+        if path.pointer not in ("/status", "/substatus"):
+            out.append((path, value, mode))
+            continue
+        intent = lifecycle.read_intent(value)
+        plain = isinstance(value, str) and _plain_state(path.pointer, value)
+        if intent is None or (plain and path.pointer == "/status"):
+            out.append((path, value, mode))
+            continue
+        implied = {"/status": str(intent.status), "/substatus": str(intent.substatus)}
+        if intent.reason:
+            implied["/statusReason"] = intent.reason
+        if plain:  # a bare substatus: its status only where it is not already the current one
+            same = current is not None and str(current.status) == implied["/status"]
+            if "/status" in given or same or current is None:
+                implied.pop("/status")
+        for pointer, meant in implied.items():
+            if pointer == path.pointer:
+                out.append((path, meant, mode))
+            elif pointer in given and not _same_state(given[pointer], meant):
+                problems.append(
+                    f"{path.name} {value!r} means {resolve(pointer).name} {meant!r}, but "
+                    f"{resolve(pointer).name} {given[pointer]!r} was also given; give one of them."
+                )
+            elif pointer not in given:
+                extra[pointer] = meant
+    out += [(resolve(pointer), meant, None) for pointer, meant in extra.items()]
+    return out, problems
+
+
+def _plain_state(pointer: str, value: str) -> bool:
+    enum = ReferralStatus if pointer == "/status" else ReferralSubstatus
+    return any(member.value.casefold() == value.strip().casefold() for member in enum)
+
+
+def _same_state(given: Any, meant: str) -> bool:
+    return isinstance(given, str) and given.strip().casefold() == meant.casefold()
+
+
 def _status_problems(
     given: dict[str, Any], current: Referral | None
-) -> tuple[list[str], TransitionCheck | None]:
-    """Problems with a status/substatus change, and the lifecycle check when one was made."""
+) -> tuple[list[str], TransitionCheck | None, list[tuple[PatchPath, Any, Mode | None]]]:
+    """Problems with a status/substatus change, the lifecycle check when one was made, and the
+    substatus inferred where the new status has only one a partner may set (Active -> Accepted).
+
+    The move between statuses is checked against the current state first, so the first refusal is
+    the true one (a closed referral cannot be reopened) and names the allowed moves.
+    """
     if "/status" not in given and "/substatus" not in given:
-        return [], None
+        return [], None, []
     to_status, to_sub = given.get("/status"), given.get("/substatus")
+    inferred: list[tuple[PatchPath, Any, Mode | None]] = []
     from_status = current.status if current is not None else None
     if to_status is not None and to_sub is None and to_status != from_status:
-        subs = ", ".join(
+        if current is not None:
+            move = check_transition(current.status, current.substatus, to_status, None)
+            moves = {str(t) for s, to in TRANSITIONS.items() if str(s) == str(current.status) for t in to}
+            if not move.ok and str(to_status) not in moves:
+                return [move.message], move, []
+        choices = [
             s for s in SUBSTATUSES.get(ReferralStatus(to_status), ()) if s not in SERVICE_ONLY_SUBSTATUSES
-        )
-        return [
-            f"status {to_status!r} needs a substatus in the same change; with {to_status} use one of: {subs}."
-        ], None
+        ]
+        if len(choices) != 1:
+            return (
+                [
+                    f"status {to_status!r} needs a substatus in the same change; with {to_status} use one of: "
+                    f"{', '.join(choices)} (or say it plainly: status 'won', 'lost' or 'declined')."
+                ],
+                None,
+                [],
+            )
+        to_sub = str(choices[0])
+        inferred.append((resolve("/substatus"), to_sub, None))
     if current is not None:
         check = check_transition(current.status, current.substatus, to_status, to_sub)
-        return ([] if check.ok else [check.message]), check
+        return ([] if check.ok else [check.message]), check, inferred
     if to_status is not None and to_sub not in SUBSTATUSES.get(ReferralStatus(to_status), ()):
         subs = ", ".join(SUBSTATUSES.get(ReferralStatus(to_status), ()))
-        return [
-            f"substatus {to_sub!r} does not belong to status {to_status!r}; with {to_status} use one of: {subs}."
-        ], None
-    return [], None
+        return (
+            [
+                f"substatus {to_sub!r} does not belong to status {to_status!r}; with {to_status} use one of: {subs}."
+            ],
+            None,
+            inferred,
+        )
+    return [], None, inferred
 
 
-def _status_together(operations: list[PatchOperation]) -> list[PatchOperation]:
-    """Status, substatus and statusReason side by side (in that order) where the first of them was."""
-    group = sorted(
-        (op for op in operations if op.path in _STATUS_GROUP), key=lambda op: _STATUS_GROUP.index(op.path)
-    )
-    if not group:
-        return operations
-    first = next(i for i, op in enumerate(operations) if op.path in _STATUS_GROUP)
-    rest = [op for op in operations if op.path not in _STATUS_GROUP]
-    return rest[:first] + group + rest[first:]
+def _operations_for(
+    path: PatchPath, value: Any, mode: Mode | None, current: Referral | None
+) -> list[PatchOperation]:
+    """The operation(s) for one checked value: notes appended, list entries added, removals guarded."""
+    if mode == "append":
+        if path.pointer == "/details/notes":
+            before = pointer_get(current.to_wire(), path.pointer) if current is not None else None
+            joined = f"{before.rstrip()}{NOTES_SEPARATOR}{value}" if before else value
+            return [PatchOperation(op="replace", path=path.pointer, value=path.validate(joined))]
+        if path.pointer in _LIST_POINTERS:
+            return [PatchOperation(op="add", path=f"{path.pointer}/-", value=item) for item in value]
+        if not path.pointer.endswith("/-"):
+            raise InvalidInput(
+                f"{path.name!r} holds one value; mode 'append' works for notes and lists "
+                "(sales team, customer contacts, solutions)."
+            )
+    operation = PatchOperation(op=path.op, path=path.pointer, value=value)
+    if current is not None and mode != "replace" and path.pointer in _LIST_POINTERS:
+        gone = removed_entries(current, [operation]).get(path.name)
+        if gone:
+            adder = resolve(f"{path.pointer}/-").name
+            raise InvalidInput(
+                f"{path.name}: this list replaces the current one and would remove "
+                f"{', '.join(gone)}. To add, use {adder!r} (or mode 'append'); to remove them, send the "
+                "same change with mode 'replace'.",
+                field=path.name,
+            )
+    return [operation]
+
+
+# Between the existing notes and what mode "append" adds.
+NOTES_SEPARATOR = "\n\n"
+
+
+def _entry_key(kind: str, entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return str(entry).casefold()
+    if kind == "solution":
+        return str(entry.get("id", "")).casefold()
+    email = entry.get("email")
+    if email:
+        return str(email).casefold()
+    return f"{entry.get('firstName', '')} {entry.get('lastName', '')}".strip().casefold()
+
+
+def _entry_label(kind: str, entry: Any) -> str:
+    """A name only (never an e-mail or a phone), quoted: it was written by others."""
+    if not isinstance(entry, dict):
+        return quote(str(entry)) or ""
+    if kind == "solution":
+        return quote(entry.get("name") or entry.get("id")) or ""
+    name = f"{entry.get('firstName') or ''} {entry.get('lastName') or ''}".strip()
+    return quote(name or entry.get("title") or "a person without a name") or ""
 
 
 def pointer_get(document: Any, pointer: str, default: Any = None) -> Any:

@@ -66,3 +66,21 @@ def quote_at(pointer: str, value: Any) -> Any:
     """``quote_fields`` for the value found at a JSON pointer (its last segment names the field)."""
     key = pointer.rstrip("/-").rsplit("/", 1)[-1]
     return quote_fields(value, key)
+
+
+# Our marks, outer and inner (``quote`` turns marks inside the text into the inner pair).
+_MARKS = ((OPEN, CLOSE), ("‹", "›"))
+
+
+def unwrap(text: str) -> str | None:
+    """The text inside our quote marks when all of ``text`` is wrapped in them («…», ‹…›, nested), else None.
+
+    Text copied back from an answer ("«Tailspin Toys»") must not round-trip the marks into data.
+    """
+    inner = text.strip()
+    while len(inner) >= 2 and any(inner[0] == o and inner[-1] == c for o, c in _MARKS):
+        body = inner[1:-1]
+        if any(o in body or c in body for o, c in _MARKS[:1]):  # «a» and «b»: two quotes, not one
+            break
+        inner = body.strip()
+    return inner if inner != text.strip() and inner else None

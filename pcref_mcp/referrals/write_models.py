@@ -1089,6 +1089,20 @@ _TEMPLATES: dict[str, str] = {
     "literal_error": "{field} {value} is not allowed; use one of: {expected}.",
     "greater_than_equal": "{field} {value} is too small; use a number of at least {ge}.",
     "greater_than": "{field} {value} is too small; use a number greater than {gt}.",
+    "less_than_equal": "{field} {value} is too large; use a number of at most {le}.",
+    "less_than": "{field} {value} is too large; use a number below {lt}.",
+    "int_type": "{field} {value} is not a whole number.",
+    "int_from_float": "{field} {value} is not a whole number.",
+    "string_too_long": "{field} is too long; use at most {max_length} characters.",
+    "string_pattern_mismatch": "{field} {value} does not have the expected form ({pattern}).",
+    "too_long": "{field} has too many items; give at most {max_length}.",
+    "date_parsing": "{field} {value} is not a date; use YYYY-MM-DD.",
+    "date_from_datetime_parsing": "{field} {value} is not a date; use YYYY-MM-DD.",
+    "date_type": "{field} {value} is not a date; use YYYY-MM-DD.",
+    "datetime_parsing": "{field} {value} is not a date-time; use e.g. '2026-11-27T10:00:00Z'.",
+    "datetime_from_date_parsing": "{field} {value} is not a date-time; use e.g. '2026-11-27T10:00:00Z'.",
+    "json_invalid": "{field} is not valid JSON.",
+    "none_required": "{field} must be empty.",
     "finite_number": "{field} {value} is not a finite number.",
     "float_parsing": "{field} {value} is not a number; use digits such as 120000.",
     "float_type": "{field} {value} is not a number; use digits such as 120000.",
@@ -1117,8 +1131,9 @@ def _sentence(error: Any, model: type[BaseModel] | None) -> str:
             return str(cause)
         return f"{field} {_show(error.get('input'))}: {cause}."
     template = _TEMPLATES.get(error["type"])
-    if template is None:
-        return f"{field} {_show(error.get('input'))}: {error['msg']}."
+    if template is None:  # a rule without a sentence yet: pydantic's words, never its phrasing or links
+        said = re.sub(r"^Input should (?:be )?", "must be ", str(error["msg"])).replace("Input", "the value")
+        return f"{field} {_show(error.get('input'))} is not accepted: {said}."
     ctx = {key: _show_number(value) for key, value in error.get("ctx", {}).items()}
     allowed = ""
     if error["type"] == "extra_forbidden" and model is not None and len(loc) == 1:
@@ -1144,6 +1159,8 @@ def _show_number(value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
+    """A value as the caller gave it, cut short: a message never echoes a whole document back."""
     if isinstance(value, datetime | date):
         return repr(value.isoformat())
-    return repr(value) if isinstance(value, str) else str(value)
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 80 else f"{text[:60]}…({len(text)} characters)"

@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=60, help="referrals to seed (default 60)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--profile", choices=("lenient", "strict"), help="default: PCREF_SANDBOX_PROFILE or lenient"
+    )
     args = parser.parse_args(argv)
     db = args.db or default_db_path()
     print(
@@ -26,7 +29,16 @@ def main(argv: list[str] | None = None) -> int:
         f"control routes /_sandbox/* need header X-Sandbox-Control from {control_token_path(db)}"
     )
     try:
-        serve(args.host, args.port, db, args.reset, args.size, args.log_level, seed=args.seed)
+        serve(
+            args.host,
+            args.port,
+            db,
+            args.reset,
+            args.size,
+            args.log_level,
+            seed=args.seed,
+            profile=args.profile,
+        )
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2

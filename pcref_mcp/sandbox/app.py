@@ -41,7 +41,7 @@ from pcref_mcp.sandbox.clock import format_wire
 from pcref_mcp.sandbox.config import SandboxConfig
 from pcref_mcp.sandbox.faults import ConnectionDropped
 from pcref_mcp.sandbox.odata import ODataError, compile_filter, compile_orderby, parse_select
-from pcref_mcp.sandbox.rules import LINK_ORIGIN, apply_patch, build_referral, new_etag
+from pcref_mcp.sandbox.rules import LINK_ORIGIN, apply_patch, build_referral, new_etag, replace_referral
 from pcref_mcp.sandbox.state import SandboxState
 
 __all__ = ["API_PREFIX", "CONTROL_HEADER", "create_app", "error_body"]
@@ -327,8 +327,12 @@ class _Api:
             if unknown:
                 raise ODataError(f"Unknown query option {unknown[0]!r}.", option=unknown[0])
             query, position = {k: params[k] for k in _QUERY_OPTIONS if k in params}, 0
-        where, args = compile_filter(query["$filter"]) if query.get("$filter") is not None else ("1", [])
-        order = compile_orderby(query["$orderby"]) if query.get("$orderby") else DEFAULT_ORDER
+        # strict: only what the documents show (eq/and on documented fields, two orderby fields)
+        strict = state.config.profile == "strict"
+        where, args = (
+            compile_filter(query["$filter"], strict=strict) if query.get("$filter") is not None else ("1", [])
+        )
+        order = compile_orderby(query["$orderby"], strict=strict) if query.get("$orderby") else DEFAULT_ORDER
         top = _whole(query, "$top")
         skip = _whole(query, "$skip") or 0
         select = parse_select(query["$select"]) if query.get("$select") else None
@@ -347,7 +351,10 @@ class _Api:
                 for r in rows
             ]
         parts = [f'{{"@odata.context":{json.dumps(origin + "/v1.0/$metadata#Referrals")}']
-        if with_count:
+        if strict:
+            # as the documents show it: always present, and the number of items on this page
+            parts.append(f'"@odata.count":{len(rows)}')
+        elif with_count:
             parts.append(f'"@odata.count":{state.store.count(where, args)}')
         parts.append('"value":[' + ",".join(rows) + "]")
         if more:
@@ -378,7 +385,8 @@ class _Api:
         )
         state.store.insert(doc, at=format_wire(now))
         raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-        response = self._entity(request, raw, 201)
+        # The connector's definition documents 200 for a create; the lenient profile answers 201.
+        response = self._entity(request, raw, 200 if state.config.profile == "strict" else 201)
         response.headers["Location"] = f"{_origin(request)}{API_PREFIX}/referrals/{doc['id']}"
         return response
 
@@ -408,6 +416,34 @@ class _Api:
 
     @_mapped
     async def put_referral(self, request: Request) -> Response:
+        """Strict profile: PUT as documented (whole document, If-Match required, 200 + body)."""
+        state = self.state
+        if state.config.profile == "strict":
+            state.sweep()
+            referral_id = request.path_params["referral_id"]
+            body = await _json_body(request)
+            current = state.store.get(referral_id)
+            if current is None:
+                raise _not_found(referral_id)
+            if_match = (request.headers.get("if-match") or "").strip()
+            if not if_match:
+                return _error(
+                    400,
+                    "invalidRequest",
+                    "The If-Match header is required on PUT: send the referral's ETag as read.",
+                    inner="ifMatchRequired",
+                )
+            if if_match != "*" and _etag_value(if_match) != _etag_value(current["eTag"]):
+                raise _stale()
+            now = state.clock.now()
+            updated = replace_referral(current, body, now=now)
+            etag = new_etag(now)
+            while etag == current["eTag"]:
+                etag = new_etag(now)
+            updated["eTag"] = etag
+            if not state.store.replace(updated, expected_etag=current["eTag"], at=format_wire(now)):
+                raise _stale()
+            return self._entity(request, json.dumps(updated, ensure_ascii=False, separators=(",", ":")), 200)
         return _error(
             405,
             "invalidRequest",

@@ -23,7 +23,17 @@ from pcref_mcp.referrals.models import Referral
 from pcref_mcp.sandbox.clock import format_wire, parse_wire
 from pcref_mcp.sandbox.store import COLUMNS
 
-__all__ = ["FIELDS", "Compiled", "ODataError", "compile_filter", "compile_orderby", "parse_select"]
+__all__ = [
+    "DOCUMENTED_FILTER_FIELDS",
+    "DOCUMENTED_LAMBDAS",
+    "DOCUMENTED_ORDERBY",
+    "FIELDS",
+    "Compiled",
+    "ODataError",
+    "compile_filter",
+    "compile_orderby",
+    "parse_select",
+]
 
 Kind = Literal["string", "number", "bool", "datetime", "object", "array", "any"]
 
@@ -94,6 +104,23 @@ def _fields_of(model: type[BaseModel]) -> dict[str, Node]:
 
 
 FIELDS: dict[str, Node] = _fields_of(Referral)
+
+# What the public documents show (the strict profile accepts only this): ``eq`` joined by ``and``
+# (parentheses allowed) on these fields, ``any`` over the referral team by e-mail, and ordering by the
+# two timestamps. Sources: "Get a list of referrals" (partner-rest 2019, learn.microsoft.com).
+DOCUMENTED_FILTER_FIELDS = frozenset(
+    {
+        "engagementId",
+        "status",
+        "substatus",
+        "qualification",
+        "type",
+        "direction",
+        "customerProfile/address/country",
+    }
+)
+DOCUMENTED_LAMBDAS: dict[str, frozenset[str]] = {"team": frozenset({"email"})}
+DOCUMENTED_ORDERBY = frozenset({"createdDateTime", "updatedDateTime"})
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -169,19 +196,23 @@ class Compiled:
     predicate: bool = False  # a condition (comparison, and/or/not, contains, any/all), not a value
 
 
-def compile_filter(text: str) -> tuple[str, list[Any]]:
-    """``$filter`` text -> (SQL boolean expression over table ``referrals``, parameters)."""
+def compile_filter(text: str, *, strict: bool = False) -> tuple[str, list[Any]]:
+    """``$filter`` text -> (SQL boolean expression over table ``referrals``, parameters).
+
+    ``strict`` accepts only what the documents show (see ``DOCUMENTED_FILTER_FIELDS``)."""
     if len(text) > MAX_FILTER_LENGTH:
         raise ODataError(f"$filter is longer than {MAX_FILTER_LENGTH} characters.", option="$filter")
     if not text.strip():
         raise ODataError("$filter is empty.", option="$filter", position=0)
-    parser = _FilterParser(text)
+    parser = _FilterParser(text, strict=strict)
     result = parser.parse()
     return result.sql, result.params
 
 
-def compile_orderby(text: str) -> str:
-    """``$orderby`` text -> ORDER BY clause (id as the final tiebreak so pages are stable)."""
+def compile_orderby(text: str, *, strict: bool = False) -> str:
+    """``$orderby`` text -> ORDER BY clause (id as the final tiebreak so pages are stable).
+
+    ``strict`` accepts only the documented fields (``DOCUMENTED_ORDERBY``)."""
     keys: list[str] = []
     first_direction = "ASC"
     pos = 0
@@ -199,6 +230,14 @@ def compile_orderby(text: str) -> str:
             )
         path, direction = m.group(1), (m.group(2) or "asc").upper()
         node = _resolve(path.split("/"), FIELDS, "$orderby", start)
+        if strict and path not in DOCUMENTED_ORDERBY:
+            raise ODataError(
+                f"Invalid $orderby at position {start}: ordering by {path!r} is not supported; "
+                f"supported: {', '.join(sorted(DOCUMENTED_ORDERBY))}.",
+                option="$orderby",
+                position=start,
+                token=path,
+            )
         if node.kind in ("object", "array", "any"):
             raise ODataError(
                 f"Invalid $orderby: {path!r} is not a simple value and cannot be sorted on.",
@@ -264,11 +303,13 @@ class _Scope:
     alias: str
     fields: dict[str, Node]
     item: Kind | None
+    collection: str = ""
 
 
 class _FilterParser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, strict: bool = False) -> None:
         self.text = text
+        self.strict = strict
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
@@ -293,6 +334,13 @@ class _FilterParser:
             position=tok.pos,
             token=tok.text,
         )
+
+    def refuse_in_strict(self, message: str, tok: Token | None = None) -> None:
+        if self.strict:
+            raise self.strict_error(message, tok)
+
+    def strict_error(self, message: str, tok: Token | None = None) -> ODataError:
+        return self.error(f"{message} (the service documents only eq/and filters)", tok)
 
     def expect(self, text: str) -> Token:
         tok = self.peek()
@@ -323,6 +371,7 @@ class _FilterParser:
     def or_expr(self) -> Compiled:
         left = self.and_expr()
         while self.keyword("or"):
+            self.refuse_in_strict("'or' is not supported; send one query per alternative")
             self.next()
             right = self.and_expr()
             left = Compiled(
@@ -342,6 +391,7 @@ class _FilterParser:
 
     def unary(self) -> Compiled:
         if self.keyword("not"):
+            self.refuse_in_strict("'not' is not supported")
             self.next()
             inner = self.unary()
             inner = self._as_condition(inner)
@@ -352,6 +402,8 @@ class _FilterParser:
         left = self.operand()
         tok = self.peek()
         if tok.kind == "ident" and tok.text in _COMPARISONS:
+            if tok.text != "eq":
+                self.refuse_in_strict(f"the operator {tok.text!r} is not supported; only 'eq'")
             self.next()
             right_tok = self.peek()
             right = self.operand()
@@ -362,6 +414,7 @@ class _FilterParser:
             return left
         if left.kind != "bool":
             raise self.error("expected a comparison operator (eq, ne, gt, ge, lt, le) after this value", tok)
+        self.refuse_in_strict("a bare value is not a condition; compare it with 'eq'", tok)
         return Compiled(f"({left.sql} IS 1)", left.params, "bool", predicate=True)
 
     def operand(self) -> Compiled:
@@ -406,6 +459,7 @@ class _FilterParser:
         name = name_tok.text
         if name not in _FUNCTIONS:
             raise self.error(f"unknown function {name!r}; supported: {', '.join(_FUNCTIONS)}", name_tok)
+        self.refuse_in_strict(f"the function {name!r} is not supported", name_tok)
         self.expect("(")
         wanted, result = _FUNCTIONS[name]
         args: list[Compiled] = []
@@ -461,12 +515,20 @@ class _FilterParser:
                 return Compiled(f"{scope.alias}.value", [], kind)
             node = _resolve(rest, scope.fields, "$filter", first.pos)
             self._scalar(node, parts, first)
+            if self.strict and "/".join(rest) not in DOCUMENTED_LAMBDAS.get(scope.collection, frozenset()):
+                raise self.strict_error(f"filtering on {'/'.join(parts)!r} is not supported", first)
             return Compiled(
                 f"json_extract({scope.alias}.value, {_quote_path('/'.join(rest))})", [], node.kind
             )
         node = _resolve(parts, FIELDS, "$filter", first.pos)
         self._scalar(node, parts, first)
         path = "/".join(parts)
+        if self.strict and path not in DOCUMENTED_FILTER_FIELDS:
+            raise self.strict_error(
+                f"filtering on {path!r} is not supported; supported: "
+                f"{', '.join(sorted(DOCUMENTED_FILTER_FIELDS))}, team/any(t:t/email eq …)",
+                first,
+            )
         column = COLUMNS.get(path)
         return Compiled(column or f"json_extract(doc, {_quote_path(path)})", [], node.kind)
 
@@ -489,6 +551,11 @@ class _FilterParser:
             json_path = _quote_path("/".join(parts))
         if node is None or node.kind != "array":
             raise self.error(f"{'/'.join(parts)!r} is not a list; any()/all() apply to lists", first)
+        collection = "/".join(parts)
+        if self.strict and (scope is not None or which != "any" or collection not in DOCUMENTED_LAMBDAS):
+            raise self.strict_error(
+                f"{collection}/{which}(…) is not supported; only team/any(t:t/email eq …)", first
+            )
         self.expect("(")
         self.aliases += 1
         alias = f"j{self.aliases}"
@@ -502,7 +569,7 @@ class _FilterParser:
         if var.kind != "ident" or var.text in _KEYWORDS:
             raise self.error("expected a lambda variable such as 't'", var)
         self.expect(":")
-        self.scopes.append(_Scope(var.text, alias, node.children, node.item))
+        self.scopes.append(_Scope(var.text, alias, node.children, node.item, collection))
         try:
             body = self._as_condition(self.boolean())
         finally:

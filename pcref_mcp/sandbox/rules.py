@@ -48,6 +48,7 @@ __all__ = [
     "links_for",
     "new_etag",
     "normalise_keys",
+    "replace_referral",
 ]
 
 MICROSOFT_ORG_ID = "msft"
@@ -229,6 +230,75 @@ def build_referral(
     return _validated(doc, "The referral cannot be created")
 
 
+# Fields a PUT may set; everything else (ids, dates, direction, quality, registrations, links…) is the
+# service's own and is kept whatever the body says, as a create ignores it.
+PUT_FIELDS: tuple[str, ...] = (
+    "name",
+    "externalReferenceId",
+    "statusReason",
+    "qualification",
+    "type",
+    "favorite",
+    "campaignId",
+    "salesStage",
+    "referralProgram",
+    "dealSensitivity",
+    "target",
+    "customerProfile",
+    "consent",
+    "details",
+    "team",
+    "inviteContext",
+    "trackingInfo",
+)
+
+
+def replace_referral(doc: dict[str, Any], body: Any, *, now: datetime) -> dict[str, Any]:
+    """PUT /referrals/{id} (documented, obsolete): the whole document sent back with changes.
+
+    Writable fields present in ``body`` replace the stored ones (validated as on create); absent ones
+    are kept (the documents do not say they are cleared); status/substatus follow the lifecycle.
+    """
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be the referral as a JSON object.", field="body")
+    body = normalise_keys(body)
+    problems: list[str] = []
+    if body.get("id") not in (None, doc.get("id")):
+        problems.append(f"id {body.get('id')!r} does not match the referral addressed ({doc.get('id')})")
+    _check_enum(problems, "type", body.get("type"), ReferralType, required=False)
+    _check_enum(problems, "qualification", body.get("qualification"), ReferralQualification, required=False)
+    if body.get("customerProfile") is not None:
+        _check_customer(problems, body["customerProfile"])
+    if body.get("details") is not None:
+        _check_details(problems, body["details"])
+    consent = body.get("consent")
+    if consent is not None and (
+        not isinstance(consent, dict)
+        or any(v is not None and not isinstance(v, bool) for v in consent.values())
+    ):
+        problems.append("consent must be an object of true/false flags")
+    _check_members(problems, "team", body.get("team"))
+    _check_targets(problems, body.get("target"))
+    for name in ("name", "externalReferenceId", "campaignId", "referralProgram", "statusReason"):
+        _check_text(problems, name, body.get(name), MAX_TEXT)
+    if body.get("salesStage") is not None and body.get("salesStage") != doc.get("salesStage"):
+        _check_enum(problems, "salesStage", body.get("salesStage"), SalesStage)
+    if problems:
+        raise _invalid("The referral cannot be replaced", problems)
+    new = copy.deepcopy(doc)
+    for name in PUT_FIELDS:
+        if name in body:
+            new[name] = _normalise_details(body[name]) if name == "details" else body[name]
+    change = {
+        k: body[k] for k in ("status", "substatus") if isinstance(body.get(k), str) and body[k] != doc.get(k)
+    }
+    stamp = format_wire(now)
+    if change:
+        _change_status(new, change, stamp)
+    new["updatedDateTime"] = stamp
+    return _validated(new, "The referral cannot be replaced", before=doc)
+
+
 def apply_patch(doc: dict[str, Any], operations: Any, *, now: datetime) -> dict[str, Any]:
     """Apply a JSON-Patch array to a copy of ``doc``: all operations or none (raises on the first problem)."""
     if not isinstance(operations, list) or not operations:
@@ -277,7 +347,7 @@ def apply_patch(doc: dict[str, Any], operations: Any, *, now: datetime) -> dict[
     if registration_updates:
         _update_registration(new, registration_updates, now)
     new["updatedDateTime"] = stamp
-    return _validated(new, "The change cannot be applied")
+    return _validated(new, "The change cannot be applied", before=doc)
 
 
 def is_expiry_due(doc: dict[str, Any], now: datetime) -> bool:
@@ -675,15 +745,28 @@ def _set(doc: dict[str, Any], path: str, value: Any) -> None:
     append = parts[-1] == "-"
     if append:
         parts = parts[:-1]
-    target = doc
+    target: Any = doc
     for part in parts[:-1]:
+        if isinstance(target, list):  # an index into an existing list (/registrations/0/solutionDetails/0/…)
+            index = int(part) if part.isdigit() else -1
+            if not 0 <= index < len(target):
+                raise InvalidInput(f"{path}: there is no item {part} to change.", field=_field(path))
+            if not isinstance(target[index], dict):
+                target[index] = {}
+            target = target[index]
+            continue
         child = target.get(part)
-        if not isinstance(child, dict):
+        if not isinstance(child, dict | list):
             child = {}
             target[part] = child
         target = child
     last = parts[-1]
-    if append:
+    if isinstance(target, list):
+        index = int(last) if last.isdigit() else -1
+        if not 0 <= index < len(target):
+            raise InvalidInput(f"{path}: there is no item {last} to change.", field=_field(path))
+        target[index] = value
+    elif append:
         current = target.get(last)
         if not isinstance(current, list):
             current = []
@@ -952,13 +1035,21 @@ def _not_eligible(unmet: list[str]) -> NotEligible:
     )
 
 
-def _validated(doc: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """Last line of defence: what is stored must always read back into the Referral model."""
+def _validated(doc: dict[str, Any], prefix: str, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Last line of defence: what is stored must read back into the Referral model as documented.
+
+    Real-world oddities already in ``before`` (the strict profile seeds some, like a numeric mpnId)
+    stay; a write may not add new ones.
+    """
     try:
-        Referral.model_validate(doc)
+        read = Referral.model_validate(doc)
     except ValidationError as err:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5]]
         raise _invalid(prefix, problems) from None
+    known = {(p.path, p.sent) for p in Referral.model_validate(before).read_problems} if before else set()
+    new = [str(p) for p in read.read_problems if (p.path, p.sent) not in known]
+    if new:  # the tolerant reader would have had to guess: not a document this service writes
+        raise _invalid(prefix, new[:5])
     return doc
 
 

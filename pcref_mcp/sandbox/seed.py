@@ -119,9 +119,17 @@ _STATES: tuple[tuple[str, str, str, int], ...] = (
 )
 
 
-def generate(count: int, *, seed: int, now: datetime, partner: Partner) -> Iterator[dict[str, Any]]:
-    """``count`` referral documents, the same ones for the same ``seed`` and ``now``."""
+def generate(
+    count: int, *, seed: int, now: datetime, partner: Partner, real_world: bool = False
+) -> Iterator[dict[str, Any]]:
+    """``count`` referral documents, the same ones for the same ``seed`` and ``now``.
+
+    ``real_world`` (the strict profile) gives the drawn referrals the oddities real records carry
+    (see :func:`real_world_oddities`); the fixed scenarios stay as documented, and the same referrals
+    are drawn either way (the oddities use their own random stream).
+    """
     maker = _Maker(random.Random(seed), now, partner)
+    odd = random.Random(seed ^ 0x0DD5EED)
     produced = 0
     for doc in maker.scenarios():
         if produced >= count:
@@ -133,16 +141,45 @@ def generate(count: int, *, seed: int, now: datetime, partner: Partner) -> Itera
     while produced < count:
         direction, status, substatus = maker.rng.choices(states, weights)[0]
         doc = maker.referral(direction, status, substatus)
+        pair = direction == "Outgoing" and doc["type"] == "Shared" and maker.rng.random() < 0.3
+        microsoft = maker.microsoft_side(doc) if pair and produced + 1 < count else None
+        if real_world:
+            real_world_oddities(doc, odd)
         yield doc
         produced += 1
-        if (
-            produced < count
-            and direction == "Outgoing"
-            and doc["type"] == "Shared"
-            and maker.rng.random() < 0.3
-        ):
-            yield maker.microsoft_side(doc)
+        if microsoft is not None:
+            yield microsoft
             produced += 1
+
+
+def real_world_oddities(doc: dict[str, Any], rng: random.Random) -> None:
+    """What real records show beyond the documents (research notes §1–2, issue 12), in place:
+    salesStage "100" or null, mpnId/invitedMpnId as numbers, marketplace leads (Independent, Direct,
+    invited by Microsoft or nobody, with referralSource/callToAction), older customer-size buckets,
+    and leads without a deal value or closing date."""
+    draw = rng.random()
+    doc["salesStage"] = "100" if draw < 0.3 else None if draw < 0.7 else doc.get("salesStage")
+    if rng.random() < 0.3 and str(doc.get("mpnId") or "").isdigit():
+        doc["mpnId"] = int(doc["mpnId"])
+    invite = doc.get("inviteContext")
+    if isinstance(invite, dict) and str(invite.get("invitedMpnId") or "").isdigit() and rng.random() < 0.3:
+        invite["invitedMpnId"] = int(invite["invitedMpnId"])
+    if doc.get("direction") == "Incoming" and doc.get("status") == "New" and rng.random() < 0.5:
+        doc["type"], doc["qualification"] = "Independent", "Direct"
+        doc["referralSource"] = rng.choice(("AzureMarketplace", "AppSource", "AzurePortal"))
+        doc["callToAction"] = rng.choice(("ContactMe", "GetItNow", "TestDrive"))
+        if isinstance(invite, dict):
+            invite["invitedBy"] = (
+                {"organizationId": MICROSOFT_ORG_ID, "organizationName": "Microsoft"}
+                if rng.random() < 0.5
+                else None
+            )
+        details = doc.get("details")
+        if isinstance(details, dict) and rng.random() < 0.5:
+            details["dealValue"], details["closingDateTime"] = None, None
+    customer = doc.get("customerProfile")
+    if isinstance(customer, dict) and rng.random() < 0.1:
+        customer["size"] = rng.choice(("1to50employees", "51to500employees", "Morethan500employees"))
 
 
 class _Maker:

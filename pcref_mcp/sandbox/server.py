@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pcref_mcp.sandbox.config import SandboxConfig, default_db_path
+from pcref_mcp.sandbox.config import Profile, SandboxConfig, default_db_path, default_profile
 
 __all__ = ["control_token_path", "is_loopback", "serve", "write_control_token"]
 
@@ -23,11 +23,14 @@ def serve(
     seed: int = 42,
     allow_remote: bool = False,
     config: SandboxConfig | None = None,
+    profile: Profile | None = None,
 ) -> None:
     """Serve until interrupted. ``db_path`` None uses :func:`default_db_path` (a file, kept between runs).
 
     Only loopback hosts are accepted unless ``allow_remote`` is true: the sandbox accepts any bearer
-    token by default and must not be reachable from other machines by accident.
+    token by default and must not be reachable from other machines by accident. ``profile`` None
+    takes ``PCREF_SANDBOX_PROFILE`` (lenient by default); a database keeps the seed it was made with,
+    so pass ``reset`` to get the strict profile's real-world seed into an existing one.
     """
     if not allow_remote and not is_loopback(host):
         raise ValueError(
@@ -43,6 +46,7 @@ def serve(
             reset=reset,
             seed_size=size,
             seed=seed,
+            profile=profile or default_profile(),
         )
     if config.control_token is None:
         config.control_token = os.environ.get("PCREF_SANDBOX_CONTROL_TOKEN") or secrets.token_urlsafe(24)

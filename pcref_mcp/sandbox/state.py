@@ -77,7 +77,13 @@ class SandboxState:
             raise ValueError("size must be >= 0.")
         self.store.clear()
         inserted = self.store.bulk_insert(
-            generate(size, seed=seed, now=self.clock.now(), partner=self.partner)
+            generate(
+                size,
+                seed=seed,
+                now=self.clock.now(),
+                partner=self.partner,
+                real_world=self.config.profile == "strict",
+            )
         )
         self.store.set_meta("seeded", f"{size}:{seed}")
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,8 @@ from mcp.server import MCPServer
 
 from pcref_mcp import __version__
 from pcref_mcp.config import Settings
-from pcref_mcp.referrals.schemas import compact_schema, omit_nulls, strip_descriptions
+from pcref_mcp.referrals.schemas import compact_schema, omit_nulls, portable, strip_descriptions
+from pcref_mcp.server.inputs import add_tool
 from pcref_mcp.server.prompts import register_prompts
 from pcref_mcp.server.resources import register_resources
 from pcref_mcp.server.runtime import Runtime
@@ -63,7 +65,7 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: A
     for spec in TOOLS:
         if settings.read_only and spec.writes:
             continue
-        server.add_tool(spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
+        add_tool(server, spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
     _compact_tool_schemas(server)
     register_resources(server)
     register_prompts(server)
@@ -71,14 +73,25 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: A
 
 
 def _compact_tool_schemas(server: MCPServer[Any]) -> None:
-    """Derived schemas, made small: the SDK validates arguments with the models, not these dicts.
+    """Derived schemas, made small and portable: the SDK validates arguments with the models, not
+    these dicts.
 
     Output schemas lose their prose and their nulls: answers go through views.respond, which
-    leaves empty fields out instead of sending null.
+    leaves empty fields out instead of sending null. Both are spelt so every client accepts them
+    (``schemas.portable``: no ``$ref``, no nullable type arrays, typed free-form values).
     """
     for tool in server._tool_manager.list_tools():
-        tool.parameters = compact_schema(tool.parameters)
+        tool.description = _reflow(tool.description)
+        tool.parameters = portable(compact_schema(tool.parameters))
         if tool.fn_metadata.output_schema is not None:
-            tool.fn_metadata.output_schema = omit_nulls(
-                strip_descriptions(compact_schema(tool.fn_metadata.output_schema))
+            tool.fn_metadata.output_schema = portable(
+                omit_nulls(strip_descriptions(compact_schema(tool.fn_metadata.output_schema))), output=True
             )
+
+
+def _reflow(text: str) -> str:
+    """A docstring as prose: indentation gone, lines of a paragraph joined (every byte is context)."""
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines() if line.strip()) for p in paragraphs)

@@ -17,6 +17,7 @@ from pcref_mcp.writes.confirm import ConfirmationTokens
 if TYPE_CHECKING:
     import httpx
 
+    from pcref_mcp.partner_center.capabilities import Capabilities
     from pcref_mcp.partner_center.client import PartnerCenterClient
     from pcref_mcp.writes.engine import WriteEngine
     from pcref_mcp.writes.journal import Journal
@@ -42,6 +43,7 @@ class Runtime:
         self._client: PartnerCenterClient | None = None
         self._journal: Journal | None = None
         self._engine: WriteEngine | None = None
+        self._capabilities: Capabilities | None = None
 
     @property
     def backend_label(self) -> str:
@@ -83,6 +85,17 @@ class Runtime:
 
             self._engine = WriteEngine(self.client, self.journal)
         return self._engine
+
+    async def query_capabilities(self, *, refresh: bool = False) -> Capabilities:
+        """The query features the service answers, learnt on first use: cached on disk (by base URL)
+        for the live service; the embedded sandbox is probed once per process, as its profile may
+        change between runs. ``refresh`` probes again (search does when a learnt feature is refused)."""
+        if self._capabilities is None or refresh:
+            from pcref_mcp.partner_center import capabilities
+
+            live = self.settings.backend == "live"
+            self._capabilities = await capabilities.ensure(self.client, persist=live, refresh=refresh)
+        return self._capabilities
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote, quote_at, quote_fields
+from pcref_mcp.server.inputs import read_as
 
 Section = Literal["overview", "customer", "details", "invite", "registrations", "contacts", "all"]
 DEFAULT_SECTIONS: tuple[Section, ...] = ("overview", "customer", "details", "invite", "registrations")
@@ -118,11 +119,23 @@ def detail(
         out["team"] = wire.get("team")
         if "customer" not in wanted:
             out["customerProfile"] = {"team": (wire.get("customerProfile") or {}).get("team")}
-    return quote_fields(out)
+    out = quote_fields(out)
+    if referral.read_problems:
+        # Values that were not as documented: the model must know a field was normalised or left out.
+        out["readProblems"] = [
+            p.describe(show_values="contacts" in wanted or not _is_contact(p.path))
+            for p in referral.read_problems
+        ]
+    return out
 
 
 def respond(model: BaseModel) -> CallToolResult:
-    """Structured content plus the same data as compact JSON text; empty fields left out."""
+    """Structured content plus the same data as compact JSON text; empty fields left out.
+
+    A result model with a ``read_as`` field carries how this call's arguments were read (server.inputs).
+    """
+    if "read_as" in type(model).model_fields and getattr(model, "read_as", None) is None:
+        model = model.model_copy(update={"read_as": read_as()})
     data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
@@ -138,6 +151,10 @@ _SECTION_OF: dict[str, Section] = {
     "registrationStatus": "registrations",
     "team": "contacts",
 }
+
+
+def _is_contact(pointer: str) -> bool:
+    return pointer.startswith(("/team", "/customerProfile/team"))
 
 
 def _date(value: str | None) -> str | None:

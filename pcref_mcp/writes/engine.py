@@ -85,10 +85,21 @@ class WriteEngine:
 
     # -- planning (reads only) --------------------------------------------------------------------
 
-    async def plan_update(self, referral_id: str, changes: Sequence[tuple[str, Any]]) -> WritePlan:
+    async def plan_update(
+        self, referral_id: str, changes: Sequence[patch_paths.Edit | tuple[str, Any]]
+    ) -> WritePlan:
         referral = await self.client.get(referral_id)
         operations = patch_paths.build_operations(changes, current=referral)
         plan = self._patch_plan("update_field", "update", referral, operations)
+        # nothing is lost unseen: entries a list replacement removes, notes it overwrites
+        for name, gone in patch_paths.removed_entries(referral, operations).items():
+            plan.warnings.append(f"{name}: replacing the list removes {', '.join(gone)}.")
+        old_notes = pointer_get(referral.to_wire(), "/details/notes")
+        new_notes = next((op.value for op in operations if op.path == "/details/notes"), None)
+        if old_notes and new_notes is not None and not str(new_notes).startswith(str(old_notes).rstrip()):
+            plan.warnings.append(
+                "notes: the current text (shown as before) is replaced; to add to it, use mode 'append'."
+            )
         if not plan.changes:
             raise InvalidInput(
                 "Every requested value already equals the referral's current value; there is nothing to change."
@@ -96,7 +107,7 @@ class WriteEngine:
         return plan
 
     async def plan_registration_update(
-        self, referral_id: str, changes: Sequence[tuple[str, Any]]
+        self, referral_id: str, changes: Sequence[patch_paths.Edit | tuple[str, Any]]
     ) -> WritePlan:
         referral = await self.client.get(referral_id)
         operations = patch_paths.build_registration_operations(changes, current=referral)
@@ -225,6 +236,20 @@ class WriteEngine:
             return await self._execute_patch(plan, correlation_id)
 
     async def _execute_patch(self, plan: WritePlan, correlation_id: str) -> WriteOutcome:
+        if not plan.referral_id:  # e.g. a referral read without its id: refuse before journaling anything
+            raise InvalidInput(
+                "Partner Center sent this referral without its id, so a change cannot be addressed to it; "
+                "nothing was sent.",
+                field="referral_id",
+                hint="Read the referral again with get_referral; if its id is still missing, report it to support.",
+            )
+        if not plan.etag:  # no If-Match, no write: it could overwrite someone else's change unseen
+            raise InvalidInput(
+                f"Referral {plan.referral_id} came without an ETag (neither in its body nor in the ETag header), "
+                "so a change could overwrite someone else's; nothing was sent.",
+                field="etag",
+                hint="Read the referral again with get_referral; if it still has no ETag, report it to support.",
+            )
         entry_id = self.journal.record_intent(
             tool=plan.tool,
             kind=plan.kind,
@@ -236,7 +261,6 @@ class WriteEngine:
             undo_of=plan.undo_of,
             summary=plan.summary,
         )
-        assert plan.referral_id is not None
         _test_crash_point("before_send")
         try:
             if plan.kind == "register":
@@ -518,6 +542,16 @@ class WriteEngine:
         about are shown by name only. The before-image of an appended list is kept as its length, so
         the journal holds no one else's contact details and undo still restores the list exactly.
         """
+        for op in operations:  # a value the tolerant read left out must not vanish unseen
+            unread = [] if op.path.endswith("/-") else referral.left_out_under(op.path)
+            if unread:
+                raise InvalidInput(
+                    f"Referral {referral.id} holds values under {op.path} that could not be read "
+                    f"({'; '.join(p.describe(show_values=False) for p in unread[:3])}); replacing "
+                    f"{op.path} as a whole would drop them without the preview showing them.",
+                    field=op.path,
+                    hint="Add to the list instead of replacing it, or fix the referral in Partner Center first.",
+                )
         wire = referral.to_wire()
         changes: list[FieldChange] = []
         before: dict[str, Any] = {}
@@ -584,8 +618,8 @@ class WriteEngine:
         )
 
     async def _by_external_ref(self, ref: str) -> list[Referral]:
-        page = await self.client.list_page(odata.Query(filter=odata.eq("externalReferenceId", ref), top=5))
-        return list(page.value)
+        # the client filters where the service allows it, else reads the newest referrals the documented way
+        return await self.client.find_by_external_id(ref)
 
     async def _resume_cosell(self, new: NewReferral, kind: DealKind, partner: Referral) -> WritePlan | None:
         """The same co-sell asked for again after its Microsoft invitation failed: send only that."""

@@ -147,3 +147,22 @@ def test_query_params() -> None:
         with pytest.raises(InvalidInput):
             bad.to_params()
     assert isinstance(eq("a", 1), Expr)
+
+
+def test_query_string_encodes_spaces_as_percent_20_and_keeps_odata_punctuation() -> None:
+    from pcref_mcp.partner_center.odata import Query, and_, contains, eq
+
+    query = Query(
+        filter=and_(
+            eq("customerProfile/name", "O'Brien & Co+1 #2"), contains("name", "Blue Yonder", ignore_case=True)
+        ),
+        orderby=["createdDateTime desc"],
+        top=5,
+        count=True,
+    )
+    text = query.to_query_string()
+    assert "+" not in text and " " not in text
+    assert text.startswith("$filter=(customerProfile/name%20eq%20'O''Brien%20%26%20Co%2B1%20%232'")
+    assert "contains(tolower(name),'blue%20yonder')" in text
+    assert text.endswith("&$orderby=createdDateTime%20desc&$top=5&$count=true")
+    assert Query().to_query_string() == ""

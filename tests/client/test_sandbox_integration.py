@@ -28,9 +28,9 @@ from pcref_mcp.errors import (
     WriteOutcomeUnknown,
 )
 from pcref_mcp.partner_center import PartnerCenterClient, Query, RateLimiter, StaticTokenProvider
-from pcref_mcp.partner_center.odata import eq
 from pcref_mcp.referrals.models import PatchOperation
 from pcref_mcp.sandbox import Faults, ManualClock, SandboxConfig, create_app
+from tests.profiles import CREATED
 
 pytestmark = pytest.mark.anyio
 
@@ -219,8 +219,8 @@ async def test_get_create_patch_and_stale_etag(rig: Rig) -> None:
             await rig.client.get("00000000-0000-0000-0000-000000000000")
         assert cid in str(missing.value)
     assert all(r.headers["MS-CorrelationId"] == cid for r in rig.wire.sent)
-    found = await rig.client.list_page(Query(filter=eq("externalReferenceId", created.external_reference_id)))
-    assert [r.id for r in found.value] == [created.id]
+    found = await rig.client.find_by_external_id(created.external_reference_id)
+    assert [r.id for r in found] == [created.id]
 
 
 async def test_client_limiter_keeps_a_busy_session_unthrottled(rig: Rig) -> None:
@@ -238,7 +238,7 @@ async def test_429_burst_is_waited_out_and_the_create_sent_once_processed(rig: R
     created = await rig.client.create(new_referral())
     stats = await rig.stats()
     assert stats["byMethodStatus"]["POST 429"] == 3
-    assert stats["byMethodStatus"]["POST 201"] == 1
+    assert stats["byMethodStatus"][f"POST {CREATED}"] == 1
     assert stats["writesByKind"].get("create") == 1
     assert rig.wire.count("POST") == 4  # three refused, one processed
     assert 5 in rig.sleeps.delays  # the sandbox's Retry-After
@@ -256,9 +256,9 @@ async def test_503_get_retried_then_reported_with_correlation_id(rig: Rig) -> No
 async def test_5xx_create_not_resent_and_reported_not_created(rig: Rig) -> None:
     await rig.faults(error_rate=1.0)
     rig.clear_faults_after_first("POST")
-    with rig.client.correlation() as cid, pytest.raises(ServiceUnavailable) as info:
+    with rig.client.correlation() as cid, pytest.raises(WriteOutcomeUnknown) as info:
         await rig.client.create(new_referral())
-    assert "NOT created" in str(info.value) and cid in str(info.value)
+    assert "not found yet" in str(info.value) and cid in str(info.value)
     assert rig.wire.count("POST") == 1
     assert (await rig.stats())["writesByKind"].get("create", 0) == 0
 
@@ -271,16 +271,16 @@ async def test_dropped_after_write_create_found_not_duplicated(rig: Rig) -> None
     assert rig.wire.count("POST") == 1
     stats = await rig.stats()
     assert stats["writesByKind"]["create"] == 1 and stats["referrals"] == SEED_SIZE + 1
-    found = await rig.client.list_page(Query(filter=eq("externalReferenceId", created.external_reference_id)))
-    assert [r.id for r in found.value] == [created.id]
+    found = await rig.client.find_by_external_id(created.external_reference_id)
+    assert [r.id for r in found] == [created.id]
 
 
 async def test_dropped_before_write_create_reported_not_created(rig: Rig) -> None:
     await rig.faults(drop_rate=1.0, drop_mode="before")
     rig.clear_faults_after_first("POST")
-    with rig.client.correlation() as cid, pytest.raises(NetworkError) as info:
+    with rig.client.correlation() as cid, pytest.raises(WriteOutcomeUnknown) as info:
         await rig.client.create(new_referral())
-    assert "NOT created" in str(info.value) and cid in str(info.value)
+    assert "not found yet" in str(info.value) and cid in str(info.value)
     assert rig.wire.count("POST") == 1
     assert (await rig.stats())["referrals"] == SEED_SIZE
 

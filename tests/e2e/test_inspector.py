@@ -40,7 +40,7 @@ pytestmark = [
 ]
 
 WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change"}
-READ_TOOLS = {"search_referrals", "get_referral", "search", "fetch"}
+READ_TOOLS = {"search_referrals", "get_referral", "search", "fetch", "recent_changes"}
 
 
 def _inspector_path() -> Path:
@@ -230,3 +230,36 @@ def test_readme_inspector_command_works_as_printed(http: Running, tmp_path: Path
     method = args.index("--method")
     answer = Target("http", args[1:method], tmp_path, http).run(*args[method + 1 :])
     assert {t["name"] for t in answer.result["tools"]} == READ_TOOLS | WRITE_TOOLS
+
+
+# A server whose schemas are what the SDK derives untouched: a free-form argument (an empty schema),
+# a portability warning for the Inspector.
+_UNPORTABLE_SERVER = """
+from typing import Any
+from mcp.server import MCPServer
+server = MCPServer("unportable")
+@server.tool()
+def probe(limit: int | None = None, value: Any = None) -> str:
+    return "ok"
+server.run()
+"""
+
+
+def _portability_findings(answer: Answer) -> list[str]:
+    return [line for line in answer.stderr.splitlines() if line.startswith(("Warning: tool", "Error: tool"))]
+
+
+def test_strict_portability_check_finds_nothing(target: Target) -> None:
+    answer = target.run("tools/list", "--strict")
+    assert answer.code == 0, answer.stderr
+    assert _portability_findings(answer) == [], answer.stderr
+    assert "warning across" not in answer.stderr and "warnings across" not in answer.stderr
+
+
+def test_strict_portability_check_does_find_unportable_schemas(tmp_path: Path) -> None:
+    """The control: the same check on an SDK-default server reports what our transform removes."""
+    _inspector_path()
+    target = Target("stdio", [sys.executable, "-c", _UNPORTABLE_SERVER], tmp_path)
+    answer = target.run("tools/list", "--strict")
+    assert _portability_findings(answer) == ['Warning: tool "probe"'], answer.stderr
+    assert "0 errors, 1 warning across 1 tool" in answer.stderr

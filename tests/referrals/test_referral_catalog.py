@@ -42,7 +42,35 @@ def test_iso_tables_are_complete() -> None:
     assert currency_code("usd") == "USD" and currency_code("Euro") == "EUR"
 
 
-@pytest.mark.parametrize(("text", "example"), [("USA", "US"), ("DEU", "DE"), ("Germny", "DE"), ("zz", "US")])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("UK", "GB"),
+        ("uk", "GB"),
+        ("Great Britain", "GB"),
+        ("England", "GB"),
+        ("USA", "US"),
+        ("United States of America", "US"),
+        ("DEU", "DE"),
+        ("Deutschland", "DE"),
+        ("germany", "DE"),
+        ("Holland", "NL"),
+        ("EL", "GR"),
+        ("Turkey", "TR"),
+        ("Turkiye", "TR"),
+        ("Türkiye", "TR"),
+        ("cote d'ivoire", "CI"),
+        ("Ivory Coast", "CI"),
+        ("Korea", "KR"),
+        ("UAE", "AE"),
+        ("fra", "FR"),
+    ],
+)
+def test_country_aliases_alpha3_and_names_are_read_as_meant(text: str, code: str) -> None:
+    assert country_code(text) == code
+
+
+@pytest.mark.parametrize(("text", "example"), [("Germny", "DE"), ("zz", "US"), ("Untied Kingdom", "GB")])
 def test_country_message_suggests_the_two_letter_code(text: str, example: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         country_code(text, field="customer_country")

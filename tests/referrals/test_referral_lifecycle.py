@@ -5,19 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pcref_mcp.referrals.lifecycle import (
     REGISTRATION_TERMINAL,
+    Intent,
     allowed_targets,
     check_transition,
+    read_intent,
     registration_editable,
     registration_message,
     registration_unmet,
     wire_time,
 )
 from pcref_mcp.referrals.models import Referral, ReferralStatus, ReferralSubstatus, RegistrationStatus
+from pcref_mcp.referrals.models import ReferralStatus as S
+from pcref_mcp.referrals.models import ReferralSubstatus as Sub
 
 # The table exactly as "Referral resources" prints it: status -> (allowed statuses, its substatuses).
 DOC_TABLE = {
@@ -152,3 +157,34 @@ def test_only_action_required_is_editable() -> None:
 def test_wire_time_reads_seven_fraction_digits() -> None:
     assert wire_time("2019-02-23T02:05:23.2931817Z") == datetime(2019, 2, 23, 2, 5, 23, 293181, tzinfo=UTC)
     assert wire_time(None) is None and wire_time("yesterday") is None
+
+
+# --- plain-language intents -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("said", "meant"),
+    [
+        ("won", Intent(S.CLOSED, Sub.WON)),
+        ("Win", Intent(S.CLOSED, Sub.WON)),
+        ("lost", Intent(S.CLOSED, Sub.LOST)),
+        ("declined", Intent(S.CLOSED, Sub.DECLINED)),
+        ("reject", Intent(S.CLOSED, Sub.DECLINED)),
+        ("accept", Intent(S.ACTIVE, Sub.ACCEPTED)),
+        ("Closed/Won", Intent(S.CLOSED, Sub.WON)),
+        ("Closed - Lost", Intent(S.CLOSED, Sub.LOST)),
+        ("closed won", Intent(S.CLOSED, Sub.WON)),
+        ("Active/Accepted", Intent(S.ACTIVE, Sub.ACCEPTED)),
+        ("close as won because budget approved", Intent(S.CLOSED, Sub.WON, "budget approved")),
+        ("lost: went with a competitor", Intent(S.CLOSED, Sub.LOST, "went with a competitor")),
+        ("mark as lost (no budget)", Intent(S.CLOSED, Sub.LOST, "no budget")),
+        ("Pending", Intent(S.NEW, Sub.PENDING)),
+    ],
+)
+def test_read_intent(said: str, meant: Intent) -> None:
+    assert read_intent(said) == meant
+
+
+@pytest.mark.parametrize("said", ["Closed", "Active", "New", "reopen", "", "New/Won", 5, None, "x " * 300])
+def test_read_intent_leaves_bare_statuses_and_other_text(said: object) -> None:
+    assert read_intent(said) is None

@@ -13,8 +13,10 @@ from pcref_mcp.referrals.patch_paths import (
     REFERRAL_POINTERS,
     REGISTRATION_PATHS,
     REGISTRATION_POINTERS,
+    Edit,
     build_operations,
     build_registration_operations,
+    removed_entries,
     resolve,
 )
 
@@ -27,11 +29,11 @@ REFERRAL_NAMES = (
 )
 
 
-def ops(changes: list[tuple[str, Any]], current: Referral | None = None) -> list[dict[str, Any]]:
+def ops(changes: list[Any], current: Referral | None = None) -> list[dict[str, Any]]:
     return [op.model_dump() for op in build_operations(changes, current=current)]
 
 
-def refusal(changes: list[tuple[str, Any]], current: Referral | None = None) -> InvalidInput:
+def refusal(changes: list[Any], current: Referral | None = None) -> InvalidInput:
     with pytest.raises(InvalidInput) as caught:
         build_operations(changes, current=current)
     return caught.value
@@ -100,8 +102,8 @@ def test_values_are_checked_and_normalized() -> None:
         ]
     ) == [
         {"op": "replace", "path": "/details/dealValue", "value": 120000.0},
-        {"op": "replace", "path": "/details/notes", "value": "n"},
         {"op": "replace", "path": "/details/closingDateTime", "value": "2026-11-27T00:00:00Z"},
+        {"op": "replace", "path": "/details/notes", "value": "n"},
         {"op": "replace", "path": "/details/currency", "value": "EUR"},
         {"op": "replace", "path": "/salesStage", "value": "Qualify"},
         {"op": "replace", "path": "/consent/consentToShareReferralWithMicrosoftSellers", "value": True},
@@ -155,7 +157,7 @@ def test_append_pointers_use_add() -> None:
     ]
 
 
-def test_status_substatus_and_reason_stay_together() -> None:
+def test_operations_follow_the_allow_list_order_whatever_the_order_given() -> None:
     result = ops(
         [
             ("notes", "won it"),
@@ -167,18 +169,27 @@ def test_status_substatus_and_reason_stay_together() -> None:
         ACTIVE,
     )
     assert [op["path"] for op in result] == [
+        "/details/dealValue",
         "/details/notes",
         "/status",
         "/substatus",
         "/statusReason",
-        "/details/dealValue",
     ]
-    assert result[1]["value"] == "Closed" and result[2]["value"] == "Won"
+    assert result[2]["value"] == "Closed" and result[3]["value"] == "Won"
+    shuffled = [
+        ("status", "closed"),
+        ("deal value", 5),
+        ("substatus", "won"),
+        ("reason", "Signed"),
+        ("notes", "won it"),
+    ]
+    assert ops(shuffled, ACTIVE) == result
 
 
 def test_status_without_substatus_says_which_go_with_it() -> None:
     assert refusal([("status", "Closed")], ACTIVE).message == (
-        "status 'Closed' needs a substatus in the same change; with Closed use one of: Won, Lost, Declined."
+        "status 'Closed' needs a substatus in the same change; with Closed use one of: Won, Lost, Declined "
+        "(or say it plainly: status 'won', 'lost' or 'declined')."
     )
 
 
@@ -201,9 +212,11 @@ def test_substatus_alone_is_checked_against_current_status() -> None:
     assert ops(
         [("substatus", "Lost")], Referral.model_validate({"status": "Closed", "substatus": "Won"})
     ) == [{"op": "replace", "path": "/substatus", "value": "Lost"}]
-    assert refusal([("substatus", "Won")], ACTIVE).message.startswith(
-        "Substatus Won does not belong to status Active; with Active use one of: Accepted."
-    )
+    # a bare substatus names its status: Won belongs to Closed only
+    assert ops([("substatus", "Won")], ACTIVE) == [
+        {"op": "replace", "path": "/status", "value": "Closed"},
+        {"op": "replace", "path": "/substatus", "value": "Won"},
+    ]
 
 
 def test_without_current_the_pair_must_still_match() -> None:
@@ -235,8 +248,8 @@ def test_registration_changes_when_action_required() -> None:
     )
     assert [op.model_dump() for op in result] == [
         {"op": "replace", "path": "/registrations/0/contract/value", "value": 160000.0},
-        {"op": "replace", "path": "/registrations/0/contract/term", "value": "Perpetual"},
         {"op": "replace", "path": "/registrations/0/contract/endDateTime", "value": None},
+        {"op": "replace", "path": "/registrations/0/contract/term", "value": "Perpetual"},
     ]
 
 
@@ -264,3 +277,65 @@ def test_value_schema_is_derived_for_every_path() -> None:
     for path in (*REFERRAL_PATHS, *REGISTRATION_PATHS):
         assert path.json_schema(), path.name
     assert resolve("status").json_schema()["enum"] == ["None", "New", "Active", "Closed"]
+
+
+# --- nothing lost by accident -----------------------------------------------------------------------
+
+WITH_LISTS = Referral.model_validate(
+    {
+        "status": "Active",
+        "substatus": "Accepted",
+        "team": [{"firstName": "Kenji", "lastName": "Roberts", "email": "kenji@fabrikam.example"}],
+        "details": {
+            "notes": "First call done.",
+            "requirements": {"solutions": [{"id": "SOL-1-IPC", "name": "X"}]},
+        },
+    }
+)
+JANE = {"first_name": "Jane", "last_name": "Doe", "email": "jane@fabrikam.example"}
+
+
+def test_notes_append_after_a_blank_line() -> None:
+    assert ops([Edit("notes", "Met the CTO", "append")], WITH_LISTS) == [
+        {"op": "replace", "path": "/details/notes", "value": "First call done.\n\nMet the CTO"}
+    ]
+    assert ops([Edit("notes", "Met the CTO", "append")]) == [
+        {"op": "replace", "path": "/details/notes", "value": "Met the CTO"}
+    ]
+
+
+def test_a_list_replacement_that_removes_entries_needs_mode_replace() -> None:
+    message = refusal([("sales team", [JANE])], WITH_LISTS).message
+    assert "«Kenji Roberts»" in message and "mode 'replace'" in message and "kenji@" not in message
+    replaced = build_operations([Edit("sales team", [JANE], "replace")], current=WITH_LISTS)
+    assert removed_entries(WITH_LISTS, replaced) == {"sales team": ["«Kenji Roberts»"]}
+    kept = {"first_name": "Kenji", "last_name": "Roberts", "email": "KENJI@fabrikam.example"}
+    assert ops([("sales team", [kept, JANE])], WITH_LISTS)[0]["path"] == "/team"  # nobody goes
+    assert "«X»" in refusal([("solutions", ["DevOps"])], WITH_LISTS).message
+
+
+def test_mode_append_on_a_list_adds_each_entry_in_order() -> None:
+    assert [o["path"] for o in ops([Edit("solutions", ["DevOps", "SOL-2-IPC"], "append")], WITH_LISTS)] == [
+        "/details/requirements/solutions/-",
+        "/details/requirements/solutions/-",
+    ]
+    assert "holds one value" in refusal([Edit("deal value", 5, "append")]).message
+
+
+def test_a_closed_referral_refuses_a_bare_status_for_the_true_reason() -> None:
+    closed = Referral.model_validate({"status": "Closed", "substatus": "Lost"})
+    err = refusal([("status", "Active")], closed)
+    assert isinstance(err, LifecycleViolation)
+    assert "cannot be reopened" in err.message and "needs a substatus" not in err.message
+
+
+def test_status_alone_with_one_possible_substatus_gets_it() -> None:
+    new = Referral.model_validate({"status": "New", "substatus": "Received"})
+    assert ops([("status", "active")], new) == [
+        {"op": "replace", "path": "/status", "value": "Active"},
+        {"op": "replace", "path": "/substatus", "value": "Accepted"},
+    ]
+
+
+def test_an_intent_and_a_contradicting_substatus_are_refused() -> None:
+    assert "give one of them" in refusal([("status", "won"), ("substatus", "Lost")], ACTIVE).message

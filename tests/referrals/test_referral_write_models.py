@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals.untrusted import quote, unwrap
 from pcref_mcp.referrals.write_models import (
     ENGAGEMENT_ID_PLACEHOLDER,
     DealKind,
@@ -61,8 +62,8 @@ def message(model: type, data: dict[str, Any]) -> str:
     ("change", "expected"),
     [
         (
-            {"customer_country": "USA"},
-            "customer_country 'USA' is not an ISO 3166 alpha-2 code; use a two-letter code such as 'US'.",
+            {"customer_country": "Untied States"},
+            "customer_country 'Untied States' is not an ISO 3166 alpha-2 code; use a two-letter code such as 'US'.",
         ),
         (
             {"currency": "US$"},
@@ -171,8 +172,8 @@ def test_missing_fields_are_named() -> None:
 
 def test_invalid_input_carries_field_and_value() -> None:
     with pytest.raises(InvalidInput) as caught:
-        parse_or_raise(NewReferral, {**CO_SELL, "customer_country": "USA"})
-    assert caught.value.field == "customer_country" and caught.value.value == "USA"
+        parse_or_raise(NewReferral, {**CO_SELL, "customer_country": "XYZ"})
+    assert caught.value.field == "customer_country" and caught.value.value == "XYZ"
 
 
 def test_co_sell_makes_two_linked_bodies() -> None:
@@ -410,3 +411,22 @@ def test_wire_registration_messages_name_wire_fields() -> None:
     assert message(DealRegistrationCreate, {**wire, "type": "Other"}).startswith(
         "type 'Other' is not allowed; use one of: 'AzureIPCoSell'."
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "code"), [("UK", "GB"), ("Germany", "DE"), ("USA", "US"), ("holland", "NL")]
+)
+def test_create_reads_country_names_and_aliases(given: str, code: str) -> None:
+    new = parse_or_raise(NewReferral, {**CO_SELL, "customer_country": given})
+    assert partner_referral_body(new).to_wire()["customerProfile"]["address"]["country"] == code
+
+
+# --- our quote marks never round-trip into data --------------------------------------------------
+
+
+def test_unwrap_undoes_our_quoting_only() -> None:
+    assert unwrap("«Tailspin Toys»") == "Tailspin Toys"
+    assert unwrap(" «‹Tailspin Toys›» ") == "Tailspin Toys"  # quoted twice, copied back
+    assert unwrap(str(quote("Contoso"))) == "Contoso"
+    for text in ("Contoso", "«a» and «b»", "«»", "«open", "a «b»"):
+        assert unwrap(text) is None

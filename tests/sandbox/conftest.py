@@ -64,8 +64,15 @@ def client_for(app: Any) -> httpx.AsyncClient:
 
 
 @pytest.fixture
-def sandbox_config() -> SandboxConfig:
-    return make_config()
+def sandbox_profile() -> str | None:
+    """None: the profile the suite runs with (PCREF_SANDBOX_PROFILE); a test about the lenient
+    profile's query language pins it with ``@pytest.mark.parametrize("sandbox_profile", ["lenient"])``."""
+    return None
+
+
+@pytest.fixture
+def sandbox_config(sandbox_profile: str | None) -> SandboxConfig:
+    return make_config(**({"profile": sandbox_profile} if sandbox_profile else {}))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import uvicorn
 
 from pcref_mcp.sandbox import create_app, serve
 from pcref_mcp.sandbox.server import is_loopback
+from tests.profiles import CREATED
 from tests.sandbox.conftest import TOKEN, make_config
 from tests.sandbox.helpers import new_referral
 
@@ -51,7 +52,7 @@ def test_over_a_socket(live_server: tuple[str, Any]) -> None:
             f"{base.split('/v1.0')[0]}/v1.0/engagements/referrals?$skiptoken="
         )
         created = client.post("referrals", json=new_referral())
-        assert created.status_code == 201
+        assert created.status_code == CREATED
         assert created.json()["links"]["self"]["uri"].startswith("http://127.0.0.1:")
         assert client.get("referrals").status_code == 200
         assert httpx.get(base + "referrals").status_code == 401
@@ -68,3 +69,16 @@ def test_serve_refuses_non_loopback_hosts() -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
     with pytest.raises(ValueError):
         serve(host="0.0.0.0", port=1)
+
+
+@pytest.mark.parametrize("profile", ["strict", "lenient"])
+def test_serve_takes_the_profile(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, profile: str) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    serve(port=1, db_path=tmp_path / "s.db", size=80, profile=profile)  # type: ignore[arg-type]
+    state = served[0].state.sandbox
+    assert state.config.profile == profile
+    odd = [
+        d for d in state.store.iter_docs() if isinstance(d.get("mpnId"), int) or d.get("salesStage") == "100"
+    ]
+    assert bool(odd) is (profile == "strict")  # the real-world seed comes with the strict profile

@@ -30,7 +30,8 @@ async def test_tool_inputs_mirror_their_models(client: Client) -> None:
     search = tools["search_referrals"].input_schema["properties"]["filters"]
     assert set(search["properties"]) == _aliases(searching.Filters)
     for name in ("update_field", "create_referral", "register_deal", "undo_change"):
-        assert set(tools[name].output_schema["properties"]) == set(WriteResult.model_fields)
+        # read_as is in every answer that has something to say, but left out of the published schema
+        assert set(tools[name].output_schema["properties"]) == set(WriteResult.model_fields) - {"read_as"}
 
 
 class NewReferralPlus(NewReferral):

@@ -1,0 +1,345 @@
+"""Which OData query features a Partner Center service answers, learnt once per service and cached.
+
+The public documents show only ``eq`` filters joined by ``and`` on a few fields (engagementId, status,
+substatus, qualification, type, direction, ``customerProfile/address/country``, ``team/any(…)``),
+``$orderby`` on createdDateTime/updatedDateTime, ``$top`` and ``@odata.nextLink`` paging. Everything
+else search would like to use is *probed*: one small GET per feature (``$top=1`` or ``2``), where a
+400 (or 501) answer means "not supported" and any other failure aborts the probe (nothing is learnt
+from a 401, a 5xx or a dropped connection). Search uses what works and filters/sorts the rest on the
+client (see ``pcref_mcp.server.search``).
+
+Public API (stable; ``pcref-mcp doctor`` builds on it)::
+
+    FEATURES                       name -> Feature(name, label, documented source or None)
+    Capabilities                   what one service supports; .supports(name), .to_json()/from_json()
+    Capabilities.documented(url)   the assumption before any probe: only what the documents show
+    async probe(client)            -> Capabilities   (one GET per feature; never writes)
+    cache_path(directory=None)     -> Path           (data dir / "capabilities.json")
+    load(base_url, path=None)      -> Capabilities | None   (None: not cached, unreadable, or too old)
+    save(capabilities, path=None)  -> Path           (one file, keyed by base URL; other services kept)
+    async ensure(client, path=None, refresh=False) -> Capabilities   (load, else probe and save)
+
+Each probe result carries a one-line ``details[name]`` ("ok", "HTTP 400 invalidRequest: …",
+"@odata.count counts the page, not the matches") that a person can send to support.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pcref_mcp.errors import ServiceError
+from pcref_mcp.partner_center import odata
+
+if TYPE_CHECKING:
+    from pcref_mcp.partner_center.client import PartnerCenterClient
+
+__all__ = [
+    "CACHE_FILE",
+    "FEATURES",
+    "MAX_AGE",
+    "Capabilities",
+    "Feature",
+    "cache_path",
+    "ensure",
+    "load",
+    "probe",
+    "save",
+]
+
+log = logging.getLogger("pcref_mcp.partner_center")
+
+CACHE_FILE = "capabilities.json"
+CACHE_VERSION = 1
+MAX_AGE = timedelta(days=30)  # services change; re-learn now and then (doctor refreshes at once)
+
+# Answers that mean "this query feature is not supported" rather than "something went wrong".
+_REFUSED = (400, 501)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One query feature: its name, what it means for a person, and where it is documented (if it is)."""
+
+    name: str
+    label: str
+    documented: str | None = None
+
+
+# Documented features are listed for the report but never probed: the client relies on them.
+DOCUMENTED: dict[str, Feature] = {
+    f.name: f
+    for f in (
+        Feature(
+            "filter_documented",
+            "eq/and filters on engagementId, status, substatus, qualification, type, direction, "
+            "customerProfile/address/country, team/any(t:t/email eq …)",
+            "Get a list of referrals (learn.microsoft.com)",
+        ),
+        Feature(
+            "orderby_documented",
+            "$orderby createdDateTime / updatedDateTime",
+            "Get a list of referrals (learn.microsoft.com)",
+        ),
+        Feature("top", "$top", "connector OpenAPI (GetAllReferrals)"),
+        Feature("next_link", "@odata.nextLink paging", "Get a list of referrals (partner-rest, 2019)"),
+    )
+}
+
+# Probed features, in the order they are tried.
+FEATURES: dict[str, Feature] = {
+    f.name: f
+    for f in (
+        Feature("or", "'or' between conditions"),
+        Feature("contains", "contains(name, …)"),
+        Feature("tolower", "tolower(…) for case-insensitive text"),
+        Feature("date_range", "ge/lt comparisons on dates"),
+        Feature("other_fields", "filters on fields beyond the documented ones (e.g. details/currency)"),
+        Feature("orderby_other", "$orderby on fields beyond the documented ones (e.g. details/dealValue)"),
+        Feature("skip", "$skip", "connector OpenAPI (parameter only)"),
+        Feature(
+            "count", "$count=true giving the number of all matches", "connector OpenAPI (parameter only)"
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one service (by base URL) answers. Unknown feature names read as unsupported."""
+
+    base_url: str
+    supported: Mapping[str, bool] = field(default_factory=dict)
+    details: Mapping[str, str] = field(default_factory=dict)
+    probed_at: datetime | None = None  # None: assumed from the documents, never probed
+
+    @classmethod
+    def documented(cls, base_url: str) -> Capabilities:
+        """Only what the public documents show: every probed feature off."""
+        return cls(_key(base_url), {name: False for name in FEATURES}, {})
+
+    @classmethod
+    def everything(cls, base_url: str) -> Capabilities:
+        """Every feature on (tests, and a service known to speak full OData)."""
+        return cls(_key(base_url), {name: True for name in FEATURES}, {})
+
+    def supports(self, name: str) -> bool:
+        if name in DOCUMENTED:
+            return True
+        return bool(self.supported.get(name, False))
+
+    @property
+    def missing(self) -> list[str]:
+        """Probed features this service does not support, in probe order."""
+        return [name for name in FEATURES if not self.supports(name)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "supported": dict(self.supported),
+            "details": dict(self.details),
+            "probedAt": self.probed_at.isoformat() if self.probed_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, base_url: str, data: Mapping[str, Any]) -> Capabilities:
+        supported = data.get("supported")
+        details = data.get("details") or {}
+        probed = data.get("probedAt")
+        if not isinstance(supported, dict) or not isinstance(details, dict):
+            raise ValueError("not a capabilities record")
+        return cls(
+            _key(base_url),
+            {str(k): bool(v) for k, v in supported.items() if isinstance(v, bool)},
+            {str(k): str(v) for k, v in details.items()},
+            datetime.fromisoformat(probed) if isinstance(probed, str) else None,
+        )
+
+
+async def probe(client: PartnerCenterClient, *, now: Callable[[], datetime] | None = None) -> Capabilities:
+    """Ask the service once per feature (read-only GETs, at most two per feature).
+
+    Raises the client's error (ServiceError, NetworkError …) when a probe fails for a reason other
+    than "not supported", so a sign-in or network problem is never cached as a missing feature.
+    """
+    supported: dict[str, bool] = {}
+    details: dict[str, str] = {}
+    for name, check in _PROBES.items():
+        ok, detail = await check(client)
+        supported[name], details[name] = ok, detail
+        log.debug("query feature %s: %s (%s)", name, "yes" if ok else "no", detail)
+    stamp = (now or _utcnow)()
+    return Capabilities(_key(client.base_url), supported, details, stamp)
+
+
+def cache_path(directory: Path | None = None) -> Path:
+    """The cache file: ``capabilities.json`` in the data directory (or ``directory``)."""
+    if directory is None:
+        from pcref_mcp.config import data_dir
+
+        directory = data_dir()
+    return Path(directory) / CACHE_FILE
+
+
+def load(
+    base_url: str,
+    path: Path | None = None,
+    *,
+    max_age: timedelta | None = MAX_AGE,
+    now: Callable[[], datetime] | None = None,
+) -> Capabilities | None:
+    """The cached capabilities of ``base_url``; None when absent, unreadable or older than ``max_age``."""
+    record = _read(path or cache_path()).get(_key(base_url))
+    if not isinstance(record, dict):
+        return None
+    try:
+        found = Capabilities.from_json(base_url, record)
+    except (ValueError, TypeError):
+        return None
+    if max_age is not None and (found.probed_at is None or (now or _utcnow)() - found.probed_at > max_age):
+        return None
+    return found
+
+
+def save(capabilities: Capabilities, path: Path | None = None) -> Path:
+    """Write (atomically) ``capabilities`` under its base URL, keeping other services' entries."""
+    target = path or cache_path()
+    services = _read(target)
+    services[_key(capabilities.base_url)] = capabilities.to_json()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"version": CACHE_VERSION, "services": services}, indent=1, sort_keys=True)
+    fd, tmp = tempfile.mkstemp(prefix=".capabilities-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+async def ensure(
+    client: PartnerCenterClient, *, path: Path | None = None, refresh: bool = False, persist: bool = True
+) -> Capabilities:
+    """Cached capabilities of the client's service, else probe (and save when ``persist``)."""
+    if not refresh and persist:
+        cached = load(client.base_url, path)
+        if cached is not None:
+            return cached
+    found = await probe(client)
+    if persist:
+        try:
+            save(found, path)
+        except OSError as exc:  # a read-only home must not break search
+            log.warning("could not save query capabilities: %s", exc)
+    return found
+
+
+# --- the probes -----------------------------------------------------------------------------------
+
+Probe = Callable[["PartnerCenterClient"], Awaitable[tuple[bool, str]]]
+
+
+async def _accepted(client: PartnerCenterClient, query: odata.Query) -> tuple[bool, str, Any]:
+    """(True, "ok", page) when the service answers 2xx; (False, why, None) on 400/501."""
+    try:
+        page = await client.list_page(query)
+    except ServiceError as exc:
+        if exc.status in _REFUSED:
+            code = f" {exc.code}" if exc.code else ""
+            return False, f"HTTP {exc.status}{code}: {exc.message}"[:300], None
+        raise
+    return True, "ok", page
+
+
+def _filter_probe(expr: odata.Expr) -> Probe:
+    async def check(client: PartnerCenterClient) -> tuple[bool, str]:
+        ok, detail, _ = await _accepted(client, odata.Query(filter=expr, top=1))
+        return ok, detail
+
+    return check
+
+
+async def _orderby_other(client: PartnerCenterClient) -> tuple[bool, str]:
+    ok, detail, _ = await _accepted(client, odata.Query(orderby=["details/dealValue desc"], top=1))
+    return ok, detail
+
+
+async def _skip(client: PartnerCenterClient) -> tuple[bool, str]:
+    """Accepted and honoured: item 2 of an ordered listing is item 1 after ``$skip=1``."""
+    order = ["createdDateTime desc"]
+    ok, detail, first_two = await _accepted(client, odata.Query(orderby=order, top=2))
+    if not ok:
+        return ok, detail
+    ok, detail, skipped = await _accepted(client, odata.Query(orderby=order, top=1, skip=1))
+    if not ok:
+        return ok, detail
+    if len(first_two.value) < 2:
+        return True, "accepted (too few referrals to check that it is honoured)"
+    if not skipped.value or skipped.value[0].id != first_two.value[1].id:
+        return False, "accepted but ignored ($skip=1 did not start at the second item)"
+    return True, "ok"
+
+
+async def _count(client: PartnerCenterClient) -> tuple[bool, str]:
+    """A total of all matches, not of the page: the same number for ``$top=1`` and ``$top=2``."""
+    ok, detail, one = await _accepted(client, odata.Query(top=1, count=True))
+    if not ok:
+        return ok, detail
+    if one.odata_count is None:
+        return False, "accepted but no @odata.count in the answer"
+    ok, detail, two = await _accepted(client, odata.Query(top=2, count=True))
+    if not ok:
+        return ok, detail
+    if two.odata_count != one.odata_count:
+        return False, "@odata.count counts the page, not the matches"
+    return True, "ok"
+
+
+_PROBES: dict[str, Probe] = {
+    "or": _filter_probe(odata.or_(odata.eq("status", "New"), odata.eq("status", "Active"))),
+    "contains": _filter_probe(odata.contains("name", "a")),
+    "tolower": _filter_probe(odata.contains("name", "a", ignore_case=True)),
+    "date_range": _filter_probe(
+        odata.and_(
+            odata.ge("createdDateTime", datetime(2000, 1, 1)),
+            odata.lt("createdDateTime", datetime(2100, 1, 1)),
+        )
+    ),
+    "other_fields": _filter_probe(odata.eq("details/currency", "USD")),
+    "orderby_other": _orderby_other,
+    "skip": _skip,
+    "count": _count,
+}
+assert list(_PROBES) == list(FEATURES)
+
+
+# --- private helpers ------------------------------------------------------------------------------
+
+
+def _key(base_url: str) -> str:
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        return {}
+    services = data.get("services")
+    return dict(services) if isinstance(services, dict) else {}

@@ -1,0 +1,360 @@
+"""Reading what the service really sends, not only what its documents show.
+
+Real referrals break the documented schema in small ways: ``mpnId`` as a number, a price "N/A", a date
+as epoch seconds, ``team`` as one object instead of a list, ``tags`` as a string, and the older
+documents' PascalCase keys. One such value must never make a whole page unreadable, so every read
+model first passes its raw JSON through :func:`normalise`, which walks the document against the model's
+own fields (derived from the classes, never a second hand-written schema) and
+
+* renames keys that differ from the wire name only in letter case (``Status`` → ``status``,
+  ``ETag`` → ``eTag``), so PascalCase documents read exactly like camelCase ones;
+* converts values whose meaning is clear (the :data:`RULES` table) and notes how it read them;
+* leaves out values whose meaning is not clear, and notes each one as a :class:`ReadProblem`.
+
+The notes travel with the referral (``Referral.read_problems``) so the views can show them.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from pcref_mcp.referrals.untrusted import quote
+
+__all__ = ["RULES", "ReadProblem", "Slot", "normalise", "slots_of"]
+
+Kind = Literal["str", "float", "int", "bool", "datetime", "model", "list", "any"]
+
+
+@dataclass(frozen=True)
+class ReadProblem:
+    """One value that was not as documented: where, what was sent, and how it was read.
+
+    ``read_as`` is None when the value was left out (its meaning was not clear).
+    """
+
+    path: str
+    sent: str
+    read_as: str | None
+
+    @property
+    def left_out(self) -> bool:
+        return self.read_as is None
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self, *, show_values: bool = True) -> str:
+        """One line for a person; without the values where they may be contact details."""
+        if not show_values:
+            return f"{self.path}: " + ("could not be read; left out" if self.left_out else "normalised")
+        if self.read_as is None:
+            return f"{self.path}: sent {self.sent}, which could not be read; left out"
+        return f"{self.path}: sent {self.sent}, read as {self.read_as}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What a model field holds, as far as reading is concerned."""
+
+    kind: Kind
+    model: type[BaseModel] | None = None
+    enum: type[StrEnum] | None = None
+    item: Slot | None = None
+    dict_ok: bool = False  # a bare object is also a documented form (customerProfile.ids, 2018)
+    values: frozenset[str] = frozenset()  # the enum's documented spellings
+
+    def __post_init__(self) -> None:
+        if self.enum is not None and not self.values:
+            object.__setattr__(self, "values", frozenset(m.value for m in self.enum))
+
+
+# --- the rules: how a value of the wrong type is read, per kind -----------------------------------
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NOT_A_VALUE = frozenset({"", "n/a", "na", "null", "none", "-", "—", "tbd", "unknown"})
+_TRUE, _FALSE = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0"})
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_EPOCH_MS = 100_000_000_000  # larger than this is milliseconds (year 5138 in seconds)
+
+_Reader = Callable[[Any, Slot], tuple[Any, bool]]
+_LEFT_OUT = object()
+
+
+def _read_str(value: Any, slot: Slot) -> tuple[Any, bool]:
+    if isinstance(value, str):
+        if slot.enum is not None:
+            canonical = _enum_values(slot.enum).get(value.strip().lower())
+            if canonical is not None and canonical != value:
+                return canonical, True
+        return value, False
+    if isinstance(value, bool):
+        return _LEFT_OUT, True
+    if isinstance(value, int):
+        return str(value), True
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)), True
+    if isinstance(value, float):
+        return repr(value), True
+    return _LEFT_OUT, True
+
+
+def _read_float(value: Any, slot: Slot) -> tuple[Any, bool]:
+    if isinstance(value, bool):
+        return _LEFT_OUT, True
+    if isinstance(value, int | float):
+        return value, False
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if _NUMBER.match(text):
+            return float(text), True
+    return _LEFT_OUT, True
+
+
+def _read_int(value: Any, slot: Slot) -> tuple[Any, bool]:
+    if isinstance(value, bool):
+        return _LEFT_OUT, True
+    if isinstance(value, int):
+        return value, False
+    if isinstance(value, float) and value.is_integer():
+        return int(value), True
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip()), True
+    return _LEFT_OUT, True
+
+
+def _read_bool(value: Any, slot: Slot) -> tuple[Any, bool]:
+    if isinstance(value, bool):
+        return value, False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value), True
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE, True
+    return _LEFT_OUT, True
+
+
+def _read_datetime(value: Any, slot: Slot) -> tuple[Any, bool]:
+    if isinstance(value, bool):
+        return _LEFT_OUT, True
+    if isinstance(value, int | float):
+        return _from_epoch(float(value)), True
+    if isinstance(value, str):
+        text = value.strip()
+        if _ISO.match(text):
+            return value, False
+        if _NUMBER.match(text):
+            return _from_epoch(float(text)), True
+        ms_date = _MS_DATE.match(text)
+        if ms_date:
+            return _from_epoch(float(ms_date.group(1)) / 1000), True
+    return _LEFT_OUT, True
+
+
+def _read_any(value: Any, slot: Slot) -> tuple[Any, bool]:
+    return value, False
+
+
+RULES: dict[Kind, _Reader] = {
+    "str": _read_str,
+    "float": _read_float,
+    "int": _read_int,
+    "bool": _read_bool,
+    "datetime": _read_datetime,
+    "any": _read_any,
+}
+"""How a scalar that is not of the documented type is read. A reader returns the value to keep and
+whether it differs from what was sent; ``_LEFT_OUT`` means the meaning is not clear."""
+
+
+# --- the walk ------------------------------------------------------------------------------------
+
+
+def normalise(model: type[BaseModel], doc: Any, path: str = "") -> tuple[Any, list[ReadProblem]]:
+    """``doc`` made readable by ``model``, and a note for every value that was not as documented.
+
+    A ``doc`` that is not an object at all is returned as is (the caller cannot read it).
+    """
+    problems: list[ReadProblem] = []
+    if not isinstance(doc, dict):
+        return doc, problems
+    return _object(model, doc, path, problems), problems
+
+
+def _object(model: type[BaseModel], doc: dict[str, Any], path: str, problems: list[ReadProblem]) -> Any:
+    slots, names = slots_of(model)
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        slot = slots.get(key)
+        if slot is None:
+            wire = names.get(key.lower()) if isinstance(key, str) else None
+            if wire is None or wire in doc:  # unknown, or both spellings sent: kept as sent
+                out[key] = value
+                continue
+            key, slot = wire, slots[wire]
+        if value is None or _documented(slot, value):
+            out[key] = value
+            continue
+        read = _value(slot, value, f"{path}/{key}", problems)
+        if read is not _LEFT_OUT:
+            out[key] = read
+    return out
+
+
+def _documented(slot: Slot, value: Any) -> bool:
+    """A scalar of the documented type: nothing to do (most values, so checked before any work)."""
+    kind, typ = slot.kind, type(value)
+    return (
+        kind == "any"
+        or (typ is str and kind == "str" and (slot.enum is None or value in slot.values))
+        or (kind == "float" and (typ is float or typ is int))
+        or (typ is bool and kind == "bool")
+        or (typ is int and kind == "int")
+    )
+
+
+def _value(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> Any:
+    if value is None:
+        return None
+    if slot.kind == "model":
+        assert slot.model is not None
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+            problems.append(ReadProblem(path, "a list of one object", "that object"))
+            value = value[0]
+        if not isinstance(value, dict):
+            problems.append(ReadProblem(path, _show(value), None))
+            return _LEFT_OUT
+        return _object(slot.model, value, path, problems)
+    if slot.kind == "list":
+        assert slot.item is not None
+        if isinstance(value, dict):
+            if slot.dict_ok:
+                return value
+            problems.append(ReadProblem(path, "one object instead of a list", "a list of one"))
+            value = [value]
+        elif isinstance(value, str) and slot.item.kind in ("str", "any"):
+            parts = [p.strip() for p in re.split(r"[,;]", value) if p.strip()]
+            problems.append(ReadProblem(path, f"the text {_show(value)} instead of a list", repr(parts)))
+            return parts
+        elif not isinstance(value, list):
+            problems.append(ReadProblem(path, _show(value), None))
+            return _LEFT_OUT
+        item = slot.item
+        items = []
+        for index, entry in enumerate(value):
+            if entry is None or _documented(item, entry):
+                items.append(entry)
+                continue
+            read = _value(item, entry, f"{path}/{index}", problems)
+            if read is not _LEFT_OUT:
+                items.append(read)
+        return items
+    if _documented(slot, value):
+        return value
+    read, changed = RULES[slot.kind](value, slot)
+    if read is _LEFT_OUT:
+        problems.append(ReadProblem(path, _show(value), None))
+    elif changed:
+        problems.append(ReadProblem(path, _show(value), _show(read)))
+    return read
+
+
+# --- the fields of a model, derived from its annotations -----------------------------------------
+
+_SLOTS: dict[type[BaseModel], tuple[dict[str, Slot], dict[str, str]]] = {}
+
+
+def slots_of(model: type[BaseModel]) -> tuple[dict[str, Slot], dict[str, str]]:
+    """The model's fields by wire name, and every spelling (lower-cased wire and Python names) → wire name."""
+    cached = _SLOTS.get(model)
+    if cached is not None:
+        return cached
+    slots: dict[str, Slot] = {}
+    names: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        wire = info.alias or name
+        slot = _slot(info.annotation)
+        if name.endswith("_date_time") and slot.kind == "str":
+            slot = Slot("datetime")
+        slots[wire] = slot
+        names[wire.lower()] = wire
+        names.setdefault(name.lower(), wire)
+        names.setdefault(name.replace("_", "").lower(), wire)
+    _SLOTS[model] = (slots, names)
+    return slots, names
+
+
+def _slot(annotation: Any) -> Slot:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _slot(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        dict_ok = any(typing.get_origin(a) is dict or a is dict for a in members)
+        members = [a for a in members if not (typing.get_origin(a) is dict or a is dict)] or members
+        enum = next((a for a in members if isinstance(a, type) and issubclass(a, StrEnum)), None)
+        if enum is not None:
+            return Slot("str", enum=enum)
+        if len(members) > 1:
+            return Slot("any")
+        found = _slot(members[0])
+        return Slot(found.kind, found.model, found.enum, found.item, dict_ok) if dict_ok else found
+    if origin is list:
+        args = typing.get_args(annotation)
+        return Slot("list", item=_slot(args[0]) if args else Slot("any"))
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return Slot("model", model=annotation)
+        if issubclass(annotation, StrEnum):
+            return Slot("str", enum=annotation)
+        if annotation is bool:
+            return Slot("bool")
+        if annotation is int:
+            return Slot("int")
+        if annotation is float:
+            return Slot("float")
+        if annotation is str:
+            return Slot("str")
+    return Slot("any")
+
+
+_ENUMS: dict[type[StrEnum], dict[str, str]] = {}
+
+
+def _enum_values(enum: type[StrEnum]) -> dict[str, str]:
+    """Lower-cased values → the documented spelling."""
+    values = _ENUMS.get(enum)
+    if values is None:
+        values = _ENUMS[enum] = {m.value.lower(): m.value for m in enum}
+    return values
+
+
+def _from_epoch(seconds: float) -> str:
+    if abs(seconds) >= _EPOCH_MS:
+        seconds /= 1000
+    when = datetime.fromtimestamp(seconds, tz=UTC)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if when.microsecond:
+        text += f".{when.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of what was sent (these are notes, not data: never long)."""
+    if isinstance(value, str):
+        return str(quote(value if len(value) <= 40 else value[:39] + "…"))
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return repr(value) if not isinstance(value, float) or not value.is_integer() else str(value)

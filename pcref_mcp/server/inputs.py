@@ -1,0 +1,1035 @@
+"""Every tool call's raw arguments, read before the SDK validates them: every key used or refused.
+
+Models call tools imperfectly: flattened arguments, a scalar for a list, camelCase wire names,
+other words for a field, an extra key, text copied back inside our «…» marks. ``normalise`` reads
+the raw arguments against the tool's own argument model (field names, types and enums derived from
+it, synonyms from the table below) and returns what was meant plus a note for every liberty taken;
+the answer carries those notes as ``read_as``. A key it cannot place unambiguously is refused,
+naming the key, the nearest valid names and a corrected call. Nothing is dropped silently.
+
+``GuardedTool`` is the hook: it normalises before the SDK's own validation and turns every input
+error, the SDK's included, into one short message (``referrals.write_models.validation_message``
+is the one pydantic-to-sentence table). No raw validation text reaches the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools.base import Tool
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import SkipJsonSchema
+
+from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals import lifecycle, patch_paths
+from pcref_mcp.referrals.untrusted import unwrap
+from pcref_mcp.referrals.write_models import Contact, MemberIn, NewReferral, SolutionTagIn, validation_message
+from pcref_mcp.server.search import Filters
+
+# What the current call's arguments were read as; views.respond puts it in the answer.
+READ_AS: ContextVar[tuple[str, ...]] = ContextVar("pcref_read_as", default=())
+
+# The ``read_as`` field of every result model. Left out of the published output schemas: it is in the
+# answer the model reads whenever there is something to say, and nine copies of its schema would cost
+# ~470 bytes of tools/list (which must stay under 20 KB). Output schemas allow extra properties.
+ReadAs = Annotated[list[str] | None, SkipJsonSchema()]
+
+# Other words for a field, by field name; used in any model that has that field (and only one
+# field claiming the word). camelCase, case, spaces and singular/plural are derived, not listed.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    # tool arguments
+    "referral_id": ("id", "referral", "engagement_referral_id"),
+    "id": ("referral_id", "url", "uri", "referral"),
+    "change_id": ("id", "journal_id", "change"),
+    "limit": ("top", "max", "max_results", "page_size", "per_page"),
+    "cursor": ("next_cursor", "page_token", "next_page_token", "continuation_token", "next"),
+    "query": ("q", "text", "search", "keyword", "keywords"),
+    "confirm_token": ("token", "confirmation_token", "confirmation"),
+    # change items
+    "field": ("path", "name", "field_name", "key", "attribute", "property", "pointer"),
+    "value": ("new_value", "to", "set_to", "new", "val"),
+    # search filters
+    "text": ("query", "q", "search", "keyword", "keywords", "contains"),
+    "name_contains": ("name", "referral_name"),
+    "customer_contains": ("customer", "customer_name", "company", "account"),
+    "min_value": ("min_deal_value", "value_from", "min_amount", "minimum_value"),
+    "max_value": ("max_deal_value", "value_to", "max_amount", "maximum_value"),
+    # a new referral
+    "deal_value": ("value", "amount", "deal_amount", "deal_size", "estimated_value"),
+    "closing_date": ("close_date", "expected_close_date", "closing_date_time", "close_by", "expected_close"),
+    "customer_name": ("customer", "company", "company_name", "account", "account_name"),
+    "customer_country": ("country", "country_code"),
+    "customer_city": ("city",),
+    "customer_state": ("state", "province"),
+    "customer_postal_code": ("postal_code", "zip", "zip_code", "postcode"),
+    "customer_address_line1": ("address", "address_line1", "street", "street_address"),
+    "customer_size": ("size", "company_size"),
+    "customer_contacts": ("contacts", "customer_team", "customer_contact"),
+    "customer_consent_to_contact": ("consent_to_contact", "customer_consent", "consent"),
+    "deal_kind": ("kind", "deal_type", "referral_kind"),
+    "help_notes": ("help_note", "help", "invite_notes", "note_to_microsoft", "help_text"),
+    "assistance_request_code": ("assistance_code", "help_code", "assistance", "assistance_request"),
+    "external_reference_id": ("external_id", "crm_id", "reference_id"),
+    "team": ("sales_team", "team_members"),
+    "notes": ("note", "description"),
+    # people
+    "phone": ("phone_number", "telephone", "mobile", "tel"),
+    "phone_number": ("phone", "telephone", "mobile", "tel"),
+    "email": ("e_mail", "mail", "email_address"),
+    "first_name": ("given_name", "firstname", "first"),
+    "last_name": ("family_name", "surname", "lastname", "last"),
+    # a deal registration
+    "solution_id": ("solution",),
+    "solution_value": ("solution_amount",),
+    "contract_value": ("contract_amount", "total_contract_value"),
+    "contract_currency": (),
+    "sign_date": ("signed_date", "signature_date", "contract_sign_date", "sign_date_time"),
+    "start_date": ("contract_start_date", "contract_start", "start_date_time"),
+    "end_date": ("contract_end_date", "contract_end", "end_date_time"),
+    "term": ("contract_term",),
+    "deployed_on_azure": ("is_deployed_on_azure", "azure_deployed", "on_azure"),
+    "primary_deployment_on": ("primary_deployment", "deployment"),
+    "marketplace_transacted": ("is_marketplace_transacted", "transacted_in_marketplace", "transacted"),
+    "marketplace_transaction_date": ("transaction_date", "marketplace_transaction_date_time"),
+}
+
+# A change item's mode, in the words a model uses (JSON-patch "add" on a list appends).
+MODES: dict[str, str | None] = {
+    "append": "append",
+    "add": "append",
+    "add_to": "append",
+    "extend": "append",
+    "replace": "replace",
+    "overwrite": "replace",
+    "replace_all": "replace",
+    "set": None,
+}
+
+# A JSON-patch op in a change item: "add" appends; "replace"/"set" set the field (never a licence to
+# remove list entries: that takes mode "replace"); anything else is refused.
+OPS: dict[str, str | None] = {"add": "append", "replace": None, "set": None, "update": None}
+
+# search_referrals: the sort column words and their natural direction.
+SORT_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "updated": (
+        "desc",
+        ("updated", "updateddatetime", "lastmodified", "modified", "lastupdated", "updatedat"),
+    ),
+    "created": ("desc", ("created", "createddatetime", "createdat", "newest")),
+    "closing": ("asc", ("closing", "closingdate", "closingdatetime", "closedate", "close", "expectedclose")),
+    "value": ("desc", ("value", "dealvalue", "amount", "dealamount", "size", "dealsize")),
+}
+DIRECTIONS: dict[str, str] = {"asc": "asc", "ascending": "asc", "desc": "desc", "descending": "desc"}
+
+# A short correct call per tool, shown with an input error the SDK raised.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "search_referrals": {"filters": {"status": ["Active"], "text": "contoso"}, "limit": 20},
+    "get_referral": {"referral_id": "<id>", "sections": ["overview", "contacts"]},
+    "update_field": {
+        "referral_id": "<id>",
+        "changes": [{"field": "deal value", "value": 250000}, {"field": "currency", "value": "EUR"}],
+    },
+    "create_referral": {
+        "referral": {
+            "name": "Azure migration",
+            "customer_name": "Contoso",
+            "customer_country": "US",
+            "customer_city": "Seattle",
+            "deal_kind": "private",
+            "notes": "Move the data estate to Azure",
+        }
+    },
+    "register_deal": {"referral_id": "<id>", "changes": [{"field": "contract value", "value": 160000}]},
+    "undo_change": {"change_id": 12},
+    "recent_changes": {},
+    "search": {"query": "contoso"},
+    "fetch": {"id": "<id>"},
+}
+
+# Pointers whose values are people or solutions: their dicts are read against these models.
+_VALUE_MODELS: dict[str, type[BaseModel]] = {
+    "/team": MemberIn,
+    "/team/-": MemberIn,
+    "/customerProfile/team": MemberIn,
+    "/customerProfile/team/-": MemberIn,
+    "/details/requirements/solutions": SolutionTagIn,
+    "/details/requirements/solutions/-": SolutionTagIn,
+}
+# Change-item keys that are part of the item itself.
+_ITEM_KEYS = ("field", "value", "mode")
+_SECRET_ARGUMENTS = frozenset({"confirm_token", "cursor"})
+
+
+@dataclass
+class Reading:
+    """The arguments as meant, a note for every liberty taken, and what could not be placed."""
+
+    arguments: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def refusal(self, tool: str) -> str:
+        """The problems, then the call as it should have been made."""
+        shown = json.dumps(_shown(self.arguments), ensure_ascii=False, separators=(",", ":"))
+        return " ".join(self.problems) + f" Corrected call: {tool} {shown}"
+
+
+def normalise(tool: str, arguments: dict[str, Any], model: type[BaseModel]) -> Reading:
+    """``arguments`` read against ``model`` (the tool's argument model): renamed, moved, wrapped,
+    unquoted where the intent is plain, with a note for each; everything else is a problem."""
+    reader = _Reader(tool)
+    data = dict(arguments)
+    hook = _TOOL_HOOKS.get(tool)
+    if hook is not None:
+        hook(reader, data, model)
+    out = reader.object(data, model, "")
+    return Reading(out, reader.notes, reader.problems)
+
+
+def read_as() -> list[str] | None:
+    """The notes for the call being answered (None when it was read exactly as sent)."""
+    return list(READ_AS.get()) or None
+
+
+def input_error(tool: str, exc: ValidationError, model: type[BaseModel]) -> str:
+    """An argument error the SDK raised, as a sentence with an example call."""
+    example = EXAMPLES.get(tool)
+    text = validation_message(exc, model)
+    if example is not None:
+        text += f" Example: {tool} {json.dumps(example, ensure_ascii=False, separators=(',', ':'))}"
+    return text
+
+
+class GuardedTool(Tool):
+    """A tool whose arguments are normalised first and whose input errors are sentences."""
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        model = self.fn_metadata.arg_model
+        reading = normalise(self.name, arguments, model)
+        if reading.problems:
+            raise ToolError(
+                _with_notes(f"Error executing tool {self.name}: {reading.refusal(self.name)}", reading)
+            )
+        with _notes(reading.notes):
+            try:
+                return await super().run(reading.arguments, context, convert_result=convert_result)
+            except ToolError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, ValidationError):
+                    message = input_error(self.name, cause, model)
+                    raise ToolError(
+                        _with_notes(f"Error executing tool {self.name}: {message}", reading)
+                    ) from cause
+                if reading.notes and not isinstance(exc, UnexpectedToolError):
+                    raise ToolError(_with_notes(str(exc), reading)) from exc.__cause__
+                raise
+
+
+def add_tool(server: Any, fn: Callable[..., Any], **options: Any) -> None:
+    """Register ``fn`` as a GuardedTool (the SDK's ``add_tool``, with arguments read first)."""
+    tool = GuardedTool.from_function(fn, **options)
+    server._tool_manager._tools[tool.name] = tool
+
+
+@contextmanager
+def _notes(notes: list[str]) -> Iterator[None]:
+    token = READ_AS.set(tuple(notes))
+    try:
+        yield
+    finally:
+        READ_AS.reset(token)
+
+
+def _with_notes(message: str, reading: Reading) -> str:
+    if not reading.notes:
+        return message
+    return f"{message} (Read as: {'; '.join(reading.notes)}.)"
+
+
+# --- the generic reader ------------------------------------------------------------------------
+
+
+class _Reader:
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        self.notes: list[str] = []
+        self.problems: list[str] = []
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    # -- objects ----------------------------------------------------------------------------------
+
+    def object(self, data: dict[str, Any], model: type[BaseModel], where: str) -> dict[str, Any]:
+        """``data`` with every key placed on a field of ``model`` (or a nested model), values read too."""
+        fields = _fields(model)
+        out: dict[str, Any] = {}
+        given_as: dict[str, str] = {}
+        moved: dict[str, dict[str, Any]] = {}
+        for key, value in data.items():
+            name = self.place(key, value, fields, where)
+            if name is None:
+                home = self.nested_home(key, value, fields)
+                if home is not None:
+                    moved.setdefault(home, {})[key] = value
+                    continue
+                flattened = self.prefix_flatten(key, value, fields, where)
+                if flattened is not None:
+                    for name2, value2 in flattened.items():
+                        self.put(out, given_as, name2, value2, f"{key}.{name2}", where)
+                    continue
+                self.unknown(key, value, fields, where, out)
+                continue
+            self.put(out, given_as, name, value, key, where)
+        for home, inner_data in moved.items():
+            self.note(f"{', '.join(_at(where, k) for k in inner_data)} read as inside {_at(where, home)}")
+            existing = out.get(home)
+            if existing is None:
+                out[home] = inner_data
+            elif isinstance(existing, dict):
+                for key, value in inner_data.items():
+                    if key in existing and existing[key] != value:
+                        self.problems.append(
+                            f"{_at(where, key)} and {_at(where, home)}.{key} differ; give it once, inside {home}."
+                        )
+                    existing.setdefault(key, value)
+            else:  # nothing is dropped: a home that is not an object cannot take what was meant for it
+                self.problems.append(
+                    f"{', '.join(_at(where, k) for k in inner_data)} belong inside {_at(where, home)}, "
+                    f"which is not an object; put them there."
+                )
+        for name, value in list(out.items()):
+            out[name] = self.value(value, fields[name].annotation, _at(where, name), name)
+        return out
+
+    def put(
+        self, out: dict[str, Any], given_as: dict[str, str], name: str, value: Any, key: str, where: str
+    ) -> None:
+        if name in out and out[name] != value:
+            self.problems.append(
+                f"{_at(where, given_as.get(name, name))} and {_at(where, key)} both mean {_at(where, name)} with different "
+                "values; give it once."
+            )
+            return
+        out[name] = value
+        given_as.setdefault(name, key)
+
+    def place(self, key: str, value: Any, fields: dict[str, Any], where: str) -> str | None:
+        """The field ``key`` means, noting any renaming; None when it is no field of this model."""
+        if key in fields:
+            return key
+        aliases = {info.alias: name for name, info in fields.items() if info.alias}
+        if key in aliases:
+            return aliases[key]
+        folded = _fold(key)
+        for name, info in fields.items():
+            if folded in (_fold(name), _fold(info.alias or name)):
+                self.note(f"{_at(where, key)} read as {_at(where, name)}")
+                return name
+        claimed = [name for name in fields if folded in {_fold(s) for s in SYNONYMS.get(name, ())}]
+        if len(claimed) == 1 and not (isinstance(value, dict) and self.prefix_fields(key, fields)):
+            self.note(f"{_at(where, key)} read as {_at(where, claimed[0])}")
+            return claimed[0]
+        plural = [
+            name
+            for name in fields
+            if _fold(name) in (folded + "s", folded + "es") or folded == _fold(name) + "s"
+        ]
+        if len(plural) == 1:
+            self.note(f"{_at(where, key)} read as {_at(where, plural[0])}")
+            return plural[0]
+        return None
+
+    def nested_home(self, key: str, value: Any, fields: dict[str, Any]) -> str | None:
+        """The one nested object a key belongs to (``status`` sent beside ``filters``), if exactly one."""
+        homes = []
+        for name, info in fields.items():
+            shape, inner = _shape(info.annotation)
+            if shape == "model":
+                probe = _Reader(self.tool)
+                inner_fields = _fields(inner)
+                if probe.place(key, value, inner_fields, name) is not None or probe.prefix_fields(
+                    key, inner_fields
+                ):
+                    homes.append(name)
+        return homes[0] if len(homes) == 1 else None
+
+    def prefix_fields(self, key: str, fields: dict[str, Any]) -> list[str]:
+        prefix = _snake(key) + "_"
+        return [name for name in fields if name.startswith(prefix)]
+
+    def prefix_flatten(
+        self, key: str, value: Any, fields: dict[str, Any], where: str
+    ) -> dict[str, Any] | None:
+        """``customer: {name, country, city}`` -> ``customer_name``, ``customer_country``, ``customer_city``."""
+        candidates = self.prefix_fields(key, fields)
+        if not isinstance(value, dict) or not candidates:
+            return None
+        prefix = _snake(key) + "_"
+        out: dict[str, Any] = {}
+        for inner_key, inner_value in value.items():
+            wanted = prefix + _snake(inner_key)
+            match = next((c for c in candidates if _fold(c) == _fold(wanted)), None)
+            if match is None:
+                match = next(
+                    (
+                        c
+                        for c in candidates
+                        if _fold(wanted) in {_fold(s) for s in SYNONYMS.get(c, ())}
+                        or _fold(inner_key) in {_fold(s) for s in SYNONYMS.get(c, ())}
+                    ),
+                    None,
+                )
+            if match is None:
+                return None
+            out[match] = inner_value
+        self.note(f"{_at(where, key)} {{…}} read as {', '.join(out)}")
+        return out
+
+    def unknown(self, key: str, value: Any, fields: dict[str, Any], where: str, out: dict[str, Any]) -> None:
+        names = list(fields)
+        guesses = difflib.get_close_matches(_snake(key), names, n=3, cutoff=0.6)
+        likely = difflib.get_close_matches(_snake(key), names, n=1, cutoff=0.75)
+        what = "argument" if not where else "field"
+        guess = f" Did you mean {' or '.join(repr(g) for g in guesses)}?" if guesses else ""
+        allowed = (
+            f"Allowed: {', '.join(names)}."
+            if names
+            else f"This {'tool' if not where else 'object'} takes none."
+        )
+        self.problems.append(
+            f"{_at(where, key)!r} is not a known {what}{' of ' + where if where else ''}.{guess} {allowed}"
+        )
+        if likely and likely[0] not in out:  # the corrected call carries only a confident guess
+            out[likely[0]] = value
+
+    # -- values -----------------------------------------------------------------------------------
+
+    def value(self, value: Any, annotation: Any, where: str, name: str) -> Any:
+        if value is None:
+            return None
+        shape, inner = _shape(annotation)
+        if shape == "list":
+            if isinstance(value, str) and value.strip().startswith("["):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            if not isinstance(value, list | tuple):
+                self.note(f"{where} {_brief(value)} read as a list of one")
+                value = [value]
+            item_shape, item_model = _shape(inner)
+            if item_shape == "model" and item_model in _LIST_HOOKS:
+                value = _LIST_HOOKS[item_model](self, list(value), where)
+            return [self.value(item, inner, f"{where}[{i}]", name) for i, item in enumerate(value)]
+        if shape == "model":
+            if isinstance(value, str) and value.strip().startswith("{"):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    return value
+            if isinstance(value, dict):
+                hook = _MODEL_HOOKS.get(inner)
+                if hook is not None:
+                    value = hook(self, dict(value), where)
+                return self.object(value, inner, where)
+            return value
+        if shape == "enum":
+            return _enum_value(value, inner)
+        if shape in ("text", "any") and name not in _SECRET_ARGUMENTS:
+            return self.unquote(value, where)
+        return value
+
+    def unquote(self, value: Any, where: str) -> Any:
+        """Strings (anywhere inside) that arrive in our «…» marks lose them, with a note."""
+        if isinstance(value, str):
+            plain = unwrap(value)
+            if plain is not None:
+                self.note(f"{where} {_brief(value)} read without our quote marks: {_brief(plain)}")
+                return plain
+            return value
+        if isinstance(value, dict):
+            return {k: self.unquote(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.unquote(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
+
+
+# --- per-tool and per-model hooks (what the generic reader cannot derive) ---------------------------
+
+
+def _search_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) -> None:
+    """Sort words (``sortBy``, ``orderBy``, ``direction: desc``) and page/offset in search_referrals."""
+    sort_keys = [
+        k for k in data if _fold(k) in {"sortby", "orderby", "sort", "order", "sortfield", "sortcolumn"}
+    ]
+    direction_keys = [
+        k
+        for k in data
+        if _fold(k) in {"direction", "sortdirection", "sortorder", "orderdirection", "order", "dir"}
+        and isinstance(data[k], str)
+        and _fold(data[k]) in DIRECTIONS
+    ]
+    if sort_keys or direction_keys:
+        raw_sort = " ".join(_words(data[k]) for k in sort_keys if k not in direction_keys)
+        raw_direction = " ".join(_words(data[k]) for k in direction_keys)
+        allowed = get_args(_fields(model)["sort"].annotation)
+        literal = _enum_value(raw_sort, allowed) if raw_sort and not raw_direction else None
+        if literal in allowed:
+            for k in sort_keys:
+                data.pop(k)
+            data["sort"] = literal
+            if sort_keys != ["sort"]:
+                reader.note(f"{'+'.join(sort_keys)} read as sort {literal!r}")
+        else:
+            sort = _read_sort(raw_sort, raw_direction)
+            if sort is None:
+                reader.problems.append(
+                    f"Sort {_brief((raw_sort + ' ' + raw_direction).strip())} is not one this tool knows; "
+                    f"use sort one of: {', '.join(allowed)}."
+                )
+                sort = "updated_desc"
+            for k in {*sort_keys, *direction_keys}:
+                data.pop(k)
+            data["sort"] = sort
+            reader.note(f"{'+'.join([*sort_keys, *direction_keys])} read as sort {sort!r}")
+    for key in list(data):
+        if _fold(key) in {"page", "pagenumber", "offset", "skip", "start"}:
+            value = data.pop(key)
+            first = 1 if _fold(key) in {"page", "pagenumber"} else 0
+            if value in (first, str(first)):
+                reader.note(f"{key} {value} read as the first page (no cursor)")
+            else:
+                reader.problems.append(
+                    f"{key} {_brief(value)}: this tool pages with a cursor, not by {key}; call it first without "
+                    "cursor, then pass next_cursor from each answer as cursor for the next page."
+                )
+
+
+def _get_referral_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) -> None:
+    """``include_contacts: true`` (any ``include_<section>``, or ``include: [...]``) -> sections."""
+    allowed = [str(a) for a in get_args(_shape(_fields(model)["sections"].annotation)[1])]
+    for key in list(data):
+        match = re.fullmatch(r"include_?(\w*)", _snake(key))
+        if match is None:
+            continue
+        wanted = [match[1]] if match[1] else data[key]
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        if match[1] == "contacts" and data[key] in (False, "false", 0, None):
+            data.pop(key)
+            reader.note(f"{key} false read as the default sections (contacts are left out unless asked for)")
+            continue
+        if match[1] and data[key] not in (True, "true", 1):
+            continue
+        sections = [_enum_value(w, allowed) for w in wanted if isinstance(w, str)]
+        if not sections or any(s not in allowed for s in sections):
+            continue
+        data.pop(key, None)
+        current = data.get("sections")
+        current = [current] if isinstance(current, str) else list(current or [])
+        if not current:
+            current = [s for s in allowed if s not in ("contacts", "all")]
+        data["sections"] = current + [s for s in sections if s not in current]
+        reader.note(f"{key} read as sections {data['sections']}")
+
+
+def _changes_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) -> None:
+    """update_field and register_deal: a change given flat at the top level, or changes as a mapping."""
+    registration = reader.tool == "register_deal"
+    fields = _fields(model)
+    if "changes" not in fields:
+        return
+    if "changes" not in data and "field" in data and not ("registration" in data and registration):
+        item = {k: data.pop(k) for k in list(data) if k in ("field", "value", "mode")}
+        data["changes"] = [item]
+        reader.note("field/value read as changes[0]")
+    changes = data.get("changes")
+    if isinstance(changes, dict) and not any(_fold(k) in ("field", "path", "name") for k in changes):
+        data["changes"] = [{"field": k, "value": v} for k, v in changes.items()]
+        reader.note("changes {name: value} read as a list of changes")
+    if registration and ("registration" in data or _new_registration_given(data, fields)):
+        return
+    extra: list[dict[str, Any]] = []
+    for key in list(data):
+        if key in fields or _fold(key) in {_fold(f) for f in fields}:
+            continue
+        try:
+            path = patch_paths.resolve(key, registration=registration)
+        except InvalidInput:
+            continue
+        extra.append({"field": key, "value": data.pop(key)})
+        reader.note(f"{key} read as a change of {path.name!r}")
+    if extra:
+        existing = data.get("changes")
+        data["changes"] = [
+            *(existing if isinstance(existing, list) else [existing] if existing else []),
+            *extra,
+        ]
+
+
+def _new_registration_given(data: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """A flattened new registration (``solution_id``, ``pricing_model`` …): some key belongs to the
+    registration model and is no field a registration change could name, so the keys are a new one."""
+    shape, model = _shape(fields["registration"].annotation)
+    if shape != "model":
+        return False
+    probe = _Reader("register_deal")
+    return any(
+        key not in fields
+        and probe.place(key, value, _fields(model), "registration") is not None
+        and _path_of(key, registration=True) is None
+        for key, value in data.items()
+    )
+
+
+_TOOL_HOOKS = {
+    "search_referrals": _search_hook,
+    "get_referral": _get_referral_hook,
+    "update_field": _changes_hook,
+    "register_deal": _changes_hook,
+}
+
+
+def _change_items(reader: _Reader, items: list[Any], where: str, *, registration: bool) -> list[Any]:
+    """Change items as meant, each step saying what it read: the item's own keys under other names,
+    op/mode words, another field's value carried by the item, an amount with its currency, a single
+    entry for a list (an addition), a lifecycle word, and people read against their own model."""
+    items = _named_items(reader, items, where, registration)
+    given: dict[str, Any] = {}
+    for item in items:
+        path = _path_of(item.get("field"), registration) if isinstance(item, dict) else None
+        if path is not None:
+            given[path.pointer] = item.get("value")
+    out: list[Any] = []
+    for i, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            out.append(raw)  # refused by validation: a change is an object
+            continue
+        at, item = f"{where}[{i}]", dict(raw)
+        _item_keys(reader, item, at)
+        _item_mode(reader, item, at)
+        path = _path_of(item.get("field"), registration)
+        if path is None and isinstance(item.get("field"), str):
+            path = _append_words(reader, item, at, registration)
+        extra: list[dict[str, Any]] = []
+        if path is not None:
+            extra = _companions(reader, item, path, given, at, registration)
+            extra += _money(reader, item, path, given, at)
+            path = _single_entry(reader, item, path, at)
+            _intent_note(reader, item, path, at)
+            if "value" in item:
+                item["value"] = _member_values(reader, path.pointer, item["value"], f"{at}.value")
+        out += [item, *extra]
+    return out
+
+
+def _named_items(reader: _Reader, items: list[Any], where: str, registration: bool) -> list[Any]:
+    """``[{"deal value": 5000, "currency": "EUR"}]``: an item keyed by field names is one change per key."""
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        named = (
+            isinstance(item, dict)
+            and item
+            and not {"field", "value"} & set(item)
+            and all(_path_of(key, registration) is not None for key in item)
+        )
+        if not named:
+            out.append(item)
+            continue
+        out += [{"field": key, "value": value} for key, value in item.items()]
+        reader.note(f"{where}[{i}] {{name: value}} read as {len(item)} change(s)")
+    return out
+
+
+def _item_keys(reader: _Reader, item: dict[str, Any], at: str) -> None:
+    """``path``/``name`` for field, ``new_value``/``to`` for value: renamed where the item lacks them."""
+    for key in [k for k in item if k not in _ITEM_KEYS]:
+        name = reader.place(key, item[key], {k: _ANY_FIELD for k in _ITEM_KEYS}, at)
+        if name is not None and name not in item:
+            item[name] = item.pop(key)
+
+
+def _item_mode(reader: _Reader, item: dict[str, Any], at: str) -> None:
+    """A JSON-patch ``op`` or a mode word. Only ``mode: "replace"`` may remove list entries: a wire-style
+    ``op: "replace"`` is what every patch says, so it sets the field and removal stays refused."""
+    if "op" in item and "mode" not in item:
+        op = item.pop("op")
+        if _snake(str(op)) not in OPS:
+            reader.problems.append(
+                f"{at}.op {op!r} is not an operation this tool performs; leave op out to set a field, or use "
+                "mode 'append' (notes, lists) or 'replace' (a whole list, removing what is not in it)."
+            )
+        elif (mode := OPS[_snake(str(op))]) is not None:
+            item["mode"] = mode
+            reader.note(f"{at}.op {op!r} read as mode {mode!r}")
+    if isinstance(item.get("mode"), str):
+        said = item["mode"]
+        mode = MODES.get(_snake(said), said)
+        if mode != said:
+            reader.note(
+                f"{at}.mode {said!r} read as {mode!r}" if mode else f"{at}.mode {said!r} read as no mode"
+            )
+        if mode is None:
+            item.pop("mode")
+        else:
+            item["mode"] = mode
+
+
+def _companions(
+    reader: _Reader,
+    item: dict[str, Any],
+    path: patch_paths.PatchPath,
+    given: dict[str, Any],
+    at: str,
+    registration: bool,
+) -> list[dict[str, Any]]:
+    """Another field's value carried by the item ("currency" beside a deal value, "reason" beside a
+    status) becomes its own change. Beside a list entry such a key may belong inside the entry, so it
+    is left to be refused."""
+    extra: list[dict[str, Any]] = []
+    if path.pointer.endswith("/-") or path.pointer in _LISTS:
+        return extra
+    for key in [k for k in item if k not in _ITEM_KEYS]:
+        # "currency" beside "solution value" is the solution currency
+        companion = _path_of(key, registration) or _path_of(
+            f"{path.name.rsplit(' ', 1)[0]} {key}", registration
+        )
+        if companion is None or companion.pointer == path.pointer:
+            continue
+        value = item.pop(key)
+        if companion.pointer in given and given[companion.pointer] != value:
+            reader.problems.append(
+                f"{at}.{key} {_brief(value)} and the change of {companion.name!r} to "
+                f"{_brief(given[companion.pointer])} disagree; give it once."
+            )
+        elif companion.pointer not in given:
+            extra.append({"field": companion.name, "value": value})
+            given[companion.pointer] = value
+            reader.note(f"{at}.{key} {_brief(value)} read as its own change of {companion.name!r}")
+    return extra
+
+
+def _money(
+    reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, given: dict[str, Any], at: str
+) -> list[dict[str, Any]]:
+    """A deal value with its currency in one string ("250,000 EUR", "€250k"), when no currency is given."""
+    split = _split_money(item.get("value")) if path.pointer == "/details/dealValue" else None
+    if split is None or "/details/currency" in given:
+        return []
+    item["value"], currency = split
+    given["/details/currency"] = currency
+    reader.note(f"{at}.value {_brief(split[0])} {currency} read as deal value and currency")
+    return [{"field": "currency", "value": currency}]
+
+
+def _single_entry(
+    reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, at: str
+) -> patch_paths.PatchPath:
+    """One entry (or a string) for a whole list is an addition: it must never wipe the list."""
+    value = item.get("value")
+    if path.pointer not in _LISTS or item.get("mode") is not None or value is None or isinstance(value, list):
+        return path
+    adder = patch_paths.resolve(path.pointer + "/-")
+    item["field"] = adder.name
+    reader.note(f"{at} {path.name} {_brief(value)} read as {adder.name!r} (the current entries are kept)")
+    return adder
+
+
+def _intent_note(reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, at: str) -> None:
+    """Say how a lifecycle word was read ("won" -> Closed/Won); patch_paths does the reading."""
+    raw = item.get("value")
+    intent = lifecycle.read_intent(raw) if path.pointer in ("/status", "/substatus") else None
+    if intent is None or not isinstance(raw, str):
+        return
+    if path.pointer == "/substatus" and raw.strip().casefold() == str(intent.substatus).casefold():
+        return  # a plain substatus; its status shows in the preview's lifecycle line
+    reason = f" with reason {intent.reason!r}" if intent.reason else ""
+    reader.note(f"{at} {path.name} {raw!r} read as {intent.status}/{intent.substatus}{reason}")
+
+
+def _append_words(reader: _Reader, item: dict[str, Any], at: str, registration: bool) -> Any:
+    """ "add note", "append to notes", "add solutions": the rest names notes or a list -> mode append."""
+    words = re.fullmatch(
+        r"\s*(?:add|append)(?:\s+(?:to|a|an|new))?\s+(.+)", str(item["field"]), re.IGNORECASE
+    )
+    if words is None:
+        return None
+    path = _path_of(words[1], registration)
+    if path is None or (path.pointer != "/details/notes" and path.pointer not in _LISTS):
+        return None
+    reader.note(f"{at}.field {item['field']!r} read as {path.name!r} with mode 'append'")
+    item["field"], item["mode"] = path.name, "append"
+    return path
+
+
+def _member_values(reader: _Reader, pointer: str, value: Any, where: str) -> Any:
+    model = _VALUE_MODELS.get(pointer)
+    if model is None:
+        return value
+    hook = _MODEL_HOOKS.get(model)
+
+    def read(item: Any, at: str) -> Any:
+        if not isinstance(item, dict):
+            return item
+        return reader.object(hook(reader, dict(item), at) if hook else item, model, at)
+
+    if isinstance(value, list):
+        return [read(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return read(value, where)
+
+
+# Currency marks that name one currency only ("$" is USD, AUD, CAD, ...: refused as ambiguous).
+_SYMBOLS = {"€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
+_MONEY = re.compile(
+    r"\s*(?P<pre>[A-Za-z]{3}|[€£¥₹])?\s*(?P<amount>\d[\d,.]*\s*[kKmM]?)\s*(?P<post>[A-Za-z]{3}|[€£¥₹])?\s*"
+)
+
+
+def _split_money(value: Any) -> tuple[str, str] | None:
+    """``"250,000 EUR"``, ``"€250k"``, ``"EUR 250000"`` -> (amount text, currency code); else None."""
+    if not isinstance(value, str):
+        return None
+    match = _MONEY.fullmatch(value)
+    if match is None or bool(match["pre"]) == bool(match["post"]):
+        return None
+    mark = match["pre"] or match["post"]
+    code = _SYMBOLS.get(mark, mark.upper())
+    if mark.upper() in {"K", "M"} or not code.isalpha():
+        return None
+    return match["amount"].strip(), code
+
+
+def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A deal value with its currency in one string ("250k EUR"): value and currency, when currency is unset."""
+    key = next((k for k in data if _fold(k) in ("dealvalue", "value", "amount", "dealamount")), None)
+    split = _split_money(data.get(key)) if key else None
+    if key is not None and split is not None and not any(_fold(k) == "currency" for k in data):
+        data[key], data["currency"] = split
+        reader.note(f"{where}.{key} read as deal_value {split[0]} and currency {split[1]}")
+    return data
+
+
+def _contact_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A person given as one ``name`` ("Jane Doe") -> first_name and last_name."""
+    full = next((k for k in data if _fold(k) in ("name", "fullname", "displayname")), None)
+    if (
+        full is not None
+        and isinstance(data[full], str)
+        and not {"first_name", "last_name"} & set(map(_snake, data))
+    ):
+        parts = data[full].split()
+        if len(parts) >= 2:
+            data.pop(full)
+            data["first_name"], data["last_name"] = parts[0], " ".join(parts[1:])
+            reader.note(
+                f"{where}.{full} {data['first_name']} {data['last_name']!r} read as first_name and last_name"
+            )
+    return data
+
+
+_LISTS = frozenset({"/team", "/customerProfile/team", "/details/requirements/solutions"})
+
+
+@dataclass(frozen=True)
+class _AnyField:
+    annotation: Any = Any
+    alias: str | None = None
+
+
+_ANY_FIELD = _AnyField()
+
+
+def _path_of(name: Any, registration: bool) -> patch_paths.PatchPath | None:
+    if not isinstance(name, str):
+        return None
+    try:
+        return patch_paths.resolve(name, registration=registration)
+    except InvalidInput:
+        return None
+
+
+def _filters_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A status filter as a search row shows it ("Closed/Won") or as a word ("won"): status and substatus."""
+    key = next((k for k in data if _fold(k) == "status"), None)
+    if key is None or any(_fold(k) == "substatus" for k in data):
+        return data
+    values = data[key] if isinstance(data[key], list) else [data[key]]
+    intents = [
+        lifecycle.read_intent(v) if isinstance(v, str) and _fold(v) not in _STATUS_WORDS else None
+        for v in values
+    ]
+    if not any(intents):
+        return data
+    if not all(intents):
+        return data  # a mix of plain statuses and states: left for the model to judge
+    data[key] = sorted({str(i.status) for i in intents if i})
+    data["substatus"] = [str(i.substatus) for i in intents if i]
+    reader.note(
+        f"{where}.status {_brief(values)} read as status {data[key]} and substatus {data['substatus']}"
+    )
+    return data
+
+
+_STATUS_WORDS = frozenset(s.value.casefold() for s in lifecycle.S)
+
+
+# Readers for what the generic walk cannot derive, by model: a whole list of items, or one object.
+_LIST_HOOKS: dict[type[BaseModel], Callable[[_Reader, list[Any], str], list[Any]]] = {}
+_MODEL_HOOKS: dict[type[BaseModel], Callable[[_Reader, dict[str, Any], str], dict[str, Any]]] = {
+    Contact: _contact_hook,
+    MemberIn: _contact_hook,
+    Filters: _filters_hook,
+    NewReferral: _new_referral_hook,
+}
+
+
+def read_changes(model: type[BaseModel], *, registration: bool) -> None:
+    """Declare ``model`` a change item (field, value, mode) of referral or registration fields."""
+
+    def hook(reader: _Reader, items: list[Any], where: str) -> list[Any]:
+        return _change_items(reader, items, where, registration=registration)
+
+    _LIST_HOOKS[model] = hook
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    return dict(model.model_fields)
+
+
+def _shape(annotation: Any) -> tuple[str, Any]:
+    """What a field holds: ("model", cls), ("list", item), ("enum", values), ("text"|"any"|"other", None)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _shape(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return _shape(args[0]) if len(args) == 1 else ("other", None)
+    if origin is list:
+        return "list", get_args(annotation)[0]
+    if origin is Literal:
+        return "enum", tuple(str(a) for a in get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "enum", tuple(str(m.value) for m in annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "model", annotation
+    if annotation is str:
+        return "text", None
+    if annotation is Any:
+        return "any", None
+    return "other", None
+
+
+def _enum_value(value: Any, allowed: tuple[str, ...] | list[str]) -> Any:
+    """An allowed value in any case or spacing ("Closed", "closed", "updated desc" -> "updated_desc")."""
+    if not isinstance(value, str):
+        return value
+    folded = _fold(value)
+    return next((a for a in allowed if _fold(a) == folded), value)
+
+
+def _words(value: Any) -> str:
+    """A sort given as text, an object ({"field": "value", "direction": "desc"}) or a list of them."""
+    if isinstance(value, dict):
+        return " ".join(_words(v) for v in value.values())
+    if isinstance(value, list):
+        return " ".join(_words(v) for v in value)
+    return str(value)
+
+
+def _read_sort(column: str, direction: str) -> str | None:
+    """A sort literal from a column word ("dealValue", "closing date", "-value") and a direction
+    ("desc", "ascending"); a column alone sorts its natural way (newest, soonest, largest first)."""
+    whole = _fold(column.lstrip("-+"))
+    minus = "desc" if column.strip().startswith("-") else None
+    for name, (natural, spellings) in SORT_COLUMNS.items():
+        if whole in spellings:
+            return f"{name}_{DIRECTIONS.get(_fold(direction)) or minus or natural}"
+    words = re.split(r"[\s,]+", f"{column} {direction}".strip())
+    sign: str | None = minus
+    col: str | None = None
+    for word in words:
+        folded = _fold(word.lstrip("-+"))
+        if folded in DIRECTIONS:
+            sign = DIRECTIONS[folded]
+            continue
+        for name, (_, spellings) in SORT_COLUMNS.items():
+            if folded in spellings or any(folded == s + d for s in spellings for d in DIRECTIONS):
+                col = name
+                sign = sign or next(
+                    (DIRECTIONS[d] for d in DIRECTIONS if folded.endswith(d) and folded != d), None
+                )
+    if col is None:
+        col = "updated" if not column.strip() else None
+    if col is None:
+        return None
+    return f"{col}_{sign or SORT_COLUMNS[col][0]}"
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"[\s_\-/.]", "", text).casefold()
+
+
+def _snake(text: str) -> str:
+    text = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", text.strip())
+    return re.sub(r"[\s\-]+", "_", text).casefold()
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _brief(value: Any) -> str:
+    """A value for a note or a message: short, and without anyone's e-mail or phone number."""
+    text = json.dumps(_shown(value), ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _shown(value: Any, key: str | None = None) -> Any:
+    """A value echoed back (a corrected call, a note): tokens and contact details masked, text cut short.
+
+    Messages are logged as well as returned, and the brief allows no contact details in logs.
+    """
+    if value and key is not None and (key in _SECRET_ARGUMENTS or _fold(key) in _CONTACT_KEYS):
+        return f"<{key} as given>"
+    if isinstance(value, dict):
+        return {k: _shown(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    if isinstance(value, str) and len(value) > 80:
+        return value[:77] + "…"
+    return value
+
+
+# Keys whose values are contact details (folded): never echoed in a message.
+_CONTACT_KEYS = frozenset(
+    _fold(k) for k in (*SYNONYMS["phone"], *SYNONYMS["email"], "phone", "email", "phone_number")
+)
+
+
+__all__ = [
+    "EXAMPLES",
+    "READ_AS",
+    "SYNONYMS",
+    "GuardedTool",
+    "ReadAs",
+    "Reading",
+    "add_tool",
+    "input_error",
+    "normalise",
+    "read_as",
+    "read_changes",
+]
