@@ -7,7 +7,7 @@ INSPECTOR_VERSION := 2.12.0
 INSPECTOR := .tools/node_modules/.bin/mcp-inspector
 TS_SDK_VERSION := 1.32.2
 TS_CLIENT_VERSION := 2.4.0
-TS_SDK := .tools/node_modules/@modelcontextprotocol/client/package.json
+TS_SDK := .tools/.ts-sdk-$(TS_SDK_VERSION)-client-$(TS_CLIENT_VERSION)  # a stamp: the Inspector brings its own client
 
 .PHONY: run team test lint typecheck unit e2e snapshots bench fuzz clean
 
@@ -58,6 +58,7 @@ $(INSPECTOR):
 $(TS_SDK): | $(INSPECTOR)  # after the Inspector: one npm install at a time into .tools/
 	npm install --prefix .tools --no-audit --no-fund --save-exact --loglevel=error \
 		@modelcontextprotocol/sdk@$(TS_SDK_VERSION) @modelcontextprotocol/client@$(TS_CLIENT_VERSION)
+	touch $@
 
 clean:
 	rm -rf $(VENV) .tools
