@@ -60,6 +60,7 @@ CODE_TTL = 300.0
 PENDING_TTL = 600.0
 REFRESH_TTL = 14 * 24 * 3600  # Entra's own refresh tokens live up to 90 days; ours stop sooner
 MAX_ENTRIES = 10_000
+MAX_DOCUMENT_BYTES = 5_000
 # Scopes a client may add to this server's one scope: they are about the sign-in itself, and the
 # broker asks Entra for them anyway.
 SIGN_IN_SCOPES = ("offline_access", "openid", "profile", "email")
@@ -367,6 +368,26 @@ class EntraProxy:
             if home is None or str(account.get("home_account_id", "")).startswith(str(home)):
                 app.remove_account(account)
 
+    async def _may_fetch(self, url: str) -> bool:
+        """Only https URLs on public addresses (no SSRF into the server's network); a server that is
+        itself on loopback (the local try-out) may also fetch from loopback."""
+        import ipaddress
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        if parsed.scheme != "https" or not parsed.hostname or parsed.username or parsed.fragment:
+            return False
+        local_ok = urlparse(self.base_url).hostname in ("127.0.0.1", "localhost", "::1")
+        try:
+            found = await anyio.getaddrinfo(parsed.hostname, parsed.port or 443)
+        except OSError:
+            return False
+        for *_, address in found:
+            ip = ipaddress.ip_address(address[0])
+            if not (ip.is_global or (local_ok and ip.is_loopback)):
+                return False
+        return bool(found)
+
     def _tls_verify(self) -> Any:
         import ssl
         from pathlib import Path
@@ -388,16 +409,28 @@ class EntraProxy:
 
     async def _metadata_document_client(self, url: str) -> OAuthClientInformationFull | None:
         """A client ID metadata document: the client_id is an https URL serving the client's metadata."""
+        import json
+
         import httpx
 
+        if not await self._may_fetch(url):
+            log.info("client ID metadata document %s refused: not a public https address", url[:200])
+            return None
         try:
-            async with httpx.AsyncClient(
-                timeout=5.0, follow_redirects=False, trust_env=False, verify=self._tls_verify()
-            ) as http:
-                response = await http.get(url, headers={"Accept": "application/json"})
-            if response.status_code != 200 or len(response.content) > 5_000:
-                return None
-            doc = response.json()
+            async with (
+                httpx.AsyncClient(
+                    timeout=5.0, follow_redirects=False, trust_env=False, verify=self._tls_verify()
+                ) as http,
+                http.stream("GET", url, headers={"Accept": "application/json"}) as response,
+            ):
+                if response.status_code != 200:
+                    return None
+                body = b""
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_DOCUMENT_BYTES:
+                        return None
+            doc = json.loads(body)
             # A metadata-document client is public and gets this server's one scope.
             info = OAuthClientInformationFull.model_validate(
                 {**doc, "token_endpoint_auth_method": "none", "scope": self.scope}

@@ -290,3 +290,26 @@ def test_a_client_may_ask_for_offline_access_too(dance: Dance) -> None:
     dance.scope = f"{dance.scope} offline_access"
     answer = dance.authorize(registered.json()["client_id"], pkce()[1])
     assert answer.status_code == 302 and answer.headers["location"].startswith(dance.idp.url)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("url", "local", "allowed"),
+    [
+        ("https://127.0.0.1:8443/client.json", True, True),  # the local try-out fetches locally
+        ("https://127.0.0.1:8443/client.json", False, False),  # a public server never does
+        ("https://10.1.2.3/client.json", False, False),
+        ("https://169.254.169.254/latest/meta-data", False, False),
+        ("http://8.8.8.8/client.json", False, False),  # https only
+        ("https://user@8.8.8.8/client.json", False, False),
+        ("https://8.8.8.8/client.json", False, True),
+    ],
+)
+async def test_metadata_documents_are_fetched_only_from_public_https_addresses(
+    settings: Settings, url: str, local: bool, allowed: bool
+) -> None:
+    from pcref_mcp.team.proxy import EntraProxy
+
+    base = "http://127.0.0.1:8765" if local else "https://pcref.contoso.example"
+    proxy = EntraProxy(settings, verifier=None, base_url=base, scope="api://x/access_as_user")  # type: ignore[arg-type]
+    assert await proxy._may_fetch(url) is allowed
