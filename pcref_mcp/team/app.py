@@ -178,6 +178,7 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
 
     parts: TeamParts = server.team
     app = server.streamable_http_app(transport_security=security, host=host)
+    _close_on_shutdown(app, parts.runtime)
     if parts.proxy is not None:
         from pcref_mcp.team.proxy import advertise_metadata_documents
 
@@ -189,6 +190,24 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
         resource_metadata_url=str(build_resource_metadata_url(plan.resource)),  # type: ignore[arg-type]
         proxy=parts.proxy,
     )
+
+
+def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:
+    """Close every person's Partner Center client and the journal when the app shuts down (the
+    runtime is shared, so the server's own lifespan does not own it)."""
+    from contextlib import asynccontextmanager
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> Any:
+        async with inner(app_) as state:
+            try:
+                yield state
+            finally:
+                await runtime.aclose()
+
+    app.router.lifespan_context = lifespan
 
 
 def _tls_verify(settings: Settings) -> ssl.SSLContext | bool:

@@ -73,6 +73,7 @@ async def test_partner_center_is_called_on_behalf_of_each_person(
         ada, bob = runtime.limiter_of(USERS["ada"].oid), runtime.limiter_of(USERS["bob"].oid)
     assert after - before == 2  # one OBO grant per person; the second call is served from their cache
     assert ada is not None and bob is not None and ada is not bob  # a rate limiter each
+    assert runtime.limiter_of(USERS["ada"].oid) is None  # shut down: every person's client closed
 
 
 @pytest.mark.anyio
