@@ -67,9 +67,13 @@ class Settings(BaseModel):
     read_only: bool = False
     require_elicitation: bool = False
     confirm_ttl_seconds: int = Field(default=300, ge=1)
+    approval_timeout_seconds: int = Field(default=300, ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8765, ge=0, le=65535)
     http_bearer_token: SecretStr | None = None
+    http_max_sessions: int = Field(default=200, ge=1)
+    http_max_sessions_per_client: int = Field(default=20, ge=1)
+    http_session_idle_seconds: int = Field(default=900, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # Team mode (`pcref-mcp team`): each request carries the person's own token; see pcref_mcp/team.
     team_public_url: str | None = None  # the server's public base URL; None: http://<host>:<port>

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping, Sequence
@@ -43,7 +44,7 @@ from pcref_mcp.errors import (
 )
 from pcref_mcp.partner_center.auth import TokenProvider
 from pcref_mcp.partner_center.errors import error_from_response, parse_retry_after
-from pcref_mcp.partner_center.odata import Query, eq
+from pcref_mcp.partner_center.odata import Expr, Query, eq
 from pcref_mcp.partner_center.ratelimit import RateLimiter
 from pcref_mcp.referrals.models import PatchOperation, Referral, ReferralPage
 from pcref_mcp.referrals.patch_paths import pointer_get
@@ -111,7 +112,7 @@ class PartnerCenterClient:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
         self._base = httpx.URL(self.base_url)
-        self._external_id_filter_refused = False
+        self._refused_filters: set[str] = set()  # filter shapes the service answered 400
         _quiet_httpx_logger()
 
     async def __aenter__(self) -> PartnerCenterClient:
@@ -384,26 +385,34 @@ class PartnerCenterClient:
         )
 
     async def find_by_external_id(self, external_id: str) -> list[Referral]:
-        """Referrals carrying ``external_id``, best effort on any service.
+        """Referrals carrying ``external_id``, best effort on any service (see :meth:`find`)."""
+        return await self.find(
+            eq("externalReferenceId", external_id), lambda r: r.external_reference_id == external_id
+        )
 
-        A filter on externalReferenceId is not documented. Where the service refuses it (400, then
-        remembered for this client) the newest referrals are read instead, the documented way
+    async def find(self, filter_: Expr, matches: Callable[[Referral], bool]) -> list[Referral]:
+        """Referrals for which ``matches`` holds, asking the service with ``filter_`` where it can.
+
+        For look-ups the public documents do not show (a filter on externalReferenceId, on name and
+        customer). Where the service refuses the filter (400, then remembered for this client and
+        this filter's fields) the newest referrals are read instead, the documented way
         (``$orderby=createdDateTime desc``, next links, :data:`RECENT_SCAN_PAGES` pages) and matched
         here: a create just sent is among them. Matches are checked here either way, so a service
-        that ignores the filter cannot make another referral look like ours.
+        that ignores the filter cannot make another referral look like the one asked for.
         """
-        if not self._external_id_filter_refused:
+        shape = _filter_shape(str(filter_))
+        if shape not in self._refused_filters:
             try:
-                page = await self.list_page(Query(filter=eq("externalReferenceId", external_id)))
+                page = await self.list_page(Query(filter=filter_))
             except BadRequest:
-                logger.info("the service refuses $filter on externalReferenceId; reading the newest instead")
-                self._external_id_filter_refused = True
+                logger.info("the service refuses $filter %s; reading the newest instead", shape)
+                self._refused_filters.add(shape)
             else:
-                return [r for r in page.value if r.external_reference_id == external_id]
+                return [r for r in page.value if matches(r)]
         found: list[Referral] = []
         page = await self.list_page(Query(orderby=["createdDateTime desc"]))
         for pages in range(1, RECENT_SCAN_PAGES + 1):
-            found += [r for r in page.value if r.external_reference_id == external_id]
+            found += [r for r in page.value if matches(r)]
             if not page.odata_next_link or pages == RECENT_SCAN_PAGES:
                 break
             page = await self.list_page(next_link=page.odata_next_link)
@@ -739,3 +748,8 @@ def _ops_visible(referral: Referral, ops: Sequence[PatchOperation]) -> bool | No
         if value is _MISSING or value != op.value:
             return False
     return True
+
+
+def _filter_shape(text: str) -> str:
+    """A filter with its literals blanked: which fields and operators it uses, not which values."""
+    return re.sub(r"'(?:[^']|'')*'", "''", text)

@@ -10,8 +10,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mcp import MCPError
 from mcp.server import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
+from mcp.types import INVALID_PARAMS
 
 
 def prompt_files() -> list[tuple[str, str]]:
@@ -42,6 +44,44 @@ def register_prompts(server: MCPServer[Any]) -> None:
                 fn=lambda _t=template, **kw: _t.substitute({k: str(v) for k, v in kw.items()}),
             )
         )
+    _check_prompt_requests(server)
+
+
+def _check_prompt_requests(server: MCPServer[Any]) -> None:
+    """Unknown prompts and missing or unknown arguments are the caller's mistake: -32602 naming the fix.
+
+    The SDK answers them as a generic failure (code 0, or -32603 on 2026-07-28) with a logged
+    traceback; ``MCPError`` passes through its ``get_prompt`` unchanged, so the check runs first.
+    """
+    render = server.get_prompt
+
+    async def get_prompt(name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
+        prompts = {p.name: p for p in server._prompt_manager.list_prompts()}
+        prompt = prompts.get(name)
+        if prompt is None:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Unknown prompt {name!r}; prompts: {', '.join(sorted(prompts))}.",
+                data={"name": name, "prompts": sorted(prompts)},
+            )
+        declared = {a.name: a for a in prompt.arguments or []}
+        given = arguments or {}
+        missing = sorted(n for n, a in declared.items() if a.required and given.get(n) in (None, ""))
+        unknown = sorted(set(given) - set(declared))
+        if missing or unknown:
+            parts = [
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unknown {', '.join(unknown)}" if unknown else "",
+            ]
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Prompt {name!r} arguments: {'; '.join(p for p in parts if p)}. "
+                f"It takes: {', '.join(declared) or 'no arguments'}.",
+                data={"name": name, "missing": missing, "unknown": unknown, "arguments": list(declared)},
+            )
+        return await render(name, arguments, context)
+
+    server.get_prompt = get_prompt  # type: ignore[method-assign]
 
 
 def parse_front_matter(text: str) -> tuple[dict[str, str], str]:

@@ -10,9 +10,9 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
-from pcref_mcp.errors import PcrefError
+from pcref_mcp.errors import NotFound, PcrefError
 from pcref_mcp.referrals import catalog, lifecycle, patch_paths, schemas
 from pcref_mcp.server.confirmation import runtime_of
 from pcref_mcp.server.views import detail
@@ -55,6 +55,8 @@ def register_resources(server: MCPServer[Any]) -> None:
     async def referral_resource(referral_id: str, ctx: Context) -> str:
         try:
             referral = await runtime_of(ctx).client.get(referral_id)
+        except NotFound as exc:  # -32602 with data.uri, as for an unknown catalog
+            raise ResourceNotFoundError(f"No referral {referral_id!r} was found.") from exc
         except PcrefError as exc:  # say what went wrong (not found, service down), as the tools do
             raise ResourceError(str(exc)) from exc
         return _dump(detail(referral))

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pcref_mcp.config import Settings, data_dir
-from pcref_mcp.writes.confirm import ConfirmationTokens
 
 if TYPE_CHECKING:
     import httpx
 
     from pcref_mcp.partner_center.capabilities import Capabilities
     from pcref_mcp.partner_center.client import PartnerCenterClient
+    from pcref_mcp.writes.approvals import ApprovalStore
     from pcref_mcp.writes.engine import WriteEngine
     from pcref_mcp.writes.journal import Journal
 
@@ -36,13 +36,13 @@ class Runtime:
         sandbox_app: Any = None,
     ) -> None:
         self.settings = settings
-        self.tokens = ConfirmationTokens(ttl=float(settings.confirm_ttl_seconds))
         self.cursor_key = secrets.token_bytes(32)
         self._transport = transport
         self.sandbox_app = sandbox_app
         self._client: PartnerCenterClient | None = None
         self._journal: Journal | None = None
         self._engine: WriteEngine | None = None
+        self._approvals: ApprovalStore | None = None
         self._capabilities: Capabilities | None = None
 
     @property
@@ -79,6 +79,19 @@ class Runtime:
         return self._journal
 
     @property
+    def approvals(self) -> ApprovalStore:
+        """Pending approvals and confirm tokens, kept next to the journal so a token issued by one
+        stdio process is redeemed by the next (clients that spawn a server per call)."""
+        if self._approvals is None:
+            from pcref_mcp.writes.approvals import ApprovalStore
+
+            journal = self.settings.journal_path
+            folder = journal.parent if journal is not None else data_dir()
+            self._approvals = ApprovalStore(folder / "approvals.sqlite3")
+            self._approvals.purge()
+        return self._approvals
+
+    @property
     def engine(self) -> WriteEngine:
         if self._engine is None:
             from pcref_mcp.writes.engine import WriteEngine
@@ -105,6 +118,9 @@ class Runtime:
             self._journal.close()
             self._journal = None
         self._engine = None
+        if self._approvals is not None:
+            self._approvals.close()
+            self._approvals = None
 
     def _build_client(self) -> PartnerCenterClient:
         from pcref_mcp.partner_center.client import PartnerCenterClient

@@ -659,15 +659,16 @@ class WriteEngine:
         customer = pointer_get(body, "/customerProfile/name")
         name = body.get("name")
         if customer and name:
-            query = odata.Query(
-                filter=odata.and_(odata.eq("customerProfile/name", customer), odata.eq("name", name)), top=5
-            )
-            page = await self._best_effort(
-                self.client.list_page(query),
+            same = (name.casefold(), customer.casefold())
+            found = await self._best_effort(
+                self.client.find(
+                    odata.and_(odata.eq("customerProfile/name", customer), odata.eq("name", name)),
+                    lambda r: _name_and_customer(r) == same,
+                ),
                 warnings,
                 "Partner Center refused the duplicate check (same name and customer), so it was skipped",
             )
-            for existing in page.value if page is not None else ():
+            for existing in (found or ())[:5]:
                 warnings.append(
                     f"A referral named {quote(name)} for {quote(customer)} already exists "
                     f"({existing.id}, {existing.status}/{existing.substatus}); make sure this is not a duplicate."
@@ -708,6 +709,12 @@ class WriteEngine:
             mpn = referral.mpn_id if referral.mpn_id and str(referral.mpn_id).isdigit() else None
             self._org = Organization(referral.organization_id, referral.organization_name, mpn)
         return True
+
+
+def _name_and_customer(referral: Referral) -> tuple[str, str]:
+    """Name and customer as compared for a duplicate: case left out, as a person would."""
+    customer = referral.customer_profile.name if referral.customer_profile else None
+    return (referral.name or "").casefold(), (customer or "").casefold()
 
 
 def _label(referral: Referral) -> str:

@@ -196,6 +196,7 @@ async def test_update_field_without_etag_is_refused_and_nothing_sent(
 
 async def test_a_list_with_an_unreadable_entry_is_never_replaced_unseen(journal: Journal) -> None:
     from pcref_mcp.partner_center.recording import Exchange
+    from pcref_mcp.referrals.patch_paths import Edit
 
     doc = {
         "id": "R-TEAM",
@@ -210,8 +211,10 @@ async def test_a_list_with_an_unreadable_entry_is_never_replaced_unseen(journal:
     transport = Replay([Exchange("GET", "/v1.0/engagements/referrals/R-TEAM", "", 200, {}, doc)])
     engine = WriteEngine(client_for(transport), journal)
     member = {"first_name": "New", "last_name": "Member", "email": "new@example.invalid"}
-    with pytest.raises(InvalidInput, match="could not be read") as info:
+    with pytest.raises(InvalidInput, match="would remove"):  # a plain replace is refused before anything
         await engine.plan_update("R-TEAM", [("/team", [member])])
+    with pytest.raises(InvalidInput, match="could not be read") as info:  # an explicit one still is
+        await engine.plan_update("R-TEAM", [Edit("/team", [member], "replace")])
     assert info.value.field == "/team" and "not a member" not in str(info.value)  # no values in the message
     appended = await engine.plan_update("R-TEAM", [("/team/-", member)])  # adding touches nothing else
     assert [op.path for op in appended.operations] == ["/team/-"]

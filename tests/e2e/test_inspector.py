@@ -177,18 +177,26 @@ def test_guarded_write_asks_first_then_applies_with_the_token(target: Target) ->
 
     second = target.call("update_field", {**args, "confirm_token": first["confirm_token"]})
     if target.transport == "http":
-        done = second.result["structuredContent"]
-        assert done["status"] == "applied", done
-        assert done["change_id"] >= 1
-        after = target.call("get_referral", {"referral_id": rows[0]["id"], "sections": ["details"]}).result
-        assert f"Inspector {target.transport}" in json.dumps(after["structuredContent"], ensure_ascii=False)
-    else:
-        # Each `--cli` run spawns a new server, and confirm tokens are signed with a per-process key:
-        # a token never outlives the server that showed the preview. (The stdio round trip within
-        # one session is in tests/e2e/test_transports.py.)
+        # Each `--cli` run is a new MCP session, and over HTTP a token is bound to the session that
+        # showed the preview: refused, nothing written.
         assert second.code == 5, second
-        assert second.error["error"]["code"] == "tool_is_error"
-        assert "not valid" in second.body["result"]["content"][0]["text"]
+        assert "another session" in second.body["result"]["content"][0]["text"]
+        after = target.call("get_referral", {"referral_id": rows[0]["id"], "sections": ["details"]}).result
+        assert f"Inspector {target.transport}" not in json.dumps(
+            after["structuredContent"], ensure_ascii=False
+        )
+        return
+    # Over stdio each `--cli` run spawns a new server: the token outlives the process that issued it
+    # (kept in the data dir), so the round trip finishes there, and writes once.
+    done = second.result["structuredContent"]
+    assert done["status"] == "applied", done
+    assert done["change_id"] >= 1
+    after = target.call("get_referral", {"referral_id": rows[0]["id"], "sections": ["details"]}).result
+    assert f"Inspector {target.transport}" in json.dumps(after["structuredContent"], ensure_ascii=False)
+
+    again = target.call("update_field", {**args, "confirm_token": first["confirm_token"]})
+    assert again.code == 5, again  # the planner finds nothing to change, or the token is spent
+    assert again.error["error"]["code"] == "tool_is_error"
 
 
 def test_key_form_tool_args_are_coerced_to_the_schema(target: Target) -> None:

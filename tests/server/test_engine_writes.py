@@ -225,7 +225,12 @@ async def test_refused_lookups_become_warnings_and_the_create_goes_on(
         raise BadRequest("The query specified in the URI is not valid.", status=400)
 
     monkeypatch.setattr(runtime.client, "list_page", strict_list)
+
+    async def find_refused(filter_: Any, matches: Any) -> Any:
+        raise BadRequest("The query specified in the URI is not valid.", status=400)
+
     monkeypatch.setattr(runtime.client, "find_by_external_id", refused)
+    monkeypatch.setattr(runtime.client, "find", find_refused)
     args = _cosell(deal_kind="partner_led", assistance_request_code=None, help_notes=None)
     first = await call(client, "create_referral", args)
     warnings = " ".join(first["preview"]["warnings"])
@@ -408,7 +413,12 @@ async def test_concurrent_creates_stay_one_when_the_service_refuses_the_lookup(
         raise BadRequest("The query specified in the URI is not valid.", status=400)
 
     monkeypatch.setattr(runtime.client, "list_page", strict_list)
+
+    async def find_refused(filter_: Any, matches: Any) -> Any:
+        raise BadRequest("The query specified in the URI is not valid.", status=400)
+
     monkeypatch.setattr(runtime.client, "find_by_external_id", refused)
+    monkeypatch.setattr(runtime.client, "find", find_refused)
     args = _cosell(name="Raced blind", deal_kind="private", assistance_request_code=None, help_notes=None)
     args["referral"]["external_reference_id"] = "crm-raced-blind"
     before = await sandbox.count()

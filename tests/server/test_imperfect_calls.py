@@ -407,7 +407,7 @@ SEARCH: list[Case] = [
         id="misspelt-filter",
     ),
     no("search_referrals", {"filters": {"colour": "red"}}, "colour", "Allowed: status", id="unknown-filter"),
-    no("search_referrals", {"filters": {"status": ["Open"]}}, "Open", "use one of", id="unknown-status"),
+    no("search_referrals", {"filters": {"status": ["Opn"]}}, "Opn", "use one of", id="unknown-status"),
     no("search_referrals", {"limit": 500}, "limit", "at most 100", id="limit-too-large"),
     no("search_referrals", {"limit": 0}, "limit", "at least 1", id="limit-zero"),
     no("search_referrals", {"sort": "best"}, "sort", "value_desc", id="unknown-sort"),

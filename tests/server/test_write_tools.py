@@ -77,12 +77,12 @@ async def test_token_refusals_wrong_tool_changed_args_tampered_expired(
     forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     assert "not valid" in await call_error(client, "update_field", {**args, "confirm_token": forged})
 
-    clock = runtime.tokens._clock
-    runtime.tokens._clock = lambda: clock() + 3600  # type: ignore[method-assign]
+    clock = runtime.approvals._clock
+    runtime.approvals._clock = lambda: clock() + 3600  # type: ignore[method-assign]
     try:
         assert "expired" in await call_error(client, "update_field", {**args, "confirm_token": token})
     finally:
-        runtime.tokens._clock = clock  # type: ignore[method-assign]
+        runtime.approvals._clock = clock  # type: ignore[method-assign]
     assert (await sandbox.get(target["id"]))["eTag"] == target["eTag"]
 
 
@@ -154,13 +154,24 @@ async def test_elicitation_answers(
 
 
 async def test_require_elicitation_fails_closed(settings: Any, runtime: Runtime, sandbox: Sandbox) -> None:
+    """2025 era: the model reads why; 2026-07-28: the specification's missing-capability error."""
+    from mcp import MCPError
+    from mcp.types import MISSING_REQUIRED_CLIENT_CAPABILITY
+
     from pcref_mcp.server.app import build_server
 
     server = build_server(settings.model_copy(update={"require_elicitation": True}), runtime=runtime)
     target = await _active(sandbox)
-    async with Client(server) as c:
+    async with Client(server, mode="legacy") as c:
         msg = await call_error(c, "update_field", _update(target["id"], notes="x"))
     assert "elicitation" in msg and "nothing was written" in msg
+    async with Client(server) as c:
+        assert c.session.protocol_version == "2026-07-28"  # type: ignore[union-attr]
+        with pytest.raises(MCPError) as raised:
+            await c.call_tool("update_field", _update(target["id"], notes="x"))
+    assert raised.value.error.code == MISSING_REQUIRED_CLIENT_CAPABILITY
+    assert raised.value.error.data == {"requiredCapabilities": {"elicitation": {"form": {}}}}
+    assert (await sandbox.get(target["id"]))["eTag"] == target["eTag"]
 
 
 # --- lifecycle in one call, journal, undo ------------------------------------------------------------
