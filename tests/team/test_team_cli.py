@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,10 @@ def test_team_without_an_app_registration_says_what_to_set(
     for var in ("PCREF_TENANT_ID", "PCREF_CLIENT_ID", "PCREF_CLIENT_SECRET", "PCREF_CONFIG"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    logger = logging.getLogger("pcref_mcp")  # main() points it at this test's (soon closed) stderr
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
     assert main(["team", "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "PCREF_TENANT_ID" in err and "--stand-in" in err
