@@ -215,10 +215,12 @@ def test_batch_and_csv_export_answer_within_their_output_schemas(target: Target)
     ]
     first = target.call("batch_update", {"items": items}).result["structuredContent"]
     assert first["status"] == "confirmation_required" and len(first["items"]) == 2, first
-    if target.transport == "http":  # tokens never outlive the stdio server a `--cli` run spawns
-        done = target.call("batch_update", {"items": items, "confirm_token": first["confirm_token"]})
-        answer = done.result["structuredContent"]
-        assert answer["status"] == "applied" and answer["batch_id"].startswith("b-"), answer
+    done = target.call("batch_update", {"items": items, "confirm_token": first["confirm_token"]})
+    if target.transport == "http":  # each `--cli` run is a new session; an HTTP token is bound to its own
+        assert done.code == 5 and "another session" in done.body["result"]["content"][0]["text"], done
+        return
+    answer = done.result["structuredContent"]  # stdio: the token outlives the server that issued it
+    assert answer["status"] == "applied" and answer["batch_id"].startswith("b-"), answer
 
 
 def test_key_form_tool_args_are_coerced_to_the_schema(target: Target) -> None:
