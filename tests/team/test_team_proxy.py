@@ -21,20 +21,10 @@ import pytest
 
 from pcref_mcp.config import Settings
 from pcref_mcp.team.standin_idp import API_CLIENT_ID, PARTNER_CENTER, USERS, RunningIdp
+from tests.serving import INITIALIZE, MCP_HEADERS
 from tests.team.conftest import ServedTeam, serve_team
 
 REDIRECT = "http://127.0.0.1:9/callback"
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -119,7 +109,7 @@ class Dance:
 
     def mcp(self, access_token: str) -> httpx.Response:
         return self.http.post(
-            self.team.mcp, json=INIT, headers={**MCP_HEADERS, "Authorization": f"Bearer {access_token}"}
+            self.team.mcp, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {access_token}"}
         )
 
 
