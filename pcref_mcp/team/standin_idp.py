@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 __all__ = [
@@ -578,7 +578,7 @@ def serve_in_thread(
     port: int = 0,
     certfile: Path | None = None,
     keyfile: Path | None = None,
-    lifespan: str = "off",
+    lifespan: Literal["auto", "on", "off"] = "off",
     log_level: str = "warning",
     name: str = "asgi-server",
 ) -> Iterator[str]:
