@@ -383,15 +383,11 @@ async def test_in_doubt_create_never_says_safe_to_retry(
 # --- issue 16.6: one create per external reference id ---------------------------------------------------
 
 
-async def test_two_approved_creates_confirmed_at_once_make_one_referral(
-    server: Any, runtime: Runtime, sandbox: Sandbox
-) -> None:
-    args = _cosell(name="Raced create", deal_kind="private", assistance_request_code=None, help_notes=None)
-    args["referral"]["external_reference_id"] = "crm-raced-1"
-    before = await sandbox.count()
+async def _two_clients_confirm_at_once(server: Any, args: dict[str, Any]) -> list[Any]:
+    """Two clients each preview the same create and get it approved, then confirm at the same time."""
+    results: list[Any] = []
     async with Client(server) as a, Client(server) as b:
         tokens = [(await call(c, "create_referral", args))["confirm_token"] for c in (a, b)]
-        results: list[Any] = []
 
         async def confirm(c: Client, token: str) -> None:
             results.append(await c.call_tool("create_referral", {**args, "confirm_token": token}))
@@ -399,6 +395,16 @@ async def test_two_approved_creates_confirmed_at_once_make_one_referral(
         async with anyio.create_task_group() as tg:
             tg.start_soon(confirm, a, tokens[0])
             tg.start_soon(confirm, b, tokens[1])
+    return results
+
+
+async def test_two_approved_creates_confirmed_at_once_make_one_referral(
+    server: Any, runtime: Runtime, sandbox: Sandbox
+) -> None:
+    args = _cosell(name="Raced create", deal_kind="private", assistance_request_code=None, help_notes=None)
+    args["referral"]["external_reference_id"] = "crm-raced-1"
+    before = await sandbox.count()
+    results = await _two_clients_confirm_at_once(server, args)
     applied = [r for r in results if not r.is_error and r.structured_content["status"] == "applied"]
     refused = [r for r in results if r.is_error]
     assert len(applied) == 1 and len(refused) == 1
@@ -414,16 +420,7 @@ async def test_concurrent_creates_stay_one_when_the_service_refuses_the_lookup(
     args = _cosell(name="Raced blind", deal_kind="private", assistance_request_code=None, help_notes=None)
     args["referral"]["external_reference_id"] = "crm-raced-blind"
     before = await sandbox.count()
-    async with Client(server) as a, Client(server) as b:
-        tokens = [(await call(c, "create_referral", args))["confirm_token"] for c in (a, b)]
-        results: list[Any] = []
-
-        async def confirm(c: Client, token: str) -> None:
-            results.append(await c.call_tool("create_referral", {**args, "confirm_token": token}))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(confirm, a, tokens[0])
-            tg.start_soon(confirm, b, tokens[1])
+    results = await _two_clients_confirm_at_once(server, args)
     assert sorted(r.is_error for r in results) == [False, True]
     assert await sandbox.count() == before + 1
 
