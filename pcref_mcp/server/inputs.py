@@ -894,6 +894,19 @@ _MODEL_HOOKS: dict[type[BaseModel], Callable[[_Reader, dict[str, Any], str], dic
 }
 
 
+def read_change_holder(model: type[BaseModel]) -> None:
+    """Declare ``model`` an object holding ``changes`` (a batch item): one change given flat in it
+    (``{"referral_id", "field", "value"}``) is read as its only change, and the answer says so."""
+
+    def hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
+        if "changes" not in data and "field" in data:
+            data["changes"] = [{k: data.pop(k) for k in list(data) if k in ("field", "value", "mode")}]
+            reader.note(f"{where} field/value read as {where}.changes[0]")
+        return data
+
+    _MODEL_HOOKS[model] = hook
+
+
 def read_changes(model: type[BaseModel], *, registration: bool) -> None:
     """Declare ``model`` a change item (field, value, mode) of referral or registration fields."""
 

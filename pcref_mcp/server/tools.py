@@ -314,6 +314,9 @@ class BatchItem(BaseModel):
     changes: Annotated[list[BatchChange], Field(min_length=1, max_length=20)]
 
 
+inputs.read_change_holder(BatchItem)
+
+
 @tool_errors
 async def plan_batch(
     ctx: Context, items: list[BatchItem] | None = None, csv: str | None = None, undo: str | None = None

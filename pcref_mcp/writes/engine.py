@@ -215,6 +215,8 @@ class WriteEngine:
                 hint="Use get_referral to see its current state and update_field to change it.",
             )
         operations = _inverse_operations(entry, referral)
+        for op in operations:
+            _check_restorable(op, change_id)
         status_op = {op.path: op.value for op in operations}
         if "/status" in status_op or "/substatus" in status_op:
             check = lifecycle.check_transition(
@@ -721,6 +723,23 @@ def _label(referral: Referral) -> str:
     """``referral <id> («name» — «customer»)``: the names were written by others, so they are quoted."""
     customer = referral.customer_profile.name if referral.customer_profile else None
     return f"referral {referral.id} ({quote(referral.name or 'unnamed')} — {quote(customer or 'unknown customer')})"
+
+
+def _check_restorable(op: PatchOperation, change_id: int) -> None:
+    """A field that was empty before the change can be restored only where the service lets it be
+    cleared (status reason, external reference id ...); a deal value or a date cannot be set back to
+    nothing, so the undo is refused before a person is asked rather than failing at Partner Center."""
+    if op.value is not None:
+        return
+    try:
+        patch_paths.resolve(op.path).validate(None)
+    except InvalidInput:
+        name = field_name(op.path)
+        raise UndoNotPossible(
+            f"Change {change_id} cannot be undone: {name} was empty before it, and Partner Center cannot "
+            f"clear {name}.",
+            hint=f"Set {name} to the value you want with update_field instead.",
+        ) from None
 
 
 def _check_undoable(entry: JournalEntry) -> None:

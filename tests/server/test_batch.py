@@ -278,6 +278,11 @@ async def test_batch_changes_are_read_like_update_field_and_say_so(client: Clien
     msg = await call_error(client, "batch_update", {"items": [{**item, "colour": "red"}]})
     assert "colour" in msg and "referral_id" in msg  # an unknown key is refused, never ignored
 
+    flat = {"referral_id": row["id"], "field": "closing date", "value": "2027-03-31"}
+    read = await call(client, "batch_update", {"items": [flat]})  # one change given flat in its item
+    assert any("items[0] field/value read as items[0].changes[0]" in note for note in read["read_as"]), read
+    assert "closing date" in read["items"][0] and "2027-03-31" in read["items"][0]
+
 
 # --- the executor on its own: every outcome, and a batch cancelled half-way ----------------------------
 

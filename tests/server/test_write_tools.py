@@ -208,6 +208,28 @@ async def test_accept_then_undo_is_refused_but_value_change_undoes(client: Clien
     assert "already undone" in msg
 
 
+async def test_undo_of_a_value_that_was_empty_is_refused_before_asking(
+    client: Client, sandbox: Sandbox
+) -> None:
+    created = await sandbox.create(
+        {
+            "name": "No value yet",
+            "type": "Independent",
+            "customerProfile": {"name": "Wingtip", "address": {"country": "US", "city": "Austin"}},
+            "consent": {"consentToContact": True},
+            "details": {"notes": "early lead"},
+        }
+    )
+    assert created["details"].get("dealValue") is None
+    changed = await _confirmed(
+        client, "update_field", _update(created["id"], deal_value=1000, currency="USD")
+    )
+    assert changed["status"] == "applied"
+    msg = await call_error(client, "undo_change", {"change_id": changed["change_id"]})
+    assert "deal value was empty before it" in msg and "update_field" in msg  # refused, not sent
+    assert (await sandbox.get(created["id"]))["details"]["dealValue"] == 1000
+
+
 async def test_undo_refused_when_referral_changed_since(client: Client, sandbox: Sandbox) -> None:
     target = await _active(sandbox)
     changed = await _confirmed(client, "update_field", _update(target["id"], deal_value=555))
