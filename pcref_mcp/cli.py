@@ -107,16 +107,24 @@ def cmd_config(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_journal(args: argparse.Namespace, settings: Any) -> int:
-    from pcref_mcp.config import data_dir
+    import anyio
+
+    from pcref_mcp.store import open_store
     from pcref_mcp.writes.journal import Journal
 
-    journal = Journal(settings.journal_path or data_dir() / "journal.sqlite3")
-    entries = journal.recent(args.limit, referral_id=args.referral, any_actor=args.all)
+    async def read() -> list[Any]:
+        store = open_store(settings.store_location, secret=settings.store_secret)
+        try:
+            return await Journal(store).recent(args.limit, referral_id=args.referral, any_actor=args.all)
+        finally:
+            await store.close()
+
+    entries = anyio.run(read)
     if args.json:
         print(json.dumps([e.shown() for e in entries], indent=2, default=str))
         return 0
     if not entries:
-        print(f"The journal is empty ({journal.path}).")
+        print(f"The journal is empty ({settings.store_shown}).")
         return 0
     for e in entries:
         shown = e.shown()

@@ -298,7 +298,7 @@ class RecentChanges(BaseModel):
 @tool("Recent changes", untrusted=True)
 async def recent_changes(ctx: Context) -> Annotated[CallToolResult, RecentChanges]:
     """Your latest 20 writes, newest first: change_id (for undo_change), when, what, status, undo."""
-    entries = runtime_of(ctx).journal.recent(20)
+    entries = await runtime_of(ctx).journal.recent(20)
     return respond(RecentChanges(changes=[recent_change(e) for e in entries]))
 
 
