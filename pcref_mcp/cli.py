@@ -78,7 +78,15 @@ def cmd_sandbox(args: argparse.Namespace, settings: Any) -> int:
         file=sys.stderr,
         flush=True,
     )
-    serve(host=args.host, port=args.port, db_path=db, reset=args.reset, size=args.size, profile=args.profile)
+    serve(
+        host=args.host,
+        port=args.port,
+        db_path=db,
+        reset=args.reset,
+        size=args.size,
+        profile=args.profile,
+        rate_limit=args.rate_limit,
+    )
     return 0
 
 
@@ -268,6 +276,9 @@ def _parser() -> argparse.ArgumentParser:
         "--profile",
         choices=("lenient", "strict"),
         help="strict: as documented (default PCREF_SANDBOX_PROFILE)",
+    )
+    sandbox.add_argument(
+        "--rate-limit", type=int, default=100, help="requests per 60 s per token, as the service (0: off)"
     )
     sandbox.set_defaults(run=cmd_sandbox)
 

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pcref_mcp.config import Settings, data_dir
+from pcref_mcp.config import SANDBOX_BASE_URL, Settings, data_dir
 
 if TYPE_CHECKING:
     import httpx
@@ -51,6 +51,8 @@ class Runtime:
     def backend_label(self) -> str:
         if self.settings.backend == "live":
             return f"Partner Center (live) at {self.base_url}"
+        if self.settings.base_url != SANDBOX_BASE_URL:
+            return f"standalone sandbox at {self.base_url}"
         return f"embedded sandbox ({self.sandbox_db_path or 'in memory'})"
 
     @property
@@ -156,7 +158,10 @@ class Runtime:
             from pcref_mcp.partner_center.auth import StaticTokenProvider
 
             tokens = StaticTokenProvider(SANDBOX_TOKEN)
-            transport = self._transport or self._sandbox_transport()
+            # PCREF_BASE_URL naming a standalone sandbox (`pcref-mcp sandbox`): the one backend that
+            # the replicas of a team deployment share, reached over HTTP
+            standalone = self.settings.base_url != SANDBOX_BASE_URL and self.sandbox_app is None
+            transport = self._transport or (None if standalone else self._sandbox_transport())
         log.info("backend: %s", self.backend_label)
         return PartnerCenterClient(
             self.base_url, tokens, transport=transport, limiter=limiter, timeout=self.settings.timeout

@@ -96,7 +96,7 @@ class SqliteStore(Store):
                     db.execute("UPDATE writes SET undone_by=? WHERE id=?", (entry_id, row[0]))
 
     async def journal_get(self, entry_id: int, *, actor_id: str | None) -> Row | None:
-        sql, args = "SELECT * FROM writes WHERE id=?", [entry_id]
+        sql, args = "SELECT * FROM writes WHERE id=?", list[Any]([entry_id])
         if actor_id is not None:
             sql += " AND actor_id=?"
             args.append(actor_id)
