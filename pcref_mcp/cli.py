@@ -127,7 +127,10 @@ def cmd_journal(args: argparse.Namespace, settings: Any) -> int:
         finally:
             await store.close()
 
-    entries = anyio.run(read)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, also when called from async code
+        entries = thread.submit(anyio.run, read).result()
     if args.json:
         print(json.dumps([e.shown() for e in entries], indent=2, default=str))
         return 0

@@ -24,7 +24,9 @@ def postgres_cluster():  # type: ignore[no-untyped-def]
 
     if find_binary("initdb") is None:
         if os.environ.get("PCREF_POSTGRES_REQUIRED") == "1":
-            pytest.fail("PostgreSQL is not installed (make test installs it as root: apt-get install postgresql)")
+            pytest.fail(
+                "PostgreSQL is not installed (make test installs it as root: apt-get install postgresql)"
+            )
         pytest.skip("PostgreSQL is not installed")
     cluster = Postgres()
     cluster.start()

@@ -63,7 +63,9 @@ async def test_a_handle_is_short_and_writes_once(store: ApprovalStore) -> None:
         (Claims(CLAIMS.owner, CLAIMS.tool, "q" * 64, CLAIMS.etag), "arguments differ"),
     ],
 )
-async def test_a_handle_is_bound_to_owner_tool_and_plan(store: ApprovalStore, other: Claims, message: str) -> None:
+async def test_a_handle_is_bound_to_owner_tool_and_plan(
+    store: ApprovalStore, other: Claims, message: str
+) -> None:
     handle = await store.issue(CLAIMS, ttl=300)
     with pytest.raises(ConfirmationError, match=message):
         await store.redeem(handle, other)
@@ -186,7 +188,9 @@ async def test_replicas_racing_to_redeem_one_token_exactly_one_wins(new_store: A
             handle = await replicas[0].issue(CLAIMS, ttl=300)
             outcomes: list[str] = []
 
-            async def redeem(store: ApprovalStore, handle: str = handle, outcomes: list[str] = outcomes) -> None:
+            async def redeem(
+                store: ApprovalStore, handle: str = handle, outcomes: list[str] = outcomes
+            ) -> None:
                 try:
                     await store.redeem(handle, CLAIMS)
                     outcomes.append("won")
