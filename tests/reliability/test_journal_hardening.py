@@ -16,8 +16,8 @@ import pytest
 
 from pcref_mcp import identity
 from pcref_mcp.errors import InvalidInput
-from pcref_mcp.writes import journal as journal_module
 from pcref_mcp.store.migrations import SQLITE
+from pcref_mcp.writes import journal as journal_module
 from pcref_mcp.writes.journal import Journal
 
 _V1_SCHEMA = SQLITE[0][1].replace("\n        ", "\n")
