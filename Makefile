@@ -9,10 +9,13 @@ TS_SDK_VERSION := 1.32.2
 TS_CLIENT_VERSION := 2.4.0
 TS_SDK := .tools/.ts-sdk-$(TS_SDK_VERSION)-client-$(TS_CLIENT_VERSION)  # a stamp: the Inspector brings its own client
 
-.PHONY: run test lint typecheck unit e2e snapshots bench fuzz clean
+.PHONY: run team test lint typecheck unit e2e snapshots bench fuzz clean
 
 run: $(STAMP)  ## serve Streamable HTTP on 127.0.0.1:8765 against the embedded sandbox
 	$(VENV)/bin/pcref-mcp serve --http
+
+team: $(STAMP)  ## team mode on 127.0.0.1:8765: the sandbox and a stand-in identity provider (test users)
+	$(VENV)/bin/pcref-mcp team --stand-in
 
 test: lint typecheck unit e2e  ## everything CI runs
 

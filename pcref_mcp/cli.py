@@ -67,6 +67,12 @@ def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
+def cmd_team(args: argparse.Namespace, settings: Any) -> int:
+    from pcref_mcp.team.serve import cmd_team as team
+
+    return team(args, settings)
+
+
 def cmd_sandbox(args: argparse.Namespace, settings: Any) -> int:
     from pcref_mcp.sandbox import serve
     from pcref_mcp.sandbox.config import default_db_path
@@ -268,6 +274,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--live", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument("--read-only", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=cmd_serve)
+
+    team = sub.add_parser("team", help="serve a team over HTTP: each person signs in (Entra ID)")
+    team.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    team.add_argument("--port", type=int, help="HTTP port (default 8765)")
+    team.add_argument("--stand-in", action="store_true", help="with a local stand-in identity provider")
+    team.add_argument("--stand-in-port", type=int, default=8790, help="its port (default 8790)")
+    team.add_argument("--read-only", action="store_true", help=argparse.SUPPRESS)
+    team.set_defaults(run=cmd_team)
 
     sandbox = sub.add_parser("sandbox", help="run the local Partner Center Referrals service")
     sandbox.add_argument("--host", default="127.0.0.1")

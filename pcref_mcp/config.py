@@ -78,6 +78,14 @@ class Settings(BaseModel):
     http_session_idle_seconds: int = Field(default=900, ge=1)
     http_stateless: bool = False  # every request stands alone: any replica serves any request
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Team mode (`pcref-mcp team`): each request carries the person's own token; see pcref_mcp/team.
+    team_public_url: str | None = None  # the server's public base URL; None: http://<host>:<port>
+    team_issuer: str | None = None  # None: <authority_host>/<tenant_id>/v2.0
+    team_audiences: tuple[str, ...] = ()  # accepted `aud`; empty: client_id, api://client_id, <url>/mcp
+    team_allowed_tenants: tuple[str, ...] = ()  # empty: tenant_id only
+    team_scope: str = "access_as_user"  # the delegated scope the API app exposes
+    team_proxy: bool = True  # serve OAuth metadata + registration and broker to Entra
+    team_ca_bundle: Path | None = None  # extra CA for the authorization server (the stand-in's)
 
     _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
 
@@ -270,7 +278,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _from_env(name: str, raw: str) -> Any:
     """Environment values are strings; lists are comma- or space-separated."""
-    if name == "scopes":
+    if name in ("scopes", "team_audiences", "team_allowed_tenants"):
         return tuple(part for part in raw.replace(",", " ").split() if part)
     return raw.strip()
 

@@ -67,6 +67,18 @@ class SignInError(PcrefError):
     """Sign-in is not set up, was refused, or the cached account has expired."""
 
 
+class ClaimsChallenge(SignInError):
+    """Conditional Access (MFA, a compliant device…) wants more before Partner Center may be called.
+
+    ``claims`` is the JSON claims request from Microsoft Entra; the team server hands it back to the
+    client as an ``insufficient_claims`` challenge so the person signs in again and satisfies it.
+    """
+
+    def __init__(self, message: str, *, claims: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.claims = claims
+
+
 # --- the service answered with an error -----------------------------------------------------------
 
 

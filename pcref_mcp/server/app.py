@@ -36,8 +36,12 @@ class State:
     runtime: Runtime
 
 
-def build_server(settings: Settings, *, runtime: Runtime | None = None) -> MCPServer[State]:
-    """The server; ``runtime`` lets tests share one backend between sessions."""
+def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: Any) -> MCPServer[State]:
+    """The server; ``runtime`` lets tests share one backend between sessions.
+
+    ``sdk`` goes to ``MCPServer`` as is: team mode passes its authorization (``auth``,
+    ``token_verifier`` or ``auth_server_provider``) and ``middleware`` this way.
+    """
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[State]) -> AsyncIterator[State]:
@@ -59,6 +63,7 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None) -> MCPSe
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,
+        **sdk,
     )
     for spec in TOOLS:
         if settings.read_only and spec.writes:

@@ -1,0 +1,216 @@
+"""Team mode's ASGI app: the MCP server behind the SDK's authorization, one person per request.
+
+Built from the SDK's pieces: ``AuthSettings`` (RFC 9728 resource metadata at
+``/.well-known/oauth-protected-resource/mcp``, 401 with ``WWW-Authenticate … resource_metadata=…``,
+403 naming a missing scope), :class:`~pcref_mcp.team.tokens.EntraTokenVerifier` for the tokens,
+:class:`~pcref_mcp.team.principal.PrincipalMiddleware` to run every request as its person,
+:class:`~pcref_mcp.team.runtime.TeamRuntime` for per-person Partner Center clients (on-behalf-of),
+and in proxy mode :class:`~pcref_mcp.team.proxy.EntraProxy` as the authorization server clients
+register with. The same code serves Entra and the stand-in identity provider; only settings differ.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from pcref_mcp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pcref_mcp.config import Settings
+    from pcref_mcp.team.proxy import EntraProxy
+    from pcref_mcp.team.runtime import TeamRuntime
+    from pcref_mcp.team.tokens import EntraTokenVerifier
+
+__all__ = ["TeamParts", "TeamPlan", "plan_for", "team_app", "team_server"]
+
+
+@dataclass(frozen=True)
+class TeamPlan:
+    """Every URL and name team mode derives from the settings (``pcref-mcp config`` shows the inputs)."""
+
+    base_url: str  # where clients reach this server
+    resource: str  # the MCP endpoint = the protected resource
+    scope: str  # the full delegated scope clients request, e.g. api://<client id>/access_as_user
+    issuer: str  # may contain {tenantid}
+    discovery_url: str
+    audiences: tuple[str, ...]
+    tenants: tuple[str, ...]
+    proxy: bool
+
+    @property
+    def scope_prefix(self) -> str:
+        return self.scope.rpartition("/")[0]
+
+    @property
+    def entra_issuer(self) -> str:
+        return self.issuer.replace("{tenantid}", self.tenants[0])
+
+
+@dataclass(frozen=True)
+class TeamParts:
+    """What :func:`team_server` wired together (kept on the server as ``server.team``)."""
+
+    plan: TeamPlan
+    runtime: TeamRuntime
+    verifier: EntraTokenVerifier
+    proxy: EntraProxy | None
+
+
+def plan_for(settings: Settings, *, host: str, port: int) -> TeamPlan:
+    if not settings.tenant_id or not settings.client_id:
+        raise ConfigError(
+            "Team mode needs the API app registration: set PCREF_TENANT_ID and PCREF_CLIENT_ID "
+            "(and PCREF_CLIENT_SECRET). See the README, 'Team server'. To try it without Microsoft: "
+            "`pcref-mcp team --stand-in`."
+        )
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = (settings.team_public_url or f"http://{shown}:{port}").rstrip("/")
+    parsed = urlparse(base)
+    if parsed.scheme != "https" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            f"PCREF_TEAM_PUBLIC_URL must be https (got {base}); OAuth clients refuse plain http beyond loopback."
+        )
+    scope = (
+        settings.team_scope
+        if "/" in settings.team_scope
+        else f"api://{settings.client_id}/{settings.team_scope}"
+    )
+    issuer = settings.team_issuer or f"{settings.authority_host.rstrip('/')}/{{tenantid}}/v2.0"
+    tenants = settings.team_allowed_tenants or (settings.tenant_id,)
+    resource = f"{base}/mcp"
+    audiences = settings.team_audiences or (settings.client_id, f"api://{settings.client_id}", resource)
+    return TeamPlan(
+        base_url=base,
+        resource=resource,
+        scope=scope,
+        issuer=issuer,
+        discovery_url=issuer.replace("{tenantid}", tenants[0]) + "/.well-known/openid-configuration",
+        audiences=tuple(audiences),
+        tenants=tuple(tenants),
+        proxy=settings.team_proxy,
+    )
+
+
+def verifier_for(settings: Settings, plan: TeamPlan, **keys: Any) -> EntraTokenVerifier:
+    from pcref_mcp.team.tokens import EntraTokenVerifier, JwksCache
+
+    return EntraTokenVerifier(
+        issuer=plan.issuer,
+        audiences=plan.audiences,
+        allowed_tenants=plan.tenants,
+        resource=plan.resource,
+        scope_prefix=plan.scope_prefix,
+        keys=JwksCache(plan.discovery_url, verify=_tls_verify(settings), **keys),
+    )
+
+
+def team_server(
+    settings: Settings,
+    plan: TeamPlan,
+    *,
+    runtime: TeamRuntime | None = None,
+    verifier: EntraTokenVerifier | None = None,
+) -> Any:
+    """The MCP server with the SDK's authorization wired in (and the proxy's callback route)."""
+    from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
+
+    from pcref_mcp.server.app import build_server
+    from pcref_mcp.team.obo import OnBehalfOf
+    from pcref_mcp.team.principal import PrincipalMiddleware
+    from pcref_mcp.team.runtime import TeamRuntime
+
+    verifier = verifier or verifier_for(settings, plan)
+    runtime = runtime or TeamRuntime(settings, OnBehalfOf(settings))
+    sdk: dict[str, Any] = {"middleware": [PrincipalMiddleware()]}
+    proxy = None
+    if plan.proxy:
+        from pcref_mcp.team.proxy import CALLBACK_PATH, SIGN_IN_SCOPES, EntraProxy
+
+        proxy = EntraProxy(settings, verifier, base_url=plan.base_url, scope=plan.scope)
+        sdk["auth_server_provider"] = proxy
+        sdk["auth"] = AuthSettings(
+            issuer_url=plan.base_url,  # type: ignore[arg-type]
+            resource_server_url=plan.resource,  # type: ignore[arg-type]
+            required_scopes=[plan.scope],
+            client_registration_options=ClientRegistrationOptions(
+                enabled=True, valid_scopes=[plan.scope, *SIGN_IN_SCOPES], default_scopes=[plan.scope]
+            ),
+            revocation_options=RevocationOptions(enabled=True),
+            validate_token_resource=False,  # the verifier checks the audience itself
+        )
+    else:
+        sdk["token_verifier"] = verifier
+        sdk["auth"] = AuthSettings(
+            issuer_url=plan.entra_issuer,  # type: ignore[arg-type]
+            resource_server_url=plan.resource,  # type: ignore[arg-type]
+            required_scopes=[plan.scope],
+            validate_token_resource=False,
+        )
+    server = build_server(settings, runtime=runtime, **sdk)
+    if proxy is not None:
+        server.custom_route(CALLBACK_PATH, methods=["GET", "POST"])(proxy.callback)
+    server.team = TeamParts(plan, runtime, verifier, proxy)  # type: ignore[attr-defined]
+    return server
+
+
+def team_app(settings: Settings, *, host: str, port: int, server: Any = None) -> Any:
+    """The ASGI app for ``pcref-mcp team`` (the SDK's streamable HTTP app with authorization)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from pcref_mcp.server.http import is_loopback
+
+    plan = plan_for(settings, host=host, port=port)
+    server = server or team_server(settings, plan)
+    names = ["127.0.0.1", "localhost", "[::1]"] if is_loopback(host) else [host]
+    public = urlparse(plan.base_url)
+    hosts = [f"{n}:{port}" for n in names] + names + [public.netloc]
+    origins = [f"{s}://{h}" for s in ("http", "https") for h in hosts]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+    from mcp.server.auth.routes import build_resource_metadata_url
+
+    from pcref_mcp.team.challenge import ClaimsGate
+
+    parts: TeamParts = server.team
+    app = server.streamable_http_app(transport_security=security, host=host)
+    _close_on_shutdown(app, parts.runtime)
+    if parts.proxy is not None:
+        from pcref_mcp.team.proxy import advertise_metadata_documents
+
+        app = advertise_metadata_documents(app)
+    return ClaimsGate(
+        app,
+        verifier=parts.verifier,
+        obo=parts.runtime.obo,
+        resource_metadata_url=str(build_resource_metadata_url(plan.resource)),  # type: ignore[arg-type]
+        proxy=parts.proxy,
+    )
+
+
+def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:
+    """Close every person's Partner Center client and the journal when the app shuts down (the
+    runtime is shared, so the server's own lifespan does not own it)."""
+    from contextlib import asynccontextmanager
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> Any:
+        async with inner(app_) as state:
+            try:
+                yield state
+            finally:
+                await runtime.aclose()
+
+    app.router.lifespan_context = lifespan
+
+
+def _tls_verify(settings: Settings) -> ssl.SSLContext | bool:
+    if settings.team_ca_bundle is None:
+        return True
+    return ssl.create_default_context(cafile=str(Path(settings.team_ca_bundle).expanduser()))

@@ -1,0 +1,178 @@
+"""Partner Center as the person: the on-behalf-of flow (msal ``ConfidentialClientApplication``).
+
+The token a person's client sends is for *this* server (audience = the API app); Partner Center needs
+one for itself. The OBO grant trades the first for the second, so every Partner Center call runs with
+that person's own rights, MFA state and Conditional Access, and the client never holds (or sees) a
+Partner Center token.
+
+Each person gets their own msal application object and token cache (:class:`OnBehalfOf` keeps them,
+the least recently used dropped beyond ``max_people``): msal serves the Partner Center token from that
+cache until it nears expiry and then refreshes it with the refresh token the OBO grant returned, so a
+busy person costs one sign-in round trip an hour, and nobody's tokens ever sit in another's cache.
+When Conditional Access wants more (MFA, a compliant device), Entra answers ``interaction_required``
+with a ``claims`` request; that becomes :class:`~pcref_mcp.errors.ClaimsChallenge`, which the team
+server hands back to the client as an ``insufficient_claims`` challenge.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import anyio
+from mcp.server.auth.middleware.auth_context import get_access_token
+
+from pcref_mcp.errors import ClaimsChallenge, ConfigError, SignInError
+from pcref_mcp.identity import Principal
+
+if TYPE_CHECKING:
+    from pcref_mcp.config import Settings
+
+__all__ = ["OnBehalfOf", "PersonTokens", "confidential_app", "msal_http_client"]
+
+
+class OnBehalfOf:
+    """One per server: the API app's credentials and each person's msal cache."""
+
+    def __init__(self, settings: Settings, *, max_people: int = 1000) -> None:
+        if not (settings.tenant_id and settings.client_id):
+            raise ConfigError(
+                "Team mode needs PCREF_TENANT_ID and PCREF_CLIENT_ID (the API app registration)."
+            )
+        if settings.client_secret is None and settings.client_certificate_path is None:
+            raise ConfigError(
+                "Team mode calls Partner Center on behalf of each person, which needs the API app's "
+                "credential: set PCREF_CLIENT_SECRET, or PCREF_CLIENT_CERTIFICATE_PATH and "
+                "PCREF_CLIENT_CERTIFICATE_THUMBPRINT."
+            )
+        self.settings = settings
+        self.scopes = list(settings.scopes)
+        self.http_cache: dict[Any, Any] = {}  # msal's discovery cache, shared: one look-up, not one a person
+        self._people: OrderedDict[str, PersonTokens] = OrderedDict()
+        self._max = max_people
+        self._lock = threading.Lock()
+
+    def for_person(self, principal: Principal) -> PersonTokens:
+        with self._lock:
+            tokens = self._people.pop(principal.id, None) or PersonTokens(self, principal)
+            self._people[principal.id] = tokens
+            while len(self._people) > self._max:
+                self._people.popitem(last=False)
+            return tokens
+
+    def new_app(self) -> Any:
+        return confidential_app(self.settings, http_cache=self.http_cache)
+
+
+class PersonTokens:
+    """The Partner Center token provider for one person (the client's ``TokenProvider``)."""
+
+    app_only = False
+
+    def __init__(self, owner: OnBehalfOf, principal: Principal) -> None:
+        self._owner = owner
+        self.principal = principal
+        self._app: Any = None
+        self._lock = threading.Lock()  # one msal call at a time per person: a refresh must not race
+
+    def account_label(self) -> str | None:
+        return self.principal.name or self.principal.id
+
+    async def get_token(self) -> str:
+        incoming = get_access_token()
+        # The assertion is the token of the request being served; it must be this person's.
+        if incoming is None or (incoming.claims or {}).get("oid", incoming.subject) != self.principal.id:
+            raise SignInError("This call is not signed in as the person it is for; nothing was sent.")
+        return await self.exchange(incoming.token)
+
+    async def exchange(self, assertion: str) -> str:
+        """This person's Partner Center token for ``assertion`` (their validated incoming token)."""
+        return await anyio.to_thread.run_sync(self._exchange, assertion)
+
+    def _exchange(self, assertion: str) -> str:
+        with self._lock:
+            try:
+                if self._app is None:
+                    self._app = self._owner.new_app()
+                result = None
+                accounts = self._app.get_accounts()  # this person's own cache: at most them
+                if accounts:  # a cached Partner Center token, or a refresh with the OBO refresh token
+                    result = self._app.acquire_token_silent_with_error(
+                        self._owner.scopes, account=accounts[0]
+                    )
+                if not result or "access_token" not in result:
+                    result = self._app.acquire_token_on_behalf_of(assertion, self._owner.scopes)
+            except SignInError:
+                raise
+            except Exception as exc:  # requests/msal failures: keep the kind, drop the details
+                raise SignInError(
+                    f"Could not reach the sign-in service ({type(exc).__name__}).",
+                    hint="Try again in a minute; if it persists, the server's administrator should check it.",
+                ) from None
+        if result and "access_token" in result:
+            return str(result["access_token"])
+        result = result or {}
+        if result.get("claims"):
+            raise ClaimsChallenge(
+                "Partner Center needs you to sign in again to satisfy your organisation's policy "
+                "(multi-factor authentication or a compliant device).",
+                claims=str(result["claims"]),
+                hint="Reconnect the server in your assistant and sign in; then ask again.",
+            )
+        code = str(result.get("error") or "unknown_error")
+        first = str(result.get("error_description") or "").strip().splitlines()
+        raise SignInError(
+            f"Microsoft Entra refused to let this server act for you in Partner Center ({code}"
+            + (f": {first[0].split(' Trace ID')[0]}" if first else "")
+            + ").",
+            hint="Your administrator must grant the API app the Partner Center permission (admin consent).",
+        )
+
+
+def msal_http_client(settings: Settings) -> Any:
+    """A requests session for msal that trusts ``team_ca_bundle`` (the stand-in's certificate) if set."""
+    if settings.team_ca_bundle is None:
+        return None
+    import requests
+
+    session = requests.Session()
+    session.verify = str(Path(settings.team_ca_bundle).expanduser())
+    session.trust_env = False
+    return session
+
+
+def confidential_app(
+    settings: Settings, *, http_cache: dict[Any, Any] | None = None, token_cache: Any = None
+) -> Any:
+    """msal's confidential client for the API app (secret or certificate), against the configured authority."""
+    import msal
+    from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+
+    credential: Any
+    if settings.client_certificate_path is not None:
+        try:
+            key = Path(settings.client_certificate_path).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"PCREF_CLIENT_CERTIFICATE_PATH is unreadable: {exc.strerror}.") from None
+        credential = {"private_key": key, "thumbprint": settings.client_certificate_thumbprint}
+    else:
+        assert settings.client_secret is not None
+        credential = settings.client_secret.get_secret_value()
+    kwargs: dict[str, Any] = {"authority": settings.authority, "http_cache": http_cache}
+    if urlparse(settings.authority_host).hostname not in WELL_KNOWN_AUTHORITY_HOSTS:
+        kwargs["instance_discovery"] = False  # a private or stand-in authority
+    http = msal_http_client(settings)
+    if http is not None:
+        kwargs["http_client"] = http
+    try:
+        return msal.ConfidentialClientApplication(
+            settings.client_id,
+            client_credential=credential,
+            token_cache=token_cache if token_cache is not None else msal.TokenCache(),
+            **kwargs,
+        )
+    except ValueError as exc:
+        raise SignInError(f"The sign-in authority {settings.authority} is not usable: {exc}") from None

@@ -1,0 +1,84 @@
+"""``pcref-mcp team``: serve team mode; with ``--stand-in``, also the local identity provider.
+
+``--stand-in`` is the one command that lets anyone try team mode on a fresh machine: it starts the
+stand-in identity provider over TLS (a fresh self-signed certificate), points every Entra setting at
+it, uses the sandbox as the backend and prints how to connect and who can sign in.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+from pcref_mcp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pcref_mcp.config import Settings
+
+__all__ = ["cmd_team", "stand_in_settings"]
+
+log = logging.getLogger("pcref_mcp.team")
+
+
+def stand_in_settings(settings: Settings, idp_url: str, cert: Path) -> Settings:
+    """The settings that point team mode at a running stand-in (the same keys Entra needs)."""
+    from pcref_mcp.team import standin_idp
+
+    if settings.is_live:
+        raise ConfigError("--stand-in uses the sandbox; it cannot be combined with the live backend.")
+    return settings.model_copy(
+        update={
+            "tenant_id": standin_idp.TENANT,
+            "client_id": standin_idp.API_CLIENT_ID,
+            "client_secret": SecretStr(standin_idp.API_CLIENT_SECRET),
+            "authority_host": idp_url,
+            "team_issuer": None,
+            "team_audiences": (),
+            "team_allowed_tenants": (),
+            "team_ca_bundle": cert,
+        }
+    )
+
+
+def cmd_team(args: Any, settings: Settings) -> int:
+    import uvicorn
+
+    from pcref_mcp.team.app import plan_for, team_app
+
+    host = args.host or settings.http_host
+    port = args.port if args.port is not None else settings.http_port
+    with ExitStack() as stack:
+        if args.stand_in:
+            from pcref_mcp.team.standin_idp import USERS, RunningIdp, StandInIdp
+
+            cert_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pcref-standin-")))
+            idp = stack.enter_context(RunningIdp(StandInIdp(), cert_dir, port=args.stand_in_port))
+            settings = stand_in_settings(settings, idp.url, idp.cert)
+            people = ", ".join(
+                f"{u.login} ({u.upn}{', needs MFA' if u.mfa_required else ''})" for u in USERS.values()
+            )
+            print(
+                f"Stand-in identity provider at {idp.url} (certificate {idp.cert}); "
+                f"test users: {people}. eve is in another tenant and is refused.",
+                file=sys.stderr,
+                flush=True,
+            )
+        app = team_app(settings, host=host, port=port)
+        plan = plan_for(settings, host=host, port=port)
+        print(
+            f"pcref-mcp team server at {plan.resource} — scope {plan.scope}; "
+            f"authorization server: {'this server (proxy to Entra)' if plan.proxy else plan.entra_issuer}\n"
+            f'  VS Code (.vscode/mcp.json): {{"servers": {{"pcref": {{"type": "http", "url": "{plan.resource}"}}}}}}\n'
+            "  Claude.ai / ChatGPT: add a custom connector with this URL (needs a public https URL).\n"
+            "  Stop with Ctrl+C.",
+            file=sys.stderr,
+            flush=True,
+        )
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    return 0

@@ -1,0 +1,60 @@
+"""`pcref-mcp team`: refuses clearly when the API app is not configured; the team settings parse."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from pcref_mcp.cli import main
+from pcref_mcp.errors import ConfigError
+from pcref_mcp.team.app import plan_for
+from tests.team.conftest import base_settings
+
+
+def test_team_without_an_app_registration_says_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in ("PCREF_TENANT_ID", "PCREF_CLIENT_ID", "PCREF_CLIENT_SECRET", "PCREF_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    logger = logging.getLogger("pcref_mcp")  # main() points it at this test's (soon closed) stderr
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
+    assert main(["team", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "PCREF_TENANT_ID" in err and "--stand-in" in err
+
+
+def test_the_plan_follows_the_settings(tmp_path: Path) -> None:
+    settings = base_settings(
+        tmp_path,
+        tenant_id="t1",
+        client_id="app",
+        team_allowed_tenants="t1, t2",
+        team_audiences="app api://app",
+        team_public_url="https://pcref.contoso.example/",
+        team_proxy="false",
+    )
+    plan = plan_for(settings, host="0.0.0.0", port=8765)
+    assert plan.resource == "https://pcref.contoso.example/mcp"
+    assert plan.scope == "api://app/access_as_user"
+    assert plan.tenants == ("t1", "t2") and plan.audiences == ("app", "api://app")
+    assert plan.issuer == "https://login.microsoftonline.com/{tenantid}/v2.0"
+    assert plan.entra_issuer == "https://login.microsoftonline.com/t1/v2.0"
+    assert plan.proxy is False
+
+
+def test_defaults_cover_a_single_tenant_on_loopback(tmp_path: Path) -> None:
+    plan = plan_for(base_settings(tmp_path, tenant_id="t1", client_id="app"), host="127.0.0.1", port=9000)
+    assert plan.resource == "http://127.0.0.1:9000/mcp"
+    assert plan.audiences == ("app", "api://app", "http://127.0.0.1:9000/mcp")
+    assert plan.tenants == ("t1",) and plan.proxy is True
+
+
+def test_plain_http_beyond_loopback_is_refused(tmp_path: Path) -> None:
+    settings = base_settings(tmp_path, tenant_id="t", client_id="c", team_public_url="http://pcref.example")
+    with pytest.raises(ConfigError, match="https"):
+        plan_for(settings, host="0.0.0.0", port=8765)
