@@ -23,7 +23,6 @@ from pcref_mcp.writes.journal import Journal
 def _journal_records_actor() -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         journal = Journal(Path(tmp) / "j.sqlite3")
-        journal.recent(1)
         journal.close()
         with sqlite3.connect(Path(tmp) / "j.sqlite3") as db:
             columns = [row[1] for row in db.execute("PRAGMA table_info(writes)")]
