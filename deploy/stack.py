@@ -147,6 +147,16 @@ class Stack:
         assert self.postgres is not None
         self.postgres.restart()
 
+    def sandbox_faults(self, **faults: object) -> None:
+        """Set the shared sandbox's injected faults (``latency_ms``, ``error_rate``…; ``clear=True``)."""
+        response = httpx.post(
+            f"{self.sandbox_url}/_sandbox/faults",
+            json=faults,
+            headers={"X-Sandbox-Control": self.control_token},
+            timeout=10,
+        )
+        response.raise_for_status()
+
     def replica_pids(self) -> dict[int, int]:
         return {i: p.pid for i, p in self._replicas.items()}
 

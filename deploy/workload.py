@@ -117,7 +117,9 @@ class Workload:
                 continue
             if answer.get("status") == "applied":
                 outcome.acknowledged[int(answer["change_id"])] = (referral, value)
-            elif attempt and "already used" in str(answer.get("error", "")):
+            elif attempt and any(
+                m in str(answer.get("error", "")) for m in ("already used", "nothing to change")
+            ):
                 outcome.unknown.append((referral, value))  # the first attempt spent it: the journal knows
             else:
                 outcome.refused.append(f"confirm: {answer}")

@@ -175,7 +175,9 @@ def test_sealing_rotates_and_refuses_a_wrong_key() -> None:
         Sealer(b"other" * 8).open(sealed, bound_to="p")
 
 
-async def test_a_postgres_store_survives_a_restart_of_the_database(postgres_cluster: Any, postgres_url: str) -> None:
+async def test_a_postgres_store_survives_a_restart_of_the_database(
+    postgres_cluster: Any, postgres_url: str
+) -> None:
     from pcref_mcp.store.postgres import PostgresStore
 
     store = PostgresStore(postgres_url, secret=b"k" * 32, retry_seconds=30.0)
