@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import scale
+
 Row = tuple[str, str, str, str, str, str]  # figure, value, baseline, ratio, target, met
 
 
@@ -42,6 +44,7 @@ def render(results: dict[str, Any]) -> str:
         ("4. API calls per task (counted at the sandbox)", _calls),
         ("5. Overhead of the MCP layer (in-memory client vs the client library)", _overhead),
         ("6. Sandbox at scale", _sandbox),
+        (scale.TITLE, _scale),
     ):
         out += [f"## {title}", ""]
         key = fn.__name__.lstrip("_")
@@ -391,6 +394,10 @@ def _sandbox(r: dict[str, Any]) -> list[str]:
         "",
         *_table(rows),
     ]
+
+
+def _scale(r: dict[str, Any]) -> list[str]:
+    return scale.render(r)
 
 
 # --- formatting -----------------------------------------------------------------------------------------
