@@ -65,9 +65,9 @@ def render(r: dict[str, Any]) -> list[str]:
         for q in ("p50", "p95"):
             a, b = p["latency"][kind][q], s["latency"][kind][q]
             label = (
-                "every call"
+                "every operation (an update counts once)"
                 if kind == "all"
-                else f"`{kind}`" + (" (preview + confirm)" if kind == "update" else "")
+                else f"`{kind}`" + (" (preview + confirm: two calls)" if kind == "update" else "")
             )
             rows.append((f"{label} {q}", _ms(a), _ms(b), _x(a / b), "report", "—"))
     for op, label in (
