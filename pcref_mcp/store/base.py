@@ -13,9 +13,11 @@ import abc
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pcref_mcp.store.sealing import Sealer
+if TYPE_CHECKING:
+    from pcref_mcp.store.sealing import Sealer
+
 
 __all__ = ["JOURNAL_COLUMNS", "Row", "Store"]
 
@@ -177,6 +179,8 @@ class Store(abc.ABC):
         """Under the configured key; without one (single-user SQLite) under a random key kept in the
         store itself, which guards against a copied row but not a copied file."""
         if self._sealing is None:
+            from pcref_mcp.store.sealing import Sealer
+
             keys = await self.keys("token-seal")
             if not keys:
                 await self.add_key("token-seal", time.time(), os.urandom(32))

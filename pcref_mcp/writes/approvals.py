@@ -28,10 +28,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pcref_mcp.errors import ConfirmationError, StaleConfirmation
-from pcref_mcp.store.base import Store
+
+if TYPE_CHECKING:
+    from pcref_mcp.store.base import Store
 
 __all__ = ["TOKEN_MAX_LENGTH", "ApprovalStore", "Claims", "Pending"]
 
@@ -81,7 +83,7 @@ class ApprovalStore:
         key_days: float = 7.0,
         grace: float = 86_400.0,
     ) -> None:
-        if isinstance(where, Store):
+        if not isinstance(where, str | Path | None):  # a Store
             self.store, self.path = where, getattr(where, "path", None)
         else:
             from pcref_mcp.store.sqlite import SqliteStore

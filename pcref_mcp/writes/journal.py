@@ -24,13 +24,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pcref_mcp import identity
 from pcref_mcp.errors import ConfigError, InvalidInput
 from pcref_mcp.referrals import contacts
 from pcref_mcp.referrals.untrusted import quote, quote_at
-from pcref_mcp.store.base import Store
+
+if TYPE_CHECKING:
+    from pcref_mcp.store.base import Store
 
 Status = Literal["pending", "applied", "failed", "in_doubt", "partial"]
 STATUSES: tuple[str, ...] = ("pending", "applied", "failed", "in_doubt", "partial")
@@ -127,7 +129,7 @@ class Journal:
     """
 
     def __init__(self, where: Path | str | Store | None) -> None:
-        if isinstance(where, Store):
+        if not isinstance(where, str | Path | None):  # a Store
             self.store, self.path = where, getattr(where, "path", None)
         else:
             self.path = Path(where) if where is not None else None
