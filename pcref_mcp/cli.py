@@ -114,6 +114,22 @@ def cmd_whoami(args: argparse.Namespace, settings: Any) -> int:
     return whoami(settings, sys.stdout)
 
 
+async def _settle(settings: Any, journal: Any) -> None:
+    """``journal --settle``: decide everyone's in-doubt updates from the service (reads only)."""
+    from pcref_mcp.server.runtime import Runtime
+    from pcref_mcp.writes.settle import settle_in_doubt
+
+    runtime = Runtime(settings)
+    try:
+        settled = await settle_in_doubt(journal, runtime.client)
+    finally:
+        await runtime.aclose()
+    for item in settled:
+        print(f"#{item.entry_id}  {item.status.replace('_', ' ')}: {item.how}", file=sys.stderr)
+    if not settled:
+        print("Nothing is in doubt.", file=sys.stderr)
+
+
 def cmd_config(args: argparse.Namespace, settings: Any) -> int:
     from pcref_mcp.config import cmd_config as show
 
@@ -129,6 +145,8 @@ def cmd_journal(args: argparse.Namespace, settings: Any) -> int:
     async def read() -> list[Any]:
         store = open_store(settings.store_location, secret=settings.store_secret)
         try:
+            if args.settle:
+                await _settle(settings, Journal(store))
             return await Journal(store).recent(args.limit, referral_id=args.referral, any_actor=args.all)
         finally:
             await store.close()
@@ -312,6 +330,9 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("--json", action="store_true")
     journal.add_argument(
         "--all", action="store_true", help="every person's writes (team mode), not only yours"
+    )
+    journal.add_argument(
+        "--settle", action="store_true", help="first decide in-doubt updates from the service (reads only)"
     )
     journal.set_defaults(run=cmd_journal)
 
