@@ -194,3 +194,21 @@ def _service_patches(db: Path) -> dict[str, int]:
 def _service_values(db: Path) -> dict[str, Any]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return {r[0]: r[1] for r in conn.execute("SELECT id, deal_value FROM referrals")}
+
+
+def test_the_scale_benchmark_runs_and_renders(tmp_path: Path) -> None:
+    """bench/scale.py at toy sizes: both deployments measured, every figure present (nothing compared)."""
+    _need_tools()
+    from bench import scale
+
+    results = scale.run(people=4, calls=24, store_ops=5, sandbox_size=60)
+    for label in ("sqlite", "postgres"):
+        assert results[label]["throughput"] > 0 and results[label]["latency"]["update"]["n"] > 0
+    assert set(results["store"]["postgres"]) == {"journal", "approval", "rate", "read"}
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## 6. Sandbox at scale\n\nkept\n")
+    scale.write_section(doc, scale.render(results))
+    text = doc.read_text()
+    assert "kept" in text and f"## {scale.TITLE}" in text and "throughput (tool calls/s)" in text
+    scale.write_section(doc, ["again"])  # replaced, not appended twice
+    assert doc.read_text().count(f"## {scale.TITLE}") == 1 and "again" in doc.read_text()
