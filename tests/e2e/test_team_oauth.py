@@ -23,7 +23,6 @@ import pytest
 
 from pcref_mcp.team.standin_idp import API_CLIENT_ID, USERS
 from tests.e2e.servers import PCREF, ROOT, Running, free_port, http_server, process_env, stop
-from tests.team.isolation import needs_approvals, needs_engine
 
 # `make e2e` installs @modelcontextprotocol/sdk (pinned, shared with the elicitation e2e) into .tools/
 TOOLS = Path(os.environ.get("PCREF_TOOLS_DIR") or ROOT / ".tools")
@@ -233,7 +232,6 @@ def test_a_person_writes_with_their_own_approval(ts: TsSession) -> None:
     assert done["status"] == "applied" and done["change_id"]
 
 
-@needs_approvals
 def test_b_cannot_redeem_as_confirm_token(ts: TsSession) -> None:
     assert ts.ask(cmd="login", user="ada")["ok"] and ts.ask(cmd="login", user="bob")["ok"]
     change, token = preview_notes(ts, "ada's approval only")
@@ -241,7 +239,6 @@ def test_b_cannot_redeem_as_confirm_token(ts: TsSession) -> None:
     assert not_applied(stolen)
 
 
-@needs_engine
 def test_b_cannot_read_as_journal_or_undo_as_change(ts: TsSession) -> None:
     assert ts.ask(cmd="login", user="ada")["ok"] and ts.ask(cmd="login", user="bob")["ok"]
     change, token = preview_notes(ts, "ada keeps this")

@@ -21,7 +21,6 @@ from pcref_mcp.config import Settings
 from pcref_mcp.team.principal import principal_of
 from pcref_mcp.team.standin_idp import USERS, RunningIdp, StandInUser
 from tests.team.conftest import ServedTeam, serve_team
-from tests.team.isolation import needs_approvals, needs_engine
 
 ADA, BOB = USERS["ada"], USERS["bob"]
 ACTIVE = {"filters": {"status": ["Active"], "substatus": ["Accepted"]}, "limit": 1}
@@ -62,7 +61,6 @@ def team(settings: Settings) -> Any:
         yield served
 
 
-@needs_approvals
 @pytest.mark.anyio
 async def test_b_cannot_redeem_as_confirm_token(team: ServedTeam, idp: RunningIdp) -> None:
     async with as_person(team, idp, ADA) as ada:
@@ -76,7 +74,6 @@ async def test_b_cannot_redeem_as_confirm_token(team: ServedTeam, idp: RunningId
     assert "ada's words" not in str(seen)
 
 
-@needs_engine
 @pytest.mark.anyio
 async def test_journal_rows_record_who_wrote_them(team: ServedTeam, idp: RunningIdp) -> None:
     _, change_id = await ada_changes_notes(team, idp, "recorded as ada")
@@ -89,7 +86,6 @@ async def test_journal_rows_record_who_wrote_them(team: ServedTeam, idp: Running
     assert ADA.oid in values and ADA.upn in values
 
 
-@needs_engine
 @pytest.mark.anyio
 async def test_b_cannot_read_as_journal(team: ServedTeam, idp: RunningIdp) -> None:
     _, change_id = await ada_changes_notes(team, idp, "ada's journal row")
@@ -105,7 +101,6 @@ async def test_b_cannot_read_as_journal(team: ServedTeam, idp: RunningIdp) -> No
         assert ok(await ada.call_tool("recent_changes", {}))["changes"]
 
 
-@needs_engine
 @pytest.mark.anyio
 async def test_b_cannot_undo_as_change(team: ServedTeam, idp: RunningIdp) -> None:
     change, change_id = await ada_changes_notes(team, idp, "ada keeps this")
