@@ -48,6 +48,9 @@ def render(results: dict[str, Any]) -> str:
     ):
         out += [f"## {title}", ""]
         key = fn.__name__.lstrip("_")
+        if key == "scale" and key not in results:  # needs PostgreSQL and nginx: run on its own
+            out += ["Measured by `python -m bench.scale` (PostgreSQL and nginx); not part of this run.", ""]
+            continue
         if key not in results:
             out += ["Not run.", ""]
             continue
