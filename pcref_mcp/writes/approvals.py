@@ -3,17 +3,15 @@
 A confirm token a model must copy back has to be short (at most 64 characters), so it cannot
 carry its own claims. The claims stay here, server-side, and the model gets a random handle plus
 a MAC: ``<nonce>.<mac>`` (39 characters). The handle is looked up, checked against the call that
-redeems it (owner, tool, plan digest, ETag) and spent in one SQLite transaction, so it writes at
-most once even when two processes race to redeem it.
+redeems it (owner, tool, plan digest, ETag) and spent by one conditional update in the store, so it
+writes at most once even when two processes, or two replicas, race to redeem it.
 
-Kept in the user's data dir (file 0600, dir 0700) so that a token issued by one stdio process is
-redeemed by the next: some clients start a fresh server per call. The MAC keys live in the same
-file; a new key is made every ``key_days`` and the previous one is still accepted for ``grace``
-seconds, longer than any approval lives. Only a hash of each nonce is stored, so the file alone
-does not yield a usable token.
-
-Kept in the store (:mod:`pcref_mcp.store`): a SQLite file by default; PostgreSQL for a team
-server, where every replica redeems any replica's token, once.
+Kept in the store (:mod:`pcref_mcp.store`): by default the SQLite file in the user's data dir
+(file 0600, dir 0700), so that a token issued by one stdio process is redeemed by the next (some
+clients start a fresh server per call); PostgreSQL for a team server, where any replica redeems any
+replica's token, once. The MAC keys live in the store too; a new key is made every ``key_days`` and
+the previous one is still accepted for ``grace`` seconds, longer than any approval lives. Only a hash
+of each nonce is stored, so the store alone does not yield a usable token.
 """
 
 from __future__ import annotations
