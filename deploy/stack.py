@@ -26,7 +26,9 @@ from deploy.postgres import Postgres, free_port
 __all__ = ["Stack", "nginx_binary"]
 
 HERE = Path(__file__).resolve().parent
-BEARER = "team-stack-" + "x" * 24  # the single-user HTTP mode's bearer (until team sign-in fronts it)
+# The single-user HTTP mode's bearer for this stack (a fresh one per process; printed by `deploy up`).
+# Team mode (`pcref-mcp team`) puts each person's own sign-in in front instead.
+BEARER = secrets.token_urlsafe(24)
 
 
 def nginx_binary() -> str | None:
