@@ -44,6 +44,7 @@ def render(results: dict[str, Any]) -> str:
         ("4. API calls per task (counted at the sandbox)", _calls),
         ("5. Overhead of the MCP layer (in-memory client vs the client library)", _overhead),
         ("6. Sandbox at scale", _sandbox),
+        (BATCH_TITLE, _batch),
         (scale.TITLE, _scale),
     ):
         out += [f"## {title}", ""]
@@ -401,6 +402,104 @@ def _sandbox(r: dict[str, Any]) -> list[str]:
 
 def _scale(r: dict[str, Any]) -> list[str]:
     return scale.render(r)
+
+
+BATCH_TITLE = "7. A 50-item batch (`batch_update`) vs 50 `update_field` calls"
+
+
+def _batch(r: dict[str, Any]) -> list[str]:
+    return batch_section(r)
+
+
+def batch_section(r: dict[str, Any]) -> list[str]:
+    """Section 7, also written on its own by ``python -m bench.batch --docs``."""
+    n, be, bt, se, st = r["items"], r["batch_elicit"], r["batch_token"], r["single_elicit"], r["single_token"]
+    rows: list[Row] = [
+        (
+            f"API calls, elicitation (one round: {n} reads + {n} writes)",
+            f"{be['calls']} ({be['applied']} applied)",
+            f"{se['calls']} with {n} × `update_field`",
+            _x(be["calls"] / se["calls"]),
+            f"= minimum ({be['minimum']})",
+            _met(be["calls"] <= be["minimum"] and be["applied"] == n),
+        ),
+        (
+            f"API calls, confirm token (preview + confirm: {n} reads each, {n} writes)",
+            f"{bt['calls']} ({bt['applied']} applied)",
+            f"{st['calls']} with {n} × `update_field`",
+            _x(bt["calls"] / st["calls"]),
+            f"= minimum ({bt['minimum']})",
+            _met(bt["calls"] <= bt["minimum"] and bt["applied"] == n),
+        ),
+        (
+            "429s from the service (throttling at 100 / 60 s)",
+            f"{be['throttled'] + bt['throttled']}",
+            f"{se['throttled'] + st['throttled']}",
+            "—",
+            "0",
+            _met(be["throttled"] + bt["throttled"] == 0),
+        ),
+        (
+            "simulated time, elicitation",
+            f"{be['simulated_seconds']:.0f} s",
+            f"{se['simulated_seconds']:.0f} s",
+            "—",
+            f"floor {be['floor_seconds']:.0f} s (ceil(calls/100) − 1 windows)",
+            _met(be["simulated_seconds"] <= be["floor_seconds"] + 60),
+        ),
+        (
+            "simulated time, confirm token",
+            f"{bt['simulated_seconds']:.0f} s",
+            f"{st['simulated_seconds']:.0f} s",
+            "—",
+            f"floor {bt['floor_seconds']:.0f} s",
+            _met(bt["simulated_seconds"] <= bt["floor_seconds"] + 60),
+        ),
+        (
+            "tool calls, confirm token",
+            str(bt["tool_calls"]),
+            str(st["tool_calls"]),
+            _x(bt["tool_calls"] / st["tool_calls"]),
+            "report",
+            "—",
+        ),
+        (
+            "bytes the model reads (tool answers), confirm token",
+            _b(bt["answer_bytes"]),
+            _b(st["answer_bytes"]),
+            _x(bt["answer_bytes"] / st["answer_bytes"]),
+            "< baseline",
+            _met(bt["answer_bytes"] < st["answer_bytes"]),
+        ),
+        (
+            "bytes the model reads (tool answers), elicitation",
+            _b(be["answer_bytes"]),
+            _b(se["answer_bytes"]),
+            _x(be["answer_bytes"] / se["answer_bytes"]),
+            "< baseline",
+            _met(be["answer_bytes"] < se["answer_bytes"]),
+        ),
+        (
+            "bytes the model writes (arguments), confirm token",
+            _b(bt["argument_bytes"]),
+            _b(st["argument_bytes"]),
+            _x(bt["argument_bytes"] / st["argument_bytes"]),
+            "report",
+            "—",
+        ),
+    ]
+    return [
+        f"{n} open referrals each get a new deal value: once as one `batch_update`, once as {n} separate",
+        "`update_field` calls (the baseline), through the in-memory MCP client, each on a fresh sandbox",
+        "that throttles at 100 requests per 60 s like Partner Center. The client's `RateLimiter` reads the",
+        "sandbox's `ManualClock` and its sleep advances it, so simulated time is what the limit costs.",
+        "Requests are counted by the sandbox. The minimum is one read per item per planning round (its",
+        "ETag and before-values) plus one write; the confirm-token path plans twice (preview, confirm).",
+        "Bytes are the text content of every tool answer (the structured copy carries the same data).",
+        "Run on its own with `python -m bench.batch --docs`.",
+        "",
+        *_table(rows),
+    ]
 
 
 # --- formatting -----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import anyio
 from bench.common import progress, summary
 
 ROOT = Path(__file__).resolve().parents[1]
-TITLE = "7. Team server at scale (replicas + PostgreSQL + nginx vs one replica + SQLite)"
+TITLE = "8. Team server at scale (replicas + PostgreSQL + nginx vs one replica + SQLite)"
 
 
 def run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import calls, economy, footprint, overhead, report, sandbox_bench, startup
+from bench import batch, calls, economy, footprint, overhead, report, sandbox_bench, startup
 
 
 def test_every_benchmark_runs_and_the_report_renders(tmp_path: Path) -> None:
@@ -43,7 +43,21 @@ def test_every_benchmark_runs_and_the_report_renders(tmp_path: Path) -> None:
     for level in ("asgi", "store"):
         assert {"page", "get", "create", "patch"} <= again[level].keys()
 
+    results["batch"] = batch.run(items=5)
+    assert results["batch"]["batch_elicit"]["calls"] == results["batch"]["batch_elicit"]["minimum"] == 10
+
     text = report.render(results)
-    for n in range(1, 7):
+    for n in range(1, 8):
         assert f"## {n}. " in text
     assert "Not run." not in text
+
+
+def test_batch_benchmark_writes_only_its_section(tmp_path: Path) -> None:
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\n## 6. Sandbox at scale\n\nkept\n", encoding="utf-8")
+    figures = batch.run(items=3)
+    assert figures["batch_token"]["answer_bytes"] < figures["single_token"]["answer_bytes"]
+    batch.write_docs(figures, docs)
+    batch.write_docs(figures, docs)  # again: replaced, not appended twice
+    text = docs.read_text(encoding="utf-8")
+    assert "kept" in text and text.count("## 7. ") == 1 and "| API calls, elicitation" in text

@@ -61,6 +61,10 @@ class RateLimiter:
         if seconds > 0:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
+    def wait_time(self) -> float:
+        """Seconds the next call would wait now (0 when it fits): for progress messages, not a reservation."""
+        return max(0.0, self._wait_time(self._clock()))
+
     @property
     def paused_for(self) -> float:
         """Seconds left of a server-requested pause (0 when none)."""

@@ -433,13 +433,7 @@ class Referral(WireModel):
         if _INSIDE.get() or not isinstance(data, dict):
             return handler(data)
         doc, problems = normalise(cls, data)
-        token = _INSIDE.set(True)
-        try:
-            instance = _validate_leaving_out(doc, problems, handler)
-        finally:
-            _INSIDE.reset(token)
-        instance._read_problems = problems
-        return instance
+        return _validate_leaving_out(doc, problems, handler)
 
     odata_context: str | None = Field(default=None, alias="@odata.context")
     id: str | None = None
@@ -540,12 +534,7 @@ class ReferralPage(WireModel):
         if items is not None and not isinstance(items, list):
             problems.append(ReadProblem("/value", "not a list", None))
         doc["value"] = referrals
-        token = _INSIDE.set(True)
-        try:
-            page = _validate_leaving_out(doc, problems, handler)
-        finally:
-            _INSIDE.reset(token)
-        page._read_problems = problems
+        page = _validate_leaving_out(doc, problems, handler)
         page._skipped = skipped
         return page
 
@@ -581,8 +570,21 @@ _MAX_LEAVE_OUT = 20
 def _validate_leaving_out(
     doc: dict[str, Any], problems: list[ReadProblem], handler: ValidatorFunctionWrapHandler
 ) -> Any:
-    """Validate; a value the normaliser let through but the model still refuses is left out and
-    noted, one at a time, so the rest of the document is read."""
+    """Validate the normalised ``doc`` and attach its ``problems`` to the instance; a value the
+    normaliser let through but the model still refuses is left out and noted, one at a time, so the
+    rest of the document is read. Nested models validated meanwhile skip their own normalising."""
+    token = _INSIDE.set(True)
+    try:
+        instance = _handle_leaving_out(doc, problems, handler)
+    finally:
+        _INSIDE.reset(token)
+    instance._read_problems = problems
+    return instance
+
+
+def _handle_leaving_out(
+    doc: dict[str, Any], problems: list[ReadProblem], handler: ValidatorFunctionWrapHandler
+) -> Any:
     for _ in range(_MAX_LEAVE_OUT):
         try:
             return handler(doc)

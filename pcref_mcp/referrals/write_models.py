@@ -565,7 +565,7 @@ class Contact(FriendlyModel):
 
 
 class NewReferral(FriendlyModel):
-    """A new deal (co-sell referral) in plain fields; ``deal_kind`` decides who sees it."""
+    """A new deal in plain fields; deal_kind decides who sees it."""
 
     name: str = Field(min_length=1)
     customer_name: str = Field(min_length=1)
@@ -578,20 +578,20 @@ class NewReferral(FriendlyModel):
     customer_contacts: list[Contact] = Field(default_factory=list)
     customer_consent_to_contact: bool = Field(
         default=True,
-        description="The customer agreed to be contacted and to have their details shared with the deal's partners.",
+        description="Customer agreed to be contacted and to sharing their details.",
     )
     deal_kind: DealKind = Field(
         description="private: only you; partner_led: shared with Microsoft sellers; co_sell: shared and "
         "asking Microsoft for help."
     )
-    deal_value: Amount | None = Field(default=None, description="Estimated deal value, 0 or more.")
+    deal_value: Amount | None = None
     currency: CurrencyCode | None = Field(default=None, description="ISO 4217 code of deal_value, e.g. USD.")
     closing_date: DateInput | None = Field(
         default=None, description="Expected close: a date (2026-11-27) or a UTC date-time."
     )
     notes: str | None = Field(default=None, description="Notes about the customer's need.")
     products: list[ProductId] = Field(default_factory=list, description="Product ids (catalog://products).")
-    services: list[ServiceId] = Field(default_factory=list, description="Service ids (catalog://services).")
+    services: list[ServiceId] = Field(default_factory=list)
     industries: list[IndustryId] = Field(
         default_factory=list, description="Industry ids (catalog://industries)."
     )
@@ -849,7 +849,7 @@ class DealRegistrationCreate(WriteModel):
 
 
 class NewDealRegistration(FriendlyModel):
-    """An Azure IP co-sell deal registration for a won referral, in plain fields."""
+    """A deal registration in plain fields."""
 
     solution_id: str = Field(
         min_length=1, description="Your Azure IP co-sell solution id, e.g. SOL-6115380-IPC."

@@ -18,6 +18,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -43,6 +44,7 @@ from pcref_mcp.sandbox.faults import ConnectionDropped
 from pcref_mcp.sandbox.odata import ODataError, compile_filter, compile_orderby, parse_select
 from pcref_mcp.sandbox.rules import LINK_ORIGIN, apply_patch, build_referral, new_etag, replace_referral
 from pcref_mcp.sandbox.state import SandboxState
+from pcref_mcp.sandbox.store import Store
 
 __all__ = ["API_PREFIX", "CONTROL_HEADER", "create_app", "error_body"]
 
@@ -404,12 +406,7 @@ class _Api:
             raise _stale()
         now = state.clock.now()
         updated = apply_patch(current, operations, now=now)
-        etag = new_etag(now)
-        while etag == current["eTag"]:
-            etag = new_etag(now)
-        updated["eTag"] = etag
-        if not state.store.replace(updated, expected_etag=current["eTag"], at=format_wire(now)):
-            raise _stale()
+        etag = _store_revision(state.store, current, updated, now)
         if "return=representation" in request.headers.get("prefer", "").replace(" ", "").lower():
             return self._entity(request, json.dumps(updated, ensure_ascii=False, separators=(",", ":")), 200)
         return Response(status_code=204, headers={"ETag": etag})
@@ -437,12 +434,7 @@ class _Api:
                 raise _stale()
             now = state.clock.now()
             updated = replace_referral(current, body, now=now)
-            etag = new_etag(now)
-            while etag == current["eTag"]:
-                etag = new_etag(now)
-            updated["eTag"] = etag
-            if not state.store.replace(updated, expected_etag=current["eTag"], at=format_wire(now)):
-                raise _stale()
+            _store_revision(state.store, current, updated, now)
             return self._entity(request, json.dumps(updated, ensure_ascii=False, separators=(",", ":")), 200)
         return _error(
             405,
@@ -557,6 +549,18 @@ def _origin(request: Request) -> str:
 
 def _not_found(referral_id: str) -> NotFound:
     return NotFound(f"Referral {referral_id!r} was not found.", code="itemNotFound", target="referral")
+
+
+def _store_revision(store: Store, current: dict[str, Any], updated: dict[str, Any], now: datetime) -> str:
+    """Give ``updated`` a fresh ETag and store it only if ``current`` is still the stored revision
+    (PATCH and PUT alike: a concurrent write in between answers 412, no lost update)."""
+    etag = new_etag(now)
+    while etag == current["eTag"]:
+        etag = new_etag(now)
+    updated["eTag"] = etag
+    if not store.replace(updated, expected_etag=current["eTag"], at=format_wire(now)):
+        raise _stale()
+    return etag
 
 
 def _stale() -> PreconditionFailed:

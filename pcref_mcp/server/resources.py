@@ -14,6 +14,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from pcref_mcp.errors import NotFound, PcrefError
 from pcref_mcp.referrals import catalog, lifecycle, patch_paths, schemas
+from pcref_mcp.server import exchange
 from pcref_mcp.server.confirmation import runtime_of
 from pcref_mcp.server.views import detail
 
@@ -60,6 +61,8 @@ def register_resources(server: MCPServer[Any]) -> None:
         except PcrefError as exc:  # say what went wrong (not found, service down), as the tools do
             raise ResourceError(str(exc)) from exc
         return _dump(detail(referral))
+
+    exchange.register_export_resource(server)
 
 
 def _static(server: MCPServer[Any], uri: str, name: str, description: str, build: Any) -> None:

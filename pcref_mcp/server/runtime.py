@@ -135,6 +135,10 @@ class Runtime:
         self._journal = None
         self._engine = None
         self._approvals = None
+        pipeline = getattr(self, "_pipeline_store", None)  # server.bulk.pipeline_store opens it
+        if pipeline is not None:
+            pipeline.close()
+            self._pipeline_store = None
         if self._store is not None:
             await self._store.close()
             self._store = None

@@ -27,10 +27,11 @@ import ipaddress
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 __all__ = [
@@ -44,6 +45,9 @@ __all__ = [
     "StandInIdp",
     "StandInUser",
     "make_tls_cert",
+    "oauth_error",
+    "serve_in_thread",
+    "token_response",
 ]
 
 TENANT = "c0ffee00-0000-4000-8000-000000000001"
@@ -333,31 +337,35 @@ class StandInIdp:
         client_id = str(form.get("client_id") or "")
         secret = form.get("client_secret")
         if client_id == API_CLIENT_ID and secret != API_CLIENT_SECRET:
-            return _error("invalid_client", "AADSTS7000215: Invalid client secret provided.", 401)
+            return oauth_error("invalid_client", "AADSTS7000215: Invalid client secret provided.", 401)
         if grant == "authorization_code":
             return self._redeem_code(form, client_id)
         if grant == "refresh_token":
             held = self._refresh.pop(str(form.get("refresh_token")), None)
             if held is None or held.client_id != client_id:
-                return _error("invalid_grant", "AADSTS70000: The refresh token was already used or revoked.")
+                return oauth_error(
+                    "invalid_grant", "AADSTS70000: The refresh token was already used or revoked."
+                )
             scopes = str(form.get("scope") or "").split() or held.scopes
             return self._tokens(held.user, client_id, scopes, mfa=held.mfa)
         if grant == JWT_BEARER and form.get("requested_token_use") == "on_behalf_of":
             return self._on_behalf_of(form, client_id)
-        return _error("unsupported_grant_type", f"AADSTS70003: grant type {grant} is not supported.")
+        return oauth_error("unsupported_grant_type", f"AADSTS70003: grant type {grant} is not supported.")
 
     def _redeem_code(self, form: Any, client_id: str) -> Any:
         held = self._codes.pop(str(form.get("code")), None)
         if held is None or held.expires < self.clock():
-            return _error("invalid_grant", "AADSTS70008: The authorization code is invalid or has expired.")
+            return oauth_error(
+                "invalid_grant", "AADSTS70008: The authorization code is invalid or has expired."
+            )
         if held.client_id != client_id or held.redirect_uri != form.get("redirect_uri"):
-            return _error(
+            return oauth_error(
                 "invalid_grant", "AADSTS50148: The code was issued to another client or redirect URI."
             )
         verifier = str(form.get("code_verifier") or "")
         digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         if not secrets.compare_digest(digest, held.challenge):
-            return _error(
+            return oauth_error(
                 "invalid_grant", "AADSTS501481: The code_verifier does not match the code_challenge."
             )
         return self._tokens(held.user, client_id, held.scopes, mfa=held.mfa, nonce=held.nonce)
@@ -376,12 +384,12 @@ class StandInIdp:
                 options={"require": ["exp", "oid", "tid"]},
             )
         except (jwt.PyJWTError, StopIteration):
-            return _error(
+            return oauth_error(
                 "invalid_grant", "AADSTS50013: Assertion failed signature validation or has expired."
             )
         user = next((u for u in self.users.values() if u.oid == claims["oid"]), None)
         if user is None:
-            return _error("invalid_grant", "AADSTS50034: The user account does not exist.")
+            return oauth_error("invalid_grant", "AADSTS50034: The user account does not exist.")
         mfa = "mfa" in (claims.get("amr") or [])
         if user.mfa_required and not mfa:
             body = {
@@ -400,11 +408,9 @@ class StandInIdp:
     def _tokens(
         self, user: StandInUser, client_id: str, scopes: list[str], *, mfa: bool, nonce: str | None = None
     ) -> Any:
-        from starlette.responses import JSONResponse
-
         audience, scp = _resource_of(scopes)
         if audience is None:
-            return _error("invalid_scope", "AADSTS70011: The provided scope is not valid.")
+            return oauth_error("invalid_scope", "AADSTS70011: The provided scope is not valid.")
         at = self.access_token(user, audience=audience, scopes=scp, client_id=client_id, mfa=mfa)
         rt = secrets.token_urlsafe(32)
         self._refresh[rt] = _Refresh(client_id, scopes, user, mfa)
@@ -425,18 +431,14 @@ class StandInIdp:
                 **({"nonce": nonce} if nonce else {}),
             }
         )
-        client_info = base64.urlsafe_b64encode(json.dumps({"uid": user.oid, "utid": user.tenant}).encode())
-        return JSONResponse(
-            {
-                "token_type": "Bearer",
-                "scope": " ".join(s for s in scopes if s not in RESERVED_SCOPES),
-                "expires_in": self.token_lifetime,
-                "ext_expires_in": self.token_lifetime,
-                "access_token": at,
-                "refresh_token": rt,
-                "id_token": id_token,
-                "client_info": client_info.rstrip(b"=").decode(),
-            }
+        return token_response(
+            access_token=at,
+            refresh_token=rt,
+            id_token=id_token,
+            scope=" ".join(s for s in scopes if s not in RESERVED_SCOPES),
+            expires_in=self.token_lifetime,
+            uid=user.oid,
+            utid=user.tenant,
         )
 
 
@@ -505,48 +507,108 @@ def _resource_of(scopes: list[str]) -> tuple[str | None, str]:
     return None, ""
 
 
-def _error(code: str, description: str, status: int = 400) -> Any:
+def oauth_error(code: str, description: str, status: int = 400) -> Any:
+    """An OAuth error answer as Entra sends it (``AADSTS…`` codes go in ``description``)."""
     from starlette.responses import JSONResponse
 
     return JSONResponse({"error": code, "error_description": description}, status_code=status)
+
+
+def token_response(
+    *,
+    access_token: str,
+    refresh_token: str,
+    id_token: str,
+    scope: str,
+    expires_in: int,
+    uid: str,
+    utid: str,
+) -> Any:
+    """A v2.0 token endpoint answer for a user, with the ``client_info`` msal reads the account from."""
+    from starlette.responses import JSONResponse
+
+    client_info = json.dumps({"uid": uid, "utid": utid}).encode()
+    return JSONResponse(
+        {
+            "token_type": "Bearer",
+            "scope": scope,
+            "expires_in": expires_in,
+            "ext_expires_in": expires_in,
+            "access_token": access_token,
+            "refresh_token": refresh_token,
+            "id_token": id_token,
+            "client_info": base64.urlsafe_b64encode(client_info).rstrip(b"=").decode(),
+        }
+    )
 
 
 class RunningIdp:
     """The stand-in served by uvicorn over TLS in a daemon thread (``with`` starts and stops it)."""
 
     def __init__(self, idp: StandInIdp, cert_dir: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        import threading
-
-        import uvicorn
-
         self.idp = idp
-        self.cert, key = make_tls_cert(cert_dir)
-        config = uvicorn.Config(
-            idp.app,
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            ssl_certfile=str(self.cert),
-            ssl_keyfile=str(key),
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="standin-idp", daemon=True)
+        self.cert, self._key = make_tls_cert(cert_dir)
+        self._host, self._port = host, port
+        self._stack = ExitStack()
         self.url = ""
 
     def __enter__(self) -> RunningIdp:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the stand-in identity provider did not start")
-            time.sleep(0.02)
-        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
-        self.url = f"https://{host}:{port}"
+        self.url = self._stack.enter_context(
+            serve_in_thread(
+                self.idp.app,
+                host=self._host,
+                port=self._port,
+                certfile=self.cert,
+                keyfile=self._key,
+                name="standin-idp",
+            )
+        )
         self.idp.base = self.url
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._stack.close()
+
+
+@contextmanager
+def serve_in_thread(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+    lifespan: Literal["auto", "on", "off"] = "off",
+    log_level: str = "warning",
+    name: str = "asgi-server",
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread until the block ends; yields its base URL.
+
+    One place for the stand-in and for everything the tests run on a real socket: it waits until
+    uvicorn is listening (or fails loudly if it died), serves over TLS when given a certificate, and
+    always shuts the server down and joins its thread.
+    """
+    import threading
+
+    import uvicorn
+
+    tls: dict[str, Any] = {}
+    if certfile is not None:
+        tls = {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan=lifespan, access_log=False, **tls
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"{name} did not start on {host}:{port}")
+            time.sleep(0.02)
+        bound_host, bound_port = server.servers[0].sockets[0].getsockname()[:2]
+        yield f"{'https' if certfile is not None else 'http'}://{bound_host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from fake_entra import TENANT, USERNAME, FakeEntra, TlsServer, make_cert
+from fake_entra import TENANT, USERNAME, FakeEntra
 from pydantic import SecretStr
 
 from pcref_mcp.config import Settings, load_settings
@@ -22,6 +22,7 @@ from pcref_mcp.errors import SignInError
 from pcref_mcp.partner_center import auth
 from pcref_mcp.partner_center.auth import MsalAppProvider, MsalDelegatedProvider, provider_for
 from pcref_mcp.partner_center.signin import cmd_login, cmd_logout, cmd_whoami
+from pcref_mcp.team.standin_idp import make_tls_cert, serve_in_thread
 
 pytestmark = pytest.mark.anyio
 CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -29,9 +30,9 @@ CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 
 @pytest.fixture(scope="module")
 def entra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeEntra, str, Path]]:
-    cert, key = make_cert(tmp_path_factory.mktemp("tls"))
+    cert, key = make_tls_cert(tmp_path_factory.mktemp("tls"))
     fake = FakeEntra()
-    with TlsServer(fake.app, certfile=cert, keyfile=key) as base:
+    with serve_in_thread(fake.app, certfile=cert, keyfile=key) as base:
         fake.base = base
         yield fake, base, cert
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from fake_entra import TENANT, FakeEntra, TlsServer, make_cert
+from fake_entra import TENANT, FakeEntra
 
 from pcref_mcp.config import cmd_config, load_settings
 from pcref_mcp.errors import PcrefError
@@ -21,6 +21,7 @@ from pcref_mcp.partner_center.odata import eq
 from pcref_mcp.partner_center.signin import cmd_login, cmd_whoami
 from pcref_mcp.referrals.models import PatchOperation
 from pcref_mcp.sandbox import Faults, SandboxConfig, create_app
+from pcref_mcp.team.standin_idp import make_tls_cert, serve_in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -42,9 +43,9 @@ async def test_full_session_leaks_no_token_or_secret(
         logging.getLogger(name).setLevel(logging.DEBUG)
     messages: list[str] = []
     try:
-        cert, key = make_cert(tmp_path)
+        cert, key = make_tls_cert(tmp_path)
         fake = FakeEntra(client_secret=CLIENT_SECRET)
-        with TlsServer(fake.app, certfile=cert, keyfile=key) as idp:
+        with serve_in_thread(fake.app, certfile=cert, keyfile=key) as idp:
             fake.base = idp
             http = requests.Session()
             http.trust_env = False

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_entra import TlsServer
 from pc_fakes import Sleeps
 
 from pcref_mcp.errors import (
@@ -30,6 +29,7 @@ from pcref_mcp.errors import (
 from pcref_mcp.partner_center import PartnerCenterClient, Query, RateLimiter, StaticTokenProvider
 from pcref_mcp.referrals.models import PatchOperation
 from pcref_mcp.sandbox import Faults, ManualClock, SandboxConfig, create_app
+from pcref_mcp.team.standin_idp import serve_in_thread
 from tests.profiles import CREATED
 
 pytestmark = pytest.mark.anyio
@@ -174,7 +174,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
             await rig.client.aclose()
             await rig.control.aclose()
     else:
-        with TlsServer(app) as origin:
+        with serve_in_thread(app) as origin:
             rig = build(origin, httpx.AsyncHTTPTransport(), httpx.AsyncHTTPTransport())
             try:
                 yield rig

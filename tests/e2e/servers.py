@@ -17,16 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.serving import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's bin dir: where `pcref-mcp` is installed
 PCREF = BIN / "pcref-mcp"
 SANDBOX_SIZE = 20
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["PCREF", "ROOT", "Running", "free_port", "http_server", "process_env", "server_env", "stop"]
 
 
 def server_env(tmp: Path, **extra: str) -> dict[str, str]:

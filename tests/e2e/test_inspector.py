@@ -39,8 +39,8 @@ pytestmark = [
     pytest.mark.skipif(not _REQUIRED and not _given_inspector().exists(), reason=_MISSING),
 ]
 
-WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change"}
-READ_TOOLS = {"search_referrals", "get_referral", "search", "fetch", "recent_changes"}
+WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change", "batch_update"}
+READ_TOOLS = {"search_referrals", "get_referral", "recent_changes", "search", "fetch"}
 
 
 def _inspector_path() -> Path:
@@ -197,6 +197,30 @@ def test_guarded_write_asks_first_then_applies_with_the_token(target: Target) ->
     again = target.call("update_field", {**args, "confirm_token": first["confirm_token"]})
     assert again.code == 5, again  # the planner finds nothing to change, or the token is spent
     assert again.error["error"]["code"] == "tool_is_error"
+
+
+def test_batch_and_csv_export_answer_within_their_output_schemas(target: Target) -> None:
+    """batch_update previews every item for one token; the CSV export's answer fits the search schema."""
+    exported = target.call("search_referrals", {"format": "csv", "filters": {"status": ["Active"]}}).result
+    files = [c for c in exported["content"] if c["type"] == "resource"]
+    assert len(files) == 1 and files[0]["resource"]["mimeType"] == "text/csv"
+    header, *rows = files[0]["resource"]["text"].splitlines()
+    assert header.startswith("id,engagement_id,external_reference_id,name,customer")
+    assert len(rows) == exported["structuredContent"]["total"] >= 2
+
+    ids = [line.split(",", 1)[0] for line in rows[:2]]
+    items = [
+        {"referral_id": rid, "changes": [{"field": "notes", "value": f"Batch {target.transport}"}]}
+        for rid in ids
+    ]
+    first = target.call("batch_update", {"items": items}).result["structuredContent"]
+    assert first["status"] == "confirmation_required" and len(first["items"]) == 2, first
+    done = target.call("batch_update", {"items": items, "confirm_token": first["confirm_token"]})
+    if target.transport == "http":  # each `--cli` run is a new session; an HTTP token is bound to its own
+        assert done.code == 5 and "another session" in done.body["result"]["content"][0]["text"], done
+        return
+    answer = done.result["structuredContent"]  # stdio: the token outlives the server that issued it
+    assert answer["status"] == "applied" and answer["batch_id"].startswith("b-"), answer
 
 
 def test_key_form_tool_args_are_coerced_to_the_schema(target: Target) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pcref_mcp.team.standin_idp import API_CLIENT_ID, USERS
+from pcref_mcp.team.standin_idp import API_CLIENT_ID, USERS, serve_in_thread
 from tests.e2e.servers import PCREF, ROOT, Running, free_port, http_server, process_env, stop
 
 # `make e2e` installs @modelcontextprotocol/sdk (pinned, shared with the elicitation e2e) into .tools/
@@ -129,10 +129,6 @@ def test_two_people_sign_in_with_the_ts_sdk_oauth_client_and_call_tools(ts: TsSe
 def metadata_document(cert: str, doc_for: Any) -> Iterator[str]:
     """Host a client ID metadata document over TLS with the stand-in's certificate (which the server
     trusts through PCREF_TEAM_CA_BUNDLE); yields its URL."""
-    import threading
-    import time
-
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -143,27 +139,10 @@ def metadata_document(cert: str, doc_for: Any) -> Iterator[str]:
     async def document(request: Any) -> JSONResponse:
         return JSONResponse(doc_for(url))
 
-    key = str(Path(cert).with_name("standin-idp-key.pem"))
-    config = uvicorn.Config(
-        Starlette(routes=[Route("/client.json", document)]),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        ssl_certfile=cert,
-        ssl_keyfile=key,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "document server did not start"
-        time.sleep(0.02)
-    try:
+    key = Path(cert).with_name("standin-idp-key.pem")
+    app = Starlette(routes=[Route("/client.json", document)])
+    with serve_in_thread(app, port=port, certfile=Path(cert), keyfile=key, name="document server"):
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_a_client_with_a_metadata_document_needs_no_registration(

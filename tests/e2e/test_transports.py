@@ -16,19 +16,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.e2e.servers import PCREF, Running, free_port, http_server, process_env, server_env
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+from tests.e2e.servers import PCREF, Running, http_server, process_env, server_env
+from tests.serving import INITIALIZE, MCP_HEADERS, free_port
 
 
 @pytest.fixture(scope="module")

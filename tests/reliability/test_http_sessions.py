@@ -6,22 +6,22 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from pcref_mcp.config import Settings
 from pcref_mcp.sandbox import SandboxConfig, create_app
 from pcref_mcp.server.app import build_server
 from pcref_mcp.server.http import SessionBounds, http_app
 from pcref_mcp.server.runtime import Runtime
-from tests.reliability.test_http_transport import HEADERS, INIT, _free_port
+from tests.reliability.test_http_transport import HEADERS, INIT
+from tests.serving import free_port, serve_in_thread
 
 
 class Running:
@@ -40,31 +40,21 @@ class Running:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
-    started: list[uvicorn.Server] = []
+    with ExitStack() as started:
 
-    def start(**overrides: Any) -> Running:
-        settings = Settings(
-            journal_path=tmp_path / "journal.sqlite3", sandbox_db=tmp_path / "s.db", **overrides
-        )
-        server = build_server(
-            settings, runtime=Runtime(settings, sandbox_app=create_app(SandboxConfig(seed_size=5)))
-        )
-        port = _free_port()
-        app = http_app(settings, server, host="127.0.0.1", port=port)
-        uv = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        threading.Thread(target=uv.run, daemon=True).start()
-        deadline = time.monotonic() + 20
-        while not uv.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        started.append(uv)
-        return Running(app, port)
+        def start(**overrides: Any) -> Running:
+            settings = Settings(
+                journal_path=tmp_path / "journal.sqlite3", sandbox_db=tmp_path / "s.db", **overrides
+            )
+            server = build_server(
+                settings, runtime=Runtime(settings, sandbox_app=create_app(SandboxConfig(seed_size=5)))
+            )
+            port = free_port()
+            app = http_app(settings, server, host="127.0.0.1", port=port)
+            started.enter_context(serve_in_thread(app, port=port, lifespan="on"))
+            return Running(app, port)
 
-    yield start
-    for uv in started:
-        uv.should_exit = True
+        yield start
 
 
 def _open(http: httpx.Client, base: str) -> str:

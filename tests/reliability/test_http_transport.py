@@ -4,16 +4,13 @@ and a missing or wrong bearer token gets 401."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from pcref_mcp.config import Settings
@@ -22,25 +19,11 @@ from pcref_mcp.sandbox import SandboxConfig, create_app
 from pcref_mcp.server.app import build_server
 from pcref_mcp.server.http import http_app
 from pcref_mcp.server.runtime import Runtime
+from tests.serving import MCP_HEADERS as HEADERS
+from tests.serving import free_port, initialize, serve_in_thread
 
 BEARER = "b" * 48
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "reliability", "version": "1"},
-    },
-}
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+INIT = initialize("2025-06-18", client="reliability")
 
 
 def _settings(tmp: Path, token: str | None = None) -> Settings:
@@ -59,26 +42,16 @@ def _server(settings: Settings) -> Any:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
-    servers: list[uvicorn.Server] = []
+    with ExitStack() as servers:
 
-    def start(token: str | None = None) -> str:
-        settings = _settings(tmp_path, token)
-        port = _free_port()
-        app = http_app(settings, _server(settings), host="127.0.0.1", port=port)
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        threading.Thread(target=server.run, daemon=True).start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        servers.append(server)
-        return f"127.0.0.1:{port}"
+        def start(token: str | None = None) -> str:
+            settings = _settings(tmp_path, token)
+            port = free_port()
+            app = http_app(settings, _server(settings), host="127.0.0.1", port=port)
+            servers.enter_context(serve_in_thread(app, port=port, lifespan="on"))
+            return f"127.0.0.1:{port}"
 
-    yield start
-    for server in servers:
-        server.should_exit = True
+        yield start
 
 
 def _post(where: str, **headers: str) -> httpx.Response:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,28 +14,14 @@ from pcref_mcp.sandbox.server import is_loopback
 from tests.profiles import CREATED
 from tests.sandbox.conftest import TOKEN, make_config
 from tests.sandbox.helpers import new_referral
+from tests.serving import serve_in_thread
 
 
 @pytest.fixture
 def live_server() -> Iterator[tuple[str, Any]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app = create_app(make_config())
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/v1.0/engagements/", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app, log_level="critical", name="sandbox") as url:
+        yield f"{url}/v1.0/engagements/", app
 
 
 def test_over_a_socket(live_server: tuple[str, Any]) -> None:

@@ -104,20 +104,34 @@ async def test_cosell_preview_binds_both_bodies(runtime: Runtime, sandbox: Sandb
 # --- 2026-07-28 input-required rounds --------------------------------------------------------------
 
 
-async def _rounds(c: Client, args: dict[str, Any], answer: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """Round 1 (the question) and round 2 (the accepted answer), raw."""
+async def _ask(c: Client, args: dict[str, Any]) -> InputRequiredResult:
+    """Round 1, raw: the update asks its approval question."""
     first = await c.session.call_tool("update_field", args, allow_input_required=True)  # type: ignore[union-attr]
     assert isinstance(first, InputRequiredResult), first
+    return first
+
+
+def _accepting(first: InputRequiredResult, answer: dict[str, Any]) -> dict[str, ElicitResult]:
     (key,) = first.input_requests
-    responses = {key: ElicitResult(action="accept", content=answer)}
-    second = await c.session.call_tool(  # type: ignore[union-attr]
+    return {key: ElicitResult(action="accept", content=answer)}
+
+
+async def _answer(c: Client, args: dict[str, Any], first: InputRequiredResult, responses: Any) -> Any:
+    """Round 2, raw: the same call again, carrying ``responses`` and round 1's request state."""
+    return await c.session.call_tool(  # type: ignore[union-attr]
         "update_field",
         args,
         input_responses=responses,
         request_state=first.request_state,
         allow_input_required=True,
     )
-    return first, responses, second
+
+
+async def _rounds(c: Client, args: dict[str, Any], answer: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Round 1 (the question) and round 2 (the accepted answer), raw."""
+    first = await _ask(c, args)
+    responses = _accepting(first, answer)
+    return first, responses, await _answer(c, args, first, responses)
 
 
 async def test_replayed_2026_round_does_not_write_again(
@@ -142,13 +156,7 @@ async def test_replayed_2026_round_does_not_write_again(
         # someone sets the referral back to its earlier content; the same round is replayed
         await sandbox.patch(target["id"], [{"op": "replace", "path": "/details/notes", "value": original}])
         etag_back = (await sandbox.get(target["id"]))["eTag"]
-        replay = await c.session.call_tool(  # type: ignore[union-attr]
-            "update_field",
-            args,
-            input_responses=responses,
-            request_state=first.request_state,
-            allow_input_required=True,
-        )
+        replay = await _answer(c, args, first, responses)
         assert isinstance(replay, InputRequiredResult), replay  # asked again, nothing written
         again = replay.input_requests[next(iter(replay.input_requests))].params.message
         assert again != message
@@ -157,13 +165,7 @@ async def test_replayed_2026_round_does_not_write_again(
 
         # replayed again, and answered again with the old answer: still asked, never written
         applied = len(await runtime.journal.recent(100))
-        replay2 = await c.session.call_tool(  # type: ignore[union-attr]
-            "update_field",
-            args,
-            input_responses=responses,
-            request_state=first.request_state,
-            allow_input_required=True,
-        )
+        replay2 = await _answer(c, args, first, responses)
         assert isinstance(replay2, InputRequiredResult) or replay2.is_error
         assert len(await runtime.journal.recent(100)) == applied == 1
 
@@ -175,17 +177,9 @@ async def test_2026_answer_for_a_changed_referral_asks_again(server: Any, sandbo
     target = await _active(sandbox)
     args = _update(target["id"], deal_value=4242)
     async with Client(server, elicitation_callback=unused) as c:  # type: ignore[arg-type]
-        first = await c.session.call_tool("update_field", args, allow_input_required=True)  # type: ignore[union-attr]
-        assert isinstance(first, InputRequiredResult)
+        first = await _ask(c, args)
         await sandbox.patch(target["id"], [{"op": "replace", "path": "/details/notes", "value": "colleague"}])
-        (key,) = first.input_requests
-        second = await c.session.call_tool(  # type: ignore[union-attr]
-            "update_field",
-            args,
-            input_responses={key: ElicitResult(action="accept", content={"approve": True})},
-            request_state=first.request_state,
-            allow_input_required=True,
-        )
+        second = await _answer(c, args, first, _accepting(first, {"approve": True}))
         assert isinstance(second, InputRequiredResult)  # the answer was for the old ETag
     assert (await sandbox.get(target["id"]))["details"].get("dealValue") != 4242
 

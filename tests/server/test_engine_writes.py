@@ -210,27 +210,35 @@ async def test_what_the_preview_accepts_the_service_accepts(
 # --- issue 12.2: look-ups the documents do not show are best effort ----------------------------------
 
 
-async def test_refused_lookups_become_warnings_and_the_create_goes_on(
-    client: Client, runtime: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _refuse_lookups(runtime: Runtime, monkeypatch: pytest.MonkeyPatch, *filtered_on: str) -> None:
+    """The service refuses every query filtering on ``filtered_on``, and the client's look-ups by
+    external reference id and by filter (even its documented fallback) are refused too."""
     real = runtime.client.list_page
+
+    def refusal() -> BadRequest:
+        return BadRequest("The query specified in the URI is not valid.", status=400)
 
     async def strict_list(query: Any = None, **kw: Any) -> Any:
         text = str(getattr(query, "filter", "") or "")
-        if "externalReferenceId" in text or "customerProfile/name" in text:
-            raise BadRequest("The query specified in the URI is not valid.", status=400)
+        if any(name in text for name in filtered_on):
+            raise refusal()
         return await real(query, **kw)
 
-    async def refused(ref: str) -> Any:  # even the client's documented fallback refused
-        raise BadRequest("The query specified in the URI is not valid.", status=400)
-
-    monkeypatch.setattr(runtime.client, "list_page", strict_list)
+    async def refused(ref: str) -> Any:
+        raise refusal()
 
     async def find_refused(filter_: Any, matches: Any) -> Any:
-        raise BadRequest("The query specified in the URI is not valid.", status=400)
+        raise refusal()
 
+    monkeypatch.setattr(runtime.client, "list_page", strict_list)
     monkeypatch.setattr(runtime.client, "find_by_external_id", refused)
     monkeypatch.setattr(runtime.client, "find", find_refused)
+
+
+async def test_refused_lookups_become_warnings_and_the_create_goes_on(
+    client: Client, runtime: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _refuse_lookups(runtime, monkeypatch, "externalReferenceId", "customerProfile/name")
     args = _cosell(deal_kind="partner_led", assistance_request_code=None, help_notes=None)
     first = await call(client, "create_referral", args)
     warnings = " ".join(first["preview"]["warnings"])
@@ -375,15 +383,11 @@ async def test_in_doubt_create_never_says_safe_to_retry(
 # --- issue 16.6: one create per external reference id ---------------------------------------------------
 
 
-async def test_two_approved_creates_confirmed_at_once_make_one_referral(
-    server: Any, runtime: Runtime, sandbox: Sandbox
-) -> None:
-    args = _cosell(name="Raced create", deal_kind="private", assistance_request_code=None, help_notes=None)
-    args["referral"]["external_reference_id"] = "crm-raced-1"
-    before = await sandbox.count()
+async def _two_clients_confirm_at_once(server: Any, args: dict[str, Any]) -> list[Any]:
+    """Two clients each preview the same create and get it approved, then confirm at the same time."""
+    results: list[Any] = []
     async with Client(server) as a, Client(server) as b:
         tokens = [(await call(c, "create_referral", args))["confirm_token"] for c in (a, b)]
-        results: list[Any] = []
 
         async def confirm(c: Client, token: str) -> None:
             results.append(await c.call_tool("create_referral", {**args, "confirm_token": token}))
@@ -391,6 +395,16 @@ async def test_two_approved_creates_confirmed_at_once_make_one_referral(
         async with anyio.create_task_group() as tg:
             tg.start_soon(confirm, a, tokens[0])
             tg.start_soon(confirm, b, tokens[1])
+    return results
+
+
+async def test_two_approved_creates_confirmed_at_once_make_one_referral(
+    server: Any, runtime: Runtime, sandbox: Sandbox
+) -> None:
+    args = _cosell(name="Raced create", deal_kind="private", assistance_request_code=None, help_notes=None)
+    args["referral"]["external_reference_id"] = "crm-raced-1"
+    before = await sandbox.count()
+    results = await _two_clients_confirm_at_once(server, args)
     applied = [r for r in results if not r.is_error and r.structured_content["status"] == "applied"]
     refused = [r for r in results if r.is_error]
     assert len(applied) == 1 and len(refused) == 1
@@ -402,36 +416,11 @@ async def test_two_approved_creates_confirmed_at_once_make_one_referral(
 async def test_concurrent_creates_stay_one_when_the_service_refuses_the_lookup(
     server: Any, runtime: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = runtime.client.list_page
-
-    async def strict_list(query: Any = None, **kw: Any) -> Any:
-        if "externalReferenceId" in str(getattr(query, "filter", "") or ""):
-            raise BadRequest("The query specified in the URI is not valid.", status=400)
-        return await real(query, **kw)
-
-    async def refused(ref: str) -> Any:  # even the client's documented fallback refused
-        raise BadRequest("The query specified in the URI is not valid.", status=400)
-
-    monkeypatch.setattr(runtime.client, "list_page", strict_list)
-
-    async def find_refused(filter_: Any, matches: Any) -> Any:
-        raise BadRequest("The query specified in the URI is not valid.", status=400)
-
-    monkeypatch.setattr(runtime.client, "find_by_external_id", refused)
-    monkeypatch.setattr(runtime.client, "find", find_refused)
+    _refuse_lookups(runtime, monkeypatch, "externalReferenceId")
     args = _cosell(name="Raced blind", deal_kind="private", assistance_request_code=None, help_notes=None)
     args["referral"]["external_reference_id"] = "crm-raced-blind"
     before = await sandbox.count()
-    async with Client(server) as a, Client(server) as b:
-        tokens = [(await call(c, "create_referral", args))["confirm_token"] for c in (a, b)]
-        results: list[Any] = []
-
-        async def confirm(c: Client, token: str) -> None:
-            results.append(await c.call_tool("create_referral", {**args, "confirm_token": token}))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(confirm, a, tokens[0])
-            tg.start_soon(confirm, b, tokens[1])
+    results = await _two_clients_confirm_at_once(server, args)
     assert sorted(r.is_error for r in results) == [False, True]
     assert await sandbox.count() == before + 1
 

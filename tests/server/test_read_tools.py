@@ -14,7 +14,7 @@ from tests.server.conftest import Sandbox, call, call_error
 pytestmark = pytest.mark.anyio
 
 READ_TOOLS = {"search_referrals", "get_referral", "recent_changes", "search", "fetch"}
-WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change"}
+WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change", "batch_update"}
 
 
 async def test_tool_list_names_annotations_and_schemas(client: Client) -> None:

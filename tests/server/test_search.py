@@ -206,13 +206,17 @@ async def test_documented_filters_go_to_the_service_in_both_profiles(
     assert "note" not in out  # nothing needed doing here
 
 
-async def test_a_bounded_scan_continues_with_the_cursor(
-    client: Client, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, runtime: Runtime
-) -> None:
-    # only the documents' features, pages of 10: 'currency' is filtered here, 2 pages per call
+@pytest.fixture
+def bounded_scan(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, runtime: Runtime) -> None:
+    """Only the documents' features and pages of 10, so a call scans at most 2 pages (20 referrals)."""
     runtime._capabilities = Capabilities.documented(runtime.client.base_url)
     sandbox.app.state.sandbox.config.page_cap = 10
     monkeypatch.setattr(searching, "MAX_SCAN_PAGES", 2)
+
+
+@pytest.mark.usefixtures("bounded_scan")
+async def test_a_bounded_scan_continues_with_the_cursor(client: Client, sandbox: Sandbox) -> None:
+    # 'currency' is filtered here, 2 pages per call
     docs = await everything(sandbox)
     expected = where(docs, lambda d: (d.get("details") or {}).get("currency") == "JPY")
     seen: list[str] = []
@@ -230,12 +234,8 @@ async def test_a_bounded_scan_continues_with_the_cursor(
     assert calls >= 3
 
 
-async def test_a_client_sort_over_a_bounded_scan_says_it_is_partial(
-    client: Client, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, runtime: Runtime
-) -> None:
-    runtime._capabilities = Capabilities.documented(runtime.client.base_url)
-    sandbox.app.state.sandbox.config.page_cap = 10
-    monkeypatch.setattr(searching, "MAX_SCAN_PAGES", 2)
+@pytest.mark.usefixtures("bounded_scan")
+async def test_a_client_sort_over_a_bounded_scan_says_it_is_partial(client: Client) -> None:
     out = await call(client, "search_referrals", {"sort": "value_desc", "limit": 5})
     assert "Sorted only the first 20 referrals" in out["note"]
     assert "total" not in out

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,12 +13,7 @@ from pcref_mcp.config import Settings, load_settings
 from pcref_mcp.team.app import plan_for, team_app, team_server
 from pcref_mcp.team.serve import stand_in_settings
 from pcref_mcp.team.standin_idp import RunningIdp, StandInIdp
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serving import free_port, serve_in_thread
 
 
 @pytest.fixture(scope="module")
@@ -64,23 +56,9 @@ class ServedTeam:
 
 @contextmanager
 def serve_team(settings: Settings, *, server: Any = None, port: int | None = None) -> Iterator[ServedTeam]:
-    import uvicorn
-
     port = port or free_port()
     plan = plan_for(settings, host="127.0.0.1", port=port)
     server = server or team_server(settings, plan)
     app = team_app(settings, host="127.0.0.1", port=port, server=server)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("team server did not start")
-        time.sleep(0.02)
-    try:
-        yield ServedTeam(f"http://127.0.0.1:{port}", server, port)
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(app, port=port, lifespan="auto", name="team server") as url:
+        yield ServedTeam(url, server, port)

@@ -16,7 +16,8 @@ from pcref_mcp import identity
 from pcref_mcp.config import Settings
 from pcref_mcp.team.app import plan_for, team_server
 from pcref_mcp.team.standin_idp import USERS, RunningIdp
-from tests.team.conftest import free_port, serve_team
+from tests.serving import INITIALIZE, MCP_HEADERS, free_port
+from tests.team.conftest import serve_team
 
 MODES = ["legacy", "auto"]  # 2025-11-25 sessions and sessionless 2026-07-28 requests
 
@@ -83,21 +84,11 @@ async def test_a_session_cannot_be_taken_over_with_another_persons_token(
     """The SDK binds a legacy session to the (client, issuer, subject) that opened it; the verifier
     supplies the person's object id as the subject, so bob cannot ride ada's session."""
     with serve_team(settings) as team:
-        init = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
-        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        headers = MCP_HEADERS
         async with httpx2.AsyncClient(timeout=20) as http:
             opened = await http.post(
                 team.mcp,
-                json=init,
+                json=INITIALIZE,
                 headers={**headers, "Authorization": f"Bearer {idp.idp.access_token(USERS['ada'])}"},
             )
             session = opened.headers["mcp-session-id"]
@@ -119,23 +110,9 @@ def legacy_call(url: str, token: str, method: str, params: dict[str, Any]) -> An
     """initialize, then one request in that session; returns the raw HTTP response."""
     import httpx
 
-    headers = {
-        "Accept": "application/json, text/event-stream",
-        "Content-Type": "application/json",
-        "Authorization": f"Bearer {token}",
-    }
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
     with httpx.Client(trust_env=False, timeout=20) as http:
-        opened = http.post(url, json=init, headers=headers)
+        opened = http.post(url, json=INITIALIZE, headers=headers)
         assert opened.status_code == 200, opened.text
         headers = {
             **headers,

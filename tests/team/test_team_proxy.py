@@ -21,20 +21,10 @@ import pytest
 
 from pcref_mcp.config import Settings
 from pcref_mcp.team.standin_idp import API_CLIENT_ID, PARTNER_CENTER, USERS, RunningIdp
+from tests.serving import INITIALIZE, MCP_HEADERS
 from tests.team.conftest import ServedTeam, serve_team
 
 REDIRECT = "http://127.0.0.1:9/callback"
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -107,19 +97,23 @@ class Dance:
         verifier, challenge = pkce()
         at_idp = self.authorize(client_id, challenge).headers["location"]
         back = self.sign_in(at_idp, login)
-        tokens = self.token(
+        tokens = self.redeem(client_id, back["code"], verifier)
+        assert tokens.status_code == 200, tokens.text
+        return client_id, tokens.json()
+
+    def redeem(self, client_id: str, code: str, verifier: str) -> httpx.Response:
+        """The client exchanges the code it got back at REDIRECT, proving PKCE with ``verifier``."""
+        return self.token(
             grant_type="authorization_code",
-            code=back["code"],
+            code=code,
             redirect_uri=REDIRECT,
             client_id=client_id,
             code_verifier=verifier,
         )
-        assert tokens.status_code == 200, tokens.text
-        return client_id, tokens.json()
 
     def mcp(self, access_token: str) -> httpx.Response:
         return self.http.post(
-            self.team.mcp, json=INIT, headers={**MCP_HEADERS, "Authorization": f"Bearer {access_token}"}
+            self.team.mcp, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": f"Bearer {access_token}"}
         )
 
 
@@ -247,13 +241,7 @@ def test_a_claims_challenge_is_carried_into_the_next_sign_in(dance: Dance) -> No
     at_idp = dance.authorize(client_id, challenge).headers["location"]
     assert "acrs" in parse_qs(urlparse(at_idp).query)["claims"][0]  # the claims go to Entra
     back = dance.sign_in(at_idp, "mia")
-    again = dance.token(
-        grant_type="authorization_code",
-        code=back["code"],
-        redirect_uri=REDIRECT,
-        client_id=client_id,
-        code_verifier=verifier,
-    ).json()
+    again = dance.redeem(client_id, back["code"], verifier).json()
     assert "mfa" in jwt.decode(again["access_token"], options={"verify_signature": False})["amr"]
     headers["Authorization"] = f"Bearer {again['access_token']}"
     assert dance.http.post(dance.team.mcp, json=call, headers=headers).status_code != 401
@@ -265,13 +253,7 @@ def test_a_client_id_metadata_document_works_without_registration(dance: Dance, 
     client_id = idp.idp.client_document("cimd-client", [REDIRECT])
     verifier, challenge = pkce()
     back = dance.sign_in(dance.authorize(client_id, challenge).headers["location"], "bob")
-    tokens = dance.token(
-        grant_type="authorization_code",
-        code=back["code"],
-        redirect_uri=REDIRECT,
-        client_id=client_id,
-        code_verifier=verifier,
-    )
+    tokens = dance.redeem(client_id, back["code"], verifier)
     assert tokens.status_code == 200, tokens.text
     assert dance.mcp(tokens.json()["access_token"]).status_code == 200
 

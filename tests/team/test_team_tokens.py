@@ -16,19 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pcref_mcp.config import Settings
 from pcref_mcp.team.app import plan_for, team_server, verifier_for
 from pcref_mcp.team.standin_idp import API_CLIENT_ID, USERS, RunningIdp, StandInIdp
-from tests.team.conftest import ServedTeam, free_port, serve_team
+from tests.serving import INITIALIZE, MCP_HEADERS, free_port
+from tests.team.conftest import ServedTeam, serve_team
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 ADA = USERS["ada"]
 
 
@@ -42,8 +32,8 @@ def team(idp: RunningIdp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield served
 
 
-def post(team: ServedTeam, token: str | None, body: Any = INIT) -> httpx.Response:
-    headers = dict(HEADERS)
+def post(team: ServedTeam, token: str | None, body: Any = INITIALIZE) -> httpx.Response:
+    headers = dict(MCP_HEADERS)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     with httpx.Client(trust_env=False, timeout=20) as http:

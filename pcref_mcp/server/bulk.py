@@ -1,0 +1,188 @@
+"""batch_update's plan and answer: items, a CSV import or a batch undo become one BatchPlan, approved
+once through the same approval resolver as every write, then sent item by item with progress.
+
+The tool itself is declared in server/tools.py (one place for every tool); this module holds what
+it does, so the tool stays a few lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
+from pydantic import BaseModel
+
+from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals.patch_paths import Edit
+from pcref_mcp.server.confirmation import Decision, runtime_of, settings_of
+from pcref_mcp.server.inputs import ReadAs
+from pcref_mcp.writes import batch as batching
+from pcref_mcp.writes.batch import MAX_ITEMS, BatchPlan, BatchRequest
+
+if TYPE_CHECKING:
+    from pcref_mcp.writes.pipeline_store import PipelineStore
+
+
+class BatchResult(BaseModel):
+    status: Literal["applied", "partial", "confirmation_required", "declined", "cancelled", "stale"]
+    message: str
+    batch_id: str | None = None
+    items: list[str]
+    confirm_token: str | None = None
+    read_as: ReadAs = None
+
+
+async def plan(
+    ctx: Context,
+    items: Sequence[tuple[str, list[Edit]]] | None,
+    csv: str | None,
+    undo: str | None,
+) -> BatchPlan:
+    """Exactly one source: items, csv or undo; at most MAX_ITEMS items; each planned by the engine."""
+    given = [name for name, value in (("items", items), ("csv", csv), ("undo", undo)) if value]
+    if len(given) != 1:
+        raise InvalidInput(
+            "Give exactly one of items (changes to referrals), csv (rows to import) or undo (a batch_id)"
+            + (f"; got {' and '.join(given)}." if given else "; got none."),
+            hint='e.g. {"items":[{"referral_id":"…","changes":[{"field":"closing date","value":"2027-03-31"}]}]}',
+        )
+    runtime = runtime_of(ctx)
+    mode: batching.Mode
+    if items:
+        mode = "update"
+        requests = [
+            BatchRequest(label=f"referral {rid}", referral_id=rid, changes=list(changes))
+            for rid, changes in items
+        ]
+    elif csv:
+        from pcref_mcp.server.exchange import import_requests
+
+        mode = "import"
+        requests = await import_requests(runtime.client, csv)
+    else:
+        mode = "undo"
+        requests = batching.undo_requests(pipeline_store(runtime), str(undo))
+    if len(requests) > MAX_ITEMS:
+        raise InvalidInput(
+            f"A batch holds at most {MAX_ITEMS} items; this one has {len(requests)}. Split it into batches "
+            f"of {MAX_ITEMS} or fewer.",
+            field="items",
+        )
+    if not requests:
+        raise InvalidInput("The batch is empty: there is nothing to plan.", field=given[0])
+
+    async def progress(done: float, total: float, message: str) -> None:
+        await ctx.report_progress(done, total * 2, message)
+
+    batch = await batching.plan_batch(runtime.engine, requests, mode, progress)
+    if mode == "undo":
+        batch.undo_batch = str(undo).strip()
+        batch.summary += f" (undo of batch {batch.undo_batch})"
+    if not batch.to_send:  # refused before the approval resolver would ask about an empty batch
+        raise InvalidInput(nothing_to_send(batch))
+    return batch
+
+
+async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any]) -> BatchResult:
+    """Nothing sent unless approved; then every item sent on its own, with progress, and reported."""
+    lines = batch.preview_lines()
+    decision = approval.data if isinstance(approval, AcceptedElicitation) else None
+    if not isinstance(decision, Decision):  # pragma: no cover - approval_for always decides
+        return BatchResult(status="cancelled", message="Nothing was written.", items=lines)
+    if decision.outcome in ("declined", "cancelled", "timeout"):
+        why = {
+            "declined": "the person declined the batch",
+            "cancelled": "the person cancelled the batch",
+            "timeout": "no answer to the approval question came in time, so it was cancelled",
+        }[decision.outcome]
+        status: Literal["declined", "cancelled"] = (
+            "declined" if decision.outcome == "declined" else "cancelled"
+        )
+        return BatchResult(status=status, message=f"Nothing was written: {why}.", items=lines)
+    if decision.outcome == "token":
+        ttl = int(settings_of(ctx).confirm_ttl_seconds)
+        lead = (
+            "A referral in the batch changed since the earlier preview"
+            + (" (" + "; ".join(decision.changed) + ")" if decision.changed else "")
+            + "; nothing was written. This is the new preview. "
+            if decision.stale
+            else ""
+        )
+        note = f"{decision.note} " if decision.note else ""
+        return BatchResult(
+            status="stale" if decision.stale else "confirmation_required",
+            message=lead
+            + note
+            + f"{batch.summary}. Show every item to the person. Only if they approve, call batch_update "
+            f"again with the same arguments and confirm_token (valid {max(ttl // 60, 1)} min, once).",
+            items=lines,
+            confirm_token=decision.token,
+        )
+    runtime = runtime_of(ctx)
+    planned = len(batch.entries)
+    sending = len(batch.to_send)
+
+    async def progress(done: float, total: float, message: str) -> None:
+        await ctx.report_progress(planned + done, planned + sending, message)
+
+    batch_id = await batching.execute_batch(runtime.engine, pipeline_store(runtime), batch, progress)
+    tally = batching.counts(batch)
+    applied = tally.get("applied", 0)
+    told = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(tally.items()))
+    return BatchResult(
+        status="applied" if applied == sending else "partial",
+        message=f"Batch {batch_id}: {told}. Each applied item has its change_id; undo the whole batch with "
+        f'batch_update {{"undo":"{batch_id}"}}.',
+        batch_id=batch_id,
+        items=[batching.entry_line(e) for e in batch.entries],
+    )
+
+
+def nothing_to_send(batch: BatchPlan) -> str:
+    """Why no item of a batch can be sent: each refused item with its reason, the unchanged counted."""
+    refused = [batching.entry_line(e) for e in batch.entries if e.refused or e.notes]
+    unchanged = sum(1 for e in batch.entries if e.unchanged)
+    return (
+        "Nothing to send, so nothing was asked or written: "
+        + (f"{unchanged} item(s) already match Partner Center" if unchanged else "")
+        + ("; " if unchanged and refused else "")
+        + (
+            f"{sum(1 for e in batch.entries if e.refused)} refused"
+            if any(e.refused for e in batch.entries)
+            else ""
+        )
+        + "."
+        + ("\n" + "\n".join(refused) if refused else "")
+    )
+
+
+def pipeline_store(runtime: Any) -> PipelineStore:
+    """The runtime's PipelineStore (pipeline.sqlite3 next to the journal), opened on first use."""
+    store: PipelineStore | None = getattr(runtime, "_pipeline_store", None)
+    if store is None:
+        from pcref_mcp.config import data_dir
+        from pcref_mcp.writes.pipeline_store import PipelineStore
+
+        journal_path = runtime.settings.journal_path or data_dir() / "journal.sqlite3"
+        store = PipelineStore(journal_path.parent / "pipeline.sqlite3")
+        runtime._pipeline_store = store
+    return store
+
+
+async def feed(ctx: Context, since: str) -> tuple[list[Any], list[str]]:
+    """recent_changes with since: own journaled writes, and the referrals updated since (the first
+    line says from when, how many, and whether the list was cut short)."""
+    from pcref_mcp.writes import feed as feeds
+
+    runtime = runtime_of(ctx)
+    cutoff = feeds.parse_since(since)
+    got = await feeds.changes_since(runtime.client, pipeline_store(runtime), runtime.journal, cutoff)
+    note = (
+        f"Since {cutoff.strftime('%Y-%m-%d %H:%M')} UTC: {len(got.referrals)} referral(s) updated, "
+        f"{len(got.writes)} of your writes"
+    )
+    if got.truncated:
+        note += f"; stopped after {len(got.referrals)} referrals: ask for a later time for the rest"
+    return got.writes, [note + ".", *got.referrals]

@@ -1,0 +1,42 @@
+"""What the tests need to talk to a server on a real 127.0.0.1 socket, in one place.
+
+``serve_in_thread`` (the same runner the stand-in identity provider uses) serves an ASGI app with
+uvicorn in a daemon thread; ``free_port`` picks a port first for apps that must know theirs before
+they are built; ``initialize`` and ``MCP_HEADERS`` are the raw Streamable HTTP request a client opens
+with, for tests that speak HTTP without an MCP client.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from pcref_mcp.team.standin_idp import serve_in_thread
+
+__all__ = ["INITIALIZE", "MCP_HEADERS", "free_port", "initialize", "serve_in_thread"]
+
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (for apps that must be built knowing their port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def initialize(protocol_version: str = "2025-11-25", client: str = "t") -> dict[str, Any]:
+    """The JSON-RPC ``initialize`` request a client opens a session with."""
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": protocol_version,
+            "capabilities": {},
+            "clientInfo": {"name": client, "version": "1"},
+        },
+    }
+
+
+INITIALIZE = initialize()
