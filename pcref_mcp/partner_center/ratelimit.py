@@ -126,8 +126,16 @@ class PersonalRateLimiter(RateLimiter):
         while True:
             wait = await self._buckets.rate_take(bucket, self.calls, self.window, self._clock())
             if wait <= 0:
+                self._local(person)._stamps.append(self._clock())  # this replica's share, for wait_time
                 return
             await self._sleep(min(wait, self.window))
+
+    def wait_time(self) -> float:
+        """Seconds the current person's next call would wait (with a shared store: at least; the
+        other replicas' calls are counted there)."""
+        person = identity.current().id
+        pause = max(0.0, self._pauses.get(person, 0.0) - self._clock())
+        return max(self._local(person).wait_time(), pause)
 
     def pause(self, seconds: float) -> None:
         if seconds <= 0:
