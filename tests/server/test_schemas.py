@@ -12,7 +12,7 @@ from pydantic import Field
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.app import _compact_tool_schemas
-from pcref_mcp.server.tools import TOOLS, WriteResult
+from pcref_mcp.server.tools import TOOLS, CreateResult, WriteResult
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,8 @@ async def test_tool_inputs_mirror_their_models(client: Client) -> None:
     assert set(search["properties"]) == _aliases(searching.Filters)
     for name in ("update_field", "create_referral", "register_deal", "undo_change"):
         # read_as is in every answer that has something to say, but left out of the published schema
-        assert set(tools[name].output_schema["properties"]) == set(WriteResult.model_fields) - {"read_as"}
+        result = CreateResult if name == "create_referral" else WriteResult
+        assert set(tools[name].output_schema["properties"]) == set(result.model_fields) - {"read_as"}
 
 
 class NewReferralPlus(NewReferral):
