@@ -12,7 +12,8 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -274,7 +275,7 @@ class SqliteStore(Store):
                     )
             _private_file(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            _busy_retry(lambda: db.execute("PRAGMA journal_mode=WAL"))  # may be refused while another opens
             db.execute("PRAGMA synchronous=FULL")
             for suffix in ("-wal", "-shm"):
                 side = self.path.with_name(self.path.name + suffix)
@@ -286,6 +287,13 @@ class SqliteStore(Store):
 
 
 def _migrate(db: sqlite3.Connection) -> None:
+    """Run pending migrations; a file already at the latest version is only read (no write lock, so
+    processes opening it together do not queue behind each other)."""
+    try:
+        if _version(db) >= migrations.latest(migrations.SQLITE):
+            return
+    except sqlite3.OperationalError:  # no schema_migrations table yet
+        pass
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute(
@@ -309,6 +317,20 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _busy_retry(step: Callable[[], object], seconds: float = 10.0) -> None:
+    """SQLite answers some statements (changing the journal mode) "database is locked" at once,
+    without waiting for the busy timeout: try again for a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _version(db: sqlite3.Connection) -> int:

@@ -146,15 +146,19 @@ async def test_reuse_returns_the_open_elicitation_reference_until_it_is_spent(st
 def _redeem_in_process(path: str, handle: str, start: Any, results: Any) -> None:
     import anyio
 
-    store = ApprovalStore(Path(path))
-    start.wait()
+    store = None
     try:
+        store = ApprovalStore(Path(path))
+        start.wait()
         anyio.run(store.redeem, handle, CLAIMS)
         results.put("won")
     except ConfirmationError as exc:
         results.put(str(exc))
+    except Exception as exc:  # any other failure is reported, not lost in the child
+        results.put(f"{type(exc).__name__}: {exc}")
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 async def test_two_processes_racing_to_redeem_one_token_exactly_one_wins(tmp_path: Path) -> None:
