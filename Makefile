@@ -9,7 +9,7 @@ TS_SDK_VERSION := 1.32.2
 TS_CLIENT_VERSION := 2.4.0
 TS_SDK := .tools/.ts-sdk-$(TS_SDK_VERSION)-client-$(TS_CLIENT_VERSION)  # a stamp: the Inspector brings its own client
 
-.PHONY: run team test lint typecheck unit e2e snapshots bench fuzz clean
+.PHONY: run team test lint typecheck unit e2e snapshots bench fuzz clean system
 
 run: $(STAMP)  ## serve Streamable HTTP on 127.0.0.1:8765 against the embedded sandbox
 	$(VENV)/bin/pcref-mcp serve --http
@@ -19,18 +19,31 @@ team: $(STAMP)  ## team mode on 127.0.0.1:8765: the sandbox and a stand-in ident
 
 test: lint typecheck unit e2e  ## everything CI runs
 
-unit: $(STAMP)  ## the suite against both sandbox profiles: today's lenient one, then strict (as documented)
-	PCREF_SANDBOX_PROFILE=lenient $(PY) -m pytest
-	PCREF_SANDBOX_PROFILE=strict $(PY) -m pytest
+unit: $(STAMP) system  ## the suite against both sandbox profiles: today's lenient one, then strict (as documented)
+	PCREF_POSTGRES_REQUIRED=$(AS_ROOT) PCREF_SANDBOX_PROFILE=lenient $(PY) -m pytest
+	PCREF_POSTGRES_REQUIRED=$(AS_ROOT) PCREF_SANDBOX_PROFILE=strict $(PY) -m pytest
+
+# The team deployment's tests (store contract, deploy/ end to end) need PostgreSQL and nginx: installed
+# from the distribution where missing when run as root (CI); otherwise those tests say what to install.
+AS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
+system:
+	@missing=""; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ] && [ "$(AS_ROOT)" = 1 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing (apt-get)" >&2; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q $$missing >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; \
+	elif [ -n "$$missing" ]; then echo "the team-stack tests need:$$missing (apt-get install$$missing)" >&2; fi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pcref_mcp tests bench
-	$(VENV)/bin/ruff format --check pcref_mcp tests bench
+	$(VENV)/bin/ruff check pcref_mcp tests bench deploy
+	$(VENV)/bin/ruff format --check pcref_mcp tests bench deploy
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy pcref_mcp
 
-e2e: $(STAMP) $(INSPECTOR) $(TS_SDK)  ## third-party clients (MCP Inspector CLI, TypeScript SDK) over stdio and HTTP
+e2e: $(STAMP) $(INSPECTOR) $(TS_SDK) system  ## third-party clients (MCP Inspector CLI, TypeScript SDK) over stdio and HTTP
 	PCREF_E2E_REQUIRED=1 PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) PCREF_TOOLS_DIR=$(CURDIR)/.tools \
 		$(PY) -m pytest -m e2e tests/e2e
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import batch, calls, economy, footprint, overhead, report, sandbox_bench, startup
+from bench import batch, calls, economy, footprint, overhead, report, sandbox_bench, scale, startup
 from bench.common import machine, progress
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,34 +46,37 @@ def main(argv: list[str] | None = None) -> int:
     }
     progress(f"machine: {results['machine']}")
 
-    progress("1/7 cold start")
+    progress("1/8 cold start")
     results["startup"] = startup.run(runs=5 if q else 20, warmup=1 if q else 2)
     answer = results["startup"].pop("tools_list_answer")
     progress(f"cold start: {results['startup']['ratio']:.2f}× baseline")
 
-    progress("2/7 context footprint")
+    progress("2/8 context footprint")
     results["footprint"] = footprint.run(answer)
     progress(
         f"footprint: {results['footprint']['total_bytes']:,} B vs naive {results['footprint']['naive_total_bytes']:,} B"
     )
 
-    progress("3/7 answer economy")
+    progress("3/8 answer economy")
     results["economy"] = economy.run(size=200, rows=50)
 
-    progress("4/7 API calls per task")
+    progress("4/8 API calls per task")
     results["calls"] = calls.run(size=1000, burst=500)
 
-    progress("5/7 overhead")
+    progress("5/8 overhead")
     results["overhead"] = overhead.run(repeat=50 if q else 300, warmup=10)
 
     size = 10_000 if q else 100_000
-    progress(f"6/7 sandbox at {size:,} referrals")
+    progress(f"6/8 sandbox at {size:,} referrals")
     cache = None if args.no_cache else ROOT / ".bench-cache"
     results["sandbox"] = sandbox_bench.run(size, repeat=50 if q else 200, cache_dir=cache)
     progress("sandbox: page p50 {:.1f} ms".format(results["sandbox"]["asgi"]["page"]["p50_ms"]))
 
-    progress("7/7 a 50-item batch")
+    progress("7/8 a 50-item batch")
     results["batch"] = batch.run()
+
+    progress("8/8 team server at scale (PostgreSQL, replicas, nginx)")
+    results["scale"] = scale.run(calls=200 if q else 600)
 
     results["load_end"] = _load()
     results["wall_seconds"] = time.perf_counter() - started

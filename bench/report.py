@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import scale
+
 Row = tuple[str, str, str, str, str, str]  # figure, value, baseline, ratio, target, met
 
 
@@ -43,9 +45,13 @@ def render(results: dict[str, Any]) -> str:
         ("5. Overhead of the MCP layer (in-memory client vs the client library)", _overhead),
         ("6. Sandbox at scale", _sandbox),
         (BATCH_TITLE, _batch),
+        (scale.TITLE, _scale),
     ):
         out += [f"## {title}", ""]
         key = fn.__name__.lstrip("_")
+        if key == "scale" and key not in results:  # needs PostgreSQL and nginx: run on its own
+            out += ["Measured by `python -m bench.scale` (PostgreSQL and nginx); not part of this run.", ""]
+            continue
         if key not in results:
             out += ["Not run.", ""]
             continue
@@ -392,6 +398,10 @@ def _sandbox(r: dict[str, Any]) -> list[str]:
         "",
         *_table(rows),
     ]
+
+
+def _scale(r: dict[str, Any]) -> list[str]:
+    return scale.render(r)
 
 
 BATCH_TITLE = "7. A 50-item batch (`batch_update`) vs 50 `update_field` calls"

@@ -84,7 +84,15 @@ def cmd_sandbox(args: argparse.Namespace, settings: Any) -> int:
         file=sys.stderr,
         flush=True,
     )
-    serve(host=args.host, port=args.port, db_path=db, reset=args.reset, size=args.size, profile=args.profile)
+    serve(
+        host=args.host,
+        port=args.port,
+        db_path=db,
+        reset=args.reset,
+        size=args.size,
+        profile=args.profile,
+        rate_limit=args.rate_limit,
+    )
     return 0
 
 
@@ -106,6 +114,22 @@ def cmd_whoami(args: argparse.Namespace, settings: Any) -> int:
     return whoami(settings, sys.stdout)
 
 
+async def _settle(settings: Any, journal: Any) -> None:
+    """``journal --settle``: decide everyone's in-doubt updates from the service (reads only)."""
+    from pcref_mcp.server.runtime import Runtime
+    from pcref_mcp.writes.settle import settle_in_doubt
+
+    runtime = Runtime(settings)
+    try:
+        settled = await settle_in_doubt(journal, runtime.client)
+    finally:
+        await runtime.aclose()
+    for item in settled:
+        print(f"#{item.entry_id}  {item.status.replace('_', ' ')}: {item.how}", file=sys.stderr)
+    if not settled:
+        print("Nothing is in doubt.", file=sys.stderr)
+
+
 def cmd_config(args: argparse.Namespace, settings: Any) -> int:
     from pcref_mcp.config import cmd_config as show
 
@@ -113,16 +137,29 @@ def cmd_config(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_journal(args: argparse.Namespace, settings: Any) -> int:
-    from pcref_mcp.config import data_dir
+    import anyio
+
+    from pcref_mcp.store import open_store
     from pcref_mcp.writes.journal import Journal
 
-    journal = Journal(settings.journal_path or data_dir() / "journal.sqlite3")
-    entries = journal.recent(args.limit, referral_id=args.referral, any_actor=args.all)
+    async def read() -> list[Any]:
+        store = open_store(settings.store_location, secret=settings.store_secret)
+        try:
+            if args.settle:
+                await _settle(settings, Journal(store))
+            return await Journal(store).recent(args.limit, referral_id=args.referral, any_actor=args.all)
+        finally:
+            await store.close()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, also when called from async code
+        entries = thread.submit(anyio.run, read).result()
     if args.json:
         print(json.dumps([e.shown() for e in entries], indent=2, default=str))
         return 0
     if not entries:
-        print(f"The journal is empty ({journal.path}).")
+        print(f"The journal is empty ({settings.store_shown}).")
         return 0
     for e in entries:
         shown = e.shown()
@@ -275,6 +312,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=("lenient", "strict"),
         help="strict: as documented (default PCREF_SANDBOX_PROFILE)",
     )
+    sandbox.add_argument(
+        "--rate-limit", type=int, default=100, help="requests per 60 s per token, as the service (0: off)"
+    )
     sandbox.set_defaults(run=cmd_sandbox)
 
     login = sub.add_parser("login", help="sign in to Partner Center (device code by default)")
@@ -290,6 +330,9 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("--json", action="store_true")
     journal.add_argument(
         "--all", action="store_true", help="every person's writes (team mode), not only yours"
+    )
+    journal.add_argument(
+        "--settle", action="store_true", help="first decide in-doubt updates from the service (reads only)"
     )
     journal.set_defaults(run=cmd_journal)
 

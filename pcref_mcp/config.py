@@ -64,6 +64,8 @@ class Settings(BaseModel):
     sandbox_db: Path | None = None  # None: <data dir>/sandbox.db; ":memory:" keeps it in memory
     sandbox_size: int = Field(default=60, ge=0)
     journal_path: Path | None = None  # None: <data dir>/journal.sqlite3
+    store_url: str | None = None  # None: sqlite:///<journal_path>; postgresql://… for a team server
+    store_key: SecretStr | None = None  # seals refresh tokens at rest; derives the replicas' shared keys
     read_only: bool = False
     require_elicitation: bool = False
     confirm_ttl_seconds: int = Field(default=300, ge=1)
@@ -74,6 +76,7 @@ class Settings(BaseModel):
     http_max_sessions: int = Field(default=200, ge=1)
     http_max_sessions_per_client: int = Field(default=20, ge=1)
     http_session_idle_seconds: int = Field(default=900, ge=1)
+    http_stateless: bool = False  # every request stands alone: any replica serves any request
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # Team mode (`pcref-mcp team`): each request carries the person's own token; see pcref_mcp/team.
     team_public_url: str | None = None  # the server's public base URL; None: http://<host>:<port>
@@ -108,6 +111,26 @@ class Settings(BaseModel):
             return None
         return f"{self.authority_host.rstrip('/')}/{self.tenant_id}"
 
+    @property
+    def store_location(self) -> str:
+        """The store's URL: ``store_url``, else the SQLite journal file (journal and approvals share it)."""
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{self.journal_path or data_dir() / 'journal.sqlite3'}"
+
+    @property
+    def store_shown(self) -> str:
+        """The store's URL without a password, for people to read."""
+        scheme, sep, rest = self.store_location.partition("://")
+        userinfo, at, host = rest.rpartition("@")
+        if at and ":" in userinfo:
+            rest = f"{userinfo.split(':', 1)[0]}:****@{host}"
+        return scheme + sep + rest
+
+    @property
+    def store_secret(self) -> bytes | None:
+        return self.store_key.get_secret_value().encode() if self.store_key else None
+
     def source_of(self, name: str) -> Source:
         return self._sources.get(name, "default")
 
@@ -118,6 +141,8 @@ class Settings(BaseModel):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 shown = "****"
+            elif name == "store_url" and value:
+                shown = self.store_shown
             elif value is None:
                 shown = "(not set)"
             elif isinstance(value, tuple):

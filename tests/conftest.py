@@ -8,3 +8,48 @@ import pytest
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# --- the store: SQLite, and PostgreSQL in a cluster of the tests' own ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():  # type: ignore[no-untyped-def]
+    """One PostgreSQL cluster for the session (initdb'd in a temp dir, on loopback), or a skip where
+    PostgreSQL is not installed (the project's set-up installs it; CI sets PCREF_POSTGRES_REQUIRED=1
+    through `make test`, where a missing PostgreSQL is a failure)."""
+    import os
+
+    from deploy.postgres import Postgres, find_binary
+
+    if find_binary("initdb") is None:
+        if os.environ.get("PCREF_POSTGRES_REQUIRED") == "1":
+            pytest.fail(
+                "PostgreSQL is not installed (make test installs it as root: apt-get install postgresql)"
+            )
+        pytest.skip("PostgreSQL is not installed")
+    cluster = Postgres()
+    cluster.start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:  # type: ignore[no-untyped-def]
+    """A fresh, empty database for one test."""
+    import secrets
+
+    return str(postgres_cluster.create_database("t_" + secrets.token_hex(6)))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_store(request, tmp_path):  # type: ignore[no-untyped-def]
+    """Make stores of one kind over one database (call it twice: two replicas, or a restart)."""
+    from pcref_mcp.store.postgres import PostgresStore
+    from pcref_mcp.store.sqlite import SqliteStore
+
+    if request.param == "sqlite":
+        path = tmp_path / "store" / "store.sqlite3"
+        return lambda: SqliteStore(path)
+    url = request.getfixturevalue("postgres_url")
+    return lambda: PostgresStore(url, secret=b"test-store-key-" + b"x" * 20, retry_seconds=5.0)

@@ -24,6 +24,7 @@ def serve(
     allow_remote: bool = False,
     config: SandboxConfig | None = None,
     profile: Profile | None = None,
+    rate_limit: int = 100,
 ) -> None:
     """Serve until interrupted. ``db_path`` None uses :func:`default_db_path` (a file, kept between runs).
 
@@ -47,6 +48,7 @@ def serve(
             seed_size=size,
             seed=seed,
             profile=profile or default_profile(),
+            rate_limit=rate_limit,
         )
     if config.control_token is None:
         config.control_token = os.environ.get("PCREF_SANDBOX_CONTROL_TOKEN") or secrets.token_urlsafe(24)

@@ -17,7 +17,7 @@ from pcref_mcp.referrals.schemas import compact_schema, omit_nulls, portable, st
 from pcref_mcp.server.inputs import add_tool
 from pcref_mcp.server.prompts import register_prompts
 from pcref_mcp.server.resources import register_resources
-from pcref_mcp.server.runtime import Runtime
+from pcref_mcp.server.runtime import Runtime, shared_key
 from pcref_mcp.server.tools import TOOLS
 
 log = logging.getLogger("pcref_mcp.server")
@@ -47,6 +47,8 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: A
     async def lifespan(_: MCPServer[State]) -> AsyncIterator[State]:
         owned = runtime is None
         current = runtime or Runtime(settings)
+        if owned and settings.store_url:
+            await current.start()
         try:
             yield State(settings=settings, runtime=current)
         finally:
@@ -55,6 +57,7 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: A
 
     server: MCPServer[State] = MCPServer(
         "pcref-mcp",
+        request_state_security=_request_state_security(settings),
         title="Partner Center Referrals",
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -70,6 +73,18 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: A
     register_resources(server)
     register_prompts(server)
     return server
+
+
+def _request_state_security(settings: Settings) -> Any:
+    """Sealed 2026-07-28 request state (input-required rounds) under a key every replica derives from
+    ``PCREF_STORE_KEY``, so a round sealed by one replica is opened by the next; without a store key
+    the SDK's process-local key (a single server)."""
+    key = shared_key(settings, "request-state")
+    if key is None:
+        return None
+    from mcp.server.request_state import RequestStateSecurity
+
+    return RequestStateSecurity(keys=[key])
 
 
 def _compact_tool_schemas(server: MCPServer[Any]) -> None:

@@ -164,7 +164,7 @@ def approval_for(planner: Callable[..., Awaitable[WritePlan]]) -> Callable[..., 
             return None
         store = runtime_of(ctx).approvals
         ttl = float(settings_of(ctx).approval_timeout_seconds)
-        ref: str = store.issue(claims_for(ctx, plan), ttl=ttl, channel="elicitation", reuse=True)
+        ref: str = await store.issue(claims_for(ctx, plan), ttl=ttl, channel="elicitation", reuse=True)
         return ref
 
     async def ask(
@@ -181,14 +181,14 @@ def approval_for(planner: Callable[..., Awaitable[WritePlan]]) -> Callable[..., 
         asked: Annotated[ElicitationResult[Any], Resolve(ask)],
     ) -> Decision:
         if ref is not None:
-            return _answered(ctx, plan, ref, asked)
+            return await _answered(ctx, plan, ref, asked)
         if confirm_token:
-            return _redeem(ctx, plan, confirm_token)
+            return await _redeem(ctx, plan, confirm_token)
         if can_elicit_form(ctx):
             return await _ask_live(ctx, plan)
         if settings_of(ctx).require_elicitation:
             _refuse_without_elicitation(ctx)
-        return Decision(outcome="token", token=_issue(ctx, plan))
+        return Decision(outcome="token", token=await _issue(ctx, plan))
 
     for fn, role in ((reference, "reference"), (ask, "ask"), (approve, "approve")):
         fn.__name__ = fn.__qualname__ = f"{role}_{planner.__name__}"
@@ -198,34 +198,34 @@ def approval_for(planner: Callable[..., Awaitable[WritePlan]]) -> Callable[..., 
 # --- private -----------------------------------------------------------------------------------------
 
 
-def _answered(ctx: Context, plan: WritePlan, ref: str, asked: ElicitationResult[Any]) -> Decision:
+async def _answered(ctx: Context, plan: WritePlan, ref: str, asked: ElicitationResult[Any]) -> Decision:
     """A 2026-07-28 answer: spend the approval reference it was given for, then go ahead."""
     if not isinstance(asked, AcceptedElicitation):
         return Decision(outcome="declined" if asked.action == "decline" else "cancelled")
     if not getattr(asked.data, "approve", False):
         return Decision(outcome="declined")
     try:
-        runtime_of(ctx).approvals.redeem(ref, claims_for(ctx, plan))
+        await runtime_of(ctx).approvals.redeem(ref, claims_for(ctx, plan))
     except ConfirmationError as exc:
         raise ToolError(f"{exc} Call the tool again to be asked anew.") from exc
     return Decision(outcome="approved")
 
 
-def _redeem(ctx: Context, plan: WritePlan, token: str) -> Decision:
+async def _redeem(ctx: Context, plan: WritePlan, token: str) -> Decision:
     store = runtime_of(ctx).approvals
     if can_elicit_form(ctx):
-        pending = store.peek(token)
+        pending = await store.peek(token)
         if pending is None or not pending.fallback:
             raise ToolError(
                 "This client can ask the person directly, so confirm tokens are not accepted here; "
                 "nothing was written. Call the tool again without confirm_token and the person will be asked."
             )
     try:
-        store.redeem(token, claims_for(ctx, plan))
+        await store.redeem(token, claims_for(ctx, plan))
     except StaleConfirmation:
-        before = store.peek(token)
+        before = await store.peek(token)
         changed = _changed_fields(before.snapshot if before else {}, plan)
-        return Decision(outcome="token", token=_issue(ctx, plan), stale=True, changed=changed)
+        return Decision(outcome="token", token=await _issue(ctx, plan), stale=True, changed=changed)
     except ConfirmationError as exc:
         raise ToolError(str(exc)) from exc
     return Decision(outcome="approved")
@@ -243,7 +243,7 @@ async def _ask_live(ctx: Context, plan: WritePlan) -> Decision:
     except MCPError as exc:
         log.info("the client answered the approval question with error %s; using a confirm token", exc.code)
         note = f"The client could not show the approval question (error {exc.code})."
-        return Decision(outcome="token", token=_issue(ctx, plan, fallback=True), note=note)
+        return Decision(outcome="token", token=await _issue(ctx, plan, fallback=True), note=note)
     except (ValueError, ValidationError) as exc:
         raise ToolError(
             "The client's answer to the approval question was malformed; nothing was written."
@@ -268,9 +268,9 @@ def _refuse_without_elicitation(ctx: Context) -> None:
     raise ToolError(message)
 
 
-def _issue(ctx: Context, plan: WritePlan, *, fallback: bool = False) -> str:
+async def _issue(ctx: Context, plan: WritePlan, *, fallback: bool = False) -> str:
     ttl = float(settings_of(ctx).confirm_ttl_seconds)
-    token: str = runtime_of(ctx).approvals.issue(
+    token: str = await runtime_of(ctx).approvals.issue(
         claims_for(ctx, plan), ttl=ttl, snapshot=snapshot(plan.referral), fallback=fallback
     )
     return token

@@ -45,6 +45,8 @@ def http_app(settings: Settings, server: Any, *, host: str, port: int) -> Any:
     app = server.streamable_http_app(
         transport_security=security,
         host=host,
+        # replicas behind a proxy: no session lives in one process (README, "Team server at scale")
+        stateless_http=settings.http_stateless,
         session_idle_timeout=float(settings.http_session_idle_seconds),
         # our own bound (SessionBounds) evicts before the SDK's refusal is ever reached
         max_sessions=settings.http_max_sessions + 1,

@@ -11,13 +11,14 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pcref_mcp.config import Settings, data_dir
+from pcref_mcp.config import SANDBOX_BASE_URL, Settings, data_dir
 
 if TYPE_CHECKING:
     import httpx
 
     from pcref_mcp.partner_center.capabilities import Capabilities
     from pcref_mcp.partner_center.client import PartnerCenterClient
+    from pcref_mcp.store import Store
     from pcref_mcp.writes.approvals import ApprovalStore
     from pcref_mcp.writes.engine import WriteEngine
     from pcref_mcp.writes.journal import Journal
@@ -36,7 +37,8 @@ class Runtime:
         sandbox_app: Any = None,
     ) -> None:
         self.settings = settings
-        self.cursor_key = secrets.token_bytes(32)
+        self.cursor_key = shared_key(settings, "cursor") or secrets.token_bytes(32)
+        self._store: Store | None = None
         self._transport = transport
         self.sandbox_app = sandbox_app
         self._client: PartnerCenterClient | None = None
@@ -49,6 +51,8 @@ class Runtime:
     def backend_label(self) -> str:
         if self.settings.backend == "live":
             return f"Partner Center (live) at {self.base_url}"
+        if self.settings.base_url != SANDBOX_BASE_URL:
+            return f"standalone sandbox at {self.base_url}"
         return f"embedded sandbox ({self.sandbox_db_path or 'in memory'})"
 
     @property
@@ -71,25 +75,39 @@ class Runtime:
         return self._client
 
     @property
+    def store(self) -> Store:
+        """Shared state (``PCREF_STORE_URL``): the SQLite journal file by default, PostgreSQL for a
+        team server's replicas. Connected on first use; :meth:`start` connects it up front."""
+        if self._store is None:
+            from pcref_mcp.store import open_store
+
+            self._store = open_store(self.settings.store_location, secret=self.settings.store_secret)
+        return self._store
+
+    @property
     def journal(self) -> Journal:
         if self._journal is None:
             from pcref_mcp.writes.journal import Journal
 
-            self._journal = Journal(self.settings.journal_path or data_dir() / "journal.sqlite3")
+            self._journal = Journal(self.store)
         return self._journal
 
     @property
     def approvals(self) -> ApprovalStore:
-        """Pending approvals and confirm tokens, kept next to the journal so a token issued by one
-        stdio process is redeemed by the next (clients that spawn a server per call)."""
+        """Pending approvals and confirm tokens, in the store with the journal, so a token issued by
+        one stdio process is redeemed by the next (clients that spawn a server per call) and a token
+        one replica issued is redeemed by any other."""
         if self._approvals is None:
             from pcref_mcp.writes.approvals import ApprovalStore
 
-            journal = self.settings.journal_path
-            folder = journal.parent if journal is not None else data_dir()
-            self._approvals = ApprovalStore(folder / "approvals.sqlite3")
-            self._approvals.purge()
+            self._approvals = ApprovalStore(self.store)
         return self._approvals
+
+    async def start(self) -> None:
+        """Connect the store (migrating it) and forget long-expired approvals: a server that cannot
+        reach its store says so at start, not on the first write."""
+        await self.store.start()
+        await self.approvals.purge()
 
     @property
     def engine(self) -> WriteEngine:
@@ -114,23 +132,27 @@ class Runtime:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        self._journal = None
         self._engine = None
-        if self._approvals is not None:
-            self._approvals.close()
-            self._approvals = None
-        store = getattr(self, "_pipeline_store", None)  # server.bulk.pipeline_store opens it
-        if store is not None:
-            store.close()
+        self._approvals = None
+        pipeline = getattr(self, "_pipeline_store", None)  # server.bulk.pipeline_store opens it
+        if pipeline is not None:
+            pipeline.close()
             self._pipeline_store = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
 
     def _build_client(self) -> PartnerCenterClient:
         from pcref_mcp.partner_center.client import PartnerCenterClient
-        from pcref_mcp.partner_center.ratelimit import RateLimiter
+        from pcref_mcp.partner_center.ratelimit import PersonalRateLimiter
 
-        limiter = RateLimiter(self.settings.rate_limit_calls, self.settings.rate_limit_window)
+        # each person's own window; kept in a shared store, every replica counts the same calls
+        limiter = PersonalRateLimiter(
+            self.settings.rate_limit_calls,
+            self.settings.rate_limit_window,
+            buckets=self.store if self.store.shared else None,
+        )
         if self.settings.backend == "live":
             from pcref_mcp.partner_center.auth import provider_for
 
@@ -140,7 +162,10 @@ class Runtime:
             from pcref_mcp.partner_center.auth import StaticTokenProvider
 
             tokens = StaticTokenProvider(SANDBOX_TOKEN)
-            transport = self._transport or self._sandbox_transport()
+            # PCREF_BASE_URL naming a standalone sandbox (`pcref-mcp sandbox`): the one backend that
+            # the replicas of a team deployment share, reached over HTTP
+            standalone = self.settings.base_url != SANDBOX_BASE_URL and self.sandbox_app is None
+            transport = self._transport or (None if standalone else self._sandbox_transport())
         log.info("backend: %s", self.backend_label)
         return PartnerCenterClient(
             self.base_url, tokens, transport=transport, limiter=limiter, timeout=self.settings.timeout
@@ -156,3 +181,14 @@ class Runtime:
                 SandboxConfig(db_path=self.sandbox_db_path, seed_size=self.settings.sandbox_size)
             )
         return httpx.ASGITransport(app=self.sandbox_app)
+
+
+def shared_key(settings: Settings, purpose: str) -> bytes | None:
+    """A key every replica derives alike from ``PCREF_STORE_KEY`` (None when none is configured:
+    then each process makes its own, as a single server may)."""
+    secret = settings.store_secret
+    if secret is None:
+        return None
+    from pcref_mcp.store.sealing import derive
+
+    return derive(secret, purpose)

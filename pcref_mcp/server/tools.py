@@ -360,7 +360,7 @@ async def recent_changes(ctx: Context, since: str | None = None) -> Annotated[Ca
     if since:
         entries, referrals = await bulk.feed(ctx, since)
         return respond(RecentChanges(changes=[recent_change(e) for e in entries], referrals=referrals))
-    entries = runtime_of(ctx).journal.recent(20)
+    entries = await runtime_of(ctx).journal.recent(20)
     return respond(RecentChanges(changes=[recent_change(e) for e in entries]))
 
 

@@ -177,7 +177,10 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
     from pcref_mcp.team.challenge import ClaimsGate
 
     parts: TeamParts = server.team
-    app = server.streamable_http_app(transport_security=security, host=host)
+    # replicas behind a proxy: PCREF_HTTP_STATELESS keeps no session in one process
+    app = server.streamable_http_app(
+        transport_security=security, host=host, stateless_http=settings.http_stateless
+    )
     _close_on_shutdown(app, parts.runtime)
     if parts.proxy is not None:
         from pcref_mcp.team.proxy import advertise_metadata_documents

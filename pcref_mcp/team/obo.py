@@ -30,6 +30,7 @@ from pcref_mcp.identity import Principal
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
+    from pcref_mcp.store import Store
 
 __all__ = ["OnBehalfOf", "PersonTokens", "confidential_app", "msal_http_client"]
 
@@ -54,6 +55,9 @@ class OnBehalfOf:
         self._people: OrderedDict[str, PersonTokens] = OrderedDict()
         self._max = max_people
         self._lock = threading.Lock()
+        # Where each person's msal cache (their OBO refresh token) is kept between calls, sealed
+        # (``pcref_mcp.store``): every replica reads and updates the same one. None: in memory only.
+        self.store: Store | None = None
 
     def for_person(self, principal: Principal) -> PersonTokens:
         with self._lock:
@@ -63,8 +67,8 @@ class OnBehalfOf:
                 self._people.popitem(last=False)
             return tokens
 
-    def new_app(self) -> Any:
-        return confidential_app(self.settings, http_cache=self.http_cache)
+    def new_app(self, token_cache: Any = None) -> Any:
+        return confidential_app(self.settings, http_cache=self.http_cache, token_cache=token_cache)
 
 
 class PersonTokens:
@@ -76,6 +80,7 @@ class PersonTokens:
         self._owner = owner
         self.principal = principal
         self._app: Any = None
+        self._cache: Any = None
         self._lock = threading.Lock()  # one msal call at a time per person: a refresh must not race
 
     def account_label(self) -> str | None:
@@ -89,14 +94,27 @@ class PersonTokens:
         return await self.exchange(incoming.token)
 
     async def exchange(self, assertion: str) -> str:
-        """This person's Partner Center token for ``assertion`` (their validated incoming token)."""
-        return await anyio.to_thread.run_sync(self._exchange, assertion)
+        """This person's Partner Center token for ``assertion`` (their validated incoming token).
 
-    def _exchange(self, assertion: str) -> str:
+        With a store, the person's cache is read from it first and written back when msal changed it
+        (a new or refreshed token), so a refresh token one replica obtained serves them all."""
+        store = self._owner.store
+        kept = await store.token_get(self.principal.id) if store is not None else None
+        token, changed = await anyio.to_thread.run_sync(self._exchange, assertion, kept)
+        if store is not None and changed is not None:
+            await store.token_put(self.principal.id, changed)
+        return token
+
+    def _exchange(self, assertion: str, kept: bytes | None = None) -> tuple[str, bytes | None]:
         with self._lock:
             try:
                 if self._app is None:
-                    self._app = self._owner.new_app()
+                    import msal
+
+                    self._cache = msal.SerializableTokenCache()
+                    self._app = self._owner.new_app(token_cache=self._cache)
+                if kept is not None:
+                    self._cache.deserialize(kept.decode())
                 result = None
                 accounts = self._app.get_accounts()  # this person's own cache: at most them
                 if accounts:  # a cached Partner Center token, or a refresh with the OBO refresh token
@@ -113,7 +131,9 @@ class PersonTokens:
                     hint="Try again in a minute; if it persists, the server's administrator should check it.",
                 ) from None
         if result and "access_token" in result:
-            return str(result["access_token"])
+            changed = self._cache.serialize().encode() if self._cache.has_state_changed else None
+            self._cache.has_state_changed = False
+            return str(result["access_token"]), changed
         result = result or {}
         if result.get("claims"):
             raise ClaimsChallenge(

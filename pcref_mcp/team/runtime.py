@@ -29,6 +29,7 @@ class TeamRuntime(Runtime):
     def __init__(self, settings: Settings, obo: OnBehalfOf, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.obo = obo
+        obo.store = self.store  # each person's token cache, sealed, shared by the replicas
         self._clients: dict[str, PartnerCenterClient] = {}
         self._engines: dict[str, WriteEngine] = {}
         self._people_lock = threading.Lock()
@@ -65,9 +66,14 @@ class TeamRuntime(Runtime):
 
     def _client_for(self, person: identity.Principal) -> PartnerCenterClient:
         from pcref_mcp.partner_center.client import PartnerCenterClient
-        from pcref_mcp.partner_center.ratelimit import RateLimiter
+        from pcref_mcp.partner_center.ratelimit import PersonalRateLimiter
 
-        limiter = RateLimiter(self.settings.rate_limit_calls, self.settings.rate_limit_window)
+        # this person's window, in the store when it is shared: every replica counts the same calls
+        limiter = PersonalRateLimiter(
+            self.settings.rate_limit_calls,
+            self.settings.rate_limit_window,
+            buckets=self.store if self.store.shared else None,
+        )
         transport = (
             self._transport
             if self.settings.backend == "live"

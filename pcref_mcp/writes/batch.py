@@ -177,13 +177,13 @@ async def execute_batch(
             outcome = await engine.execute(item_plan)
         except PcrefError as exc:
             entry.outcome, entry.message = "failed", str(exc)
-            entry.change_id = _last_change_id(engine, item_plan)
+            entry.change_id = await _last_change_id(engine, item_plan)
         except BaseException:
             # Cancelled mid-batch: the engine journaled the item in flight; the rest were never sent.
             entry.outcome, entry.message = "in_doubt", "interrupted while sending"
             for rest in sending[done:]:
                 rest.outcome = "not_sent"
-            entry.change_id = _last_change_id(engine, item_plan)
+            entry.change_id = await _last_change_id(engine, item_plan)
             if entry.change_id:
                 store.add_change(batch_id, entry.change_id)
             raise
@@ -300,11 +300,11 @@ async def _say_if_throttled(engine: WriteEngine, progress: Progress | None, done
         )
 
 
-def _last_change_id(engine: WriteEngine, plan: WritePlan) -> int | None:
+async def _last_change_id(engine: WriteEngine, plan: WritePlan) -> int | None:
     """The journal entry the engine made for ``plan`` before it raised (its newest for that referral)."""
     if plan.referral_id is None:
         return None
-    recent = engine.journal.recent(1, referral_id=plan.referral_id)
+    recent = await engine.journal.recent(1, referral_id=plan.referral_id)
     return recent[0].id if recent else None
 
 

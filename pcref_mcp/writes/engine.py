@@ -203,7 +203,7 @@ class WriteEngine:
         )
 
     async def plan_undo(self, change_id: int) -> WritePlan:
-        entry = self.journal.get(change_id)
+        entry = await self.journal.get(change_id)
         if entry is None:
             raise UndoNotPossible(f"There is no journaled change {change_id}.")
         _check_undoable(entry)
@@ -252,7 +252,7 @@ class WriteEngine:
                 field="etag",
                 hint="Read the referral again with get_referral; if it still has no ETag, report it to support.",
             )
-        entry_id = self.journal.record_intent(
+        entry_id = await self.journal.record_intent(
             tool=plan.tool,
             kind=plan.kind,
             referral_id=plan.referral_id,
@@ -277,7 +277,7 @@ class WriteEngine:
                 after = await self.client.patch(plan.referral_id, plan.operations, etag=plan.etag)
         except PreconditionFailed:
             # Recorded first: the read below may fail too, and the write is settled (not sent) either way.
-            self.journal.record_outcome(
+            await self.journal.record_outcome(
                 entry_id, "failed", error="stale ETag: the referral changed after the preview"
             )
             try:
@@ -306,22 +306,22 @@ class WriteEngine:
                 correlation_id=correlation_id,
             )
         except WriteOutcomeUnknown as exc:
-            self.journal.record_outcome(entry_id, "in_doubt", error=str(exc))
+            await self.journal.record_outcome(entry_id, "in_doubt", error=str(exc))
             return WriteOutcome(
                 "in_doubt", _in_doubt_message(exc, plan), change_id=entry_id, correlation_id=correlation_id
             )
         except PcrefError as exc:
             # NetworkError included: from a write the client raises it only once it has settled that the
             # request was not applied (never connected, or read back unchanged); unknown is WriteOutcomeUnknown.
-            self.journal.record_outcome(entry_id, "failed", error=str(exc))
+            await self.journal.record_outcome(entry_id, "failed", error=str(exc))
             raise
         except BaseException as exc:  # cancelled mid-send (or a bug): the outcome is unknown, say so now
-            self.journal.record_outcome(
+            await self.journal.record_outcome(
                 entry_id, "in_doubt", error=f"interrupted while sending ({type(exc).__name__})"
             )
             raise
         _test_crash_point("after_send")
-        self.journal.record_outcome(entry_id, "applied", etag_after=after.e_tag)
+        await self.journal.record_outcome(entry_id, "applied", etag_after=after.e_tag)
         return WriteOutcome(
             "applied",
             f"Done: {plan.summary[0].lower()}{plan.summary[1:]}.",
@@ -338,7 +338,7 @@ class WriteEngine:
         # the POST, so two approvals of the same create confirmed at once make one referral.
         ref = plan.external_ref or ""
         async with create_lock(ref):
-            entry_id = self.journal.record_intent(
+            entry_id = await self.journal.record_intent(
                 tool=plan.tool,
                 kind="create",
                 referral_id=None,
@@ -358,14 +358,16 @@ class WriteEngine:
             landed = await self._by_external_ref(ref) if ref else []
         except BadRequest:
             # the service refuses the look-up: the journal knows what this machine created just now
-            recent = self.journal.recent_create(ref, RECENT_CREATE_SECONDS)
+            recent = await self.journal.recent_create(ref, RECENT_CREATE_SECONDS)
             landed = [Referral(id=recent.referral_id or f"change {recent.id}")] if recent else []
         except PcrefError as exc:
-            self.journal.record_outcome(entry_id, "failed", error=f"look-up before sending failed: {exc}")
+            await self.journal.record_outcome(
+                entry_id, "failed", error=f"look-up before sending failed: {exc}"
+            )
             raise
         if landed:
             ids = ", ".join(str(r.id) for r in landed)
-            self.journal.record_outcome(entry_id, "failed", error=f"already exists: {ids}")
+            await self.journal.record_outcome(entry_id, "failed", error=f"already exists: {ids}")
             raise InvalidInput(
                 f"Nothing was created: a referral with external reference id {quote(ref)} exists by now "
                 f"({ids}), probably from an approval confirmed at the same time.",
@@ -377,24 +379,26 @@ class WriteEngine:
         try:
             created = await self.client.create(plan.bodies[0], existing_ids=())
         except WriteOutcomeUnknown as exc:
-            self.journal.record_outcome(entry_id, "in_doubt", error=str(exc))
+            await self.journal.record_outcome(entry_id, "in_doubt", error=str(exc))
             return WriteOutcome(
                 "in_doubt", _in_doubt_message(exc, plan), change_id=entry_id, correlation_id=correlation_id
             )
         except PcrefError as exc:  # NetworkError included: settled as not created (see _execute_patch)
-            self.journal.record_outcome(entry_id, "failed", error=str(exc))
+            await self.journal.record_outcome(entry_id, "failed", error=str(exc))
             raise
         except BaseException as exc:
-            self.journal.record_outcome(
+            await self.journal.record_outcome(
                 entry_id, "in_doubt", error=f"interrupted while sending ({type(exc).__name__})"
             )
             raise
         _test_crash_point("after_send")
         if not created.id:  # accepted, but the answer is not one we can read (e.g. PascalCase keys)
-            return self._unreadable_create(plan, entry_id, correlation_id)
+            return await self._unreadable_create(plan, entry_id, correlation_id)
         self._learn_organization(created)
         if len(plan.bodies) < 2:
-            self.journal.record_outcome(entry_id, "applied", referral_id=created.id, etag_after=created.e_tag)
+            await self.journal.record_outcome(
+                entry_id, "applied", referral_id=created.id, etag_after=created.e_tag
+            )
             return WriteOutcome(
                 "applied",
                 f"Created referral {created.id}.",
@@ -405,7 +409,7 @@ class WriteEngine:
             )
         if not created.engagement_id:
             what = "Partner Center's answer carried no engagementId, so Microsoft was not invited yet"
-            self.journal.record_outcome(
+            await self.journal.record_outcome(
                 entry_id, "partial", referral_id=created.id, etag_after=created.e_tag, error=what
             )
             return WriteOutcome(
@@ -420,10 +424,10 @@ class WriteEngine:
             )
         return await self._invite_microsoft(plan, plan.bodies[1], created, entry_id, correlation_id)
 
-    def _unreadable_create(self, plan: WritePlan, entry_id: int, correlation_id: str) -> WriteOutcome:
+    async def _unreadable_create(self, plan: WritePlan, entry_id: int, correlation_id: str) -> WriteOutcome:
         cosell = len(plan.bodies) > 1
         what = "Partner Center accepted the create, but its answer carried no referral id that could be read"
-        self.journal.record_outcome(entry_id, "partial" if cosell else "in_doubt", error=what)
+        await self.journal.record_outcome(entry_id, "partial" if cosell else "in_doubt", error=what)
         return WriteOutcome(
             "partial" if cosell else "in_doubt",
             f"{what}. Search by external reference id {quote(plan.external_ref)} to see it"
@@ -439,7 +443,7 @@ class WriteEngine:
 
     async def _execute_invitation(self, plan: WritePlan, correlation_id: str) -> WriteOutcome:
         assert plan.referral_id is not None and plan.referral is not None
-        entry_id = self.journal.record_intent(
+        entry_id = await self.journal.record_intent(
             tool=plan.tool,
             kind="create",
             referral_id=plan.referral_id,
@@ -477,7 +481,7 @@ class WriteEngine:
                     if isinstance(exc, WriteOutcomeUnknown)
                     else "inviting Microsoft failed"
                 )
-                self.journal.record_outcome(
+                await self.journal.record_outcome(
                     entry_id,
                     "partial",
                     referral_id=partner.id,
@@ -496,7 +500,7 @@ class WriteEngine:
                 )
             invitation = landed
         except BaseException as exc:  # cancelled mid-send: the partner referral exists, the rest is unknown
-            self.journal.record_outcome(
+            await self.journal.record_outcome(
                 entry_id,
                 "partial",
                 referral_id=partner.id,
@@ -504,7 +508,9 @@ class WriteEngine:
                 error=f"interrupted while inviting Microsoft ({type(exc).__name__})",
             )
             raise
-        self.journal.record_outcome(entry_id, "applied", referral_id=partner.id, etag_after=partner.e_tag)
+        await self.journal.record_outcome(
+            entry_id, "applied", referral_id=partner.id, etag_after=partner.e_tag
+        )
         first = plan.referral_id is None
         return WriteOutcome(
             "applied",

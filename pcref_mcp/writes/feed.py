@@ -103,7 +103,7 @@ async def changes_since(
     for referral in seen:
         feed.referrals.append(_line(referral, before.get(str(referral.id))))
     remember(store, seen)
-    feed.writes = [e for e in journal.recent(200) if e.started_at >= _stamp(since)]
+    feed.writes = [e for e in await journal.recent(200) if e.started_at >= _stamp(since)]
     return feed
 
 

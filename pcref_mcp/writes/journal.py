@@ -3,7 +3,8 @@
 So nothing is lost: if the process dies between the two, the entry stays ``pending`` and the next
 process to open the journal marks it ``in_doubt``, which `pcref-mcp journal` shows with the exact
 look-up that settles it. The before-image of every changed field is what `undo_change` restores.
-SQLite in the user's data dir, mode 0600, WAL, one short transaction per record.
+Kept in the store (:mod:`pcref_mcp.store`): SQLite in the user's data dir by default, PostgreSQL
+shared by the replicas of a team server; one short transaction per record.
 
 Each row records who wrote it (``pcref_mcp.identity.current()``), and reading or undoing only ever
 sees the current principal's own rows, so in team mode one person's changes are not another's to
@@ -18,55 +19,25 @@ import json
 import os
 import secrets
 import socket
-import sqlite3
-import stat
-import threading
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pcref_mcp import identity
-from pcref_mcp.errors import InvalidInput
+from pcref_mcp.errors import ConfigError, InvalidInput
 from pcref_mcp.referrals import contacts
 from pcref_mcp.referrals.untrusted import quote, quote_at
+
+if TYPE_CHECKING:
+    from pcref_mcp.store.base import Store
 
 Status = Literal["pending", "applied", "failed", "in_doubt", "partial"]
 STATUSES: tuple[str, ...] = ("pending", "applied", "failed", "in_doubt", "partial")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS writes (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at     TEXT NOT NULL,
-    finished_at    TEXT,
-    tool           TEXT NOT NULL,
-    kind           TEXT NOT NULL,
-    referral_id    TEXT,
-    correlation_id TEXT NOT NULL,
-    operations     TEXT NOT NULL,
-    before_image   TEXT NOT NULL,
-    etag_before    TEXT,
-    etag_after     TEXT,
-    status         TEXT NOT NULL CHECK (status IN ('pending','applied','failed','in_doubt','partial')),
-    error          TEXT,
-    undo_of        INTEGER REFERENCES writes(id),
-    undone_by      INTEGER REFERENCES writes(id),
-    external_ref   TEXT,
-    owner          TEXT NOT NULL,
-    summary        TEXT,
-    actor_id       TEXT NOT NULL DEFAULT 'local',
-    actor_name     TEXT
-);
-CREATE INDEX IF NOT EXISTS writes_referral ON writes(referral_id, id);
-CREATE INDEX IF NOT EXISTS writes_status ON writes(status);
-"""
-# Columns added after the first release: (name, declaration) added to older journals on open.
-_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("summary", "TEXT"),
-    ("actor_id", "TEXT NOT NULL DEFAULT 'local'"),
-    ("actor_name", "TEXT"),
-)
-_INDEXES = "CREATE INDEX IF NOT EXISTS writes_actor ON writes(actor_id, id);"
+SETTLE_EVERY = 30.0  # seconds between looks for pending entries of processes that died
 # This process, as journal rows name it: unique even when the PID is reused after a restart.
 _INSTANCE = secrets.token_hex(8)
 
@@ -151,18 +122,24 @@ class JournalEntry:
 
 
 class Journal:
-    """Append-mostly log of writes; safe across threads and across processes (SQLite locking)."""
+    """Append-mostly log of writes over a :class:`~pcref_mcp.store.Store` (SQLite or PostgreSQL).
 
-    def __init__(self, path: Path | str | None) -> None:
-        self.path = Path(path) if path is not None else None
-        self._lock = threading.Lock()
+    ``Journal(path)`` keeps it in a SQLite file of its own (the single-user default);
+    ``Journal(store)`` shares the store with the approvals, rate limits and token caches.
+    """
+
+    def __init__(self, where: Path | str | Store | None) -> None:
+        if not isinstance(where, str | Path | None):  # a Store
+            self.store, self.path = where, getattr(where, "path", None)
+        else:
+            self.path = Path(where) if where is not None else None
+            self.store = _sqlite(self.path)
         self._owner = _owner_of_this_process()
-        self._db = self._open()
-        self._settle_orphans()
+        self._settled_at: float | None = None
 
     # -- recording --------------------------------------------------------------------------------
 
-    def record_intent(
+    async def record_intent(
         self,
         *,
         tool: str,
@@ -182,40 +159,31 @@ class Journal:
         ``exclusive`` (creates): refused, writing nothing, while another create of the same external
         reference id is pending, in this process or any other using the journal.
         """
+        await self._settle_orphans()
         actor = identity.current()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if exclusive and external_ref:
-                    _refuse_second_create(self._db, external_ref)
-                cur = self._db.execute(
-                    "INSERT INTO writes (started_at, tool, kind, referral_id, correlation_id, operations,"
-                    " before_image, etag_before, status, undo_of, external_ref, owner, summary, actor_id,"
-                    " actor_name) VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?,?,?,?)",
-                    (
-                        _now(),
-                        tool,
-                        kind,
-                        referral_id,
-                        correlation_id,
-                        json.dumps(operations, default=str),
-                        json.dumps(before_image, default=str),
-                        etag_before,
-                        undo_of,
-                        external_ref,
-                        self._owner,
-                        summary,
-                        actor.id,
-                        actor.name,
-                    ),
-                )
-            except BaseException:
-                self._db.rollback()
-                raise
-            self._db.commit()
-            return int(cur.lastrowid or 0)
+        values = {
+            "started_at": _now(),
+            "tool": tool,
+            "kind": kind,
+            "referral_id": referral_id,
+            "correlation_id": correlation_id,
+            "operations": json.dumps(operations, default=str),
+            "before_image": json.dumps(before_image, default=str),
+            "etag_before": etag_before,
+            "status": "pending",
+            "undo_of": undo_of,
+            "external_ref": external_ref,
+            "owner": self._owner,
+            "summary": summary,
+            "actor_id": actor.id,
+            "actor_name": actor.name,
+        }
+        result = await self.store.journal_insert(values, guard_ref=external_ref if exclusive else None)
+        if isinstance(result, dict):
+            raise _second_create(external_ref or "", result)
+        return result
 
-    def record_outcome(
+    async def record_outcome(
         self,
         entry_id: int,
         status: Status,
@@ -224,152 +192,114 @@ class Journal:
         etag_after: str | None = None,
         error: str | None = None,
     ) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "UPDATE writes SET status=?, finished_at=?, etag_after=?, error=?,"
-                " referral_id=COALESCE(?, referral_id) WHERE id=?",
-                (status, _now(), etag_after, error, referral_id, entry_id),
-            )
-            if status == "applied":
-                row = self._db.execute("SELECT undo_of FROM writes WHERE id=?", (entry_id,)).fetchone()
-                if row and row[0] is not None:
-                    self._db.execute("UPDATE writes SET undone_by=? WHERE id=?", (entry_id, row[0]))
+        await self.store.journal_finish(
+            entry_id,
+            status=status,
+            finished_at=_now(),
+            etag_after=etag_after,
+            error=error,
+            referral_id=referral_id,
+        )
+
+    async def settle(self, entry_id: int, status: Literal["applied", "failed"], how: str) -> bool:
+        """Settle an in-doubt entry after checking the service (see :meth:`JournalEntry.how_to_check`);
+        False when it was no longer in doubt."""
+        return await self.store.journal_settle(entry_id, status, f"settled: {how}", _now())
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def get(self, entry_id: int, *, any_actor: bool = False) -> JournalEntry | None:
+    async def get(self, entry_id: int, *, any_actor: bool = False) -> JournalEntry | None:
         """One of the current principal's changes (anyone's with ``any_actor``: the admin's CLI)."""
-        if not 0 < entry_id < 2**63:  # beyond SQLite's INTEGER: no such entry (not an OverflowError)
+        if not 0 < entry_id < 2**63:  # beyond a 64-bit INTEGER: no such entry (not an OverflowError)
             return None
-        sql, args = "SELECT * FROM writes WHERE id=?", list[Any]([entry_id])
-        if not any_actor:
-            sql += " AND actor_id=?"
-            args.append(identity.current().id)
-        with self._lock:
-            row = self._db.execute(sql, args).fetchone()
+        await self._settle_orphans()
+        row = await self.store.journal_get(entry_id, actor_id=None if any_actor else identity.current().id)
         return _entry(row) if row else None
 
-    def recent(
+    async def recent(
         self, limit: int = 20, *, referral_id: str | None = None, any_actor: bool = False
     ) -> list[JournalEntry]:
         """The current principal's latest changes, newest first (everyone's with ``any_actor``)."""
-        where: list[str] = []
-        args: list[Any] = []
-        if referral_id:
-            where.append("referral_id=?")
-            args.append(referral_id)
-        if not any_actor:
-            where.append("actor_id=?")
-            args.append(identity.current().id)
-        sql = "SELECT * FROM writes" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(max(1, min(int(limit), 1000)))
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+        await self._settle_orphans()
+        rows = await self.store.journal_recent(
+            max(1, min(int(limit), 1000)),
+            referral_id=referral_id,
+            actor_id=None if any_actor else identity.current().id,
+        )
         return [_entry(r) for r in rows]
 
-    def recent_create(self, external_ref: str, within_seconds: float) -> JournalEntry | None:
+    async def recent_create(self, external_ref: str, within_seconds: float) -> JournalEntry | None:
         """Anyone's create of ``external_ref`` that landed or may have, started in the last
         ``within_seconds``: what stops a second one when the service cannot be asked."""
         cutoff = datetime.fromtimestamp(datetime.now(UTC).timestamp() - within_seconds, UTC)
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM writes WHERE kind='create' AND external_ref=? AND started_at>=?"
-                " AND status IN ('applied','partial','in_doubt') ORDER BY id DESC LIMIT 1",
-                (external_ref, cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")),
-            ).fetchone()
+        row = await self.store.journal_recent_create(
+            external_ref, cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
         return _entry(row) if row else None
 
     def integrity_ok(self) -> bool:
-        with self._lock:
-            return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+        check = getattr(self.store, "integrity_ok", None)
+        return bool(check()) if check is not None else True
+
+    async def aclose(self) -> None:
+        await self.store.close()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Close a journal's own SQLite file (sync, for the CLI and tests)."""
+        db = getattr(self.store, "_db", None)
+        if db is not None:
+            db.close()
 
     # -- private ----------------------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
-        if self.path is None:
-            db = sqlite3.connect(":memory:", check_same_thread=False)
-        else:
-            if not self.path.parent.exists():
-                self.path.parent.mkdir(mode=0o700, parents=True)
-            _private_file(self.path)
-            for suffix in ("-wal", "-shm"):  # SQLite would create these through a planted link
-                if self.path.with_name(self.path.name + suffix).is_symlink():
-                    raise InvalidInput(
-                        f"The journal's {suffix[1:]} file next to {self.path} is a symbolic link; refusing "
-                        "to use it.",
-                        field="journal_path",
-                    )
-            db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            for suffix in ("-wal", "-shm"):
-                side = self.path.with_name(self.path.name + suffix)
-                if side.exists():
-                    _private_file(side)
-        db.row_factory = sqlite3.Row
-        db.executescript(_SCHEMA)
-        present = {row[1] for row in db.execute("PRAGMA table_info(writes)")}
-        for name, declaration in _ADDED_COLUMNS:
-            if name not in present:
-                db.execute(f"ALTER TABLE writes ADD COLUMN {name} {declaration}")
-        db.executescript(_INDEXES)
-        db.commit()
-        return db
+    async def _settle_orphans(self) -> None:
+        """Entries left pending by a process that no longer runs are in doubt (checked on first use and
+        again every :data:`SETTLE_EVERY` seconds, so a replica notices a sibling that died).
 
-    def _settle_orphans(self) -> None:
-        """Entries left pending by a process that no longer runs are in doubt."""
-        with self._lock, self._db:
-            rows = self._db.execute("SELECT id, owner FROM writes WHERE status='pending'").fetchall()
-            for row in rows:
-                if _owner_alive(str(row["owner"])):
-                    continue
-                self._db.execute(
-                    "UPDATE writes SET status='in_doubt', error=COALESCE(error, ?) WHERE id=?",
-                    ("The process stopped before the outcome was recorded.", row["id"]),
-                )
+        In a shared store only this host's processes can be checked; another host's pending rows are
+        left for that host to settle when its replica starts again.
+        """
+        now = time.monotonic()
+        if self._settled_at is not None and now - self._settled_at < SETTLE_EVERY:
+            return
+        self._settled_at = now
+        gone = [
+            int(row["id"])
+            for row in await self.store.journal_pending()
+            if not _owner_alive(str(row["owner"]))
+            and (not self.store.shared or _same_host(str(row["owner"])))
+        ]
+        if gone:
+            await self.store.journal_mark_in_doubt(
+                gone, "The process stopped before the outcome was recorded."
+            )
 
 
-def _refuse_second_create(db: sqlite3.Connection, external_ref: str) -> None:
-    row = db.execute(
-        "SELECT id, started_at FROM writes WHERE kind='create' AND external_ref=? AND status='pending'"
-        " ORDER BY id LIMIT 1",
-        (external_ref,),
-    ).fetchone()
-    if row is not None:
-        raise InvalidInput(
-            f"Nothing was sent: the same referral (external reference id «{external_ref}») is being "
-            f"created right now (change {row['id']}, started {row['started_at']}).",
-            field="external_reference_id",
-            value=external_ref,
-            hint="Wait for that create to finish, then search by the external reference id.",
-        )
+def _sqlite(path: Path | None) -> Store:
+    from pcref_mcp.store.sqlite import SqliteStore
 
-
-def _private_file(path: Path) -> None:
-    """Create ``path`` 0600 if new, and make it 0600 without following a symlink planted there."""
-    flags = os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if path.is_symlink():
-            raise InvalidInput(
-                f"The journal path {path} is a symbolic link; refusing to use it.", field="journal_path"
-            ) from exc
-        raise
-    try:
-        # on the file opened, never through a link (POSIX; Windows has no mode bits to tighten)
-        if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        return SqliteStore(path)
+    except ConfigError as exc:
+        raise InvalidInput(str(exc), field="journal_path") from None
 
 
-def _entry(row: sqlite3.Row) -> JournalEntry:
+def _second_create(external_ref: str, row: dict[str, Any]) -> InvalidInput:
+    return InvalidInput(
+        f"Nothing was sent: the same referral (external reference id «{external_ref}») is being "
+        f"created right now (change {row['id']}, started {row['started_at']}).",
+        field="external_reference_id",
+        value=external_ref,
+        hint="Wait for that create to finish, then search by the external reference id.",
+    )
+
+
+def _same_host(owner: str) -> bool:
+    host = owner.split("|", 1)[0] if "|" in owner else owner.rpartition(":")[0]
+    return host == socket.gethostname()
+
+
+def _entry(row: Mapping[str, Any]) -> JournalEntry:
     return JournalEntry(
         id=row["id"],
         started_at=row["started_at"],

@@ -53,7 +53,7 @@ async def test_status_change_on_a_pascal_case_referral(journal: Journal) -> None
     assert outcome.referral is not None and outcome.referral.substatus == "Won"
     patch = next(r for r in transport.requests if r.method == "PATCH")
     assert patch.headers["If-Match"] == plan.etag
-    entry = journal.get(outcome.change_id or 0)
+    entry = await journal.get(outcome.change_id or 0)
     assert entry is not None and entry.status == "applied"
     assert entry.etag_after == '"bb00f96c-0000-1000-0000-6218f27c0000"'
 
@@ -64,7 +64,7 @@ async def test_no_etag_is_refused_before_anything_is_journaled_or_sent(journal: 
     with pytest.raises(InvalidInput, match="without an ETag"):
         await engine.execute(plan)
     await engine.client.aclose()
-    assert journal.recent() == []
+    assert await journal.recent() == []
     assert [r.method for r in transport.requests] == ["GET"]
 
 
@@ -74,7 +74,7 @@ async def test_a_plan_without_referral_id_is_a_clear_error_not_an_assertion(jour
     with pytest.raises(InvalidInput, match="without its id"):
         await engine.execute(plan)
     await engine.client.aclose()
-    assert journal.recent() == [] and transport.requests == []
+    assert await journal.recent() == [] and transport.requests == []
 
 
 async def test_409_resource_modified_is_reported_stale_with_what_changed(journal: Journal) -> None:
@@ -85,7 +85,7 @@ async def test_409_resource_modified_is_reported_stale_with_what_changed(journal
     assert outcome.status == "stale", outcome.message
     assert "Nothing was written" in outcome.message
     assert any("notes" in c.field for c in outcome.changed_underneath)
-    entry = journal.get(outcome.change_id or 0)
+    entry = await journal.get(outcome.change_id or 0)
     assert entry is not None and entry.status == "failed"
 
 
@@ -99,7 +99,7 @@ async def test_create_after_504_stays_in_doubt(journal: Journal) -> None:
     await engine.client.aclose()
     assert outcome.status == "in_doubt", outcome.message
     assert "not found yet" in outcome.message and "safe to try again" not in outcome.message
-    entry = journal.get(outcome.change_id or 0)
+    entry = await journal.get(outcome.change_id or 0)
     assert entry is not None and entry.status == "in_doubt"
     assert [r.method for r in transport.requests].count("POST") == 1
 

@@ -170,7 +170,7 @@ async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None
         assert all(t.strip() for t in error_texts)
 
         journal = runtime.journal
-        entries = journal.recent(1000)
+        entries = await journal.recent(1000)
         by_id = {e.id: e for e in entries}
         assert not [e for e in entries if e.status == "pending"], "a write was left pending"
 

@@ -16,8 +16,11 @@ import pytest
 
 from pcref_mcp import identity
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.store.migrations import SQLITE
 from pcref_mcp.writes import journal as journal_module
 from pcref_mcp.writes.journal import Journal
+
+_V1_SCHEMA = SQLITE[0][1].replace("\n        ", "\n")
 
 pytestmark = pytest.mark.anyio
 
@@ -25,7 +28,7 @@ ALICE = identity.Principal(id="oid-alice", name="alice@partner.example")
 BOB = identity.Principal(id="oid-bob", name="bob@partner.example")
 
 
-def _intent(journal: Journal, **kw: Any) -> int:
+async def _intent(journal: Journal, **kw: Any) -> int:
     args: dict[str, Any] = dict(
         tool="update_field",
         kind="update",
@@ -36,7 +39,7 @@ def _intent(journal: Journal, **kw: Any) -> int:
         etag_before='"e1"',
     )
     args.update(kw)
-    return journal.record_intent(**args)
+    return await journal.record_intent(**args)
 
 
 def _set_owner(path: Path, entry_id: int, owner: str) -> None:
@@ -46,10 +49,10 @@ def _set_owner(path: Path, entry_id: int, owner: str) -> None:
         db.execute("UPDATE writes SET owner=? WHERE id=?", (owner, entry_id))
 
 
-def _status(path: Path, entry_id: int) -> str:
+async def _status(path: Path, entry_id: int) -> str:
     j = Journal(path)
     try:
-        entry = j.get(entry_id, any_actor=True)
+        entry = await j.get(entry_id, any_actor=True)
         assert entry is not None
         return entry.status
     finally:
@@ -63,30 +66,30 @@ def _owner(pid: int, start: str, instance: str = "0123456789abcdef") -> str:
     return "|".join((socket.gethostname(), str(pid), journal_module._boot_id(), start, instance))
 
 
-def test_pending_entry_of_an_earlier_process_with_our_pid_is_in_doubt(tmp_path: Path) -> None:
+async def test_pending_entry_of_an_earlier_process_with_our_pid_is_in_doubt(tmp_path: Path) -> None:
     """A container's server is PID 1 after every restart: same host and PID, another process."""
     path = tmp_path / "j.sqlite3"
     j = Journal(path)
-    entry = _intent(j)
+    entry = await _intent(j)
     j.close()
     _set_owner(path, entry, _owner(os.getpid(), journal_module._start_ticks(os.getpid())))
-    assert _status(path, entry) == "in_doubt"
+    assert await _status(path, entry) == "in_doubt"
 
 
-def test_legacy_owner_with_our_pid_is_in_doubt(tmp_path: Path) -> None:
+async def test_legacy_owner_with_our_pid_is_in_doubt(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     j = Journal(path)
-    entry = _intent(j)
+    entry = await _intent(j)
     j.close()
     _set_owner(path, entry, f"{socket.gethostname()}:{os.getpid()}")
-    assert _status(path, entry) == "in_doubt"
+    assert await _status(path, entry) == "in_doubt"
 
 
-def test_live_process_keeps_its_entry_pending_until_it_is_gone(tmp_path: Path) -> None:
+async def test_live_process_keeps_its_entry_pending_until_it_is_gone(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     j = Journal(path)
-    entry = _intent(j)
-    reused = _intent(j)
+    entry = await _intent(j)
+    reused = await _intent(j)
     j.close()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -94,32 +97,32 @@ def test_live_process_keeps_its_entry_pending_until_it_is_gone(tmp_path: Path) -
         _set_owner(path, entry, _owner(child.pid, start))
         # same PID, but a different start time: the PID now belongs to another process
         _set_owner(path, reused, _owner(child.pid, str(int(start or "0") + 1) if start else "1"))
-        assert _status(path, entry) == "pending"
+        assert await _status(path, entry) == "pending"
         if start:  # /proc available (Linux): a reused PID is told apart
-            assert _status(path, reused) == "in_doubt"
+            assert await _status(path, reused) == "in_doubt"
     finally:
         child.kill()  # the process this test started, by its id
         child.wait()
-    assert _status(path, entry) == "in_doubt"
+    assert await _status(path, entry) == "in_doubt"
 
 
-def test_our_own_pending_entry_stays_pending(tmp_path: Path) -> None:
+async def test_our_own_pending_entry_stays_pending(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     j = Journal(path)
-    entry = _intent(j)
-    assert _status(path, entry) == "pending"  # a second Journal in this same process
+    entry = await _intent(j)
+    assert await _status(path, entry) == "pending"  # a second Journal in this same process
     j.close()
 
 
 # --- 16.10: files private, no symlink followed --------------------------------------------------------------
 
 
-def test_journal_and_sandbox_files_are_private(tmp_path: Path) -> None:
+async def test_journal_and_sandbox_files_are_private(tmp_path: Path) -> None:
     from pcref_mcp.sandbox.store import Store
 
     jpath = tmp_path / "new-dir" / "journal.sqlite3"
     j = Journal(jpath)
-    _intent(j)
+    await _intent(j)
     spath = tmp_path / "sandbox-dir" / "sandbox.db"
     store = Store(spath)
     store.stats() if hasattr(store, "stats") else None
@@ -183,30 +186,30 @@ def test_sandbox_store_refuses_a_planted_symlink(tmp_path: Path) -> None:
 # --- 11.10 + team mode: who wrote it, and only one's own --------------------------------------------------
 
 
-def test_rows_record_their_actor_and_are_read_only_by_them(tmp_path: Path) -> None:
+async def test_rows_record_their_actor_and_are_read_only_by_them(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.sqlite3")
     with identity.acting_as(ALICE):
-        mine = _intent(j, summary="Update referral r-1")
-        entry = j.get(mine)
+        mine = await _intent(j, summary="Update referral r-1")
+        entry = await j.get(mine)
         assert entry is not None and (entry.actor_id, entry.actor_name) == (ALICE.id, ALICE.name)
-        assert [e.id for e in j.recent()] == [mine]
+        assert [e.id for e in await j.recent()] == [mine]
     with identity.acting_as(BOB):
-        assert j.get(mine) is None
-        assert j.recent() == []
-        assert j.recent(referral_id="r-1") == []
-    local = _intent(j)
-    assert [e.id for e in j.recent()] == [local]  # the local user sees only theirs
-    assert {e.id for e in j.recent(any_actor=True)} == {mine, local}
+        assert await j.get(mine) is None
+        assert await j.recent() == []
+        assert await j.recent(referral_id="r-1") == []
+    local = await _intent(j)
+    assert [e.id for e in await j.recent()] == [local]  # the local user sees only theirs
+    assert {e.id for e in await j.recent(any_actor=True)} == {mine, local}
     j.close()
 
 
-def test_older_journal_gains_actor_columns(tmp_path: Path) -> None:
+async def test_older_journal_gains_actor_columns(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as db:
         db.executescript(
-            journal_module._SCHEMA.replace(",\n    summary        TEXT", "")
+            _V1_SCHEMA.replace(",\n    summary        TEXT", "")
             .replace(",\n    actor_id       TEXT NOT NULL DEFAULT 'local'", "")
             .replace(",\n    actor_name     TEXT", "")
         )
@@ -215,7 +218,7 @@ def test_older_journal_gains_actor_columns(tmp_path: Path) -> None:
             " VALUES ('2026-01-01T00:00:00Z','update_field','update','c','[]','{}','applied','h:1')"
         )
     j = Journal(path)
-    (entry,) = j.recent()
+    (entry,) = await j.recent()
     assert entry.actor_id == "local" and entry.summary is None
     j.close()
 
@@ -223,19 +226,19 @@ def test_older_journal_gains_actor_columns(tmp_path: Path) -> None:
 # --- 16.11 ------------------------------------------------------------------------------------------------
 
 
-def test_shown_entry_hides_kept_contacts_and_shows_replaced_ones(tmp_path: Path) -> None:
+async def test_shown_entry_hides_kept_contacts_and_shows_replaced_ones(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.sqlite3")
     before = [
         {"firstName": "Kept", "lastName": "One", "email": "kept@x.example", "phoneNumber": "1"},
         {"firstName": "Gone", "lastName": "Two", "email": "gone@x.example"},
     ]
     after = [before[0], {"firstName": "New", "lastName": "Three", "email": "new@x.example"}]
-    entry_id = _intent(
+    entry_id = await _intent(
         j,
         operations=[{"op": "replace", "path": "/team", "value": after}],
         before_image={"/team": before},
     )
-    entry = j.get(entry_id)
+    entry = await j.get(entry_id)
     assert entry is not None
     text = json.dumps(entry.shown(), ensure_ascii=False)
     assert "kept@x.example" not in text and '"1"' not in text

@@ -81,7 +81,7 @@ async def test_sequential_conflict_across_sessions_names_what_changed(tmp_path: 
         stored = app.state.sandbox.store.get(rid)
         assert stored["details"]["dealValue"] == 111111
         assert app.state.sandbox.store.writes_for(rid).count("patch") == 1
-        assert [e.status for e in backend.runtime.journal.recent(10)] == ["applied"]
+        assert [e.status for e in await backend.runtime.journal.recent(10)] == ["applied"]
     finally:
         await backend.runtime.aclose()
 
@@ -123,7 +123,7 @@ async def _race(app: Any, sessions: list[Client], backends: list[Backend], round
         assert stored["eTag"] == results[win]["referral"].get("etag", stored["eTag"])
     app.state.sandbox.faults.clear()
     for b in backends:
-        entries = b.runtime.journal.recent(1000)
+        entries = await b.runtime.journal.recent(1000)
         assert not [e for e in entries if e.status in ("pending", "in_doubt")]
         for e in entries:
             if e.status == "failed":
@@ -146,11 +146,12 @@ async def test_concurrent_confirms_two_sessions_one_runtime(tmp_path: Path) -> N
 
 async def test_concurrent_confirms_two_runtimes_one_sandbox(tmp_path: Path) -> None:
     app = _sandbox(tmp_path)
-    backends = [fast_runtime(Settings(journal_path=tmp_path / f"j{i}.sqlite3"), app) for i in range(2)]
+    # two processes of one person: one store (the journal file, which keeps the approvals too)
+    backends = [fast_runtime(Settings(journal_path=tmp_path / "j.sqlite3"), app) for _ in range(2)]
     servers = [build_server(b.runtime.settings, runtime=b.runtime) for b in backends]
     try:
         async with Client(servers[0]) as alice, Client(servers[1]) as bob:
-            # over stdio a token outlives its process (approvals are kept in the data dir, here shared):
+            # over stdio a token outlives its process (approvals are kept in the store, here shared):
             # the person's next process redeems it, and only once
             rid = _active(app)[0]
             token = await _preview(alice, _deal(rid, 1))
@@ -195,6 +196,6 @@ async def test_stale_write_whose_reread_fails_is_still_journaled(tmp_path: Path)
     assert (
         outcome.status == "stale" and "Nothing was written" in outcome.message and "down" in outcome.message
     )
-    entry = journal.get(outcome.change_id or 0)
+    entry = await journal.get(outcome.change_id or 0)
     assert entry is not None and entry.status == "failed"
     journal.close()

@@ -41,7 +41,7 @@ async def test_tokens_are_short_single_use_and_survive_a_new_runtime(
                     done = await call(other, "update_field", {**args, "confirm_token": token})
                     assert done["status"] == "applied", done
                 else:  # the planner now says "nothing to change"; the store says why it could not write twice
-                    pending = fresh.approvals.peek(token)
+                    pending = await fresh.approvals.peek(token)
                     assert pending is not None and pending.spent is not None
         finally:
             await fresh.aclose()
@@ -164,10 +164,10 @@ async def test_replayed_2026_round_does_not_write_again(
         assert stored["eTag"] == etag_back and stored["details"].get("notes") == original
 
         # replayed again, and answered again with the old answer: still asked, never written
-        applied = len(runtime.journal.recent(100))
+        applied = len(await runtime.journal.recent(100))
         replay2 = await _answer(c, args, first, responses)
         assert isinstance(replay2, InputRequiredResult) or replay2.is_error
-        assert len(runtime.journal.recent(100)) == applied == 1
+        assert len(await runtime.journal.recent(100)) == applied == 1
 
 
 async def test_2026_answer_for_a_changed_referral_asks_again(server: Any, sandbox: Sandbox) -> None:
@@ -205,7 +205,7 @@ async def test_unanswered_approval_times_out_and_a_late_answer_writes_nothing(
         await call(c, "get_referral", {"referral_id": target["id"]})  # the session still works
     stored = await sandbox.get(target["id"])
     assert stored["eTag"] == target["eTag"] and stored["details"].get("notes") != "Too late"
-    assert runtime.journal.recent(10) == []
+    assert await runtime.journal.recent(10) == []
 
 
 async def test_elicitation_answered_with_an_error_falls_back_to_a_token(

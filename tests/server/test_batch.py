@@ -80,7 +80,7 @@ async def test_thirty_items_three_stale_two_refused_writes_exactly_the_25_valid(
     # and the journal agrees: 25 applied + 3 failed (stale), each its own entry, linked by the batch
     batch = pipeline_store(runtime).batch(batch_id)
     assert batch is not None and len(batch.change_ids) == 28
-    entries = [runtime.journal.get(cid) for cid in batch.change_ids]
+    entries = [await runtime.journal.get(cid) for cid in batch.change_ids]
     assert sorted(e.status for e in entries if e) == ["applied"] * 25 + ["failed"] * 3
     for entry in entries:
         assert entry is not None and f"batch {batch_id}" in (entry.summary or "")
@@ -291,7 +291,7 @@ class _FakeJournal:
     def __init__(self) -> None:
         self.entries: list[Any] = []
 
-    def recent(self, limit: int, *, referral_id: str | None = None) -> list[Any]:
+    async def recent(self, limit: int, *, referral_id: str | None = None) -> list[Any]:
         from types import SimpleNamespace
 
         hits = [e for e in self.entries if e == referral_id]

@@ -277,7 +277,7 @@ async def test_create_answered_without_engagement_id_is_partial_then_finished(
     assert first["status"] == "partial"
     assert "no engagementId" in first["message"] and "call create_referral again" in first["message"]
     assert len(sent) == 1  # the invitation was not sent with a guessed id
-    assert runtime.journal.get(first["change_id"]).status == "partial"  # type: ignore[union-attr]
+    assert (await runtime.journal.get(first["change_id"])).status == "partial"  # type: ignore[union-attr]
 
     again = await call(client, "create_referral", _cosell(name="No engagement id"))
     assert again["preview"]["summary"].startswith("Finish the co-sell")
@@ -313,7 +313,7 @@ async def test_create_answered_in_a_form_we_cannot_read_is_partial(
     assert (
         "external reference id «pcref-" in out["message"] and "invitation (it was not sent)" in out["message"]
     )
-    assert runtime.journal.get(out["change_id"]).status == "partial"  # type: ignore[union-attr]
+    assert (await runtime.journal.get(out["change_id"])).status == "partial"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("landed", [True, False])
@@ -364,7 +364,7 @@ async def test_interrupted_invitation_leaves_the_entry_partial_not_pending(
     monkeypatch.setattr(runtime.client, "create", interrupted)
     with pytest.raises(Interrupted):
         await runtime.engine.execute(plan)
-    (entry,) = runtime.journal.recent(1)
+    (entry,) = await runtime.journal.recent(1)
     assert entry.status == "partial" and entry.referral_id and "interrupted" in (entry.error or "")
 
 
@@ -439,11 +439,11 @@ async def test_a_pending_create_in_the_journal_blocks_a_second(runtime: Runtime)
         external_ref="crm-pending",
         exclusive=True,
     )
-    first = runtime.journal.record_intent(**kw)
+    first = await runtime.journal.record_intent(**kw)
     with pytest.raises(InvalidInput, match="being created right now"):
-        runtime.journal.record_intent(**kw)
-    runtime.journal.record_outcome(first, "failed", error="x")
-    assert runtime.journal.record_intent(**kw) > first  # settled: the next one may go
+        await runtime.journal.record_intent(**kw)
+    await runtime.journal.record_outcome(first, "failed", error="x")
+    assert await runtime.journal.record_intent(**kw) > first  # settled: the next one may go
 
 
 # --- issue 16.7: a retried list add does not add a second copy ------------------------------------------
@@ -512,7 +512,7 @@ async def test_adding_a_contact_shows_only_that_contacts_details(
     for email in others:
         assert email not in preview
     done = await call(client, "update_field", {**args, "confirm_token": first["confirm_token"]})
-    entry = runtime.journal.get(done["change_id"])
+    entry = await runtime.journal.get(done["change_id"])
     assert entry is not None
     stored_row = json.dumps([entry.before_image, entry.operations])
     for email in others:

@@ -86,7 +86,7 @@ async def test_export_then_import_changes_nothing(client: Client, sandbox: Sandb
     assert rows > 30
     msg = await call_error(client, "batch_update", {"csv": text})
     assert f"nothing was asked or written: {rows} item(s) already match Partner Center." in msg
-    assert runtime.journal.recent(5) == []
+    assert await runtime.journal.recent(5) == []
 
 
 async def test_import_updates_what_changed_and_creates_what_is_missing(

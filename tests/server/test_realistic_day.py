@@ -36,7 +36,7 @@ async def approved(client: Client, tool: str, args: dict[str, Any]) -> dict[str,
 async def test_a_day_in_the_pipeline(
     client: Client, sandbox: Sandbox, runtime: Runtime, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writes_before = len(runtime.journal.recent(1000))
+    writes_before = len(await runtime.journal.recent(1000))
 
     # 1. Triage: the three oldest new incoming referrals.
     triage = await call(
@@ -186,7 +186,7 @@ async def test_a_day_in_the_pipeline(
     assert won["registrations"][0]["contract"]["value"] == 150000
 
     # --- the journal, as the person reads it -----------------------------------------------------------
-    entries = runtime.journal.recent(1000)
+    entries = await runtime.journal.recent(1000)
     assert len(entries) - writes_before == 6
     assert all(e.status == "applied" for e in entries[:6])
     monkeypatch.setenv("PCREF_JOURNAL_PATH", str(settings.journal_path))

@@ -51,7 +51,7 @@ async def test_update_needs_a_confirmed_preview_then_writes_once(
     stored = await sandbox.get(target["id"])
     assert stored["details"]["dealValue"] == 120000
     assert stored["details"]["closingDateTime"].startswith("2026-12-04")
-    entry = runtime.journal.get(done["change_id"])
+    entry = await runtime.journal.get(done["change_id"])
     assert entry is not None and entry.status == "applied" and entry.etag_after == stored["eTag"]
     assert entry.before_image["/details/dealValue"] == target["details"].get("dealValue")
 
@@ -406,7 +406,7 @@ async def test_cosell_whose_invitation_failed_is_finished_by_asking_again(
     assert first["status"] == "partial"
     assert "inviting Microsoft failed" in first["message"]
     partner_id = first["referral"]["id"]
-    assert runtime.journal.get(first["change_id"]).status == "partial"  # type: ignore[union-attr]
+    assert (await runtime.journal.get(first["change_id"])).status == "partial"  # type: ignore[union-attr]
 
     again = await call(client, "create_referral", args)
     assert again["preview"]["summary"].startswith("Finish the co-sell")

@@ -78,9 +78,9 @@ async def test_b_cannot_redeem_as_confirm_token(team: ServedTeam, idp: RunningId
 async def test_journal_rows_record_who_wrote_them(team: ServedTeam, idp: RunningIdp) -> None:
     _, change_id = await ada_changes_notes(team, idp, "recorded as ada")
     with identity.acting_as(principal_of_user(BOB)):
-        assert team.runtime.journal.get(int(change_id)) is None  # not bob's to see
+        assert await team.runtime.journal.get(int(change_id)) is None  # not bob's to see
     with identity.acting_as(principal_of_user(ADA)):
-        entry = team.runtime.journal.get(int(change_id))
+        entry = await team.runtime.journal.get(int(change_id))
     assert entry is not None
     values = {str(v) for v in vars(entry).values()}
     assert ADA.oid in values and ADA.upn in values
@@ -91,9 +91,9 @@ async def test_b_cannot_read_as_journal(team: ServedTeam, idp: RunningIdp) -> No
     _, change_id = await ada_changes_notes(team, idp, "ada's journal row")
     journal = team.runtime.journal
     with identity.acting_as(principal_of_user(BOB)):
-        assert int(change_id) not in {e.id for e in journal.recent(100)}
+        assert int(change_id) not in {e.id for e in await journal.recent(100)}
     with identity.acting_as(principal_of_user(ADA)):
-        assert int(change_id) in {e.id for e in journal.recent(100)}
+        assert int(change_id) in {e.id for e in await journal.recent(100)}
     # and what the model sees through the tool
     async with as_person(team, idp, BOB) as bob:
         assert ok(await bob.call_tool("recent_changes", {}))["changes"] == []

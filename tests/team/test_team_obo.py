@@ -3,6 +3,7 @@ refresh token, never mixed with another person's; the assertion must be the call
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,38 @@ def test_team_mode_needs_the_api_apps_credential(tmp_path: Path) -> None:
         OnBehalfOf(base_settings(tmp_path))
     with pytest.raises(ConfigError, match="PCREF_CLIENT_SECRET"):
         OnBehalfOf(base_settings(tmp_path, tenant_id="t", client_id="c"))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_replicas_share_each_persons_token_cache_sealed_in_the_store(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Two replicas over one store: the second serves ada from the cache the first obtained (one OBO
+    grant in all), and the refresh token is stored sealed, never in clear."""
+    from pcref_mcp.store.postgres import PostgresStore
+    from pcref_mcp.store.sqlite import SqliteStore
+
+    if kind == "sqlite":
+        stores = [SqliteStore(tmp_path / "store.sqlite3", secret=b"k" * 32) for _ in range(2)]
+    else:
+        url = request.getfixturevalue("postgres_url")
+        stores = [PostgresStore(url, secret=b"k" * 32) for _ in range(2)]
+    with RunningIdp(StandInIdp(), tmp_path / "idp") as own:
+        settings = stand_in_settings(base_settings(tmp_path), own.url, own.cert)
+        replicas = [OnBehalfOf(settings), OnBehalfOf(settings)]
+        for obo, store in zip(replicas, stores, strict=True):
+            obo.store = store
+        incoming = own.idp.access_token(USERS["ada"], lifetime=3600)
+        first = await token_for(replicas[0], USERS["ada"], incoming)
+        second = await token_for(replicas[1], USERS["ada"], incoming)
+        assert own.idp.grants == {OBO: 1}  # the second replica did not ask Entra again
+        assert claims(second)["oid"] == claims(first)["oid"] == USERS["ada"].oid
+        sealed = await stores[0]._token_get_sealed(USERS["ada"].oid)
+        kept = await stores[1].token_get(USERS["ada"].oid)
+        assert sealed is not None and kept is not None and b"RefreshToken" in kept
+        secret = next(iter(json.loads(kept)["RefreshToken"].values()))["secret"]
+        assert secret.encode() not in sealed and b"RefreshToken" not in sealed
+        assert await stores[0].token_get(USERS["bob"].oid) is None  # nobody else's
+    for store in stores:
+        await store.close()

@@ -35,20 +35,24 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Any:
-    s = ApprovalStore(tmp_path / "data" / "approvals.sqlite3", clock=clock)
+async def store(new_store: Any, clock: Clock) -> Any:
+    """Over SQLite and over PostgreSQL: the same contract."""
+    s = ApprovalStore(new_store(), clock=clock)
     yield s
-    s.close()
+    await s.aclose()
 
 
-def test_a_handle_is_short_and_writes_once(store: ApprovalStore) -> None:
-    handles = {store.issue(CLAIMS, ttl=300) for _ in range(50)}
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_handle_is_short_and_writes_once(store: ApprovalStore) -> None:
+    handles = {await store.issue(CLAIMS, ttl=300) for _ in range(50)}
     assert len(handles) == 50
     assert all(len(h) <= TOKEN_MAX_LENGTH and h.isascii() and " " not in h for h in handles)
     handle = handles.pop()
-    assert store.redeem(handle, CLAIMS).spent is not None
+    assert (await store.redeem(handle, CLAIMS)).spent is not None
     with pytest.raises(ConfirmationError, match="already used"):
-        store.redeem(handle, CLAIMS)
+        await store.redeem(handle, CLAIMS)
 
 
 @pytest.mark.parametrize(
@@ -59,23 +63,25 @@ def test_a_handle_is_short_and_writes_once(store: ApprovalStore) -> None:
         (Claims(CLAIMS.owner, CLAIMS.tool, "q" * 64, CLAIMS.etag), "arguments differ"),
     ],
 )
-def test_a_handle_is_bound_to_owner_tool_and_plan(store: ApprovalStore, other: Claims, message: str) -> None:
-    handle = store.issue(CLAIMS, ttl=300)
+async def test_a_handle_is_bound_to_owner_tool_and_plan(
+    store: ApprovalStore, other: Claims, message: str
+) -> None:
+    handle = await store.issue(CLAIMS, ttl=300)
     with pytest.raises(ConfirmationError, match=message):
-        store.redeem(handle, other)
-    assert store.redeem(handle, CLAIMS)  # the refusal did not spend it
+        await store.redeem(handle, other)
+    assert await store.redeem(handle, CLAIMS)  # the refusal did not spend it
 
 
-def test_a_changed_etag_is_stale_and_keeps_the_snapshot(store: ApprovalStore) -> None:
-    handle = store.issue(CLAIMS, ttl=300, snapshot={"/details/notes": "old"})
+async def test_a_changed_etag_is_stale_and_keeps_the_snapshot(store: ApprovalStore) -> None:
+    handle = await store.issue(CLAIMS, ttl=300, snapshot={"/details/notes": "old"})
     with pytest.raises(StaleConfirmation):
-        store.redeem(handle, Claims(CLAIMS.owner, CLAIMS.tool, CLAIMS.plan, 'W/"2"'))
-    pending = store.peek(handle)
+        await store.redeem(handle, Claims(CLAIMS.owner, CLAIMS.tool, CLAIMS.plan, 'W/"2"'))
+    pending = await store.peek(handle)
     assert pending is not None and pending.snapshot == {"/details/notes": "old"} and pending.spent is None
 
 
-def test_forged_mistyped_and_expired_handles(store: ApprovalStore, clock: Clock) -> None:
-    handle = store.issue(CLAIMS, ttl=300)
+async def test_forged_mistyped_and_expired_handles(store: ApprovalStore, clock: Clock) -> None:
+    handle = await store.issue(CLAIMS, ttl=300)
     nonce, _, mac = handle.partition(".")
     for bad in (
         f"{nonce}.{mac[:-1]}A" if not mac.endswith("A") else f"{nonce}.{mac[:-1]}B",
@@ -84,16 +90,16 @@ def test_forged_mistyped_and_expired_handles(store: ApprovalStore, clock: Clock)
         "." * 70,
     ):
         with pytest.raises(ConfirmationError, match="not valid here"):
-            store.redeem(bad, CLAIMS)
+            await store.redeem(bad, CLAIMS)
     clock.now += 301
     with pytest.raises(ConfirmationError, match="expired"):
-        store.redeem(handle, CLAIMS)
+        await store.redeem(handle, CLAIMS)
 
 
-def test_tokens_survive_a_restart_and_files_are_private(tmp_path: Path, clock: Clock) -> None:
+async def test_tokens_survive_a_restart_and_files_are_private(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "data" / "approvals.sqlite3"
     first = ApprovalStore(path, clock=clock)
-    handle = first.issue(CLAIMS, ttl=300)
+    handle = await first.issue(CLAIMS, ttl=300)
     first.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
@@ -101,61 +107,66 @@ def test_tokens_survive_a_restart_and_files_are_private(tmp_path: Path, clock: C
         assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600
     assert handle.partition(".")[0] not in path.read_bytes().decode("latin-1")  # only its hash is kept
     second = ApprovalStore(path, clock=clock)
-    assert second.redeem(handle, CLAIMS)
+    assert await second.redeem(handle, CLAIMS)
     second.close()
     third = ApprovalStore(path, clock=clock)
     with pytest.raises(ConfirmationError, match="already used"):
-        third.redeem(handle, CLAIMS)
+        await third.redeem(handle, CLAIMS)
     third.close()
 
 
-def test_keys_rotate_and_the_previous_key_is_accepted_for_the_grace_period(
-    tmp_path: Path, clock: Clock
+async def test_keys_rotate_and_the_previous_key_is_accepted_for_the_grace_period(
+    new_store: Any, clock: Clock
 ) -> None:
-    store = ApprovalStore(tmp_path / "a.sqlite3", clock=clock, key_days=1, grace=3600)
-    old = store.issue(CLAIMS, ttl=3 * 86_400)
+    store = ApprovalStore(new_store(), clock=clock, key_days=1, grace=3600)
+    old = await store.issue(CLAIMS, ttl=3 * 86_400)
     clock.now += 86_400 + 1  # the key is a day old: the next handle gets a new key
-    new = store.issue(CLAIMS, ttl=300)
-    keys = store._db.execute("SELECT COUNT(*) FROM approval_keys").fetchone()[0]
-    assert keys == 2
-    store.purge()
-    assert store.peek(old) is not None  # the previous key still verifies within the grace period
+    new = await store.issue(CLAIMS, ttl=300)
+    assert len(await store.store.keys("approval")) == 2
+    await store.purge()
+    assert await store.peek(old) is not None  # the previous key still verifies within the grace period
     clock.now += 3601
-    store.purge()
-    assert store._db.execute("SELECT COUNT(*) FROM approval_keys").fetchone()[0] == 1
+    await store.purge()
+    assert len(await store.store.keys("approval")) == 1
     with pytest.raises(ConfirmationError, match="not valid here"):
-        store.redeem(old, CLAIMS)
+        await store.redeem(old, CLAIMS)
     clock.now -= 3601
-    assert store.peek(new) is not None
-    store.close()
+    assert await store.peek(new) is not None
+    await store.aclose()
 
 
-def test_reuse_returns_the_open_elicitation_reference_until_it_is_spent(store: ApprovalStore) -> None:
-    first = store.issue(CLAIMS, ttl=300, channel="elicitation", reuse=True)
-    assert store.issue(CLAIMS, ttl=300, channel="elicitation", reuse=True) == first
-    assert store.issue(CLAIMS, ttl=300, reuse=True) != first  # tokens are never shared
-    store.redeem(first, CLAIMS)
-    assert store.issue(CLAIMS, ttl=300, channel="elicitation", reuse=True) != first
+async def test_reuse_returns_the_open_elicitation_reference_until_it_is_spent(store: ApprovalStore) -> None:
+    first = await store.issue(CLAIMS, ttl=300, channel="elicitation", reuse=True)
+    assert await store.issue(CLAIMS, ttl=300, channel="elicitation", reuse=True) == first
+    assert await store.issue(CLAIMS, ttl=300, reuse=True) != first  # tokens are never shared
+    await store.redeem(first, CLAIMS)
+    assert await store.issue(CLAIMS, ttl=300, channel="elicitation", reuse=True) != first
 
 
 def _redeem_in_process(path: str, handle: str, start: Any, results: Any) -> None:
-    store = ApprovalStore(Path(path))
-    start.wait()
+    import anyio
+
+    store = None
     try:
-        store.redeem(handle, CLAIMS)
+        store = ApprovalStore(Path(path))
+        start.wait()
+        anyio.run(store.redeem, handle, CLAIMS)
         results.put("won")
     except ConfirmationError as exc:
         results.put(str(exc))
+    except Exception as exc:  # any other failure is reported, not lost in the child
+        results.put(f"{type(exc).__name__}: {exc}")
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
-def test_two_processes_racing_to_redeem_one_token_exactly_one_wins(tmp_path: Path) -> None:
+async def test_two_processes_racing_to_redeem_one_token_exactly_one_wins(tmp_path: Path) -> None:
     path = tmp_path / "approvals.sqlite3"
     ctx = multiprocessing.get_context("spawn")
     for _ in range(3):
         store = ApprovalStore(path)
-        handle = store.issue(CLAIMS, ttl=300)
+        handle = await store.issue(CLAIMS, ttl=300)
         store.close()
         start, results = ctx.Event(), ctx.Queue()
         procs = [
@@ -169,6 +180,35 @@ def test_two_processes_racing_to_redeem_one_token_exactly_one_wins(tmp_path: Pat
             p.join(60)
         assert outcomes.count("won") == 1, outcomes
         assert all("already used" in o for o in outcomes if o != "won")
+
+
+async def test_replicas_racing_to_redeem_one_token_exactly_one_wins(new_store: Any) -> None:
+    """Four stores over one database (four replicas): every token is spent by exactly one."""
+    import anyio
+
+    replicas = [ApprovalStore(new_store()) for _ in range(4)]
+    try:
+        for _ in range(5):
+            handle = await replicas[0].issue(CLAIMS, ttl=300)
+            outcomes: list[str] = []
+
+            async def redeem(
+                store: ApprovalStore, handle: str = handle, outcomes: list[str] = outcomes
+            ) -> None:
+                try:
+                    await store.redeem(handle, CLAIMS)
+                    outcomes.append("won")
+                except ConfirmationError as exc:
+                    outcomes.append(str(exc))
+
+            async with anyio.create_task_group() as tg:
+                for store in replicas:
+                    tg.start_soon(redeem, store)
+            assert outcomes.count("won") == 1, outcomes
+            assert all("already used" in o for o in outcomes if o != "won")
+    finally:
+        for store in replicas:
+            await store.aclose()
 
 
 # --- the binding: every byte the executor may send ---------------------------------------------------
@@ -213,10 +253,10 @@ def _changed(value: Any) -> Any:
     return f"{value}!" if value else "x"
 
 
-def test_any_changed_byte_of_any_body_is_refused(store: ApprovalStore) -> None:
+async def test_any_changed_byte_of_any_body_is_refused(store: ApprovalStore) -> None:
     plan = _cosell_plan()
     claims = Claims("local", plan.tool, plan_fingerprint(plan), "")
-    handle = store.issue(claims, ttl=300)
+    handle = await store.issue(claims, ttl=300)
     checked = 0
     for index, body in enumerate(plan.bodies):
         for path in _leaves(body):
@@ -227,7 +267,7 @@ def test_any_changed_byte_of_any_body_is_refused(store: ApprovalStore) -> None:
             target[path[-1]] = _changed(target[path[-1]])
             other_claims = Claims("local", plan.tool, plan_fingerprint(other), "")
             with pytest.raises(ConfirmationError, match="arguments differ"):
-                store.redeem(handle, other_claims)
+                await store.redeem(handle, other_claims)
             checked += 1
     # a body added, dropped or reordered is another plan too
     for bodies in (plan.bodies[:1], [*plan.bodies, {}], plan.bodies[::-1]):
@@ -235,7 +275,7 @@ def test_any_changed_byte_of_any_body_is_refused(store: ApprovalStore) -> None:
         other.bodies = copy.deepcopy(bodies)
         assert plan_fingerprint(other) != claims.plan
     assert checked >= 12
-    assert store.redeem(handle, claims)  # the exact plan still goes through, once
+    assert await store.redeem(handle, claims)  # the exact plan still goes through, once
 
 
 def test_the_binding_covers_operations_kind_referral_undo_and_etag() -> None:

@@ -1,0 +1,6 @@
+"""The team deployment recipe, runnable here: PostgreSQL, N stateless replicas and nginx on loopback.
+
+``python -m deploy up`` (or ``deploy/start.sh``) starts it all and prints the URL; the end-to-end
+and fault tests (tests/e2e/test_scale.py) and the benchmark (bench/scale.py) start the same stack
+through :class:`deploy.stack.Stack`.
+"""

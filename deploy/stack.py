@@ -1,0 +1,257 @@
+"""Start and stop the whole team stack on loopback, for the recipe, the tests and the benchmark.
+
+One shared sandbox (``pcref-mcp sandbox``: the Partner Center stand-in every replica calls), the
+store (PostgreSQL in a cluster of its own, or a SQLite file for the one-replica baseline), N
+replicas (``pcref-mcp serve --http``, stateless) and nginx in front of them. Every process is ours
+(started here, stopped by its pid); every port is on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+
+import httpx
+
+from deploy.postgres import Postgres, free_port
+
+__all__ = ["Stack", "nginx_binary"]
+
+HERE = Path(__file__).resolve().parent
+# The single-user HTTP mode's bearer for this stack (a fresh one per process; printed by `deploy up`).
+# Team mode (`pcref-mcp team`) puts each person's own sign-in in front instead.
+BEARER = secrets.token_urlsafe(24)
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+
+
+@dataclass
+class Stack:
+    root: Path
+    replicas: int = 3
+    store: str = "postgresql"  # or "sqlite" (one replica, no proxy)
+    port: int | None = None  # nginx's (or the single replica's) port
+    sandbox_size: int = 200
+    rate_limit_calls: int = 100
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.key = secrets.token_urlsafe(32)
+        self.sandbox_port = free_port()
+        self.replica_ports = [free_port() for _ in range(self.replicas)]
+        self.proxied = self.store == "postgresql"
+        self.port = self.port or (free_port() if self.proxied else self.replica_ports[0])
+        self.postgres: Postgres | None = None
+        self.database_url: str | None = None
+        self._sandbox: subprocess.Popen[bytes] | None = None
+        self._replicas: dict[int, subprocess.Popen[bytes]] = {}
+        self._nginx: subprocess.Popen[bytes] | None = None
+
+    # -- addresses ------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    @property
+    def control_token(self) -> str:
+        return (self.root / "sandbox.db.control-token").read_text().strip()
+
+    # -- life -----------------------------------------------------------------------------------------
+
+    def start(self) -> Stack:
+        try:
+            self._start_sandbox()
+            if self.store == "postgresql":
+                self.postgres = Postgres()
+                self.postgres.start()
+                self.database_url = self.postgres.create_database("pcref")
+            for index in range(self.replicas):
+                self.start_replica(index)
+            if self.proxied:
+                self._start_nginx()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for proc in [self._nginx, *self._replicas.values(), self._sandbox]:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+        self._replicas.clear()
+        if self.postgres is not None:
+            self.postgres.remove()
+            self.postgres = None
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- faults ---------------------------------------------------------------------------------------
+
+    def kill_replica(self, index: int) -> None:
+        """SIGKILL: no shutdown, no outcome recorded for what it was sending."""
+        proc = self._replicas.pop(index)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def start_replica(self, index: int) -> None:
+        port = self.replica_ports[index]
+        env = self._replica_env(index)
+        log = (self.root / f"replica-{index}.log").open("ab")
+        self._replicas[index] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pcref_mcp",
+                "serve",
+                "--http",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        _wait_http(f"http://127.0.0.1:{port}/mcp", self._replicas[index], self.root / f"replica-{index}.log")
+
+    def restart_postgres(self) -> None:
+        assert self.postgres is not None
+        self.postgres.restart()
+
+    def sandbox_faults(self, **faults: object) -> None:
+        """Set the shared sandbox's injected faults (``latency_ms``, ``error_rate``…; ``clear=True``)."""
+        response = httpx.post(
+            f"{self.sandbox_url}/_sandbox/faults",
+            json=faults,
+            headers={"X-Sandbox-Control": self.control_token},
+            timeout=10,
+        )
+        response.raise_for_status()
+
+    def replica_pids(self) -> dict[int, int]:
+        return {i: p.pid for i, p in self._replicas.items()}
+
+    # -- private --------------------------------------------------------------------------------------
+
+    def _replica_env(self, index: int) -> dict[str, str]:
+        home = self.root / f"home-{index}"
+        home.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PCREF_")}
+        env.update(
+            HOME=str(home),
+            XDG_DATA_HOME=str(home / "data"),
+            XDG_CONFIG_HOME=str(home / "config"),
+            PCREF_SANDBOX_PROFILE=os.environ.get("PCREF_SANDBOX_PROFILE", "lenient"),
+            PCREF_BACKEND="sandbox",
+            PCREF_BASE_URL=f"{self.sandbox_url}/v1.0/engagements/",
+            PCREF_HTTP_STATELESS="1",
+            PCREF_HTTP_BEARER_TOKEN=BEARER,
+            PCREF_STORE_KEY=self.key,
+            PCREF_RATE_LIMIT_CALLS=str(self.rate_limit_calls),
+            PCREF_LOG_LEVEL="WARNING",
+        )
+        if self.store == "postgresql":
+            assert self.database_url is not None
+            env["PCREF_STORE_URL"] = self.database_url
+        else:
+            env["PCREF_STORE_URL"] = f"sqlite:///{self.root / 'store.sqlite3'}"
+        env.update(self.extra_env)
+        return env
+
+    def _start_sandbox(self) -> None:
+        log = (self.root / "sandbox.log").open("ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PCREF_")}
+        env["PCREF_SANDBOX_PROFILE"] = os.environ.get("PCREF_SANDBOX_PROFILE", "lenient")
+        self._sandbox = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pcref_mcp",
+                "sandbox",
+                "--port",
+                str(self.sandbox_port),
+                "--db",
+                str(self.root / "sandbox.db"),
+                "--reset",
+                "--size",
+                str(self.sandbox_size),
+                "--rate-limit",
+                "0",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        _wait_http(f"{self.sandbox_url}/v1.0/engagements/referrals", self._sandbox, self.root / "sandbox.log")
+
+    def _start_nginx(self) -> None:
+        binary = nginx_binary()
+        if binary is None:
+            raise FileNotFoundError("nginx is not installed (apt-get install nginx)")
+        run = self.root / "nginx"
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (run / "nginx-tmp" / sub).mkdir(parents=True, exist_ok=True)
+        upstreams = "\n".join(
+            f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in self.replica_ports
+        )
+        conf = Template((HERE / "nginx.conf.template").read_text()).safe_substitute(
+            RUN=str(run), UPSTREAMS=upstreams, LISTEN=f"127.0.0.1:{self.port}"
+        )
+        path = run / "nginx.conf"
+        path.write_text(conf)
+        log = (self.root / "nginx.log").open("ab")
+        self._nginx = subprocess.Popen(
+            [binary, "-c", str(path), "-p", str(run), "-e", str(run / "nginx-error.log")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        _wait_http(self.url, self._nginx, run / "nginx-error.log")
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(f"{url}: the process exited ({proc.returncode}):\n{text}")
+        try:
+            httpx.get(url, timeout=2.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")

@@ -1,0 +1,55 @@
+"""Shared state behind one interface: the journal, approvals and their keys, rate limits, token caches.
+
+Two implementations of :class:`~pcref_mcp.store.base.Store`, chosen by one URL:
+
+- ``sqlite:///path`` (the default, in the user's data dir): one person, nothing to install;
+- ``postgresql://user@host:port/db``: a team deployment where any replica serves any request.
+
+Migrations run when a store is opened (:mod:`pcref_mcp.store.migrations`). A bottom layer: it
+imports only ``pcref_mcp.errors``; the writes layer (journal, approvals) and the Partner Center
+client's limiter sit on top of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pcref_mcp.errors import ConfigError
+from pcref_mcp.store.base import Store
+
+__all__ = ["Store", "open_store", "sqlite_url"]
+
+
+def sqlite_url(path: Path | str) -> str:
+    return f"sqlite:///{Path(path)}"
+
+
+def open_store(url: str, *, secret: bytes | None = None) -> Store:
+    """The store ``url`` names (not yet connected for PostgreSQL: ``await store.start()``).
+
+    ``secret`` is the configured store key (``PCREF_STORE_KEY``): refresh tokens at rest are sealed
+    under a key derived from it. Without it a SQLite store keeps a random key in its own file.
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme == "sqlite":
+        from pcref_mcp.store.sqlite import SqliteStore
+
+        # sqlite:///abs/path (and sqlite:////abs/path) name an absolute path; sqlite://rel/path a relative one
+        path = "/" + rest.lstrip("/") if rest.startswith("/") else rest
+        if path in ("", "/", "/:memory:", ":memory:"):
+            return SqliteStore(None, secret=secret)
+        return SqliteStore(Path(path), secret=secret)
+    if scheme in ("postgresql", "postgres"):
+        if secret is None:
+            raise ConfigError(
+                "A PostgreSQL store needs PCREF_STORE_KEY: refresh tokens are kept there encrypted, and every "
+                "replica must seal and open approval state with the same keys.",
+                hint="Set PCREF_STORE_KEY to the same long random value (32+ characters) on every replica.",
+            )
+        from pcref_mcp.store.postgres import PostgresStore
+
+        return PostgresStore(url, secret=secret)
+    raise ConfigError(
+        f"PCREF_STORE_URL must start with sqlite:/// or postgresql:// (got {scheme or url!r}).",
+        hint="sqlite:////home/me/.local/share/pcref-mcp/journal.sqlite3 or postgresql://pcref@127.0.0.1:5432/pcref",
+    )

@@ -1,0 +1,189 @@
+"""The storage interface: every operation the journal, approvals, rate limits and token caches need.
+
+Async for both implementations (PostgreSQL is reached over the network; SQLite answers in
+microseconds and is called inline). Rows cross the interface as plain dicts keyed by column name,
+so the layers above own their models and messages and the store owns only SQL. Every operation
+that must be single-use or mutually exclusive across replicas is one statement or one transaction
+here, never a read followed by a write in the caller.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pcref_mcp.store.sealing import Sealer
+
+
+__all__ = ["JOURNAL_COLUMNS", "Row", "Store"]
+
+Row = dict[str, Any]
+
+# The journal's columns, in order (both dialects create exactly these).
+JOURNAL_COLUMNS: tuple[str, ...] = (
+    "id",
+    "started_at",
+    "finished_at",
+    "tool",
+    "kind",
+    "referral_id",
+    "correlation_id",
+    "operations",
+    "before_image",
+    "etag_before",
+    "etag_after",
+    "status",
+    "error",
+    "undo_of",
+    "undone_by",
+    "external_ref",
+    "owner",
+    "summary",
+    "actor_id",
+    "actor_name",
+)
+
+
+class Store(abc.ABC):
+    """Shared state. ``start`` connects and migrates (idempotent); ``close`` releases it."""
+
+    #: "sqlite" or "postgresql"
+    dialect: str
+    #: True where several hosts may share the store (orphans of other hosts are left to them)
+    shared: bool = False
+
+    async def start(self) -> None:  # noqa: B027 - SQLite opens in its constructor
+        """Connect and run pending migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int: ...
+
+    # -- journal ------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def journal_insert(self, values: Mapping[str, Any], *, guard_ref: str | None = None) -> int | Row:
+        """Insert a pending write and return its id; with ``guard_ref``, atomically refuse (returning
+        the blocking row instead) while another create of that external reference is pending."""
+
+    @abc.abstractmethod
+    async def journal_finish(
+        self,
+        entry_id: int,
+        *,
+        status: str,
+        finished_at: str,
+        etag_after: str | None,
+        error: str | None,
+        referral_id: str | None,
+    ) -> None:
+        """Record an outcome; an applied undo marks the change it undid (one transaction)."""
+
+    @abc.abstractmethod
+    async def journal_get(self, entry_id: int, *, actor_id: str | None) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def journal_recent(
+        self, limit: int, *, referral_id: str | None, actor_id: str | None
+    ) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def journal_recent_create(self, external_ref: str, since: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def journal_pending(self) -> list[Row]:
+        """(id, owner) of every pending entry."""
+
+    @abc.abstractmethod
+    async def journal_mark_in_doubt(self, ids: Sequence[int], error: str) -> None:
+        """Pending entries whose process is gone: in doubt (only while still pending)."""
+
+    @abc.abstractmethod
+    async def journal_settle(self, entry_id: int, status: str, note: str, finished_at: str) -> bool:
+        """Settle an in-doubt entry once it has been checked against the service; False if it was
+        not in doubt any more (someone else settled it)."""
+
+    # -- approvals ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def approval_open(self, claims: Mapping[str, str], channel: str, now: float) -> str | None:
+        """The newest unspent, unexpired reference for exactly these claims (elicitation reuse)."""
+
+    @abc.abstractmethod
+    async def approval_insert(self, values: Mapping[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    async def approval_get(self, approval_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def approval_spend(self, approval_id: str, now: float) -> bool:
+        """Mark spent if unspent, atomically: True for exactly one caller across all replicas."""
+
+    @abc.abstractmethod
+    async def approval_purge(self, before: float) -> int: ...
+
+    # -- keys (approval MACs) -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def keys(self, purpose: str) -> list[tuple[float, bytes]]:
+        """(created, secret), newest first."""
+
+    @abc.abstractmethod
+    async def add_key(self, purpose: str, created: float, secret: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def drop_key(self, purpose: str, created: float) -> None: ...
+
+    # -- rate limits --------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def rate_take(self, bucket: str, calls: int, window: float, now: float) -> float:
+        """Take one call from ``bucket`` if it fits in the window (and no pause is set): 0.0; else
+        how many seconds to wait before asking again. Atomic across replicas."""
+
+    @abc.abstractmethod
+    async def rate_pause(self, bucket: str, until: float) -> None:
+        """Nobody takes from ``bucket`` before ``until`` (the service said Retry-After)."""
+
+    # -- token caches: sealed at rest ---------------------------------------------------------------
+
+    async def token_get(self, person: str) -> bytes | None:
+        """A person's token cache (msal's serialized cache: it holds their refresh token), opened."""
+        sealed = await self._token_get_sealed(person)
+        if sealed is None:
+            return None
+        return (await self._sealer()).open(sealed, bound_to=person)
+
+    async def token_put(self, person: str, cache: bytes) -> None:
+        sealed = (await self._sealer()).seal(cache, bound_to=person)
+        await self._token_put_sealed(person, sealed, time.time())
+
+    @abc.abstractmethod
+    async def token_delete(self, person: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _token_get_sealed(self, person: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def _token_put_sealed(self, person: str, sealed: bytes, now: float) -> None: ...
+
+    _sealing: Sealer | None = None
+
+    async def _sealer(self) -> Sealer:
+        """Under the configured key; without one (single-user SQLite) under a random key kept in the
+        store itself, which guards against a copied row but not a copied file."""
+        if self._sealing is None:
+            from pcref_mcp.store.sealing import Sealer
+
+            keys = await self.keys("token-seal")
+            if not keys:
+                await self.add_key("token-seal", time.time(), os.urandom(32))
+                keys = await self.keys("token-seal")
+            self._sealing = Sealer(*(secret for _, secret in keys))
+        return self._sealing

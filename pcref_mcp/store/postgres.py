@@ -1,0 +1,356 @@
+"""The PostgreSQL store: shared state for a team deployment of several replicas.
+
+Driver: asyncpg (async, binary protocol, a connection pool, maintained by MagicStack; psycopg 3
+would do too, but asyncpg is the faster and smaller of the two for a server that only ever runs
+async). Every single-use or exclusive step is one statement or one transaction: a confirm token is
+spent by ``UPDATE … WHERE spent IS NULL``, a second pending create of one external reference is
+refused by a partial unique index, a rate-limit bucket is taken under a transaction-scoped advisory
+lock.
+
+PostgreSQL can restart under us. Every operation is retried on a lost connection for up to
+``retry_seconds``, and each is safe to retry: inserts carry a nonce (a retried journal insert finds
+its own row), spending a token is idempotent for the same attempt, the rest are idempotent or (a
+rate-limit take) merely conservative.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import anyio
+
+from pcref_mcp.errors import ConfigError
+from pcref_mcp.store import migrations
+from pcref_mcp.store.base import JOURNAL_COLUMNS, Row, Store
+from pcref_mcp.store.sealing import Sealer
+
+__all__ = ["PostgresStore"]
+
+T = TypeVar("T")
+_MIGRATION_LOCK = 0x70637266  # "pcrf": one advisory lock id for migrations
+
+
+class PostgresStore(Store):
+    dialect = "postgresql"
+    shared = True
+
+    def __init__(self, url: str, *, secret: bytes, pool_size: int = 10, retry_seconds: float = 30.0) -> None:
+        self.url = url
+        self._pool: Any = None
+        self._pool_size = pool_size
+        self._retry_seconds = retry_seconds
+        self._sealing = Sealer(secret)
+        self._start_lock = anyio.Lock()
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._pool is not None:
+                return
+            import asyncpg
+
+            try:
+                pool = await asyncpg.create_pool(
+                    self.url, min_size=1, max_size=self._pool_size, command_timeout=30
+                )
+            except (OSError, asyncpg.PostgresError) as exc:
+                raise ConfigError(
+                    f"Cannot reach the PostgreSQL store ({type(exc).__name__}); check PCREF_STORE_URL."
+                ) from None
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                have = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                for version, script in migrations.POSTGRES:
+                    if version > have:
+                        await conn.execute(script)
+                        await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def schema_version(self) -> int:
+        return int(await self._run(lambda c: c.fetchval("SELECT MAX(version) FROM schema_migrations")))
+
+    # -- journal ------------------------------------------------------------------------------------
+
+    async def journal_insert(self, values: Mapping[str, Any], *, guard_ref: str | None = None) -> int | Row:
+        import asyncpg
+
+        names = [c for c in JOURNAL_COLUMNS if c in values and c != "id"] + ["nonce"]
+        args = [values[n] for n in names[:-1]] + [secrets.token_hex(12)]
+        marks = ",".join(f"${i}" for i in range(1, len(names) + 1))
+        insert = (
+            f"INSERT INTO writes ({','.join(names)}) VALUES ({marks}) "
+            f"ON CONFLICT (nonce) DO NOTHING RETURNING id"
+        )
+
+        async def attempt(conn: Any) -> int | Row:
+            async with conn.transaction():
+                mine = await conn.fetchval("SELECT id FROM writes WHERE nonce=$1", args[-1])
+                if mine is not None:  # a retry after a commit whose answer was lost
+                    return int(mine)
+                try:
+                    async with conn.transaction():  # a savepoint: the refusal leaves the rest usable
+                        return int(await conn.fetchval(insert, *args))
+                except asyncpg.UniqueViolationError:
+                    if not guard_ref:
+                        raise
+                row = await conn.fetchrow(
+                    "SELECT id, started_at FROM writes WHERE kind='create' AND external_ref=$1 "
+                    "AND status='pending' ORDER BY id LIMIT 1",
+                    guard_ref,
+                )
+                return dict(row) if row is not None else {"id": 0, "started_at": "just now"}
+
+        return await self._run(attempt)
+
+    async def journal_finish(
+        self,
+        entry_id: int,
+        *,
+        status: str,
+        finished_at: str,
+        etag_after: str | None,
+        error: str | None,
+        referral_id: str | None,
+    ) -> None:
+        async def attempt(conn: Any) -> None:
+            async with conn.transaction():
+                undo_of = await conn.fetchval(
+                    "UPDATE writes SET status=$1, finished_at=$2, etag_after=$3, error=$4,"
+                    " referral_id=COALESCE($5, referral_id) WHERE id=$6 RETURNING undo_of",
+                    status,
+                    finished_at,
+                    etag_after,
+                    error,
+                    referral_id,
+                    entry_id,
+                )
+                if status == "applied" and undo_of is not None:
+                    await conn.execute("UPDATE writes SET undone_by=$1 WHERE id=$2", entry_id, undo_of)
+
+        await self._run(attempt)
+
+    async def journal_get(self, entry_id: int, *, actor_id: str | None) -> Row | None:
+        if actor_id is None:
+            return await self._row("SELECT * FROM writes WHERE id=$1", entry_id)
+        return await self._row("SELECT * FROM writes WHERE id=$1 AND actor_id=$2", entry_id, actor_id)
+
+    async def journal_recent(self, limit: int, *, referral_id: str | None, actor_id: str | None) -> list[Row]:
+        where: list[str] = []
+        args: list[Any] = []
+        if referral_id:
+            args.append(referral_id)
+            where.append(f"referral_id=${len(args)}")
+        if actor_id is not None:
+            args.append(actor_id)
+            where.append(f"actor_id=${len(args)}")
+        args.append(limit)
+        sql = "SELECT * FROM writes" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += f" ORDER BY id DESC LIMIT ${len(args)}"
+        rows = await self._run(lambda c: c.fetch(sql, *args))
+        return [_journal_row(r) for r in rows]
+
+    async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
+        return await self._row(
+            "SELECT * FROM writes WHERE kind='create' AND external_ref=$1 AND started_at>=$2"
+            " AND status IN ('applied','partial','in_doubt') ORDER BY id DESC LIMIT 1",
+            external_ref,
+            since,
+        )
+
+    async def journal_pending(self) -> list[Row]:
+        rows = await self._run(lambda c: c.fetch("SELECT id, owner FROM writes WHERE status='pending'"))
+        return [dict(r) for r in rows]
+
+    async def journal_mark_in_doubt(self, ids: Sequence[int], error: str) -> None:
+        if ids:
+            await self._run(
+                lambda c: c.execute(
+                    "UPDATE writes SET status='in_doubt', error=COALESCE(error, $1) "
+                    "WHERE id = ANY($2::bigint[]) AND status='pending'",
+                    error,
+                    list(ids),
+                )
+            )
+
+    async def journal_settle(self, entry_id: int, status: str, note: str, finished_at: str) -> bool:
+        done = await self._run(
+            lambda c: c.execute(
+                "UPDATE writes SET status=$1, error=$2, finished_at=COALESCE(finished_at, $3) "
+                "WHERE id=$4 AND status='in_doubt'",
+                status,
+                note,
+                finished_at,
+                entry_id,
+            )
+        )
+        return bool(str(done).endswith(" 1"))
+
+    # -- approvals ----------------------------------------------------------------------------------
+
+    async def approval_open(self, claims: Mapping[str, str], channel: str, now: float) -> str | None:
+        return await self._run(
+            lambda c: c.fetchval(
+                "SELECT ref FROM approvals WHERE owner=$1 AND tool=$2 AND plan=$3 AND etag=$4 AND channel=$5 "
+                "AND spent IS NULL AND expires>=$6 AND ref IS NOT NULL ORDER BY issued DESC LIMIT 1",
+                claims["owner"],
+                claims["tool"],
+                claims["plan"],
+                claims["etag"],
+                channel,
+                now,
+            )
+        )
+
+    async def approval_insert(self, values: Mapping[str, Any]) -> None:
+        names = list(values)
+        marks = ",".join(f"${i}" for i in range(1, len(names) + 1))
+        sql = f"INSERT INTO approvals ({','.join(names)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+        await self._run(lambda c: c.execute(sql, *values.values()))
+
+    async def approval_get(self, approval_id: str) -> Row | None:
+        row = await self._row("SELECT * FROM approvals WHERE id=$1", approval_id)
+        if row is not None:
+            row.pop("spent_by", None)
+        return row
+
+    async def approval_spend(self, approval_id: str, now: float) -> bool:
+        attempt = secrets.token_hex(8)  # a retry of this same spend still wins
+        done = await self._run(
+            lambda c: c.execute(
+                "UPDATE approvals SET spent=$2, spent_by=$3 WHERE id=$1 AND (spent IS NULL OR spent_by=$3)",
+                approval_id,
+                now,
+                attempt,
+            )
+        )
+        return bool(str(done).endswith(" 1"))
+
+    async def approval_purge(self, before: float) -> int:
+        done = await self._run(lambda c: c.execute("DELETE FROM approvals WHERE expires < $1", before))
+        return int(str(done).rsplit(" ", 1)[-1] or 0)
+
+    # -- keys ---------------------------------------------------------------------------------------
+
+    async def keys(self, purpose: str) -> list[tuple[float, bytes]]:
+        rows = await self._run(
+            lambda c: c.fetch(
+                "SELECT created, secret FROM store_keys WHERE purpose=$1 ORDER BY created DESC", purpose
+            )
+        )
+        return [(float(r["created"]), bytes(r["secret"])) for r in rows]
+
+    async def add_key(self, purpose: str, created: float, secret: bytes) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO store_keys (purpose, created, secret) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
+                purpose,
+                created,
+                secret,
+            )
+        )
+
+    async def drop_key(self, purpose: str, created: float) -> None:
+        await self._run(
+            lambda c: c.execute("DELETE FROM store_keys WHERE purpose=$1 AND created=$2", purpose, created)
+        )
+
+    # -- rate limits --------------------------------------------------------------------------------
+
+    async def rate_take(self, bucket: str, calls: int, window: float, now: float) -> float:
+        async def attempt(conn: Any) -> float:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "rate:" + bucket)
+                until = await conn.fetchval("SELECT until FROM rate_pauses WHERE bucket=$1", bucket)
+                if until is not None and until > now:
+                    return float(until - now)
+                await conn.execute("DELETE FROM rate_events WHERE bucket=$1 AND at<=$2", bucket, now - window)
+                row = await conn.fetchrow(
+                    "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_events WHERE bucket=$1", bucket
+                )
+                if row["n"] < calls:
+                    await conn.execute("INSERT INTO rate_events (bucket, at) VALUES ($1, $2)", bucket, now)
+                    return 0.0
+                return max(0.001, float(row["oldest"] + window - now))
+
+        return await self._run(attempt)
+
+    async def rate_pause(self, bucket: str, until: float) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO rate_pauses (bucket, until) VALUES ($1, $2) ON CONFLICT (bucket) DO UPDATE "
+                "SET until=GREATEST(rate_pauses.until, excluded.until)",
+                bucket,
+                until,
+            )
+        )
+
+    # -- token caches -------------------------------------------------------------------------------
+
+    async def token_delete(self, person: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM token_caches WHERE person=$1", person))
+
+    async def _token_get_sealed(self, person: str) -> bytes | None:
+        value = await self._run(
+            lambda c: c.fetchval("SELECT sealed FROM token_caches WHERE person=$1", person)
+        )
+        return bytes(value) if value is not None else None
+
+    async def _token_put_sealed(self, person: str, sealed: bytes, now: float) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO token_caches (person, sealed, updated) VALUES ($1,$2,$3) ON CONFLICT (person) "
+                "DO UPDATE SET sealed=excluded.sealed, updated=excluded.updated",
+                person,
+                sealed,
+                now,
+            )
+        )
+
+    # -- private ------------------------------------------------------------------------------------
+
+    async def _row(self, sql: str, *args: Any) -> Row | None:
+        row = await self._run(lambda c: c.fetchrow(sql, *args))
+        return _journal_row(row) if row is not None else None
+
+    async def _run(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``op`` on a pooled connection, again on a fresh one while the database is unreachable
+        (a restart), for up to ``retry_seconds``."""
+        import asyncpg
+
+        if self._pool is None:
+            await self.start()
+        lost = (
+            OSError,
+            asyncpg.ConnectionDoesNotExistError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.AdminShutdownError,
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.ConnectionFailureError,
+        )
+        deadline = anyio.current_time() + self._retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    return await op(conn)
+            except lost:
+                if anyio.current_time() >= deadline:
+                    raise
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+def _journal_row(row: Any) -> Row:
+    data = dict(row)
+    data.pop("nonce", None)
+    return data

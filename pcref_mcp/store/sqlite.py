@@ -1,0 +1,359 @@
+"""The SQLite store: one file in the user's data dir (0600, WAL), for one person's server.
+
+Called inline from async code: each operation is one short local transaction (microseconds), the
+same cost the journal always had, and SQLite's write lock (``BEGIN IMMEDIATE``) is what makes a
+token single-use and a create exclusive across the processes of one machine (stdio clients that
+spawn a server per call).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pcref_mcp.errors import ConfigError
+from pcref_mcp.store import migrations
+from pcref_mcp.store.base import JOURNAL_COLUMNS, Row, Store
+from pcref_mcp.store.sealing import Sealer
+
+__all__ = ["SqliteStore"]
+
+# Journal columns added after the first release: (name, declaration) added to older files on open.
+_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("summary", "TEXT"),
+    ("actor_id", "TEXT NOT NULL DEFAULT 'local'"),
+    ("actor_name", "TEXT"),
+)
+
+
+class SqliteStore(Store):
+    dialect = "sqlite"
+    shared = False
+
+    def __init__(self, path: Path | None, *, secret: bytes | None = None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = self._open()
+        if secret is not None:
+            self._sealing = Sealer(secret)
+
+    async def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    async def schema_version(self) -> int:
+        with self._lock:
+            return _version(self._db)
+
+    def integrity_ok(self) -> bool:
+        with self._lock:
+            return bool(self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    # -- journal ------------------------------------------------------------------------------------
+
+    async def journal_insert(self, values: Mapping[str, Any], *, guard_ref: str | None = None) -> int | Row:
+        names = [c for c in JOURNAL_COLUMNS if c in values and c != "id"]
+        with self._write() as db:
+            if guard_ref:
+                row = db.execute(
+                    "SELECT id, started_at FROM writes WHERE kind='create' AND external_ref=? AND "
+                    "status='pending' ORDER BY id LIMIT 1",
+                    (guard_ref,),
+                ).fetchone()
+                if row is not None:
+                    return dict(row)
+            cur = db.execute(
+                f"INSERT INTO writes ({','.join(names)}) VALUES ({','.join('?' * len(names))})",
+                [values[n] for n in names],
+            )
+            return int(cur.lastrowid or 0)
+
+    async def journal_finish(
+        self,
+        entry_id: int,
+        *,
+        status: str,
+        finished_at: str,
+        etag_after: str | None,
+        error: str | None,
+        referral_id: str | None,
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE writes SET status=?, finished_at=?, etag_after=?, error=?,"
+                " referral_id=COALESCE(?, referral_id) WHERE id=?",
+                (status, finished_at, etag_after, error, referral_id, entry_id),
+            )
+            if status == "applied":
+                row = db.execute("SELECT undo_of FROM writes WHERE id=?", (entry_id,)).fetchone()
+                if row and row[0] is not None:
+                    db.execute("UPDATE writes SET undone_by=? WHERE id=?", (entry_id, row[0]))
+
+    async def journal_get(self, entry_id: int, *, actor_id: str | None) -> Row | None:
+        sql, args = "SELECT * FROM writes WHERE id=?", list[Any]([entry_id])
+        if actor_id is not None:
+            sql += " AND actor_id=?"
+            args.append(actor_id)
+        return self._one(sql, args)
+
+    async def journal_recent(self, limit: int, *, referral_id: str | None, actor_id: str | None) -> list[Row]:
+        where: list[str] = []
+        args: list[Any] = []
+        if referral_id:
+            where.append("referral_id=?")
+            args.append(referral_id)
+        if actor_id is not None:
+            where.append("actor_id=?")
+            args.append(actor_id)
+        sql = "SELECT * FROM writes" + (" WHERE " + " AND ".join(where) if where else "")
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", args).fetchall()
+        return [dict(r) for r in rows]
+
+    async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
+        return self._one(
+            "SELECT * FROM writes WHERE kind='create' AND external_ref=? AND started_at>=?"
+            " AND status IN ('applied','partial','in_doubt') ORDER BY id DESC LIMIT 1",
+            (external_ref, since),
+        )
+
+    async def journal_pending(self) -> list[Row]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, owner FROM writes WHERE status='pending'").fetchall()
+        return [dict(r) for r in rows]
+
+    async def journal_mark_in_doubt(self, ids: Sequence[int], error: str) -> None:
+        with self._write() as db:
+            for entry_id in ids:
+                db.execute(
+                    "UPDATE writes SET status='in_doubt', error=COALESCE(error, ?) WHERE id=? AND status='pending'",
+                    (error, entry_id),
+                )
+
+    async def journal_settle(self, entry_id: int, status: str, note: str, finished_at: str) -> bool:
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE writes SET status=?, error=?, finished_at=COALESCE(finished_at, ?) "
+                "WHERE id=? AND status='in_doubt'",
+                (status, note, finished_at, entry_id),
+            )
+            return cur.rowcount == 1
+
+    # -- approvals ----------------------------------------------------------------------------------
+
+    async def approval_open(self, claims: Mapping[str, str], channel: str, now: float) -> str | None:
+        row = self._one(
+            "SELECT ref FROM approvals WHERE owner=? AND tool=? AND plan=? AND etag=? AND channel=? "
+            "AND spent IS NULL AND expires>=? AND ref IS NOT NULL ORDER BY issued DESC LIMIT 1",
+            (claims["owner"], claims["tool"], claims["plan"], claims["etag"], channel, now),
+        )
+        return str(row["ref"]) if row else None
+
+    async def approval_insert(self, values: Mapping[str, Any]) -> None:
+        names = list(values)
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO approvals ({','.join(names)}) VALUES ({','.join('?' * len(names))})",
+                [int(v) if isinstance(v, bool) else v for v in values.values()],
+            )
+
+    async def approval_get(self, approval_id: str) -> Row | None:
+        row = self._one("SELECT * FROM approvals WHERE id=?", (approval_id,))
+        if row is not None:
+            row["fallback"] = bool(row["fallback"])
+        return row
+
+    async def approval_spend(self, approval_id: str, now: float) -> bool:
+        with self._write() as db:
+            cur = db.execute("UPDATE approvals SET spent=? WHERE id=? AND spent IS NULL", (now, approval_id))
+            return cur.rowcount == 1
+
+    async def approval_purge(self, before: float) -> int:
+        with self._write() as db:
+            return int(db.execute("DELETE FROM approvals WHERE expires < ?", (before,)).rowcount)
+
+    # -- keys ---------------------------------------------------------------------------------------
+
+    async def keys(self, purpose: str) -> list[tuple[float, bytes]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT created, secret FROM store_keys WHERE purpose=? ORDER BY created DESC", (purpose,)
+            ).fetchall()
+        return [(float(r[0]), bytes(r[1])) for r in rows]
+
+    async def add_key(self, purpose: str, created: float, secret: bytes) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO store_keys (purpose, created, secret) VALUES (?,?,?)",
+                (purpose, created, secret),
+            )
+
+    async def drop_key(self, purpose: str, created: float) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM store_keys WHERE purpose=? AND created=?", (purpose, created))
+
+    # -- rate limits --------------------------------------------------------------------------------
+
+    async def rate_take(self, bucket: str, calls: int, window: float, now: float) -> float:
+        with self._write() as db:
+            pause = db.execute("SELECT until FROM rate_pauses WHERE bucket=?", (bucket,)).fetchone()
+            if pause is not None and pause[0] > now:
+                return float(pause[0] - now)
+            db.execute("DELETE FROM rate_events WHERE bucket=? AND at<=?", (bucket, now - window))
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(at) FROM rate_events WHERE bucket=?", (bucket,)
+            ).fetchone()
+            if count < calls:
+                db.execute("INSERT INTO rate_events (bucket, at) VALUES (?, ?)", (bucket, now))
+                return 0.0
+            return max(0.001, float(oldest + window - now))
+
+    async def rate_pause(self, bucket: str, until: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO rate_pauses (bucket, until) VALUES (?, ?) ON CONFLICT(bucket) DO UPDATE "
+                "SET until=MAX(until, excluded.until)",
+                (bucket, until),
+            )
+
+    # -- token caches -------------------------------------------------------------------------------
+
+    async def token_delete(self, person: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM token_caches WHERE person=?", (person,))
+
+    async def _token_get_sealed(self, person: str) -> bytes | None:
+        row = self._one("SELECT sealed FROM token_caches WHERE person=?", (person,))
+        return bytes(row["sealed"]) if row else None
+
+    async def _token_put_sealed(self, person: str, sealed: bytes, now: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO token_caches (person, sealed, updated) VALUES (?,?,?) ON CONFLICT(person) "
+                "DO UPDATE SET sealed=excluded.sealed, updated=excluded.updated",
+                (person, sealed, now),
+            )
+
+    # -- private ------------------------------------------------------------------------------------
+
+    def _one(self, sql: str, args: Sequence[Any]) -> Row | None:
+        with self._lock:
+            row = self._db.execute(sql, args).fetchone()
+        return dict(row) if row is not None else None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``: the database's write lock makes each step atomic across
+        the processes sharing the file."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path is None:
+            db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        else:
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(mode=0o700, parents=True)
+            for suffix in ("-wal", "-shm"):  # SQLite would create these through a planted link
+                if self.path.with_name(self.path.name + suffix).is_symlink():
+                    raise ConfigError(
+                        f"The {suffix[1:]} file next to {self.path} is a symbolic link; refusing to use it."
+                    )
+            _private_file(self.path)
+            db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0, isolation_level=None)
+            _busy_retry(lambda: db.execute("PRAGMA journal_mode=WAL"))  # may be refused while another opens
+            db.execute("PRAGMA synchronous=FULL")
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    _private_file(side)
+        db.row_factory = sqlite3.Row
+        _migrate(db)
+        return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Run pending migrations; a file already at the latest version is only read (no write lock, so
+    processes opening it together do not queue behind each other)."""
+    try:
+        if _version(db) >= migrations.latest(migrations.SQLITE):
+            return
+    except sqlite3.OperationalError:  # no schema_migrations table yet
+        pass
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
+        )
+        have = _version(db)
+        for version, script in migrations.SQLITE:
+            if version <= have:
+                continue
+            for statement in _statements(script):
+                db.execute(statement)
+            if version == 1:  # a journal from before the store may lack later columns
+                present = {row[1] for row in db.execute("PRAGMA table_info(writes)")}
+                for name, declaration in _ADDED_COLUMNS:
+                    if name not in present:
+                        db.execute(f"ALTER TABLE writes ADD COLUMN {name} {declaration}")
+            db.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))", (version,)
+            )
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _busy_retry(step: Callable[[], object], seconds: float = 10.0) -> None:
+    """SQLite answers some statements (changing the journal mode) "database is locked" at once,
+    without waiting for the busy timeout: try again for a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _version(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` 0600 if new, and make it 0600 without following a symlink planted there."""
+    flags = os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if path.is_symlink():
+            raise ConfigError(f"{path} is a symbolic link; refusing to use it.") from exc
+        raise
+    try:
+        # on the file opened, never through a link (POSIX; Windows has no mode bits to tighten)
+        if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
