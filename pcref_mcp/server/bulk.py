@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals.patch_paths import Edit
-from pcref_mcp.server.confirmation import Decision, runtime_of, settings_of
+from pcref_mcp.server.confirmation import Decision, not_approved, runtime_of, settings_of
 from pcref_mcp.server.inputs import ReadAs
 from pcref_mcp.writes import batch as batching
 from pcref_mcp.writes.batch import MAX_ITEMS, BatchPlan, BatchRequest
@@ -91,16 +91,9 @@ async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any
     decision = approval.data if isinstance(approval, AcceptedElicitation) else None
     if not isinstance(decision, Decision):  # pragma: no cover - approval_for always decides
         return BatchResult(status="cancelled", message="Nothing was written.", items=lines)
-    if decision.outcome in ("declined", "cancelled", "timeout"):
-        why = {
-            "declined": "the person declined the batch",
-            "cancelled": "the person cancelled the batch",
-            "timeout": "no answer to the approval question came in time, so it was cancelled",
-        }[decision.outcome]
-        status: Literal["declined", "cancelled"] = (
-            "declined" if decision.outcome == "declined" else "cancelled"
-        )
-        return BatchResult(status=status, message=f"Nothing was written: {why}.", items=lines)
+    refused = not_approved(decision, "the batch")
+    if refused is not None:
+        return BatchResult(status=refused[0], message=refused[1], items=lines)
     if decision.outcome == "token":
         ttl = int(settings_of(ctx).confirm_ttl_seconds)
         lead = (

@@ -64,6 +64,18 @@ class Decision(BaseModel):
     note: str | None = None
 
 
+def not_approved(decision: Decision, what: str) -> tuple[Literal["declined", "cancelled"], str] | None:
+    """The status and message of a write the person did not approve (``what``: "the change"), or None."""
+    if decision.outcome not in ("declined", "cancelled", "timeout"):
+        return None
+    why = {
+        "declined": f"the person declined {what}",
+        "cancelled": f"the person cancelled {what}",
+        "timeout": "no answer to the approval question came in time, so it was cancelled",
+    }[decision.outcome]
+    return ("declined" if decision.outcome == "declined" else "cancelled"), f"Nothing was written: {why}."
+
+
 def tool_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Turn our errors into ToolErrors so the model reads the message (others are withheld)."""
 

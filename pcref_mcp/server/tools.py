@@ -22,7 +22,14 @@ from pcref_mcp.referrals.untrusted import quote, quote_at
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
 from pcref_mcp.server import bulk, exchange, inputs
 from pcref_mcp.server import search as searching
-from pcref_mcp.server.confirmation import Decision, approval_for, runtime_of, settings_of, tool_errors
+from pcref_mcp.server.confirmation import (
+    Decision,
+    approval_for,
+    not_approved,
+    runtime_of,
+    settings_of,
+    tool_errors,
+)
 from pcref_mcp.server.views import ExtraField, ReferralRow, Section, detail, respond, row
 from pcref_mcp.writes.engine import WriteOutcome
 from pcref_mcp.writes.preview import WritePlan
@@ -428,16 +435,9 @@ async def _finish(ctx: Context, plan: WritePlan, approval: ElicitationResult[Any
     decision = approval.data if isinstance(approval, AcceptedElicitation) else None
     if not isinstance(decision, Decision):  # pragma: no cover - approval_for always decides
         return WriteResult(status="cancelled", message="Nothing was written.", preview=preview)
-    if decision.outcome in ("declined", "cancelled", "timeout"):
-        why = {
-            "declined": "the person declined the change",
-            "cancelled": "the person cancelled the change",
-            "timeout": "no answer to the approval question came in time, so it was cancelled",
-        }[decision.outcome]
-        status: Literal["declined", "cancelled"] = (
-            "declined" if decision.outcome == "declined" else "cancelled"
-        )
-        return WriteResult(status=status, message=f"Nothing was written: {why}.", preview=preview)
+    refused = not_approved(decision, "the change")
+    if refused is not None:
+        return WriteResult(status=refused[0], message=refused[1], preview=preview)
     if decision.outcome == "token":
         ttl = int(settings_of(ctx).confirm_ttl_seconds)
         lead = (

@@ -273,14 +273,14 @@ class SqliteStore(Store):
                     raise ConfigError(
                         f"The {suffix[1:]} file next to {self.path} is a symbolic link; refusing to use it."
                     )
-            _private_file(self.path)
+            private_file(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0, isolation_level=None)
             _busy_retry(lambda: db.execute("PRAGMA journal_mode=WAL"))  # may be refused while another opens
             db.execute("PRAGMA synchronous=FULL")
             for suffix in ("-wal", "-shm"):
                 side = self.path.with_name(self.path.name + suffix)
                 if side.exists():
-                    _private_file(side)
+                    private_file(side)
         db.row_factory = sqlite3.Row
         _migrate(db)
         return db
@@ -342,7 +342,7 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def _private_file(path: Path) -> None:
+def private_file(path: Path) -> None:
     """Create ``path`` 0600 if new, and make it 0600 without following a symlink planted there."""
     flags = os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
     try:

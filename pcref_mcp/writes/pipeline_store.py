@@ -9,10 +9,8 @@ not another's. The journal stays the record of every write; this file only links
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
-import stat
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pcref_mcp import identity
-from pcref_mcp.errors import InvalidInput
+from pcref_mcp.store.sqlite import private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -137,28 +135,12 @@ class PipelineStore:
         else:
             if not self.path.parent.exists():
                 self.path.parent.mkdir(mode=0o700, parents=True)
-            _private_file(self.path)
+            private_file(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
             db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
         db.commit()
         return db
-
-
-def _private_file(path: Path) -> None:
-    """Create ``path`` 0600 if new, never through a symlink planted there (as the journal does)."""
-    flags = os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if path.is_symlink():
-            raise InvalidInput(f"{path} is a symbolic link; refusing to use it.") from exc
-        raise
-    try:
-        if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
 
 
 def _now() -> str:
