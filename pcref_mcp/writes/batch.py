@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,7 +21,7 @@ from pcref_mcp.errors import PcrefError, UndoNotPossible
 from pcref_mcp.referrals.patch_paths import Edit
 from pcref_mcp.referrals.untrusted import quote_at
 from pcref_mcp.referrals.write_models import NewReferral
-from pcref_mcp.writes.preview import WritePlan
+from pcref_mcp.writes.preview import WritePlan, show_value
 
 if TYPE_CHECKING:
     from pcref_mcp.writes.engine import WriteEngine, WriteOutcome
@@ -221,10 +220,10 @@ def entry_line(entry: BatchEntry) -> str:
         plan = entry.plan
         parts = []
         if plan.kind == "create":
-            parts = [f"{c.field}={_shown(quote_at(c.pointer, c.after))}" for c in plan.changes]
+            parts = [f"{c.field}={show_value(quote_at(c.pointer, c.after))}" for c in plan.changes]
         else:
             parts = [
-                f"{c.field}: {_shown(quote_at(c.pointer, c.before))} → {_shown(quote_at(c.pointer, c.after))}"
+                f"{c.field}: {show_value(quote_at(c.pointer, c.before))} → {show_value(quote_at(c.pointer, c.after))}"
                 for c in plan.changes
             ]
         line = f"{head}{plan.summary}: " + "; ".join(parts)
@@ -306,21 +305,3 @@ async def _last_change_id(engine: WriteEngine, plan: WritePlan) -> int | None:
         return None
     recent = await engine.journal.recent(1, referral_id=plan.referral_id)
     return recent[0].id if recent else None
-
-
-def _shown(value: Any) -> str:
-    """A value as the single-write preview shows it: amounts with separators, dates as dates."""
-    if value is None:
-        return "(empty)"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int | float):
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
-    if isinstance(value, str):
-        if value.startswith("«"):
-            return value
-        return value[:10] if _MIDNIGHT.fullmatch(value) else repr(value)
-    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
-
-
-_MIDNIGHT = re.compile(r"\d{4}-\d{2}-\d{2}T00:00:00(\.0+)?Z?")

@@ -63,9 +63,9 @@ class WritePlan:
         for change in self.changes:
             before, after = quote_at(change.pointer, change.before), quote_at(change.pointer, change.after)
             if self.kind == "create":  # a new referral: every field it will carry, nothing before
-                lines.append(f"- {change.field}: {_show(after)}")
+                lines.append(f"- {change.field}: {show_value(after)}")
             else:
-                lines.append(f"- {change.field}: {_show(before)} → {_show(after)}")
+                lines.append(f"- {change.field}: {show_value(before)} → {show_value(after)}")
         for warning in self.warnings:
             lines.append(f"! {warning}")
         if self.operations:
@@ -119,7 +119,7 @@ def field_name(pointer: str) -> str:
 _READ_ONLY_NAMES = {"/registrationStatus": "registration status"}
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     """A value as a person reads it: dates as dates, amounts with separators, text whole."""
     if value is None:
         return "(empty)"
