@@ -1446,6 +1446,19 @@ REGISTER: list[Case] = [
 
 UNDO_AND_CONNECTOR: list[Case] = [
     no(
+        "batch_update",
+        {"items": [{"referral_id": "R-1", "changes": [{"field": "notes", "value": "x"}]}], "approve": True},
+        "approve",
+        id="batch-extra-top-level-key",
+    ),
+    no(
+        "batch_update",
+        {"items": [{"referral_id": "R-1", "colour": "red", "changes": [{"field": "notes", "value": "x"}]}]},
+        "colour",
+        "referral_id",
+        id="batch-item-extra-key",
+    ),
+    no(
         "recent_changes",
         {"limit": 5},
         "limit",
