@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,8 @@ class Catalog:
     description: str
     values: tuple[CatalogValue, ...]
     legacy: tuple[CatalogValue, ...] = ()
+    #: other words people use for one id ("Other" → GeneralOrOther); each names exactly one id
+    aliases: Mapping[str, str] = field(default_factory=dict)
     _index: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +90,9 @@ class Catalog:
             for key in (value.id, value.label):
                 if key:
                     self._index.setdefault(_fold(key), value.id)
+        for alias, id in self.aliases.items():
+            assert id in self, f"{self.name}: alias {alias!r} names no id"
+            self._index.setdefault(_fold(alias), id)
 
     @property
     def uri(self) -> str:
@@ -450,6 +455,19 @@ ASSISTANCE_REQUEST_CODES = Catalog(
             "WorkloadSpecificValueProposition": "Workload-specific value proposition",
         },
     ),
+    aliases={
+        "Other": "GeneralOrOther",
+        "General": "GeneralOrOther",
+        "Proof of concept": "ProofOfConceptOrDemo",
+        "POC": "ProofOfConceptOrDemo",
+        "Demo": "ProofOfConceptOrDemo",
+        "Licensing": "QuotesOrLicensing",
+        "Quotes": "QuotesOrLicensing",
+        "Technical architecture": "CustomerTechnicalArchitecture",
+        "Architecture": "CustomerTechnicalArchitecture",
+        "Customer success": "PostSalesCustomerSuccess",
+        "Value proposition": "WorkloadSpecificValueProposition",
+    },
 )
 
 PARTNER_ROLES = Catalog(

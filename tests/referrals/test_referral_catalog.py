@@ -106,3 +106,12 @@ def test_solution_profile_ids() -> None:
     assert is_solution_profile_id("SOL-6115380-IPC")
     assert is_solution_profile_id("d84be20e-6710-42f5-a009-5e72a9ad50bf")
     assert not is_solution_profile_id("DevOps")
+
+
+def test_words_people_use_for_an_assistance_code_read_as_that_code() -> None:
+    codes = CATALOGS["assistance_request_codes"]
+    assert codes.lookup("Other") == codes.lookup("general") == "GeneralOrOther"
+    assert codes.lookup("POC") == codes.lookup("demo") == "ProofOfConceptOrDemo"
+    assert codes.lookup("licensing") == "QuotesOrLicensing"
+    with pytest.raises(InvalidInput):  # an alias never makes an unknown word acceptable
+        codes.lookup("Marketing")

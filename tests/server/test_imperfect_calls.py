@@ -12,6 +12,7 @@ incoming), ``$closed`` (Closed/Lost), ``$waiting`` (a deal registration that is 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1286,6 +1287,12 @@ CREATE: list[Case] = [
         planned(),
         "assistance_request_code",
         id="co-sell-synonyms",
+    ),
+    ok(
+        "create_referral",
+        new(deal_kind="co_sell", assistance_request_code="other", help_notes="Any help"),
+        lambda out: "GeneralOrOther" in json.dumps(out["preview"]),
+        id="assistance-code-in-plain-words",
     ),
     ok(
         "create_referral",
