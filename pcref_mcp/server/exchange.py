@@ -311,7 +311,7 @@ def _update_request(label: str, current: Referral, values: dict[str, str]) -> Ba
             return BatchRequest(label, refused=str(exc), notes=notes)
     if not changes:
         return BatchRequest(label, referral_id=str(current.id), unchanged=True, notes=notes)
-    return BatchRequest(label, referral_id=str(current.id), changes=changes, notes=notes)
+    return BatchRequest(label, referral_id=str(current.id), changes=changes, notes=notes, current=current)
 
 
 def _create_request(label: str, values: dict[str, str]) -> BatchRequest:

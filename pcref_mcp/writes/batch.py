@@ -24,6 +24,7 @@ from pcref_mcp.referrals.write_models import NewReferral
 from pcref_mcp.writes.preview import WritePlan, show_value
 
 if TYPE_CHECKING:
+    from pcref_mcp.referrals.models import Referral
     from pcref_mcp.writes.engine import WriteEngine, WriteOutcome
     from pcref_mcp.writes.pipeline_store import PipelineStore
 
@@ -45,6 +46,8 @@ class BatchRequest:
     refused: str | None = None
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)
+    #: the referral as the caller has just read it (a CSV import does, to compare): not read again
+    current: Referral | None = None
 
 
 @dataclass
@@ -123,7 +126,9 @@ async def plan_batch(
                     entry.plan = await engine.plan_create(request.create)
                 else:
                     assert request.referral_id is not None
-                    entry.plan = await engine.plan_update(request.referral_id, request.changes)
+                    entry.plan = await engine.plan_update(
+                        request.referral_id, request.changes, current=request.current
+                    )
             except PcrefError as exc:
                 entry.refused = str(exc)
             if key:

@@ -86,9 +86,18 @@ class WriteEngine:
     # -- planning (reads only) --------------------------------------------------------------------
 
     async def plan_update(
-        self, referral_id: str, changes: Sequence[patch_paths.Edit | tuple[str, Any]]
+        self,
+        referral_id: str,
+        changes: Sequence[patch_paths.Edit | tuple[str, Any]],
+        *,
+        current: Referral | None = None,
     ) -> WritePlan:
-        referral = await self.client.get(referral_id)
+        """``current``: the referral as the caller has just read it (its ETag is the one approved)."""
+        referral = (
+            current
+            if current is not None and current.id == referral_id
+            else await self.client.get(referral_id)
+        )
         operations = patch_paths.build_operations(changes, current=referral)
         plan = self._patch_plan("update_field", "update", referral, operations)
         # nothing is lost unseen: entries a list replacement removes, notes it overwrites

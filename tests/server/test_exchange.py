@@ -231,3 +231,34 @@ async def test_an_empty_cell_leaves_its_field_as_it_is(client: Client, sandbox: 
     await call(client, "batch_update", {"csv": text, "confirm_token": first["confirm_token"]})
     stored = await sandbox.get(active["id"])
     assert stored["details"]["notes"] == active["details"]["notes"] and stored["details"]["dealValue"] == 4321
+
+
+async def test_an_import_reads_each_referral_once_per_round(
+    client: Client, sandbox: Sandbox, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row's look-up is also its plan's read (same ETag): preview and confirm read each row once."""
+    text, _ = await _export(client, {"status": ["Active"]})
+    rows = _table(text)[:4]
+    for n, row in enumerate(rows):
+        row["value"] = str(700_000 + n)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=[c.name for c in COLUMNS])
+    writer.writeheader()
+    writer.writerows(rows)
+    reads: list[str] = []
+    real_get = runtime.client.get
+
+    async def counted(referral_id: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(referral_id)
+        return await real_get(referral_id, *args, **kwargs)
+
+    monkeypatch.setattr(runtime.client, "get", counted)
+    first = await call(client, "batch_update", {"csv": table.getvalue()})
+    assert first["status"] == "confirmation_required" and len(reads) == 4, reads
+    done = await call(
+        client, "batch_update", {"csv": table.getvalue(), "confirm_token": first["confirm_token"]}
+    )
+    assert done["status"] == "applied" and len(reads) == 8, reads
+    assert [(await sandbox.get(r["id"]))["details"]["dealValue"] for r in rows] == [
+        700_000 + n for n in range(4)
+    ]
