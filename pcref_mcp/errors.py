@@ -197,6 +197,14 @@ class WriteOutcomeUnknown(PcrefError):
         return f"{text} (correlation id {self.correlation_id})" if self.correlation_id else text
 
 
+class StoreUnavailable(PcrefError):
+    """The server's own store (journal, approvals, rate limits) stayed unreachable past its retry
+    budget, e.g. a PostgreSQL restart that did not finish in time. Raised before anything is sent;
+    an outcome that cannot be recorded after a send is kept and recorded later (see the journal)."""
+
+    hint = "Nothing was sent. Try again in a minute; if it persists, the admin should check the database."
+
+
 # --- guarded writes --------------------------------------------------------------------------------
 
 

@@ -77,7 +77,9 @@ def not_approved(decision: Decision, what: str) -> tuple[Literal["declined", "ca
 
 
 def tool_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Turn our errors into ToolErrors so the model reads the message (others are withheld)."""
+    """Turn our errors into ToolErrors so the model reads the message. Anything else is a bug: its
+    text stays in the server's log, and the model reads what to do next (a write may have been sent
+    before the failure, so it must look before repeating one)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -85,6 +87,14 @@ def tool_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
             return await fn(*args, **kwargs)
         except PcrefError as exc:
             raise ToolError(str(exc)) from exc
+        except (MCPError, ToolError):
+            raise
+        except Exception as exc:
+            log.exception("%s failed unexpectedly", fn.__name__)
+            raise ToolError(
+                f"An internal error stopped this call ({type(exc).__name__}; the details are in the "
+                "server's log). Before repeating a write, check recent_changes: it may have been sent."
+            ) from exc
 
     return wrapper
 

@@ -15,13 +15,14 @@ rate-limit take) merely conservative.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
 
-from pcref_mcp.errors import ConfigError
+from pcref_mcp.errors import ConfigError, StoreUnavailable
 from pcref_mcp.store import migrations
 from pcref_mcp.store.base import JOURNAL_COLUMNS, Row, Store
 from pcref_mcp.store.sealing import Sealer
@@ -29,6 +30,7 @@ from pcref_mcp.store.sealing import Sealer
 __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
+log = logging.getLogger("pcref_mcp.store")
 _MIGRATION_LOCK = 0x70637266  # "pcrf": one advisory lock id for migrations
 
 
@@ -324,30 +326,50 @@ class PostgresStore(Store):
 
     async def _run(self, op: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``op`` on a pooled connection, again on a fresh one while the database is unreachable
-        (a restart), for up to ``retry_seconds``."""
-        import asyncpg
+        (a restart), for up to ``retry_seconds``; then :class:`StoreUnavailable`.
 
+        A restart also leaves idle pooled connections broken in ways asyncpg reports variously (a
+        reset socket, "another operation is in progress"); such a connection is terminated, so the
+        pool replaces it instead of handing it out again.
+        """
         if self._pool is None:
             await self.start()
-        lost = (
-            OSError,
-            asyncpg.ConnectionDoesNotExistError,
-            asyncpg.CannotConnectNowError,
-            asyncpg.AdminShutdownError,
-            asyncpg.InterfaceError,
-            asyncpg.exceptions.ConnectionFailureError,
-        )
+        lost = _lost_connection_errors()
         deadline = anyio.current_time() + self._retry_seconds
         delay = 0.05
         while True:
             try:
                 async with self._pool.acquire() as conn:
-                    return await op(conn)
-            except lost:
+                    try:
+                        return await op(conn)
+                    except lost:
+                        conn.terminate()
+                        raise
+            except lost as exc:
                 if anyio.current_time() >= deadline:
-                    raise
+                    log.warning("the PostgreSQL store is unreachable (%s); giving up", type(exc).__name__)
+                    raise StoreUnavailable(
+                        f"The server's PostgreSQL store stayed unreachable for {self._retry_seconds:g} s."
+                    ) from None
+                log.info("the PostgreSQL store connection was lost (%s); retrying", type(exc).__name__)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+
+def _lost_connection_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the connection (not the statement) failed: retrying on another is safe."""
+    import asyncpg
+    from asyncpg.exceptions import _base
+
+    return (
+        OSError,
+        asyncpg.PostgresConnectionError,  # incl. ConnectionDoesNotExist, ConnectionFailure
+        asyncpg.CannotConnectNowError,
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+        asyncpg.InterfaceError,  # "connection is closed", "another operation is in progress"
+        _base.InternalClientError,  # a protocol state left behind by a connection cut mid-way
+    )
 
 
 def _journal_row(row: Any) -> Row:

@@ -16,6 +16,7 @@ always PID 1) is not mistaken for the one that died.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import socket
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pcref_mcp import identity
-from pcref_mcp.errors import ConfigError, InvalidInput
+from pcref_mcp.errors import ConfigError, InvalidInput, StoreUnavailable
 from pcref_mcp.referrals import contacts
 from pcref_mcp.referrals.untrusted import quote, quote_at
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 Status = Literal["pending", "applied", "failed", "in_doubt", "partial"]
 STATUSES: tuple[str, ...] = ("pending", "applied", "failed", "in_doubt", "partial")
+
+log = logging.getLogger("pcref_mcp.journal")
 
 SETTLE_EVERY = 30.0  # seconds between looks for pending entries of processes that died
 # This process, as journal rows name it: unique even when the PID is reused after a restart.
@@ -136,6 +139,7 @@ class Journal:
             self.store = _sqlite(self.path)
         self._owner = _owner_of_this_process()
         self._settled_at: float | None = None
+        self._unrecorded: dict[int, dict[str, Any]] = {}  # outcomes the store could not take yet
 
     # -- recording --------------------------------------------------------------------------------
 
@@ -192,14 +196,29 @@ class Journal:
         etag_after: str | None = None,
         error: str | None = None,
     ) -> None:
-        await self.store.journal_finish(
-            entry_id,
-            status=status,
-            finished_at=_now(),
-            etag_after=etag_after,
-            error=error,
-            referral_id=referral_id,
-        )
+        """Record what became of a write. The write has already happened (or not) at the service, so
+        a store that is unreachable now must not turn that into an error for the person: the outcome
+        is kept in this process and recorded on the journal's next use (until then the entry stays
+        pending under this live process; if the process dies first, it is settled as in doubt)."""
+        outcome: dict[str, Any] = {
+            "status": status,
+            "finished_at": _now(),
+            "etag_after": etag_after,
+            "error": error,
+            "referral_id": referral_id,
+        }
+        try:
+            await self.store.journal_finish(entry_id, **outcome)
+        except StoreUnavailable:
+            log.warning(
+                "change %s: its outcome (%s) will be recorded when the store is back", entry_id, status
+            )
+            self._unrecorded[entry_id] = outcome
+
+    async def _record_kept_outcomes(self) -> None:
+        for entry_id, outcome in list(self._unrecorded.items()):
+            await self.store.journal_finish(entry_id, **outcome)  # StoreUnavailable: kept, raised
+            del self._unrecorded[entry_id]
 
     async def settle(self, entry_id: int, status: Literal["applied", "failed"], how: str) -> bool:
         """Settle an in-doubt entry after checking the service (see :meth:`JournalEntry.how_to_check`);
@@ -259,6 +278,8 @@ class Journal:
         In a shared store only this host's processes can be checked; another host's pending rows are
         left for that host to settle when its replica starts again.
         """
+        if self._unrecorded:
+            await self._record_kept_outcomes()
         now = time.monotonic()
         if self._settled_at is not None and now - self._settled_at < SETTLE_EVERY:
             return

@@ -60,3 +60,31 @@ async def test_unknown_referral_resource_is_invalid_params_with_the_uri(
             await c.read_resource("catalog://nope")
         assert catalog.value.error.code == INVALID_PARAMS  # the same answer as for catalogs
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_an_unexpected_failure_tells_the_model_to_look_before_repeating_a_write(
+    client: Client, sandbox: Any, runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug's own text stays in the server's log; the model reads what to do next, never the SDK's
+    bare "Error executing tool" (a confirmed write may have been sent before the failure)."""
+    from pcref_mcp.errors import StoreUnavailable
+    from tests.server.conftest import call, call_error
+
+    target = (await sandbox.find("status eq 'Active' and substatus eq 'Accepted'"))[0]
+    args = {"referral_id": target["id"], "changes": [{"field": "deal value", "value": 777}]}
+
+    async def crash(plan: Any) -> Any:
+        raise RuntimeError("internal detail at /srv/secret-path")
+
+    monkeypatch.setattr(runtime.engine, "execute", crash)
+    token = (await call(client, "update_field", args))["confirm_token"]
+    text = await call_error(client, "update_field", {**args, "confirm_token": token})
+    assert "RuntimeError" in text and "recent_changes" in text and "secret-path" not in text
+
+    async def away(plan: Any) -> Any:
+        raise StoreUnavailable("The server's PostgreSQL store stayed unreachable for 30 s.")
+
+    monkeypatch.setattr(runtime.engine, "execute", away)
+    token = (await call(client, "update_field", args))["confirm_token"]
+    text = await call_error(client, "update_field", {**args, "confirm_token": token})
+    assert "stayed unreachable" in text and "Nothing was sent" in text
