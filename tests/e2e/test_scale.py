@@ -245,7 +245,9 @@ async def test_a_killed_replica_and_a_database_restart_lose_and_duplicate_nothin
     obo = stack.identity.idp.grants.get(OBO_GRANT, 0) - grants_before
     cached = await _fetch(stack, "SELECT person FROM token_caches")
     assert {r["person"] for r in cached} == principals
-    assert obo == PEOPLE - 1, obo  # person 0 had theirs from the tests before
+    # (person 0 had theirs from the tests before; one more is allowed: the killed replica may have
+    # died between obtaining a person's token and storing it. Unshared, it would be one a replica.)
+    assert PEOPLE - 1 <= obo <= PEOPLE, obo
     print(
         f"\nFAULT RUN calls={outcome.calls} acknowledged={len(outcome.acknowledged)} unknown={len(outcome.unknown)}"
         f" retries={outcome.retries} people={len({e.actor_id for e in entries})} obo={obo}"
