@@ -92,17 +92,17 @@ def render(r: dict[str, Any]) -> list[str]:
         a, b = r["store"]["postgres"][op], r["store"]["sqlite"][op]
         rows.append((f"store: {label}, p50", _ms(a), _ms(b), _x(a / b), "report", "—"))
     return [
-        f"{r['people']} simulated people, each signed in as themselves, {r['calls']} tool calls per deployment",
-        "(search, get, update as preview + confirm token: 25% / 25% / 50% of calls), raw JSON-RPC over HTTP",
-        "(stateless, 2025-06-18), against a standalone sandbox with its throttle off. Both deployments run",
-        "team mode (`pcref-mcp team`, resource server): every call's token is checked (RS256 against the",
-        "stand-in identity provider's JWKS) and Partner Center is called with that person's on-behalf-of",
-        "token, kept in the store; everyone signed in before the clock started. Value: nginx → 3 stateless",
-        "replicas → PostgreSQL (the recipe in `deploy/`, `--team`). Baseline: 1 replica with its SQLite",
-        "store, no proxy. Everything (load generator, identity provider, sandbox, nginx, replicas,",
-        "PostgreSQL) shares this machine's cores, so the ratio shows what the shared store and the proxy",
-        "cost here, not what more machines would add. Store rows: the store's own operations in-process,",
-        f"{r['store_ops']} each, PostgreSQL over loopback vs the SQLite file.",
+        f"{r['people']} simulated people, each signed in as themselves, {r['calls']} tool calls per",
+        "deployment (search, get, update as preview + confirm token: 25% / 25% / 50% of calls), raw",
+        "JSON-RPC over HTTP (stateless, 2025-06-18), against a standalone sandbox with its throttle off.",
+        "Both deployments run team mode (`pcref-mcp team`, resource server): every call's token is checked",
+        "(RS256 against the stand-in identity provider's JWKS) and Partner Center is called with that",
+        "person's on-behalf-of token, kept in the store; everyone signed in before the clock started.",
+        "Value: nginx → 3 stateless replicas → PostgreSQL (the recipe in `deploy/`, `--team`). Baseline:",
+        "1 replica with its SQLite store, no proxy. Everything (load generator, identity provider,",
+        "sandbox, nginx, replicas, PostgreSQL) shares this machine's cores, so the ratio shows what the",
+        "shared store and the proxy cost here, not what more machines would add. Store rows: the store's",
+        f"own operations in-process, {r['store_ops']} each, PostgreSQL over loopback vs the SQLite file.",
         "",
         *_table(rows),
     ]

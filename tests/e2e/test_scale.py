@@ -73,15 +73,19 @@ def _replicas(stack: Stack) -> list[Workload]:
 
 
 async def test_every_replica_checks_each_persons_own_token(stack: Stack) -> None:
-    from pcref_mcp.team.standin_idp import OTHER_TENANT, StandInIdp, StandInUser
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from pcref_mcp.team.standin_idp import OTHER_TENANT, StandInUser
 
     assert stack.identity is not None
     person = stack.identity.people[0]
-    stranger = StandInIdp(base=stack.identity.url, users={})  # same issuer URL, a key nobody publishes
     outsider = StandInUser("eve", "eve@fabrikam.example", "Eve", person.oid, OTHER_TENANT)
+    claims = jwt.decode(stack.token(0), options={"verify_signature": False})
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     bad = {
         "none": None,
-        "forged": stranger.access_token(person),
+        "forged": stack.identity.idp.sign(claims, key=other_key),  # the published kid, another key
         "other tenant": stack.identity.idp.access_token(outsider),
         "expired": stack.identity.idp.access_token(person, lifetime=-120),
         "other audience": stack.identity.idp.access_token(person, audience="api://someone-else"),
@@ -98,7 +102,10 @@ async def test_every_replica_checks_each_persons_own_token(stack: Stack) -> None
                     headers["Authorization"] = f"Bearer {token}"
                 refused = await http.post(url, json=body, headers=headers)
                 assert refused.status_code == 401, (url, why, refused.status_code)
-                assert "resource_metadata=" in refused.headers.get("www-authenticate", ""), (url, why)
+                # the metadata is named at the address people use (nginx's), whichever replica answers
+                public = stack.url.removesuffix("/mcp")
+                metadata = f'resource_metadata="{public}/.well-known/oauth-protected-resource/mcp"'
+                assert metadata in refused.headers.get("www-authenticate", ""), (url, why, refused.headers)
             headers["Authorization"] = f"Bearer {stack.token(0)}"
             listed = await http.post(url, json=body, headers=headers)
             assert listed.status_code == 200 and "search_referrals" in listed.text, (url, listed.text[:200])
