@@ -265,7 +265,7 @@ async def test_a_killed_replica_and_a_database_restart_lose_and_duplicate_nothin
 async def test_an_approval_previewed_by_one_person_cannot_be_redeemed_by_another(stack: Stack) -> None:
     ada, bob = PEOPLE, PEOPLE + 1  # two people of the team
     direct = _replicas(stack)
-    referral = next(iter(_service_values(stack.root / "sandbox.db")))
+    referral = _an_active_referral(stack.root / "sandbox.db")
     args = {"referral_id": referral, "changes": [{"field": "deal value", "value": 737373}]}
     patches = _service_patches(stack.root / "sandbox.db").get(referral, 0)
     async with httpx.AsyncClient(timeout=60) as http:
@@ -292,7 +292,7 @@ async def test_an_approval_previewed_by_one_person_cannot_be_redeemed_by_another
 async def test_a_persons_rate_window_is_shared_by_the_replicas_and_spares_everyone_else(stack: Stack) -> None:
     """Runs last on the stack: it restarts the replicas with a window of 3 calls an hour per person."""
     busy, other = PEOPLE + 2, PEOPLE + 3  # neither called before: their windows are empty
-    referral = next(iter(_service_values(stack.root / "sandbox.db")))
+    referral = _an_active_referral(stack.root / "sandbox.db")
     get = {"referral_id": referral}
     await anyio.to_thread.run_sync(lambda: stack.restart_replicas(rate_limit_calls=3, rate_limit_window=3600))
     try:
@@ -357,6 +357,13 @@ def _service_patches(db: Path) -> dict[str, int]:
             "SELECT referral_id, COUNT(*) FROM writes WHERE kind='patch' GROUP BY referral_id"
         )
         return {r[0]: int(r[1]) for r in rows}
+
+
+def _an_active_referral(db: Path) -> str:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return str(
+            conn.execute("SELECT id FROM referrals WHERE status='Active' ORDER BY seq LIMIT 1").fetchone()[0]
+        )
 
 
 def _service_values(db: Path) -> dict[str, Any]:
