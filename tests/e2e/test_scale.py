@@ -253,7 +253,9 @@ async def test_a_killed_replica_and_a_database_restart_lose_and_duplicate_nothin
     cached = await _fetch(stack, "SELECT person, sealed FROM token_caches")
     assert {r["person"] for r in cached} == principals
     for row in cached:  # sealed: no token, no name readable at rest
-        assert not [m for m in (b"AccessToken", b"RefreshToken", b"contoso.example") if m in bytes(row["sealed"])]
+        assert not [
+            m for m in (b"AccessToken", b"RefreshToken", b"contoso.example") if m in bytes(row["sealed"])
+        ]
     # (person 0 had theirs from the tests before; one more is allowed: the killed replica may have
     # died between obtaining a person's token and storing it. Unshared, it would be one a replica.)
     assert PEOPLE - 1 <= obo <= PEOPLE, obo
