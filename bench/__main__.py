@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     progress("7/8 a 50-item batch")
     results["batch"] = batch.run()
 
-    progress("8/8 team server at scale (PostgreSQL, replicas, nginx)")
+    progress("8/8 team server at scale (team mode: PostgreSQL, replicas, nginx)")
     results["scale"] = scale.run(calls=200 if q else 600)
 
     results["load_end"] = _load()

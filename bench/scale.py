@@ -1,8 +1,12 @@
 """Team server at scale: three replicas + PostgreSQL + nginx against one replica with SQLite.
 
-Both deployments are started by ``deploy.stack.Stack`` in the same run, on the same machine, against
-the same standalone sandbox size, and driven by the same mixed workload (``deploy.workload``: 50
-simulated people, each a search, a get and an update in two calls, preview then confirm token).
+Both deployments are started by ``deploy.stack.Stack`` in team mode (``pcref-mcp team`` replicas, one
+stand-in identity provider) in the same run, on the same machine, against the same standalone
+sandbox size, and driven by the same mixed workload (``deploy.workload``: 50 simulated people, each
+signed in as themselves with their own token, each a search, a get and an update in two calls,
+preview then confirm token). Every person signs in before the clock starts, as a team does in the
+morning: the measured calls verify each person's token and take their Partner Center token
+(on-behalf-of) from the store, they do not wait for the identity provider.
 Figures: throughput and p50/p95 per kind of call, as ratios (PostgreSQL stack / SQLite replica),
 and the store's own cost per operation (PostgreSQL over loopback vs the SQLite file), measured
 in-process so the network and the MCP layer do not blur it.
@@ -18,11 +22,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from bench.common import progress, summary
+
+if TYPE_CHECKING:
+    from deploy.workload import Bearer
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLE = "8. Team server at scale (replicas + PostgreSQL + nginx vs one replica + SQLite)"
@@ -31,17 +38,23 @@ TITLE = "8. Team server at scale (replicas + PostgreSQL + nginx vs one replica +
 def run(
     *, people: int = 50, calls: int = 600, store_ops: int = 300, sandbox_size: int = 300
 ) -> dict[str, Any]:
-    from deploy.stack import BEARER, Stack
+    from deploy.stack import Stack
 
     results: dict[str, Any] = {"people": people, "calls": calls, "store_ops": store_ops}
     for label, kind, replicas in (("sqlite", "sqlite", 1), ("postgres", "postgresql", 3)):
         root = Path(tempfile.mkdtemp(prefix=f"pcref-bench-{label}-"))
-        progress(f"scale: {label} stack ({replicas} replica(s))")
+        progress(f"scale: {label} stack ({replicas} replica(s), team mode, {people} people)")
         with Stack(
-            root, replicas=replicas, store=kind, sandbox_size=sandbox_size, rate_limit_calls=1_000_000
+            root,
+            replicas=replicas,
+            store=kind,
+            sandbox_size=sandbox_size,
+            rate_limit_calls=1_000_000,
+            team=True,
+            people=people,
         ) as stack:
-            anyio.run(_warm, stack.url, BEARER)
-            results[label] = anyio.run(_measure, stack.url, BEARER, people, calls)
+            anyio.run(_warm, stack.url, stack.token, people)
+            results[label] = anyio.run(_measure, stack.url, stack.token, people, calls)
         progress(f"scale: {label}: {results[label]['throughput']:.1f} calls/s")
     results["store"] = anyio.run(_store_cost, store_ops)
     return results
@@ -79,13 +92,17 @@ def render(r: dict[str, Any]) -> list[str]:
         a, b = r["store"]["postgres"][op], r["store"]["sqlite"][op]
         rows.append((f"store: {label}, p50", _ms(a), _ms(b), _x(a / b), "report", "—"))
     return [
-        f"{r['people']} simulated people, {r['calls']} tool calls per deployment (search, get, update as preview +",
-        "confirm token: 25% / 25% / 50% of calls), raw JSON-RPC over HTTP (stateless, 2025-06-18), against a",
-        "standalone sandbox with its throttle off. Value: nginx → 3 stateless replicas → PostgreSQL (the",
-        "recipe in `deploy/`). Baseline: 1 replica with its SQLite store, no proxy. Everything (load",
-        "generator, sandbox, nginx, replicas, PostgreSQL) shares this machine's cores, so the ratio shows",
-        "what the shared store and the proxy cost here, not what more machines would add. Store rows: the",
-        f"store's own operations in-process, {r['store_ops']} each, PostgreSQL over loopback vs the SQLite file.",
+        f"{r['people']} simulated people, each signed in as themselves, {r['calls']} tool calls per",
+        "deployment (search, get, update as preview + confirm token: 25% / 25% / 50% of calls), raw",
+        "JSON-RPC over HTTP (stateless, 2025-06-18), against a standalone sandbox with its throttle off.",
+        "Both deployments run team mode (`pcref-mcp team`, resource server): every call's token is checked",
+        "(RS256 against the stand-in identity provider's JWKS) and Partner Center is called with that",
+        "person's on-behalf-of token, kept in the store; everyone signed in before the clock started.",
+        "Value: nginx → 3 stateless replicas → PostgreSQL (the recipe in `deploy/`, `--team`). Baseline:",
+        "1 replica with its SQLite store, no proxy. Everything (load generator, identity provider,",
+        "sandbox, nginx, replicas, PostgreSQL) shares this machine's cores, so the ratio shows what the",
+        "shared store and the proxy cost here, not what more machines would add. Store rows: the store's",
+        f"own operations in-process, {r['store_ops']} each, PostgreSQL over loopback vs the SQLite file.",
         "",
         *_table(rows),
     ]
@@ -94,13 +111,16 @@ def render(r: dict[str, Any]) -> list[str]:
 # --- measuring -----------------------------------------------------------------------------------------
 
 
-async def _warm(url: str, bearer: str) -> None:
+async def _warm(url: str, bearer: Bearer, people: int) -> None:
+    """Everyone signs in (one search each: their on-behalf-of token lands in the store), then a few
+    people warm the write path."""
     from deploy.workload import Workload
 
-    await Workload(url, bearer, people=5, calls=40).run()
+    await Workload(url, bearer, people=people, calls=people).run()
+    await Workload(url, bearer, people=min(5, people), calls=40).run()
 
 
-async def _measure(url: str, bearer: str, people: int, calls: int) -> dict[str, Any]:
+async def _measure(url: str, bearer: Bearer, people: int, calls: int) -> dict[str, Any]:
     from deploy.workload import Workload
 
     outcome = await Workload(url, bearer, people=people, calls=calls).run()

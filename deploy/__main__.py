@@ -1,8 +1,11 @@
-"""``python -m deploy up [--replicas 3] [--port 8800] [--dir DIR]``: the team stack on loopback."""
+"""``python -m deploy up [--team [--people 50]] [--replicas 3] [--port 8800] [--dir DIR]``: the team
+stack on loopback."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import tempfile
@@ -19,13 +22,29 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--replicas", type=int, default=3)
     up.add_argument("--port", type=int, default=8800, help="nginx listens on 127.0.0.1:PORT")
     up.add_argument("--dir", type=Path, help="where logs and data go (default: a new temp dir)")
+    up.add_argument(
+        "--team",
+        action="store_true",
+        help="team mode: each person signs in (a stand-in identity provider), Partner Center on their behalf",
+    )
+    up.add_argument("--people", type=int, default=50, help="the stand-in's people (with --team)")
     args = parser.parse_args(argv)
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="pcref-stack-"))
-    stack = Stack(root, replicas=args.replicas, port=args.port)
+    stack = Stack(root, replicas=args.replicas, port=args.port, team=args.team, people=args.people)
     stack.start()
+    if stack.identity is not None:
+        tokens = root / "tokens.json"
+        with os.fdopen(os.open(tokens, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            json.dump({p.upn: stack.token(i) for i, p in enumerate(stack.identity.people)}, out, indent=1)
+        who = (
+            f"  team mode: identity provider {stack.identity.url} (certificate {stack.identity.cert});\n"
+            f"  each person's access token (valid 1 h) in {tokens}: Authorization: Bearer <token>"
+        )
+    else:
+        who = f"  Authorization: Bearer {BEARER} (one token for every caller)"
     print(
-        f"pcref-mcp team stack: {stack.url} (Authorization: Bearer {BEARER})\n"
+        f"pcref-mcp team stack: {stack.url}\n{who}\n"
         f"  {args.replicas} replicas on ports {', '.join(map(str, stack.replica_ports))}, "
         f"PostgreSQL on {stack.postgres.port if stack.postgres else '-'}, sandbox on {stack.sandbox_port}\n"
         f"  logs in {root}; Ctrl-C stops everything",

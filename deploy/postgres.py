@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -33,7 +34,23 @@ def find_binary(name: str) -> str | None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free port on 127.0.0.1 *below* the kernel's ephemeral range.
+
+    The stack picks its ports seconds before the processes bind them (the replicas' settings and
+    nginx's upstreams name them). A port from ``bind(0)`` is in the ephemeral range, which the kernel
+    also hands to every outgoing connection on the machine meanwhile, so it may be taken by then;
+    ports below that range are never handed out that way.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randint(max(1024, low - 12_000), low - 1)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # crowded: any free port
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -162,3 +179,10 @@ def _unprivileged_user() -> str:
         except KeyError:
             continue
     raise RuntimeError("no unprivileged user (postgres or nobody) to run PostgreSQL as")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768

@@ -2,8 +2,10 @@
 
 One shared sandbox (``pcref-mcp sandbox``: the Partner Center stand-in every replica calls), the
 store (PostgreSQL in a cluster of its own, or a SQLite file for the one-replica baseline), N
-replicas (``pcref-mcp serve --http``, stateless) and nginx in front of them. Every process is ours
-(started here, stopped by its pid); every port is on 127.0.0.1.
+stateless replicas and nginx in front of them. With ``team=True`` (what a team deploys) the replicas
+are ``pcref-mcp team`` resource servers and one stand-in identity provider signs in ``people``
+people (:mod:`deploy.team`); without, they are ``pcref-mcp serve --http`` with one static bearer.
+Every process is ours (started here, stopped by its pid); every port is on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from string import Template
 import httpx
 
 from deploy.postgres import Postgres, free_port
+from deploy.team import TeamIdentity
 
 __all__ = ["Stack", "nginx_binary"]
 
@@ -45,6 +48,9 @@ class Stack:
     port: int | None = None  # nginx's (or the single replica's) port
     sandbox_size: int = 200
     rate_limit_calls: int = 100
+    rate_limit_window: float = 60.0
+    team: bool = False  # replicas in team mode: each person signs in, Partner Center on their behalf
+    people: int = 50  # the people the team's identity provider knows (team mode)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -60,6 +66,7 @@ class Stack:
         self._sandbox: subprocess.Popen[bytes] | None = None
         self._replicas: dict[int, subprocess.Popen[bytes]] = {}
         self._nginx: subprocess.Popen[bytes] | None = None
+        self.identity = TeamIdentity(self.root, self.people) if self.team else None
 
     # -- addresses ------------------------------------------------------------------------------------
 
@@ -75,10 +82,21 @@ class Stack:
     def control_token(self) -> str:
         return (self.root / "sandbox.db.control-token").read_text().strip()
 
+    def token(self, person: int = 0) -> str:
+        """The bearer person ``person`` (0-based) sends: their own access token in team mode, else
+        the one static token every caller shares."""
+        return self.identity.token(person) if self.identity is not None else BEARER
+
+    def principal(self, person: int) -> str:
+        """The principal id the journal records for person ``person`` (team mode: their oid)."""
+        return self.identity.people[person].oid if self.identity is not None else "local"
+
     # -- life -----------------------------------------------------------------------------------------
 
     def start(self) -> Stack:
         try:
+            if self.identity is not None:
+                self.identity.start()
             self._start_sandbox()
             if self.store == "postgresql":
                 self.postgres = Postgres()
@@ -106,6 +124,8 @@ class Stack:
         if self.postgres is not None:
             self.postgres.remove()
             self.postgres = None
+        if self.identity is not None:
+            self.identity.stop()
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -121,22 +141,26 @@ class Stack:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
 
+    def restart_replicas(self, **settings: int | float) -> None:
+        """Every replica killed and started again, with ``rate_limit_calls`` / ``rate_limit_window``
+        changed if given (they are stateless: what they knew is in the store)."""
+        for name, value in settings.items():
+            if name not in ("rate_limit_calls", "rate_limit_window"):
+                raise TypeError(f"restart_replicas() does not change {name}")
+            setattr(self, name, value)
+        for index in range(self.replicas):
+            if index in self._replicas:
+                self.kill_replica(index)
+            self.start_replica(index)
+
     def start_replica(self, index: int) -> None:
         port = self.replica_ports[index]
         env = self._replica_env(index)
         log = (self.root / f"replica-{index}.log").open("ab")
+        # team mode: `pcref-mcp team` (people's tokens); else single-user `serve --http` (one bearer)
+        command = ["team"] if self.team else ["serve", "--http"]
         self._replicas[index] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pcref_mcp",
-                "serve",
-                "--http",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            [sys.executable, "-m", "pcref_mcp", *command, "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -176,11 +200,15 @@ class Stack:
             PCREF_BACKEND="sandbox",
             PCREF_BASE_URL=f"{self.sandbox_url}/v1.0/engagements/",
             PCREF_HTTP_STATELESS="1",
-            PCREF_HTTP_BEARER_TOKEN=BEARER,
             PCREF_STORE_KEY=self.key,
             PCREF_RATE_LIMIT_CALLS=str(self.rate_limit_calls),
+            PCREF_RATE_LIMIT_WINDOW=str(self.rate_limit_window),
             PCREF_LOG_LEVEL="WARNING",
         )
+        if self.identity is not None:
+            env.update(self.identity.replica_env(f"http://127.0.0.1:{self.port}"))
+        else:
+            env["PCREF_HTTP_BEARER_TOKEN"] = BEARER
         if self.store == "postgresql":
             assert self.database_url is not None
             env["PCREF_STORE_URL"] = self.database_url

@@ -162,14 +162,18 @@ class Runtime:
             from pcref_mcp.partner_center.auth import StaticTokenProvider
 
             tokens = StaticTokenProvider(SANDBOX_TOKEN)
-            # PCREF_BASE_URL naming a standalone sandbox (`pcref-mcp sandbox`): the one backend that
-            # the replicas of a team deployment share, reached over HTTP
-            standalone = self.settings.base_url != SANDBOX_BASE_URL and self.sandbox_app is None
-            transport = self._transport or (None if standalone else self._sandbox_transport())
+            transport = self.backend_transport()
         log.info("backend: %s", self.backend_label)
         return PartnerCenterClient(
             self.base_url, tokens, transport=transport, limiter=limiter, timeout=self.settings.timeout
         )
+
+    def backend_transport(self) -> httpx.AsyncBaseTransport | None:
+        """How the sandbox backend is reached: the embedded one in this process, or (None: over HTTP)
+        a standalone sandbox (`pcref-mcp sandbox`) named by PCREF_BASE_URL, the one backend that the
+        replicas of a team deployment share."""
+        standalone = self.settings.base_url != SANDBOX_BASE_URL and self.sandbox_app is None
+        return self._transport or (None if standalone else self._sandbox_transport())
 
     def _sandbox_transport(self) -> httpx.AsyncBaseTransport:
         import httpx

@@ -74,11 +74,7 @@ class TeamRuntime(Runtime):
             self.settings.rate_limit_window,
             buckets=self.store if self.store.shared else None,
         )
-        transport = (
-            self._transport
-            if self.settings.backend == "live"
-            else (self._transport or self._sandbox_transport())
-        )
+        transport = self._transport if self.settings.backend == "live" else self.backend_transport()
         return PartnerCenterClient(
             self.base_url,
             self.obo.for_person(person),

@@ -149,3 +149,30 @@ async def test_conditional_access_comes_back_as_a_401_claims_challenge(
         async with connect(team.mcp, idp.idp.access_token(USERS["mia"], mfa=True), "auto") as client:
             ok = await client.call_tool("search_referrals", {"limit": 1})
         assert not ok.is_error
+
+
+def test_a_replica_reaches_the_standalone_sandbox_its_team_shares(tmp_path: Any, idp: RunningIdp) -> None:
+    """PCREF_BASE_URL naming a standalone sandbox (a team deployment's one backend): each person's
+    client calls it over HTTP, as the single-user server does, and no sandbox is made in-process."""
+    from pcref_mcp.sandbox import SandboxConfig, create_app
+    from pcref_mcp.team.serve import stand_in_settings
+    from pcref_mcp.team.standin_idp import serve_in_thread
+    from tests.team.conftest import base_settings
+
+    shared, seen = create_app(SandboxConfig(db_path=None, seed_size=5)), []
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append(scope["path"])
+        await shared(scope, receive, send)
+
+    with serve_in_thread(counting, name="standalone sandbox") as url:
+        base = base_settings(tmp_path, base_url=f"{url}/v1.0/engagements/")
+        with serve_team(stand_in_settings(base, idp.url, idp.cert)) as team:
+            token = idp.idp.access_token(USERS["ada"])
+            listed = legacy_call(
+                team.mcp, token, "tools/call", {"name": "search_referrals", "arguments": {"limit": 2}}
+            )
+            assert listed.status_code == 200 and '"rows"' in listed.text, listed.text[:300]
+            assert team.runtime.sandbox_app is None
+    assert any(path.startswith("/v1.0/engagements/referrals") for path in seen), seen
