@@ -237,7 +237,7 @@ class Journal:
             try:
                 await self.renew_lease()
                 await self._settle_orphans()
-            except Exception as exc:  # noqa: BLE001 - keep going: the next round may reach the store
+            except Exception as exc:  # keep going: the next round may reach the store
                 log.warning("journal lease not renewed (%s); trying again", type(exc).__name__)
             await anyio.sleep(self.lease_seconds / 6)
 
