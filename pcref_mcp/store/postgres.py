@@ -230,17 +230,18 @@ class PostgresStore(Store):
         await self._run(lambda c: _insert_batch(c, values))
 
     async def batch_add_change(self, batch_id: str, change_id: int) -> bool:
-        # the row lock serialises appends; the guard makes a retry after a lost answer harmless
-        await self._run(
-            lambda c: c.execute(
-                "UPDATE batches SET change_ids=array_append(change_ids, $2) "
-                "WHERE batch_id=$1 AND NOT ($2 = ANY(change_ids))",
+        # one statement: the row lock serialises appends; the guard makes a retry after a lost answer
+        # harmless (the UPDATE runs whether or not the SELECT reads it)
+        found = await self._run(
+            lambda c: c.fetchval(
+                "WITH appended AS (UPDATE batches SET change_ids=array_append(change_ids, $2::bigint) "
+                "WHERE batch_id=$1 AND NOT ($2::bigint = ANY(change_ids)) RETURNING 1) "
+                "SELECT EXISTS (SELECT 1 FROM batches WHERE batch_id=$1)",
                 batch_id,
                 int(change_id),
             )
         )
-        found = await self._run(lambda c: c.fetchval("SELECT 1 FROM batches WHERE batch_id=$1", batch_id))
-        return found is not None
+        return bool(found)
 
     async def batch_get(self, batch_id: str, *, actor_id: str) -> Row | None:
         row = await self._run(
