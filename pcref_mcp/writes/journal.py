@@ -2,7 +2,8 @@
 
 So nothing is lost: if the process dies between the two, the entry stays ``pending`` until another
 process using the journal notices and marks it ``in_doubt``, which `pcref-mcp journal` shows with
-the exact look-up that settles it (and `settle_in_doubt` decides from the service). The before-image of every changed field is what `undo_change` restores.
+the exact look-up that settles it (and `settle_in_doubt` decides from the service). The
+before-image of every changed field is what `undo_change` restores.
 Kept in the store (:mod:`pcref_mcp.store`): SQLite in the user's data dir by default, PostgreSQL
 shared by the replicas of a team server; one short transaction per record.
 
