@@ -144,10 +144,12 @@ def cmd_journal(args: argparse.Namespace, settings: Any) -> int:
 
     async def read() -> list[Any]:
         store = open_store(settings.store_location, secret=settings.store_secret)
+        lease = settings.journal_lease_seconds
         try:
             if args.settle:
-                await _settle(settings, Journal(store))
-            return await Journal(store).recent(args.limit, referral_id=args.referral, any_actor=args.all)
+                await _settle(settings, Journal(store, lease_seconds=lease))
+            journal = Journal(store, lease_seconds=lease)
+            return await journal.recent(args.limit, referral_id=args.referral, any_actor=args.all)
         finally:
             await store.close()
 

@@ -66,6 +66,8 @@ class Settings(BaseModel):
     journal_path: Path | None = None  # None: <data dir>/journal.sqlite3
     store_url: str | None = None  # None: sqlite:///<journal_path>; postgresql://… for a team server
     store_key: SecretStr | None = None  # seals refresh tokens at rest; derives the replicas' shared keys
+    # a write still pending when its process's lease (renewed every sixth of this) is older: in doubt
+    journal_lease_seconds: float = Field(default=60.0, ge=5)
     read_only: bool = False
     require_elicitation: bool = False
     confirm_ttl_seconds: int = Field(default=300, ge=1)

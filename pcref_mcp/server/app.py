@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +47,12 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: A
     async def lifespan(_: MCPServer[State]) -> AsyncIterator[State]:
         owned = runtime is None
         current = runtime or Runtime(settings)
-        if owned and settings.store_url:
-            await current.start()
+        serving = owned and bool(settings.store_url)  # a configured store: a server, maybe one of many
         try:
-            yield State(settings=settings, runtime=current)
+            if serving:
+                await current.start()
+            async with current.background() if serving else nullcontext():
+                yield State(settings=settings, runtime=current)
         finally:
             if owned:
                 await current.aclose()

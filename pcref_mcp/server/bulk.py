@@ -63,7 +63,7 @@ async def plan(
         requests = await import_requests(runtime.client, csv)
     else:
         mode = "undo"
-        requests = batching.undo_requests(pipeline_store(runtime), str(undo))
+        requests = await batching.undo_requests(pipeline_store(runtime), str(undo))
     if len(requests) > MAX_ITEMS:
         raise InvalidInput(
             f"A batch holds at most {MAX_ITEMS} items; this one has {len(requests)}. Split it into batches "
@@ -152,15 +152,8 @@ def nothing_to_send(batch: BatchPlan) -> str:
 
 
 def pipeline_store(runtime: Any) -> PipelineStore:
-    """The runtime's PipelineStore (pipeline.sqlite3 next to the journal), opened on first use."""
-    store: PipelineStore | None = getattr(runtime, "_pipeline_store", None)
-    if store is None:
-        from pcref_mcp.config import data_dir
-        from pcref_mcp.writes.pipeline_store import PipelineStore
-
-        journal_path = runtime.settings.journal_path or data_dir() / "journal.sqlite3"
-        store = PipelineStore(journal_path.parent / "pipeline.sqlite3")
-        runtime._pipeline_store = store
+    """The runtime's batches and feed snapshots (in its store, shared by every replica)."""
+    store: PipelineStore = runtime.pipeline
     return store
 
 

@@ -138,7 +138,8 @@ async def export(
     from pcref_mcp.server.bulk import pipeline_store
     from pcref_mcp.writes.feed import remember
 
-    remember(pipeline_store(runtime), referrals[:limit])  # the state a later "what changed" compares with
+    # the state a later "what changed" compares with
+    await remember(pipeline_store(runtime), referrals[:limit])
     return Export(to_csv(referrals[:limit]), min(len(referrals), limit), truncated)
 
 

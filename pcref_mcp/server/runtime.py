@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from pcref_mcp.writes.approvals import ApprovalStore
     from pcref_mcp.writes.engine import WriteEngine
     from pcref_mcp.writes.journal import Journal
+    from pcref_mcp.writes.pipeline_store import PipelineStore
 
 log = logging.getLogger("pcref_mcp.server")
 
@@ -45,6 +48,7 @@ class Runtime:
         self._journal: Journal | None = None
         self._engine: WriteEngine | None = None
         self._approvals: ApprovalStore | None = None
+        self._pipeline: PipelineStore | None = None
         self._capabilities: Capabilities | None = None
 
     @property
@@ -89,8 +93,20 @@ class Runtime:
         if self._journal is None:
             from pcref_mcp.writes.journal import Journal
 
-            self._journal = Journal(self.store)
+            self._journal = Journal(self.store, lease_seconds=self.settings.journal_lease_seconds)
         return self._journal
+
+    @property
+    def pipeline(self) -> PipelineStore:
+        """Batches and the change feed's snapshots, in the store with the journal (so any replica
+        undoes a batch another applied); an old ``pipeline.sqlite3`` beside the journal file is
+        imported on first use."""
+        if self._pipeline is None:
+            from pcref_mcp.writes.pipeline_store import LEGACY_FILE, PipelineStore
+
+            journal_file = self.settings.journal_path or data_dir() / "journal.sqlite3"
+            self._pipeline = PipelineStore(self.store, legacy=journal_file.parent / LEGACY_FILE)
+        return self._pipeline
 
     @property
     def approvals(self) -> ApprovalStore:
@@ -108,6 +124,19 @@ class Runtime:
         reach its store says so at start, not on the first write."""
         await self.store.start()
         await self.approvals.purge()
+
+    @asynccontextmanager
+    async def background(self) -> AsyncIterator[None]:
+        """The work a long-running server does while idle: its journal lease renewed and the pending
+        writes of processes that died (on any host) turned in doubt (:meth:`Journal.keep_lease`)."""
+        import anyio
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self.journal.keep_lease)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
 
     @property
     def engine(self) -> WriteEngine:
@@ -135,10 +164,7 @@ class Runtime:
         self._journal = None
         self._engine = None
         self._approvals = None
-        pipeline = getattr(self, "_pipeline_store", None)  # server.bulk.pipeline_store opens it
-        if pipeline is not None:
-            pipeline.close()
-            self._pipeline_store = None
+        self._pipeline = None
         if self._store is not None:
             await self._store.close()
             self._store = None

@@ -1,4 +1,5 @@
-"""Shared state behind one interface: the journal, approvals and their keys, rate limits, token caches.
+"""Shared state behind one interface: the journal and its process leases, approvals and their keys, rate
+limits, token caches, batches and the change feed's snapshots.
 
 Two implementations of :class:`~pcref_mcp.store.base.Store`, chosen by one URL:
 

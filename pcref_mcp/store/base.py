@@ -1,4 +1,5 @@
-"""The storage interface: every operation the journal, approvals, rate limits and token caches need.
+"""The storage interface: every operation the journal, approvals, rate limits, token caches, batches,
+the change feed's snapshots and the journal's process leases need.
 
 Async for both implementations (PostgreSQL is reached over the network; SQLite answers in
 microseconds and is called inline). Rows cross the interface as plain dicts keyed by column name,
@@ -53,7 +54,7 @@ class Store(abc.ABC):
 
     #: "sqlite" or "postgresql"
     dialect: str
-    #: True where several hosts may share the store (orphans of other hosts are left to them)
+    #: True where several hosts may share the store (a team server's replicas)
     shared: bool = False
 
     async def start(self) -> None:  # noqa: B027 - SQLite opens in its constructor
@@ -98,7 +99,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def journal_pending(self) -> list[Row]:
-        """(id, owner) of every pending entry."""
+        """(id, owner, started_at) of every pending entry."""
 
     @abc.abstractmethod
     async def journal_mark_in_doubt(self, ids: Sequence[int], error: str) -> None:
@@ -108,6 +109,62 @@ class Store(abc.ABC):
     async def journal_settle(self, entry_id: int, status: str, note: str, finished_at: str) -> bool:
         """Settle an in-doubt entry once it has been checked against the service; False if it was
         not in doubt any more (someone else settled it)."""
+
+    # -- process leases (whose pending writes are still being sent) ---------------------------------
+
+    @abc.abstractmethod
+    async def lease_renew(self, owner: str, now: float) -> None:
+        """``owner`` (a journal-writing process) is alive at ``now`` (epoch seconds)."""
+
+    @abc.abstractmethod
+    async def leases(self, owners: Sequence[str]) -> dict[str, float]:
+        """When each of ``owners`` last renewed its lease (owners without one are left out)."""
+
+    @abc.abstractmethod
+    async def lease_purge(self, before: float) -> int:
+        """Forget leases not renewed since ``before`` (their processes are long gone)."""
+
+    # -- batches: a batch id and the journal changes it made, per person ----------------------------
+
+    @abc.abstractmethod
+    async def batch_insert(self, values: Mapping[str, Any]) -> None:
+        """A new batch (batch_id, actor_id, created_at, mode, undo_of); inserting it again is harmless."""
+
+    @abc.abstractmethod
+    async def batch_add_change(self, batch_id: str, change_id: int) -> bool:
+        """Append ``change_id`` to the batch in one statement, so replicas appending at once lose none
+        (an id already there is not added twice); False for an unknown batch."""
+
+    @abc.abstractmethod
+    async def batch_get(self, batch_id: str, *, actor_id: str) -> Row | None:
+        """One of ``actor_id``'s batches, its ``change_ids`` a list of ints in the order added."""
+
+    # -- snapshots: the last state of each referral a person has seen (the change feed) -------------
+
+    @abc.abstractmethod
+    async def snapshots_get(self, actor_id: str, referral_ids: Sequence[str]) -> list[Row]:
+        """(referral_id, seen_at, updated, fields) of those of ``referral_ids`` the person has seen."""
+
+    @abc.abstractmethod
+    async def snapshots_put(
+        self, actor_id: str, seen_at: str, rows: Sequence[tuple[str, str | None, str]]
+    ) -> None:
+        """Keep ``(referral_id, updated, fields)`` as the person's last state seen (replacing older)."""
+
+    # -- one-time imports ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def import_once(
+        self,
+        name: str,
+        at: str,
+        *,
+        batches: Sequence[Mapping[str, Any]],
+        snapshots: Sequence[Mapping[str, Any]],
+    ) -> bool:
+        """Import rows kept elsewhere before the store held them (the old ``pipeline.sqlite3``), once
+        per ``name`` across every replica (one transaction); rows the store has already are kept.
+        False when ``name`` was imported before."""
 
     # -- approvals ----------------------------------------------------------------------------------
 

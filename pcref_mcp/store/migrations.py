@@ -77,6 +77,30 @@ SQLITE: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    # -- version 4: batches, feed snapshots, process leases (shared by every replica) --------------
+    (
+        4,
+        """
+        CREATE TABLE IF NOT EXISTS batches (
+            batch_id    TEXT PRIMARY KEY,
+            actor_id    TEXT NOT NULL,
+            created_at  TEXT NOT NULL,
+            mode        TEXT NOT NULL,
+            undo_of     TEXT,
+            change_ids  TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE TABLE IF NOT EXISTS snapshots (
+            actor_id    TEXT NOT NULL,
+            referral_id TEXT NOT NULL,
+            seen_at     TEXT NOT NULL,
+            updated     TEXT,
+            fields      TEXT NOT NULL,
+            PRIMARY KEY (actor_id, referral_id)
+        );
+        CREATE TABLE IF NOT EXISTS leases (owner TEXT PRIMARY KEY, renewed REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS imports (name TEXT PRIMARY KEY, imported_at TEXT NOT NULL);
+        """,
+    ),
 )
 
 POSTGRES: tuple[tuple[int, str], ...] = (
@@ -141,6 +165,30 @@ POSTGRES: tuple[tuple[int, str], ...] = (
             sealed    BYTEA NOT NULL,
             updated   DOUBLE PRECISION NOT NULL
         );
+        """,
+    ),
+    # -- version 3: batches, feed snapshots, process leases (shared by every replica) --------------
+    (
+        3,
+        """
+        CREATE TABLE batches (
+            batch_id    TEXT PRIMARY KEY,
+            actor_id    TEXT NOT NULL,
+            created_at  TEXT NOT NULL,
+            mode        TEXT NOT NULL,
+            undo_of     TEXT,
+            change_ids  BIGINT[] NOT NULL DEFAULT '{}'
+        );
+        CREATE TABLE snapshots (
+            actor_id    TEXT NOT NULL,
+            referral_id TEXT NOT NULL,
+            seen_at     TEXT NOT NULL,
+            updated     TEXT,
+            fields      TEXT NOT NULL,
+            PRIMARY KEY (actor_id, referral_id)
+        );
+        CREATE TABLE leases (owner TEXT PRIMARY KEY, renewed DOUBLE PRECISION NOT NULL);
+        CREATE TABLE imports (name TEXT PRIMARY KEY, imported_at TEXT NOT NULL);
         """,
     ),
 )

@@ -5,7 +5,8 @@ would do too, but asyncpg is the faster and smaller of the two for a server that
 async). Every single-use or exclusive step is one statement or one transaction: a confirm token is
 spent by ``UPDATE … WHERE spent IS NULL``, a second pending create of one external reference is
 refused by a partial unique index, a rate-limit bucket is taken under a transaction-scoped advisory
-lock.
+lock, a change id is appended to its batch by one ``UPDATE`` (the row lock orders replicas appending
+at once).
 
 PostgreSQL can restart under us. Every operation is retried on a lost connection for up to
 ``retry_seconds``, and each is safe to retry: inserts carry a nonce (a retried journal insert finds
@@ -170,7 +171,9 @@ class PostgresStore(Store):
         )
 
     async def journal_pending(self) -> list[Row]:
-        rows = await self._run(lambda c: c.fetch("SELECT id, owner FROM writes WHERE status='pending'"))
+        rows = await self._run(
+            lambda c: c.fetch("SELECT id, owner, started_at FROM writes WHERE status='pending'")
+        )
         return [dict(r) for r in rows]
 
     async def journal_mark_in_doubt(self, ids: Sequence[int], error: str) -> None:
@@ -196,6 +199,124 @@ class PostgresStore(Store):
             )
         )
         return bool(str(done).endswith(" 1"))
+
+    # -- process leases -----------------------------------------------------------------------------
+
+    async def lease_renew(self, owner: str, now: float) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO leases (owner, renewed) VALUES ($1, $2) ON CONFLICT (owner) DO UPDATE "
+                "SET renewed=GREATEST(leases.renewed, excluded.renewed)",
+                owner,
+                now,
+            )
+        )
+
+    async def leases(self, owners: Sequence[str]) -> dict[str, float]:
+        if not owners:
+            return {}
+        rows = await self._run(
+            lambda c: c.fetch(
+                "SELECT owner, renewed FROM leases WHERE owner = ANY($1::text[])", list(dict.fromkeys(owners))
+            )
+        )
+        return {r["owner"]: float(r["renewed"]) for r in rows}
+
+    async def lease_purge(self, before: float) -> int:
+        done = await self._run(lambda c: c.execute("DELETE FROM leases WHERE renewed < $1", before))
+        return int(str(done).rsplit(" ", 1)[-1] or 0)
+
+    # -- batches ------------------------------------------------------------------------------------
+
+    async def batch_insert(self, values: Mapping[str, Any]) -> None:
+        await self._run(lambda c: _insert_batch(c, values))
+
+    async def batch_add_change(self, batch_id: str, change_id: int) -> bool:
+        # one statement: the row lock serialises appends; the guard makes a retry after a lost answer
+        # harmless (the UPDATE runs whether or not the SELECT reads it)
+        found = await self._run(
+            lambda c: c.fetchval(
+                "WITH appended AS (UPDATE batches SET change_ids=array_append(change_ids, $2::bigint) "
+                "WHERE batch_id=$1 AND NOT ($2::bigint = ANY(change_ids)) RETURNING 1) "
+                "SELECT EXISTS (SELECT 1 FROM batches WHERE batch_id=$1)",
+                batch_id,
+                int(change_id),
+            )
+        )
+        return bool(found)
+
+    async def batch_get(self, batch_id: str, *, actor_id: str) -> Row | None:
+        row = await self._run(
+            lambda c: c.fetchrow(
+                "SELECT * FROM batches WHERE batch_id=$1 AND actor_id=$2", batch_id, actor_id
+            )
+        )
+        if row is None:
+            return None
+        data = dict(row)
+        data["change_ids"] = [int(i) for i in data["change_ids"]]
+        return data
+
+    # -- snapshots ----------------------------------------------------------------------------------
+
+    async def snapshots_get(self, actor_id: str, referral_ids: Sequence[str]) -> list[Row]:
+        if not referral_ids:
+            return []
+        rows = await self._run(
+            lambda c: c.fetch(
+                "SELECT referral_id, seen_at, updated, fields FROM snapshots "
+                "WHERE actor_id=$1 AND referral_id = ANY($2::text[])",
+                actor_id,
+                list(referral_ids),
+            )
+        )
+        return [dict(r) for r in rows]
+
+    async def snapshots_put(
+        self, actor_id: str, seen_at: str, rows: Sequence[tuple[str, str | None, str]]
+    ) -> None:
+        if not rows:
+            return
+        await self._run(
+            lambda c: c.executemany(
+                "INSERT INTO snapshots (actor_id, referral_id, seen_at, updated, fields) VALUES ($1,$2,$3,$4,$5)"
+                " ON CONFLICT (actor_id, referral_id) DO UPDATE SET seen_at=excluded.seen_at,"
+                " updated=excluded.updated, fields=excluded.fields",
+                [(actor_id, rid, seen_at, updated, fields) for rid, updated, fields in rows],
+            )
+        )
+
+    # -- one-time imports ---------------------------------------------------------------------------
+
+    async def import_once(
+        self,
+        name: str,
+        at: str,
+        *,
+        batches: Sequence[Mapping[str, Any]],
+        snapshots: Sequence[Mapping[str, Any]],
+    ) -> bool:
+        async def attempt(conn: Any) -> bool:
+            async with conn.transaction():
+                done = await conn.execute(
+                    "INSERT INTO imports (name, imported_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", name, at
+                )
+                if not str(done).endswith(" 1"):
+                    return False
+                for batch in batches:
+                    await _insert_batch(conn, batch)
+                if snapshots:
+                    await conn.executemany(
+                        "INSERT INTO snapshots (actor_id, referral_id, seen_at, updated, fields)"
+                        " VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
+                        [
+                            (s["actor_id"], s["referral_id"], s["seen_at"], s["updated"], s["fields"])
+                            for s in snapshots
+                        ],
+                    )
+                return True
+
+        return await self._run(attempt)
 
     # -- approvals ----------------------------------------------------------------------------------
 
@@ -369,6 +490,19 @@ def _lost_connection_errors() -> tuple[type[BaseException], ...]:
         asyncpg.CrashShutdownError,
         asyncpg.InterfaceError,  # "connection is closed", "another operation is in progress"
         _base.InternalClientError,  # a protocol state left behind by a connection cut mid-way
+    )
+
+
+async def _insert_batch(conn: Any, values: Mapping[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO batches (batch_id, actor_id, created_at, mode, undo_of, change_ids)"
+        " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (batch_id) DO NOTHING",
+        values["batch_id"],
+        values["actor_id"],
+        values["created_at"],
+        values["mode"],
+        values.get("undo_of"),
+        [int(i) for i in values.get("change_ids") or ()],
     )
 
 

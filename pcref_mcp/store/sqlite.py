@@ -8,6 +8,7 @@ spawn a server per call).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -127,7 +128,9 @@ class SqliteStore(Store):
 
     async def journal_pending(self) -> list[Row]:
         with self._lock:
-            rows = self._db.execute("SELECT id, owner FROM writes WHERE status='pending'").fetchall()
+            rows = self._db.execute(
+                "SELECT id, owner, started_at FROM writes WHERE status='pending'"
+            ).fetchall()
         return [dict(r) for r in rows]
 
     async def journal_mark_in_doubt(self, ids: Sequence[int], error: str) -> None:
@@ -146,6 +149,115 @@ class SqliteStore(Store):
                 (status, note, finished_at, entry_id),
             )
             return cur.rowcount == 1
+
+    # -- process leases -----------------------------------------------------------------------------
+
+    async def lease_renew(self, owner: str, now: float) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO leases (owner, renewed) VALUES (?, ?) ON CONFLICT(owner) DO UPDATE "
+                "SET renewed=MAX(renewed, excluded.renewed)",
+                (owner, now),
+            )
+
+    async def leases(self, owners: Sequence[str]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        unique = list(dict.fromkeys(owners))
+        with self._lock:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in self._db.execute(
+                    f"SELECT owner, renewed FROM leases WHERE owner IN ({marks})", chunk
+                ):
+                    out[row[0]] = float(row[1])
+        return out
+
+    async def lease_purge(self, before: float) -> int:
+        with self._write() as db:
+            return int(db.execute("DELETE FROM leases WHERE renewed < ?", (before,)).rowcount)
+
+    # -- batches ------------------------------------------------------------------------------------
+
+    async def batch_insert(self, values: Mapping[str, Any]) -> None:
+        with self._write() as db:
+            _insert_batch(db, values)
+
+    async def batch_add_change(self, batch_id: str, change_id: int) -> bool:
+        with self._write() as db:  # one statement under the write lock: no append is lost
+            db.execute(
+                "UPDATE batches SET change_ids=json_insert(change_ids, '$[#]', ?) WHERE batch_id=? AND NOT "
+                "EXISTS (SELECT 1 FROM json_each(batches.change_ids) WHERE value=?)",
+                (int(change_id), batch_id, int(change_id)),
+            )
+            return db.execute("SELECT 1 FROM batches WHERE batch_id=?", (batch_id,)).fetchone() is not None
+
+    async def batch_get(self, batch_id: str, *, actor_id: str) -> Row | None:
+        row = self._one("SELECT * FROM batches WHERE batch_id=? AND actor_id=?", (batch_id, actor_id))
+        if row is not None:
+            row["change_ids"] = [int(i) for i in json.loads(row["change_ids"])]
+        return row
+
+    # -- snapshots ----------------------------------------------------------------------------------
+
+    async def snapshots_get(self, actor_id: str, referral_ids: Sequence[str]) -> list[Row]:
+        out: list[Row] = []
+        with self._lock:
+            for start in range(0, len(referral_ids), 500):
+                chunk = list(referral_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                out.extend(
+                    dict(r)
+                    for r in self._db.execute(
+                        "SELECT referral_id, seen_at, updated, fields FROM snapshots"
+                        f" WHERE actor_id=? AND referral_id IN ({marks})",
+                        (actor_id, *chunk),
+                    )
+                )
+        return out
+
+    async def snapshots_put(
+        self, actor_id: str, seen_at: str, rows: Sequence[tuple[str, str | None, str]]
+    ) -> None:
+        if not rows:
+            return
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO snapshots (actor_id, referral_id, seen_at, updated, fields) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(actor_id, referral_id) DO UPDATE SET seen_at=excluded.seen_at,"
+                " updated=excluded.updated, fields=excluded.fields",
+                [(actor_id, rid, seen_at, updated, fields) for rid, updated, fields in rows],
+            )
+
+    # -- one-time imports ---------------------------------------------------------------------------
+
+    async def import_once(
+        self,
+        name: str,
+        at: str,
+        *,
+        batches: Sequence[Mapping[str, Any]],
+        snapshots: Sequence[Mapping[str, Any]],
+    ) -> bool:
+        with self._write() as db:
+            if (
+                db.execute(
+                    "INSERT OR IGNORE INTO imports (name, imported_at) VALUES (?, ?)", (name, at)
+                ).rowcount
+                == 0
+            ):
+                return False
+            for batch in batches:
+                _insert_batch(db, batch)
+            db.executemany(
+                "INSERT OR IGNORE INTO snapshots (actor_id, referral_id, seen_at, updated, fields)"
+                " VALUES (?,?,?,?,?)",
+                [
+                    (s["actor_id"], s["referral_id"], s["seen_at"], s["updated"], s["fields"])
+                    for s in snapshots
+                ],
+            )
+            return True
 
     # -- approvals ----------------------------------------------------------------------------------
 
@@ -317,6 +429,21 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _insert_batch(db: sqlite3.Connection, values: Mapping[str, Any]) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO batches (batch_id, actor_id, created_at, mode, undo_of, change_ids)"
+        " VALUES (?,?,?,?,?,?)",
+        (
+            values["batch_id"],
+            values["actor_id"],
+            values["created_at"],
+            values["mode"],
+            values.get("undo_of"),
+            json.dumps([int(i) for i in values.get("change_ids") or ()]),
+        ),
+    )
 
 
 def _busy_retry(step: Callable[[], object], seconds: float = 10.0) -> None:

@@ -196,9 +196,9 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
 
 
 def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:
-    """Close every person's Partner Center client and the journal when the app shuts down (the
-    runtime is shared, so the server's own lifespan does not own it)."""
-    from contextlib import asynccontextmanager
+    """Keep the journal's lease while the app runs, and close every person's Partner Center client and
+    the journal when it shuts down (the runtime is shared, so the server's own lifespan does not own it)."""
+    from contextlib import asynccontextmanager, nullcontext
 
     inner = app.router.lifespan_context
 
@@ -206,7 +206,9 @@ def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:
     async def lifespan(app_: Any) -> Any:
         async with inner(app_) as state:
             try:
-                yield state
+                # a configured store: the journal's lease is kept and dead replicas' writes settled
+                async with runtime.background() if runtime.settings.store_url else nullcontext():
+                    yield state
             finally:
                 await runtime.aclose()
 

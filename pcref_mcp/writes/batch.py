@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
+
 from pcref_mcp.errors import PcrefError, UndoNotPossible
 from pcref_mcp.referrals.patch_paths import Edit
 from pcref_mcp.referrals.untrusted import quote_at
@@ -164,7 +166,7 @@ async def execute_batch(
     Returns the batch id. Each entry's ``outcome`` says what happened to it; an item the service
     refuses at send time does not stop the rest (each has its own ETag and its own journal entry).
     """
-    batch_id = store.new_batch(plan.mode, undo_of=plan.undo_batch)
+    batch_id = await store.new_batch(plan.mode, undo_of=plan.undo_batch)
     sending = plan.to_send
     for entry in plan.entries:
         if entry.refused:
@@ -187,9 +189,10 @@ async def execute_batch(
             entry.outcome, entry.message = "in_doubt", "interrupted while sending"
             for rest in sending[done:]:
                 rest.outcome = "not_sent"
-            entry.change_id = await _last_change_id(engine, item_plan)
-            if entry.change_id:
-                store.add_change(batch_id, entry.change_id)
+            with anyio.move_on_after(10, shield=True):  # the link outlives the cancellation
+                entry.change_id = await _last_change_id(engine, item_plan)
+                if entry.change_id:
+                    await store.add_change(batch_id, entry.change_id)
             raise
         else:
             entry.outcome = outcome.status
@@ -197,7 +200,7 @@ async def execute_batch(
             entry.result = outcome
             entry.change_id = outcome.change_id
         if entry.change_id:
-            store.add_change(batch_id, entry.change_id)
+            await store.add_change(batch_id, entry.change_id)
         if progress is not None:
             await progress(
                 done, len(sending), f"sent {done}/{len(sending)}: #{entry.position} {entry.outcome}"
@@ -205,9 +208,9 @@ async def execute_batch(
     return batch_id
 
 
-def undo_requests(store: PipelineStore, batch_id: str) -> list[BatchRequest]:
+async def undo_requests(store: PipelineStore, batch_id: str) -> list[BatchRequest]:
     """The changes of a batch to undo, newest first (so a later change is undone before an earlier)."""
-    batch = store.batch(batch_id)
+    batch = await store.batch(batch_id)
     if batch is None:
         raise UndoNotPossible(
             f"There is no batch {batch_id!r} of yours.", hint="recent_changes lists your batches' changes."

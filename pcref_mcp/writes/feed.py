@@ -4,7 +4,7 @@ can tell, and the person's own journaled writes since then.
 Partner Center documents sorting by ``updatedDateTime`` but not filtering on dates, so the feed
 reads newest first (``$orderby=updatedDateTime desc``) and stops at the first referral older than
 the cut-off: the fewest pages that can answer. What changed comes from the last snapshot this
-server kept of each referral (``PipelineStore``, per person); a referral never seen before says so
+server kept of each referral (``PipelineStore``, per person, in the store every replica shares); a referral never seen before says so
 instead of guessing.
 """
 
@@ -99,17 +99,17 @@ async def changes_since(
             break
     else:
         feed.truncated = True
-    before = store.snapshots([str(r.id) for r in seen])
+    before = await store.snapshots([str(r.id) for r in seen])
     for referral in seen:
         feed.referrals.append(_line(referral, before.get(str(referral.id))))
-    remember(store, seen)
+    await remember(store, seen)
     feed.writes = [e for e in await journal.recent(200) if e.started_at >= _stamp(since)]
     return feed
 
 
-def remember(store: PipelineStore, referrals: list[Referral]) -> None:
+async def remember(store: PipelineStore, referrals: list[Referral]) -> None:
     """Keep these referrals' tracked fields as the last state seen (the next feed compares with them)."""
-    store.remember([(str(r.id), r.updated_date_time, snapshot(r)) for r in referrals])
+    await store.remember([(str(r.id), r.updated_date_time, snapshot(r)) for r in referrals])
 
 
 def snapshot(referral: Referral) -> dict[str, Any]:

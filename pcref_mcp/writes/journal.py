@@ -1,8 +1,9 @@
 """The write journal: every write is recorded before it is sent and its outcome after.
 
-So nothing is lost: if the process dies between the two, the entry stays ``pending`` and the next
-process to open the journal marks it ``in_doubt``, which `pcref-mcp journal` shows with the exact
-look-up that settles it. The before-image of every changed field is what `undo_change` restores.
+So nothing is lost: if the process dies between the two, the entry stays ``pending`` until another
+process using the journal notices and marks it ``in_doubt``, which `pcref-mcp journal` shows with
+the exact look-up that settles it (and `settle_in_doubt` decides from the service). The
+before-image of every changed field is what `undo_change` restores.
 Kept in the store (:mod:`pcref_mcp.store`): SQLite in the user's data dir by default, PostgreSQL
 shared by the replicas of a team server; one short transaction per record.
 
@@ -11,6 +12,13 @@ sees the current principal's own rows, so in team mode one person's changes are 
 list or undo. A row's ``owner`` names the process that sent it by host, PID, boot id, the PID's
 start time and a random instance id, so a PID reused by a later process (a container's server is
 always PID 1) is not mistaken for the one that died.
+
+Whether that process still runs: on this host its PID says so at once; on any other host (replicas
+sharing a PostgreSQL store) its **lease** does. Each process renews a lease row in the store (on use,
+and every sixth of the lease from a server's background task, :meth:`Journal.keep_lease`); a pending
+row whose owner's lease is older than ``lease_seconds`` (60 s; ``PCREF_JOURNAL_LEASE_SECONDS``) is in
+doubt, whichever replica looks first. Marking is conditional (only while still pending), so two
+replicas doing it at once change nothing twice, and an outcome recorded late still replaces it.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import anyio
+
 from pcref_mcp import identity
 from pcref_mcp.errors import ConfigError, InvalidInput, StoreUnavailable
 from pcref_mcp.referrals import contacts
@@ -41,6 +51,7 @@ STATUSES: tuple[str, ...] = ("pending", "applied", "failed", "in_doubt", "partia
 log = logging.getLogger("pcref_mcp.journal")
 
 SETTLE_EVERY = 30.0  # seconds between looks for pending entries of processes that died
+LEASE_SECONDS = 60.0  # a process whose lease is older is gone: its pending entries are in doubt
 # This process, as journal rows name it: unique even when the PID is reused after a restart.
 _INSTANCE = secrets.token_hex(8)
 
@@ -131,15 +142,17 @@ class Journal:
     ``Journal(store)`` shares the store with the approvals, rate limits and token caches.
     """
 
-    def __init__(self, where: Path | str | Store | None) -> None:
+    def __init__(self, where: Path | str | Store | None, *, lease_seconds: float = LEASE_SECONDS) -> None:
         if not isinstance(where, str | Path | None):  # a Store
             self.store, self.path = where, getattr(where, "path", None)
         else:
             self.path = Path(where) if where is not None else None
             self.store = _sqlite(self.path)
+        self.lease_seconds = lease_seconds
         self._owner = _owner_of_this_process()
         self._settled_at: float | None = None
         self._unrecorded: dict[int, dict[str, Any]] = {}  # outcomes the store could not take yet
+        self._renewed_at: float | None = None
 
     # -- recording --------------------------------------------------------------------------------
 
@@ -164,6 +177,7 @@ class Journal:
         reference id is pending, in this process or any other using the journal.
         """
         await self._settle_orphans()
+        await self._renew_if_due()  # before the row: another host sees a live owner
         actor = identity.current()
         values = {
             "started_at": _now(),
@@ -225,6 +239,25 @@ class Journal:
         False when it was no longer in doubt."""
         return await self.store.journal_settle(entry_id, status, f"settled: {how}", _now())
 
+    # -- this process's lease ---------------------------------------------------------------------
+
+    async def renew_lease(self) -> None:
+        """Tell every replica this process is alive (its pending writes are still being sent)."""
+        await self.store.lease_renew(self._owner, time.time())
+        self._renewed_at = time.monotonic()
+
+    async def keep_lease(self) -> None:
+        """Until cancelled: renew the lease every sixth of ``lease_seconds`` and look for the pending
+        writes of processes that died, so an idle replica settles a dead sibling's too. A store that
+        cannot be reached is logged and tried again on the next round."""
+        while True:
+            try:
+                await self.renew_lease()
+                await self._settle_orphans()
+            except Exception as exc:  # keep going: the next round may reach the store
+                log.warning("journal lease not renewed (%s); trying again", type(exc).__name__)
+            await anyio.sleep(self.lease_seconds / 6)
+
     # -- reading ----------------------------------------------------------------------------------
 
     async def get(self, entry_id: int, *, any_actor: bool = False) -> JournalEntry | None:
@@ -271,12 +304,16 @@ class Journal:
 
     # -- private ----------------------------------------------------------------------------------
 
+    async def _renew_if_due(self) -> None:
+        if self._renewed_at is None or time.monotonic() - self._renewed_at >= self.lease_seconds / 6:
+            await self.renew_lease()
+
     async def _settle_orphans(self) -> None:
         """Entries left pending by a process that no longer runs are in doubt (checked on first use and
         again every :data:`SETTLE_EVERY` seconds, so a replica notices a sibling that died).
 
-        In a shared store only this host's processes can be checked; another host's pending rows are
-        left for that host to settle when its replica starts again.
+        This host's processes are checked by PID (a killed one is noticed at once); another host's by
+        their lease in the store, so a replica that died on one host is settled from any other.
         """
         if self._unrecorded:
             await self._record_kept_outcomes()
@@ -284,16 +321,25 @@ class Journal:
         if self._settled_at is not None and now - self._settled_at < SETTLE_EVERY:
             return
         self._settled_at = now
+        pending = await self.store.journal_pending()
+        elsewhere = {str(r["owner"]) for r in pending if not _same_host(str(r["owner"]))}
+        leases = await self.store.leases(sorted(elsewhere)) if elsewhere else {}
+        expired = time.time() - self.lease_seconds
         gone = [
             int(row["id"])
-            for row in await self.store.journal_pending()
-            if not _owner_alive(str(row["owner"]))
-            and (not self.store.shared or _same_host(str(row["owner"])))
+            for row in pending
+            if (
+                _lease_expired(row, leases, expired)
+                if str(row["owner"]) in elsewhere
+                else not _owner_alive(str(row["owner"]))
+            )
         ]
         if gone:
             await self.store.journal_mark_in_doubt(
                 gone, "The process stopped before the outcome was recorded."
             )
+        # leases long expired belong to processes long gone (a process that comes back renews its own)
+        await self.store.lease_purge(expired - 100 * self.lease_seconds)
 
 
 def _sqlite(path: Path | None) -> Store:
@@ -313,6 +359,20 @@ def _second_create(external_ref: str, row: dict[str, Any]) -> InvalidInput:
         value=external_ref,
         hint="Wait for that create to finish, then search by the external reference id.",
     )
+
+
+def _lease_expired(row: Mapping[str, Any], leases: Mapping[str, float], expired: float) -> bool:
+    """Whether another host's process that wrote ``row`` is gone: its lease is older than ``expired``
+    (epoch seconds); without a lease (a process from before leases, or one whose lease was purged),
+    when the row itself started before then."""
+    renewed = leases.get(str(row["owner"]))
+    if renewed is not None:
+        return renewed < expired
+    try:
+        started = datetime.fromisoformat(str(row["started_at"]).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return True
+    return started < expired
 
 
 def _same_host(owner: str) -> bool:

@@ -1,43 +1,39 @@
 """What bulk work remembers between calls: which journaled changes form a batch, and the last
 state seen of each referral (so "what changed since Monday" can say what, not only which).
 
-A small SQLite file next to the journal (``pipeline.sqlite3``, mode 0600). Every row belongs to a
-principal (``pcref_mcp.identity.current()``): in team mode one person's batches and snapshots are
-not another's. The journal stays the record of every write; this file only links and compares.
+Kept in the store (:mod:`pcref_mcp.store`) with the journal, so a batch previewed and applied on one
+replica of a team server is undone on any other, and a person's change feed compares with the same
+snapshots whichever replica answers. Every row belongs to a principal
+(``pcref_mcp.identity.current()``): in team mode one person's batches and snapshots are not
+another's. The journal stays the record of every write; this only links and compares.
+
+Before the store held them they lived in a SQLite file of their own next to the journal
+(``pipeline.sqlite3``); when that file exists its rows are imported once into the store (once per
+store, across every replica) and the file is left as it was.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from pcref_mcp import identity
-from pcref_mcp.store.sqlite import private_file
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    batch_id    TEXT PRIMARY KEY,
-    actor_id    TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    mode        TEXT NOT NULL,
-    undo_of     TEXT,
-    change_ids  TEXT NOT NULL DEFAULT '[]'
-);
-CREATE TABLE IF NOT EXISTS snapshots (
-    actor_id    TEXT NOT NULL,
-    referral_id TEXT NOT NULL,
-    seen_at     TEXT NOT NULL,
-    updated     TEXT,
-    fields      TEXT NOT NULL,
-    PRIMARY KEY (actor_id, referral_id)
-);
-"""
+if TYPE_CHECKING:
+    from pcref_mcp.store.base import Store
+
+log = logging.getLogger("pcref_mcp.writes")
+
+#: The file batches and snapshots were kept in before the store held them (next to the journal).
+LEGACY_FILE = "pipeline.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -50,97 +46,131 @@ class Batch:
 
 
 class PipelineStore:
-    """Batches (a batch id → its journal change ids) and per-referral snapshots, per principal."""
+    """Batches (a batch id → its journal change ids) and per-referral snapshots, per principal.
 
-    def __init__(self, path: Path | str | None) -> None:
-        self.path = Path(path) if path is not None else None
-        self._lock = threading.Lock()
-        self._db = self._open()
+    ``PipelineStore(store)`` shares the journal's store; ``PipelineStore(path)`` keeps a SQLite file
+    of its own (``None``: in memory, for tests). ``legacy`` names an old ``pipeline.sqlite3`` whose
+    rows are imported on first use.
+    """
+
+    def __init__(self, where: Store | Path | str | None, *, legacy: Path | None = None) -> None:
+        if isinstance(where, str | Path | None):
+            from pcref_mcp.store.sqlite import SqliteStore
+
+            where = SqliteStore(Path(where) if where is not None else None)
+        self.store: Store = where
+        self.legacy = legacy
+        self._imported = legacy is None
+        self._import_lock = anyio.Lock()
 
     # -- batches ----------------------------------------------------------------------------------
 
-    def new_batch(self, mode: str, *, undo_of: str | None = None) -> str:
+    async def new_batch(self, mode: str, *, undo_of: str | None = None) -> str:
         """A fresh batch id (``b-`` + 8 hex), recorded before its first item is sent."""
+        await self._import_legacy()
         batch_id = "b-" + secrets.token_hex(4)
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO batches (batch_id, actor_id, created_at, mode, undo_of) VALUES (?,?,?,?,?)",
-                (batch_id, identity.current().id, _now(), mode, undo_of),
-            )
+        await self.store.batch_insert(
+            {
+                "batch_id": batch_id,
+                "actor_id": identity.current().id,
+                "created_at": _now(),
+                "mode": mode,
+                "undo_of": undo_of,
+            }
+        )
         return batch_id
 
-    def add_change(self, batch_id: str, change_id: int) -> None:
-        """Link one journaled change to its batch, as soon as the journal has it."""
-        with self._lock, self._db:
-            row = self._db.execute("SELECT change_ids FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
-            ids = [*json.loads(row[0]), change_id] if row else [change_id]
-            self._db.execute("UPDATE batches SET change_ids=? WHERE batch_id=?", (json.dumps(ids), batch_id))
+    async def add_change(self, batch_id: str, change_id: int) -> None:
+        """Link one journaled change to its batch, as soon as the journal has it (one atomic append in
+        the store: another replica appending to the same batch loses nothing)."""
+        await self.store.batch_add_change(batch_id, change_id)
 
-    def batch(self, batch_id: str) -> Batch | None:
+    async def batch(self, batch_id: str) -> Batch | None:
         """One of the current principal's batches (None for another person's or an unknown id)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT batch_id, created_at, mode, undo_of, change_ids FROM batches"
-                " WHERE batch_id=? AND actor_id=?",
-                (batch_id.strip(), identity.current().id),
-            ).fetchone()
+        await self._import_legacy()
+        row = await self.store.batch_get(batch_id.strip(), actor_id=identity.current().id)
         if row is None:
             return None
-        return Batch(row[0], row[1], row[2], row[3], [int(i) for i in json.loads(row[4])])
+        return Batch(row["batch_id"], row["created_at"], row["mode"], row["undo_of"], list(row["change_ids"]))
 
     # -- snapshots --------------------------------------------------------------------------------
 
-    def snapshots(self, referral_ids: list[str]) -> dict[str, dict[str, Any]]:
+    async def snapshots(self, referral_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The last fields seen of each of ``referral_ids`` (by id; missing ids were never seen)."""
         if not referral_ids:
             return {}
-        out: dict[str, dict[str, Any]] = {}
-        actor = identity.current().id
-        with self._lock:
-            for start in range(0, len(referral_ids), 500):
-                chunk = referral_ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for row in self._db.execute(
-                    f"SELECT referral_id, fields FROM snapshots WHERE actor_id=? AND referral_id IN ({marks})",
-                    (actor, *chunk),
-                ):
-                    out[row[0]] = json.loads(row[1])
-        return out
+        await self._import_legacy()
+        rows = await self.store.snapshots_get(identity.current().id, referral_ids)
+        return {str(r["referral_id"]): json.loads(r["fields"]) for r in rows}
 
-    def remember(self, seen: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+    async def remember(self, seen: list[tuple[str, str | None, dict[str, Any]]]) -> None:
         """Keep ``(referral id, updated, fields)`` as the last state seen (newer replaces older)."""
         if not seen:
             return
-        actor, now = identity.current().id, _now()
-        with self._lock, self._db:
-            self._db.executemany(
-                "INSERT INTO snapshots (actor_id, referral_id, seen_at, updated, fields) VALUES (?,?,?,?,?)"
-                " ON CONFLICT(actor_id, referral_id) DO UPDATE SET seen_at=excluded.seen_at,"
-                " updated=excluded.updated, fields=excluded.fields",
-                [
-                    (actor, rid, now, updated, json.dumps(fields, default=str))
-                    for rid, updated, fields in seen
-                ],
-            )
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        await self._import_legacy()
+        await self.store.snapshots_put(
+            identity.current().id,
+            _now(),
+            [(rid, updated, json.dumps(fields, default=str)) for rid, updated, fields in seen],
+        )
 
     # -- private ----------------------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
-        if self.path is None:
-            db = sqlite3.connect(":memory:", check_same_thread=False)
-        else:
-            if not self.path.parent.exists():
-                self.path.parent.mkdir(mode=0o700, parents=True)
-            private_file(self.path)
-            db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-            db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(_SCHEMA)
-        db.commit()
-        return db
+    async def _import_legacy(self) -> None:
+        """The old file's rows into the store, once (first use; a store that has them says so)."""
+        if self._imported:
+            return
+        async with self._import_lock:
+            if self._imported:
+                return
+            path = self.legacy
+            if path is None or not path.is_file():
+                self._imported = True
+                return
+            try:
+                batches, snapshots = await anyio.to_thread.run_sync(_read_legacy, path)
+            except sqlite3.Error as exc:
+                self._imported = True
+                log.warning("could not read %s (%s); its batches and snapshots were not imported", path, exc)
+                return
+            name = f"{LEGACY_FILE}:{path.resolve()}"
+            imported = await self.store.import_once(name, _now(), batches=batches, snapshots=snapshots)
+            self._imported = True  # a store that cannot be reached is asked again on the next call
+            if imported:
+                log.info(
+                    "imported %d batch(es) and %d snapshot(s) from %s into the store; the file is no "
+                    "longer used and is left as it was (delete it when you no longer need it)",
+                    len(batches),
+                    len(snapshots),
+                    path,
+                )
+
+
+def _read_legacy(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every row of an old ``pipeline.sqlite3``, read only (the file is not changed)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db.row_factory = sqlite3.Row
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        batches = [
+            {**dict(r), "change_ids": [int(i) for i in json.loads(r["change_ids"] or "[]")]}
+            for r in (
+                db.execute("SELECT batch_id, actor_id, created_at, mode, undo_of, change_ids FROM batches")
+                if "batches" in tables
+                else ()
+            )
+        ]
+        snapshots = [
+            dict(r)
+            for r in (
+                db.execute("SELECT actor_id, referral_id, seen_at, updated, fields FROM snapshots")
+                if "snapshots" in tables
+                else ()
+            )
+        ]
+    finally:
+        db.close()
+    return batches, snapshots
 
 
 def _now() -> str:

@@ -78,7 +78,7 @@ async def test_thirty_items_three_stale_two_refused_writes_exactly_the_25_valid(
         else:
             assert stored["details"]["dealValue"] == 500_000 + i
     # and the journal agrees: 25 applied + 3 failed (stale), each its own entry, linked by the batch
-    batch = pipeline_store(runtime).batch(batch_id)
+    batch = await pipeline_store(runtime).batch(batch_id)
     assert batch is not None and len(batch.change_ids) == 28
     entries = [await runtime.journal.get(cid) for cid in batch.change_ids]
     assert sorted(e.status for e in entries if e) == ["applied"] * 25 + ["failed"] * 3
@@ -354,7 +354,7 @@ async def test_every_outcome_is_reported_and_one_failure_does_not_stop_the_rest(
     lines = [entry_line(e) for e in plan.entries]
     assert "→ failed" in lines[3] and "refused it (500)" in lines[3]
     assert "→ in_doubt" in lines[2] and lines[5].endswith("refused: not found")
-    batch = store.batch(batch_id)
+    batch = await store.batch(batch_id)
     assert batch is not None and len(batch.change_ids) == 5  # the failed one's journal entry too
 
 
@@ -371,21 +371,21 @@ async def test_a_cancelled_batch_links_what_was_sent_and_names_what_was_not() ->
         await execute_batch(engine, store, plan)  # type: ignore[arg-type]
     assert engine.sent == ["a", "b", "c"]
     assert [e.outcome for e in plan.entries] == ["applied", "applied", "in_doubt", "not_sent", "refused"]
-    batches = store._db.execute("SELECT change_ids FROM batches").fetchall()
+    batches = store.store._db.execute("SELECT change_ids FROM batches").fetchall()  # type: ignore[attr-defined]
     assert len(batches) == 1 and len(__import__("json").loads(batches[0][0])) == 3  # c's entry is linked
 
 
-def test_batches_belong_to_the_person_who_made_them() -> None:
+async def test_batches_belong_to_the_person_who_made_them() -> None:
     from pcref_mcp import identity
     from pcref_mcp.writes.pipeline_store import PipelineStore
 
     store = PipelineStore(None)
     with identity.acting_as(identity.Principal(id="alice")):
-        batch_id = store.new_batch("update")
-        store.add_change(batch_id, 7)
-        assert store.batch(batch_id) is not None
+        batch_id = await store.new_batch("update")
+        await store.add_change(batch_id, 7)
+        assert await store.batch(batch_id) is not None
     with identity.acting_as(identity.Principal(id="bob")):
-        assert store.batch(batch_id) is None
+        assert await store.batch(batch_id) is None
 
 
 async def test_a_batch_with_nothing_to_send_never_asks_the_person(server: Any) -> None:

@@ -1,6 +1,7 @@
 """The storage contract, run over SQLite and over PostgreSQL alike (``new_store``: two calls give two
 replicas, or a restart, over one database): journal, exclusive creates, orphans in doubt and their
-settlement, rate-limit windows shared by replicas, sealed token caches, migrations."""
+settlement, rate-limit windows shared by replicas, sealed token caches, migrations, batches and feed
+snapshots shared by replicas, and the process leases that settle a dead replica's writes from any host."""
 
 from __future__ import annotations
 
@@ -216,3 +217,220 @@ async def _set_owner(store: Any, entry: int, owner: str) -> None:
             store._db.execute("UPDATE writes SET owner=? WHERE id=?", (owner, entry))
     else:
         await store._run(lambda c: c.execute("UPDATE writes SET owner=$1 WHERE id=$2", owner, entry))
+
+
+# --- batches, feed snapshots, one-time imports ----------------------------------------------------------
+
+
+def _batch(batch_id: str = "b-1", actor: str = ADA.id, **kw: Any) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "actor_id": actor,
+        "created_at": "2026-11-02T09:00:00.000Z",
+        "mode": "update",
+    } | kw
+
+
+async def test_batches_are_shared_by_replicas_and_kept_per_person(new_store: Any) -> None:
+    one, two = new_store(), new_store()
+    await one.batch_insert(_batch(undo_of="b-0"))
+    await one.batch_insert(_batch(mode="import"))  # inserting it again (a retry) changes nothing
+    assert await one.batch_add_change("b-1", 7)
+    assert await two.batch_add_change("b-1", 9)  # another replica appends to the same batch
+    assert await two.batch_add_change("b-1", 7)  # a retried append is not added twice
+    assert not await two.batch_add_change("b-unknown", 3)
+    got = await two.batch_get("b-1", actor_id=ADA.id)
+    assert got is not None and got["change_ids"] == [7, 9]
+    assert (got["mode"], got["undo_of"], got["created_at"]) == ("update", "b-0", "2026-11-02T09:00:00.000Z")
+    assert await two.batch_get("b-1", actor_id=BOB.id) is None  # bob does not see ada's batch
+    assert await one.batch_get("b-unknown", actor_id=ADA.id) is None
+    await one.close()
+    await two.close()
+
+
+async def test_replicas_appending_to_one_batch_at_once_lose_no_change(new_store: Any) -> None:
+    """Four replicas (each its own store, connection and thread) append 50 change ids each to one
+    batch, interleaved: every id is there once, each replica's in the order it appended them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = new_store()
+    await first.batch_insert(_batch("b-race"))
+
+    def replica(ids: list[int]) -> None:
+        async def append() -> None:
+            store = new_store()
+            try:
+                for change_id in ids:
+                    assert await store.batch_add_change("b-race", change_id)
+            finally:
+                await store.close()
+
+        anyio.run(append)
+
+    shares = [list(range(k, 200, 4)) for k in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(replica, share) for share in shares]
+        await anyio.to_thread.run_sync(lambda: [f.result() for f in futures])
+    got = await first.batch_get("b-race", actor_id=ADA.id)
+    assert got is not None and sorted(got["change_ids"]) == list(range(200))
+    for share in shares:
+        assert [i for i in got["change_ids"] if i in share] == share
+    await first.close()
+
+
+async def test_feed_snapshots_are_shared_by_replicas_and_kept_per_person(new_store: Any) -> None:
+    one, two = new_store(), new_store()
+    await one.snapshots_put(ADA.id, "2026-11-02T09:00:00Z", [("r-1", "u1", '{"a": 1}'), ("r-2", None, "{}")])
+    await two.snapshots_put(ADA.id, "2026-11-03T09:00:00Z", [("r-1", "u2", '{"a": 2}')])  # newer replaces
+    await one.snapshots_put(BOB.id, "2026-11-03T09:00:00Z", [])
+    got = {r["referral_id"]: r for r in await one.snapshots_get(ADA.id, ["r-1", "r-2", "r-3"])}
+    assert set(got) == {"r-1", "r-2"}
+    assert (got["r-1"]["fields"], got["r-1"]["updated"], got["r-1"]["seen_at"]) == (
+        '{"a": 2}',
+        "u2",
+        "2026-11-03T09:00:00Z",
+    )
+    assert got["r-2"]["updated"] is None
+    assert await two.snapshots_get(BOB.id, ["r-1"]) == []  # bob has seen nothing
+    assert await two.snapshots_get(ADA.id, []) == []
+    many = [f"r-{i}" for i in range(1200)]  # more ids than one statement binds on SQLite
+    await two.snapshots_put(ADA.id, "2026-11-04T09:00:00Z", [(rid, None, "{}") for rid in many])
+    assert len(await one.snapshots_get(ADA.id, many)) == 1200
+    await one.close()
+    await two.close()
+
+
+async def test_an_import_runs_once_across_replicas_and_keeps_what_the_store_has(new_store: Any) -> None:
+    one, two = new_store(), new_store()
+    await one.snapshots_put(ADA.id, "2026-11-09T00:00:00Z", [("r-1", "new", '{"kept": true}')])
+    await one.batch_insert(_batch("b-kept"))
+    batches = [_batch("b-old", change_ids=[3, 4]), _batch("b-kept", mode="import", change_ids=[1])]
+    snapshots = [
+        {
+            "actor_id": ADA.id,
+            "referral_id": r,
+            "seen_at": "2026-11-01T00:00:00Z",
+            "updated": "old",
+            "fields": "{}",
+        }
+        for r in ("r-1", "r-2")
+    ]
+    assert await one.import_once("pipeline.sqlite3:/x", "now", batches=batches, snapshots=snapshots)
+    assert not await two.import_once("pipeline.sqlite3:/x", "now", batches=[_batch("b-again")], snapshots=[])
+    old = await two.batch_get("b-old", actor_id=ADA.id)
+    assert old is not None and old["change_ids"] == [3, 4]
+    kept = await two.batch_get("b-kept", actor_id=ADA.id)
+    assert kept is not None and kept["mode"] == "update" and kept["change_ids"] == []
+    assert await two.batch_get("b-again", actor_id=ADA.id) is None  # the second import did nothing
+    assert await two.batch_add_change("b-old", 5)  # an imported batch takes new changes
+    rows = {r["referral_id"]: r["updated"] for r in await two.snapshots_get(ADA.id, ["r-1", "r-2"])}
+    assert rows == {"r-1": "new", "r-2": "old"}
+    await one.close()
+    await two.close()
+
+
+async def test_a_batch_made_through_one_replica_is_found_through_another(new_store: Any) -> None:
+    from pcref_mcp.writes.pipeline_store import PipelineStore
+
+    one, two = new_store(), new_store()
+    with identity.acting_as(ADA):
+        batch_id = await PipelineStore(one).new_batch("update")
+        await PipelineStore(one).add_change(batch_id, 11)
+        await PipelineStore(two).add_change(batch_id, 12)
+        await PipelineStore(one).remember([("r-1", "u", {"/status": "Active"})])
+        batch = await PipelineStore(two).batch(f" {batch_id} ")
+        assert batch is not None and batch.change_ids == [11, 12] and batch.mode == "update"
+        assert await PipelineStore(two).snapshots(["r-1", "r-2"]) == {"r-1": {"/status": "Active"}}
+    with identity.acting_as(BOB):
+        assert await PipelineStore(two).batch(batch_id) is None
+        assert await PipelineStore(two).snapshots(["r-1"]) == {}
+    await one.close()
+    await two.close()
+
+
+# --- process leases: pending writes of a dead replica on another host ------------------------------------
+
+
+async def test_leases_are_renewed_read_by_any_replica_and_purged(new_store: Any) -> None:
+    one, two = new_store(), new_store()
+    await one.lease_renew("host-a|1|b|1|i1", 1000.0)
+    await two.lease_renew("host-a|1|b|1|i1", 990.0)  # a late, older renewal does not move it back
+    await two.lease_renew("host-b|2|b|1|i2", 500.0)
+    assert await two.leases(["host-a|1|b|1|i1", "host-b|2|b|1|i2", "host-c|3|b|1|i3"]) == {
+        "host-a|1|b|1|i1": 1000.0,
+        "host-b|2|b|1|i2": 500.0,
+    }
+    assert await one.leases([]) == {}
+    assert await one.lease_purge(600.0) == 1
+    assert await two.leases(["host-a|1|b|1|i1", "host-b|2|b|1|i2"]) == {"host-a|1|b|1|i1": 1000.0}
+    await one.close()
+    await two.close()
+
+
+def _elsewhere(instance: str) -> str:
+    """A journal owner on another host (a replica this process cannot ask by PID)."""
+    return "|".join(("replica-on-another-host", "4242", "other-boot", "77", instance))
+
+
+async def test_another_hosts_write_turns_in_doubt_once_its_lease_expires(new_store: Any) -> None:
+    import time
+
+    store = new_store()
+    writer = Journal(store)
+    expired, fresh, never = [await writer.record_intent(**_intent(referral_id=f"r-{i}")) for i in range(3)]
+    await _set_owner(store, expired, _elsewhere("dead0000dead0000"))
+    await _set_owner(store, fresh, _elsewhere("live0000live0000"))
+    await _set_owner(store, never, _elsewhere("noleasenolease00"))  # e.g. a replica from before leases
+    await store.lease_renew(_elsewhere("dead0000dead0000"), time.time() - 61)
+    await store.lease_renew(_elsewhere("live0000live0000"), time.time() - 5)
+    other = new_store()
+    looker = Journal(other)  # a replica on this host looks (on any call)
+    got = {e.id: e for e in await looker.recent(10, any_actor=True)}
+    assert got[expired].status == "in_doubt" and "stopped" in (got[expired].error or "")
+    assert got[fresh].status == "pending"  # its replica is alive: still sending
+    assert got[never].status == "pending"  # no lease, but it started just now
+    await _set_started(store, never, "2026-01-01T00:00:00.000Z")
+    again = Journal(other)  # the next look (a fresh journal: no wait for the next round)
+    got = {e.id: e for e in await again.recent(10, any_actor=True)}
+    assert got[never].status == "in_doubt" and got[fresh].status == "pending"
+    # marking is conditional: a settled entry is not turned in doubt again by a late look
+    assert await again.settle(expired, "failed", "the ETag is unchanged")
+    await other.journal_mark_in_doubt([expired, fresh], "late")
+    after = await again.get(expired, any_actor=True)
+    assert after is not None and after.status == "failed"
+    await store.close()
+    await other.close()
+
+
+async def test_a_journal_renews_its_lease_on_use_and_in_the_background(new_store: Any) -> None:
+    import time
+
+    from pcref_mcp.writes import journal as journal_module
+
+    store = new_store()
+    journal = Journal(store, lease_seconds=0.6)  # renewed every 0.1 s
+    owner = journal_module._owner_of_this_process()
+    await journal.record_intent(**_intent())
+    assert owner in await store.leases([owner])  # a write is never pending without its lease
+    dead = await journal.record_intent(**_intent(referral_id="r-2"))
+    await _set_owner(store, dead, _elsewhere("gone0000gone0000"))
+    await store.lease_renew(_elsewhere("gone0000gone0000"), time.time() - 10)
+    watcher = Journal(store, lease_seconds=0.6)
+    before = (await store.leases([owner]))[owner]
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watcher.keep_lease)  # an idle replica: no call, and it still settles
+            while (await store.journal_get(dead, actor_id=None) or {}).get("status") != "in_doubt":
+                await anyio.sleep(0.05)
+            while (await store.leases([owner]))[owner] <= before:
+                await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+    await store.close()
+
+
+async def _set_started(store: Any, entry: int, started: str) -> None:
+    if store.dialect == "sqlite":
+        with store._lock:
+            store._db.execute("UPDATE writes SET started_at=? WHERE id=?", (started, entry))
+    else:
+        await store._run(lambda c: c.execute("UPDATE writes SET started_at=$1 WHERE id=$2", started, entry))
