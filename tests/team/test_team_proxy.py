@@ -293,5 +293,5 @@ async def test_metadata_documents_are_fetched_only_from_public_https_addresses(
     from pcref_mcp.team.proxy import EntraProxy
 
     base = "http://127.0.0.1:8765" if local else "https://pcref.contoso.example"
-    proxy = EntraProxy(settings, verifier=None, base_url=base, scope="api://x/access_as_user")  # type: ignore[arg-type]
+    proxy = EntraProxy(settings, verifier=None, store=None, base_url=base, scope="api://x/access_as_user")  # type: ignore[arg-type]
     assert await proxy._may_fetch(url) is allowed
