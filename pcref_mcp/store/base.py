@@ -259,7 +259,9 @@ class Store(abc.ABC):
 
             keys = await self.keys("token-seal")
             if not keys:
-                await self.add_key("token-seal", time.time(), os.urandom(32))
+                # one fixed slot: processes racing to create the first key collide on it, and all
+                # then read the one that landed (two keys would leave one process unable to open)
+                await self.add_key("token-seal", 0.0, os.urandom(32))
                 keys = await self.keys("token-seal")
             self._sealing = Sealer(*(secret for _, secret in keys))
         return self._sealing

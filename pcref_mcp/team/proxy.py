@@ -225,7 +225,8 @@ class EntraProxy:
             held = await self._take(PENDING, answer.get("state", ""))
         except BrokerUnavailable:
             return HTMLResponse(
-                "<p>The sign-in service is busy. Go back to your app and connect again.</p>",
+                "<p>The sign-in service is briefly unavailable. Reload this page in a few seconds to finish "
+                "signing in.</p>",
                 503,
                 headers={"Retry-After": "5"},
             )
