@@ -184,9 +184,15 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
     )
     _close_on_shutdown(app, parts.runtime)
     if parts.proxy is not None:
-        from pcref_mcp.team.proxy import BrokerUnavailable, advertise_metadata_documents, broker_unavailable
+        from pcref_mcp.team.proxy import (
+            BrokerUnavailable,
+            advertise_metadata_documents,
+            broker_unavailable,
+            revocation_knows_clients,
+        )
 
         app.add_exception_handler(BrokerUnavailable, broker_unavailable)  # the store is down: 503, not 500
+        app = revocation_knows_clients(app)
         app = advertise_metadata_documents(app)
     return ClaimsGate(
         app,

@@ -34,6 +34,7 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -65,6 +66,7 @@ __all__ = [
     "EntraProxy",
     "advertise_metadata_documents",
     "broker_unavailable",
+    "revocation_knows_clients",
 ]
 
 log = logging.getLogger("pcref_mcp.team")
@@ -77,6 +79,10 @@ PENDING_TTL = 600.0
 REFRESH_TTL = 14 * 24 * 3600  # Entra's own refresh tokens live up to 90 days; ours stop sooner
 CLAIMS_TTL = 3600.0  # Conditional Access claims waiting for the client's next sign-in
 DOCUMENT_TTL = 3600.0  # a client ID metadata document is fetched again after this
+# A registered client unused this long is forgotten (each token issued renews it), so the bound on
+# registrations is not filled for good by clients that registered once and left; one that returns
+# gets invalid_client and registers again.
+CLIENT_TTL = 90 * 24 * 3600.0
 PURGE_EVERY = 60.0
 MAX_ENTRIES = 10_000
 MAX_DOCUMENT_BYTES = 5_000
@@ -93,6 +99,9 @@ CLIENT, PENDING, CODE, REFRESH, ISSUED_TO, CLAIMS = (
     "issued-to",
     "claims",
 )
+
+
+_REVOKING: ContextVar[bool] = ContextVar("pcref_revoking", default=False)
 
 
 class BrokerUnavailable(Exception):
@@ -175,7 +184,11 @@ class EntraProxy:
                 )
         assert client_info.client_id is not None
         await self._put(
-            CLIENT, client_info.client_id, client_info, expires=None, client_id=client_info.client_id
+            CLIENT,
+            client_info.client_id,
+            client_info,
+            expires=self._clock() + CLIENT_TTL,
+            client_id=client_info.client_id,
         )
         log.info("registered OAuth client %r", (client_info.client_name or "")[:80])
 
@@ -371,7 +384,14 @@ class EntraProxy:
             pass
 
     async def load_access_token(self, token: str) -> AccessToken | None:
-        return await self.verifier.verify_token(token)
+        found = await self.verifier.verify_token(token)
+        if found is not None and _REVOKING.get():
+            # Entra names the API app as the token's client; revoking it is for the client we issued
+            # it to (the SDK revokes only a token of the client asking)
+            held = await self._get(ISSUED_TO, token)
+            if held is not None:
+                found = found.model_copy(update={"client_id": held.decode()})
+        return found
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         if isinstance(token, RefreshToken):
@@ -413,6 +433,10 @@ class EntraProxy:
             )
             await self._put(
                 REFRESH, handle, held, expires=now + REFRESH_TTL, client_id=client.client_id, subject=subject
+            )
+        if not client.client_id.startswith("https://"):  # a registered client in use: keep it
+            await self._put(
+                CLIENT, client.client_id, client, expires=now + CLIENT_TTL, client_id=client.client_id
             )
         # which client holds this access token, while it lives (a Conditional Access refusal of it
         # is remembered for that client's next sign-in)
@@ -601,6 +625,24 @@ def advertise_metadata_documents(app: Any) -> Any:
             await send({"type": "http.response.body", "body": body})
 
         await app(scope, receive, capture)
+
+    return wrapped
+
+
+def revocation_knows_clients(app: Any) -> Any:
+    """ASGI wrapper: on ``/revoke``, :meth:`EntraProxy.load_access_token` answers with the client the
+    access token was issued to (RFC 7009: revoking it ends that client's refresh handles for the
+    person). Everywhere else the token is checked as is, without a store lookup per request."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/revoke":
+            await app(scope, receive, send)
+            return
+        mark = _REVOKING.set(True)
+        try:
+            await app(scope, receive, send)
+        finally:
+            _REVOKING.reset(mark)
 
     return wrapped
 

@@ -22,7 +22,7 @@ import pytest
 
 from pcref_mcp.config import Settings
 from pcref_mcp.store import open_store
-from pcref_mcp.team.proxy import CODE_TTL, PENDING_TTL, REFRESH, REFRESH_TTL, _Refresh
+from pcref_mcp.team.proxy import CLIENT_TTL, CODE_TTL, PENDING_TTL, REFRESH, REFRESH_TTL, _Refresh
 from pcref_mcp.team.serve import stand_in_settings
 from pcref_mcp.team.standin_idp import USERS, RunningIdp
 from tests.serving import MCP_HEADERS, free_port
@@ -213,6 +213,15 @@ def test_revocation_on_one_replica_is_seen_by_the_others(across: Across) -> None
     assert across.on(0).revoke(bob_client, rotated).status_code == 200
     assert across.on(2).refresh(bob_client, rotated).status_code == 400
     assert across.on(1).refresh(client_id, other["refresh_token"]).status_code == 200
+    # revoking an access token ends every handle of that person with that client (RFC 7009), everywhere
+    _, again = across.signed_in("bob", client_id=bob_client)  # bob signed in twice with that client
+    other_client, elsewhere = across.signed_in("bob")  # and once with another client
+    assert across.on(0).revoke(bob_client, again["access_token"]).status_code == 200
+    assert across.on(1).refresh(bob_client, again["refresh_token"]).status_code == 400
+    assert across.on(2).refresh(other_client, elsewhere["refresh_token"]).status_code == 200
+    ada_client, ada = across.signed_in("ada")
+    assert across.on(2).revoke(other_client, ada["access_token"]).status_code == 200  # not its token
+    assert across.on(1).refresh(ada_client, ada["refresh_token"]).status_code == 200
 
 
 def test_a_restarted_replica_still_refreshes_and_knows_its_clients(
@@ -276,6 +285,11 @@ def test_an_expired_sign_in_code_or_handle_is_refused_by_every_replica(across: A
     across.replicas[1].server.team.proxy._clock = lambda: time.time() + REFRESH_TTL + 5
     assert across.on(1).refresh(client_id, tokens["refresh_token"]).status_code == 400
     assert across.on(0).refresh(client_id, tokens["refresh_token"]).status_code == 200
+    # a registration unused for CLIENT_TTL is forgotten (each token issued renews it)
+    across.replicas[1].server.team.proxy._clock = lambda: time.time() + CLIENT_TTL - 60
+    assert across.on(1).authorize(client_id, challenge).status_code == 302
+    across.replicas[1].server.team.proxy._clock = lambda: time.time() + CLIENT_TTL + 5
+    assert across.on(1).authorize(client_id, challenge).status_code == 400
 
 
 def test_a_code_or_handle_presented_by_another_client_is_refused(across: Across) -> None:
