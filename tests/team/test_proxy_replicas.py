@@ -382,3 +382,33 @@ def _unreachable(dialect: str, tmp_path: Path) -> Any:
         anyio.run(store.close)
         return store
     return PostgresStore(f"postgresql://pcref@127.0.0.1:{free_port()}/x", secret=b"k" * 32, retry_seconds=0.5)
+
+
+def test_entra_not_answering_a_refresh_keeps_the_handle_for_a_retry(across: Across) -> None:
+    client_id, tokens = across.signed_in("ada")
+    proxy = across.replicas[1].server.team.proxy
+
+    def unreachable(upstream: str) -> dict[str, Any]:
+        raise ConnectionError("Entra is not reachable")
+
+    proxy._refresh_upstream = unreachable
+    try:
+        assert_unavailable(across.on(1).refresh(client_id, tokens["refresh_token"]))
+    finally:
+        del proxy._refresh_upstream
+    renewed = across.on(2).refresh(client_id, tokens["refresh_token"])  # the retry, on any replica
+    assert renewed.status_code == 200, renewed.text
+
+
+def test_the_bounds_count_every_replicas_entries(across: Across, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pcref_mcp.team import proxy as proxy_module
+
+    client_id = across.on(0).register().json()["client_id"]
+    across.on(1).register()
+    monkeypatch.setattr(proxy_module, "MAX_ENTRIES", 2)
+    full = across.on(2).register()
+    assert full.status_code == 400 and full.json()["error"] == "invalid_client_metadata"
+    assert across.on(0).authorize(client_id, pkce()[1]).status_code == 302
+    assert across.on(1).authorize(client_id, pkce()[1]).status_code == 302
+    busy = across.on(2).authorize(client_id, pkce()[1])
+    assert busy.status_code == 302 and "error=temporarily_unavailable" in busy.headers["location"]
