@@ -90,15 +90,13 @@ MAX_DOCUMENT_BYTES = 5_000
 # broker asks Entra for them anyway.
 SIGN_IN_SCOPES = ("offline_access", "openid", "profile", "email")
 
-# What the broker keeps in the store, one kind each (see EntraProxy for who writes and takes them).
-CLIENT, PENDING, CODE, REFRESH, ISSUED_TO, CLAIMS = (
-    "client",
-    "pending",
-    "code",
-    "refresh",
-    "issued-to",
-    "claims",
-)
+# What the broker keeps in the store, one kind each: key → value (until when; who takes it).
+CLIENT = "client"  # client_id → its registration or fetched metadata document (CLIENT_TTL, DOCUMENT_TTL)
+PENDING = "pending"  # our state → _Pending (PENDING_TTL; taken by the callback)
+CODE = "code"  # our one-time code → _Issued (CODE_TTL; taken by /token)
+REFRESH = "refresh"  # a refresh handle → _Refresh (REFRESH_TTL; taken when rotated or revoked)
+ISSUED_TO = "issued-to"  # an access token we handed out → the client holding it (while it lives)
+CLAIMS = "claims"  # client_id → Conditional Access claims for its next sign-in (CLAIMS_TTL; taken then)
 
 
 _REVOKING: ContextVar[bool] = ContextVar("pcref_revoking", default=False)
