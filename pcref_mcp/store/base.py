@@ -1,5 +1,5 @@
 """The storage interface: every operation the journal, approvals, rate limits, token caches, batches,
-the change feed's snapshots and the journal's process leases need.
+the change feed's snapshots, the journal's process leases and the OAuth proxy's broker need.
 
 Async for both implementations (PostgreSQL is reached over the network; SQLite answers in
 microseconds and is called inline). Rows cross the interface as plain dicts keyed by column name,
@@ -11,16 +11,19 @@ here, never a read followed by a write in the caller.
 from __future__ import annotations
 
 import abc
+import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pcref_mcp.errors import ConfigError
+
 if TYPE_CHECKING:
     from pcref_mcp.store.sealing import Sealer
 
 
-__all__ = ["JOURNAL_COLUMNS", "Row", "Store"]
+__all__ = ["JOURNAL_COLUMNS", "Row", "Store", "broker_digest"]
 
 Row = dict[str, Any]
 
@@ -230,6 +233,78 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def _token_put_sealed(self, person: str, sealed: bytes, now: float) -> None: ...
 
+    # -- OAuth broker state: digested keys, sealed values -------------------------------------------
+
+    async def broker_put(
+        self,
+        kind: str,
+        key: str,
+        value: bytes,
+        *,
+        expires: float | None,
+        client_id: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        """Keep ``value`` under ``kind``/``key`` until ``expires`` (None: until dropped), replacing
+        what was there. The key is stored as its SHA-256 digest (a leaked row names no usable code,
+        handle or state) and the value sealed, bound to kind and digest (a row copied elsewhere does
+        not open). ``client_id`` and ``subject`` are kept in the clear for :meth:`broker_drop`."""
+        digest = broker_digest(key)
+        sealed = (await self._sealer()).seal(value, bound_to=_broker_binding(kind, digest))
+        await self._broker_put_sealed(kind, digest, sealed, expires, client_id, subject)
+
+    async def broker_get(self, kind: str, key: str, now: float) -> bytes | None:
+        """The unexpired value, opened; None when absent, expired, taken, or not opening under the
+        configured key (the key changed: as good as gone, the person signs in again)."""
+        digest = broker_digest(key)
+        return await self._broker_open(kind, digest, await self._broker_get_sealed(kind, digest, now))
+
+    async def broker_take(self, kind: str, key: str, now: float) -> bytes | None:
+        """Get and remove, atomically: of several callers on any replicas, exactly one gets the value
+        (a one-time code, a refresh handle being rotated, a sign-in's state)."""
+        digest = broker_digest(key)
+        return await self._broker_open(kind, digest, await self._broker_take_sealed(kind, digest, now))
+
+    @abc.abstractmethod
+    async def broker_drop(
+        self, kind: str, *, client_id: str | None = None, subject: str | None = None
+    ) -> int:
+        """Remove every entry of ``kind`` held for ``client_id`` and/or ``subject`` (revocation);
+        how many went. At least one of the two must be given."""
+
+    @abc.abstractmethod
+    async def broker_purge(self, now: float) -> int:
+        """Remove expired (and taken) entries of every kind; how many went."""
+
+    @abc.abstractmethod
+    async def broker_count(self, kind: str, now: float) -> int:
+        """How many unexpired entries of ``kind`` there are (the broker's bounds)."""
+
+    @abc.abstractmethod
+    async def _broker_put_sealed(
+        self,
+        kind: str,
+        digest: str,
+        sealed: bytes,
+        expires: float | None,
+        client_id: str | None,
+        subject: str | None,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def _broker_get_sealed(self, kind: str, digest: str, now: float) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def _broker_take_sealed(self, kind: str, digest: str, now: float) -> bytes | None: ...
+
+    async def _broker_open(self, kind: str, digest: str, sealed: bytes | None) -> bytes | None:
+        if sealed is None:
+            return None
+        try:
+            return (await self._sealer()).open(sealed, bound_to=_broker_binding(kind, digest))
+        except ConfigError:
+            return None
+
     _sealing: Sealer | None = None
 
     async def _sealer(self) -> Sealer:
@@ -240,7 +315,19 @@ class Store(abc.ABC):
 
             keys = await self.keys("token-seal")
             if not keys:
-                await self.add_key("token-seal", time.time(), os.urandom(32))
+                # one fixed slot: processes racing to create the first key collide on it, and all
+                # then read the one that landed (two keys would leave one process unable to open)
+                await self.add_key("token-seal", 0.0, os.urandom(32))
                 keys = await self.keys("token-seal")
             self._sealing = Sealer(*(secret for _, secret in keys))
         return self._sealing
+
+
+def broker_digest(key: str) -> str:
+    """How a broker key is stored: its SHA-256, hex (codes, handles and states are 256-bit random
+    values, so an unsalted digest cannot be reversed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _broker_binding(kind: str, digest: str) -> str:
+    return f"broker/{kind}/{digest}"

@@ -77,6 +77,24 @@ SQLITE: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    # The OAuth proxy's broker state (registered clients, sign-ins in progress, one-time codes,
+    # refresh handles): keys are SHA-256 digests, values sealed; see Store.broker_put.
+    (
+        3,
+        """
+        CREATE TABLE IF NOT EXISTS broker (
+            kind      TEXT NOT NULL,
+            key       TEXT NOT NULL,
+            sealed    BLOB NOT NULL,
+            expires   REAL,
+            client_id TEXT,
+            subject   TEXT,
+            PRIMARY KEY (kind, key)
+        );
+        CREATE INDEX IF NOT EXISTS broker_expires ON broker(kind, expires);
+        CREATE INDEX IF NOT EXISTS broker_owner ON broker(kind, client_id, subject);
+        """,
+    ),
     # -- version 4: batches, feed snapshots, process leases (shared by every replica) --------------
     (
         4,
@@ -165,6 +183,25 @@ POSTGRES: tuple[tuple[int, str], ...] = (
             sealed    BYTEA NOT NULL,
             updated   DOUBLE PRECISION NOT NULL
         );
+        """,
+    ),
+    # The OAuth proxy's broker state; ``taken`` marks a row one caller took (a retried take of the
+    # same attempt still gets it), purged with the expired rows.
+    (
+        2,
+        """
+        CREATE TABLE broker (
+            kind      TEXT NOT NULL,
+            key       TEXT NOT NULL,
+            sealed    BYTEA NOT NULL,
+            expires   DOUBLE PRECISION,
+            client_id TEXT,
+            subject   TEXT,
+            taken     TEXT,
+            PRIMARY KEY (kind, key)
+        );
+        CREATE INDEX broker_expires ON broker(kind, expires);
+        CREATE INDEX broker_owner ON broker(kind, client_id, subject);
         """,
     ),
     # -- version 3: batches, feed snapshots, process leases (shared by every replica) --------------

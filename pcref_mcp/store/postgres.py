@@ -6,11 +6,11 @@ async). Every single-use or exclusive step is one statement or one transaction: 
 spent by ``UPDATE … WHERE spent IS NULL``, a second pending create of one external reference is
 refused by a partial unique index, a rate-limit bucket is taken under a transaction-scoped advisory
 lock, a change id is appended to its batch by one ``UPDATE`` (the row lock orders replicas appending
-at once).
+at once), a one-time code or refresh handle is taken by ``UPDATE … WHERE taken IS NULL RETURNING``.
 
 PostgreSQL can restart under us. Every operation is retried on a lost connection for up to
 ``retry_seconds``, and each is safe to retry: inserts carry a nonce (a retried journal insert finds
-its own row), spending a token is idempotent for the same attempt, the rest are idempotent or (a
+its own row), spending a token and taking a broker entry are idempotent for the same attempt, the rest are idempotent or (a
 rate-limit take) merely conservative.
 """
 
@@ -439,6 +439,94 @@ class PostgresStore(Store):
             )
         )
 
+    # -- OAuth broker state -------------------------------------------------------------------------
+
+    async def broker_drop(
+        self, kind: str, *, client_id: str | None = None, subject: str | None = None
+    ) -> int:
+        if client_id is None and subject is None:
+            raise ValueError("broker_drop needs a client_id or a subject")
+        done = await self._run(
+            lambda c: c.execute(
+                "DELETE FROM broker WHERE kind=$1 AND ($2::text IS NULL OR client_id=$2) "
+                "AND ($3::text IS NULL OR subject=$3)",
+                kind,
+                client_id,
+                subject,
+            )
+        )
+        return _count(done)
+
+    async def broker_purge(self, now: float) -> int:
+        done = await self._run(
+            lambda c: c.execute("DELETE FROM broker WHERE expires <= $1 OR taken IS NOT NULL", now)
+        )
+        return _count(done)
+
+    async def broker_count(self, kind: str, now: float) -> int:
+        return int(
+            await self._run(
+                lambda c: c.fetchval(
+                    "SELECT COUNT(*) FROM broker WHERE kind=$1 AND taken IS NULL "
+                    "AND (expires IS NULL OR expires > $2)",
+                    kind,
+                    now,
+                )
+            )
+        )
+
+    async def _broker_put_sealed(
+        self,
+        kind: str,
+        digest: str,
+        sealed: bytes,
+        expires: float | None,
+        client_id: str | None,
+        subject: str | None,
+    ) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO broker (kind, key, sealed, expires, client_id, subject) VALUES ($1,$2,$3,$4,$5,$6) "
+                "ON CONFLICT (kind, key) DO UPDATE SET sealed=excluded.sealed, expires=excluded.expires, "
+                "client_id=excluded.client_id, subject=excluded.subject, taken=NULL",
+                kind,
+                digest,
+                sealed,
+                expires,
+                client_id,
+                subject,
+            )
+        )
+
+    async def _broker_get_sealed(self, kind: str, digest: str, now: float) -> bytes | None:
+        value = await self._run(
+            lambda c: c.fetchval(
+                "SELECT sealed FROM broker WHERE kind=$1 AND key=$2 AND taken IS NULL "
+                "AND (expires IS NULL OR expires > $3)",
+                kind,
+                digest,
+                now,
+            )
+        )
+        return bytes(value) if value is not None else None
+
+    async def _broker_take_sealed(self, kind: str, digest: str, now: float) -> bytes | None:
+        # one conditional UPDATE: of racing replicas exactly one marks it; marking rather than
+        # deleting lets a retry of this same attempt (the commit's answer lost in a restart) still
+        # win instead of losing the code; broker_purge deletes taken rows
+        attempt = secrets.token_hex(8)
+        value = await self._run(
+            lambda c: c.fetchval(
+                "UPDATE broker SET taken=$3 WHERE kind=$1 AND key=$2 AND (taken IS NULL OR taken=$3) "
+                "AND (expires IS NULL OR expires > $4) RETURNING sealed",
+                kind,
+                digest,
+                attempt,
+                now,
+            )
+        )
+        return bytes(value) if value is not None else None
+
     # -- private ------------------------------------------------------------------------------------
 
     async def _row(self, sql: str, *args: Any) -> Row | None:
@@ -504,6 +592,11 @@ async def _insert_batch(conn: Any, values: Mapping[str, Any]) -> None:
         values.get("undo_of"),
         [int(i) for i in values.get("change_ids") or ()],
     )
+
+
+def _count(status: Any) -> int:
+    """The row count of a command status such as ``DELETE 3``."""
+    return int(str(status).rsplit(" ", 1)[-1] or 0)
 
 
 def _journal_row(row: Any) -> Row:

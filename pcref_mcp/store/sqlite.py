@@ -354,6 +354,63 @@ class SqliteStore(Store):
                 (person, sealed, now),
             )
 
+    # -- OAuth broker state -------------------------------------------------------------------------
+
+    async def broker_drop(
+        self, kind: str, *, client_id: str | None = None, subject: str | None = None
+    ) -> int:
+        where, args = _owner_filter(kind, client_id, subject)
+        with self._write() as db:
+            return int(db.execute(f"DELETE FROM broker WHERE {where}", args).rowcount)
+
+    async def broker_purge(self, now: float) -> int:
+        with self._write() as db:
+            return int(db.execute("DELETE FROM broker WHERE expires <= ?", (now,)).rowcount)
+
+    async def broker_count(self, kind: str, now: float) -> int:
+        row = self._one(
+            "SELECT COUNT(*) AS n FROM broker WHERE kind=? AND (expires IS NULL OR expires > ?)", (kind, now)
+        )
+        return int(row["n"]) if row else 0
+
+    async def _broker_put_sealed(
+        self,
+        kind: str,
+        digest: str,
+        sealed: bytes,
+        expires: float | None,
+        client_id: str | None,
+        subject: str | None,
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO broker (kind, key, sealed, expires, client_id, subject) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(kind, key) DO UPDATE SET sealed=excluded.sealed, expires=excluded.expires, "
+                "client_id=excluded.client_id, subject=excluded.subject",
+                (kind, digest, sealed, expires, client_id, subject),
+            )
+
+    async def _broker_get_sealed(self, kind: str, digest: str, now: float) -> bytes | None:
+        row = self._one(
+            "SELECT sealed FROM broker WHERE kind=? AND key=? AND (expires IS NULL OR expires > ?)",
+            (kind, digest, now),
+        )
+        return bytes(row["sealed"]) if row else None
+
+    async def _broker_take_sealed(self, kind: str, digest: str, now: float) -> bytes | None:
+        # read and delete in one write transaction: the file's write lock lets exactly one process
+        # find it (no DELETE … RETURNING: that needs SQLite 3.35)
+        with self._write() as db:
+            row = db.execute(
+                "SELECT sealed, expires FROM broker WHERE kind=? AND key=?", (kind, digest)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM broker WHERE kind=? AND key=?", (kind, digest))
+        if row["expires"] is not None and row["expires"] <= now:
+            return None
+        return bytes(row["sealed"])
+
     # -- private ------------------------------------------------------------------------------------
 
     def _one(self, sql: str, args: Sequence[Any]) -> Row | None:
@@ -444,6 +501,17 @@ def _insert_batch(db: sqlite3.Connection, values: Mapping[str, Any]) -> None:
             json.dumps([int(i) for i in values.get("change_ids") or ()]),
         ),
     )
+
+
+def _owner_filter(kind: str, client_id: str | None, subject: str | None) -> tuple[str, list[Any]]:
+    if client_id is None and subject is None:
+        raise ValueError("broker_drop needs a client_id or a subject")
+    where, args = ["kind=?"], [kind]
+    for column, value in (("client_id", client_id), ("subject", subject)):
+        if value is not None:
+            where.append(f"{column}=?")
+            args.append(value)
+    return " AND ".join(where), args
 
 
 def _busy_retry(step: Callable[[], object], seconds: float = 10.0) -> None:

@@ -130,7 +130,8 @@ def team_server(
     if plan.proxy:
         from pcref_mcp.team.proxy import CALLBACK_PATH, SIGN_IN_SCOPES, EntraProxy
 
-        proxy = EntraProxy(settings, verifier, base_url=plan.base_url, scope=plan.scope)
+        # its state in the runtime's store: every replica sees every sign-in, code and handle
+        proxy = EntraProxy(settings, verifier, store=runtime.store, base_url=plan.base_url, scope=plan.scope)
         sdk["auth_server_provider"] = proxy
         sdk["auth"] = AuthSettings(
             issuer_url=plan.base_url,  # type: ignore[arg-type]
@@ -183,8 +184,15 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
     )
     _close_on_shutdown(app, parts.runtime)
     if parts.proxy is not None:
-        from pcref_mcp.team.proxy import advertise_metadata_documents
+        from pcref_mcp.team.proxy import (
+            BrokerUnavailable,
+            advertise_metadata_documents,
+            broker_unavailable,
+            revocation_knows_clients,
+        )
 
+        app.add_exception_handler(BrokerUnavailable, broker_unavailable)  # the store is down: 503, not 500
+        app = revocation_knows_clients(app)
         app = advertise_metadata_documents(app)
     return ClaimsGate(
         app,

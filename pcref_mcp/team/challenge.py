@@ -72,7 +72,7 @@ class ClaimsGate:
             challenge = await self._challenge_for(token)
             if challenge is not None:
                 if self.proxy is not None:
-                    self.proxy.remember_claims(token, challenge.claims)
+                    await self.proxy.remember_claims(token, challenge.claims)
                 await self._refuse(send, challenge)
                 return
         await self.app(scope, replay, send)

@@ -6,8 +6,8 @@ resource metadata names pcref-mcp itself, and this module is the SDK's
 ``OAuthAuthorizationServerProvider`` behind the SDK's ``/register``, ``/authorize``, ``/token`` and
 ``/revoke`` routes:
 
-1. ``/register`` stores the client (in memory); a client may instead use a client ID metadata
-   document (an https URL as ``client_id``), fetched and checked on first use.
+1. ``/register`` stores the client; a client may instead use a client ID metadata document (an https
+   URL as ``client_id``), fetched and checked on first use (and again after an hour).
 2. ``/authorize`` checks the client's redirect URI and PKCE challenge (the SDK does), then sends the
    browser to Entra with pcref-mcp's *own* PKCE pair, state and nonce (msal's auth-code flow).
 3. Entra redirects to ``/oauth/callback``; msal redeems the code (client secret + PKCE verifier).
@@ -18,19 +18,24 @@ resource metadata names pcref-mcp itself, and this module is the SDK's
    token is only ever obtained server-side (on-behalf-of): no token passthrough.
 5. ``/token`` with the refresh handle refreshes at Entra and rotates the handle.
 
-State lives in memory: after a restart, clients simply sign in again.
+All of this state lives in the shared store (:meth:`~pcref_mcp.store.base.Store.broker_put`), so any
+replica serves any step: register on one, authorize on another, the Entra callback on a third. Keys
+are stored as digests and values sealed under the store key (the Entra refresh token is encrypted at
+rest); a code, a sign-in's state and a refresh handle are *taken* (one winner across replicas);
+expiry is part of every query. A restart loses nothing. Only msal's client object and its HTTP cache
+are per process. When the store does not answer, the OAuth endpoints say ``temporarily_unavailable``
+(503) rather than fail with a 500.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from mcp.server.auth.provider import (
@@ -44,76 +49,112 @@ from mcp.server.auth.provider import (
     construct_redirect_uri,
 )
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from pydantic import BaseModel
 
+from pcref_mcp.errors import PcrefError
 from pcref_mcp.team.obo import confidential_app
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
+    from pcref_mcp.store import Store
     from pcref_mcp.team.tokens import EntraTokenVerifier
 
-__all__ = ["CALLBACK_PATH", "SIGN_IN_SCOPES", "EntraProxy", "advertise_metadata_documents"]
+__all__ = [
+    "CALLBACK_PATH",
+    "SIGN_IN_SCOPES",
+    "BrokerUnavailable",
+    "EntraProxy",
+    "advertise_metadata_documents",
+    "broker_unavailable",
+    "revocation_knows_clients",
+]
 
 log = logging.getLogger("pcref_mcp.team")
+
+T = TypeVar("T")
 
 CALLBACK_PATH = "/oauth/callback"
 CODE_TTL = 300.0
 PENDING_TTL = 600.0
 REFRESH_TTL = 14 * 24 * 3600  # Entra's own refresh tokens live up to 90 days; ours stop sooner
+CLAIMS_TTL = 3600.0  # Conditional Access claims waiting for the client's next sign-in
+DOCUMENT_TTL = 3600.0  # a client ID metadata document is fetched again after this
+# A registered client unused this long is forgotten (each token issued renews it), so the bound on
+# registrations is not filled for good by clients that registered once and left; one that returns
+# gets invalid_client and registers again.
+CLIENT_TTL = 90 * 24 * 3600.0
+PURGE_EVERY = 60.0
 MAX_ENTRIES = 10_000
 MAX_DOCUMENT_BYTES = 5_000
 # Scopes a client may add to this server's one scope: they are about the sign-in itself, and the
 # broker asks Entra for them anyway.
 SIGN_IN_SCOPES = ("offline_access", "openid", "profile", "email")
 
+# What the broker keeps in the store, one kind each: key → value (until when; who takes it).
+CLIENT = "client"  # client_id → its registration or fetched metadata document (CLIENT_TTL, DOCUMENT_TTL)
+PENDING = "pending"  # our state → _Pending (PENDING_TTL; taken by the callback)
+CODE = "code"  # our one-time code → _Issued (CODE_TTL; taken by /token)
+REFRESH = "refresh"  # a refresh handle → _Refresh (REFRESH_TTL; taken when rotated or revoked)
+ISSUED_TO = "issued-to"  # an access token we handed out → the client holding it (while it lives)
+CLAIMS = "claims"  # client_id → Conditional Access claims for its next sign-in (CLAIMS_TTL; taken then)
 
-@dataclass
-class _Pending:
+
+_REVOKING: ContextVar[bool] = ContextVar("pcref_revoking", default=False)
+
+
+class BrokerUnavailable(Exception):
+    """The shared store did not answer; the OAuth endpoints answer ``temporarily_unavailable``."""
+
+
+class _Pending(BaseModel):
+    """A sign-in in progress, under its state: the client, its request and msal's flow (our PKCE
+    verifier and nonce)."""
+
     client_id: str
     params: AuthorizationParams
     flow: dict[str, Any]
-    created: float
 
 
-@dataclass
-class _Issued:
+class _Issued(BaseModel):
+    """What a one-time code is exchanged for."""
+
     code: AuthorizationCode
     access_token: str
     expires_in: int
     refresh_token: str | None
 
 
-@dataclass
-class _Refresh:
+class _Refresh(BaseModel):
+    """A refresh handle and the Entra refresh token behind it."""
+
     handle: RefreshToken
     upstream: str
 
 
 class EntraProxy:
-    """The SDK ``OAuthAuthorizationServerProvider`` that brokers to Microsoft Entra."""
+    """The SDK ``OAuthAuthorizationServerProvider`` that brokers to Microsoft Entra, its state in
+    ``store`` (shared by every replica)."""
 
     def __init__(
         self,
         settings: Settings,
         verifier: EntraTokenVerifier,
         *,
+        store: Store,
         base_url: str,
         scope: str,
         clock: Any = time.time,
     ) -> None:
         self.settings = settings
         self.verifier = verifier
+        self.store = store
         self.base_url = base_url.rstrip("/")
         self.scope = scope
         self._clock = clock
-        self._clients: dict[str, OAuthClientInformationFull] = {}
-        self._pending: dict[str, _Pending] = {}
-        self._codes: dict[str, _Issued] = {}
-        self._refresh: dict[str, _Refresh] = {}
         self._http_cache: dict[Any, Any] = {}
-        self._client_of: OrderedDict[str, str] = OrderedDict()  # hash of an access token we issued → client
-        self._claims: dict[str, str] = {}  # client → claims Entra asked for (Conditional Access)
         self._app: Any = None
         self._lock = threading.Lock()
+        self._purged = 0.0
 
     @property
     def callback_url(self) -> str:
@@ -122,14 +163,15 @@ class EntraProxy:
     # --- clients ----------------------------------------------------------------------------------
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
-        if client_id in self._clients:
-            return self._clients[client_id]
+        held = await self._get(CLIENT, client_id)
+        if held is not None:
+            return OAuthClientInformationFull.model_validate_json(held)
         if client_id.startswith("https://"):
             return await self._metadata_document_client(client_id)
         return None
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
-        if len(self._clients) >= MAX_ENTRIES:
+        if await self._held(self.store.broker_count(CLIENT, self._clock())) >= MAX_ENTRIES:
             raise RegistrationError(
                 "invalid_client_metadata", "Too many registered clients; try again later."
             )
@@ -139,24 +181,48 @@ class EntraProxy:
                     "invalid_redirect_uri", "Redirect URIs must be https or loopback http."
                 )
         assert client_info.client_id is not None
-        self._clients[client_info.client_id] = client_info
+        await self._put(
+            CLIENT,
+            client_info.client_id,
+            client_info,
+            expires=self._clock() + CLIENT_TTL,
+            client_id=client_info.client_id,
+        )
         log.info("registered OAuth client %r", (client_info.client_name or "")[:80])
 
     # --- authorization ----------------------------------------------------------------------------
 
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
-        self._expire()
         if params.scopes and any(s != self.scope and s not in SIGN_IN_SCOPES for s in params.scopes):
             raise AuthorizeError("invalid_scope", f"This server offers one scope: {self.scope}.")
-        state = secrets.token_urlsafe(32)
         assert client.client_id is not None
-        claims = self._claims.pop(client.client_id, None)
+        try:
+            await self._purge()
+            if await self._held(self.store.broker_count(PENDING, self._clock())) >= MAX_ENTRIES:
+                raise AuthorizeError(
+                    "temporarily_unavailable", "Too many sign-ins in progress; try again later."
+                )
+            held = await self._take(CLAIMS, client.client_id)
+        except BrokerUnavailable:
+            raise AuthorizeError(
+                "temporarily_unavailable", "The sign-in service is busy; try again."
+            ) from None
+        claims = held.decode() if held is not None else None
+        state = secrets.token_urlsafe(32)
         try:
             flow = await anyio.to_thread.run_sync(self._initiate, state, claims)
         except Exception as exc:
             log.warning("could not start the Entra sign-in (%s)", type(exc).__name__)
             raise AuthorizeError("temporarily_unavailable", "The sign-in service is not reachable.") from None
-        self._pending[state] = _Pending(client.client_id, params, flow, self._clock())
+        pending = _Pending(client_id=client.client_id, params=params, flow=flow)
+        try:
+            await self._put(
+                PENDING, state, pending, expires=self._clock() + PENDING_TTL, client_id=client.client_id
+            )
+        except BrokerUnavailable:
+            raise AuthorizeError(
+                "temporarily_unavailable", "The sign-in service is busy; try again."
+            ) from None
         return str(flow["auth_uri"])
 
     async def callback(self, request: Any) -> Any:
@@ -166,10 +232,25 @@ class EntraProxy:
 
         answer = {k: str(v) for k, v in (await request.form()).items()} if request.method == "POST" else {}
         answer = answer or dict(request.query_params)
-        pending = self._pending.pop(answer.get("state", ""), None)
-        if pending is None or self._clock() - pending.created > PENDING_TTL:
+        try:
+            held = await self._take(PENDING, answer.get("state", ""))
+        except BrokerUnavailable:
+            return HTMLResponse(
+                "<p>The sign-in service is briefly unavailable. Reload this page in a few seconds to finish "
+                "signing in.</p>",
+                503,
+                headers={"Retry-After": "5"},
+            )
+        if held is None:  # unknown, expired (the query says so) or already used
             return HTMLResponse("<p>This sign-in link has expired or was already used. Start again.</p>", 400)
+        pending = _Pending.model_validate_json(held)
         params = pending.params
+
+        def back(**fields: str) -> Any:
+            return RedirectResponse(
+                construct_redirect_uri(str(params.redirect_uri), state=params.state, **fields), 303
+            )
+
         try:
             result = await anyio.to_thread.run_sync(self._redeem, pending.flow, answer)
         except Exception as exc:
@@ -177,22 +258,15 @@ class EntraProxy:
             result = {"error": "temporarily_unavailable"}
         if "access_token" not in result:
             log.info("Entra sign-in refused: %s", result.get("error"))
-            error = (
-                "access_denied"
-                if result.get("error") != "temporarily_unavailable"
-                else "temporarily_unavailable"
-            )
-            return RedirectResponse(
-                construct_redirect_uri(str(params.redirect_uri), error=error, state=params.state), 303
+            error = result.get("error")
+            return back(
+                error="temporarily_unavailable" if error == "temporarily_unavailable" else "access_denied"
             )
         claims = await self.verifier.claims_of(str(result["access_token"]))
         if claims is None:  # e.g. a tenant that is not on the allow-list
-            return RedirectResponse(
-                construct_redirect_uri(str(params.redirect_uri), error="access_denied", state=params.state),
-                303,
-            )
+            return back(error="access_denied")
         code = secrets.token_urlsafe(32)
-        self._codes[code] = _Issued(
+        issued = _Issued(
             code=AuthorizationCode(
                 code=code,
                 scopes=[self.scope],
@@ -208,29 +282,38 @@ class EntraProxy:
             expires_in=int(result.get("expires_in") or 3600),
             refresh_token=result.get("refresh_token"),
         )
-        return RedirectResponse(
-            construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state), 303
-        )
+        try:
+            await self._put(
+                CODE,
+                code,
+                issued,
+                expires=issued.code.expires_at,
+                client_id=pending.client_id,
+                subject=issued.code.subject,
+            )
+        except BrokerUnavailable:
+            return back(error="temporarily_unavailable")
+        return back(code=code)
 
     async def load_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> AuthorizationCode | None:
-        issued = self._codes.get(authorization_code)
-        if (
-            issued is None
-            or issued.code.client_id != client.client_id
-            or issued.code.expires_at < self._clock()
-        ):
+        held = await self._get(CODE, authorization_code)
+        if held is None:
+            return None
+        issued = _Issued.model_validate_json(held)
+        if issued.code.client_id != client.client_id or issued.code.expires_at < self._clock():
             return None
         return issued.code
 
     async def exchange_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
     ) -> OAuthToken:
-        issued = self._codes.pop(authorization_code.code, None)  # one use
-        if issued is None:
+        held = await self._take(CODE, authorization_code.code)  # one use, whichever replica asks
+        if held is None:
             raise TokenError("invalid_grant", "The authorization code was already used.")
-        return self._answer(
+        issued = _Issued.model_validate_json(held)
+        return await self._answer(
             client, issued.access_token, issued.expires_in, issued.refresh_token, issued.code.subject
         )
 
@@ -239,33 +322,41 @@ class EntraProxy:
     async def load_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: str
     ) -> RefreshToken | None:
-        held = self._refresh.get(refresh_token)
-        if held is None or held.handle.client_id != client.client_id:
+        held = await self._get(REFRESH, refresh_token)  # expired handles are not found
+        if held is None:
             return None
-        if held.handle.expires_at is not None and held.handle.expires_at < self._clock():
-            self._refresh.pop(refresh_token, None)
-            return None
-        return held.handle
+        handle = _Refresh.model_validate_json(held).handle
+        return handle if handle.client_id == client.client_id else None
 
     async def exchange_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
     ) -> OAuthToken:
-        if client.client_id in self._claims:  # a refresh cannot satisfy Conditional Access: sign in again
-            self._refresh.pop(refresh_token.token, None)
+        assert client.client_id is not None
+        if await self._get(CLAIMS, client.client_id) is not None:
+            # a refresh cannot satisfy Conditional Access: sign in again
+            await self._take(REFRESH, refresh_token.token)
             raise TokenError("invalid_grant", "Your organisation requires you to sign in again.")
-        held = self._refresh.pop(refresh_token.token, None)  # rotated: the old handle is spent
-        if held is None:
+        taken = await self._take(REFRESH, refresh_token.token)  # rotated: the old handle is spent
+        if taken is None:
             raise TokenError("invalid_grant", "The refresh token was already used.")
+        held = _Refresh.model_validate_json(taken)
         try:
             result = await anyio.to_thread.run_sync(self._refresh_upstream, held.upstream)
         except Exception as exc:
             log.warning("could not refresh at Entra (%s)", type(exc).__name__)
-            raise TokenError(
-                "invalid_grant", "The sign-in service is not reachable; sign in again."
-            ) from None
+            # Entra did not answer: the handle is still good, put it back for the client's retry
+            await self._put(
+                REFRESH,
+                refresh_token.token,
+                held,
+                expires=float(held.handle.expires_at or self._clock() + REFRESH_TTL),
+                client_id=held.handle.client_id,
+                subject=held.handle.subject,
+            )
+            raise BrokerUnavailable from None
         if "access_token" not in result:
             raise TokenError("invalid_grant", "The sign-in has expired or was revoked; sign in again.")
-        return self._answer(
+        return await self._answer(
             client,
             str(result["access_token"]),
             int(result.get("expires_in") or 3600),
@@ -273,23 +364,40 @@ class EntraProxy:
             refresh_token.subject,
         )
 
-    def remember_claims(self, access_token: str, claims: str) -> None:
+    async def remember_claims(self, access_token: str, claims: str) -> None:
         """Conditional Access refused this token's person: ask Entra for ``claims`` at the next
-        sign-in of the client that holds it."""
-        client_id = self._client_of.get(_digest(access_token))
-        if client_id is not None:
-            self._claims[client_id] = claims
+        sign-in of the client that holds it (best effort: without the store the 401 still goes out)."""
+        try:
+            held = await self._get(ISSUED_TO, access_token)
+            if held is not None:
+                client_id = held.decode()
+                await self._put(
+                    CLAIMS,
+                    client_id,
+                    claims.encode(),
+                    expires=self._clock() + CLAIMS_TTL,
+                    client_id=client_id,
+                )
+        except BrokerUnavailable:
+            pass
 
     async def load_access_token(self, token: str) -> AccessToken | None:
-        return await self.verifier.verify_token(token)
+        found = await self.verifier.verify_token(token)
+        if found is not None and _REVOKING.get():
+            # Entra names the API app as the token's client; revoking it is for the client we issued
+            # it to (the SDK revokes only a token of the client asking)
+            held = await self._get(ISSUED_TO, token)
+            if held is not None:
+                found = found.model_copy(update={"client_id": held.decode()})
+        return found
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         if isinstance(token, RefreshToken):
-            self._refresh.pop(token.token, None)
+            await self._take(REFRESH, token.token)
         else:  # an access token: drop every refresh handle of that person and client
-            for key, held in list(self._refresh.items()):
-                if held.handle.client_id == token.client_id and held.handle.subject == token.subject:
-                    self._refresh.pop(key, None)
+            await self._held(
+                self.store.broker_drop(REFRESH, client_id=token.client_id, subject=token.subject)
+            )
 
     async def exchange_identity_assertion(
         self, client: OAuthClientInformationFull, params: Any
@@ -298,7 +406,7 @@ class EntraProxy:
 
     # --- private ----------------------------------------------------------------------------------
 
-    def _answer(
+    async def _answer(
         self,
         client: OAuthClientInformationFull,
         access_token: str,
@@ -306,24 +414,37 @@ class EntraProxy:
         upstream_refresh: str | None,
         subject: str | None,
     ) -> OAuthToken:
+        assert client.client_id is not None
+        now = self._clock()
         handle = None
         if upstream_refresh:
             handle = secrets.token_urlsafe(32)
-            assert client.client_id is not None
-            self._refresh[handle] = _Refresh(
-                RefreshToken(
+            held = _Refresh(
+                handle=RefreshToken(
                     token=handle,
                     client_id=client.client_id,
                     scopes=[self.scope],
-                    expires_at=int(self._clock()) + REFRESH_TTL,
+                    expires_at=int(now) + REFRESH_TTL,
                     subject=subject,
                 ),
-                upstream_refresh,
+                upstream=upstream_refresh,
             )
-        assert client.client_id is not None
-        self._client_of[_digest(access_token)] = client.client_id
-        while len(self._client_of) > MAX_ENTRIES:
-            self._client_of.popitem(last=False)
+            await self._put(
+                REFRESH, handle, held, expires=now + REFRESH_TTL, client_id=client.client_id, subject=subject
+            )
+        if not client.client_id.startswith("https://"):  # a registered client in use: keep it
+            await self._put(
+                CLIENT, client.client_id, client, expires=now + CLIENT_TTL, client_id=client.client_id
+            )
+        # which client holds this access token, while it lives (a Conditional Access refusal of it
+        # is remembered for that client's next sign-in)
+        await self._put(
+            ISSUED_TO,
+            access_token,
+            client.client_id.encode(),
+            expires=now + expires_in,
+            client_id=client.client_id,
+        )
         return OAuthToken(
             access_token=access_token,
             token_type="Bearer",
@@ -331,6 +452,42 @@ class EntraProxy:
             scope=self.scope,
             refresh_token=handle,
         )
+
+    async def _get(self, kind: str, key: str) -> bytes | None:
+        return await self._held(self.store.broker_get(kind, key, self._clock()))
+
+    async def _take(self, kind: str, key: str) -> bytes | None:
+        return await self._held(self.store.broker_take(kind, key, self._clock()))
+
+    async def _put(
+        self,
+        kind: str,
+        key: str,
+        value: BaseModel | bytes,
+        *,
+        expires: float | None,
+        client_id: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        data = value if isinstance(value, bytes) else value.model_dump_json().encode()
+        await self._held(
+            self.store.broker_put(kind, key, data, expires=expires, client_id=client_id, subject=subject)
+        )
+
+    async def _held(self, step: Awaitable[T]) -> T:
+        """Run one store operation; a store that does not answer becomes :class:`BrokerUnavailable`."""
+        try:
+            return await step
+        except _store_failures() as exc:
+            log.warning("the shared store did not answer the OAuth broker (%s)", type(exc).__name__)
+            raise BrokerUnavailable from None
+
+    async def _purge(self) -> None:
+        """Expired sign-ins, codes and handles go, at most once a minute per replica."""
+        now = self._clock()
+        if now - self._purged >= PURGE_EVERY:
+            self._purged = now
+            await self._held(self.store.broker_purge(now))
 
     def _msal(self) -> Any:
         with self._lock:
@@ -396,17 +553,6 @@ class EntraProxy:
             return True
         return ssl.create_default_context(cafile=str(Path(self.settings.team_ca_bundle).expanduser()))
 
-    def _expire(self) -> None:
-        now = self._clock()
-        for state, pending in list(self._pending.items()):
-            if now - pending.created > PENDING_TTL:
-                self._pending.pop(state, None)
-        for code, issued in list(self._codes.items()):
-            if issued.code.expires_at < now:
-                self._codes.pop(code, None)
-        if len(self._pending) > MAX_ENTRIES:
-            raise AuthorizeError("temporarily_unavailable", "Too many sign-ins in progress; try again later.")
-
     async def _metadata_document_client(self, url: str) -> OAuthClientInformationFull | None:
         """A client ID metadata document: the client_id is an https URL serving the client's metadata."""
         import json
@@ -440,8 +586,8 @@ class EntraProxy:
             return None
         if info.client_id != url or not all(_acceptable_redirect(str(u)) for u in info.redirect_uris or []):
             return None
-        if len(self._clients) < MAX_ENTRIES:
-            self._clients[url] = info
+        if await self._held(self.store.broker_count(CLIENT, self._clock())) < MAX_ENTRIES:
+            await self._put(CLIENT, url, info, expires=self._clock() + DOCUMENT_TTL, client_id=url)
         return info
 
 
@@ -481,8 +627,50 @@ def advertise_metadata_documents(app: Any) -> Any:
     return wrapped
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def revocation_knows_clients(app: Any) -> Any:
+    """ASGI wrapper: on ``/revoke``, :meth:`EntraProxy.load_access_token` answers with the client the
+    access token was issued to (RFC 7009: revoking it ends that client's refresh handles for the
+    person). Everywhere else the token is checked as is, without a store lookup per request."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/revoke":
+            await app(scope, receive, send)
+            return
+        mark = _REVOKING.set(True)
+        try:
+            await app(scope, receive, send)
+        finally:
+            _REVOKING.reset(mark)
+
+    return wrapped
+
+
+def broker_unavailable(request: Any, exc: Exception) -> Any:
+    """The Starlette exception handler for :class:`BrokerUnavailable` on the OAuth endpoints: the
+    OAuth error ``temporarily_unavailable`` (503, try again shortly) instead of a 500."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(
+        {
+            "error": "temporarily_unavailable",
+            "error_description": "The sign-in service is briefly unavailable; try again in a few seconds.",
+        },
+        503,
+        headers={"Retry-After": "5", "Cache-Control": "no-store"},
+    )
+
+
+def _store_failures() -> tuple[type[BaseException], ...]:
+    """What a store that does not answer raises: the network, SQLite, asyncpg, or our own
+    "cannot reach" error."""
+    import sqlite3
+
+    failures: list[type[BaseException]] = [OSError, sqlite3.Error, PcrefError]
+    try:
+        import asyncpg
+    except ImportError:
+        return tuple(failures)
+    return (*failures, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def _acceptable_redirect(uri: str) -> bool:

@@ -75,15 +75,19 @@ class Dance:
         }
         return self.http.get(f"{self.team.url}/authorize", params=params)
 
-    def sign_in(self, at_idp: str, login: str) -> dict[str, str]:
-        """The browser at the stand-in picks ``login``; back through /oauth/callback to the client."""
+    def sign_in(self, at_idp: str, login: str, *, via: ServedTeam | None = None) -> dict[str, str]:
+        """The browser at the stand-in picks ``login``; back through /oauth/callback to the client
+        (``via``: on that replica, whatever the public URL names)."""
         page = self.http.get(f"{at_idp}&login={login}")  # form_post: an auto-submitting form
         assert page.status_code == 200, page.text
         form = re.search(r'<form method="post" action="([^"]+)">(.*?)</form>', page.text, re.S)
         assert form, page.text
         fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(2)))
         assert "code" in fields and urlparse(at_idp).query  # the code is in the body, not the URL
-        back = self.http.post(html.unescape(form.group(1)), data=fields)
+        action = html.unescape(form.group(1))
+        if via is not None:
+            action = via.url + urlparse(action).path
+        back = self.http.post(action, data=fields)
         assert back.status_code == 303, back.text
         location = back.headers["location"]
         assert location.startswith(REDIRECT)
@@ -293,5 +297,5 @@ async def test_metadata_documents_are_fetched_only_from_public_https_addresses(
     from pcref_mcp.team.proxy import EntraProxy
 
     base = "http://127.0.0.1:8765" if local else "https://pcref.contoso.example"
-    proxy = EntraProxy(settings, verifier=None, base_url=base, scope="api://x/access_as_user")  # type: ignore[arg-type]
+    proxy = EntraProxy(settings, verifier=None, store=None, base_url=base, scope="api://x/access_as_user")  # type: ignore[arg-type]
     assert await proxy._may_fetch(url) is allowed
