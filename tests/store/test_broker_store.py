@@ -148,6 +148,9 @@ async def test_a_postgres_take_retried_after_a_lost_answer_still_wins(postgres_u
                 raise ConnectionResetError("connection lost")  # ...but the answer never arrives
             return value
 
+        def terminate(self) -> None:  # the store drops a connection it lost
+            self.conn.terminate()
+
     class Pool:
         @asynccontextmanager
         async def acquire(self) -> Any:
