@@ -113,6 +113,12 @@ class Store(abc.ABC):
         """Settle an in-doubt entry once it has been checked against the service; False if it was
         not in doubt any more (someone else settled it)."""
 
+    async def clock(self) -> float:
+        """Now (epoch seconds) by the store's clock. Lease times are read and written by this one
+        clock, so a replica whose host clock is off cannot expire a live sibling's lease early.
+        SQLite is shared by one host only: its clock is this host's."""
+        return time.time()
+
     # -- process leases (whose pending writes are still being sent) ---------------------------------
 
     @abc.abstractmethod

@@ -202,6 +202,11 @@ class PostgresStore(Store):
 
     # -- process leases -----------------------------------------------------------------------------
 
+    async def clock(self) -> float:
+        return float(
+            await self._run(lambda c: c.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8"))
+        )
+
     async def lease_renew(self, owner: str, now: float) -> None:
         await self._run(
             lambda c: c.execute(

@@ -243,7 +243,7 @@ class Journal:
 
     async def renew_lease(self) -> None:
         """Tell every replica this process is alive (its pending writes are still being sent)."""
-        await self.store.lease_renew(self._owner, time.time())
+        await self.store.lease_renew(self._owner, await self.store.clock())
         self._renewed_at = time.monotonic()
 
     async def keep_lease(self) -> None:
@@ -324,7 +324,7 @@ class Journal:
         pending = await self.store.journal_pending()
         elsewhere = {str(r["owner"]) for r in pending if not _same_host(str(r["owner"]))}
         leases = await self.store.leases(sorted(elsewhere)) if elsewhere else {}
-        expired = time.time() - self.lease_seconds
+        expired = await self.store.clock() - self.lease_seconds  # the clock every lease was stamped by
         gone = [
             int(row["id"])
             for row in pending

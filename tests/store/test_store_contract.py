@@ -434,3 +434,26 @@ async def _set_started(store: Any, entry: int, started: str) -> None:
             store._db.execute("UPDATE writes SET started_at=? WHERE id=?", (started, entry))
     else:
         await store._run(lambda c: c.execute("UPDATE writes SET started_at=$1 WHERE id=$2", started, entry))
+
+
+async def test_a_replica_whose_clock_is_behind_keeps_its_lease(new_store: Any, monkeypatch: Any) -> None:
+    """Leases are stamped and compared by the store's clock: a replica on a host five minutes behind
+    does not look dead to its siblings while it is still sending."""
+    import time
+    from types import SimpleNamespace
+
+    from pcref_mcp.writes import journal as journal_module
+
+    store = new_store()
+    skewed = Journal(store)
+    monkeypatch.setattr(skewed, "_owner", _elsewhere("skew0000skew0000"))  # a replica on another host
+    monkeypatch.setattr(
+        journal_module, "time", SimpleNamespace(time=lambda: time.time() - 300, monotonic=time.monotonic)
+    )
+    entry = await skewed.record_intent(**_intent())  # renews its lease first, then writes
+    monkeypatch.undo()
+    looker = Journal(new_store())
+    found = await looker.get(entry, any_actor=True)
+    assert found is not None and found.status == "pending"
+    await looker.store.close()
+    await store.close()
