@@ -611,4 +611,7 @@ def serve_in_thread(
         yield f"{'https' if certfile is not None else 'http'}://{bound_host}:{bound_port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=2)
+        if thread.is_alive():  # idle keep-alive connections (TLS ones close slowly): no need to wait
+            server.force_exit = True
+            thread.join(timeout=10)

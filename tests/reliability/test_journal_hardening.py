@@ -19,6 +19,7 @@ from pcref_mcp.errors import InvalidInput
 from pcref_mcp.store.migrations import SQLITE
 from pcref_mcp.writes import journal as journal_module
 from pcref_mcp.writes.journal import Journal
+from tests.store.rows import intent
 
 _V1_SCHEMA = SQLITE[0][1].replace("\n        ", "\n")
 
@@ -29,17 +30,15 @@ BOB = identity.Principal(id="oid-bob", name="bob@partner.example")
 
 
 async def _intent(journal: Journal, **kw: Any) -> int:
-    args: dict[str, Any] = dict(
-        tool="update_field",
-        kind="update",
-        referral_id="r-1",
-        correlation_id="cid",
-        operations=[{"op": "replace", "path": "/details/dealValue", "value": 1}],
-        before_image={"/details/dealValue": 0},
-        etag_before='"e1"',
+    return await journal.record_intent(
+        **intent(
+            **{
+                "operations": [{"op": "replace", "path": "/details/dealValue", "value": 1}],
+                "before_image": {"/details/dealValue": 0},
+                **kw,
+            }
+        )
     )
-    args.update(kw)
-    return await journal.record_intent(**args)
 
 
 def _set_owner(path: Path, entry_id: int, owner: str) -> None:

@@ -19,25 +19,12 @@ from pcref_mcp.store import open_store, sqlite_url
 from pcref_mcp.store.migrations import POSTGRES, SQLITE, latest
 from pcref_mcp.store.sealing import Sealer
 from pcref_mcp.writes.journal import Journal
+from tests.store.rows import intent as _intent
 
 pytestmark = pytest.mark.anyio
 
 ADA = identity.Principal(id="oid-ada", name="ada@partner.example")
 BOB = identity.Principal(id="oid-bob", name="bob@partner.example")
-
-
-def _intent(**kw: Any) -> dict[str, Any]:
-    args: dict[str, Any] = dict(
-        tool="update_field",
-        kind="update",
-        referral_id="r-1",
-        correlation_id="cid",
-        operations=[{"op": "replace", "path": "/details/dealValue", "value": 2}],
-        before_image={"/details/dealValue": 1},
-        etag_before='"e1"',
-    )
-    args.update(kw)
-    return args
 
 
 async def test_migrations_run_once_and_reopening_keeps_the_data(new_store: Any) -> None:

@@ -12,20 +12,9 @@ import pytest
 from pcref_mcp.errors import StoreUnavailable
 from pcref_mcp.store.sqlite import SqliteStore
 from pcref_mcp.writes.journal import Journal
+from tests.store.rows import intent as _intent
 
 pytestmark = pytest.mark.anyio
-
-
-def _intent() -> dict[str, Any]:
-    return dict(
-        tool="update_field",
-        kind="update",
-        referral_id="r-1",
-        correlation_id="cid",
-        operations=[{"op": "replace", "path": "/details/dealValue", "value": 2}],
-        before_image={"/details/dealValue": 1},
-        etag_before='"e1"',
-    )
 
 
 async def test_a_connection_a_restart_left_broken_is_dropped_and_the_operation_retried(
