@@ -130,6 +130,37 @@ def parse_or_raise(model: type[M], data: Any) -> M:
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Dates people write that can be read one way only: a month by name in either order ("March 31,
+# 2027", "31 Mar 2027"), or day and month as numbers where one of them cannot be a month ("31/12/2027").
+_MONTHS: dict[str, int] = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
+_MONTH = r"(?P<month>[a-z]+)\.?"
+_YEAR = r"(?P<year>\d{4})"
+_DATE_IN_WORDS = (
+    re.compile(rf"{_MONTH}\s+{_DAY},?\s+{_YEAR}", re.IGNORECASE),
+    re.compile(rf"{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}(?:,?\s+|-){_YEAR}", re.IGNORECASE),
+)
+_DATE_IN_NUMBERS = re.compile(r"(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<year>\d{4})")
 _AMOUNT = re.compile(r"(?P<num>\d+(\.\d+)?|\d{1,3}(,\d{3})+(\.\d+)?)\s*(?P<unit>[kKmM]?)")
 _UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
 
@@ -144,6 +175,8 @@ def parse_when(value: Any) -> datetime:
         moment = value
     elif isinstance(value, date):
         return datetime.combine(value, time(), UTC)
+    elif isinstance(value, str) and (written := _written_date(value.strip())) is not None:
+        return datetime.combine(written, time(), UTC)
     elif isinstance(value, str) and _DATE_ONLY.fullmatch(value.strip()):
         try:
             return datetime.combine(date.fromisoformat(value.strip()), time(), UTC)
@@ -169,6 +202,39 @@ def parse_when(value: Any) -> datetime:
             )
         )
     return moment.astimezone(UTC)
+
+
+def _written_date(text: str) -> date | None:
+    """A date written in words or with its parts in a local order, where it can be read one way
+    only; None when ``text`` is not such a date at all. Refuses a date that two readers would read
+    differently (``03/04/2027``) or that is not in the calendar."""
+    for pattern in _DATE_IN_WORDS:
+        found = pattern.fullmatch(text)
+        if found and found["month"].lower() in _MONTHS:
+            year, month, day = int(found["year"]), _MONTHS[found["month"].lower()], int(found["day"])
+            break
+    else:
+        found = _DATE_IN_NUMBERS.fullmatch(text)
+        if not found:
+            return None
+        a, b, year = int(found["a"]), int(found["b"]), int(found["year"])
+        if a <= 12 and b <= 12 and a != b:
+            readings = f"{_spelled(year, a, b)} or {_spelled(year, b, a)}"
+            raise FieldProblem(
+                lambda f, r=readings: f"{f} {text!r} can be read two ways ({r}); use YYYY-MM-DD."  # type: ignore[misc]
+            )
+        month, day = (a, b) if a <= 12 else (b, a)
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise FieldProblem(lambda f: f"{f} {text!r} is not a calendar date; use YYYY-MM-DD.") from None
+
+
+def _spelled(year: int, month: int, day: int) -> str:
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError:
+        return f"{year}-{month:02d}-{day:02d}"
 
 
 def wire_datetime(moment: datetime) -> str:

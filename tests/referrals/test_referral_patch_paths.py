@@ -126,9 +126,8 @@ def test_values_are_checked_and_normalized() -> None:
             "as 'EUR'.",
         ),
         (
-            ("closing date", "27/11/2026"),
-            "closing date '27/11/2026' is not a date; use YYYY-MM-DD or a UTC "
-            "date-time such as '2026-11-27T10:00:00Z'.",
+            ("closing date", "03/11/2026"),
+            "closing date '03/11/2026' can be read two ways (2026-03-11 or 2026-11-03); use YYYY-MM-DD.",
         ),
         (
             ("status", "Finished"),

@@ -17,6 +17,7 @@ from pcref_mcp.referrals.write_models import (
     ReferralCreate,
     microsoft_referral_body,
     parse_or_raise,
+    parse_when,
     partner_referral_body,
     with_engagement_id,
 )
@@ -430,3 +431,33 @@ def test_unwrap_undoes_our_quoting_only() -> None:
     assert unwrap(str(quote("Contoso"))) == "Contoso"
     for text in ("Contoso", "«a» and «b»", "«»", "«open", "a «b»"):
         assert unwrap(text) is None
+
+
+@pytest.mark.parametrize(
+    ("written", "day"),
+    [
+        ("March 31, 2027", "2027-03-31"),
+        ("31 March 2027", "2027-03-31"),
+        ("31st of Mar, 2027", "2027-03-31"),
+        ("31-Mar-2027", "2027-03-31"),
+        ("Sept 3rd, 2027", "2027-09-03"),
+        ("31/12/2027", "2027-12-31"),
+        ("12/31/2027", "2027-12-31"),
+        ("05.05.2027", "2027-05-05"),
+    ],
+)
+def test_a_date_written_so_it_reads_one_way_only_is_that_date(written: str, day: str) -> None:
+    assert parse_when(written).date().isoformat() == day
+
+
+@pytest.mark.parametrize(
+    ("written", "says"),
+    [
+        ("03/04/2027", "can be read two ways (2027-03-04 or 2027-04-03)"),
+        ("31/02/2027", "is not a calendar date"),
+        ("Smarch 3, 2027", "is not a date"),
+        ("3/4/27", "is not a date"),
+    ],
+)
+def test_a_date_two_readers_would_read_differently_is_refused(written: str, says: str) -> None:
+    assert f"closing_date {written!r} {says}" in message(NewReferral, {**CO_SELL, "closing_date": written})
