@@ -215,6 +215,16 @@ _STATUS_OF: dict[ReferralSubstatus, ReferralStatus] = {
 }
 
 
+def _unique(items: list[Any]) -> list[Any]:
+    """``items`` without repeats, in order; by equality, so a stray ``{}`` among them is kept for the
+    model's validation to refuse (not a crash on hashing)."""
+    kept: list[Any] = []
+    for item in items:
+        if item not in kept:
+            kept.append(item)
+    return kept
+
+
 def read_states(status: Any, substatus: Any) -> tuple[Any, Any, list[str]]:
     """(statuses, substatuses, notes) for status values that may carry a substatus.
 
@@ -254,14 +264,14 @@ def read_states(status: Any, substatus: Any) -> tuple[Any, Any, list[str]]:
             paired.append(sub)
             notes.append(f"status {item!r} as status {state.value} + substatus {sub.value}")
     if not paired:
-        return list(dict.fromkeys(statuses)), substatus, notes
+        return _unique(statuses), substatus, notes
     subs: list[Any] = list(paired)
     for state in plain:
         subs += [s for s in SUBSTATUSES.get(state, ()) if s not in subs]
     given = _many(substatus)
     if isinstance(given, list):
         subs += [s for s in given if s not in subs]
-    return list(dict.fromkeys(statuses)), [s.value if hasattr(s, "value") else s for s in subs], notes
+    return _unique(statuses), [s.value if hasattr(s, "value") else s for s in subs], notes
 
 
 # --- conditions -------------------------------------------------------------------------------------
