@@ -435,7 +435,13 @@ SEARCH: list[Case] = [
         id="filter-beside-a-broken-filters",
     ),
     no("search_referrals", {"include_closed": True}, "include_closed", "Allowed", id="unknown-top-level-key"),
-    no("search_referrals", {"filters": {"status": [{}, {}]}}, "is not allowed", "'Active'", id="status-objects"),
+    no(
+        "search_referrals",
+        {"filters": {"status": [{}, {}]}},
+        "is not allowed",
+        "'Active'",
+        id="status-objects",
+    ),
     no(
         "search_referrals",
         {"filters": {"created_from": "last week"}},
