@@ -113,7 +113,7 @@ class Stack:
         """Every request nginx passed on so far, in order, with the replica (index) that answered it."""
         log = self.root / "nginx" / "access.log"
         index = {f"127.0.0.1:{p}": i for i, p in enumerate(self.replica_ports)}
-        served = []
+        served: list[Served] = []
         for line in log.read_text().splitlines() if log.exists() else []:
             _, method, status, upstream, path = line.split("|", 4)  # nginx.conf.template's log_format
             # "a, b" when nginx passed the request on; the upstream's name when no replica was tried
