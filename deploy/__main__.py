@@ -1,5 +1,5 @@
-"""``python -m deploy up [--team [--people 50]] [--replicas 3] [--port 8800] [--dir DIR]``: the team
-stack on loopback."""
+"""``python -m deploy up [--team [--proxy] [--people 50]] [--replicas 3] [--port 8800] [--dir DIR]``:
+the team stack on loopback."""
 
 from __future__ import annotations
 
@@ -27,11 +27,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="team mode: each person signs in (a stand-in identity provider), Partner Center on their behalf",
     )
+    up.add_argument(
+        "--proxy",
+        action="store_true",
+        help="with --team: proxy mode, the replicas are the OAuth authorization server clients sign in with",
+    )
     up.add_argument("--people", type=int, default=50, help="the stand-in's people (with --team)")
     args = parser.parse_args(argv)
+    if args.proxy and not args.team:
+        parser.error("--proxy needs --team")
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="pcref-stack-"))
-    stack = Stack(root, replicas=args.replicas, port=args.port, team=args.team, people=args.people)
+    stack = Stack(
+        root, replicas=args.replicas, port=args.port, team=args.team, people=args.people, proxy=args.proxy
+    )
     stack.start()
     if stack.identity is not None:
         tokens = root / "tokens.json"

@@ -4,7 +4,10 @@ One shared sandbox (``pcref-mcp sandbox``: the Partner Center stand-in every rep
 store (PostgreSQL in a cluster of its own, or a SQLite file for the one-replica baseline), N
 stateless replicas and nginx in front of them. With ``team=True`` (what a team deploys) the replicas
 are ``pcref-mcp team`` resource servers and one stand-in identity provider signs in ``people``
-people (:mod:`deploy.team`); without, they are ``pcref-mcp serve --http`` with one static bearer.
+people (:mod:`deploy.team`); with ``proxy=True`` as well they are the OAuth authorization server too
+(proxy mode, at nginx's URL: clients register and sign in through nginx, any replica serving any
+step); without ``team``, they are ``pcref-mcp serve --http`` with one static bearer. nginx logs which
+replica served each request (:meth:`Stack.served`).
 Every process is ours (started here, stopped by its pid); every port is on 127.0.0.1.
 """
 
@@ -26,7 +29,7 @@ import httpx
 from deploy.postgres import Postgres, free_port
 from deploy.team import TeamIdentity
 
-__all__ = ["Stack", "nginx_binary"]
+__all__ = ["Served", "Stack", "nginx_binary"]
 
 HERE = Path(__file__).resolve().parent
 # The single-user HTTP mode's bearer for this stack (a fresh one per process; printed by `deploy up`).
@@ -40,6 +43,18 @@ def nginx_binary() -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class Served:
+    """One request as nginx's access log has it: which replica answered (None: none did), and every
+    replica it was sent to (more than one when a replica refused the connection)."""
+
+    method: str
+    path: str
+    status: int
+    replica: int | None
+    tried: tuple[int, ...]
+
+
 @dataclass
 class Stack:
     root: Path
@@ -51,6 +66,7 @@ class Stack:
     rate_limit_window: float = 60.0
     team: bool = False  # replicas in team mode: each person signs in, Partner Center on their behalf
     people: int = 50  # the people the team's identity provider knows (team mode)
+    proxy: bool = False  # team mode's proxy mode: the replicas are the OAuth authorization server too
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -66,7 +82,9 @@ class Stack:
         self._sandbox: subprocess.Popen[bytes] | None = None
         self._replicas: dict[int, subprocess.Popen[bytes]] = {}
         self._nginx: subprocess.Popen[bytes] | None = None
-        self.identity = TeamIdentity(self.root, self.people) if self.team else None
+        if self.proxy and not self.team:
+            raise ValueError("proxy mode is a team mode: Stack(team=True, proxy=True)")
+        self.identity = TeamIdentity(self.root, self.people, proxy=self.proxy) if self.team else None
 
     # -- addresses ------------------------------------------------------------------------------------
 
@@ -90,6 +108,18 @@ class Stack:
     def principal(self, person: int) -> str:
         """The principal id the journal records for person ``person`` (team mode: their oid)."""
         return self.identity.people[person].oid if self.identity is not None else "local"
+
+    def served(self) -> list[Served]:
+        """Every request nginx passed on so far, in order, with the replica (index) that answered it."""
+        log = self.root / "nginx" / "access.log"
+        index = {f"127.0.0.1:{p}": i for i, p in enumerate(self.replica_ports)}
+        served: list[Served] = []
+        for line in log.read_text().splitlines() if log.exists() else []:
+            _, method, status, upstream, path = line.split("|", 4)  # nginx.conf.template's log_format
+            # "a, b" when nginx passed the request on; the upstream's name when no replica was tried
+            tried = [index[a] for a in upstream.replace(",", " ").split() if a in index]
+            served.append(Served(method, path, int(status), tried[-1] if tried else None, tuple(tried)))
+        return served
 
     # -- life -----------------------------------------------------------------------------------------
 

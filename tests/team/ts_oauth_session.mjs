@@ -4,6 +4,9 @@
 //   {"cmd":"login","user":"ada"}   sign in as a stand-in test user (the "browser" picks the user);
 //                                  "client_metadata_url" makes the client use that CIMD URL as its id
 //   {"cmd":"call","user":"ada","tool":"search_referrals","args":{...}}
+//                                  (the answer names the access token it went out with: "token_id")
+//   {"cmd":"expire","user":"ada"}  the access token stops working, as when it expires: the next call
+//                                  gets 401 and the SDK refreshes with its refresh token, then retries
 //   {"cmd":"quit"}
 // Env: PCREF_TS_SDK = the @modelcontextprotocol/sdk package dir; NODE_EXTRA_CA_CERTS = the
 // stand-in's certificate (its sign-in page is https).
@@ -105,7 +108,8 @@ async function login(user, metadataUrl) {
 async function call(user, tool, args) {
   const session = sessions.get(user);
   try {
-    return { ok: true, result: await session.client.callTool({ name: tool, arguments: args }) };
+    const result = await session.client.callTool({ name: tool, arguments: args });
+    return { ok: true, result, token_id: claims(session.provider.saved.access_token).uti };
   } catch (e) {
     if (!(e instanceof UnauthorizedError) || !session.provider.authUrl) throw e;
   }
@@ -121,6 +125,16 @@ async function call(user, tool, args) {
   return { ok: true, result, signed_in_again: true, amr: claims(session.provider.saved.access_token).amr };
 }
 
+// The server stops accepting the access token (its signature no longer verifies, as an expired one's
+// lifetime no longer does); the refresh token is kept, so the SDK's 401 handling refreshes.
+function expire(user) {
+  const { provider } = sessions.get(user);
+  const old = provider.saved;
+  const [head, body, signature] = old.access_token.split('.');
+  provider.saved = { ...old, access_token: `${head}.${body}.${signature.slice(0, -8)}AAAAAAAA` };
+  return { ok: true, token_id: claims(old.access_token).uti, has_refresh: Boolean(old.refresh_token) };
+}
+
 const rl = readline.createInterface({ input: process.stdin });
 for await (const line of rl) {
   if (!line.trim()) continue;
@@ -129,6 +143,7 @@ for await (const line of rl) {
   try {
     if (cmd.cmd === 'login') answer = await login(cmd.user, cmd.client_metadata_url);
     else if (cmd.cmd === 'call') answer = await call(cmd.user, cmd.tool, cmd.args ?? {});
+    else if (cmd.cmd === 'expire') answer = expire(cmd.user);
     else if (cmd.cmd === 'quit') break;
     else answer = { ok: false, error: `unknown command ${cmd.cmd}` };
   } catch (e) {
