@@ -4,6 +4,7 @@ refresh token, never mixed with another person's; the assertion must be the call
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,33 @@ async def test_replicas_share_each_persons_token_cache_sealed_in_the_store(
         assert await stores[0].token_get(USERS["bob"].oid) is None  # nobody else's
     for store in stores:
         await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_fresh_token_is_served_in_process_without_the_store_or_msal(tmp_path: Path) -> None:
+    """A busy person's calls reuse the Partner Center token until 5 minutes before it expires: no
+    store read, no msal call; nearer expiry the store and msal are asked again (and refresh it)."""
+    from pcref_mcp.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "store.sqlite3", secret=b"k" * 32)
+    reads = 0
+    real_get = store.token_get
+
+    async def counted(person_id: str) -> bytes | None:
+        nonlocal reads
+        reads += 1
+        return await real_get(person_id)
+
+    store.token_get = counted  # type: ignore[method-assign]
+    with RunningIdp(StandInIdp(token_lifetime=3600), tmp_path / "idp") as own:
+        obo = OnBehalfOf(stand_in_settings(base_settings(tmp_path), own.url, own.cert))
+        obo.store = store
+        incoming = own.idp.access_token(USERS["ada"], lifetime=3600)
+        tokens = {await token_for(obo, USERS["ada"], incoming) for _ in range(5)}
+        assert len(tokens) == 1 and reads == 1 and own.idp.grants == {OBO: 1}
+        tokens_of = obo.for_person(person(USERS["ada"]))
+        token, _ = tokens_of._fresh or ("", 0.0)
+        tokens_of._fresh = (token, time.time() + 200)  # within the margin: ask again
+        await token_for(obo, USERS["ada"], incoming)
+        assert reads == 2
+    await store.close()
