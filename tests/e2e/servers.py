@@ -24,7 +24,39 @@ BIN = Path(sys.executable).parent  # the venv's bin dir: where `pcref-mcp` is in
 PCREF = BIN / "pcref-mcp"
 SANDBOX_SIZE = 20
 
-__all__ = ["PCREF", "ROOT", "Running", "free_port", "http_server", "process_env", "server_env", "stop"]
+__all__ = [
+    "PCREF",
+    "REQUIRED",
+    "ROOT",
+    "Running",
+    "free_port",
+    "http_server",
+    "need_stack_tools",
+    "process_env",
+    "server_env",
+    "stop",
+]
+
+
+# Under CI or `make e2e` a missing third-party tool is a failure; run by hand, a skip.
+REQUIRED = bool(os.environ.get("CI") or os.environ.get("PCREF_E2E_REQUIRED"))
+
+
+def need_stack_tools() -> None:
+    """nginx and PostgreSQL, which the deployed stack runs (the project's set-up installs them)."""
+    import pytest
+
+    from deploy.postgres import find_binary
+    from deploy.stack import nginx_binary
+
+    missing = [
+        n for n, found in (("nginx", nginx_binary()), ("PostgreSQL", find_binary("initdb"))) if not found
+    ]
+    if missing:
+        message = f"{' and '.join(missing)} not installed (make e2e installs them as root)"
+        if REQUIRED:
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def server_env(tmp: Path, **extra: str) -> dict[str, str]:

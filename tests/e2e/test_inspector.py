@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.servers import ROOT, Running, http_server, server_env
+from tests.e2e.servers import REQUIRED, ROOT, Running, http_server, server_env
 
 
 def _given_inspector() -> Path:
@@ -29,14 +29,13 @@ def _given_inspector() -> Path:
     return Path(given) if given else ROOT / ".tools" / "node_modules" / ".bin" / "mcp-inspector"
 
 
-_REQUIRED = bool(os.environ.get("CI") or os.environ.get("PCREF_E2E_REQUIRED"))
 _MISSING = f"MCP Inspector CLI not found at {_given_inspector()}; `make e2e` installs it (npm, Node 20+)"
 
 # Locally the check is skipped when the Inspector is not installed; under CI (or `make e2e`) it must
 # run, so there a missing Inspector fails in _inspector_path() instead.
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not _REQUIRED and not _given_inspector().exists(), reason=_MISSING),
+    pytest.mark.skipif(not REQUIRED and not _given_inspector().exists(), reason=_MISSING),
 ]
 
 WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change", "batch_update"}

@@ -24,15 +24,15 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.postgres import find_binary
-from deploy.stack import Served, Stack, nginx_binary
+from deploy.stack import Served, Stack
 from pcref_mcp.team.standin_idp import API_CLIENT_ID
-from tests.e2e.test_team_oauth import _REQUIRED, ACTIVE, SDK, TsSession, not_applied, structured
+from tests.e2e.servers import REQUIRED, need_stack_tools
+from tests.e2e.test_team_oauth import ACTIVE, SDK, TsSession, not_applied, structured
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
-        not _REQUIRED and not (SDK / "package.json").exists(),
+        not REQUIRED and not (SDK / "package.json").exists(),
         reason=f"TypeScript MCP SDK not found at {SDK}; `make e2e` installs it",
     ),
 ]
@@ -53,14 +53,7 @@ class SignedIn:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    missing = [
-        n for n, found in (("nginx", nginx_binary()), ("PostgreSQL", find_binary("initdb"))) if not found
-    ]
-    if missing:
-        message = f"{' and '.join(missing)} not installed (make e2e installs them as root)"
-        if _REQUIRED:
-            pytest.fail(message)
-        pytest.skip(message)
+    need_stack_tools()
     root = tmp_path_factory.mktemp("proxy-stack")
     with Stack(root, replicas=3, sandbox_size=60, team=True, proxy=True, people=len(PEOPLE)) as running:
         yield running

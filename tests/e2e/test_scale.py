@@ -19,7 +19,6 @@ installs them as root). Bounded: a few hundred calls, about two minutes on two c
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import tempfile
@@ -35,31 +34,19 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from deploy.postgres import find_binary
-from deploy.stack import Stack, nginx_binary
+from deploy.stack import Stack
 from deploy.workload import Unanswered, Workload
+from tests.e2e.servers import need_stack_tools
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-_REQUIRED = bool(os.environ.get("CI") or os.environ.get("PCREF_E2E_REQUIRED"))
 PEOPLE = 50  # the fault run's people; the identity provider knows a few more, never called before it
 OBO_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
-def _need_tools() -> None:
-    missing = [
-        n for n, found in (("nginx", nginx_binary()), ("PostgreSQL", find_binary("initdb"))) if not found
-    ]
-    if missing:
-        message = f"{' and '.join(missing)} not installed (make e2e installs them as root)"
-        if _REQUIRED:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    _need_tools()
+    need_stack_tools()
     root = Path(tempfile.mkdtemp(prefix="pcref-e2e-stack-"))
     with Stack(
         root, replicas=3, sandbox_size=300, rate_limit_calls=1_000_000, team=True, people=PEOPLE + 4
@@ -377,7 +364,7 @@ def _service_values(db: Path) -> dict[str, Any]:
 
 def test_the_scale_benchmark_runs_and_renders(tmp_path: Path) -> None:
     """bench/scale.py at toy sizes: both deployments measured, every figure present (nothing compared)."""
-    _need_tools()
+    need_stack_tools()
     from bench import scale
 
     results = scale.run(people=4, calls=24, store_ops=5, sandbox_size=60)

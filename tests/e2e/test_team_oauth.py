@@ -22,18 +22,17 @@ from typing import Any
 import pytest
 
 from pcref_mcp.team.standin_idp import API_CLIENT_ID, USERS, serve_in_thread
-from tests.e2e.servers import PCREF, ROOT, Running, free_port, http_server, process_env, stop
+from tests.e2e.servers import PCREF, REQUIRED, ROOT, Running, free_port, http_server, process_env, stop
 
 # `make e2e` installs @modelcontextprotocol/sdk (pinned, shared with the elicitation e2e) into .tools/
 TOOLS = Path(os.environ.get("PCREF_TOOLS_DIR") or ROOT / ".tools")
 SDK = TOOLS / "node_modules" / "@modelcontextprotocol" / "sdk"
 SCRIPT = Path(__file__).resolve().parents[1] / "team" / "ts_oauth_session.mjs"
-_REQUIRED = bool(os.environ.get("CI") or os.environ.get("PCREF_E2E_REQUIRED"))
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
-        not _REQUIRED and not (SDK / "package.json").exists(),
+        not REQUIRED and not (SDK / "package.json").exists(),
         reason=f"TypeScript MCP SDK not found at {SDK}; `make e2e` installs it",
     ),
 ]

@@ -21,11 +21,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.servers import ROOT, Running, http_server, process_env
+from tests.e2e.servers import REQUIRED, ROOT, Running, http_server, process_env
 
 TOOLS = Path(os.environ.get("PCREF_TOOLS_DIR") or ROOT / ".tools")
 SCRIPT = Path(__file__).with_name("ts_client.mjs")
-_REQUIRED = bool(os.environ.get("CI") or os.environ.get("PCREF_E2E_REQUIRED"))
 _PACKAGES = ("@modelcontextprotocol/sdk", "@modelcontextprotocol/client")
 _MISSING = f"TypeScript MCP SDK not found under {TOOLS}; `make e2e` installs it (npm, Node 20+)"
 
@@ -34,7 +33,7 @@ def _installed() -> bool:
     return shutil.which("node") is not None and all((TOOLS / "node_modules" / p).is_dir() for p in _PACKAGES)
 
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not _REQUIRED and not _installed(), reason=_MISSING)]
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not REQUIRED and not _installed(), reason=_MISSING)]
 
 # (sdk, era): v1 speaks the 2025 era only; v2 both
 CLIENTS = [("v1", "legacy"), ("v2", "legacy"), ("v2", "modern")]
@@ -74,7 +73,7 @@ def _write(note: str, *, token: bool = False) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    if not _REQUIRED and not _installed():
+    if not REQUIRED and not _installed():
         pytest.skip(_MISSING)
     with http_server(tmp_path_factory.mktemp("ts-http")) as running:
         yield running
