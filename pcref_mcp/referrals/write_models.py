@@ -252,6 +252,13 @@ def parse_amount(value: Any) -> Any:
         raise FieldProblem(lambda f: f"{f} {value!r} is not an amount; use a number such as 120000.")
     if not isinstance(value, str):
         return value
+    if "$" in value:
+        raise FieldProblem(
+            lambda f: (
+                f"{f} {value!r}: '$' names several currencies (USD, CAD, AUD…); give the amount in digits "
+                "and the currency code, e.g. 250000 with currency 'USD'."
+            )
+        )
     match = _AMOUNT.fullmatch(value.strip())
     if match is None or re.fullmatch(r"\d{1,3}\.\d{3}", match["num"]):
         raise FieldProblem(

@@ -725,8 +725,20 @@ def _money(
 ) -> list[dict[str, Any]]:
     """A deal value with its currency in one string ("250,000 EUR", "€250k"), when no currency is given."""
     split = _split_money(item.get("value")) if path.pointer == "/details/dealValue" else None
-    if split is None or "/details/currency" in given:
+    if split is None:
         return []
+    if "/details/currency" in given:  # the mark may only repeat the currency given
+        if _same_currency(split[1], given["/details/currency"]):
+            reader.note(f"{at}.value {_brief(item['value'])} read as {split[0]} (in the currency given)")
+            item["value"] = split[0]
+        else:
+            reader.problems.append(
+                f"{at}.value {_brief(item['value'])} and the currency {_brief(given['/details/currency'])} "
+                "disagree; give the amount in digits and one currency."
+            )
+        return []
+    if split[1] == "$":
+        return []  # which dollar? refused by the value check, which says so
     item["value"], currency = split
     given["/details/currency"] = currency
     reader.note(f"{at}.value {_brief(split[0])} {currency} read as deal value and currency")
@@ -789,32 +801,69 @@ def _member_values(reader: _Reader, pointer: str, value: Any, where: str) -> Any
     return read(value, where)
 
 
-# Currency marks that name one currency only ("$" is USD, AUD, CAD, ...: refused as ambiguous).
-_SYMBOLS = {"€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
-_MONEY = re.compile(
-    r"\s*(?P<pre>[A-Za-z]{3}|[€£¥₹])?\s*(?P<amount>\d[\d,.]*\s*[kKmM]?)\s*(?P<post>[A-Za-z]{3}|[€£¥₹])?\s*"
-)
+# Currency marks that name one currency only. A bare "$" names many (DOLLARS): it is read only next to
+# a currency given in the same call that is written with "$"; otherwise the value check refuses it.
+_SYMBOLS = {
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "₹": "INR",
+    "US$": "USD",
+    "A$": "AUD",
+    "AU$": "AUD",
+    "C$": "CAD",
+    "CA$": "CAD",
+    "NZ$": "NZD",
+    "S$": "SGD",
+    "SG$": "SGD",
+    "HK$": "HKD",
+    "MX$": "MXN",
+    "NT$": "TWD",
+    "R$": "BRL",
+}
+DOLLARS = frozenset({"USD", "AUD", "CAD", "NZD", "SGD", "HKD", "MXN", "TWD", "BRL", "CLP", "COP", "ARS"})
+_MARK = r"[A-Za-z]{1,2}\$|\$|[A-Za-z]{3}|[€£¥₹]"
+_MONEY = re.compile(rf"\s*(?P<pre>{_MARK})?\s*(?P<amount>\d[\d,.]*\s*[kKmM]?)\s*(?P<post>{_MARK})?\s*")
 
 
 def _split_money(value: Any) -> tuple[str, str] | None:
-    """``"250,000 EUR"``, ``"€250k"``, ``"EUR 250000"`` -> (amount text, currency code); else None."""
+    """``"250,000 EUR"``, ``"€250k"``, ``"US$ 250000"`` -> (amount text, currency code); a bare
+    ``"$250k"`` -> (amount text, "$"); else None."""
     if not isinstance(value, str):
         return None
     match = _MONEY.fullmatch(value)
     if match is None or bool(match["pre"]) == bool(match["post"]):
         return None
     mark = match["pre"] or match["post"]
-    code = _SYMBOLS.get(mark, mark.upper())
-    if mark.upper() in {"K", "M"} or not code.isalpha():
+    code = "$" if mark == "$" else _SYMBOLS.get(mark.upper(), _SYMBOLS.get(mark, mark.upper()))
+    if mark.upper() in {"K", "M"} or not (code == "$" or code.isalpha()):
         return None
     return match["amount"].strip(), code
+
+
+def _same_currency(code: str, given: Any) -> bool:
+    """The mark on an amount agrees with the currency given beside it ("$" with any dollar)."""
+    have = given.strip().upper() if isinstance(given, str) else None
+    return have is not None and (have == code or (code == "$" and have in DOLLARS))
 
 
 def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
     """A deal value with its currency in one string ("250k EUR"): value and currency, when currency is unset."""
     key = next((k for k in data if _fold(k) in ("dealvalue", "value", "amount", "dealamount")), None)
     split = _split_money(data.get(key)) if key else None
-    if key is not None and split is not None and not any(_fold(k) == "currency" for k in data):
+    if key is None or split is None:
+        return data
+    given = next((data[k] for k in data if _fold(k) == "currency"), None)
+    if given is not None:  # the mark may only repeat the currency given
+        if _same_currency(split[1], given):
+            reader.note(f"{where}.{key} {_brief(data[key])} read as {split[0]} (in the currency given)")
+            data[key] = split[0]
+        else:
+            reader.problems.append(
+                f"{where}.{key} {_brief(data[key])} and the currency {_brief(given)} disagree; give the "
+                "amount in digits and one currency."
+            )
+    elif split[1] != "$":
         data[key], data["currency"] = split
         reader.note(f"{where}.{key} read as deal_value {split[0]} and currency {split[1]}")
     return data

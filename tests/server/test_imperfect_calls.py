@@ -937,9 +937,29 @@ UPDATE: list[Case] = [
     no(
         "update_field",
         upd({"field": "deal value", "value": "$250,000"}),
-        "deal value",
-        "digits",
+        "several currencies",
+        "currency 'USD'",
         id="amount-with-symbol",
+    ),
+    ok(
+        "update_field",
+        upd({"field": "deal value", "value": "$250,000"}, {"field": "currency", "value": "usd"}),
+        ops(("/details/dealValue", 250000), ("/details/currency", "USD"), only=True),
+        "in the currency given",
+        id="dollar-amount-beside-its-currency",
+    ),
+    ok(
+        "update_field",
+        upd({"field": "deal value", "value": "US$250k"}),
+        ops(("/details/dealValue", 250000), ("/details/currency", "USD"), only=True),
+        "currency",
+        id="amount-with-us-dollar-sign",
+    ),
+    no(
+        "update_field",
+        upd({"field": "deal value", "value": "$250,000"}, {"field": "currency", "value": "EUR"}),
+        "disagree",
+        id="dollar-amount-beside-euro",
     ),
     no("update_field", upd({"field": "deal value", "value": -5}), "at least 0", id="negative-amount"),
     ok(
@@ -959,8 +979,8 @@ UPDATE: list[Case] = [
     no(
         "update_field",
         upd({"field": "deal value", "value": "250k EUR"}, {"field": "currency", "value": "USD"}),
-        "deal value",
-        "120000",
+        "disagree",
+        "one currency",
         id="amount-currency-contradicts-currency",
     ),
     no("update_field", upd({"field": "deal value", "value": True}), "not an amount", id="boolean-amount"),
@@ -1203,6 +1223,17 @@ CREATE: list[Case] = [
         "customer_name",
         id="customer-object",
     ),
+    ok(
+        "create_referral",
+        new(value="$250,000", currency="CAD"),
+        both(
+            preview_field("deal value", lambda v: "250" in str(v)),
+            preview_field("currency", lambda v: v == "CAD"),
+        ),
+        "in the currency given",
+        id="create-dollar-amount-beside-its-currency",
+    ),
+    no("create_referral", new(value="$250,000"), "several currencies", id="create-dollar-amount"),
     ok(
         "create_referral",
         new(deal_kind="partner led"),
