@@ -37,6 +37,7 @@ __all__ = [
     "COUNTRY_ALIASES",
     "CURRENCIES",
     "CUSTOMER_SIZES",
+    "DOLLAR_CURRENCIES",
     "INDUSTRIES",
     "PARTNER_ROLES",
     "PLAYS_BY_AREA",
@@ -290,6 +291,12 @@ def _values(*items: str | tuple[str, str]) -> tuple[CatalogValue, ...]:
 
 def _from_enum(enum: Iterable[Any], labels: dict[str, str]) -> tuple[CatalogValue, ...]:
     return tuple(CatalogValue(str(member), labels.get(str(member))) for member in enum)
+
+
+# ISO 4217 codes people write with a bare "$": a "$" amount is read only where one of these is meant.
+DOLLAR_CURRENCIES = frozenset(
+    {"USD", "AUD", "CAD", "NZD", "SGD", "HKD", "MXN", "TWD", "BRL", "CLP", "COP", "ARS"}
+)
 
 
 # --- referral requirements ("Referral resources") -------------------------------------------------

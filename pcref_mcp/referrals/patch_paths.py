@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationError
 
 from pcref_mcp.errors import InvalidInput, LifecycleViolation
-from pcref_mcp.referrals import lifecycle
+from pcref_mcp.referrals import catalog, lifecycle
 from pcref_mcp.referrals.lifecycle import (
     REGISTRATION_EDITABLE,
     SERVICE_ONLY_SUBSTATUSES,
@@ -319,6 +319,37 @@ class Edit:
     field: str
     value: Any
     mode: Mode | None = None
+
+
+def read_dollars(edits: Sequence[Edit], current: Referral) -> tuple[list[Edit], list[str]]:
+    """A deal value written with a bare "$" ("$250,000") read in the referral's own currency where
+    that is a dollar (the person's plain meaning), with a note for the preview; elsewhere, or beside
+    a currency change, it is left for the value check to refuse ("$" names several currencies)."""
+    currency = str(pointer_get(current.to_wire(), "/details/currency") or "").upper()
+    pointers = [_pointer_or_none(edit.field) for edit in edits]
+    if currency not in catalog.DOLLAR_CURRENCIES or "/details/currency" in pointers:
+        return list(edits), []
+    read, notes = [], []
+    for edit, pointer in zip(edits, pointers, strict=True):
+        found = _BARE_DOLLARS.fullmatch(edit.value) if isinstance(edit.value, str) else None
+        if pointer == "/details/dealValue" and found:
+            notes.append(
+                f"deal value {edit.value!r} read as {found['amount']} {currency} (the referral's currency)."
+            )
+            edit = Edit(edit.field, found["amount"], edit.mode)
+        read.append(edit)
+    return read, notes
+
+
+# "$250,000", "250k $": one "$" before or after the amount, nothing else
+_BARE_DOLLARS = re.compile(r"\s*(?=[^$]*\$[^$]*$)\$?\s*(?P<amount>\d[\d,.]*\s*[kKmM]?)\s*\$?\s*")
+
+
+def _pointer_or_none(name: Any) -> str | None:
+    try:
+        return resolve(name).pointer if isinstance(name, str) else None
+    except InvalidInput:
+        return None
 
 
 def build_operations(

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from pcref_mcp.errors import InvalidInput
-from pcref_mcp.referrals import lifecycle, patch_paths
+from pcref_mcp.referrals import catalog, lifecycle, patch_paths
 from pcref_mcp.referrals.untrusted import unwrap
 from pcref_mcp.referrals.write_models import Contact, MemberIn, NewReferral, SolutionTagIn, validation_message
 from pcref_mcp.server.search import Filters
@@ -801,8 +801,9 @@ def _member_values(reader: _Reader, pointer: str, value: Any, where: str) -> Any
     return read(value, where)
 
 
-# Currency marks that name one currency only. A bare "$" names many (DOLLARS): it is read only next to
-# a currency given in the same call that is written with "$"; otherwise the value check refuses it.
+# Currency marks that name one currency only. A bare "$" names many (catalog.DOLLAR_CURRENCIES): it
+# is read beside a dollar currency given in the same call, or (a change) in the referral's own dollar
+# currency by the planner (patch_paths.read_dollars); otherwise the value check refuses it.
 _SYMBOLS = {
     "€": "EUR",
     "£": "GBP",
@@ -821,7 +822,6 @@ _SYMBOLS = {
     "NT$": "TWD",
     "R$": "BRL",
 }
-DOLLARS = frozenset({"USD", "AUD", "CAD", "NZD", "SGD", "HKD", "MXN", "TWD", "BRL", "CLP", "COP", "ARS"})
 _MARK = r"[A-Za-z]{1,2}\$|\$|[A-Za-z]{3}|[€£¥₹]"
 _MONEY = re.compile(rf"\s*(?P<pre>{_MARK})?\s*(?P<amount>\d[\d,.]*\s*[kKmM]?)\s*(?P<post>{_MARK})?\s*")
 
@@ -844,7 +844,7 @@ def _split_money(value: Any) -> tuple[str, str] | None:
 def _same_currency(code: str, given: Any) -> bool:
     """The mark on an amount agrees with the currency given beside it ("$" with any dollar)."""
     have = given.strip().upper() if isinstance(given, str) else None
-    return have is not None and (have == code or (code == "$" and have in DOLLARS))
+    return have is not None and (have == code or (code == "$" and have in catalog.DOLLAR_CURRENCIES))
 
 
 def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:

@@ -98,8 +98,12 @@ class WriteEngine:
             if current is not None and current.id == referral_id
             else await self.client.get(referral_id)
         )
-        operations = patch_paths.build_operations(changes, current=referral)
+        edits, read = patch_paths.read_dollars(
+            [c if isinstance(c, patch_paths.Edit) else patch_paths.Edit(*c) for c in changes], referral
+        )
+        operations = patch_paths.build_operations(edits, current=referral)
         plan = self._patch_plan("update_field", "update", referral, operations)
+        plan.warnings += read
         # nothing is lost unseen: entries a list replacement removes, notes it overwrites
         for name, gone in patch_paths.removed_entries(referral, operations).items():
             plan.warnings.append(f"{name}: replacing the list removes {', '.join(gone)}.")

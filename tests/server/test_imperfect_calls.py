@@ -934,12 +934,13 @@ UPDATE: list[Case] = [
         "120000",
         id="amount-with-grouping-dot",
     ),
-    no(
+    ok(
         "update_field",
         upd({"field": "deal value", "value": "$250,000"}),
-        "several currencies",
-        "currency 'USD'",
-        id="amount-with-symbol",
+        both(
+            ops(("/details/dealValue", 250000), only=True), warned("250,000 USD", "the referral's currency")
+        ),
+        id="dollar-amount-in-the-referrals-dollars",
     ),
     ok(
         "update_field",

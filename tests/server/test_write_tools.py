@@ -463,3 +463,22 @@ async def test_create_with_known_external_id_sends_one_request(runtime: Runtime,
     created = await runtime.client.create(body, existing_ids=())
     assert created.external_reference_id == "crm-one-request"
     assert stats()["requests"] - before == 1  # the POST only: the caller had just looked
+
+
+async def test_a_dollar_amount_is_read_in_the_referrals_dollars_and_refused_elsewhere(
+    client: Client, sandbox: Sandbox
+) -> None:
+    """ "$250,000" on a USD referral is 250,000 USD, said in the preview; on a EUR referral "$" could
+    be any of several currencies, so it is refused and nothing is planned."""
+    target = await _active(sandbox)
+    await sandbox.patch(target["id"], [{"op": "replace", "path": "/details/currency", "value": "USD"}])
+    first = await call(client, "update_field", _update(target["id"], deal_value="$250,000"))
+    assert first["preview"]["operations"] == [
+        {"op": "replace", "path": "/details/dealValue", "value": 250000.0}
+    ]
+    assert any("250,000 USD (the referral's currency)" in w for w in first["preview"]["warnings"])
+    await sandbox.patch(target["id"], [{"op": "replace", "path": "/details/currency", "value": "EUR"}])
+    text = await call_error(client, "update_field", _update(target["id"], deal_value="$250,000"))
+    assert "'$' names several currencies" in text
+    both = await call(client, "update_field", _update(target["id"], deal_value="$250,000", currency="CAD"))
+    assert {op["path"] for op in both["preview"]["operations"]} == {"/details/dealValue", "/details/currency"}
