@@ -8,13 +8,15 @@ on every write. One connection guarded by a lock serves every thread; each write
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from pcref_mcp.errors import ConfigError
+from pcref_mcp.private_files import private_file
 
 __all__ = ["COLUMNS", "Store"]
 
@@ -95,7 +97,10 @@ class Store:
         if path is not None:
             if not path.parent.exists():
                 path.parent.mkdir(mode=0o700, parents=True)
-            _private_file(path)
+            try:
+                private_file(path)
+            except ConfigError as exc:
+                raise OSError(f"Cannot open the sandbox database {path} safely: {exc}") from None
             for suffix in ("-wal", "-shm"):  # SQLite would create these through a planted link
                 if path.with_name(path.name + suffix).is_symlink():
                     raise OSError(
@@ -109,10 +114,8 @@ class Store:
         if path is not None:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            for suffix in ("-wal", "-shm"):  # SQLite gives them the database's mode; make sure
-                side = path.with_name(path.name + suffix)
-                if side.exists():
-                    _private_file(side)
+            # SQLite gives -wal and -shm the database's mode (0600); never opened here, which would
+            # drop this connection's locks (pcref_mcp.private_files)
         self._db.execute("PRAGMA cache_size = -65536")
         self._db.executescript(_SCHEMA)
         self._db.executescript(_INDEXES)
@@ -272,16 +275,3 @@ def _row(doc: dict[str, Any]) -> tuple[Any, ...]:
 
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _private_file(path: Path) -> None:
-    """Create ``path`` 0600 if new and make it 0600, never following a symlink planted in its place."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    except OSError as exc:
-        raise OSError(f"Cannot open the sandbox database {path} safely (a symbolic link?): {exc}") from None
-    try:
-        if hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to tighten
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)

@@ -9,9 +9,7 @@ spawn a server per call).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pcref_mcp.errors import ConfigError
+from pcref_mcp.private_files import private_file
 from pcref_mcp.store import migrations
 from pcref_mcp.store.base import JOURNAL_COLUMNS, Row, Store
 from pcref_mcp.store.sealing import Sealer
@@ -446,10 +445,8 @@ class SqliteStore(Store):
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0, isolation_level=None)
             _busy_retry(lambda: db.execute("PRAGMA journal_mode=WAL"))  # may be refused while another opens
             db.execute("PRAGMA synchronous=FULL")
-            for suffix in ("-wal", "-shm"):
-                side = self.path.with_name(self.path.name + suffix)
-                if side.exists():
-                    private_file(side)
+            # SQLite gives the -wal and -shm files the database's own mode (0600); they are not
+            # opened here: closing a descriptor would drop this connection's locks (private_files)
         db.row_factory = sqlite3.Row
         _migrate(db)
         return db
@@ -535,20 +532,3 @@ def _version(db: sqlite3.Connection) -> int:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def private_file(path: Path) -> None:
-    """Create ``path`` 0600 if new, and make it 0600 without following a symlink planted there."""
-    flags = os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if path.is_symlink():
-            raise ConfigError(f"{path} is a symbolic link; refusing to use it.") from exc
-        raise
-    try:
-        # on the file opened, never through a link (POSIX; Windows has no mode bits to tighten)
-        if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)

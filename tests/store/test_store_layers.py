@@ -11,7 +11,7 @@ from tests.team.test_team_layers import imported_modules
 STORE = Path(__file__).resolve().parents[2] / "pcref_mcp" / "store"
 
 
-def test_the_store_imports_only_errors_and_itself() -> None:
+def test_the_store_imports_only_errors_private_files_and_itself() -> None:
     ours = {
         module
         for path in STORE.glob("*.py")
@@ -20,6 +20,7 @@ def test_the_store_imports_only_errors_and_itself() -> None:
     }
     assert ours <= {
         "pcref_mcp.errors",
+        "pcref_mcp.private_files",
         "pcref_mcp.store",
         "pcref_mcp.store.base",
         "pcref_mcp.store.migrations",

@@ -144,8 +144,12 @@ async def test_reuse_returns_the_open_elicitation_reference_until_it_is_spent(st
 
 
 def _redeem_in_process(path: str, handle: str, start: Any, results: Any) -> None:
+    import faulthandler
+    import sys
+
     import anyio
 
+    faulthandler.dump_traceback_later(60, exit=False, file=sys.stderr)  # a child that hangs says where
     store = None
     try:
         store = ApprovalStore(Path(path))
@@ -176,6 +180,7 @@ async def test_two_processes_racing_to_redeem_one_token_exactly_one_wins(tmp_pat
             p.start()
         start.set()
         outcomes = [results.get(timeout=120) for _ in procs]  # spawning is slow on a loaded machine
+        # (a child that died of SIGBUS once looked like a slow one: see tests/store/test_sqlite_locks.py)
         for p in procs:
             p.join(60)
         assert outcomes.count("won") == 1, outcomes
