@@ -8,21 +8,14 @@ with, for tests that speak HTTP without an MCP client.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
+from deploy.postgres import free_port  # below the ephemeral range: no outgoing connection takes it
 from pcref_mcp.team.standin_idp import serve_in_thread
 
 __all__ = ["INITIALIZE", "MCP_HEADERS", "free_port", "initialize", "serve_in_thread"]
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (for apps that must be built knowing their port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def initialize(protocol_version: str = "2025-11-25", client: str = "t") -> dict[str, Any]:
