@@ -274,21 +274,27 @@ PATCH_PATHS = REFERRAL_PATHS
 REGISTRATION_PATCH_PATHS = REGISTRATION_PATHS
 
 
-def resolve(field_or_pointer: str, *, registration: bool = False) -> PatchPath:
-    """The path a person means: a friendly name, an alias or a JSON pointer (case, spaces, ``_`` ignored)."""
+def lookup(field_or_pointer: Any, *, registration: bool = False) -> PatchPath | None:
+    """The path a person means (as :func:`resolve`), or None: for readers that only ask, so a miss
+    costs a dict look-up, not a refusal message."""
+    if not isinstance(field_or_pointer, str):
+        return None
     table = _REGISTRATION_INDEX if registration else _REFERRAL_INDEX
-    key = _fold(field_or_pointer) if isinstance(field_or_pointer, str) else ""
-    found = table.get(key)
-    if (
-        found is None
-        and isinstance(field_or_pointer, str)
-        and re.fullmatch(r"[\w.\[\]/-]+", field_or_pointer)
-    ):
+    found = table.get(_fold(field_or_pointer))
+    if found is None and re.fullmatch(r"[\w.\[\]/-]+", field_or_pointer):
         # a pointer written as a path ("details.dealValue", "details/dealValue", "team[-]")
         pointer = "/" + re.sub(r"\[(\w+|-)\]", r"/\1", field_or_pointer.strip("/")).replace(".", "/")
         found = table.get(_fold(pointer))
+    return found
+
+
+def resolve(field_or_pointer: str, *, registration: bool = False) -> PatchPath:
+    """The path a person means: a friendly name, an alias or a JSON pointer (case, spaces, ``_`` ignored)."""
+    found = lookup(field_or_pointer, registration=registration)
     if found is not None:
         return found
+    table = _REGISTRATION_INDEX if registration else _REFERRAL_INDEX
+    key = _fold(field_or_pointer) if isinstance(field_or_pointer, str) else ""
     paths = REGISTRATION_PATHS if registration else REFERRAL_PATHS
     names = ", ".join(repr(p.name) for p in paths)
     other = (_REFERRAL_INDEX if registration else _REGISTRATION_INDEX).get(key)
@@ -325,6 +331,8 @@ def read_dollars(edits: Sequence[Edit], current: Referral) -> tuple[list[Edit], 
     """A deal value written with a bare "$" ("$250,000") read in the referral's own currency where
     that is a dollar (the person's plain meaning), with a note for the preview; elsewhere, or beside
     a currency change, it is left for the value check to refuse ("$" names several currencies)."""
+    if not any(isinstance(edit.value, str) and "$" in edit.value for edit in edits):
+        return list(edits), []  # the usual call: nothing to read, no serialising of the referral
     currency = str(pointer_get(current.to_wire(), "/details/currency") or "").upper()
     pointers = [_pointer_or_none(edit.field) for edit in edits]
     if currency not in catalog.DOLLAR_CURRENCIES or "/details/currency" in pointers:
@@ -346,10 +354,8 @@ _BARE_DOLLARS = re.compile(r"\s*(?=[^$]*\$[^$]*$)\$?\s*(?P<amount>\d[\d,.]*\s*[k
 
 
 def _pointer_or_none(name: Any) -> str | None:
-    try:
-        return resolve(name).pointer if isinstance(name, str) else None
-    except InvalidInput:
-        return None
+    found = lookup(name)
+    return found.pointer if found is not None else None
 
 
 def build_operations(
@@ -395,12 +401,14 @@ def build_operations(
 
 def canonical_order(operations: Sequence[PatchOperation]) -> list[PatchOperation]:
     """The allow-list's order (status, substatus, reason side by side); appends keep the order given."""
-    rank = {pointer: i for i, pointer in enumerate(p.pointer for p in (*REFERRAL_PATHS, *REGISTRATION_PATHS))}
-    return sorted(operations, key=lambda op: rank.get(op.path, len(rank)))
+    return sorted(operations, key=lambda op: _RANK.get(op.path, len(_RANK)))
+
+
+_RANK = {pointer: i for i, pointer in enumerate(p.pointer for p in (*REFERRAL_PATHS, *REGISTRATION_PATHS))}
 
 
 # List fields whose replacement can remove entries: pointer -> how an entry is told apart and named.
-_LIST_POINTERS: dict[str, str] = {
+LIST_POINTERS: dict[str, str] = {
     "/team": "member",
     "/customerProfile/team": "member",
     "/details/requirements/solutions": "solution",
@@ -412,7 +420,7 @@ def removed_entries(current: Referral, operations: Sequence[PatchOperation]) -> 
     wire = current.to_wire()
     removed: dict[str, list[str]] = {}
     for op in operations:
-        kind = _LIST_POINTERS.get(op.path)
+        kind = LIST_POINTERS.get(op.path)
         if kind is None or op.op != "replace":
             continue
         keep = {_entry_key(kind, entry) for entry in op.value or []}
@@ -632,7 +640,7 @@ def _operations_for(
             before = pointer_get(current.to_wire(), path.pointer) if current is not None else None
             joined = f"{before.rstrip()}{NOTES_SEPARATOR}{value}" if before else value
             return [PatchOperation(op="replace", path=path.pointer, value=path.validate(joined))]
-        if path.pointer in _LIST_POINTERS:
+        if path.pointer in LIST_POINTERS:
             return [PatchOperation(op="add", path=f"{path.pointer}/-", value=item) for item in value]
         if not path.pointer.endswith("/-"):
             raise InvalidInput(
@@ -640,7 +648,7 @@ def _operations_for(
                 "(sales team, customer contacts, solutions)."
             )
     operation = PatchOperation(op=path.op, path=path.pointer, value=value)
-    if current is not None and mode != "replace" and path.pointer in _LIST_POINTERS:
+    if current is not None and mode != "replace" and path.pointer in LIST_POINTERS:
         gone = removed_entries(current, [operation]).get(path.name)
         if gone:
             adder = resolve(f"{path.pointer}/-").name

@@ -887,7 +887,7 @@ def _contact_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str
     return data
 
 
-_LISTS = frozenset({"/team", "/customerProfile/team", "/details/requirements/solutions"})
+_LISTS = frozenset(patch_paths.LIST_POINTERS)  # lists whose replacement can remove entries
 
 
 @dataclass(frozen=True)
@@ -900,12 +900,7 @@ _ANY_FIELD = _AnyField()
 
 
 def _path_of(name: Any, registration: bool) -> patch_paths.PatchPath | None:
-    if not isinstance(name, str):
-        return None
-    try:
-        return patch_paths.resolve(name, registration=registration)
-    except InvalidInput:
-        return None
+    return patch_paths.lookup(name, registration=registration)
 
 
 def _filters_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:

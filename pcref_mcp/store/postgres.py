@@ -16,6 +16,7 @@ rate-limit take) merely conservative.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -229,7 +230,7 @@ class PostgresStore(Store):
 
     async def lease_purge(self, before: float) -> int:
         done = await self._run(lambda c: c.execute("DELETE FROM leases WHERE renewed < $1", before))
-        return int(str(done).rsplit(" ", 1)[-1] or 0)
+        return _count(done)
 
     # -- batches ------------------------------------------------------------------------------------
 
@@ -365,7 +366,7 @@ class PostgresStore(Store):
 
     async def approval_purge(self, before: float) -> int:
         done = await self._run(lambda c: c.execute("DELETE FROM approvals WHERE expires < $1", before))
-        return int(str(done).rsplit(" ", 1)[-1] or 0)
+        return _count(done)
 
     # -- keys ---------------------------------------------------------------------------------------
 
@@ -570,6 +571,7 @@ class PostgresStore(Store):
                 delay = min(delay * 2, 1.0)
 
 
+@functools.cache
 def _lost_connection_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean the connection (not the statement) failed: retrying on another is safe."""
     import asyncpg

@@ -23,6 +23,7 @@ replicas doing it at once change nothing twice, and an outcome recorded late sti
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -455,6 +456,7 @@ def _owner_alive(owner: str) -> bool:
     return host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))
 
 
+@functools.cache
 def _boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()

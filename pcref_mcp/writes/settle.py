@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from pcref_mcp.errors import NotFound, PcrefError
+from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.writes.journal import Journal, JournalEntry
 
 __all__ = ["Settled", "settle_in_doubt"]
@@ -84,7 +85,7 @@ async def _verdict(entry: JournalEntry, entries: list[JournalEntry], client: _Re
     if current.e_tag == entry.etag_before:
         return Settled(entry.id, "failed", "the referral still has the previewed ETag: it did not land")
     wire = current.to_wire()
-    if sets and all(_at(wire, path) == value for path, value in sets.items()):
+    if sets and all(pointer_get(wire, path, _MISSING) == value for path, value in sets.items()):
         return Settled(entry.id, "applied", "the referral holds exactly the values it sets")
     return Settled(entry.id, "in_doubt", entry.how_to_check())
 
@@ -95,16 +96,3 @@ def _values_set(entry: JournalEntry) -> dict[str, Any]:
         for op in entry.operations
         if op.get("op") in ("replace", "add") and not str(op.get("path", "")).endswith("/-")
     }
-
-
-def _at(document: Any, pointer: str) -> Any:
-    node = document
-    for part in pointer.lstrip("/").split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return _MISSING
-    return node
