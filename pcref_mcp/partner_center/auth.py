@@ -386,9 +386,11 @@ def _public_app(settings: Settings, cache: Any, http_client: Any) -> Any:
 
 
 def _confidential_app(settings: Settings, http_client: Any) -> Any:
-    import msal
+    return confidential_app(settings, client_credential(settings), http_client=http_client)
 
-    credential: Any
+
+def client_credential(settings: Settings) -> Any:
+    """The app registration's credential for msal: a certificate (key read from its file) or the secret."""
     if settings.client_certificate_path is not None:
         try:
             key = Path(settings.client_certificate_path).expanduser().read_text(encoding="utf-8")
@@ -399,13 +401,30 @@ def _confidential_app(settings: Settings, http_client: Any) -> Any:
             ) from None
         if not settings.client_certificate_thumbprint:
             raise ConfigError("PCREF_CLIENT_CERTIFICATE_THUMBPRINT is required with a certificate.")
-        credential = {"private_key": key, "thumbprint": settings.client_certificate_thumbprint}
-    else:
-        assert settings.client_secret is not None
-        credential = settings.client_secret.get_secret_value()
+        return {"private_key": key, "thumbprint": settings.client_certificate_thumbprint}
+    assert settings.client_secret is not None
+    return settings.client_secret.get_secret_value()
+
+
+def confidential_app(
+    settings: Settings,
+    credential: Any,
+    *,
+    http_client: Any = None,
+    http_cache: dict[Any, Any] | None = None,
+    token_cache: Any = None,
+) -> Any:
+    """msal's confidential client for the app registration, against the configured authority (the
+    app-only sign-in here; team mode's on-behalf-of and OAuth proxy, one per person or per server)."""
+    import msal
+
     try:
         return msal.ConfidentialClientApplication(
-            settings.client_id, client_credential=credential, **_app_kwargs(settings, http_client)
+            settings.client_id,
+            client_credential=credential,
+            token_cache=token_cache if token_cache is not None else msal.TokenCache(),
+            http_cache=http_cache,
+            **_app_kwargs(settings, http_client),
         )
     except ValueError as exc:
         raise SignInError(f"The sign-in authority {settings.authority} is not usable: {exc}") from None

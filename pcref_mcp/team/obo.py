@@ -21,19 +21,19 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 import anyio
 from mcp.server.auth.middleware.auth_context import get_access_token
 
 from pcref_mcp.errors import ClaimsChallenge, ConfigError, SignInError
 from pcref_mcp.identity import Principal
+from pcref_mcp.partner_center.auth import client_credential, confidential_app
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
     from pcref_mcp.store import Store
 
-__all__ = ["OnBehalfOf", "PersonTokens", "confidential_app", "msal_http_client"]
+__all__ = ["OnBehalfOf", "PersonTokens", "msal_http_client"]
 
 # A Partner Center token is reused in process until this many seconds before it expires (msal's own
 # cache refreshes at 5 minutes too), so a busy person's calls skip the store and msal entirely.
@@ -63,6 +63,8 @@ class OnBehalfOf:
         # Where each person's msal cache (their OBO refresh token) is kept between calls, sealed
         # (``pcref_mcp.store``): every replica reads and updates the same one. None: in memory only.
         self.store: Store | None = None
+        self._credential: Any = None
+        self._http: Any = None
 
     def for_person(self, principal: Principal) -> PersonTokens:
         with self._lock:
@@ -73,7 +75,17 @@ class OnBehalfOf:
             return tokens
 
     def new_app(self, token_cache: Any = None) -> Any:
-        return confidential_app(self.settings, http_cache=self.http_cache, token_cache=token_cache)
+        """A person's msal app; the credential and the http session are made once and shared."""
+        if self._credential is None:
+            self._credential = client_credential(self.settings)
+            self._http = msal_http_client(self.settings)
+        return confidential_app(
+            self.settings,
+            self._credential,
+            http_client=self._http,
+            http_cache=self.http_cache,
+            token_cache=token_cache,
+        )
 
 
 class PersonTokens:
@@ -173,37 +185,3 @@ def msal_http_client(settings: Settings) -> Any:
     session.verify = str(Path(settings.team_ca_bundle).expanduser())
     session.trust_env = False
     return session
-
-
-def confidential_app(
-    settings: Settings, *, http_cache: dict[Any, Any] | None = None, token_cache: Any = None
-) -> Any:
-    """msal's confidential client for the API app (secret or certificate), against the configured authority."""
-    import msal
-    from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
-
-    credential: Any
-    if settings.client_certificate_path is not None:
-        try:
-            key = Path(settings.client_certificate_path).expanduser().read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"PCREF_CLIENT_CERTIFICATE_PATH is unreadable: {exc.strerror}.") from None
-        credential = {"private_key": key, "thumbprint": settings.client_certificate_thumbprint}
-    else:
-        assert settings.client_secret is not None
-        credential = settings.client_secret.get_secret_value()
-    kwargs: dict[str, Any] = {"authority": settings.authority, "http_cache": http_cache}
-    if urlparse(settings.authority_host).hostname not in WELL_KNOWN_AUTHORITY_HOSTS:
-        kwargs["instance_discovery"] = False  # a private or stand-in authority
-    http = msal_http_client(settings)
-    if http is not None:
-        kwargs["http_client"] = http
-    try:
-        return msal.ConfidentialClientApplication(
-            settings.client_id,
-            client_credential=credential,
-            token_cache=token_cache if token_cache is not None else msal.TokenCache(),
-            **kwargs,
-        )
-    except ValueError as exc:
-        raise SignInError(f"The sign-in authority {settings.authority} is not usable: {exc}") from None

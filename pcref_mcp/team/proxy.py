@@ -52,7 +52,8 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import BaseModel
 
 from pcref_mcp.errors import PcrefError
-from pcref_mcp.team.obo import confidential_app
+from pcref_mcp.partner_center.auth import client_credential, confidential_app
+from pcref_mcp.team.obo import msal_http_client
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
@@ -492,7 +493,12 @@ class EntraProxy:
     def _msal(self) -> Any:
         with self._lock:
             if self._app is None:
-                self._app = confidential_app(self.settings, http_cache=self._http_cache)
+                self._app = confidential_app(
+                    self.settings,
+                    client_credential(self.settings),
+                    http_client=msal_http_client(self.settings),
+                    http_cache=self._http_cache,
+                )
             return self._app
 
     def _initiate(self, state: str, claims: str | None) -> dict[str, Any]:
