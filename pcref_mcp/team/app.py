@@ -11,9 +11,7 @@ register with. The same code serves Entra and the stand-in identity provider; on
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -96,6 +94,7 @@ def plan_for(settings: Settings, *, host: str, port: int) -> TeamPlan:
 
 
 def verifier_for(settings: Settings, plan: TeamPlan, **keys: Any) -> EntraTokenVerifier:
+    from pcref_mcp.team.obo import tls_verify
     from pcref_mcp.team.tokens import EntraTokenVerifier, JwksCache
 
     return EntraTokenVerifier(
@@ -104,7 +103,7 @@ def verifier_for(settings: Settings, plan: TeamPlan, **keys: Any) -> EntraTokenV
         allowed_tenants=plan.tenants,
         resource=plan.resource,
         scope_prefix=plan.scope_prefix,
-        keys=JwksCache(plan.discovery_url, verify=_tls_verify(settings), **keys),
+        keys=JwksCache(plan.discovery_url, verify=tls_verify(settings), **keys),
     )
 
 
@@ -221,9 +220,3 @@ def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:
                 await runtime.aclose()
 
     app.router.lifespan_context = lifespan
-
-
-def _tls_verify(settings: Settings) -> ssl.SSLContext | bool:
-    if settings.team_ca_bundle is None:
-        return True
-    return ssl.create_default_context(cafile=str(Path(settings.team_ca_bundle).expanduser()))

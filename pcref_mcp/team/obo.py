@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pcref_mcp.config import Settings
     from pcref_mcp.store import Store
 
-__all__ = ["OnBehalfOf", "PersonTokens", "msal_http_client"]
+__all__ = ["OnBehalfOf", "PersonTokens", "msal_http_client", "tls_verify"]
 
 # A Partner Center token is reused in process until this many seconds before it expires (msal's own
 # cache refreshes at 5 minutes too), so a busy person's calls skip the store and msal entirely.
@@ -185,3 +185,12 @@ def msal_http_client(settings: Settings) -> Any:
     session.verify = str(Path(settings.team_ca_bundle).expanduser())
     session.trust_env = False
     return session
+
+
+def tls_verify(settings: Settings) -> Any:
+    """httpx's ``verify`` that trusts ``team_ca_bundle`` (the stand-in's certificate) if set."""
+    if settings.team_ca_bundle is None:
+        return True
+    import ssl
+
+    return ssl.create_default_context(cafile=str(Path(settings.team_ca_bundle).expanduser()))

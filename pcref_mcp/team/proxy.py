@@ -53,7 +53,7 @@ from pydantic import BaseModel
 
 from pcref_mcp.errors import PcrefError
 from pcref_mcp.partner_center.auth import client_credential, confidential_app
-from pcref_mcp.team.obo import msal_http_client
+from pcref_mcp.team.obo import msal_http_client, tls_verify
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
@@ -152,6 +152,7 @@ class EntraProxy:
         self.base_url = base_url.rstrip("/")
         self.scope = scope
         self._clock = clock
+        self._verify = tls_verify(settings)  # for client metadata documents: one TLS context
         self._http_cache: dict[Any, Any] = {}
         self._app: Any = None
         self._lock = threading.Lock()
@@ -551,14 +552,6 @@ class EntraProxy:
                 return False
         return bool(found)
 
-    def _tls_verify(self) -> Any:
-        import ssl
-        from pathlib import Path
-
-        if self.settings.team_ca_bundle is None:
-            return True
-        return ssl.create_default_context(cafile=str(Path(self.settings.team_ca_bundle).expanduser()))
-
     async def _metadata_document_client(self, url: str) -> OAuthClientInformationFull | None:
         """A client ID metadata document: the client_id is an https URL serving the client's metadata."""
         import json
@@ -571,7 +564,7 @@ class EntraProxy:
         try:
             async with (
                 httpx.AsyncClient(
-                    timeout=5.0, follow_redirects=False, trust_env=False, verify=self._tls_verify()
+                    timeout=5.0, follow_redirects=False, trust_env=False, verify=self._verify
                 ) as http,
                 http.stream("GET", url, headers={"Accept": "application/json"}) as response,
             ):
