@@ -20,6 +20,7 @@ from pcref_mcp.partner_center import odata
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote, quote_at
+from pcref_mcp.writes.journal import stamp
 from pcref_mcp.writes.preview import WATCHED, field_name
 
 if TYPE_CHECKING:
@@ -103,7 +104,8 @@ async def changes_since(
     for referral in seen:
         feed.referrals.append(_line(referral, before.get(str(referral.id))))
     await remember(store, seen)
-    feed.writes = [e for e in await journal.recent(200) if e.started_at >= _stamp(since)]
+    cutoff = stamp(since)
+    feed.writes = [e for e in await journal.recent(200) if e.started_at >= cutoff]
     return feed
 
 
@@ -143,10 +145,6 @@ def _updated(referral: Referral) -> datetime:
         return datetime.max.replace(tzinfo=UTC)  # no date: cannot be older, keep it and read on
     parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _shown(value: Any) -> str:

@@ -181,7 +181,7 @@ class Journal:
         await self._renew_if_due()  # before the row: another host sees a live owner
         actor = identity.current()
         values = {
-            "started_at": _now(),
+            "started_at": stamp(),
             "tool": tool,
             "kind": kind,
             "referral_id": referral_id,
@@ -217,7 +217,7 @@ class Journal:
         pending under this live process; if the process dies first, it is settled as in doubt)."""
         outcome: dict[str, Any] = {
             "status": status,
-            "finished_at": _now(),
+            "finished_at": stamp(),
             "etag_after": etag_after,
             "error": error,
             "referral_id": referral_id,
@@ -238,7 +238,7 @@ class Journal:
     async def settle(self, entry_id: int, status: Literal["applied", "failed"], how: str) -> bool:
         """Settle an in-doubt entry after checking the service (see :meth:`JournalEntry.how_to_check`);
         False when it was no longer in doubt."""
-        return await self.store.journal_settle(entry_id, status, f"settled: {how}", _now())
+        return await self.store.journal_settle(entry_id, status, f"settled: {how}", stamp())
 
     # -- this process's lease ---------------------------------------------------------------------
 
@@ -285,9 +285,7 @@ class Journal:
         """Anyone's create of ``external_ref`` that landed or may have, started in the last
         ``within_seconds``: what stops a second one when the service cannot be asked."""
         cutoff = datetime.fromtimestamp(datetime.now(UTC).timestamp() - within_seconds, UTC)
-        row = await self.store.journal_recent_create(
-            external_ref, cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        )
+        row = await self.store.journal_recent_create(external_ref, stamp(cutoff))
         return _entry(row) if row else None
 
     def integrity_ok(self) -> bool:
@@ -484,5 +482,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def stamp(moment: datetime | None = None) -> str:
+    """A time as the journal writes it (UTC, milliseconds, ``Z``: sorts as text); now by default."""
+    return (
+        (moment or datetime.now(UTC))
+        .astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )

@@ -19,13 +19,13 @@ import logging
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from pcref_mcp import identity
+from pcref_mcp.writes.journal import stamp
 
 if TYPE_CHECKING:
     from pcref_mcp.store.base import Store
@@ -73,7 +73,7 @@ class PipelineStore:
             {
                 "batch_id": batch_id,
                 "actor_id": identity.current().id,
-                "created_at": _now(),
+                "created_at": stamp(),
                 "mode": mode,
                 "undo_of": undo_of,
             }
@@ -110,7 +110,7 @@ class PipelineStore:
         await self._import_legacy()
         await self.store.snapshots_put(
             identity.current().id,
-            _now(),
+            stamp(),
             [(rid, updated, json.dumps(fields, default=str)) for rid, updated, fields in seen],
         )
 
@@ -134,7 +134,7 @@ class PipelineStore:
                 log.warning("could not read %s (%s); its batches and snapshots were not imported", path, exc)
                 return
             name = f"{LEGACY_FILE}:{path.resolve()}"
-            imported = await self.store.import_once(name, _now(), batches=batches, snapshots=snapshots)
+            imported = await self.store.import_once(name, stamp(), batches=batches, snapshots=snapshots)
             self._imported = True  # a store that cannot be reached is asked again on the next call
             if imported:
                 log.info(
@@ -171,7 +171,3 @@ def _read_legacy(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     finally:
         db.close()
     return batches, snapshots
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
