@@ -114,11 +114,16 @@ class Settings(BaseModel):
         return f"{self.authority_host.rstrip('/')}/{self.tenant_id}"
 
     @property
+    def journal_file(self) -> Path:
+        """The SQLite journal file: ``journal_path``, else ``journal.sqlite3`` in the data dir."""
+        return Path(self.journal_path) if self.journal_path else data_dir() / "journal.sqlite3"
+
+    @property
     def store_location(self) -> str:
         """The store's URL: ``store_url``, else the SQLite journal file (journal and approvals share it)."""
         if self.store_url:
             return self.store_url
-        return f"sqlite:///{self.journal_path or data_dir() / 'journal.sqlite3'}"
+        return f"sqlite:///{self.journal_file}"
 
     @property
     def store_shown(self) -> str:

@@ -373,7 +373,6 @@ async def export_result(ctx: Any, filters: searching.Filters, sort: str) -> Any:
     the path of the same file saved in the data dir for the person to open or import)."""
     from mcp.types import Annotations, CallToolResult, EmbeddedResource, TextContent, TextResourceContents
 
-    from pcref_mcp.config import data_dir
     from pcref_mcp.server.confirmation import runtime_of
 
     runtime = runtime_of(ctx)
@@ -389,8 +388,7 @@ async def export_result(ctx: Any, filters: searching.Filters, sort: str) -> Any:
     if done.truncated:
         note += f"; cut at {MAX_EXPORT_ROWS} rows: narrow the filters for the rest"
     if getattr(ctx.request_context, "request", None) is None:  # stdio: the person's own machine
-        journal = runtime.settings.journal_path or data_dir() / "journal.sqlite3"
-        note += f"; saved as {save(done.text, Path(journal).parent / 'exports')}"
+        note += f"; saved as {save(done.text, runtime.settings.journal_file.parent / 'exports')}"
     data = {"total": done.rows, "rows": [], "note": note + "."}
     import json
 

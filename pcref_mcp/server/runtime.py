@@ -104,8 +104,7 @@ class Runtime:
         if self._pipeline is None:
             from pcref_mcp.writes.pipeline_store import LEGACY_FILE, PipelineStore
 
-            journal_file = self.settings.journal_path or data_dir() / "journal.sqlite3"
-            self._pipeline = PipelineStore(self.store, legacy=journal_file.parent / LEGACY_FILE)
+            self._pipeline = PipelineStore(self.store, legacy=self.settings.journal_file.parent / LEGACY_FILE)
         return self._pipeline
 
     @property
