@@ -417,12 +417,13 @@ LIST_POINTERS: dict[str, str] = {
 
 def removed_entries(current: Referral, operations: Sequence[PatchOperation]) -> dict[str, list[str]]:
     """For each list the operations replace: the entries of ``current`` that would go (names only)."""
-    wire = current.to_wire()
+    wire: Any = None
     removed: dict[str, list[str]] = {}
     for op in operations:
         kind = LIST_POINTERS.get(op.path)
         if kind is None or op.op != "replace":
             continue
+        wire = wire if wire is not None else current.to_wire()  # only when a list is replaced
         keep = {_entry_key(kind, entry) for entry in op.value or []}
         gone = [
             _entry_label(kind, entry)

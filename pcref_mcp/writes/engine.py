@@ -107,8 +107,8 @@ class WriteEngine:
         # nothing is lost unseen: entries a list replacement removes, notes it overwrites
         for name, gone in patch_paths.removed_entries(referral, operations).items():
             plan.warnings.append(f"{name}: replacing the list removes {', '.join(gone)}.")
-        old_notes = pointer_get(referral.to_wire(), "/details/notes")
         new_notes = next((op.value for op in operations if op.path == "/details/notes"), None)
+        old_notes = pointer_get(referral.to_wire(), "/details/notes") if new_notes is not None else None
         if old_notes and new_notes is not None and not str(new_notes).startswith(str(old_notes).rstrip()):
             plan.warnings.append(
                 "notes: the current text (shown as before) is replaced; to add to it, use mode 'append'."
