@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     db = args.db or default_db_path()
     print(
         f"Partner Center Referrals sandbox on http://{args.host}:{args.port}/v1.0/engagements/referrals (db {db}); "
-        f"control routes /_sandbox/* need header X-Sandbox-Control from {control_token_path(db)}"
+        f"control routes /_sandbox/* need header X-Sandbox-Control from {control_token_path(db)}",
+        file=sys.stderr,
+        flush=True,
     )
     try:
         serve(
