@@ -23,13 +23,15 @@ unit: $(STAMP) system  ## the suite against both sandbox profiles: today's lenie
 	PCREF_POSTGRES_REQUIRED=$(AS_ROOT) PCREF_SANDBOX_PROFILE=lenient $(PY) -m pytest
 	PCREF_POSTGRES_REQUIRED=$(AS_ROOT) PCREF_SANDBOX_PROFILE=strict $(PY) -m pytest
 
-# The team deployment's tests (store contract, deploy/ end to end) need PostgreSQL and nginx: installed
+# The team deployment's tests (store contract, deploy/ end to end) need PostgreSQL and nginx, and the web
+# pages people use (consent, approval) are tested in the distribution's headless Chromium: installed
 # from the distribution where missing when run as root (CI); otherwise those tests say what to install.
 AS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
 system:
 	@missing=""; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ] && [ "$(AS_ROOT)" = 1 ] && command -v apt-get >/dev/null; then \
 		echo "installing$$missing (apt-get)" >&2; \
 		export DEBIAN_FRONTEND=noninteractive; \
