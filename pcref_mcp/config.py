@@ -70,6 +70,9 @@ class Settings(BaseModel):
     journal_lease_seconds: float = Field(default=60.0, ge=5)
     read_only: bool = False
     require_elicitation: bool = False
+    # how a person approves writes (server.approval_page): token | page | strictest; None: token for
+    # one person, strictest for a team server
+    approval_policy: Literal["token", "page", "strictest"] | None = None
     confirm_ttl_seconds: int = Field(default=300, ge=1)
     approval_timeout_seconds: int = Field(default=300, ge=1)
     http_host: str = "127.0.0.1"

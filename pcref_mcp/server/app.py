@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from mcp.server import MCPServer
 
 from pcref_mcp import __version__
 from pcref_mcp.config import Settings
 from pcref_mcp.referrals.schemas import compact_schema, omit_nulls, portable, strip_descriptions
+from pcref_mcp.server.approval_page import ApprovalPages
 from pcref_mcp.server.inputs import add_tool
 from pcref_mcp.server.prompts import register_prompts
 from pcref_mcp.server.resources import register_resources
@@ -34,14 +36,23 @@ INSTRUCTIONS = (
 class State:
     settings: Settings
     runtime: Runtime
+    pages: ApprovalPages
 
 
-def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: Any) -> MCPServer[State]:
+def build_server(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    pages: ApprovalPages | None = None,
+    **sdk: Any,
+) -> MCPServer[State]:
     """The server; ``runtime`` lets tests share one backend between sessions.
 
-    ``sdk`` goes to ``MCPServer`` as is: team mode passes its authorization (``auth``,
-    ``token_verifier`` or ``auth_server_provider``) and ``middleware`` this way.
+    ``pages`` is how writes are approved out of band (the policy and the approval page; team mode
+    passes its own). ``sdk`` goes to ``MCPServer`` as is: team mode passes its authorization
+    (``auth``, ``token_verifier`` or ``auth_server_provider``) and ``middleware`` this way.
     """
+    approval_pages = pages or ApprovalPages(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[State]) -> AsyncIterator[State]:
@@ -51,8 +62,16 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: A
         try:
             if serving:
                 await current.start()
-            async with current.background() if serving else nullcontext():
-                yield State(settings=settings, runtime=current)
+            async with (
+                current.background() if serving else nullcontext(),
+                anyio.create_task_group() as tasks,  # the loopback approval page, when one is needed
+            ):
+                approval_pages.bind(current, tasks)
+                try:
+                    yield State(settings=settings, runtime=current, pages=approval_pages)
+                finally:
+                    approval_pages.unbind(tasks)
+                    tasks.cancel_scope.cancel()
         finally:
             if owned:
                 await current.aclose()
@@ -74,6 +93,7 @@ def build_server(settings: Settings, *, runtime: Runtime | None = None, **sdk: A
     _compact_tool_schemas(server)
     register_resources(server)
     register_prompts(server)
+    server.approval_pages = approval_pages  # type: ignore[attr-defined]  # http/team mount the page
     return server
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals.patch_paths import Edit
-from pcref_mcp.server.confirmation import Decision, not_approved, runtime_of, settings_of
+from pcref_mcp.server.confirmation import Decision, not_approved, pending_message, runtime_of, settings_of
 from pcref_mcp.server.inputs import ReadAs
 from pcref_mcp.writes import batch as batching
 from pcref_mcp.writes.batch import MAX_ITEMS, BatchPlan, BatchRequest
@@ -31,6 +31,7 @@ class BatchResult(BaseModel):
     batch_id: str | None = None
     items: list[str]
     confirm_token: str | None = None
+    approval_url: str | None = None
     read_as: ReadAs = None
 
 
@@ -94,8 +95,7 @@ async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any
     refused = not_approved(decision, "the batch")
     if refused is not None:
         return BatchResult(status=refused[0], message=refused[1], items=lines)
-    if decision.outcome == "token":
-        ttl = int(settings_of(ctx).confirm_ttl_seconds)
+    if decision.outcome in ("token", "page"):
         lead = (
             "A referral in the batch changed since the earlier preview"
             + (" (" + "; ".join(decision.changed) + ")" if decision.changed else "")
@@ -103,15 +103,14 @@ async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any
             if decision.stale
             else ""
         )
-        note = f"{decision.note} " if decision.note else ""
+        ttl = int(settings_of(ctx).confirm_ttl_seconds)
+        ask = f"{batch.summary}. Show every item to the person."
         return BatchResult(
             status="stale" if decision.stale else "confirmation_required",
-            message=lead
-            + note
-            + f"{batch.summary}. Show every item to the person. Only if they approve, call batch_update "
-            f"again with the same arguments and confirm_token (valid {max(ttl // 60, 1)} min, once).",
+            message=lead + pending_message(decision, ttl, ask, "batch_update"),
             items=lines,
             confirm_token=decision.token,
+            approval_url=decision.url,
         )
     runtime = runtime_of(ctx)
     planned = len(batch.entries)

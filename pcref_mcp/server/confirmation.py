@@ -17,6 +17,11 @@ the write may send (:func:`plan_fingerprint`) and the previewed ETag.
   accepted in a session that can ask the person (there the approval comes by elicitation only).
 - With ``require_elicitation`` set, clients that cannot ask are refused instead (fail closed); a
   2026 client gets the specification's missing-capability error (-32021).
+- Under the ``page`` and ``strictest`` policies (:mod:`pcref_mcp.server.approval_page`) the person
+  approves on pcref-mcp's own page, where neither the client nor the model can click: clients that
+  declare URL-mode elicitation are sent there (a live session waits for the click; a stateless
+  request gets -32042 and retries), others get the page's link in the answer. A confirm token alone
+  never approves there; the model's next call with the page's handle writes only after the click.
 """
 
 # No ``from __future__ import annotations`` here: the resolver's Annotated[..., Resolve(planner)]
@@ -30,22 +35,30 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 import anyio
-from mcp import MCPError
+from mcp import MCPError, UrlElicitationRequiredError
 from mcp.server.mcpserver import Context, Elicit, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
-from mcp.types import MISSING_REQUIRED_CLIENT_CAPABILITY
+from mcp.types import MISSING_REQUIRED_CLIENT_CAPABILITY, ElicitRequestURLParams
 from mcp.types.version import is_version_at_least
 from pydantic import BaseModel, Field, ValidationError
 
 from pcref_mcp import identity
 from pcref_mcp.errors import ConfirmationError, PcrefError, StaleConfirmation
+from pcref_mcp.server.approval_page import ApprovalPages, request_base
 from pcref_mcp.writes.approvals import Claims
+from pcref_mcp.writes.page_approvals import Ticket
 from pcref_mcp.writes.preview import WritePlan, changed_since, snapshot
 
 log = logging.getLogger("pcref_mcp.server")
 
 MODERN = "2026-07-28"
+PAGE_POLL_SECONDS = 0.5  # a live URL-mode approval looks for the person's click this often
+
+# How each policy reaches the person, by what the client can do: "url" (URL-mode elicitation to our
+# page), "form" (the client asks), "link" (our page's link in the answer), "token" (the model sends a
+# confirm token back after showing the preview).
+Channel = Literal["url", "form", "link", "token"]
 
 
 class Approval(BaseModel):
@@ -57,8 +70,9 @@ class Approval(BaseModel):
 class Decision(BaseModel):
     """What the approval resolver hands the tool body (server.tools._finish)."""
 
-    outcome: Literal["approved", "declined", "cancelled", "timeout", "token"]
+    outcome: Literal["approved", "declined", "cancelled", "timeout", "token", "page"]
     token: str | None = None
+    url: str | None = None  # "page": where the person approves
     stale: bool = False
     changed: list[str] = Field(default_factory=list)
     note: str | None = None
@@ -99,10 +113,34 @@ def tool_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
     return wrapper
 
 
+def pending_message(decision: Decision, ttl: int, ask: str, tool: str) -> str:
+    """What the model reads while a write waits for the person: ``ask`` says what to show them
+    ("Show this preview to the person."), the rest how the write is completed."""
+    note = f"{decision.note} " if decision.note else ""
+    if decision.outcome == "page":
+        return (
+            note
+            + "Nothing was written yet. The person approves this on its approval page, not in this chat: "
+            "give them approval_url (it shows every field of every request). After they approve there, call "
+            f"{tool} again with the same arguments and confirm_token; before that, nothing is written."
+        )
+    return (
+        note + ask + f" Only if they approve, call {tool} again with the same arguments and confirm_token "
+        f"(valid {max(ttl // 60, 1)} min, once)."
+    )
+
+
 def runtime_of(ctx: Context) -> Any:
     """The server's Runtime (held by the lifespan state, see server.app.State)."""
     state: Any = ctx.request_context.lifespan_context
     return state.runtime
+
+
+def pages_of(ctx: Context) -> ApprovalPages:
+    """The approval policy and page of this server (server.app.State)."""
+    state: Any = ctx.request_context.lifespan_context
+    pages: ApprovalPages = state.pages
+    return pages
 
 
 def settings_of(ctx: Context) -> Any:
@@ -121,6 +159,23 @@ def can_elicit_form(ctx: Context) -> bool:
     if elicitation is None or (elicitation.form is None and elicitation.url is not None):
         return False
     return is_modern(ctx) or bool(ctx.session.can_send_request)
+
+
+def can_elicit_url(ctx: Context) -> bool:
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps else None
+    return elicitation is not None and elicitation.url is not None
+
+
+def channel_for(ctx: Context) -> Channel:
+    """How this client's person is asked, under this server's policy."""
+    policy = pages_of(ctx).policy
+    form = can_elicit_form(ctx)
+    if policy == "token":
+        return "form" if form else "token"
+    if can_elicit_url(ctx):
+        return "url"
+    return "form" if policy == "strictest" and form else "link"
 
 
 def approval_owner(ctx: Context) -> str:
@@ -182,7 +237,7 @@ def approval_for(planner: Callable[..., Awaitable[WritePlan]]) -> Callable[..., 
         plan: Annotated[WritePlan, Resolve(planner)],
     ) -> str | None:
         """On 2026-07-28: the open approval for this exact plan (the same on every round), else None."""
-        if confirm_token or not is_modern(ctx) or not can_elicit_form(ctx):
+        if confirm_token or not is_modern(ctx) or channel_for(ctx) != "form":
             return None
         store = runtime_of(ctx).approvals
         ttl = float(settings_of(ctx).approval_timeout_seconds)
@@ -204,9 +259,12 @@ def approval_for(planner: Callable[..., Awaitable[WritePlan]]) -> Callable[..., 
     ) -> Decision:
         if ref is not None:
             return await _answered(ctx, plan, ref, asked)
+        channel = channel_for(ctx)
+        if channel in ("url", "link"):
+            return await _on_page(ctx, plan, confirm_token, url_mode=channel == "url")
         if confirm_token:
             return await _redeem(ctx, plan, confirm_token)
-        if can_elicit_form(ctx):
+        if channel == "form":
             return await _ask_live(ctx, plan)
         if settings_of(ctx).require_elicitation:
             _refuse_without_elicitation(ctx)
@@ -263,8 +321,12 @@ async def _ask_live(ctx: Context, plan: WritePlan) -> Decision:
         log.info("approval for %s timed out after %ss; nothing written", plan.tool, int(timeout))
         return Decision(outcome="timeout")
     except MCPError as exc:
-        log.info("the client answered the approval question with error %s; using a confirm token", exc.code)
         note = f"The client could not show the approval question (error {exc.code})."
+        if pages_of(ctx).policy != "token":  # a model never approves: the person does, on the page
+            log.info("the client answered the approval question with error %s; using the page", exc.code)
+            decision = await _on_page(ctx, plan, None, url_mode=False)
+            return decision.model_copy(update={"note": note})
+        log.info("the client answered the approval question with error %s; using a confirm token", exc.code)
         return Decision(outcome="token", token=await _issue(ctx, plan, fallback=True), note=note)
     except (ValueError, ValidationError) as exc:
         raise ToolError(
@@ -273,6 +335,120 @@ async def _ask_live(ctx: Context, plan: WritePlan) -> Decision:
     if isinstance(result, AcceptedElicitation):
         return Decision(outcome="approved" if result.data.approve else "declined")
     return Decision(outcome="declined" if result.action == "decline" else "cancelled")
+
+
+async def _on_page(ctx: Context, plan: WritePlan, token: str | None, *, url_mode: bool) -> Decision:
+    """The person approves on our page: find or open this plan's ticket, then go by its decision.
+
+    ``token`` is the handle the model was given with the page's link (a plain confirm token, or one
+    for other arguments, is not an approval here). A repeated call for the same plan and ETag finds
+    its ticket by those claims, so a stateless retry after URL-mode elicitation completes the write.
+    """
+    pages, approvals = pages_of(ctx), runtime_of(ctx).approvals
+    claims = claims_for(ctx, plan)
+    note = None
+    ticket = await pages.tickets.for_handle(token) if token else None
+    if token and ticket is None:
+        note = (
+            "A confirm token alone does not approve a write on this server (or this one is unknown or "
+            "expired); the person approves on the approval page."
+        )
+    elif token and ticket is not None:
+        pending = await approvals.peek(token)
+        if pending is not None and pending.claims != claims:
+            if pending.claims.etag != claims.etag and pending.claims.owner == claims.owner:
+                changed = _changed_fields(pending.snapshot, plan)
+                return await _page_decision(ctx, plan, None, url_mode, stale=True, changed=changed)
+            raise ToolError(
+                "The arguments differ from the ones on the approval page; nothing was written. Call "
+                "again without confirm_token to prepare the new change for the person's approval."
+            )
+    return await _page_decision(ctx, plan, ticket, url_mode, note=note)
+
+
+async def _page_decision(
+    ctx: Context,
+    plan: WritePlan,
+    ticket: Ticket | None,
+    url_mode: bool,
+    *,
+    note: str | None = None,
+    stale: bool = False,
+    changed: list[str] | None = None,
+) -> Decision:
+    pages, approvals = pages_of(ctx), runtime_of(ctx).approvals
+    claims = claims_for(ctx, plan)
+    ticket = ticket or await pages.tickets.for_claims(claims)
+    if ticket is not None:
+        decided = await _decided(ctx, plan, ticket)
+        if decided is not None:
+            return decided
+    else:
+        ttl = float(settings_of(ctx).confirm_ttl_seconds)
+        person = identity.current()
+        handle = await approvals.issue(claims, ttl=ttl, channel="page", snapshot=snapshot(plan.referral))
+        ticket = await pages.publish(
+            claims, plan, handle=handle, owner=person.id, owner_name=person.name, ttl=ttl
+        )
+    url = await pages.url_for(ticket, request_base(ctx.request_context.request))
+    if not url_mode:
+        return Decision(
+            outcome="page", token=ticket.handle, url=url, note=note, stale=stale, changed=changed or []
+        )
+    message = f"Approve or decline this change to Partner Center on pcref-mcp's page: {plan.summary}"
+    if is_modern(ctx) or not ctx.session.can_send_request:
+        # no live channel back to the client: it opens the page, then repeats the call
+        raise UrlElicitationRequiredError(
+            [ElicitRequestURLParams(message=message, url=url, elicitation_id=ticket.page_id)],
+            message="The person approves this write on the approval page; repeat the call afterwards.",
+        )
+    return await _wait_for_page(ctx, plan, ticket, message, url)
+
+
+async def _wait_for_page(ctx: Context, plan: WritePlan, ticket: Ticket, message: str, url: str) -> Decision:
+    """A live 2025-era session: the client opens the page for the person; wait for their click."""
+    timeout = float(settings_of(ctx).approval_timeout_seconds)
+    try:
+        with anyio.fail_after(timeout):
+            opened = await ctx.elicit_url(message, url, ticket.page_id)
+            if opened.action != "accept":
+                await pages_of(ctx).tickets.decide(ticket, "declined", by=identity.current().id)
+                return Decision(outcome="declined" if opened.action == "decline" else "cancelled")
+            while True:
+                decided = await _decided(ctx, plan, ticket)
+                if decided is not None:
+                    break
+                await anyio.sleep(PAGE_POLL_SECONDS)
+    except TimeoutError:
+        log.info("approval on the page for %s timed out after %ss; nothing written", plan.tool, int(timeout))
+        # closed, so a click after the call ended writes nothing later either
+        await pages_of(ctx).tickets.decide(ticket, "declined", by=identity.current().id)
+        return Decision(outcome="timeout")
+    except MCPError as exc:
+        log.info("the client answered the URL-mode question with error %s; giving the link instead", exc.code)
+        note = f"The client could not open the approval page (error {exc.code})."
+        return Decision(outcome="page", token=ticket.handle, url=url, note=note)
+    try:
+        await ctx.session.send_elicit_complete(ticket.page_id)
+    except Exception:  # the client has gone: the decision stands either way
+        log.info("could not tell the client the approval page was completed")
+    return decided
+
+
+async def _decided(ctx: Context, plan: WritePlan, ticket: Ticket) -> Decision | None:
+    """The ticket's decision as the tool's outcome (spending the approval once), or None while open."""
+    pages, approvals = pages_of(ctx), runtime_of(ctx).approvals
+    found = await pages.tickets.decision(ticket)
+    if found is None:
+        return None
+    if found.decision == "declined":
+        await pages.tickets.forget(ticket, claims_for(ctx, plan))
+        return Decision(outcome="declined")
+    try:
+        await approvals.redeem(ticket.handle, claims_for(ctx, plan))
+    except ConfirmationError as exc:
+        raise ToolError(f"{exc} The approval given on the page was for this write, once.") from exc
+    return Decision(outcome="approved")
 
 
 def _refuse_without_elicitation(ctx: Context) -> None:

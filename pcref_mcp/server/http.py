@@ -14,8 +14,11 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from pcref_mcp.config import Settings
 from pcref_mcp.errors import ConfigError
+from pcref_mcp.server.approval_page import PATH
 
 log = logging.getLogger("pcref_mcp.server")
+
+APPROVALS_PREFIX = PATH.split("{", 1)[0]
 
 
 def is_loopback(host: str) -> bool:
@@ -42,6 +45,7 @@ def http_app(settings: Settings, server: Any, *, host: str, port: int) -> Any:
         allowed_hosts=[f"{n}:{port}" for n in names] + names,
         allowed_origins=[f"http://{n}:{port}" for n in names] + [f"https://{n}:{port}" for n in names],
     )
+    server.approval_pages.mount(server)  # the approval page, beside /mcp (before the app is built)
     app = server.streamable_http_app(
         transport_security=security,
         host=host,
@@ -186,14 +190,16 @@ def _client_of(scope: Any) -> str:
 
 
 class BearerGate:
-    """Pure ASGI middleware: every HTTP request must carry the configured bearer token."""
+    """Pure ASGI middleware: every HTTP request must carry the configured bearer token, except the
+    approval page's, which a person's browser opens (it cannot send the token; the page's own one-time
+    link and cookie guard it, see server.approval_page)."""
 
     def __init__(self, app: Any, token: str) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and not scope["path"].startswith(APPROVALS_PREFIX):
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
                 await send(

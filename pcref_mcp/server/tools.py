@@ -26,6 +26,7 @@ from pcref_mcp.server.confirmation import (
     Decision,
     approval_for,
     not_approved,
+    pending_message,
     runtime_of,
     settings_of,
     tool_errors,
@@ -131,6 +132,7 @@ class WriteResult(BaseModel):
     message: str
     preview: Preview | None = None
     confirm_token: str | None = None
+    approval_url: str | None = Field(default=None, description="Where the person approves; show it to them")
     change_id: int | None = Field(default=None, description="Journal id; pass to undo_change")
     referral: ReferralRow | None = None
     correlation_id: str | None = None
@@ -438,23 +440,20 @@ async def _finish(ctx: Context, plan: WritePlan, approval: ElicitationResult[Any
     refused = not_approved(decision, "the change")
     if refused is not None:
         return WriteResult(status=refused[0], message=refused[1], preview=preview)
-    if decision.outcome == "token":
-        ttl = int(settings_of(ctx).confirm_ttl_seconds)
+    if decision.outcome in ("token", "page"):
         lead = (
             "The referral changed since the earlier preview (" + "; ".join(decision.changed) + "). "
             "Nothing was written. "
             if decision.stale
             else ""
         )
-        note = f"{decision.note} " if decision.note else ""
+        ttl = int(settings_of(ctx).confirm_ttl_seconds)
         return WriteResult(
             status="stale" if decision.stale else "confirmation_required",
-            message=lead
-            + note
-            + "Show this preview to the person. Only if they approve, call this tool again with the same "
-            f"arguments and confirm_token (valid {max(ttl // 60, 1)} min, once).",
+            message=lead + pending_message(decision, ttl, "Show this preview to the person.", plan.tool),
             preview=preview,
             confirm_token=decision.token,
+            approval_url=decision.url,
         )
     outcome: WriteOutcome = await runtime_of(ctx).engine.execute(plan)
     await _announce(ctx, plan, outcome)
