@@ -250,7 +250,7 @@ class ApprovalPages:
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
         config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-        server = uvicorn.Server(config)
+        server = _quiet_server(config)
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
         log.info("approval pages on %s", base)
         task_status.started(base)
@@ -258,6 +258,21 @@ class ApprovalPages:
             await server.serve(sockets=[sock])
         finally:
             sock.close()
+
+
+def _quiet_server(config: Any) -> Any:
+    """A uvicorn server that leaves the process's signal handlers alone: the MCP server (stdio)
+    owns SIGINT/SIGTERM, and this page server simply stops with the server's lifespan."""
+    from contextlib import contextmanager
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Any:
+            yield
+
+    return QuietServer(config)
 
 
 def request_base(request: Any) -> str | None:

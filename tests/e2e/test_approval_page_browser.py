@@ -108,3 +108,33 @@ async def test_the_page_reads_on_a_phone_and_decline_writes_nothing(tmp_path: Pa
                 "update_field", {**args, "confirm_token": answer["confirm_token"]}
             )
             assert declined.structured_content and declined.structured_content["status"] == "declined"
+
+
+async def test_over_stdio_the_page_is_served_on_loopback_and_the_server_still_stops(tmp_path: Path) -> None:
+    """A desktop client spawns the server: the page starts on a loopback port on first need, the write
+    lands after the click, and closing the client stops the process (the page server with it)."""
+    import sys
+
+    import httpx
+    from mcp import StdioServerParameters
+
+    from tests.e2e.servers import server_env
+
+    env = server_env(tmp_path, PCREF_APPROVAL_POLICY="page")
+    params = StdioServerParameters(command=sys.executable, args=["-m", "pcref_mcp"], env=env)
+    async with Client(params, read_timeout_seconds=60) as client:
+        args, answer = await _prepare(client, "Approved from a stdio server's page")
+        assert answer["approval_url"].startswith("http://127.0.0.1:")
+        async with httpx.AsyncClient(timeout=10) as person:
+            shown = await person.get(answer["approval_url"])
+            assert shown.status_code == 200
+            token = shown.text.split("name='csrf' value='")[1].split("'")[0]
+            done = await person.post(
+                answer["approval_url"].split("?")[0], data={"csrf": token, "decision": "approve"}
+            )
+            assert done.status_code == 200
+        applied = await client.call_tool("update_field", {**args, "confirm_token": answer["confirm_token"]})
+        assert applied.structured_content and applied.structured_content["status"] == "applied"
+    async with httpx.AsyncClient(timeout=5) as late:  # the process and its page server are gone
+        with pytest.raises(httpx.HTTPError):
+            await late.get(answer["approval_url"])
