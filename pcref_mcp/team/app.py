@@ -174,6 +174,7 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
     )
     from mcp.server.auth.routes import build_resource_metadata_url
 
+    from pcref_mcp.team.authn import AuthenticateFirst
     from pcref_mcp.team.challenge import ClaimsGate
 
     parts: TeamParts = server.team
@@ -193,13 +194,10 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
         app.add_exception_handler(BrokerUnavailable, broker_unavailable)  # the store is down: 503, not 500
         app = revocation_knows_clients(app)
         app = advertise_metadata_documents(app)
-    return ClaimsGate(
-        app,
-        verifier=parts.verifier,
-        obo=parts.runtime.obo,
-        resource_metadata_url=str(build_resource_metadata_url(plan.resource)),  # type: ignore[arg-type]
-        proxy=parts.proxy,
-    )
+    metadata_url = str(build_resource_metadata_url(plan.resource))  # type: ignore[arg-type]
+    gated = ClaimsGate(app, obo=parts.runtime.obo, resource_metadata_url=metadata_url, proxy=parts.proxy)
+    # outermost: who is calling is known from the headers before any body is read
+    return AuthenticateFirst(gated, verifier=parts.verifier, resource_metadata_url=metadata_url)
 
 
 def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:

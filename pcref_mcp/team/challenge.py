@@ -14,6 +14,10 @@ RFC 6750 and Microsoft's claims-challenge protocol describe, which an MCP client
 The client signs the person in again. In proxy mode the server remembers the claims for that client
 and passes them to Entra with the new authorization request; a client that talks to Entra directly
 passes the ``claims`` itself (MSAL-based clients do).
+
+The gate sits behind :class:`~pcref_mcp.team.authn.AuthenticateFirst`: it reads a body only of a
+request whose token has been verified (and takes the person from that verified token), and gives the
+client :data:`BODY_SECONDS` to send it — a signed-in client that stalls gets 408, not a held request.
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from pcref_mcp.errors import ClaimsChallenge, PcrefError
+from pcref_mcp.team.authn import TOKEN_KEY
 
 if TYPE_CHECKING:
+    from mcp.server.auth.provider import AccessToken
+
     from pcref_mcp.team.obo import OnBehalfOf
     from pcref_mcp.team.proxy import EntraProxy
-    from pcref_mcp.team.tokens import EntraTokenVerifier
 
 __all__ = ["PARTNER_CENTER_METHODS", "ClaimsGate"]
 
@@ -36,56 +44,64 @@ log = logging.getLogger("pcref_mcp.team")
 
 PARTNER_CENTER_METHODS = frozenset({"tools/call", "resources/read"})
 MAX_INSPECTED_BODY = 1_000_000  # larger bodies pass through untouched (the SDK bounds them anyway)
+BODY_SECONDS = 30.0  # the whole body of a signed-in request must arrive within this (total, not per read)
 
 
 class ClaimsGate:
-    """Pure ASGI middleware in front of the team app's ``/mcp`` endpoint."""
+    """Pure ASGI middleware in front of the team app's ``/mcp`` endpoint (behind ``AuthenticateFirst``)."""
 
     def __init__(
         self,
         app: Any,
         *,
-        verifier: EntraTokenVerifier,
         obo: OnBehalfOf,
         resource_metadata_url: str,
         proxy: EntraProxy | None = None,
         path: str = "/mcp",
+        body_seconds: float = BODY_SECONDS,
     ) -> None:
         self.app = app
-        self.verifier = verifier
         self.obo = obo
         self.resource_metadata_url = resource_metadata_url
         self.proxy = proxy
         self.path = path
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != self.path:
             await self.app(scope, receive, send)
             return
-        authorization = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        if not authorization.lower().startswith("bearer "):
-            await self.app(scope, receive, send)  # the SDK answers 401
+        access: AccessToken | None = scope.get(TOKEN_KEY)
+        if access is None:
+            # only AuthenticateFirst puts a verified token here; without one, read nothing
+            await self.app(scope, receive, send)
             return
-        body, replay = await _buffer(receive)
-        token = authorization[7:].strip()
+        body, replay = b"", receive
+        with anyio.move_on_after(self.body_seconds) as deadline:
+            body, replay = await _buffer(receive)
+        if deadline.cancelled_caught:
+            log.info(
+                "a signed-in client took over %ss to send its request body; answered 408", self.body_seconds
+            )
+            await _too_slow(send)
+            return
         if _calls_partner_center(body):
-            challenge = await self._challenge_for(token)
+            challenge = await self._challenge_for(access)
             if challenge is not None:
                 if self.proxy is not None:
-                    await self.proxy.remember_claims(token, challenge.claims)
+                    await self.proxy.remember_claims(access.token, challenge.claims)
                 await self._refuse(send, challenge)
                 return
         await self.app(scope, replay, send)
 
-    async def _challenge_for(self, token: str) -> ClaimsChallenge | None:
+    async def _challenge_for(self, access: AccessToken) -> ClaimsChallenge | None:
         from pcref_mcp.identity import Principal
 
-        claims = await self.verifier.claims_of(token)
-        if claims is None:
-            return None  # the SDK's bearer middleware refuses it with the usual 401
-        person = Principal(id=str(claims["oid"]), name=claims.get("upn") or claims.get("preferred_username"))
+        claims = access.claims or {}
+        name = claims.get("upn") or claims.get("preferred_username")
+        person = Principal(id=str(claims.get("oid") or access.subject), name=str(name) if name else None)
         try:
-            await self.obo.for_person(person).exchange(token)
+            await self.obo.for_person(person).exchange(access.token)
         except ClaimsChallenge as exc:
             log.info("Conditional Access asks more of a person; answering 401 insufficient_claims")
             return exc
@@ -126,6 +142,27 @@ def _calls_partner_center(body: bytes) -> bool:
         return False
     messages = message if isinstance(message, list) else [message]
     return any(isinstance(m, dict) and m.get("method") in PARTNER_CENTER_METHODS for m in messages)
+
+
+async def _too_slow(send: Any) -> None:
+    body = json.dumps(
+        {
+            "error": "request_timeout",
+            "error_description": "The request body did not arrive in time; send it again.",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 408,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _buffer(receive: Any) -> tuple[bytes, Any]:

@@ -3,14 +3,23 @@
 ``--stand-in`` is the one command that lets anyone try team mode on a fresh machine: it starts the
 stand-in identity provider over TLS (a fresh self-signed certificate), points every Entra setting at
 it, uses the sandbox as the backend and prints how to connect and who can sign in.
+
+The certificate's private key lives in a temporary directory that must not outlive the process, however
+it is stopped: Ctrl+C (SIGINT), ``kill`` (SIGTERM, what service managers and ``docker stop`` send) or a
+normal exit. uvicorn handles both signals by shutting down and then raising the signal again with the
+previous handler in place; Python's default SIGTERM handler would end the process right there, past
+every ``with`` block, so :func:`_signals_unwind` turns SIGTERM into an ordinary exit that runs them.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import tempfile
-from contextlib import ExitStack
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +62,7 @@ def cmd_team(args: Any, settings: Settings) -> int:
 
     host = args.host or settings.http_host
     port = args.port if args.port is not None else settings.http_port
-    with ExitStack() as stack:
+    with _signals_unwind(), ExitStack() as stack:
         if args.stand_in:
             from pcref_mcp.team.standin_idp import USERS, RunningIdp, StandInIdp
 
@@ -82,3 +91,21 @@ def cmd_team(args: Any, settings: Settings) -> int:
         )
         uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
     return 0
+
+
+@contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """While the block runs, SIGTERM raises ``SystemExit(143)`` (SIGINT already raises
+    KeyboardInterrupt), so clean-up in ``with`` blocks and ``finally`` runs on either signal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+
+    def unwind(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -5,36 +5,74 @@ answers 401 (with ``WWW-Authenticate … resource_metadata=…``) when it return
 scope when the token lacks the required one. A token is accepted only if all of these hold:
 
 - it is an RS256 JWS (``alg: none``, HMAC and anything else are refused before any key is looked at)
-  signed by a key in the issuer's JWKS — fetched through OIDC discovery, re-fetched when a token names
-  a key id it has not seen (key rollover), at most once per ``refetch_interval`` so a stream of
-  forged key ids cannot turn the server into a JWKS hammer;
+  signed by a key in the issuer's JWKS — fetched through OIDC discovery and re-fetched at once when a
+  token names a key id it has not seen (a genuine rollover is accepted immediately), at most
+  ``max_fetches`` times per minute, so a stream of forged key ids cannot turn the server into a JWKS
+  hammer;
 - ``iss`` is the issuer for the token's own tenant and that tenant is on the allow-list;
 - ``aud`` is this server (the API app's client id, its ``api://`` URI or the resource URL);
 - ``exp``/``nbf`` hold (with a minute of leeway for clock skew); ``oid`` and ``tid`` are present.
 
 PyJWT does the cryptography and the registered-claim checks; it is already installed with msal.
+
+One request, one verification: team mode checks the token from the headers before it reads a body
+(:mod:`pcref_mcp.team.authn`), and the SDK's bearer middleware asks :meth:`verify_token` again for the
+same request. :func:`verified_for_this_request` remembers the first answer for the rest of that
+request only (a context variable, so nothing outlives the request or crosses to another one).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
 from mcp.server.auth.provider import AccessToken
 
-__all__ = ["ALGORITHMS", "EntraTokenVerifier", "JwksCache"]
+__all__ = ["ALGORITHMS", "EntraTokenVerifier", "JwksCache", "verified_for_this_request"]
 
 log = logging.getLogger("pcref_mcp.team")
 
 ALGORITHMS = ("RS256",)  # what Entra signs access tokens with; the list is never taken from the token
 
+# (token, its verified AccessToken) for the request being served; see verified_for_this_request
+_VERIFIED: ContextVar[tuple[bytes, AccessToken] | None] = ContextVar("pcref_verified_token", default=None)
+
+
+@contextmanager
+def verified_for_this_request(token: str, access: AccessToken) -> Iterator[None]:
+    """While the block runs (one request), :meth:`EntraTokenVerifier.verify_token` answers ``token``
+    with ``access`` instead of checking it again."""
+    mark = _VERIFIED.set((token.encode("utf-8", "surrogateescape"), access))
+    try:
+        yield
+    finally:
+        _VERIFIED.reset(mark)
+
+
+def _already_verified(token: str) -> AccessToken | None:
+    held = _VERIFIED.get()
+    if held is None or not hmac.compare_digest(held[0], token.encode("utf-8", "surrogateescape")):
+        return None
+    return held[1]
+
 
 class JwksCache:
-    """The issuer's signing keys by key id, found through OIDC discovery and refreshed on rollover."""
+    """The issuer's signing keys by key id, found through OIDC discovery and refreshed on rollover.
+
+    An unknown key id is looked up at the issuer at once: Entra publishes a new key before it signs
+    with it, so the first token signed with it is accepted (no waiting out a quiet period after the
+    last fetch). What bounds the issuer traffic a stream of forged key ids can cause is a budget:
+    at most ``max_fetches`` fetches in any ``window`` seconds (a sliding window), whoever asks.
+    ``fetches`` counts them all, for tests and logs.
+    """
 
     def __init__(
         self,
@@ -42,17 +80,22 @@ class JwksCache:
         *,
         jwks_url: str | None = None,
         verify: ssl.SSLContext | bool = True,
-        refetch_interval: float = 30.0,
+        max_fetches: int = 6,
+        window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if max_fetches < 1:
+            raise ValueError("the JWKS cache needs at least one fetch per window")
         self.discovery_url = discovery_url
         self._jwks_url = jwks_url
         self._verify = verify
-        self._interval = refetch_interval
+        self._max_fetches = max_fetches
+        self._window = window
         self._clock = clock
         self._keys: dict[str, Any] = {}
-        self._fetched_at: float | None = None
+        self._recent: deque[float] = deque()  # when the fetches inside the window started
         self._lock = anyio.Lock()
+        self.fetches = 0
 
     async def key(self, kid: str) -> Any | None:
         """The public key for ``kid``, or None when the issuer does not publish it (even after a re-fetch)."""
@@ -64,14 +107,23 @@ class JwksCache:
         return self._keys.get(kid)
 
     def _may_refetch(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at >= self._interval
+        now = self._clock()
+        while self._recent and now - self._recent[0] >= self._window:
+            self._recent.popleft()
+        if len(self._recent) >= self._max_fetches:
+            log.info(
+                "unknown signing key id; the issuer was asked %d times this minute already", self._max_fetches
+            )
+            return False
+        return True
 
     async def _fetch(self) -> None:
         import httpx
         from jwt import PyJWKSet
         from jwt.exceptions import PyJWKSetError
 
-        self._fetched_at = self._clock()
+        self._recent.append(self._clock())
+        self.fetches += 1
         try:
             async with httpx.AsyncClient(verify=self._verify, timeout=10.0, trust_env=False) as http:
                 if self._jwks_url is None:
@@ -119,6 +171,9 @@ class EntraTokenVerifier:
         self.leeway = leeway
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        known = _already_verified(token)
+        if known is not None:
+            return known
         claims = await self.claims_of(token)
         if claims is None:
             return None

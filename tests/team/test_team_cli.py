@@ -58,3 +58,31 @@ def test_plain_http_beyond_loopback_is_refused(tmp_path: Path) -> None:
     settings = base_settings(tmp_path, tenant_id="t", client_id="c", team_public_url="http://pcref.example")
     with pytest.raises(ConfigError, match="https"):
         plan_for(settings, host="0.0.0.0", port=8765)
+
+
+@pytest.mark.parametrize("stop_with", ["SIGTERM", "SIGINT"])
+def test_the_stand_in_removes_its_private_key_when_stopped(tmp_path: Path, stop_with: str) -> None:
+    """`pcref-mcp team --stand-in` as a subprocess, stopped the way a service manager (SIGTERM) or a
+    person (Ctrl+C) stops it: its TLS certificate's temporary directory, private key included, is gone."""
+    import re
+    import signal
+    import subprocess
+
+    from tests.e2e.servers import PCREF, free_port, http_server, process_env
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    port, idp_port = free_port(), free_port()
+    argv = [str(PCREF), "team", "--stand-in", "--port", str(port), "--stand-in-port", str(idp_port)]
+    with http_server(tmp_path, argv, port=port, env=process_env(tmp_path, TMPDIR=str(temp))) as running:
+        cert = Path(re.search(r"\(certificate (\S+)\)", running.stderr).group(1))  # type: ignore[union-attr]
+        key_dir = cert.parent
+        assert key_dir.parent == temp and (key_dir / "standin-idp-key.pem").exists()
+        running.proc.send_signal(getattr(signal, stop_with))
+        try:
+            code = running.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the team server did not stop on {stop_with}:\n{running.stderr}")
+    assert code >= 0, running.stderr  # it exited (0, 130 or 143), not killed by the signal
+    assert not key_dir.exists()
+    assert list(temp.iterdir()) == []

@@ -1,6 +1,8 @@
 """Team mode refuses every token it must refuse, over a real socket, with the status and header the
-MCP authorization spec asks for: 401 + ``WWW-Authenticate: Bearer … resource_metadata=…`` for a bad
-token, 403 + ``insufficient_scope`` naming the scope when the scope is missing."""
+MCP authorization spec asks for: 401 + ``WWW-Authenticate: Bearer … resource_metadata=…`` (with
+``error="invalid_token"`` only when a token was presented, RFC 6750 §3.1) for a bad or missing token,
+403 + ``insufficient_scope`` naming the scope when the scope is missing. A new signing key is accepted
+at once; forged key ids cannot make the server hammer the issuer."""
 
 from __future__ import annotations
 
@@ -64,8 +66,22 @@ def test_a_good_token_is_served(team: ServedTeam, idp: RunningIdp) -> None:
     assert "pcref-mcp" in response.text
 
 
-def test_no_token_gets_the_challenge_that_starts_discovery(team: ServedTeam) -> None:
-    assert_refused(post(team, None), team)
+@pytest.mark.parametrize("authorization", [None, "Basic YWRhOnNlY3JldA==", "bearer"])
+def test_no_credentials_get_the_challenge_that_starts_discovery_without_an_error_code(
+    team: ServedTeam, authorization: str | None
+) -> None:
+    headers = dict(MCP_HEADERS)
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    with httpx.Client(trust_env=False, timeout=20) as http:
+        response = http.post(team.mcp, json=INITIALIZE, headers=headers)
+        streams = http.get(team.mcp, headers=headers)
+    for answer in (response, streams):
+        assert answer.status_code == 401, answer.text
+        challenge = answer.headers["www-authenticate"]
+        # RFC 6750 §3.1: no error code when the request carried no credentials at all
+        assert challenge == f'Bearer resource_metadata="{team.url}/.well-known/oauth-protected-resource/mcp"'
+        assert "error" not in answer.json()
 
 
 def forged_with_other_key(idp: StandInIdp) -> str:
@@ -156,13 +172,73 @@ def test_key_rollover_is_followed_and_a_dropped_key_is_refused(
         settings = stand_in_settings(base_settings(tmp_path_factory.mktemp("t")), own.url, own.cert)
         port = free_port()
         plan = plan_for(settings, host="127.0.0.1", port=port)
-        server = team_server(settings, plan, verifier=verifier_for(settings, plan, refetch_interval=0))
+        server = team_server(settings, plan, verifier=verifier_for(settings, plan))
         with serve_team(settings, server=server, port=port) as served:
             old = own.idp.access_token(ADA)
             assert post(served, old).status_code == 200
             own.idp.rotate_key()  # new signing key, old one still published
+            # accepted at once: the unknown key id is looked up right away, no quiet period to wait out
             assert post(served, own.idp.access_token(ADA)).status_code == 200
             assert post(served, old).status_code == 200
             own.idp.rotate_key(drop_old=True)  # the earlier keys are withdrawn
             assert post(served, own.idp.access_token(ADA)).status_code == 200
             assert_refused(post(served, old), served)
+
+
+@pytest.mark.anyio
+async def test_a_storm_of_forged_key_ids_makes_a_bounded_number_of_fetches(
+    idp: RunningIdp, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """1,000 tokens naming 1,000 unpublished key ids, all at once: each is refused, and the issuer is
+    asked at most the per-minute budget (6) — yet a genuinely new key right after a quiet minute is
+    accepted at once."""
+    import anyio
+
+    from pcref_mcp.team.serve import stand_in_settings
+    from tests.team.conftest import base_settings
+
+    now = [1000.0]
+    settings = stand_in_settings(base_settings(tmp_path_factory.mktemp("storm")), idp.url, idp.cert)
+    plan = plan_for(settings, host="127.0.0.1", port=free_port())
+    verifier = verifier_for(settings, plan, clock=lambda: now[0])
+    assert await verifier.verify_token(idp.idp.access_token(ADA)) is not None
+    claims = claims_of(idp.idp.access_token(ADA))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = [idp.idp.sign(claims, key=key, kid=f"forged-{i}") for i in range(1000)]
+    refused: list[str] = []
+
+    async def check(token: str) -> None:
+        if await verifier.verify_token(token) is None:
+            refused.append(token)
+
+    async with anyio.create_task_group() as tasks:
+        for token in forged:
+            tasks.start_soon(check, token)
+    assert len(refused) == 1000
+    assert verifier.keys.fetches <= 6
+    now[0] += 61  # a minute later the budget is back: a rolled key is fetched and accepted at once
+    idp.idp.rotate_key()
+    assert await verifier.verify_token(idp.idp.access_token(ADA)) is not None
+
+
+def test_each_request_is_verified_once(team: ServedTeam, idp: RunningIdp) -> None:
+    """The gate checks the token from the headers; the claims gate and the SDK's bearer middleware,
+    asking again for the same request, get the remembered answer instead of a second check."""
+    from tests.team.test_team_identity import legacy_call
+
+    verifier = team.server.team.verifier
+    checked: list[str] = []
+    real = verifier.claims_of
+
+    async def counting(token: str) -> Any:
+        checked.append(token)
+        return await real(token)
+
+    verifier.claims_of = counting
+    try:  # initialize, notifications/initialized, tools/call (which the claims gate inspects too)
+        call = {"name": "search_referrals", "arguments": {"limit": 1}}
+        response = legacy_call(team.mcp, idp.idp.access_token(ADA), "tools/call", call)
+    finally:
+        del verifier.claims_of
+    assert response.status_code == 200, response.text
+    assert len(checked) == 3
