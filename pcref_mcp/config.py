@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pcref_mcp.errors import ConfigError
 
@@ -78,6 +87,9 @@ class Settings(BaseModel):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8765, ge=0, le=65535)
     http_bearer_token: SecretStr | None = None
+    # Host names `serve --http` answers to (each with or without the port); empty: the loopback names,
+    # the bind address, this machine's name and addresses. Anything else gets 421 (DNS rebinding).
+    http_allowed_hosts: tuple[str, ...] = ()
     http_max_sessions: int = Field(default=200, ge=1)
     http_max_sessions_per_client: int = Field(default=20, ge=1)
     http_session_idle_seconds: int = Field(default=900, ge=1)
@@ -104,6 +116,23 @@ class Settings(BaseModel):
             if isinstance(data.get("log_level"), str):
                 data["log_level"] = data["log_level"].upper()
         return data
+
+    @field_validator("http_allowed_hosts")
+    @classmethod
+    def _host_names_only(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        for host in hosts:
+            if "*" in host:
+                raise ValueError(
+                    f"{host!r}: wildcards are not accepted (they would switch off the DNS-rebinding check); "
+                    "list each host name or address clients use"
+                )
+            if not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._:-]+)(:[0-9]{1,5})?", host):
+                raise ValueError(
+                    f"{host!r} is not a host name or address (e.g. pcref.lan, 192.0.2.7, [fd00::7])"
+                )
+        return hosts
 
     @property
     def is_live(self) -> bool:
@@ -288,7 +317,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _from_env(name: str, raw: str) -> Any:
     """Environment values are strings; lists are comma- or space-separated."""
-    if name in ("scopes", "team_audiences", "team_allowed_tenants"):
+    if name in ("scopes", "team_audiences", "team_allowed_tenants", "http_allowed_hosts"):
         return tuple(part for part in raw.replace(",", " ").split() if part)
     return raw.strip()
 

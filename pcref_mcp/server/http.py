@@ -1,10 +1,10 @@
 """Streamable HTTP: loopback by default with DNS-rebinding protection; a bearer token is required
-before the server may listen anywhere else. Sessions are bounded per client and in total."""
+before the server may listen anywhere else, where it answers to the names it is reached by
+(:mod:`pcref_mcp.server.hosts`). Sessions are bounded per client and in total."""
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -15,19 +15,13 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pcref_mcp.config import Settings
 from pcref_mcp.errors import ConfigError
 from pcref_mcp.server.approval_page import PATH
+from pcref_mcp.server.hosts import is_loopback, served_hosts
+
+__all__ = ["BearerGate", "SessionBounds", "http_app", "is_loopback", "serve_http"]
 
 log = logging.getLogger("pcref_mcp.server")
 
 APPROVALS_PREFIX = PATH.split("{", 1)[0]
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def http_app(settings: Settings, server: Any, *, host: str, port: int) -> Any:
@@ -39,11 +33,12 @@ def http_app(settings: Settings, server: Any, *, host: str, port: int) -> Any:
             "Set PCREF_HTTP_BEARER_TOKEN to a long random value (clients send it as "
             "'Authorization: Bearer <token>'), or bind to 127.0.0.1."
         )
-    names = ["127.0.0.1", "localhost", "[::1]"] if is_loopback(host) else [host]
+    hosts = served_hosts(settings.http_allowed_hosts, host, port)
+    log.info("serving the Host names %s (PCREF_HTTP_ALLOWED_HOSTS to change them)", ", ".join(hosts))
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{n}:{port}" for n in names] + names,
-        allowed_origins=[f"http://{n}:{port}" for n in names] + [f"https://{n}:{port}" for n in names],
+        allowed_hosts=hosts,
+        allowed_origins=[f"{scheme}://{h}" for scheme in ("http", "https") for h in hosts],
     )
     server.approval_pages.mount(server)  # the approval page, beside /mcp (before the app is built)
     app = server.streamable_http_app(
@@ -202,13 +197,16 @@ class BearerGate:
         if scope["type"] == "http" and not scope["path"].startswith(APPROVALS_PREFIX):
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
+                # RFC 6750 §3.1: an error code only when a bearer token was presented and is wrong
+                presented = given[:7].lower() == b"bearer " and given[7:].strip()
+                challenge = b'Bearer realm="pcref-mcp"' + (b', error="invalid_token"' if presented else b"")
                 await send(
                     {
                         "type": "http.response.start",
                         "status": 401,
                         "headers": [
                             (b"content-type", b"application/json"),
-                            (b"www-authenticate", b'Bearer realm="pcref-mcp"'),
+                            (b"www-authenticate", challenge),
                         ],
                     }
                 )
