@@ -133,3 +133,22 @@ async def test_bearer_token_is_required_when_set(tmp_path: Path) -> None:
             found = await _structured(client, "search_referrals", {"limit": 1})
             assert len(found["rows"]) == 1
     assert secret not in running.stderr and secret not in running.stdout
+
+
+def test_bound_beyond_loopback_with_a_token_it_serves_its_own_names(tmp_path: Path) -> None:
+    """`pcref-mcp serve --http --host 0.0.0.0` with a bearer token: a client of 127.0.0.1 or
+    localhost is served (both got 421 while only the bind address was allowed); a foreign Host is not."""
+    secret = "e2e-bearer-beyond-loopback-0123456789"
+    port = free_port()
+    argv = [str(PCREF), "serve", "--http", "--host", "0.0.0.0", "--port", str(port)]
+    env = process_env(tmp_path, PCREF_HTTP_BEARER_TOKEN=secret)
+    with http_server(tmp_path, argv, port=port, env=env) as running:
+        headers = {**MCP_HEADERS, "Authorization": f"Bearer {secret}"}
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            ok = httpx.post(running.url, json=INITIALIZE, headers={**headers, "Host": host}, timeout=10)
+            assert ok.status_code == 200, (host, ok.text)
+        foreign = httpx.post(
+            running.url, json=INITIALIZE, headers={**headers, "Host": "evil.example"}, timeout=10
+        )
+        assert foreign.status_code == 421
+    assert secret not in running.stderr
