@@ -111,7 +111,7 @@ class JwksCache:
         while self._recent and now - self._recent[0] >= self._window:
             self._recent.popleft()
         if len(self._recent) >= self._max_fetches:
-            log.info(
+            log.debug(  # each such token is logged as refused already; this says why no fetch was made
                 "unknown signing key id; the issuer was asked %d times this minute already", self._max_fetches
             )
             return False
