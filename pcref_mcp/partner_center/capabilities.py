@@ -3,10 +3,15 @@
 The public documents show only ``eq`` filters joined by ``and`` on a few fields (engagementId, status,
 substatus, qualification, type, direction, ``customerProfile/address/country``, ``team/any(…)``),
 ``$orderby`` on createdDateTime/updatedDateTime, ``$top`` and ``@odata.nextLink`` paging. Everything
-else search would like to use is *probed*: one small GET per feature (``$top=1`` or ``2``), where a
+else search would like to use is *probed* with a few small GETs (``$top`` of at most 10), where a
 400 (or 501) answer means "not supported" and any other failure aborts the probe (nothing is learnt
-from a 401, a 5xx or a dropped connection). Search uses what works and filters/sorts the rest on the
-client (see ``pcref_mcp.server.search``).
+from a 401, a 5xx or a dropped connection). An answer of 200 is not support: a feature counts only
+when its effect is seen. A filter must exclude rows it must exclude (one that can match nothing
+returns nothing) and keep a row it must keep (one built from a sampled referral returns it, and
+every row returned matches); an order must be an order (rows monotonic, ascending and descending
+different). Even the documented ``$orderby`` is checked (``order_honoured``); the change feed reads
+everything when it is seen ignored. Search uses what works and filters/sorts the rest on the client
+(see ``pcref_mcp.server.search``).
 
 Public API (stable; ``pcref-mcp doctor`` builds on it)::
 
@@ -19,17 +24,20 @@ Public API (stable; ``pcref-mcp doctor`` builds on it)::
     save(capabilities, path=None)  -> Path           (one file, keyed by base URL; other services kept)
     async ensure(client, path=None, refresh=False) -> Capabilities   (load, else probe and save)
 
-Each probe result carries a one-line ``details[name]`` ("ok", "HTTP 400 invalidRequest: …",
-"@odata.count counts the page, not the matches") that a person can send to support.
+Each probe result carries a one-line ``details[name]`` saying what was observed ("ok: …",
+"HTTP 400 invalidRequest: …", "accepted but ignored: …", "@odata.count counts the page, not the
+matches") that a person can send to support; ``probed_at`` says when.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from pcref_mcp.errors import ServiceError
 from pcref_mcp.partner_center import odata
+from pcref_mcp.referrals.patch_paths import pointer_get
 
 if TYPE_CHECKING:
     from pcref_mcp.partner_center.client import PartnerCenterClient
@@ -58,7 +67,7 @@ __all__ = [
 log = logging.getLogger("pcref_mcp.partner_center")
 
 CACHE_FILE = "capabilities.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a feature is supported only where its effect was seen (1 trusted any 200)
 MAX_AGE = timedelta(days=30)  # services change; re-learn now and then (doctor refreshes at once)
 
 # Answers that mean "this query feature is not supported" rather than "something went wrong".
@@ -104,6 +113,11 @@ FEATURES: dict[str, Feature] = {
         Feature("date_range", "ge/lt comparisons on dates"),
         Feature("other_fields", "filters on fields beyond the documented ones (e.g. details/currency)"),
         Feature("orderby_other", "$orderby on fields beyond the documented ones (e.g. details/dealValue)"),
+        Feature(
+            "order_honoured",
+            "$orderby createdDateTime / updatedDateTime giving that order",
+            "Get a list of referrals (learn.microsoft.com)",
+        ),
         Feature("skip", "$skip", "connector OpenAPI (parameter only)"),
         Feature(
             "count", "$count=true giving the number of all matches", "connector OpenAPI (parameter only)"
@@ -135,6 +149,10 @@ class Capabilities:
         if name in DOCUMENTED:
             return True
         return bool(self.supported.get(name, False))
+
+    def seen_ignored(self, name: str) -> bool:
+        """A probe saw this feature fail (not merely assumed absent from the documents)."""
+        return self.probed_at is not None and self.supported.get(name) is False
 
     @property
     def missing(self) -> list[str]:
@@ -261,17 +279,162 @@ async def _accepted(client: PartnerCenterClient, query: odata.Query) -> tuple[bo
     return True, "ok", page
 
 
-def _filter_probe(expr: odata.Expr) -> Probe:
+SAMPLE = 10  # rows read to check an effect
+
+
+Check = Callable[[dict[str, Any]], bool]
+
+
+def _filter_probe(
+    nothing: Callable[[], odata.Expr],
+    keeping: Callable[[dict[str, Any]], tuple[odata.Expr, Check] | None],
+) -> Probe:
+    """Accepted, excludes what it must (``nothing()`` matches no referral) and keeps what it must
+    (``keeping(sample)``: a filter the sampled referral matches, and the test each row must pass)."""
+
     async def check(client: PartnerCenterClient) -> tuple[bool, str]:
-        ok, detail, _ = await _accepted(client, odata.Query(filter=expr, top=1))
-        return ok, detail
+        ok, detail, page = await _accepted(client, odata.Query(filter=nothing(), top=SAMPLE))
+        if not ok:
+            return ok, detail
+        if page.value:
+            return False, (
+                f"accepted but ignored: a filter no referral can match returned {len(page.value)} row(s)"
+            )
+        sample = await _sample(client)
+        built = keeping(sample[0]) if sample else None
+        if built is None:
+            return False, "accepted, but no referral to see it keep a match (probe again when there are some)"
+        expr, test = built
+        ok, detail, page = await _accepted(client, odata.Query(filter=expr, top=SAMPLE))
+        if not ok:
+            return ok, detail
+        rows = [r.to_wire() for r in page.value]
+        if not any(row.get("id") == sample[0].get("id") for row in rows) and len(rows) < SAMPLE:
+            return False, "accepted but wrong: a filter the sampled referral matches did not return it"
+        wrong = sum(not test(row) for row in rows)
+        if wrong:
+            return False, f"accepted but not applied as asked: {wrong} of {len(rows)} row(s) do not match"
+        return True, f"ok: excluded every row for a value no referral has, kept {len(rows)} matching row(s)"
 
     return check
 
 
-async def _orderby_other(client: PartnerCenterClient) -> tuple[bool, str]:
-    ok, detail, _ = await _accepted(client, odata.Query(orderby=["details/dealValue desc"], top=1))
-    return ok, detail
+async def _sample(client: PartnerCenterClient) -> list[dict[str, Any]]:
+    page = await client.list_page(odata.Query(top=SAMPLE))
+    return [r.to_wire() for r in page.value]
+
+
+def _token() -> str:
+    return f"pcrefprobe{uuid.uuid4().hex[:12]}"
+
+
+def _text(row: dict[str, Any], pointer: str) -> str:
+    value = pointer_get(row, pointer)
+    return value if isinstance(value, str) else ""
+
+
+def _name_fragment(row: dict[str, Any]) -> str | None:
+    name = _text(row, "/name").strip()
+    if len(name) < 2 or "'" in name:
+        return None
+    return name[: min(len(name), 6)]
+
+
+def _keep_or(row: dict[str, Any]) -> tuple[odata.Expr, Check] | None:
+    status = _text(row, "/status")
+    if not status:
+        return None
+    expr = odata.or_(odata.eq("status", status), odata.eq("engagementId", str(uuid.uuid4())))
+    return expr, lambda r: r.get("status") == status
+
+
+def _keep_contains(row: dict[str, Any]) -> tuple[odata.Expr, Check] | None:
+    part = _name_fragment(row)
+    if part is None:
+        return None
+    return odata.contains("name", part), lambda r: part in _text(r, "/name")
+
+
+def _keep_tolower(row: dict[str, Any]) -> tuple[odata.Expr, Check] | None:
+    part = _name_fragment(row)
+    if part is None:
+        return None
+    # asked in another case than written: only a service that folds case returns the sample
+    asked = part.upper() if part != part.upper() else part.lower()
+    return odata.contains(
+        "name", asked, ignore_case=True
+    ), lambda r: part.lower() in _text(r, "/name").lower()
+
+
+def _keep_dates(row: dict[str, Any]) -> tuple[odata.Expr, Check] | None:
+    created = _moment(pointer_get(row, "/createdDateTime"))
+    if created is None:
+        return None
+    low, high = created - timedelta(seconds=1), created + timedelta(seconds=1)
+    expr = odata.and_(odata.ge("createdDateTime", low), odata.lt("createdDateTime", high))
+
+    def inside(r: dict[str, Any]) -> bool:
+        at = _moment(pointer_get(r, "/createdDateTime"))
+        return at is not None and low <= at < high
+
+    return expr, inside
+
+
+def _keep_currency(row: dict[str, Any]) -> tuple[odata.Expr, Check] | None:
+    currency = _text(row, "/details/currency")
+    if not currency or "'" in currency:
+        return None
+    return odata.eq("details/currency", currency), lambda r: _text(r, "/details/currency") == currency
+
+
+def _moment(raw: Any) -> datetime | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _order_probe(fields: list[tuple[str, str]]) -> Probe:
+    """Each ``(orderby path, JSON pointer)``: descending rows never rise, ascending never fall, and
+    (with two different values among them) the two orders start differently."""
+
+    async def check(client: PartnerCenterClient) -> tuple[bool, str]:
+        seen = 0
+        for path, pointer in fields:
+            values: dict[str, list[Any]] = {}
+            for direction in ("desc", "asc"):
+                ok, detail, page = await _accepted(
+                    client, odata.Query(orderby=[f"{path} {direction}"], top=SAMPLE)
+                )
+                if not ok:
+                    return ok, detail
+                found = [_sortable(pointer_get(r.to_wire(), pointer)) for r in page.value]
+                values[direction] = [v for v in found if v is not None]
+            desc, asc = values["desc"], values["asc"]
+            if any(b > a for a, b in itertools.pairwise(desc)) or any(
+                b < a for a, b in itertools.pairwise(asc)
+            ):
+                return False, f"accepted but ignored: $orderby={path} returned rows out of that order"
+            if len(set(desc) | set(asc)) >= 2 and desc and asc and desc[0] <= asc[0]:
+                return False, f"accepted but ignored: $orderby={path} desc and asc gave the same order"
+            seen += len(set(desc) | set(asc))
+        if seen < 2:
+            return False, "accepted, but too few different values to see an order (probe again later)"
+        return True, "ok: rows came in the order asked, both directions"
+
+    return check
+
+
+def _sortable(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    moment = _moment(value)
+    return moment if moment is not None else None
 
 
 async def _skip(client: PartnerCenterClient) -> tuple[bool, str]:
@@ -287,7 +450,7 @@ async def _skip(client: PartnerCenterClient) -> tuple[bool, str]:
         return True, "accepted (too few referrals to check that it is honoured)"
     if not skipped.value or skipped.value[0].id != first_two.value[1].id:
         return False, "accepted but ignored ($skip=1 did not start at the second item)"
-    return True, "ok"
+    return True, "ok: $skip=1 started at the second item"
 
 
 async def _count(client: PartnerCenterClient) -> tuple[bool, str]:
@@ -302,21 +465,32 @@ async def _count(client: PartnerCenterClient) -> tuple[bool, str]:
         return ok, detail
     if two.odata_count != one.odata_count:
         return False, "@odata.count counts the page, not the matches"
-    return True, "ok"
+    if len(two.value) == 2 and (two.odata_count or 0) < 2:
+        return False, "@odata.count is smaller than the rows of one page"
+    return True, f"ok: the same count ({one.odata_count}) for pages of 1 and 2"
 
 
 _PROBES: dict[str, Probe] = {
-    "or": _filter_probe(odata.or_(odata.eq("status", "New"), odata.eq("status", "Active"))),
-    "contains": _filter_probe(odata.contains("name", "a")),
-    "tolower": _filter_probe(odata.contains("name", "a", ignore_case=True)),
-    "date_range": _filter_probe(
-        odata.and_(
-            odata.ge("createdDateTime", datetime(2000, 1, 1)),
-            odata.lt("createdDateTime", datetime(2100, 1, 1)),
-        )
+    "or": _filter_probe(
+        lambda: odata.or_(
+            odata.eq("engagementId", str(uuid.uuid4())), odata.eq("engagementId", str(uuid.uuid4()))
+        ),
+        _keep_or,
     ),
-    "other_fields": _filter_probe(odata.eq("details/currency", "USD")),
-    "orderby_other": _orderby_other,
+    "contains": _filter_probe(lambda: odata.contains("name", _token()), _keep_contains),
+    "tolower": _filter_probe(lambda: odata.contains("name", _token(), ignore_case=True), _keep_tolower),
+    "date_range": _filter_probe(
+        lambda: odata.and_(
+            odata.ge("createdDateTime", datetime(2000, 1, 1, tzinfo=UTC)),
+            odata.lt("createdDateTime", datetime(2000, 1, 1, 0, 0, 1, tzinfo=UTC)),
+        ),
+        _keep_dates,
+    ),
+    "other_fields": _filter_probe(lambda: odata.eq("details/currency", "XXX"), _keep_currency),
+    "orderby_other": _order_probe([("details/dealValue", "/details/dealValue")]),
+    "order_honoured": _order_probe(
+        [("updatedDateTime", "/updatedDateTime"), ("createdDateTime", "/createdDateTime")]
+    ),
     "skip": _skip,
     "count": _count,
 }

@@ -58,6 +58,9 @@ EXTERNAL_ID_PREFIX = "pcref-"
 # Pages of the newest referrals read to find one by externalReferenceId where the service refuses
 # that (undocumented) filter.
 RECENT_SCAN_PAGES = 3
+# Reads of a referral after an update whose answer was lost: one read may come from a replica that
+# has not seen the write yet, so the outcome is decided from several, spaced by the backoff.
+SETTLE_READS = 3
 
 _correlation: ContextVar[str | None] = ContextVar("pcref_correlation_id", default=None)
 
@@ -355,32 +358,43 @@ class PartnerCenterClient:
     async def _settle_patch(
         self, referral_id: str, ops: list[PatchOperation], etag: str | None, amb: _Ambiguous, cid: str
     ) -> Referral:
-        try:
-            current = await self.get(referral_id)
-        except PcrefError as exc:
-            raise WriteOutcomeUnknown(
-                f"The update failed ({amb.what}) and reading the referral back failed too ({exc.message}); "
-                "read it again before retrying.",
-                correlation_id=cid,
-            ) from None
-        unchanged = etag is not None and current.e_tag is not None and current.e_tag == etag
-        applied = _ops_visible(current, ops)
-        if not unchanged and applied:
-            logger.info("patch landed despite %s (correlation id %s)", amb.what, cid)
-            return current
-        if unchanged:
-            text = (
-                f"The update failed ({amb.what}) and was NOT applied (the referral is unchanged). "
-                "It is safe to try again."
-            )
-            if isinstance(amb.error, ServiceError):
-                raise type(amb.error)(
-                    text, status=amb.error.status, code=amb.error.code, correlation_id=cid
+        """Decide from evidence whether an update whose answer was lost landed.
+
+        The referral is read up to :data:`SETTLE_READS` times (spaced by the backoff) until a read
+        shows the ETag moved: a read may come from a replica that has not seen the write yet, so
+        reads showing it unchanged prove nothing. Applied: the ETag moved and every value the update
+        sets is in place. Everything else is in doubt (:class:`WriteOutcomeUnknown`): the journal
+        keeps it, and settling decides it later from the ETag chain (a later write accepted with the
+        same ETag proves this one did not land).
+        """
+        current: Referral | None = None
+        for attempt in range(1, SETTLE_READS + 1):
+            if attempt > 1:
+                await self._sleep(self._backoff(attempt - 1))
+            try:
+                current = await self.get(referral_id)
+            except PcrefError as exc:
+                raise WriteOutcomeUnknown(
+                    f"The update failed ({amb.what}) and reading the referral back failed "
+                    f"({exc.message}); whether it landed is not known. Read it again before retrying.",
+                    correlation_id=cid,
                 ) from None
-            raise NetworkError(text, correlation_id=cid) from None
+            if _same_etag(current.e_tag, etag):
+                continue  # unchanged, or a replica behind: read again
+            if _ops_visible(current, ops):
+                logger.info("patch landed despite %s (correlation id %s)", amb.what, cid)
+                return current
+            raise WriteOutcomeUnknown(
+                f"The update failed ({amb.what}) and the referral has changed since (ETag "
+                f"{current.e_tag}), but whether by this update cannot be told. Read it again and "
+                "review before retrying.",
+                correlation_id=cid,
+            )
         raise WriteOutcomeUnknown(
-            f"The update failed ({amb.what}) and the referral has changed since (ETag {current.e_tag}), "
-            "but whether by this update cannot be told. Read it again and review before retrying.",
+            f"The update failed ({amb.what}). {SETTLE_READS} reads after the failure still show the "
+            "referral as it was (the ETag the update was sent with), but a read can come from a copy "
+            "that has not seen the write yet, so that does not prove it did not land. Read it again "
+            "with get_referral in a minute before trying again.",
             correlation_id=cid,
         )
 
@@ -748,6 +762,19 @@ def _ops_visible(referral: Referral, ops: Sequence[PatchOperation]) -> bool | No
         if value is _MISSING or value != op.value:
             return False
     return True
+
+
+def _same_etag(a: str | None, b: str | None) -> bool:
+    """The same entity tag, however it is dressed (weak prefix, quotes, blanks)."""
+    if a is None or b is None:
+        return a is b
+    return _bare_etag(a) == _bare_etag(b)
+
+
+def _bare_etag(tag: str) -> str:
+    tag = tag.strip()
+    tag = tag[2:] if tag[:2].upper() == "W/" else tag
+    return tag.strip().strip('"').replace('\\"', "").strip()
 
 
 def _filter_shape(text: str) -> str:

@@ -639,6 +639,9 @@ def _operations_for(
     if mode == "append":
         if path.pointer == "/details/notes":
             before = pointer_get(current.to_wire(), path.pointer) if current is not None else None
+            if before and notes_end_with(str(before), str(value)):
+                # a retried append whose first try landed: the text is there already, not added again
+                return [PatchOperation(op="replace", path=path.pointer, value=before)]
             joined = f"{before.rstrip()}{NOTES_SEPARATOR}{value}" if before else value
             return [PatchOperation(op="replace", path=path.pointer, value=path.validate(joined))]
         if path.pointer in LIST_POINTERS:
@@ -664,6 +667,17 @@ def _operations_for(
 
 # Between the existing notes and what mode "append" adds.
 NOTES_SEPARATOR = "\n\n"
+
+
+def notes_end_with(notes: str, text: str) -> bool:
+    """Whether ``notes`` already end with ``text`` as a paragraph of its own (or are just ``text``):
+    an append of ``text`` that landed before. Line endings and trailing blanks do not count."""
+    tail, added = _squeeze(notes), _squeeze(text)
+    return bool(added) and (tail == added or tail.endswith("\n" + added))
+
+
+def _squeeze(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().replace("\r\n", "\n").split("\n"))
 
 
 def _entry_key(kind: str, entry: Any) -> str:

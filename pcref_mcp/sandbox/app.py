@@ -230,6 +230,22 @@ class _Gate:
             await _throttled(wait)(scope, receive, send_with_ids)
             return
 
+        if decision.fail_after_write:
+            state.count_injected("503_after_write")
+
+            async def swallow_answer(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    state.count_request(method, message["status"])
+
+            await self.app(scope, receive, swallow_answer)
+            page = Response(
+                b"<html><head><title>503 Service Unavailable</title></head>"
+                b"<body><h1>Service Unavailable</h1><p>The gateway timed out.</p></body></html>",
+                status_code=503,
+                media_type="text/html",
+            )
+            await page(scope, receive, send_with_ids)
+            return
         if decision.drop == "after_write":
             state.count_injected("drop_after_write")
 
@@ -337,6 +353,13 @@ class _Api:
         order = compile_orderby(query["$orderby"], strict=strict) if query.get("$orderby") else DEFAULT_ORDER
         top = _whole(query, "$top")
         skip = _whole(query, "$skip") or 0
+        faults = state.faults  # service behaviours a real service may show: accepted, then ignored
+        if faults.ignore_filter:
+            where, args = "1", []
+        if faults.ignore_orderby:
+            order = DEFAULT_ORDER
+        if faults.ignore_skip:
+            skip = 0
         select = parse_select(query["$select"]) if query.get("$select") else None
         with_count = _flag(query, "$count")
 
@@ -353,13 +376,13 @@ class _Api:
                 for r in rows
             ]
         parts = [f'{{"@odata.context":{json.dumps(origin + "/v1.0/$metadata#Referrals")}']
-        if strict:
+        if strict or faults.page_count:
             # as the documents show it: always present, and the number of items on this page
             parts.append(f'"@odata.count":{len(rows)}')
         elif with_count:
             parts.append(f'"@odata.count":{state.store.count(where, args)}')
         parts.append('"value":[' + ",".join(rows) + "]")
-        if more:
+        if more and not faults.no_next_link:
             link = f"{origin}{API_PREFIX}/referrals?$skiptoken={_encode_skiptoken(query, position + limit)}"
             parts.append(f'"@odata.nextLink":{json.dumps(link)}')
         body = ",".join(parts) + "}"
@@ -372,7 +395,7 @@ class _Api:
         raw = self.state.store.get_raw(referral_id)
         if raw is None:
             raise _not_found(referral_id)
-        return self._entity(request, raw, 200)
+        return self._entity(request, self.state.faults.lagging(referral_id) or raw, 200)
 
     @_mapped
     async def create_referral(self, request: Request) -> Response:
@@ -405,8 +428,11 @@ class _Api:
         if if_match and if_match.strip() != "*" and _etag_value(if_match) != _etag_value(current["eTag"]):
             raise _stale()
         now = state.clock.now()
+        before = state.store.get_raw(referral_id)
         updated = apply_patch(current, operations, now=now)
         etag = _store_revision(state.store, current, updated, now)
+        if before is not None:
+            state.faults.wrote(referral_id, before)
         if "return=representation" in request.headers.get("prefer", "").replace(" ", "").lower():
             return self._entity(request, json.dumps(updated, ensure_ascii=False, separators=(",", ":")), 200)
         return Response(status_code=204, headers={"ETag": etag})

@@ -37,6 +37,7 @@ class FaultDecision:
     latency_ms: float = 0.0
     status: int | None = None  # 429, 500 or 503 instead of an answer
     drop: DropMode | None = None
+    fail_after_write: bool = False  # apply the write, then answer 503 with an HTML page
 
 
 @dataclass
@@ -48,6 +49,17 @@ class Faults:
     answer. ``drop_mode``: ``"before"`` drops before anything happens; ``"after_write"`` lets a POST or
     PATCH be applied and then drops, the ambiguous outcome a client must settle by reading back
     (reads still drop before). ``burst_429``: the next N requests get 429.
+
+    Service behaviours a real Partner Center may show and the sandbox otherwise does not (each
+    reproduces a case the client must not be fooled by):
+    ``ignore_orderby``: ``$orderby`` is accepted and ignored (rows come in the default order).
+    ``ignore_skip``: ``$skip`` is accepted and ignored (every page starts at the first row).
+    ``ignore_filter``: ``$filter`` is accepted and ignored (every referral matches).
+    ``page_count``: ``@odata.count`` counts the rows of the page, not all matches.
+    ``no_next_link``: pages end without ``@odata.nextLink`` even when more rows follow.
+    ``fail_after_write``: the next N writes are applied, then answered 503 with an HTML page.
+    ``lagging_reads``: after a write, the next N reads of that referral come from a replica that has
+    not seen it yet (the body and ETag from before the write).
     """
 
     error_rate: float = 0.0
@@ -55,7 +67,15 @@ class Faults:
     drop_rate: float = 0.0
     drop_mode: DropMode = "before"
     burst_429: int = 0
+    ignore_orderby: bool = False
+    ignore_skip: bool = False
+    ignore_filter: bool = False
+    page_count: bool = False
+    no_next_link: bool = False
+    fail_after_write: int = 0
+    lagging_reads: int = 0
     seed: int | None = None
+    _lagging: dict[str, list[Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
@@ -79,7 +99,39 @@ class Faults:
         self._validate()
 
     def clear(self) -> None:
-        self.update(error_rate=0.0, latency_ms=0.0, drop_rate=0.0, drop_mode="before", burst_429=0)
+        self.update(
+            error_rate=0.0,
+            latency_ms=0.0,
+            drop_rate=0.0,
+            drop_mode="before",
+            burst_429=0,
+            ignore_orderby=False,
+            ignore_skip=False,
+            ignore_filter=False,
+            page_count=False,
+            no_next_link=False,
+            fail_after_write=0,
+            lagging_reads=0,
+        )
+        with self._lock:
+            self._lagging.clear()
+
+    def wrote(self, referral_id: str, before: str) -> None:
+        """A write changed ``referral_id``; with ``lagging_reads`` its next reads see ``before``."""
+        with self._lock:
+            if self.lagging_reads > 0:
+                self._lagging[referral_id] = [before, self.lagging_reads]
+
+    def lagging(self, referral_id: str) -> str | None:
+        """The stale body a lagging replica serves for this read, if any (one read consumed)."""
+        with self._lock:
+            stale = self._lagging.get(referral_id)
+            if stale is None:
+                return None
+            stale[1] -= 1
+            if stale[1] <= 0:
+                del self._lagging[referral_id]
+            return str(stale[0])
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
@@ -91,6 +143,10 @@ class Faults:
             if self.burst_429 > 0:
                 self.burst_429 -= 1
                 decision.status = 429
+                return decision
+            if is_write and self.fail_after_write > 0:
+                self.fail_after_write -= 1
+                decision.fail_after_write = True
                 return decision
             if self.drop_rate and self._rng.random() < self.drop_rate:
                 decision.drop = "after_write" if (is_write and self.drop_mode == "after_write") else "before"
@@ -106,7 +162,12 @@ class Faults:
                 raise ValueError(f"{name} must be a probability between 0 and 1, not {value!r}.")
         if not isinstance(self.latency_ms, int | float) or self.latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, not {self.latency_ms!r}.")
-        if not isinstance(self.burst_429, int) or isinstance(self.burst_429, bool) or self.burst_429 < 0:
-            raise ValueError(f"burst_429 must be a whole number >= 0, not {self.burst_429!r}.")
+        for name in ("burst_429", "fail_after_write", "lagging_reads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, not {value!r}.")
+        for name in ("ignore_orderby", "ignore_skip", "ignore_filter", "page_count", "no_next_link"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}.")
         if self.drop_mode not in ("before", "after_write"):
             raise ValueError(f"drop_mode must be 'before' or 'after_write', not {self.drop_mode!r}.")

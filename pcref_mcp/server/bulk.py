@@ -14,7 +14,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
 from pydantic import BaseModel
 
-from pcref_mcp.errors import InvalidInput
+from pcref_mcp.errors import InvalidInput, PcrefError
 from pcref_mcp.referrals.patch_paths import Edit
 from pcref_mcp.server.confirmation import Decision, not_approved, pending_message, runtime_of, settings_of
 from pcref_mcp.server.inputs import ReadAs
@@ -163,11 +163,17 @@ async def feed(ctx: Context, since: str) -> tuple[list[Any], list[str]]:
 
     runtime = runtime_of(ctx)
     cutoff = feeds.parse_since(since)
-    got = await feeds.changes_since(runtime.client, pipeline_store(runtime), runtime.journal, cutoff)
+    try:  # what the probe saw the service do with $orderby, $skip and @odata.count
+        capabilities = await runtime.query_capabilities()
+    except PcrefError:
+        capabilities = None  # then neither $skip nor @odata.count is relied on
+    got = await feeds.changes_since(
+        runtime.client, pipeline_store(runtime), runtime.journal, cutoff, capabilities
+    )
     note = (
         f"Since {cutoff.strftime('%Y-%m-%d %H:%M')} UTC: {len(got.referrals)} referral(s) updated, "
         f"{len(got.writes)} of your writes"
     )
-    if got.truncated:
-        note += f"; stopped after {len(got.referrals)} referrals: ask for a later time for the rest"
+    if got.incomplete:
+        note += f"; {got.incomplete}"
     return got.writes, [note + ".", *got.referrals]

@@ -107,6 +107,8 @@ class Export:
     text: str
     rows: int
     truncated: bool
+    repeated: int = 0  # rows the service listed again (pages shifting while read): exported once
+    incomplete: str | None = None  # why the export may lack matches
 
 
 async def export(
@@ -122,11 +124,37 @@ async def export(
     from pcref_mcp.server import search as searching
 
     referrals: list[Referral] = []
+    ids: set[str] = set()
+    repeated = pages = 0
     cursor: str | None = None
     truncated = False
+    incomplete: str | None = None
     while True:
-        page = await searching.run(runtime, filters, sort, 100, cursor)
-        referrals.extend(page.referrals)
+        try:
+            page = await searching.run(runtime, filters, sort, 100, cursor)
+        except PcrefError as exc:
+            if pages:  # say that the export stopped, and how far it had got
+                exc.message = (
+                    f"The export stopped after {len(referrals)} referral(s) in {pages} page(s): reading the "
+                    f"next page failed. Nothing was exported; run the export again. {exc.message}"
+                )
+            raise
+        pages += 1
+        fresh = 0
+        for referral in page.referrals:  # a referral moved across a page boundary is listed twice
+            key = str(referral.id) if referral.id else f"#{len(referrals)}"
+            if key in ids:
+                repeated += 1
+                continue
+            ids.add(key)
+            fresh += 1
+            referrals.append(referral)
+        if page.incomplete or (page.referrals and not fresh):
+            incomplete = (
+                f"the service sent a page of referrals already exported (page {pages}), so it does not "
+                "page as asked; the export stopped there and may lack matches"
+            )
+            break
         if progress is not None:
             await progress(len(referrals))
         cursor = page.next_cursor
@@ -140,7 +168,7 @@ async def export(
 
     # the state a later "what changed" compares with
     await remember(pipeline_store(runtime), referrals[:limit])
-    return Export(to_csv(referrals[:limit]), min(len(referrals), limit), truncated)
+    return Export(to_csv(referrals[:limit]), min(len(referrals), limit), truncated, repeated, incomplete)
 
 
 def to_csv(referrals: list[Referral]) -> str:
@@ -387,6 +415,10 @@ async def export_result(ctx: Any, filters: searching.Filters, sort: str) -> Any:
     )
     if done.truncated:
         note += f"; cut at {MAX_EXPORT_ROWS} rows: narrow the filters for the rest"
+    if done.incomplete:
+        note += f"; {done.incomplete}"
+    if done.repeated:
+        note += f"; {done.repeated} referral(s) the service listed twice (pages moved while read) appear once"
     if getattr(ctx.request_context, "request", None) is None:  # stdio: the person's own machine
         note += f"; saved as {save(done.text, runtime.settings.journal_file.parent / 'exports')}"
     data = {"total": done.rows, "rows": [], "note": note + "."}

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -331,10 +331,11 @@ def plan(filters: Filters, sort: str, capabilities: Capabilities, *, at: datetim
     server = [c for c in conditions if c.expr is not None and all(capabilities.supports(n) for n in c.needs)]
     local = [c for c in conditions if c not in server]
     path, direction, pointer = SORTS[sort]
-    sortable = path in DOCUMENTED_ORDERBY or capabilities.supports("orderby_other")
+    documented = path in DOCUMENTED_ORDERBY and not capabilities.seen_ignored("order_honoured")
+    sortable = documented or (path not in DOCUMENTED_ORDERBY and capabilities.supports("orderby_other"))
     missing = sorted({n for c in local for n in c.needs if not capabilities.supports(n)})
     if not sortable:
-        missing.append("orderby_other")
+        missing.append("order_honoured" if path in DOCUMENTED_ORDERBY else "orderby_other")
     return Plan(
         conditions=conditions,
         server=server,
@@ -578,6 +579,7 @@ class Page:
     total: int | None
     next_cursor: str | None
     note: str | None = None
+    incomplete: bool = False  # the service stopped paging as asked: matches may be missing
 
 
 @dataclass
@@ -589,6 +591,10 @@ class _Scan:
     cursor: dict[str, Any] | None = None
     total: int | None = None
     skipped: list[SkippedItem] = field(default_factory=list)  # page items that could not be read
+    unfiltered: int = 0  # rows the service sent that its filter should have excluded
+    repeated: int = 0  # rows the service sent again within this scan (left out)
+    stalled: bool = False  # a whole page of rows sent before: paging does not work as asked
+    disordered: bool = False  # rows the service sent out of the order asked
 
 
 async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor: str | None) -> Page:
@@ -628,6 +634,33 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
         capabilities = await _capabilities(runtime, refresh=True)
         the_plan = plan(filters, sort, capabilities)
         scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
+    ignored = []
+    if scan.disordered and not cursor and the_plan.sort_key is None:
+        # the service answered the order with another one: sort here instead, and say so
+        path = SORTS[sort][0]
+        feature = "order_honoured" if path in DOCUMENTED_ORDERBY else "orderby_other"
+        seen = replace(
+            capabilities,
+            supported={**capabilities.supported, feature: False},
+            probed_at=capabilities.probed_at or now(),
+        )
+        the_plan = plan(filters, sort, seen)
+        scan = await _scan(runtime.client, the_plan, seen, limit, {})
+        ignored.append(f"The service ignored $orderby {path}: sorted here.")
+    elif scan.disordered:
+        ignored.append("The service sent rows out of the order asked; search again to sort them here.")
+    if scan.stalled:
+        ignored.append(
+            "The service sent a page of referrals it had already sent (it does not page as asked): the "
+            "list stops here and may lack matches."
+        )
+    if scan.unfiltered:
+        # the service did not apply its filter: its count counts something else
+        scan.total = (int(state.get("n", 0)) + len(scan.rows)) if scan.cursor is None else None
+        ignored.append(
+            f"The service returned {scan.unfiltered} referral(s) its filter should have excluded; they "
+            "were left out here and its total is not used."
+        )
     next_cursor = None
     if scan.cursor is not None:
         base = {"f": filters.model_dump(mode="json", exclude_none=True), "s": sort, "l": limit}
@@ -636,7 +669,8 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
         referrals=scan.rows,
         total=scan.total,
         next_cursor=next_cursor,
-        note=_note(the_plan, scan, first_page=not cursor),
+        incomplete=scan.stalled,
+        note=" ".join([*ignored, _note(the_plan, scan, first_page=not cursor) or ""]).strip() or None,
     )
 
 
@@ -710,14 +744,20 @@ async def _fetch(client: PartnerCenterClient, source: dict[str, Any]) -> Referra
 def _next_source(
     page: ReferralPage, source: dict[str, Any], capabilities: Capabilities
 ) -> dict[str, Any] | None:
-    if page.odata_next_link:
-        return {"link": page.odata_next_link}
+    """Where the next page comes from: the next link, else (where ``$skip`` was seen to work) the
+    query asked, skipping every row read under it (next-link pages included)."""
     q = source.get("q")
-    if not q or not q.get("top") or len(page.value) < q["top"] or not capabilities.supports("skip"):
+    read = int(source.get("read", 0)) + len(page.value)
+    if page.odata_next_link:
+        after: dict[str, Any] = {"link": page.odata_next_link}
+        return {**after, "q": q, "read": read} if q else after
+    if not q or not q.get("top") or not page.value or not capabilities.supports("skip"):
         return None
-    skip = (q.get("skip") or 0) + len(page.value)
-    if q.get("count") and page.odata_count is not None and skip >= page.odata_count:
-        return None
+    skip = (q.get("skip") or 0) + read
+    if q.get("count") and page.odata_count is not None:  # a count seen to count all matches
+        return None if skip >= page.odata_count else {"q": {**q, "skip": skip}}
+    if read < q["top"]:
+        return None  # assumed: fewer rows than asked, and no next link, is the end
     return {"q": {**q, "skip": skip}}
 
 
@@ -734,6 +774,8 @@ async def _stream(
     the end, or (when filtering here) after ``MAX_SCAN_PAGES`` pages."""
     scan = _Scan()
     source = source or _first_source(the_plan, capabilities, limit)
+    last: Any = None
+    ids: set[str] = set()
     while True:
         page = await _fetch(client, source)
         scan.pages += 1
@@ -741,10 +783,27 @@ async def _stream(
         if the_plan.pure and source.get("q", {}).get("count") and page.odata_count is not None:
             scan.total = page.odata_count
         items = page.value
+        fresh = [str(r.id) for r in items[at:] if str(r.id) not in ids]
+        if items[at:] and not fresh:  # the same rows again: paging does not work as asked
+            scan.stalled, scan.complete, scan.total = True, False, None
+            return scan
         for index in range(at, len(items)):
             scan.scanned += 1
-            if the_plan.matches(items[index].to_wire()):
+            if str(items[index].id) in ids:
+                scan.repeated += 1
+                continue
+            ids.add(str(items[index].id))
+            doc = items[index].to_wire()
+            ordered_by = SORTS[the_plan.sort_label][2] if the_plan.orderby else None
+            if ordered_by is not None:  # an order asked of the service is checked, not trusted
+                value = _sort_key(ordered_by)(doc)
+                if value is not None and last is not None:
+                    scan.disordered |= value > last if the_plan.reverse else value < last
+                last = value if value is not None else last
+            if the_plan.matches(doc):
                 scan.rows.append(items[index])
+            elif not all(c.test(doc) for c in the_plan.server):
+                scan.unfiltered += 1
             if len(scan.rows) == limit:
                 if index + 1 < len(items):
                     scan.cursor = {"src": source, "at": index + 1, "n": returned + limit}

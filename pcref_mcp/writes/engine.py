@@ -113,9 +113,16 @@ class WriteEngine:
             plan.warnings.append(
                 "notes: the current text (shown as before) is replaced; to add to it, use mode 'append'."
             )
+        already = new_notes is not None and old_notes is not None and new_notes == old_notes
+        if already and any(e.mode == "append" for e in edits):
+            plan.warnings.append(
+                "notes: they already end with the text to add (an earlier append landed); it is not "
+                "added again."
+            )
         if not plan.changes:
             raise InvalidInput(
                 "Every requested value already equals the referral's current value; there is nothing to change."
+                + (" The notes already end with the text to add: it is not added twice." if already else "")
             )
         return plan
 

@@ -69,6 +69,10 @@ class FakeService:
         self.page_size = page_size
         self.counts: Counter[str] = Counter()
         self.patch_returns_204 = False
+        # A replica that has not seen a write yet: the next N reads of a referral after a write
+        # return it as it was before (body and ETag).
+        self.lagging_reads = 0
+        self._stale: dict[str, list[Any]] = {}
 
     @property
     def transport(self) -> httpx.MockTransport:
@@ -96,6 +100,9 @@ class FakeService:
                     raise fault.exc("scripted failure", request=request)  # type: ignore[call-arg]
                 raise fault.exc("scripted failure")
             body = fault.body if fault.body is not None else {"error": {"code": "x", "message": "boom"}}
+            if isinstance(body, str | bytes):  # an HTML gateway page, a plain-text message
+                headers = {"Content-Type": "text/plain", **fault.headers}
+                return httpx.Response(fault.status or 500, content=body, headers=headers)
             return httpx.Response(fault.status or 500, json=body, headers=fault.headers)
         return self._serve(request)
 
@@ -110,6 +117,12 @@ class FakeService:
         if request.method == "GET" and rid is None:
             return self._list(request)
         if request.method == "GET":
+            stale = self._stale.get(rid)
+            if stale is not None:
+                stale[1] -= 1
+                if stale[1] <= 0:
+                    del self._stale[rid]
+                return httpx.Response(200, json=stale[0], headers={"ETag": stale[0]["eTag"]})
             doc = self.store.get(rid)
             if doc is None:
                 return httpx.Response(
@@ -133,6 +146,8 @@ class FakeService:
                 return httpx.Response(
                     412, json={"error": {"code": "preconditionFailed", "message": "ETag mismatch"}}
                 )
+            if self.lagging_reads:
+                self._stale[rid] = [json.loads(json.dumps(doc)), self.lagging_reads]
             for op in json.loads(request.content):
                 _apply(doc, op)
             doc["eTag"] = f'"{uuid.uuid4()}"'

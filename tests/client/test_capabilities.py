@@ -87,6 +87,7 @@ async def test_strict_sandbox_supports_only_what_the_documents_show(strict: Part
         "date_range": False,
         "other_fields": False,
         "orderby_other": False,
+        "order_honoured": True,  # the documented order, seen to be one
         "skip": True,  # a documented parameter of the connector
         "count": False,  # @odata.count is there, but it counts the page
     }, found.details
@@ -104,6 +105,79 @@ async def test_probes_only_read_and_use_percent_20_for_spaces() -> None:
     assert all("+" not in url for url in recorder.urls)
     assert any("%20eq%20" in url for url in recorder.urls)
     assert all("$top=" in url for url in recorder.urls)  # small pages only
+
+
+def _faulty(**faults: Any) -> Any:
+    app = _sandbox("lenient")
+    app.state.sandbox.faults.update(**faults)
+    return app
+
+
+async def test_a_service_that_ignores_filter_supports_no_filter_feature() -> None:
+    """Every filter answered 200 and ignored: none of them counts as supported."""
+    async with _client(httpx.ASGITransport(app=_faulty(ignore_filter=True))) as client:
+        found = await caps.probe(client)
+    for name in ("or", "contains", "tolower", "date_range", "other_fields"):
+        assert found.supported[name] is False, name
+        assert "ignored" in found.details[name], found.details[name]
+    assert found.supported["orderby_other"] is True and found.supported["skip"] is True
+
+
+async def test_a_service_that_ignores_orderby_is_found_out() -> None:
+    async with _client(httpx.ASGITransport(app=_faulty(ignore_orderby=True))) as client:
+        found = await caps.probe(client)
+    assert found.supported["orderby_other"] is False and found.supported["order_honoured"] is False
+    assert (
+        "out of that order" in found.details["orderby_other"]
+        or "same order" in found.details["orderby_other"]
+    )
+    assert found.supported["contains"] is True
+
+
+async def test_a_page_sized_count_is_found_out() -> None:
+    async with _client(httpx.ASGITransport(app=_faulty(page_count=True))) as client:
+        found = await caps.probe(client)
+    assert found.supported["count"] is False
+    assert found.details["count"] == "@odata.count counts the page, not the matches"
+
+
+async def test_a_filter_that_drops_what_it_must_keep_is_not_supported() -> None:
+    """contains() answered with nothing at all (an over-eager service): excluding is not enough."""
+    inner = httpx.ASGITransport(app=_sandbox("lenient"))
+
+    class EmptyContains(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if "contains" in request.url.params.get("$filter", ""):
+                return httpx.Response(200, json={"value": []})
+            return await inner.handle_async_request(request)
+
+    async with _client(EmptyContains()) as client:
+        found = await caps.probe(client)
+    assert found.supported["contains"] is False and "did not return it" in found.details["contains"]
+
+
+async def test_an_empty_service_learns_no_filter_or_order_from_a_200() -> None:
+    app = create_app(SandboxConfig(seed_size=0, rate_limit=0, profile="lenient"))
+    async with _client(httpx.ASGITransport(app=app)) as client:
+        found = await caps.probe(client)
+    for name in (
+        "or",
+        "contains",
+        "tolower",
+        "date_range",
+        "other_fields",
+        "orderby_other",
+        "order_honoured",
+    ):
+        assert found.supported[name] is False, name
+    assert "probe again" in found.details["contains"]
+
+
+async def test_probe_details_say_what_was_observed(lenient: PartnerCenterClient) -> None:
+    found = await caps.probe(lenient)
+    assert found.details["contains"].startswith("ok: excluded every row")
+    assert found.details["order_honoured"].startswith("ok: rows came in the order asked")
+    assert found.to_json()["probedAt"]
 
 
 async def test_a_service_that_ignores_skip_is_found_out() -> None:

@@ -336,17 +336,19 @@ async def test_connect_error_is_retried_even_for_writes(
     assert service.counts["POST"] == 2 and len(service.store) == 1
 
 
-async def test_patch_not_retried_on_503_reports_not_applied(
+async def test_patch_not_retried_on_503_and_unchanged_reads_are_no_proof(
     client: PartnerCenterClient, service: FakeService
 ) -> None:
     [doc] = service.add()
     service.fail("PATCH", status=503)
-    with client.correlation() as cid, pytest.raises(ServiceUnavailable) as info:
+    with client.correlation() as cid, pytest.raises(WriteOutcomeUnknown) as info:
         await client.patch(
             doc["id"], [PatchOperation(op="replace", path="/status", value="Active")], etag=doc["eTag"]
         )
     assert service.counts["PATCH"] == 1
-    assert "NOT applied" in str(info.value) and cid in str(info.value)
+    text = str(info.value)
+    assert "does not prove it did not land" in text and cid in text
+    assert "safe to try again" not in text and "NOT applied" not in text
 
 
 async def test_patch_dropped_after_apply_returns_new_state(

@@ -296,14 +296,14 @@ async def test_dropped_after_write_patch_settled_by_reading_back(rig: Rig) -> No
     assert (await rig.stats())["writesByKind"].get("patch") == 1
 
 
-async def test_5xx_patch_not_resent_and_reported_not_applied(rig: Rig) -> None:
+async def test_5xx_patch_not_resent_and_never_called_safe_to_retry(rig: Rig) -> None:
     created = await rig.client.create(new_referral())
     await rig.faults(error_rate=1.0)
     rig.clear_faults_after_first("PATCH")
     ops = [PatchOperation(op="replace", path="/details/notes", value="x")]
-    with rig.client.correlation() as cid, pytest.raises(ServiceUnavailable) as info:
+    with rig.client.correlation() as cid, pytest.raises(WriteOutcomeUnknown) as info:
         await rig.client.patch(created.id or "", ops, etag=created.e_tag)
-    assert "NOT applied" in str(info.value) and cid in str(info.value)
+    assert "safe to try again" not in str(info.value) and cid in str(info.value)
     assert rig.wire.count("PATCH") == 1
     assert (await rig.stats())["writesByKind"].get("patch", 0) == 0
 

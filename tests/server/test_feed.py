@@ -1,5 +1,5 @@
-"""recent_changes with since: referrals updated since a time (newest first, stopping at the first older
-one), what changed from the snapshots this server keeps per person, and the person's own writes."""
+"""recent_changes with since: referrals updated since a time (newest first, stopping once the order
+read proves the rest older), what changed from the snapshots this server keeps per person, and the person's own writes."""
 
 from __future__ import annotations
 
@@ -67,11 +67,15 @@ async def test_feed_lists_updated_referrals_then_what_changed(server: Any, sandb
 async def test_feed_reads_only_the_pages_it_needs(client: Client, sandbox: Sandbox) -> None:
     since = (START - timedelta(days=1)).date().isoformat()
     state = sandbox.app.state.sandbox
+    await call(client, "recent_changes", {"since": since})  # the first call also learns the service
     with state._lock:
         state.requests.clear()
     out = await call(client, "recent_changes", {"since": since})
-    assert _requests(sandbox) == 1  # one page, newest first, stopped at the first older referral
+    # one page newest first by update, stopped once the order proved the rest older; one page by
+    # creation for referrals that carry no update time
+    assert _requests(sandbox) == 2
     assert len(out["referrals"]) == 1 + len(await _updated_since(sandbox, since))
+    assert "may not be complete" not in out["referrals"][0]
 
 
 async def test_export_snapshots_feed_the_next_what_changed(client: Client, sandbox: Sandbox) -> None:
