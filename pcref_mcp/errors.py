@@ -112,9 +112,10 @@ class ServiceError(PcrefError):
 
     def __str__(self) -> str:
         text = super().__str__()
-        if self.correlation_id:
-            text += f" (correlation id {self.correlation_id})"
-        return text
+        ids = [f"correlation id {self.correlation_id}"] if self.correlation_id else []
+        if self.request_id and self.request_id != self.correlation_id:
+            ids.append(f"request id {self.request_id}")
+        return text + (f" ({', '.join(ids)})" if ids else "")
 
 
 class BadRequest(ServiceError):

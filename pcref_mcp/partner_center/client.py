@@ -517,7 +517,10 @@ class PartnerCenterClient:
                 continue  # the limiter holds this and every other caller until the pause is over
             if status >= 500:
                 if write:
-                    raise _Ambiguous(f"HTTP {status}", error)
+                    # what the service said travels with the outcome (quoted: others' text)
+                    said = error.message.removeprefix("Partner Center answered ").rstrip(".")
+                    ids = f"; request id {error.request_id}" if error.request_id else ""
+                    raise _Ambiguous(f"HTTP {said}{ids}" if said[:3].isdigit() else f"HTTP {status}", error)
                 if attempt <= self._max_retries:
                     hinted = parse_retry_after(response.headers.get("retry-after"))
                     delay = self._backoff(attempt)

@@ -7,8 +7,11 @@ published which one it uses today, so all are read:
 * classic Partner Center: ``{"code", "description", "data": [...], "source"}``
 * throttling: ``{"statusCode": 429, "message": "Rate limit is exceeded. Try again in 57 seconds."}``
 
-The resulting message carries the service's own words and code plus what the person can do; it
-never carries the request body or any header but the ids support needs.
+An OData error's ``details[]`` entries are kept (up to :data:`_MAX_DETAILS`), and a body that is plain
+text (a gateway's or proxy's own words) is kept too, trimmed. HTML pages are not shown (they say
+nothing a person can act on and may hold anything). The service's words are others' text: they are
+quoted («…») wherever they reach the model. The resulting message carries them, the code and what
+the person can do; it never carries the request body or any header but the ids support needs.
 """
 
 from __future__ import annotations
@@ -30,10 +33,13 @@ from pcref_mcp.errors import (
     Throttled,
     error_for_status,
 )
+from pcref_mcp.referrals.untrusted import quote
 
 __all__ = ["ServiceErrorBody", "error_from_response", "parse_error_body", "parse_retry_after"]
 
 _MAX_MESSAGE = 600  # the service allows 1024; keep tool output readable
+_MAX_PLAIN = 300  # a plain-text body: a gateway's sentence, not a page
+_MAX_DETAILS = 5
 _STALE_CODES = frozenset({"resourcemodified", "preconditionfailed"})
 
 
@@ -46,6 +52,9 @@ class ServiceErrorBody:
     target: str | None = None
     inner_code: str | None = None
     inner_message: str | None = None
+    details: tuple[str, ...] = ()  # OData error.details[]: "target: message [code]" each
+    plain: str | None = None  # a body that is plain text, not JSON
+    html: bool = False  # an HTML page (not shown)
 
 
 def error_from_response(
@@ -61,10 +70,20 @@ def error_from_response(
     text = f"Partner Center answered {status} {reason}"
     said = body.message or body.inner_message
     if said:
-        text += f": {_clip(said)}"
+        text += f": {quote(_clip(said))}"
+    elif body.plain:
+        text += f", in plain text: {quote(_clip(body.plain, _MAX_PLAIN))}"
+    elif body.html:
+        text += " with an HTML page (not shown)"
     code = body.code or body.inner_code
     if code and code not in text:
         text += f" [{code}]"
+    if body.inner_message and body.message and body.inner_message != body.message:
+        text += f" (inner error{f' {body.inner_code}' if body.inner_code else ''}: {quote(_clip(body.inner_message))})"
+    if body.details:
+        shown = [quote(_clip(d, _MAX_PLAIN)) or "" for d in body.details[:_MAX_DETAILS]]
+        more = len(body.details) - len(shown)
+        text += "; details: " + "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
     if not text.endswith((".", "!", "?")):
         text += "."
 
@@ -88,11 +107,14 @@ def error_from_response(
 
 
 def parse_error_body(response: httpx.Response) -> ServiceErrorBody:
-    """Read any of the known error shapes; anything else (HTML, empty) yields an empty body."""
+    """Read any of the known error shapes; plain text is kept as ``plain``; HTML and empty bodies
+    yield an empty body (``html`` says which)."""
     try:
         doc = json.loads(response.content or b"null")
     except (ValueError, UnicodeDecodeError):
-        return ServiceErrorBody()
+        return _not_json(response)
+    if isinstance(doc, str):  # a JSON string: plain text in quotes
+        return ServiceErrorBody(plain=_text(doc))
     if not isinstance(doc, dict):
         return ServiceErrorBody()
     err = doc.get("error")
@@ -105,6 +127,7 @@ def parse_error_body(response: httpx.Response) -> ServiceErrorBody:
             target=_text(err.get("target")),
             inner_code=_text(inner.get("code")),
             inner_message=_text(inner.get("message")),
+            details=_details(err.get("details")),
         )
     if isinstance(err, str):  # OAuth-style {"error": "...", "error_description": "..."}
         return ServiceErrorBody(code=err, message=_text(doc.get("error_description")))
@@ -160,6 +183,36 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _clip(text: str) -> str:
+def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _not_json(response: httpx.Response) -> ServiceErrorBody:
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = response.content.decode("utf-8", errors="replace").strip()
+    if not raw:
+        return ServiceErrorBody()
+    looks_html = raw[:1] == "<" or "html" in kind or "xml" in kind
+    if looks_html:
+        return ServiceErrorBody(html=True)
+    return ServiceErrorBody(plain=raw)
+
+
+def _details(value: Any) -> tuple[str, ...]:
+    """OData ``error.details``: each ``{code, message, target}`` as "target: message [code]"."""
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            continue
+        message, code, target = _text(item.get("message")), _text(item.get("code")), _text(item.get("target"))
+        if not (message or code):
+            continue
+        text = f"{target}: " if target else ""
+        text += message or ""
+        if code:
+            text += f" [{code}]" if message else code
+        out.append(text.strip())
+    return tuple(out)

@@ -121,3 +121,22 @@ async def test_read_back_failing_on_a_later_read_is_in_doubt(
     with pytest.raises(WriteOutcomeUnknown) as info:
         await client.patch(doc["id"], OPS, etag=doc["eTag"])
     assert "not known" in str(info.value) and "safe to try again" not in str(info.value)
+
+
+async def test_the_services_words_travel_with_an_in_doubt_outcome(
+    client: PartnerCenterClient, service: FakeService
+) -> None:
+    [doc] = service.add()
+    service.fail("PATCH", status=502, body="upstream connect error", headers={"request-id": "rid-5"})
+    with client.correlation() as cid, pytest.raises(WriteOutcomeUnknown) as info:
+        await client.patch(doc["id"], OPS, etag=doc["eTag"])
+    text = str(info.value)
+    assert "«upstream connect error»" in text and "rid-5" in text and cid in text
+
+
+async def test_an_html_503_is_named_not_shown(client: PartnerCenterClient, service: FakeService) -> None:
+    [doc] = service.add()
+    service.fail("PATCH", status=503, body=HTML_503, headers={"content-type": "text/html"})
+    with pytest.raises(WriteOutcomeUnknown) as info:
+        await client.patch(doc["id"], OPS, etag=doc["eTag"])
+    assert "HTML page (not shown)" in str(info.value) and "gateway" not in str(info.value)
