@@ -198,6 +198,30 @@ class WriteOutcomeUnknown(PcrefError):
         return f"{text} (correlation id {self.correlation_id})" if self.correlation_id else text
 
 
+class SignInExpired(ClaimsChallenge):
+    """The person's sign-in expired or was revoked (a password change, a long absence, an admin's
+    revocation): they must sign in again. A claims challenge whose ``claims`` ask for a token newer
+    than now (``nbf``, as Continuous Access Evaluation does), so the team server answers the client
+    with the 401 that makes it sign the person in again."""
+
+
+class ServerMisconfigured(SignInError):
+    """The server's own sign-in set-up is wrong (its credential, its app registration): a task for
+    the operator, not for the person. ``code`` and ``correlation_id`` are for the operator's logs."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        correlation_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+        self.correlation_id = correlation_id
+
+
 class StoreUnavailable(PcrefError):
     """The server's own store (journal, approvals, rate limits) stayed unreachable past its retry
     budget, e.g. a PostgreSQL restart that did not finish in time. Raised before anything is sent;

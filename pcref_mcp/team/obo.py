@@ -16,6 +16,9 @@ server hands back to the client as an ``insufficient_claims`` challenge.
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -25,15 +28,18 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.server.auth.middleware.auth_context import get_access_token
 
-from pcref_mcp.errors import ClaimsChallenge, ConfigError, SignInError
+from pcref_mcp.errors import ClaimsChallenge, ConfigError, ServerMisconfigured, SignInError, SignInExpired
 from pcref_mcp.identity import Principal
 from pcref_mcp.partner_center.auth import client_credential, confidential_app
+from pcref_mcp.referrals.untrusted import quote
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
     from pcref_mcp.store import Store
 
-__all__ = ["OnBehalfOf", "PersonTokens", "msal_http_client", "tls_verify"]
+__all__ = ["OnBehalfOf", "PersonTokens", "msal_http_client", "refusal", "tls_verify"]
+
+log = logging.getLogger("pcref_mcp.team")
 
 # A Partner Center token is reused in process until this many seconds before it expires (msal's own
 # cache refreshes at 5 minutes too), so a busy person's calls skip the store and msal entirely.
@@ -157,22 +163,87 @@ class PersonTokens:
             self._cache.has_state_changed = False
             expires = time.time() + float(result.get("expires_in") or 0)
             return str(result["access_token"]), expires, changed
-        result = result or {}
-        if result.get("claims"):
-            raise ClaimsChallenge(
-                "Partner Center needs you to sign in again to satisfy your organisation's policy "
-                "(multi-factor authentication or a compliant device).",
-                claims=str(result["claims"]),
-                hint="Reconnect the server in your assistant and sign in; then ask again.",
-            )
-        code = str(result.get("error") or "unknown_error")
-        first = str(result.get("error_description") or "").strip().splitlines()
-        raise SignInError(
-            f"Microsoft Entra refused to let this server act for you in Partner Center ({code}"
-            + (f": {first[0].split(' Trace ID')[0]}" if first else "")
-            + ").",
+        raise refusal(result or {})
+
+
+# Entra's AADSTS codes for an on-behalf-of refusal, by who can act on it.
+CONSENT = frozenset({65001, 65004, 90094, 90095, 90099})  # an administrator grants consent
+INTERACTION = frozenset({50074, 50076, 50079, 50158, 53000, 53001, 53002, 53003, 53004, 530003})
+EXPIRED = frozenset({50078, 50132, 50133, 50173, 70008, 70043, 700082, 700084, 50089, 50055, 81010})
+CONFIGURATION = frozenset(
+    {50011, 50012, 50013, 50027, 700016, 700024, 700027, 7000215, 7000222, 700212, 90002, 500011, 65005}
+)
+
+
+def refusal(result: dict[str, Any]) -> SignInError:
+    """The error for msal's refusal ``result``, by its AADSTS code: the consent the administrator must
+    grant; a claims challenge (more interaction, or a sign-in to renew) the client must answer; the
+    server's own configuration, for the operator; anything else with its code and correlation id.
+    Entra's own description is quoted (others' text) and cut before its trace details."""
+    error = str(result.get("error") or "unknown_error")
+    codes = _codes(result)
+    code = codes[0] if codes else None
+    named = f"{error}, AADSTS{code}" if code else error
+    cid = str(result.get("correlation_id") or "") or None
+    first = str(result.get("error_description") or "").strip().splitlines()
+    said = quote(_aadsts_text(first[0])) if first else None
+    ref = f" (correlation id {cid})" if cid else ""
+    if (
+        result.get("claims")
+        or (error == "interaction_required" and not set(codes) & EXPIRED)
+        or (set(codes) & INTERACTION)
+    ):
+        return ClaimsChallenge(
+            "Partner Center needs you to sign in again to satisfy your organisation's policy "
+            "(multi-factor authentication or a compliant device).",
+            claims=str(result.get("claims") or _renew_claims()),
+            hint="Reconnect the server in your assistant and sign in; then ask again.",
+        )
+    if set(codes) & EXPIRED or (error == "invalid_grant" and not codes):
+        return SignInExpired(
+            f"Your sign-in has expired or was revoked ({named}); sign in again.",
+            claims=_renew_claims(),
+            hint="Reconnect the server in your assistant and sign in; then ask again.",
+        )
+    if set(codes) & CONSENT:
+        return SignInError(
+            f"Microsoft Entra refused to let this server act for you in Partner Center ({named}"
+            + (f": {said}" if said else "")
+            + f"){ref}.",
             hint="Your administrator must grant the API app the Partner Center permission (admin consent).",
         )
+    if set(codes) & CONFIGURATION or error in ("invalid_client", "unauthorized_client"):
+        log.warning("on-behalf-of refused for a server configuration fault: %s%s", named, ref)
+        return ServerMisconfigured(
+            f"This server's sign-in set-up is faulty ({named}){ref}; it is not something you can fix.",
+            code=named,
+            correlation_id=cid,
+            hint="Tell the server's administrator: the code and correlation id are in its log.",
+        )
+    return SignInError(
+        f"Microsoft Entra refused to let this server act for you in Partner Center ({named}"
+        + (f": {said}" if said else "")
+        + f"){ref}.",
+        hint="Give the code and correlation id to your administrator.",
+    )
+
+
+def _codes(result: dict[str, Any]) -> list[int]:
+    raw = result.get("error_codes")
+    if isinstance(raw, list):
+        found = [int(c) for c in raw if isinstance(c, int) or (isinstance(c, str) and c.isdigit())]
+        if found:
+            return found
+    return [int(m) for m in re.findall(r"AADSTS(\d+)", str(result.get("error_description") or ""))]
+
+
+def _aadsts_text(line: str) -> str:
+    return re.sub(r"^AADSTS\d+:\s*", "", line.split(" Trace ID")[0]).strip()
+
+
+def _renew_claims() -> str:
+    """A claims request only a token issued from now on satisfies: a fresh sign-in."""
+    return json.dumps({"access_token": {"nbf": {"essential": True, "value": str(int(time.time()))}}})
 
 
 def msal_http_client(settings: Settings) -> Any:
