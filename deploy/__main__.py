@@ -1,4 +1,4 @@
-"""``python -m deploy up [--team [--proxy] [--people 50]] [--replicas 3] [--port 8800] [--dir DIR]``:
+"""``python -m deploy up [--team [--proxy] [--people 50]] [--replicas 3] [--port 8800] [--port-base N] [--dir DIR]``:
 the team stack on loopback."""
 
 from __future__ import annotations
@@ -33,13 +33,25 @@ def main(argv: list[str] | None = None) -> int:
         help="with --team: proxy mode, the replicas are the OAuth authorization server clients sign in with",
     )
     up.add_argument("--people", type=int, default=50, help="the stand-in's people (with --team)")
+    up.add_argument(
+        "--port-base",
+        type=int,
+        help="use given ports instead of picked ones: the sandbox on BASE, PostgreSQL on BASE+1, the "
+        "replicas from BASE+2 (default: free ports, picked again if taken before they are bound)",
+    )
     args = parser.parse_args(argv)
     if args.proxy and not args.team:
         parser.error("--proxy needs --team")
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="pcref-stack-"))
     stack = Stack(
-        root, replicas=args.replicas, port=args.port, team=args.team, people=args.people, proxy=args.proxy
+        root,
+        replicas=args.replicas,
+        port=args.port,
+        team=args.team,
+        people=args.people,
+        proxy=args.proxy,
+        port_base=args.port_base,
     )
     stack.start()
     if stack.identity is not None:

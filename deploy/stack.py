@@ -8,7 +8,11 @@ people (:mod:`deploy.team`); with ``proxy=True`` as well they are the OAuth auth
 (proxy mode, at nginx's URL: clients register and sign in through nginx, any replica serving any
 step); without ``team``, they are ``pcref-mcp serve --http`` with one static bearer. nginx logs which
 replica served each request (:meth:`Stack.served`).
-Every process is ours (started here, stopped by its pid); every port is on 127.0.0.1.
+Every process is ours (started here, stopped by its pid, and reaped as soon as it exits, also when
+something else killed it: a zombie would look alive to the journal's liveness check); every port is
+on 127.0.0.1. Ports are picked free (or given: ``port_base``), and a process that finds its port
+taken in the moment between the pick and its bind is started again on another (a replica's new port
+before nginx names it), so the stack runs beside other services.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +34,7 @@ import httpx
 from deploy.postgres import Postgres, free_port
 from deploy.team import TeamIdentity
 
-__all__ = ["Served", "Stack", "nginx_binary"]
+__all__ = ["PortTaken", "Served", "Stack", "nginx_binary"]
 
 HERE = Path(__file__).resolve().parent
 # The single-user HTTP mode's bearer for this stack (a fresh one per process; printed by `deploy up`).
@@ -68,15 +73,22 @@ class Stack:
     people: int = 50  # the people the team's identity provider knows (team mode)
     proxy: bool = False  # team mode's proxy mode: the replicas are the OAuth authorization server too
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Given ports instead of picked ones: the sandbox on port_base, PostgreSQL on port_base + 1, the
+    # replicas from port_base + 2 (the operator knows these are free).
+    port_base: int | None = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.key = secrets.token_urlsafe(32)
-        self.sandbox_port = free_port()
-        self.replica_ports = [free_port() for _ in range(self.replicas)]
+        base = self.port_base
+        self.sandbox_port = base if base else free_port()
+        self.replica_ports = [base + 2 + i if base else free_port() for i in range(self.replicas)]
         self.proxied = self.store == "postgresql"
         self.port = self.port or (free_port() if self.proxied else self.replica_ports[0])
+        self._reaper: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.reaped: list[tuple[str, int, int]] = []  # (what, pid, exit status) of every child reaped
         self.postgres: Postgres | None = None
         self.database_url: str | None = None
         self._sandbox: subprocess.Popen[bytes] | None = None
@@ -124,13 +136,15 @@ class Stack:
     # -- life -----------------------------------------------------------------------------------------
 
     def start(self) -> Stack:
+        self._stopping.clear()
+        self._reaper = threading.Thread(target=self._reap, name="stack-reaper", daemon=True)
+        self._reaper.start()
         try:
             if self.identity is not None:
                 self.identity.start()
             self._start_sandbox()
             if self.store == "postgresql":
-                self.postgres = Postgres()
-                self.postgres.start()
+                self.postgres = self._postgres()
                 self.database_url = self.postgres.create_database("pcref")
             for index in range(self.replicas):
                 self.start_replica(index)
@@ -142,6 +156,7 @@ class Stack:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         for proc in [self._nginx, *self._replicas.values(), self._sandbox]:
             if proc is not None and proc.poll() is None:
                 proc.terminate()
@@ -151,6 +166,9 @@ class Stack:
                     proc.kill()
                     proc.wait(10)
         self._replicas.clear()
+        if self._reaper is not None:
+            self._reaper.join(5)
+            self._reaper = None
         if self.postgres is not None:
             self.postgres.remove()
             self.postgres = None
@@ -184,20 +202,28 @@ class Stack:
             self.start_replica(index)
 
     def start_replica(self, index: int) -> None:
-        port = self.replica_ports[index]
-        env = self._replica_env(index)
-        log = (self.root / f"replica-{index}.log").open("ab")
-        # team mode: `pcref-mcp team` (people's tokens); else single-user `serve --http` (one bearer)
-        command = ["team"] if self.team else ["serve", "--http"]
-        self._replicas[index] = subprocess.Popen(
-            [sys.executable, "-m", "pcref_mcp", *command, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        _wait_http(f"http://127.0.0.1:{port}/mcp", self._replicas[index], self.root / f"replica-{index}.log")
+        for attempt in range(PORT_ATTEMPTS):
+            port = self.replica_ports[index]
+            env = self._replica_env(index)
+            path = self.root / f"replica-{index}.log"
+            log = path.open("ab")
+            # team mode: `pcref-mcp team` (people's tokens); else single-user `serve --http` (one bearer)
+            command = ["team"] if self.team else ["serve", "--http"]
+            self._replicas[index] = subprocess.Popen(
+                [sys.executable, "-m", "pcref_mcp", *command, "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+            try:
+                _wait_http(f"http://127.0.0.1:{port}/mcp", self._replicas[index], path)
+                return
+            except PortTaken:
+                if self._nginx is not None or self.port_base or attempt == PORT_ATTEMPTS - 1:
+                    raise  # nginx names this port already (or it was given): not ours to move
+                self.replica_ports[index] = free_port()
 
     def restart_postgres(self) -> None:
         assert self.postgres is not None
@@ -215,6 +241,11 @@ class Stack:
 
     def replica_pids(self) -> dict[int, int]:
         return {i: p.pid for i, p in self._replicas.items()}
+
+    def replica_running(self, index: int) -> bool:
+        """Whether replica ``index`` runs (a replica killed from outside is reaped, and not)."""
+        proc = self._replicas.get(index)
+        return proc is not None and proc.poll() is None
 
     # -- private --------------------------------------------------------------------------------------
 
@@ -247,7 +278,45 @@ class Stack:
         env.update(self.extra_env)
         return env
 
+    def _reap(self) -> None:
+        """Collect every child that exited, whoever ended it, so none lingers as a zombie."""
+        while not self._stopping.wait(REAP_EVERY):
+            children = [("nginx", self._nginx), ("sandbox", self._sandbox)]
+            children += [(f"replica-{i}", p) for i, p in list(self._replicas.items())]
+            for what, proc in children:
+                if proc is not None and proc.returncode is None and proc.poll() is not None:
+                    self.reaped.append((what, proc.pid, proc.returncode))
+                    print(
+                        f"stack: {what} (pid {proc.pid}) exited ({proc.returncode})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+    def _postgres(self) -> Postgres:
+        """PostgreSQL on its port; on another when the picked one was taken in the meantime."""
+        for attempt in range(PORT_ATTEMPTS):
+            postgres = Postgres(port=(self.port_base + 1) if self.port_base else None)
+            try:
+                postgres.start()
+                return postgres
+            except RuntimeError as exc:  # pg_ctl failed; its log's tail is in the message
+                postgres.remove()
+                taken = any(m in str(exc).lower() for m in _IN_USE)
+                if self.port_base or not taken or attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     def _start_sandbox(self) -> None:
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._start_sandbox_once()
+                return
+            except PortTaken:
+                if self.port_base or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.sandbox_port = free_port()
+
+    def _start_sandbox_once(self) -> None:
         log = (self.root / "sandbox.log").open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PCREF_")}
         env["PCREF_SANDBOX_PROFILE"] = os.environ.get("PCREF_SANDBOX_PROFILE", "lenient")
@@ -301,12 +370,24 @@ class Stack:
         _wait_http(self.url, self._nginx, run / "nginx-error.log")
 
 
+PORT_ATTEMPTS = 3
+REAP_EVERY = 0.2  # seconds between looks for children that exited
+
+
+class PortTaken(RuntimeError):
+    """The process could not bind its port: something else took it after it was picked."""
+
+
+_IN_USE = ("address already in use", "errno 98", "could not bind", "eaddrinuse")
+
+
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise RuntimeError(f"{url}: the process exited ({proc.returncode}):\n{text}")
+            kind = PortTaken if any(m in text.lower() for m in _IN_USE) else RuntimeError
+            raise kind(f"{url}: the process exited ({proc.returncode}):\n{text}")
         try:
             httpx.get(url, timeout=2.0)
             return

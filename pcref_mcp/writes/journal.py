@@ -447,8 +447,8 @@ def _owner_alive(owner: str) -> bool:
         if int(pid) == os.getpid():
             return False  # our PID, another instance: the PID was reused
         if not _alive(int(pid)):
-            return False
-        return not start or start == _start_ticks(int(pid))
+            return False  # gone, or a zombie
+        return not start or start == _start_ticks(int(pid))  # another start time: the PID was reused
     # older rows: "host:pid"
     host, _, pid = owner.rpartition(":")
     return host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))
@@ -473,13 +473,25 @@ def _start_ticks(pid: int) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs. A zombie (killed, not yet reaped by its parent) answers ``kill(pid, 0)``
+    like a live process, but it runs nothing and never records an outcome: it counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return _state(pid) not in ("Z", "X", "x")
+
+
+def _state(pid: int) -> str:
+    """The process state letter from /proc (R, S, D, Z …), or "" where that cannot be read."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = text[text.rfind(")") + 2 :].split()
+    return fields[0] if fields else ""
 
 
 def stamp(moment: datetime | None = None) -> str:
