@@ -255,7 +255,7 @@ async def _probe_write_lookups(client: PartnerCenterClient, report: Report) -> N
 
     for name, (label, expr) in WRITE_LOOKUPS.items():
         try:
-            await client.list_page(Query(filter=Expr(expr), top=1))
+            page = await client.list_page(Query(filter=Expr(expr), top=1))
         except ServiceError as exc:
             if exc.status in (400, 501):
                 fallback = (
@@ -267,7 +267,15 @@ async def _probe_write_lookups(client: PartnerCenterClient, report: Report) -> N
                 continue
             report.add(f"write look-up: {name}", "fail", _clip(str(exc)))
             return
-        report.add(f"write look-up: {name}", "ok", label)
+        if page.value:  # a 200 is not support: this filter matches no referral, yet rows came back
+            report.add(
+                f"write look-up: {name}",
+                "no",
+                f"{label}: accepted but ignored (a filter no referral matches returned rows); the client "
+                "checks every match itself",
+            )
+            continue
+        report.add(f"write look-up: {name}", "ok", f"{label}: excluded every row for a value no referral has")
 
 
 # --- private helpers ------------------------------------------------------------------------------
