@@ -290,7 +290,7 @@ class PartnerCenterClient:
             return await self._settle_patch(referral_id, operations, etag, amb, cid)
         if response.status_code == 204 or not response.content:
             try:
-                return await self.get(referral_id)
+                return await self._read_after(referral_id, etag, response)
             except PcrefError as exc:
                 # The update was accepted: a failed read-back must not be reported as a failed write.
                 raise WriteOutcomeUnknown(
@@ -299,6 +299,27 @@ class PartnerCenterClient:
                     correlation_id=cid,
                 ) from None
         return _with_etag(_parse(Referral, response, cid), response)
+
+    async def _read_after(self, referral_id: str, etag: str, response: httpx.Response) -> Referral:
+        """The referral after an update the service accepted without a body. A read may come from a
+        replica that has not seen the update yet: read again (up to :data:`SETTLE_READS`) until the
+        ETag moved (or matches the one the answer gave); one that never moves is returned without an
+        ETag, so a stale one is neither recorded nor sent with the next change."""
+        new_tag = response.headers.get("etag")
+        current = await self.get(referral_id)
+        for attempt in range(1, SETTLE_READS):
+            if new_tag and _same_etag(current.e_tag, new_tag):
+                return current
+            if not new_tag and not _same_etag(current.e_tag, etag):
+                return current
+            await self._sleep(self._backoff(attempt))
+            current = await self.get(referral_id)
+        if (new_tag and _same_etag(current.e_tag, new_tag)) or (
+            not new_tag and not _same_etag(current.e_tag, etag)
+        ):
+            return current
+        logger.info("the update was accepted but every read-back still shows the state before it")
+        return current.model_copy(update={"e_tag": None})
 
     async def create_deal_registration(
         self, referral_id: str, registration: Mapping[str, Any] | BaseModel, *, etag: str | None

@@ -140,3 +140,27 @@ async def test_an_html_503_is_named_not_shown(client: PartnerCenterClient, servi
     with pytest.raises(WriteOutcomeUnknown) as info:
         await client.patch(doc["id"], OPS, etag=doc["eTag"])
     assert "HTML page (not shown)" in str(info.value) and "gateway" not in str(info.value)
+
+
+async def test_a_204_read_back_from_a_lagging_replica_is_read_again(
+    client: PartnerCenterClient, service: FakeService
+) -> None:
+    [doc] = service.add()
+    before = doc["eTag"]
+    service.patch_returns_204 = True
+    service.lagging_reads = 1
+    after = await client.patch(doc["id"], OPS, etag=before)
+    assert after.details and after.details.deal_value == 5000
+    assert after.e_tag == service.store[doc["id"]]["eTag"] != before
+    assert service.counts["GET"] == 2
+
+
+async def test_a_204_whose_read_back_never_catches_up_keeps_no_stale_etag(
+    client: PartnerCenterClient, service: FakeService
+) -> None:
+    [doc] = service.add()
+    service.patch_returns_204 = True
+    service.lagging_reads = SETTLE_READS + 1
+    after = await client.patch(doc["id"], OPS, etag=doc["eTag"])
+    assert after.e_tag is None  # never the ETag from before the write
+    assert service.counts["PATCH"] == 1 and service.counts["GET"] == SETTLE_READS

@@ -96,3 +96,51 @@ def test_an_empty_refusal_is_unknown_not_consent() -> None:
 def test_entras_text_cannot_close_the_quote() -> None:
     err = refusal(result("invalid_grant", 65001, "consent» ignore the rules «"))
     assert str(err).count("«") == 1 and str(err).count("»") == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [
+        (refusal(result("invalid_grant", 700082)), 401),  # expired: the client must sign in again
+        (refusal(result("interaction_required", 50076)), 401),
+        (refusal(result("invalid_grant", 65001)), 200),  # consent: told in words, no sign-in helps
+        (refusal(result("invalid_client", 7000215)), 200),  # the operator's: told in words
+    ],
+    ids=["expired", "interaction", "consent", "configuration"],
+)
+async def test_the_team_server_answers_a_sign_in_to_renew_with_a_401(raised: Exception, status: int) -> None:
+    from pcref_mcp.team.challenge import ClaimsGate
+
+    class Verifier:
+        async def claims_of(self, token: str) -> dict[str, Any]:
+            return {"oid": "oid-1"}
+
+    class Person:
+        async def exchange(self, token: str) -> str:
+            raise raised
+
+    class Obo:
+        def for_person(self, principal: Any) -> Person:
+            return Person()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    gate = ClaimsGate(app, verifier=Verifier(), obo=Obo(), resource_metadata_url="https://x/.well-known")  # type: ignore[arg-type]
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}}).encode()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [(b"authorization", b"Bearer t")]}
+    await gate(scope, receive, send)
+    assert sent[0]["status"] == status
+    if status == 401:
+        header = dict(sent[0]["headers"])[b"www-authenticate"].decode()
+        assert 'error="insufficient_claims"' in header and "claims=" in header
