@@ -110,11 +110,10 @@ def test_entras_text_cannot_close_the_quote() -> None:
     ids=["expired", "interaction", "consent", "configuration"],
 )
 async def test_the_team_server_answers_a_sign_in_to_renew_with_a_401(raised: Exception, status: int) -> None:
-    from pcref_mcp.team.challenge import ClaimsGate
+    from mcp.server.auth.provider import AccessToken
 
-    class Verifier:
-        async def claims_of(self, token: str) -> dict[str, Any]:
-            return {"oid": "oid-1"}
+    from pcref_mcp.team.authn import TOKEN_KEY
+    from pcref_mcp.team.challenge import ClaimsGate
 
     class Person:
         async def exchange(self, token: str) -> str:
@@ -128,7 +127,7 @@ async def test_the_team_server_answers_a_sign_in_to_renew_with_a_401(raised: Exc
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    gate = ClaimsGate(app, verifier=Verifier(), obo=Obo(), resource_metadata_url="https://x/.well-known")  # type: ignore[arg-type]
+    gate = ClaimsGate(app, obo=Obo(), resource_metadata_url="https://x/.well-known")  # type: ignore[arg-type]
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}}).encode()
     sent: list[dict[str, Any]] = []
 
@@ -138,7 +137,14 @@ async def test_the_team_server_answers_a_sign_in_to_renew_with_a_401(raised: Exc
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/mcp", "headers": [(b"authorization", b"Bearer t")]}
+    access = AccessToken(token="t", client_id="c", scopes=[], subject="oid-1", claims={"oid": "oid-1"})
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mcp",
+        "headers": [(b"authorization", b"Bearer t")],
+        TOKEN_KEY: access,
+    }
     await gate(scope, receive, send)
     assert sent[0]["status"] == status
     if status == 401:
