@@ -28,6 +28,7 @@ from pcref_mcp.writes.journal import Journal, JournalEntry
 __all__ = ["Settled", "settle_in_doubt"]
 
 _MISSING = object()
+READS = 3  # reads of the referral before "still the previewed ETag" is believed
 
 
 class _Reader(Protocol):
@@ -76,14 +77,21 @@ async def _verdict(entry: JournalEntry, entries: list[JournalEntry], client: _Re
         if sets and all(seen.get(path, _MISSING) == value for path, value in sets.items()):
             return Settled(entry.id, "applied", f"change {later[0].id} found its values in place")
         return Settled(entry.id, "in_doubt", entry.how_to_check())
-    try:
-        current = await client.get(entry.referral_id)
-    except NotFound:
-        return Settled(entry.id, "in_doubt", "the referral cannot be read any more")
-    except PcrefError as exc:
-        return Settled(entry.id, "in_doubt", f"the referral could not be read ({exc})")
-    if current.e_tag == entry.etag_before:
-        return Settled(entry.id, "failed", "the referral still has the previewed ETag: it did not land")
+    # A read may come from a replica that has not seen the write: "still the previewed ETag" must
+    # hold on every one of a few reads (any read where it moved is judged by its values).
+    for _ in range(READS):
+        try:
+            current = await client.get(entry.referral_id)
+        except NotFound:
+            return Settled(entry.id, "in_doubt", "the referral cannot be read any more")
+        except PcrefError as exc:
+            return Settled(entry.id, "in_doubt", f"the referral could not be read ({exc})")
+        if current.e_tag != entry.etag_before:
+            break
+    else:
+        return Settled(
+            entry.id, "failed", f"the referral still has the previewed ETag on {READS} reads: it did not land"
+        )
     wire = current.to_wire()
     if sets and all(pointer_get(wire, path, _MISSING) == value for path, value in sets.items()):
         return Settled(entry.id, "applied", "the referral holds exactly the values it sets")

@@ -117,3 +117,35 @@ async def test_journal_settle_from_the_command_line(tmp_path: Path, monkeypatch:
     with redirect_stderr(err):
         assert main(["journal", "--settle", "--json"]) == 0
     assert f"#{entry}  in doubt: the referral cannot be read any more" in err.getvalue()
+
+
+class Lagging(Service):
+    """The first reads of each referral come from a replica that has not seen the last write."""
+
+    def __init__(
+        self, docs: dict[str, tuple[str, dict[str, Any]]], stale: dict[str, Any], reads: int
+    ) -> None:
+        super().__init__(docs)
+        self.stale, self.left = stale, {rid: reads for rid in stale}
+
+    async def get(self, referral_id: str) -> Any:
+        if self.left.get(referral_id, 0) > 0:
+            self.left[referral_id] -= 1
+            etag, doc = self.stale[referral_id]
+            return await Service({referral_id: (etag, doc)}).get(referral_id)
+        return await super().get(referral_id)
+
+
+async def test_an_unchanged_first_read_is_not_taken_as_not_landed(tmp_path: Path) -> None:
+    """Issue 20: the write landed, the first read is a replica behind it: applied, not failed."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    entry = await _write(journal, "r1", 10, '"a"')
+    await _in_doubt(journal, entry)
+    service = Lagging(
+        {"r1": ('"b"', {"details": {"dealValue": 10}})},
+        {"r1": ('"a"', {"details": {"dealValue": 0}})},
+        reads=1,
+    )
+    [verdict] = await settle_in_doubt(Journal(path), service)
+    assert verdict.status == "applied"
