@@ -89,6 +89,7 @@ class Stack:
         self._reaper: threading.Thread | None = None
         self._stopping = threading.Event()
         self.reaped: list[tuple[str, int, int]] = []  # (what, pid, exit status) of every child reaped
+        self._left: list[subprocess.Popen[bytes]] = []  # killed and deliberately left unreaped (tests)
         self.postgres: Postgres | None = None
         self.database_url: str | None = None
         self._sandbox: subprocess.Popen[bytes] | None = None
@@ -157,6 +158,7 @@ class Stack:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.reap_left()
         for proc in [self._nginx, *self._replicas.values(), self._sandbox]:
             if proc is not None and proc.poll() is None:
                 proc.terminate()
@@ -183,11 +185,22 @@ class Stack:
 
     # -- faults ---------------------------------------------------------------------------------------
 
-    def kill_replica(self, index: int) -> None:
-        """SIGKILL: no shutdown, no outcome recorded for what it was sending."""
+    def kill_replica(self, index: int, *, reap: bool = True) -> int:
+        """SIGKILL: no shutdown, no outcome recorded for what it was sending. ``reap=False`` leaves it
+        a zombie (as a parent that never waits would; the journal must see it gone all the same)
+        until :meth:`reap_left` or :meth:`stop`. Returns its pid."""
         proc = self._replicas.pop(index)
         proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        if reap:
+            proc.wait(10)
+        else:
+            self._left.append(proc)
+        return proc.pid
+
+    def reap_left(self) -> None:
+        """Collect the replicas :meth:`kill_replica` left unreaped."""
+        while self._left:
+            self._left.pop().wait(10)
 
     def restart_replicas(self, **settings: int | float) -> None:
         """Every replica killed and started again, with ``rate_limit_calls`` / ``rate_limit_window``

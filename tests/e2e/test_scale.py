@@ -19,9 +19,7 @@ installs them as root). Bounded: a few hundred calls, about two minutes on two c
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import sqlite3
 import tempfile
 from collections import Counter
@@ -38,6 +36,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from deploy.stack import Stack
 from deploy.workload import Unanswered, Workload
+from pcref_mcp.writes.journal import _state
 from tests.e2e.servers import need_stack_tools
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -159,6 +158,7 @@ async def test_a_killed_replica_and_a_database_restart_lose_and_duplicate_nothin
     assert stack.identity is not None
     grants_before = stack.identity.idp.grants.get(OBO_GRANT, 0)
     faults: list[str] = []
+    victim_pid: list[str] = []
 
     async def chaos(done: int) -> None:
         if (
@@ -169,14 +169,15 @@ async def test_a_killed_replica_and_a_database_restart_lose_and_duplicate_nothin
         elif done >= 160 and "kill" not in faults:
             faults.append("kill")
             victim = str(stack.replica_pids()[1])
+            victim_pid.append(victim)
             with anyio.move_on_after(10):  # kill it while it has a write in flight (journaled, unanswered)
                 while not [r for r in await store.journal_pending() if r["owner"].split("|")[1] == victim]:
                     await anyio.sleep(0.02)
-            # killed from outside, not through the stack (which would wait for it): until the stack's
-            # reaper collects it, it is a zombie, which the journal's liveness check must see as gone
-            os.kill(int(victim), signal.SIGKILL)
+            # killed and left unreaped (a zombie, as under a parent that never waits): the journal's
+            # liveness check must see it gone all the same, and its writes in flight in doubt
+            await anyio.to_thread.run_sync(lambda: stack.kill_replica(1, reap=False))
             with anyio.fail_after(30):
-                while stack.replica_running(1):
+                while _state(int(victim)) != "Z":
                     await anyio.sleep(0.05)
             await anyio.to_thread.run_sync(lambda: stack.sandbox_faults(clear=True))
         elif done >= 300 and "restart" not in faults:
@@ -188,7 +189,9 @@ async def test_a_killed_replica_and_a_database_restart_lose_and_duplicate_nothin
     assert outcome.calls == 500
     assert not [r for r in outcome.refused if "confirm" in r and "already used" not in r], outcome.refused[:5]
 
-    # the journal settles what the killed replica left in doubt (a fresh look: its process is gone)
+    # the journal settles what the killed replica left in doubt (a fresh look: its process, still a
+    # zombie, is gone)
+    assert _state(int(victim_pid[0])) == "Z"
     journal = Journal(store)
     pending = [e for e in await journal.recent(1000, any_actor=True) if e.id not in before]
     assert [e for e in pending if e.status == "in_doubt"], "the kill caught no write in flight"
@@ -223,6 +226,7 @@ async def test_a_killed_replica_and_a_database_restart_lose_and_duplicate_nothin
         mine = [e for e in applied if e.referral_id == referral]
         if mine:
             assert current[referral] == mine[-1].operations[0]["value"], referral
+    stack.reap_left()
     stack.start_replica(1)  # back to three for what follows
 
     # 50 people are 50 principals: every write is journaled as the person who made it
