@@ -836,12 +836,17 @@ async def _sorted_scan(client: PartnerCenterClient, the_plan: Plan, limit: int, 
     }
     matches: list[tuple[Any, Referral]] = []
     no_skip = Capabilities.documented(client.base_url)
+    ids: set[str] = set()
     while source is not None:
         page = await _fetch(client, source)
         scan.pages += 1
         scan.skipped.extend(page.skipped)
         scan.scanned += len(page.value)
         for referral in page.value:
+            if str(referral.id) in ids:  # listed again on a later page (the list moved): sorted once
+                scan.repeated += 1
+                continue
+            ids.add(str(referral.id))
             doc = referral.to_wire()
             if the_plan.matches(doc):
                 matches.append((the_plan.sort_key(doc), referral))

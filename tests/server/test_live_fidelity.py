@@ -294,3 +294,27 @@ async def test_a_page_cap_below_the_limit_keeps_paging_by_skip(client: Client, r
         seen |= ids
         cursor = page.get("next_cursor")
     assert len(seen) == 60
+
+
+async def test_a_sort_done_here_lists_a_referral_repeated_across_pages_once(
+    client: Client, sandbox: Sandbox, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's next page starts one row early (a referral moved while paging)."""
+    from pcref_mcp.partner_center.client import PartnerCenterClient
+
+    real = PartnerCenterClient.list_page
+    last: list[Any] = []
+
+    async def shifting(self: Any, query: Any = None, *, next_link: str | None = None) -> Any:
+        page = await real(self, query, next_link=next_link)
+        if next_link is not None and last:
+            page.value.insert(0, last[-1])  # the previous page's last row, again
+        if page.value:
+            last.append(page.value[-1])
+        return page
+
+    monkeypatch.setattr(PartnerCenterClient, "list_page", shifting)
+    _faults(sandbox, ignore_orderby=True)  # the probe sees it: the sort is done here
+    out = await call(client, "search_referrals", {"sort": "value_desc", "limit": 100})
+    ids = [r["id"] for r in out["rows"]]
+    assert len(ids) == len(set(ids)) == 60
