@@ -1,7 +1,7 @@
 """The sandbox profile this run of the suite uses.
 
-CI runs the whole suite twice (``make unit``): ``PCREF_SANDBOX_PROFILE=lenient`` then ``strict``. Every
-test passes on both. A test about one profile's own behaviour builds its sandbox with that profile
+``make unit`` runs the whole suite with ``PCREF_SANDBOX_PROFILE=lenient`` and, side by side, the
+sandbox-facing tests (``STRICT_TESTS`` in the Makefile) with ``strict``. Every test passes on both. A test about one profile's own behaviour builds its sandbox with that profile
 explicitly (``make_config(profile=...)``, or ``@pytest.mark.parametrize("sandbox_profile", ["lenient"])``
 in tests/sandbox), so it still runs in both passes.
 """

@@ -3,17 +3,28 @@ journaled on its own and linked by a batch id; undo of the whole batch; the appr
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.types import ElicitRequestFormParams, ElicitResult
 
+from pcref_mcp.config import Settings
 from pcref_mcp.server.bulk import pipeline_store
 from pcref_mcp.server.runtime import Runtime
 from tests.server.conftest import Sandbox, call, call_error
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A batch of 30 and its undo make well over 100 calls: the personal limit (100 a minute, tested
+    on its own below) would hold this suite for a minute; here it is out of the way."""
+    return Settings(
+        journal_path=tmp_path / "journal.sqlite3", sandbox_db=tmp_path / "sandbox.db", rate_limit_calls=1000
+    )
 
 
 async def _open(sandbox: Sandbox, n: int) -> list[dict[str, Any]]:
