@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from pcref_mcp.store.sealing import Sealer
 
 
-__all__ = ["JOURNAL_COLUMNS", "Row", "Store", "broker_digest"]
+__all__ = ["BROKER_LIST_LIMIT", "JOURNAL_COLUMNS", "Row", "Store", "broker_digest"]
+
+BROKER_LIST_LIMIT = 200  # the most entries one broker_list answers with
 
 Row = dict[str, Any]
 
@@ -285,6 +287,29 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def broker_count(self, kind: str, now: float) -> int:
         """How many unexpired entries of ``kind`` there are (the broker's bounds)."""
+
+    async def broker_list(
+        self, kind: str, now: float, *, client_id: str | None = None, subject: str | None = None
+    ) -> list[bytes]:
+        """Every unexpired value of ``kind`` held for ``client_id`` and/or ``subject``, opened
+        (a person's approved clients, for the page where they revoke them); at most
+        :data:`BROKER_LIST_LIMIT`, the latest to expire first."""
+        found = await self._broker_list_sealed(kind, now, client_id, subject)
+        values = [await self._broker_open(kind, digest, sealed) for digest, sealed in found]
+        return [v for v in values if v is not None]
+
+    @abc.abstractmethod
+    async def broker_evict(self, kind: str, keep: int, now: float) -> int:
+        """Leave at most ``keep`` unexpired entries of ``kind``, removing those that expire first
+        (with one lifetime per kind: the oldest) and every expired one; how many went. This bounds a
+        kind's share of the store without refusing the newest entry (unused client registrations:
+        a flood evicts the flood, not the next real client). Not exact under concurrent puts from
+        several replicas: the bound may be exceeded by the number of racing puts."""
+
+    @abc.abstractmethod
+    async def _broker_list_sealed(
+        self, kind: str, now: float, client_id: str | None, subject: str | None
+    ) -> list[tuple[str, bytes]]: ...
 
     @abc.abstractmethod
     async def _broker_put_sealed(

@@ -26,7 +26,7 @@ import anyio
 
 from pcref_mcp.errors import ConfigError, StoreUnavailable
 from pcref_mcp.store import migrations
-from pcref_mcp.store.base import JOURNAL_COLUMNS, Row, Store
+from pcref_mcp.store.base import BROKER_LIST_LIMIT, JOURNAL_COLUMNS, Row, Store
 from pcref_mcp.store.sealing import Sealer
 
 __all__ = ["PostgresStore"]
@@ -480,6 +480,38 @@ class PostgresStore(Store):
                 )
             )
         )
+
+    async def broker_evict(self, kind: str, keep: int, now: float) -> int:
+        done = await self._run(
+            lambda c: c.execute(
+                "DELETE FROM broker WHERE kind=$1 AND (expires <= $2 OR taken IS NOT NULL OR key IN ("
+                "SELECT key FROM broker WHERE kind=$1 AND taken IS NULL AND (expires IS NULL OR expires > $2) "
+                "ORDER BY expires DESC NULLS FIRST OFFSET $3))",
+                kind,
+                now,
+                max(0, keep),
+            )
+        )
+        return _count(done)
+
+    async def _broker_list_sealed(
+        self, kind: str, now: float, client_id: str | None, subject: str | None
+    ) -> list[tuple[str, bytes]]:
+        if client_id is None and subject is None:
+            raise ValueError("broker_list needs a client_id or a subject")
+        rows = await self._run(
+            lambda c: c.fetch(
+                "SELECT key, sealed FROM broker WHERE kind=$1 AND ($2::text IS NULL OR client_id=$2) "
+                "AND ($3::text IS NULL OR subject=$3) AND taken IS NULL AND (expires IS NULL OR expires > $4) "
+                "ORDER BY expires DESC NULLS FIRST LIMIT $5",
+                kind,
+                client_id,
+                subject,
+                now,
+                BROKER_LIST_LIMIT,
+            )
+        )
+        return [(str(r["key"]), bytes(r["sealed"])) for r in rows]
 
     async def _broker_put_sealed(
         self,

@@ -20,7 +20,7 @@ from typing import Any
 from pcref_mcp.errors import ConfigError
 from pcref_mcp.private_files import private_file
 from pcref_mcp.store import migrations
-from pcref_mcp.store.base import JOURNAL_COLUMNS, Row, Store
+from pcref_mcp.store.base import BROKER_LIST_LIMIT, JOURNAL_COLUMNS, Row, Store
 from pcref_mcp.store.sealing import Sealer
 
 __all__ = ["SqliteStore"]
@@ -371,6 +371,28 @@ class SqliteStore(Store):
             "SELECT COUNT(*) AS n FROM broker WHERE kind=? AND (expires IS NULL OR expires > ?)", (kind, now)
         )
         return int(row["n"]) if row else 0
+
+    async def broker_evict(self, kind: str, keep: int, now: float) -> int:
+        with self._write() as db:
+            gone = db.execute("DELETE FROM broker WHERE kind=? AND expires <= ?", (kind, now)).rowcount
+            gone += db.execute(
+                "DELETE FROM broker WHERE kind=? AND key IN (SELECT key FROM broker WHERE kind=? "
+                "ORDER BY expires IS NULL DESC, expires DESC LIMIT -1 OFFSET ?)",
+                (kind, kind, max(0, keep)),
+            ).rowcount
+            return int(gone)
+
+    async def _broker_list_sealed(
+        self, kind: str, now: float, client_id: str | None, subject: str | None
+    ) -> list[tuple[str, bytes]]:
+        where, args = _owner_filter(kind, client_id, subject)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key, sealed FROM broker WHERE {where} AND (expires IS NULL OR expires > ?) "
+                "ORDER BY expires IS NULL DESC, expires DESC LIMIT ?",
+                [*args, now, BROKER_LIST_LIMIT],
+            ).fetchall()
+        return [(str(r["key"]), bytes(r["sealed"])) for r in rows]
 
     async def _broker_put_sealed(
         self,

@@ -19,6 +19,7 @@ from pcref_mcp.errors import ConfigError
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
+    from pcref_mcp.team.browser import PageSignIn
     from pcref_mcp.team.proxy import EntraProxy
     from pcref_mcp.team.runtime import TeamRuntime
     from pcref_mcp.team.tokens import EntraTokenVerifier
@@ -56,6 +57,7 @@ class TeamParts:
     runtime: TeamRuntime
     verifier: EntraTokenVerifier
     proxy: EntraProxy | None
+    page_sign_in: PageSignIn  # signs a browser in for our own pages (team.browser), in either mode
 
 
 def plan_for(settings: Settings, *, host: str, port: int) -> TeamPlan:
@@ -127,7 +129,7 @@ def team_server(
     sdk: dict[str, Any] = {"middleware": [PrincipalMiddleware()]}
     proxy = None
     if plan.proxy:
-        from pcref_mcp.team.proxy import CALLBACK_PATH, SIGN_IN_SCOPES, EntraProxy
+        from pcref_mcp.team.proxy import SIGN_IN_SCOPES, EntraProxy
 
         # its state in the runtime's store: every replica sees every sign-in, code and handle
         proxy = EntraProxy(settings, verifier, store=runtime.store, base_url=plan.base_url, scope=plan.scope)
@@ -151,9 +153,33 @@ def team_server(
             validate_token_resource=False,
         )
     server = build_server(settings, runtime=runtime, **sdk)
+    from pcref_mcp.team.browser import SIGNED_IN_PATH, PageSignIn, page_callback, signed_in_route
+    from pcref_mcp.team.signin import CALLBACK_PATH as CALLBACK
+
     if proxy is not None:
-        server.custom_route(CALLBACK_PATH, methods=["GET", "POST"])(proxy.callback)
-    server.team = TeamParts(plan, runtime, verifier, proxy)  # type: ignore[attr-defined]
+        from pcref_mcp.team.consent import CONNECTED_PATH, CONSENT_PATH, ConsentPages
+
+        pages = proxy.page_sign_in
+        consent = ConsentPages(proxy)
+        server.custom_route(CALLBACK, methods=["GET", "POST"])(proxy.callback)
+        server.custom_route(CONSENT_PATH, methods=["GET", "POST"])(consent.consent)
+        server.custom_route(CONNECTED_PATH, methods=["GET", "POST"])(consent.connected)
+    else:  # our own pages still sign people in, through the same callback
+        from pcref_mcp.team.signin import EntraSignIn
+
+        signin = EntraSignIn(settings, base_url=plan.base_url, scope=plan.scope)
+        pages = PageSignIn(signin, verifier, runtime.store)
+
+        async def callback(request: Any) -> Any:
+            return await page_callback(pages, request)
+
+        server.custom_route(CALLBACK, methods=["GET", "POST"])(callback)
+
+    async def signed_in(request: Any) -> Any:
+        return await signed_in_route(pages, request)
+
+    server.custom_route(SIGNED_IN_PATH, methods=["GET"])(signed_in)
+    server.team = TeamParts(plan, runtime, verifier, proxy, pages)  # type: ignore[attr-defined]
     return server
 
 
@@ -184,6 +210,7 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
     )
     _close_on_shutdown(app, parts.runtime)
     if parts.proxy is not None:
+        from pcref_mcp.team.limits import bounded_registration
         from pcref_mcp.team.proxy import (
             BrokerUnavailable,
             advertise_metadata_documents,
@@ -194,6 +221,7 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
         app.add_exception_handler(BrokerUnavailable, broker_unavailable)  # the store is down: 503, not 500
         app = revocation_knows_clients(app)
         app = advertise_metadata_documents(app)
+        app = bounded_registration(app)  # size and rate, before the SDK reads a byte
     metadata_url = str(build_resource_metadata_url(plan.resource))  # type: ignore[arg-type]
     gated = ClaimsGate(app, obo=parts.runtime.obo, resource_metadata_url=metadata_url, proxy=parts.proxy)
     # outermost: who is calling is known from the headers before any body is read

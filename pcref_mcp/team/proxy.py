@@ -8,15 +8,23 @@ resource metadata names pcref-mcp itself, and this module is the SDK's
 
 1. ``/register`` stores the client; a client may instead use a client ID metadata document (an https
    URL as ``client_id``), fetched and checked on first use (and again after an hour).
-2. ``/authorize`` checks the client's redirect URI and PKCE challenge (the SDK does), then sends the
-   browser to Entra with pcref-mcp's *own* PKCE pair, state and nonce (msal's auth-code flow).
-3. Entra redirects to ``/oauth/callback``; msal redeems the code (client secret + PKCE verifier).
-   pcref-mcp issues its own one-time code to the client, bound to the client's PKCE challenge.
+2. ``/authorize`` checks the client's redirect URI and PKCE challenge (the SDK does), keeps the request
+   and sends the browser to our consent step (:mod:`.consent`): a person approves this client on our
+   own page (or approved it before) before the browser goes to Entra with pcref-mcp's *own* PKCE
+   pair, state and nonce (msal's auth-code flow, :mod:`.signin`). A link alone never yields a code.
+3. Entra posts to ``/oauth/callback``; msal redeems the code (client secret + PKCE verifier); the
+   result waits under a one-time key while the browser comes back to the consent step (same-site, its
+   cookie arrives), which issues pcref-mcp's own one-time code to the client, bound to the client's
+   PKCE challenge, only for a person who approved this client.
 4. ``/token`` (the SDK verifies the client's PKCE verifier) returns the Entra access token for
    pcref-mcp's API (audience = this server, the token every request is then checked with) and an
    opaque refresh handle. The Entra refresh token never leaves the server, and the Partner Center
    token is only ever obtained server-side (on-behalf-of): no token passthrough.
-5. ``/token`` with the refresh handle refreshes at Entra and rotates the handle.
+5. ``/token`` with the refresh handle refreshes at Entra and rotates the handle; a rotated handle
+   presented again revokes that person's grant to that client (one of the two holders is a thief).
+
+Registrations are bounded (:mod:`.limits`): a registration never used expires in hours, and the
+unused ones' share of the store is capped by evicting the oldest, never by refusing the next client.
 
 All of this state lives in the shared store (:meth:`~pcref_mcp.store.base.Store.broker_put`), so any
 replica serves any step: register on one, authorize on another, the Entra callback on a third. Keys
@@ -31,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Awaitable
 from contextvars import ContextVar
@@ -52,8 +59,11 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import BaseModel
 
 from pcref_mcp.errors import PcrefError
-from pcref_mcp.partner_center.auth import client_credential, confidential_app
-from pcref_mcp.team.obo import msal_http_client, tls_verify
+from pcref_mcp.team.browser import PageSignIn, read_answer
+from pcref_mcp.team.limits import check_registration
+from pcref_mcp.team.obo import tls_verify
+from pcref_mcp.team.pages import notice
+from pcref_mcp.team.signin import CALLBACK_PATH, EntraSignIn
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
@@ -68,13 +78,14 @@ __all__ = [
     "advertise_metadata_documents",
     "broker_unavailable",
     "revocation_knows_clients",
+    "store_failures",
 ]
 
 log = logging.getLogger("pcref_mcp.team")
 
 T = TypeVar("T")
 
-CALLBACK_PATH = "/oauth/callback"
+CONSENT_PATH = "/oauth/consent"
 CODE_TTL = 300.0
 PENDING_TTL = 600.0
 REFRESH_TTL = 14 * 24 * 3600  # Entra's own refresh tokens live up to 90 days; ours stop sooner
@@ -84,6 +95,13 @@ DOCUMENT_TTL = 3600.0  # a client ID metadata document is fetched again after th
 # registrations is not filled for good by clients that registered once and left; one that returns
 # gets invalid_client and registers again.
 CLIENT_TTL = 90 * 24 * 3600.0
+# A registration no token was ever issued to lives only this long, and at most MAX_UNUSED_CLIENTS of
+# them are kept (the oldest evicted): a flood of junk registrations evicts junk, and the next real
+# client (which signs in within minutes of registering) is not refused.
+UNUSED_CLIENT_TTL = 6 * 3600.0
+MAX_UNUSED_CLIENTS = 5_000
+SPENT_TTL = 24 * 3600.0  # a rotated refresh handle is remembered this long (reuse detection)
+DOCUMENT_DEADLINE = 10.0  # a client ID metadata document must arrive whole within this
 PURGE_EVERY = 60.0
 MAX_ENTRIES = 10_000
 MAX_DOCUMENT_BYTES = 5_000
@@ -93,7 +111,12 @@ SIGN_IN_SCOPES = ("offline_access", "openid", "profile", "email")
 
 # What the broker keeps in the store, one kind each: key → value (until when; who takes it).
 CLIENT = "client"  # client_id → its registration or fetched metadata document (CLIENT_TTL, DOCUMENT_TTL)
+UNUSED = "client-new"  # client_id → a registration never used yet (UNUSED_CLIENT_TTL; evicted oldest first)
+CONSENT_REQUEST = "consent-request"  # request id → _Request, waiting at the consent page (PENDING_TTL)
 PENDING = "pending"  # our state → _Pending (PENDING_TTL; taken by the callback)
+SIGNED = "signed"  # one-time key → _Signed: Entra's answer, waiting for the consent step (PENDING_TTL)
+CONSENT = "consent"  # "<oid> <client_id>" → _Consent: the person approved that client (until revoked)
+SPENT = "spent"  # a rotated refresh handle → whose it was (SPENT_TTL): presented again, the grant ends
 CODE = "code"  # our one-time code → _Issued (CODE_TTL; taken by /token)
 REFRESH = "refresh"  # a refresh handle → _Refresh (REFRESH_TTL; taken when rotated or revoked)
 ISSUED_TO = "issued-to"  # an access token we handed out → the client holding it (while it lives)
@@ -107,13 +130,53 @@ class BrokerUnavailable(Exception):
     """The shared store did not answer; the OAuth endpoints answer ``temporarily_unavailable``."""
 
 
+class SignInUnavailable(Exception):
+    """Entra (or the bound on sign-ins in progress) did not let a sign-in start; the message says why."""
+
+
+class _Request(BaseModel):
+    """An authorization request waiting for the person's decision."""
+
+    client_id: str
+    params: AuthorizationParams
+    claims: str | None = None
+
+
 class _Pending(BaseModel):
     """A sign-in in progress, under its state: the client, its request and msal's flow (our PKCE
-    verifier and nonce)."""
+    verifier and nonce); ``browser``: the browser that sent it to Entra (:func:`.browser.browser_id`),
+    ``approved``: whether that browser approved the client on the consent page."""
 
     client_id: str
     params: AuthorizationParams
     flow: dict[str, Any]
+    browser: str = ""
+    approved: bool = False
+
+
+class _Signed(BaseModel):
+    """Entra's redeemed answer for a client's sign-in, until the consent step issues the code;
+    ``claimed_by``: the first browser that loaded the consent step with it (no other may use it)."""
+
+    client_id: str
+    params: AuthorizationParams
+    browser: str
+    approved: bool
+    oid: str
+    name: str
+    access_token: str
+    expires_in: int
+    refresh_token: str | None
+    claimed_by: str | None = None
+
+
+class _Consent(BaseModel):
+    """A person's approval of one client: for grants sent to these redirect hosts."""
+
+    client_id: str
+    client_name: str
+    hosts: list[str]
+    approved_at: float
 
 
 class _Issued(BaseModel):
@@ -130,6 +193,13 @@ class _Refresh(BaseModel):
 
     handle: RefreshToken
     upstream: str
+
+
+class _Spent(BaseModel):
+    """Whose grant a rotated refresh handle belonged to."""
+
+    client_id: str
+    subject: str | None
 
 
 class EntraProxy:
@@ -153,19 +223,22 @@ class EntraProxy:
         self.scope = scope
         self._clock = clock
         self._verify = tls_verify(settings)  # for client metadata documents: one TLS context
-        self._http_cache: dict[Any, Any] = {}
-        self._app: Any = None
-        self._lock = threading.Lock()
+        self.signin = EntraSignIn(settings, base_url=self.base_url, scope=scope)
+        self.page_sign_in = PageSignIn(self.signin, verifier, store, clock=lambda: self._clock())
         self._purged = 0.0
 
     @property
     def callback_url(self) -> str:
         return self.base_url + CALLBACK_PATH
 
+    @property
+    def secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
     # --- clients ----------------------------------------------------------------------------------
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
-        held = await self._get(CLIENT, client_id)
+        held = await self._get(CLIENT, client_id) or await self._get(UNUSED, client_id)
         if held is not None:
             return OAuthClientInformationFull.model_validate_json(held)
         if client_id.startswith("https://"):
@@ -173,21 +246,21 @@ class EntraProxy:
         return None
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
-        if await self._held(self.store.broker_count(CLIENT, self._clock())) >= MAX_ENTRIES:
-            raise RegistrationError(
-                "invalid_client_metadata", "Too many registered clients; try again later."
-            )
+        check_registration(client_info)
         for uri in client_info.redirect_uris or []:
             if not _acceptable_redirect(str(uri)):
                 raise RegistrationError(
                     "invalid_redirect_uri", "Redirect URIs must be https or loopback http."
                 )
         assert client_info.client_id is not None
+        now = self._clock()
+        # room for this one among the unused: the oldest unused registrations go, nobody is refused
+        await self._held(self.store.broker_evict(UNUSED, MAX_UNUSED_CLIENTS - 1, now))
         await self._put(
-            CLIENT,
+            UNUSED,
             client_info.client_id,
             client_info,
-            expires=self._clock() + CLIENT_TTL,
+            expires=now + UNUSED_CLIENT_TTL,
             client_id=client_info.client_id,
         )
         log.info("registered OAuth client %r", (client_info.client_name or "")[:80])
@@ -195,62 +268,88 @@ class EntraProxy:
     # --- authorization ----------------------------------------------------------------------------
 
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
+        """Keep the request and send the browser to the consent step (never straight to Entra)."""
         if params.scopes and any(s != self.scope and s not in SIGN_IN_SCOPES for s in params.scopes):
             raise AuthorizeError("invalid_scope", f"This server offers one scope: {self.scope}.")
         assert client.client_id is not None
+        request_id = secrets.token_urlsafe(32)
         try:
             await self._purge()
-            if await self._held(self.store.broker_count(PENDING, self._clock())) >= MAX_ENTRIES:
+            if await self._held(self.store.broker_count(CONSENT_REQUEST, self._clock())) >= MAX_ENTRIES:
                 raise AuthorizeError(
                     "temporarily_unavailable", "Too many sign-ins in progress; try again later."
                 )
             held = await self._take(CLAIMS, client.client_id)
-        except BrokerUnavailable:
-            raise AuthorizeError(
-                "temporarily_unavailable", "The sign-in service is busy; try again."
-            ) from None
-        claims = held.decode() if held is not None else None
-        state = secrets.token_urlsafe(32)
-        try:
-            flow = await anyio.to_thread.run_sync(self._initiate, state, claims)
-        except Exception as exc:
-            log.warning("could not start the Entra sign-in (%s)", type(exc).__name__)
-            raise AuthorizeError("temporarily_unavailable", "The sign-in service is not reachable.") from None
-        pending = _Pending(client_id=client.client_id, params=params, flow=flow)
-        try:
+            waiting = _Request(
+                client_id=client.client_id, params=params, claims=held.decode() if held is not None else None
+            )
             await self._put(
-                PENDING, state, pending, expires=self._clock() + PENDING_TTL, client_id=client.client_id
+                CONSENT_REQUEST,
+                request_id,
+                waiting,
+                expires=self._clock() + PENDING_TTL,
+                client_id=client.client_id,
             )
         except BrokerUnavailable:
             raise AuthorizeError(
                 "temporarily_unavailable", "The sign-in service is busy; try again."
             ) from None
+        return f"{self.base_url}{CONSENT_PATH}?request={request_id}"
+
+    async def to_entra(self, waiting: _Request, *, browser: str, approved: bool) -> str:
+        """Start the Entra sign-in for a request the consent step let through: Entra's URL.
+        Raises :class:`BrokerUnavailable` (the store) or :class:`SignInUnavailable` (Entra)."""
+        if await self._held(self.store.broker_count(PENDING, self._clock())) >= MAX_ENTRIES:
+            raise SignInUnavailable("Too many sign-ins in progress; try again later.")
+        state = secrets.token_urlsafe(32)
+        try:
+            flow = await anyio.to_thread.run_sync(self._initiate, state, waiting.claims)
+        except Exception as exc:
+            log.warning("could not start the Entra sign-in (%s)", type(exc).__name__)
+            raise SignInUnavailable("The sign-in service is not reachable; try again shortly.") from None
+        pending = _Pending(
+            client_id=waiting.client_id, params=waiting.params, flow=flow, browser=browser, approved=approved
+        )
+        await self._put(
+            PENDING, state, pending, expires=self._clock() + PENDING_TTL, client_id=waiting.client_id
+        )
         return str(flow["auth_uri"])
 
     async def callback(self, request: Any) -> Any:
-        """``POST /oauth/callback`` (form_post, so the code is not in a URL): Entra's answer; send the
-        browser back to the client with our own code."""
-        from starlette.responses import HTMLResponse, RedirectResponse
+        """``POST /oauth/callback`` (form_post, so the code is not in a URL): Entra's answer. A
+        client's sign-in goes on to the consent step (a same-site GET: the browser's cookie arrives
+        there, not here); a page sign-in (:mod:`.browser`) to its page."""
+        from starlette.responses import RedirectResponse
 
-        answer = {k: str(v) for k, v in (await request.form()).items()} if request.method == "POST" else {}
-        answer = answer or dict(request.query_params)
+        answer = await read_answer(request)
+        state = answer.get("state", "")
         try:
-            held = await self._take(PENDING, answer.get("state", ""))
+            held = await self._take(PENDING, state)
+            if held is None:
+                page = await self._held(self.page_sign_in.finish(state, answer))
+                if page is not None:
+                    return page
         except BrokerUnavailable:
-            return HTMLResponse(
-                "<p>The sign-in service is briefly unavailable. Reload this page in a few seconds to finish "
-                "signing in.</p>",
-                503,
+            return notice(
+                "Briefly unavailable",
+                "The sign-in service is briefly unavailable. Reload this page in a few seconds to finish "
+                "signing in.",
+                status=503,
                 headers={"Retry-After": "5"},
             )
         if held is None:  # unknown, expired (the query says so) or already used
-            return HTMLResponse("<p>This sign-in link has expired or was already used. Start again.</p>", 400)
+            return notice(
+                "Link expired", "This sign-in link has expired or was already used. Start again.", status=400
+            )
         pending = _Pending.model_validate_json(held)
         params = pending.params
 
-        def back(**fields: str) -> Any:
+        def back(error: str, description: str) -> Any:
             return RedirectResponse(
-                construct_redirect_uri(str(params.redirect_uri), state=params.state, **fields), 303
+                construct_redirect_uri(
+                    str(params.redirect_uri), state=params.state, error=error, error_description=description
+                ),
+                303,
             )
 
         try:
@@ -260,42 +359,62 @@ class EntraProxy:
             result = {"error": "temporarily_unavailable"}
         if "access_token" not in result:
             log.info("Entra sign-in refused: %s", result.get("error"))
-            error = result.get("error")
-            return back(
-                error="temporarily_unavailable" if error == "temporarily_unavailable" else "access_denied"
-            )
+            if result.get("error") == "temporarily_unavailable":
+                return back("temporarily_unavailable", "The sign-in service did not answer; try again.")
+            return back("access_denied", "The identity provider did not sign the person in.")
         claims = await self.verifier.claims_of(str(result["access_token"]))
         if claims is None:  # e.g. a tenant that is not on the allow-list
-            return back(error="access_denied")
-        code = secrets.token_urlsafe(32)
-        issued = _Issued(
-            code=AuthorizationCode(
-                code=code,
-                scopes=[self.scope],
-                expires_at=self._clock() + CODE_TTL,
-                client_id=pending.client_id,
-                code_challenge=params.code_challenge,
-                redirect_uri=params.redirect_uri,
-                redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
-                resource=params.resource,
-                subject=str(claims["oid"]),
-            ),
+            return back(
+                "access_denied",
+                "This account is not allowed on this server (its organisation is not on the allow-list).",
+            )
+        from pcref_mcp.team.browser import person_from
+
+        person = person_from(claims, result)
+        key = secrets.token_urlsafe(32)
+        signed = _Signed(
+            client_id=pending.client_id,
+            params=params,
+            browser=pending.browser,
+            approved=pending.approved,
+            oid=person.oid,
+            name=person.name,
             access_token=str(result["access_token"]),
             expires_in=int(result.get("expires_in") or 3600),
             refresh_token=result.get("refresh_token"),
         )
         try:
             await self._put(
-                CODE,
-                code,
-                issued,
-                expires=issued.code.expires_at,
-                client_id=pending.client_id,
-                subject=issued.code.subject,
+                SIGNED, key, signed, expires=self._clock() + PENDING_TTL, client_id=pending.client_id
             )
         except BrokerUnavailable:
-            return back(error="temporarily_unavailable")
-        return back(code=code)
+            return back("temporarily_unavailable", "The sign-in service is busy; try again.")
+        return RedirectResponse(f"{CONSENT_PATH}?signed={key}", 303, headers={"Cache-Control": "no-store"})
+
+    async def issue_code(self, signed: _Signed) -> str:
+        """The client's redirect URL with our one-time code for a sign-in the person approved."""
+        params = signed.params
+        code = secrets.token_urlsafe(32)
+        issued = _Issued(
+            code=AuthorizationCode(
+                code=code,
+                scopes=[self.scope],
+                expires_at=self._clock() + CODE_TTL,
+                client_id=signed.client_id,
+                code_challenge=params.code_challenge,
+                redirect_uri=params.redirect_uri,
+                redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
+                resource=params.resource,
+                subject=signed.oid,
+            ),
+            access_token=signed.access_token,
+            expires_in=signed.expires_in,
+            refresh_token=signed.refresh_token,
+        )
+        await self._put(
+            CODE, code, issued, expires=issued.code.expires_at, client_id=signed.client_id, subject=signed.oid
+        )
+        return construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state)
 
     async def load_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: str
@@ -326,6 +445,7 @@ class EntraProxy:
     ) -> RefreshToken | None:
         held = await self._get(REFRESH, refresh_token)  # expired handles are not found
         if held is None:
+            await self._replayed(refresh_token)
             return None
         handle = _Refresh.model_validate_json(held).handle
         return handle if handle.client_id == client.client_id else None
@@ -340,6 +460,7 @@ class EntraProxy:
             raise TokenError("invalid_grant", "Your organisation requires you to sign in again.")
         taken = await self._take(REFRESH, refresh_token.token)  # rotated: the old handle is spent
         if taken is None:
+            await self._replayed(refresh_token.token)
             raise TokenError("invalid_grant", "The refresh token was already used.")
         held = _Refresh.model_validate_json(taken)
         try:
@@ -358,12 +479,34 @@ class EntraProxy:
             raise BrokerUnavailable from None
         if "access_token" not in result:
             raise TokenError("invalid_grant", "The sign-in has expired or was revoked; sign in again.")
+        await self._put(
+            SPENT,
+            refresh_token.token,
+            _Spent(client_id=held.handle.client_id, subject=held.handle.subject),
+            expires=self._clock() + SPENT_TTL,
+            client_id=held.handle.client_id,
+            subject=held.handle.subject,
+        )
         return await self._answer(
             client,
             str(result["access_token"]),
             int(result.get("expires_in") or 3600),
             result.get("refresh_token") or held.upstream,
             refresh_token.subject,
+        )
+
+    async def _replayed(self, handle: str) -> None:
+        """A handle that is not (any more) valid: if it is one we rotated, it was used twice (the
+        client and a thief): end that person's grant to that client (RFC 9700 4.14.2)."""
+        held = await self._get(SPENT, handle)
+        if held is None:
+            return
+        spent = _Spent.model_validate_json(held)
+        gone = await self._held(
+            self.store.broker_drop(REFRESH, client_id=spent.client_id, subject=spent.subject)
+        )
+        log.warning(
+            "a rotated refresh handle was presented again: %d refresh handle(s) of that grant revoked", gone
         )
 
     async def remember_claims(self, access_token: str, claims: str) -> None:
@@ -438,6 +581,7 @@ class EntraProxy:
             await self._put(
                 CLIENT, client.client_id, client, expires=now + CLIENT_TTL, client_id=client.client_id
             )
+            await self._take(UNUSED, client.client_id)  # no longer among the unused (nor evicted with them)
         # which client holds this access token, while it lives (a Conditional Access refusal of it
         # is remembered for that client's next sign-in)
         await self._put(
@@ -480,7 +624,7 @@ class EntraProxy:
         """Run one store operation; a store that does not answer becomes :class:`BrokerUnavailable`."""
         try:
             return await step
-        except _store_failures() as exc:
+        except store_failures() as exc:
             log.warning("the shared store did not answer the OAuth broker (%s)", type(exc).__name__)
             raise BrokerUnavailable from None
 
@@ -491,46 +635,15 @@ class EntraProxy:
             self._purged = now
             await self._held(self.store.broker_purge(now))
 
-    def _msal(self) -> Any:
-        with self._lock:
-            if self._app is None:
-                self._app = confidential_app(
-                    self.settings,
-                    client_credential(self.settings),
-                    http_client=msal_http_client(self.settings),
-                    http_cache=self._http_cache,
-                )
-            return self._app
-
+    # msal's pieces, through EntraSignIn (kept as methods: tests stand in for Entra here)
     def _initiate(self, state: str, claims: str | None) -> dict[str, Any]:
-        flow: dict[str, Any] = self._msal().initiate_auth_code_flow(
-            [self.scope],
-            redirect_uri=self.callback_url,
-            state=state,
-            response_mode="form_post",
-            claims_challenge=claims,
-        )
-        return flow
+        return self.signin.initiate(state, claims)
 
     def _redeem(self, flow: dict[str, Any], answer: dict[str, str]) -> dict[str, Any]:
-        app = self._msal()
-        result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, answer, scopes=[self.scope])
-        self._forget(app, result)
-        return result
+        return self.signin.redeem(flow, answer)
 
     def _refresh_upstream(self, upstream: str) -> dict[str, Any]:
-        app = self._msal()
-        result: dict[str, Any] = app.acquire_token_by_refresh_token(upstream, scopes=[self.scope])
-        self._forget(app, result)
-        return result
-
-    @staticmethod
-    def _forget(app: Any, result: dict[str, Any]) -> None:
-        """Tokens are kept by this module, not msal's cache (which would otherwise grow per sign-in)."""
-        home = (result.get("id_token_claims") or {}).get("oid")
-        for account in app.get_accounts():
-            if home is None or str(account.get("home_account_id", "")).startswith(str(home)):
-                app.remove_account(account)
+        return self.signin.refresh(upstream)
 
     async def _may_fetch(self, url: str) -> bool:
         """Only https URLs on public addresses (no SSRF into the server's network); a server that is
@@ -562,24 +675,30 @@ class EntraProxy:
             log.info("client ID metadata document %s refused: not a public https address", url[:200])
             return None
         try:
-            async with (
-                httpx.AsyncClient(
-                    timeout=5.0, follow_redirects=False, trust_env=False, verify=self._verify
-                ) as http,
-                http.stream("GET", url, headers={"Accept": "application/json"}) as response,
-            ):
-                if response.status_code != 200:
-                    return None
-                body = b""
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_DOCUMENT_BYTES:
+            # one deadline for the whole fetch: a server dripping a byte every few seconds (each read
+            # within the per-read timeout) must not hold /authorize open
+            with anyio.fail_after(DOCUMENT_DEADLINE):
+                async with (
+                    httpx.AsyncClient(
+                        timeout=5.0, follow_redirects=False, trust_env=False, verify=self._verify
+                    ) as http,
+                    http.stream("GET", url, headers={"Accept": "application/json"}) as response,
+                ):
+                    if response.status_code != 200:
                         return None
+                    body = b""
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > MAX_DOCUMENT_BYTES:
+                            return None
             doc = json.loads(body)
             # A metadata-document client is public and gets this server's one scope.
             info = OAuthClientInformationFull.model_validate(
                 {**doc, "token_endpoint_auth_method": "none", "scope": self.scope}
             )
+        except TimeoutError:
+            log.info("client ID metadata document %s did not arrive within %ss", url[:200], DOCUMENT_DEADLINE)
+            return None
         except (httpx.HTTPError, ValueError):
             log.info("client ID metadata document %s is unusable", url[:200])
             return None
@@ -590,9 +709,14 @@ class EntraProxy:
         return info
 
 
+AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic")
+
+
 def advertise_metadata_documents(app: Any) -> Any:
     """ASGI wrapper: add ``client_id_metadata_document_supported: true`` to the SDK's authorization
-    server metadata (SDK 2.3 does not set it), so clients know they may use a metadata URL as id."""
+    server metadata (SDK 2.3 does not set it), so clients know they may use a metadata URL as id, and
+    list ``none`` among the token and revocation endpoints' authentication methods (SDK 2.3 lists
+    only the secret methods, though its registration hands out public clients)."""
     import json
 
     async def wrapped(scope: Any, receive: Any, send: Any) -> None:
@@ -614,6 +738,11 @@ def advertise_metadata_documents(app: Any) -> Any:
                 try:
                     doc = json.loads(body)
                     doc["client_id_metadata_document_supported"] = True
+                    # what the SDK's registration handler hands out and its client authentication
+                    # accepts: public clients ("none") as well as the two secret methods
+                    doc["token_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
+                    if "revocation_endpoint" in doc:
+                        doc["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
                     body = json.dumps(doc).encode()
                 except ValueError:
                     pass
@@ -626,15 +755,64 @@ def advertise_metadata_documents(app: Any) -> Any:
     return wrapped
 
 
+MAX_REVOCATION_BYTES = 8 * 1024
+
+
 def revocation_knows_clients(app: Any) -> Any:
-    """ASGI wrapper: on ``/revoke``, :meth:`EntraProxy.load_access_token` answers with the client the
-    access token was issued to (RFC 7009: revoking it ends that client's refresh handles for the
-    person). Everywhere else the token is checked as is, without a store lookup per request."""
+    """ASGI wrapper for ``/revoke``:
+
+    - :meth:`EntraProxy.load_access_token` answers with the client the access token was issued to
+      (RFC 7009: revoking it ends that client's refresh handles for the person). Everywhere else the
+      token is checked as is, without a store lookup per request.
+    - Public clients may revoke: SDK 2.3's ``RevocationRequest`` declares ``client_secret: str | None``
+      without a default, so pydantic makes the *key* required and a public client (which has no
+      secret and sends none, as RFC 7009 allows) got "client_secret: Field required" while its handle
+      kept working. The SDK has already authenticated the client by then (a confidential one without
+      its secret is refused there), so an absent key is added as empty here. The body is read here,
+      bounded (413 beyond :data:`MAX_REVOCATION_BYTES`)."""
 
     async def wrapped(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != "/revoke":
             await app(scope, receive, send)
             return
+        headers = dict(scope.get("headers") or [])
+        if scope["method"] == "POST" and headers.get(b"content-type", b"").startswith(
+            b"application/x-www-form-urlencoded"
+        ):
+            body = b""
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                if len(body) > MAX_REVOCATION_BYTES:
+                    await _json_error(send, 413, "invalid_request", "The revocation request is too large.")
+                    return
+                if not message.get("more_body"):
+                    break
+            from urllib.parse import parse_qsl
+
+            if "client_secret" not in {
+                k for k, _ in parse_qsl(body.decode("latin-1"), keep_blank_values=True)
+            }:
+                body += b"&client_secret=" if body else b"client_secret="
+            scope = {
+                **scope,
+                "headers": [
+                    *((k, v) for k, v in scope["headers"] if k.lower() != b"content-length"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+            delivered = False
+
+            async def replay() -> Any:
+                nonlocal delivered
+                if not delivered:
+                    delivered = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            receive = replay
         mark = _REVOKING.set(True)
         try:
             await app(scope, receive, send)
@@ -642,6 +820,24 @@ def revocation_knows_clients(app: Any) -> Any:
             _REVOKING.reset(mark)
 
     return wrapped
+
+
+async def _json_error(send: Any, status: int, error: str, description: str) -> None:
+    import json
+
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def broker_unavailable(request: Any, exc: Exception) -> Any:
@@ -659,7 +855,7 @@ def broker_unavailable(request: Any, exc: Exception) -> Any:
     )
 
 
-def _store_failures() -> tuple[type[BaseException], ...]:
+def store_failures() -> tuple[type[BaseException], ...]:
     """What a store that does not answer raises: the network, SQLite, asyncpg, or our own
     "cannot reach" error."""
     import sqlite3

@@ -163,3 +163,43 @@ async def test_a_postgres_take_retried_after_a_lost_answer_still_wins(postgres_u
     store._pool = pool
     assert await store.broker_take("code", "code-1", NOW) is None  # a different take: already taken
     await store.close()
+
+
+async def test_evicting_keeps_the_newest_entries_of_a_kind_and_no_other_kind(new_store: Any) -> None:
+    one, two = new_store(), new_store()
+    for i in range(10):  # each a second later than the one before: 0 is the oldest
+        await one.broker_put("client-new", f"junk-{i}", b"junk", expires=NOW + 3600 + i)
+    await one.broker_put("client-new", "gone-by", b"expired", expires=NOW - 1)
+    await one.broker_put("client", "in-use", b"kept", expires=NOW + 10)  # another kind: untouched
+    assert await two.broker_evict("client-new", 3, NOW) == 8  # 7 oldest + the expired one
+    assert await one.broker_count("client-new", NOW) == 3
+    assert [await one.broker_get("client-new", f"junk-{i}", NOW) for i in (6, 7, 8, 9)] == [
+        None,
+        b"junk",
+        b"junk",
+        b"junk",
+    ]
+    assert await one.broker_get("client", "in-use", NOW) == b"kept"
+    assert await two.broker_evict("client-new", 3, NOW) == 0  # at the bound: nothing more goes
+    assert await one.broker_evict("client-new", 0, NOW) == 3
+    assert await one.broker_count("client-new", NOW) == 0
+    await one.close()
+    await two.close()
+
+
+async def test_listing_finds_a_persons_entries_on_any_replica(new_store: Any) -> None:
+    one, two = new_store(), new_store()
+    await one.broker_put("consent", "ada|c1", b"c1", expires=None, client_id="c1", subject="ada")
+    await one.broker_put("consent", "ada|c2", b"c2", expires=NOW + 60, client_id="c2", subject="ada")
+    await one.broker_put("consent", "ada|c3", b"c3", expires=NOW - 60, client_id="c3", subject="ada")
+    await one.broker_put("consent", "bob|c1", b"bob", expires=None, client_id="c1", subject="bob")
+    await one.broker_put("refresh", "h", b"other kind", expires=None, client_id="c1", subject="ada")
+    assert sorted(await two.broker_list("consent", NOW, subject="ada")) == [b"c1", b"c2"]
+    assert await two.broker_list("consent", NOW, subject="ada", client_id="c2") == [b"c2"]
+    assert await two.broker_list("consent", NOW, subject="eve") == []
+    await one.broker_take("consent", "ada|c1", NOW)  # taken: not listed
+    assert await two.broker_list("consent", NOW, subject="ada") == [b"c2"]
+    with pytest.raises(ValueError):
+        await two.broker_list("consent", NOW)
+    await one.close()
+    await two.close()

@@ -186,19 +186,26 @@ def test_one_sign_in_crosses_every_replica_and_its_code_is_good_once(across: Acr
         assert across.on(i).mcp(tokens.json()["access_token"]).status_code == 200
 
 
-def test_refresh_rotates_on_any_replica_and_the_old_handle_is_refused_everywhere(across: Across) -> None:
+def test_refresh_rotates_on_any_replica_and_a_replayed_handle_ends_the_grant_everywhere(
+    across: Across,
+) -> None:
     client_id, tokens = across.signed_in("ada")
     first = tokens["refresh_token"]
     renewed = across.on(1).refresh(client_id, first)
     assert renewed.status_code == 200, renewed.text
     second = renewed.json()["refresh_token"]
     assert second != first
+    third = across.on(2).refresh(client_id, second)  # rotation goes on, on any replica
+    assert third.status_code == 200, third.text
+    assert across.on(0).mcp(third.json()["access_token"]).status_code == 200
+    other_client, elsewhere = across.signed_in("ada")  # the same person with another client: untouched
+    # the first (rotated) handle comes back: one of its two holders is a thief; the grant ends
     for i in range(3):
         spent = across.on(i).refresh(client_id, first)
         assert spent.status_code == 400 and spent.json()["error"] == "invalid_grant"
-    third = across.on(2).refresh(client_id, second)
-    assert third.status_code == 200, third.text
-    assert across.on(0).mcp(third.json()["access_token"]).status_code == 200
+    latest = across.on(0).refresh(client_id, third.json()["refresh_token"])
+    assert latest.status_code == 400, latest.text
+    assert across.on(1).refresh(other_client, elsewhere["refresh_token"]).status_code == 200
 
 
 def test_revocation_on_one_replica_is_seen_by_the_others(across: Across) -> None:
@@ -287,9 +294,9 @@ def test_an_expired_sign_in_code_or_handle_is_refused_by_every_replica(across: A
     assert across.on(0).refresh(client_id, tokens["refresh_token"]).status_code == 200
     # a registration unused for CLIENT_TTL is forgotten (each token issued renews it)
     across.replicas[1].server.team.proxy._clock = lambda: time.time() + CLIENT_TTL - 60
-    assert across.on(1).authorize(client_id, challenge).status_code == 302
+    assert across.on(1).raw_authorize(client_id, challenge).status_code == 302
     across.replicas[1].server.team.proxy._clock = lambda: time.time() + CLIENT_TTL + 5
-    assert across.on(1).authorize(client_id, challenge).status_code == 400
+    assert across.on(1).raw_authorize(client_id, challenge).status_code == 400
 
 
 def test_a_code_or_handle_presented_by_another_client_is_refused(across: Across) -> None:
@@ -360,6 +367,8 @@ def test_a_store_that_does_not_answer_gives_temporarily_unavailable(across: Acro
     # nothing was spent while it was down: the same sign-in and handle still work
     back = across.http.post(f"{across.replicas[2].url}/oauth/callback", data=form)
     assert back.status_code == 303, back.text
+    back = across.http.get(across.replicas[2].url + back.headers["location"])  # the consent step
+    assert back.status_code == 303, back.text
     code = parse_qs(urlparse(back.headers["location"]).query)["code"][0]
     assert across.on(2).redeem(client_id, code, verifier).status_code == 200
     assert across.on(2).refresh(client_id, tokens["refresh_token"]).status_code == 200
@@ -406,9 +415,14 @@ def test_the_bounds_count_every_replicas_entries(across: Across, monkeypatch: py
     client_id = across.on(0).register().json()["client_id"]
     across.on(1).register()
     monkeypatch.setattr(proxy_module, "MAX_ENTRIES", 2)
-    full = across.on(2).register()
-    assert full.status_code == 400 and full.json()["error"] == "invalid_client_metadata"
-    assert across.on(0).authorize(client_id, pkce()[1]).status_code == 302
-    assert across.on(1).authorize(client_id, pkce()[1]).status_code == 302
-    busy = across.on(2).authorize(client_id, pkce()[1])
+    assert across.on(0).raw_authorize(client_id, pkce()[1]).status_code == 302
+    assert across.on(1).raw_authorize(client_id, pkce()[1]).status_code == 302
+    busy = across.on(2).raw_authorize(client_id, pkce()[1])
     assert busy.status_code == 302 and "error=temporarily_unavailable" in busy.headers["location"]
+    # unused registrations are bounded by evicting the oldest, on whichever replica: never refused
+    monkeypatch.setattr(proxy_module, "MAX_UNUSED_CLIENTS", 2)
+    newest = [across.on(i % 3).register() for i in range(3)]
+    assert all(r.status_code == 201 for r in newest), [r.text for r in newest]
+    assert across.on(1).raw_authorize(client_id, pkce()[1]).status_code == 400  # the oldest went
+    for r in newest[1:]:
+        assert across.on(2).raw_authorize(r.json()["client_id"], pkce()[1]).status_code == 302

@@ -48,6 +48,7 @@ class Dance:
             trust_env=False, timeout=20, verify=ssl.create_default_context(cafile=str(idp.cert))
         )
         self.scope = f"api://{API_CLIENT_ID}/access_as_user"
+        self.on_consent: str | None = "approve"  # what the person presses if asked after sign-in
 
     def register(self, **extra: Any) -> httpx.Response:
         body = {
@@ -61,6 +62,32 @@ class Dance:
         return self.http.post(f"{self.team.url}/register", json=body)
 
     def authorize(
+        self,
+        client_id: str,
+        challenge: str,
+        *,
+        redirect: str = REDIRECT,
+        state: str = "s1",
+        decision: str | None = "approve",
+    ) -> httpx.Response:
+        """/authorize; unless ``decision`` is None, on through our consent page (the person choosing
+        ``decision`` there if it asks): the answer that sends the browser to the identity provider."""
+        answer = self.raw_authorize(client_id, challenge, redirect=redirect, state=state)
+        if decision is None or "/oauth/consent?" not in answer.headers.get("location", ""):
+            return answer
+        page = self.http.get(answer.headers["location"])
+        if page.status_code != 200:
+            return page  # known person who approved before: straight on (303)
+        return self.decide(page, decision)
+
+    def decide(self, page: httpx.Response, decision: str, **override: str) -> httpx.Response:
+        """Press ``decision`` on a consent page (its own hidden fields, unless overridden)."""
+        assert page.status_code == 200 and 'name="decision"' in page.text, page.text
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+        fields = {k: html.unescape(v) for k, v in fields.items()} | override
+        return self.http.post(f"{self.team.url}/oauth/consent", data={**fields, "decision": decision})
+
+    def raw_authorize(
         self, client_id: str, challenge: str, *, redirect: str = REDIRECT, state: str = "s1"
     ) -> httpx.Response:
         params = {
@@ -90,7 +117,13 @@ class Dance:
         back = self.http.post(action, data=fields)
         assert back.status_code == 303, back.text
         location = back.headers["location"]
-        assert location.startswith(REDIRECT)
+        if location.startswith("/oauth/consent?signed="):  # the consent step, now with the person known
+            back = self.http.get((via or self.team).url + location)
+            if back.status_code == 200 and self.on_consent is not None:
+                back = self.decide(back, self.on_consent)
+            assert back.status_code == 303, back.text
+            location = back.headers["location"]
+        assert location.startswith(REDIRECT), location
         return {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
 
     def token(self, **form: str) -> httpx.Response:
@@ -142,7 +175,7 @@ def test_the_browser_goes_to_entra_with_the_servers_own_pkce_and_client(dance: D
     client_id = dance.register().json()["client_id"]
     _, challenge = pkce()
     answer = dance.authorize(client_id, challenge)
-    assert answer.status_code == 302
+    assert answer.status_code == 303
     upstream = parse_qs(urlparse(answer.headers["location"]).query)
     assert upstream["client_id"] == [API_CLIENT_ID]  # the API app, not the MCP client
     assert upstream["code_challenge_method"] == ["S256"]
@@ -211,7 +244,7 @@ def test_redirect_uris_are_checked_at_registration_and_authorization(dance: Danc
 def test_a_scope_this_server_does_not_offer_is_refused(dance: Dance) -> None:
     client_id = dance.register().json()["client_id"]
     dance.scope = "https://graph.microsoft.com/Mail.Read"
-    answer = dance.authorize(client_id, pkce()[1])
+    answer = dance.raw_authorize(client_id, pkce()[1])
     assert answer.status_code in (302, 400)
     if answer.status_code == 302:
         assert "error=invalid_scope" in answer.headers["location"]
@@ -275,7 +308,7 @@ def test_a_client_may_ask_for_offline_access_too(dance: Dance) -> None:
     assert registered.status_code == 201, registered.text
     dance.scope = f"{dance.scope} offline_access"
     answer = dance.authorize(registered.json()["client_id"], pkce()[1])
-    assert answer.status_code == 302 and answer.headers["location"].startswith(dance.idp.url)
+    assert answer.status_code == 303 and answer.headers["location"].startswith(dance.idp.url)
 
 
 @pytest.mark.anyio
