@@ -95,12 +95,13 @@ class RegistrationRate:
 
     def __init__(
         self,
-        burst: int = RATE_BURST,
-        per_minute: float = RATE_PER_MINUTE,
+        burst: int | None = None,
+        per_minute: float | None = None,
         *,
         clock: Any = time.monotonic,
     ) -> None:
-        self.burst, self.rate = float(burst), per_minute / 60.0
+        self.burst = float(RATE_BURST if burst is None else burst)
+        self.rate = (RATE_PER_MINUTE if per_minute is None else per_minute) / 60.0
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # address → (tokens, when)
         self._lock = threading.Lock()

@@ -93,10 +93,7 @@ class Across(Dance):
         return dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page.text))
 
     def revoke(self, client_id: str, token: str) -> httpx.Response:
-        # SDK 2.3 wants the client_secret key even for a public client
-        return self.http.post(
-            f"{self.team.url}/revoke", data={"token": token, "client_id": client_id, "client_secret": ""}
-        )
+        return self.http.post(f"{self.team.url}/revoke", data={"token": token, "client_id": client_id})
 
     def refresh(self, client_id: str, handle: str) -> httpx.Response:
         return self.token(grant_type="refresh_token", refresh_token=handle, client_id=client_id)
