@@ -237,3 +237,48 @@ def test_b_cannot_read_as_journal_or_undo_as_change(ts: TsSession) -> None:
         }
         undo = ts.ask(cmd="call", user="bob", tool="undo_change", args=again)
     assert not_applied(undo)
+
+
+def test_a_person_who_denies_on_the_consent_page_gives_the_client_access_denied(ts: TsSession) -> None:
+    assert ts.ask(cmd="login", user="bob", consent="deny") == {"ok": False, "error": "access_denied"}
+    assert ts.ask(cmd="login", user="bob")["ok"]  # asked again, approved: signed in
+
+
+def test_a_link_from_someone_elses_client_yields_the_consent_page_not_a_code(
+    team: tuple[Running, str],
+) -> None:
+    """The confused deputy, against `pcref-mcp team --stand-in`: a client registered by someone else
+    (its redirect URI theirs), a person already signed in here, the link opened in their browser: our
+    consent page, no code. Approve: the client works. Deny: access_denied."""
+    from types import SimpleNamespace
+
+    from tests.team.test_team_proxy import REDIRECT, Dance, pkce
+
+    running, cert = team
+    base = running.url.removesuffix("/mcp")
+    served = SimpleNamespace(url=base, mcp=f"{base}/mcp")
+    idp = SimpleNamespace(cert=cert, url="")
+    attacker, person = Dance(served, idp), Dance(served, idp)  # type: ignore[arg-type]
+    with attacker.http, person.http:
+        person.full("ada")  # the person uses the server already: this browser is signed in as ada
+        client_id = attacker.register(client_name="Helpful <b>assistant</b>").json()["client_id"]
+        verifier, challenge = pkce()
+        link = person.raw_authorize(client_id, challenge)
+        page = person.http.get(link.headers["location"])
+        assert (
+            page.status_code == 200 and "code=" not in page.text and "code=" not in link.headers["location"]
+        )
+        assert (
+            "Helpful &lt;b&gt;assistant&lt;/b&gt;" in page.text
+            and 'id="redirect-host">127.0.0.1:9<' in page.text
+        )
+        denied = person.decide(page, "deny")
+        assert denied.status_code == 303 and denied.headers["location"].startswith(REDIRECT)
+        assert (
+            "error=access_denied" in denied.headers["location"] and "code=" not in denied.headers["location"]
+        )
+        approved = person.authorize(client_id, challenge)  # the same link again; Approve this time
+        back = person.sign_in(approved.headers["location"], "ada")
+        tokens = person.redeem(client_id, back["code"], verifier)
+        assert tokens.status_code == 200, tokens.text
+        assert person.mcp(tokens.json()["access_token"]).status_code == 200

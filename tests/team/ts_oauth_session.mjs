@@ -1,7 +1,8 @@
 // A third-party MCP client doing the whole OAuth dance: the TypeScript MCP SDK's own OAuth client
 // (discovery → dynamic registration → authorization code + PKCE → token → tools/call).
 // Driven line by line on stdin (JSON commands), answering one JSON line each on stdout:
-//   {"cmd":"login","user":"ada"}   sign in as a stand-in test user (the "browser" picks the user);
+//   {"cmd":"login","user":"ada"}   sign in as a stand-in test user (the "browser" picks the user, and
+//                                  presses Approve on pcref-mcp's consent page, or "consent":"deny");
 //                                  "client_metadata_url" makes the client use that CIMD URL as its id
 //   {"cmd":"call","user":"ada","tool":"search_referrals","args":{...}}
 //                                  (the answer names the access token it went out with: "token_id")
@@ -45,21 +46,46 @@ class MemoryProvider {
   }
 }
 
-// The person's browser: follow redirects; on the stand-in's sign-in page, click the user's link.
-// A page with an auto-submitting form (response_mode=form_post) is submitted as a browser would.
-async function browse(start, user) {
+// The browser's cookies (one jar: the server and the stand-in are both on 127.0.0.1, and browsers do
+// not keep cookies apart by port); pcref-mcp's consent step knows the browser by its cookie.
+const jar = new Map();
+function keepCookies(res) {
+  for (const line of res.headers.getSetCookie?.() ?? []) {
+    const [pair] = line.split(';');
+    const at = pair.indexOf('=');
+    if (at > 0) jar.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim());
+  }
+}
+function cookieHeader() {
+  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+}
+const unescape = (s) => s.replaceAll('&quot;', '"').replaceAll('&#x27;', "'").replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&');
+
+// The person's browser: follow redirects; on the stand-in's sign-in page, click the user's link; on
+// pcref-mcp's consent page, press Approve (or Deny). A page with an auto-submitting form
+// (response_mode=form_post) is submitted as a browser would.
+async function browse(start, user, decision = 'approve') {
   let url = new URL(start);
   let post = undefined;
-  for (let hop = 0; hop < 10; hop++) {
+  for (let hop = 0; hop < 15; hop++) {
     if (url.href.startsWith(REDIRECT)) return url;
+    const headers = { cookie: cookieHeader() };
     const res = post
       ? await fetch(url, { method: 'POST', body: post, redirect: 'manual',
-                           headers: { 'content-type': 'application/x-www-form-urlencoded' } })
-      : await fetch(url, { redirect: 'manual' });
+                           headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' } })
+      : await fetch(url, { redirect: 'manual', headers });
     post = undefined;
+    keepCookies(res);
     if (res.status >= 300 && res.status < 400) { url = new URL(res.headers.get('location'), url); continue; }
     const html = await res.text();
     if (res.status !== 200) throw new Error(`sign-in page answered ${res.status}: ${html.slice(0, 200)}`);
+    if (html.includes('name="decision"')) { // pcref-mcp's consent page: its own hidden fields + the choice
+      const form = html.match(/<form method="post" action="([^"]+)">/);
+      const fields = [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map(m => [m[1], unescape(m[2])]);
+      post = new URLSearchParams([...fields, ['decision', decision]]);
+      url = new URL(unescape(form[1]), url);
+      continue;
+    }
     const form = html.match(/<form method="post" action="([^"]+)">(.*?)<\/form>/s);
     if (form) {
       post = new URLSearchParams([...form[2].matchAll(/name="([^"]+)" value="([^"]*)"/g)].map(m => [m[1], m[2]]));
@@ -79,7 +105,7 @@ function claims(jwt) {
   return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 }
 
-async function login(user, metadataUrl) {
+async function login(user, metadataUrl, decision) {
   const provider = new MemoryProvider(metadataUrl);
   let transport = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
   let client = new Client({ name: `pcref-e2e-${user}`, version: '1.0.0' });
@@ -89,7 +115,7 @@ async function login(user, metadataUrl) {
   } catch (e) {
     if (!(e instanceof UnauthorizedError)) throw e;
   }
-  const back = await browse(provider.authUrl, user);
+  const back = await browse(provider.authUrl, user, decision);
   if (back.searchParams.get('error')) return { ok: false, error: back.searchParams.get('error') };
   await transport.finishAuth(back.searchParams.get('code'));
   transport = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
@@ -141,7 +167,7 @@ for await (const line of rl) {
   const cmd = JSON.parse(line);
   let answer;
   try {
-    if (cmd.cmd === 'login') answer = await login(cmd.user, cmd.client_metadata_url);
+    if (cmd.cmd === 'login') answer = await login(cmd.user, cmd.client_metadata_url, cmd.consent ?? 'approve');
     else if (cmd.cmd === 'call') answer = await call(cmd.user, cmd.tool, cmd.args ?? {});
     else if (cmd.cmd === 'expire') answer = expire(cmd.user);
     else if (cmd.cmd === 'quit') break;
