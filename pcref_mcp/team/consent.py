@@ -325,9 +325,9 @@ class ConsentPages:
             else '<p class="muted">You will sign in with your work account next.</p>'
         )
         shown = (
-            f'an app that calls itself <q class="untrusted" id="client-name">{esc(client_name)}</q>'
+            f'An app that calls itself <q class="untrusted" id="client-name">{esc(client_name)}</q>'
             if client_name
-            else '<span id="client-name">an app that gave no name</span>'
+            else '<span id="client-name">An app that gave no name</span>'
         )
         body = (
             "<h1>Allow this app to use pcref-mcp as you?</h1>"
@@ -339,7 +339,8 @@ class ConsentPages:
             f"<strong>{esc(WHAT_IT_CAN_DO)}</strong>: search and read your referrals, and propose changes "
             "that are made in your name.</p>"
             '<p class="muted">Only approve if you started this from an app you use and you recognise the '
-            "address above. You can revoke it later under Connected apps.</p></div>"
+            "address above. You can revoke it later under "
+            f'<a href="{CONNECTED_PATH}">Connected apps</a>.</p></div>'
             f'<form method="post" action="{CONSENT_PATH}">'
             f'<input type="hidden" name="{esc(field[0])}" value="{esc(field[1])}">'
             f'<input type="hidden" name="csrf" value="{esc(csrf)}">'

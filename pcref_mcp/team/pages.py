@@ -31,6 +31,8 @@ main{max-width:34rem;margin:0 auto;padding:1.25rem}
 h1{font-size:1.35rem;line-height:1.3;margin:.5rem 0 1rem}
 p,ul{margin:.6rem 0}
 .muted{color:var(--muted);font-size:.9rem}
+a{color:var(--ok)}
+a:focus-visible{outline:3px solid var(--fg);outline-offset:2px}
 .host{display:block;font:600 1.3rem/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
  word-break:break-all;padding:.6rem .75rem;border:2px solid var(--fg);border-radius:.4rem;margin:.4rem 0}
 .untrusted{font-style:italic;word-break:break-word}
