@@ -53,6 +53,7 @@ from pcref_mcp.team.proxy import (
     CONSENT,
     CONSENT_PATH,
     CONSENT_REQUEST,
+    PENDING_TTL,
     REFRESH,
     SIGNED,
     BrokerUnavailable,
@@ -197,7 +198,7 @@ class ConsentPages:
                 SIGNED,
                 key,
                 signed,
-                expires=self._now() + 600.0,
+                expires=self._now() + PENDING_TTL,
                 client_id=signed.client_id,
                 subject=signed.oid,
             )

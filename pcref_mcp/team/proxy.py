@@ -72,9 +72,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALLBACK_PATH",
+    "CONSENT_PATH",
     "SIGN_IN_SCOPES",
     "BrokerUnavailable",
     "EntraProxy",
+    "SignInUnavailable",
     "advertise_metadata_documents",
     "broker_unavailable",
     "revocation_knows_clients",

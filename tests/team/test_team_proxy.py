@@ -248,7 +248,11 @@ def test_a_scope_this_server_does_not_offer_is_refused(dance: Dance) -> None:
 
 def test_a_stale_or_forged_callback_is_refused(dance: Dance) -> None:
     answer = dance.http.post(f"{dance.team.url}/oauth/callback", data={"state": "forged", "code": "x"})
-    assert answer.status_code == 400
+    assert answer.status_code == 400 and "Start again" in answer.text
+    assert (
+        answer.headers["x-frame-options"] == "DENY"
+        and "default-src 'none'" in answer.headers["content-security-policy"]
+    )
     assert dance.http.get(f"{dance.team.url}/oauth/callback", params={"state": "forged"}).status_code == 400
 
 
