@@ -22,13 +22,36 @@ import pytest
 from pcref_mcp.config import Settings
 from pcref_mcp.team.standin_idp import RunningIdp
 from tests.browser import headless_chromium
+from tests.serving import free_port, serve_in_thread
 from tests.team.conftest import ServedTeam, serve_team
-from tests.team.test_team_proxy import REDIRECT, Dance, pkce
+from tests.team.test_team_proxy import Dance, pkce
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 NAME = '<img src=x onerror="alert(1)"> Pipeline "Helper" & Co'
 PHONE = {"width": 390, "height": 844}
+# the client's redirect URI, served by a stand-in client site that records where the browser arrived
+# (not the other tests' port 9, which Chromium refuses outright as an unsafe port)
+CLIENT_PORT = free_port()
+REDIRECT = f"http://127.0.0.1:{CLIENT_PORT}/callback"
+
+
+@pytest.fixture
+def arrived() -> Iterator[list[str]]:
+    """The client's site: every URL the browser was sent to there."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    seen: list[str] = []
+
+    async def callback(request: Any) -> PlainTextResponse:
+        seen.append(str(request.url))
+        return PlainTextResponse("the client")
+
+    app = Starlette(routes=[Route("/callback", callback)])
+    with serve_in_thread(app, port=CLIENT_PORT, name="client site"):
+        yield seen
 
 
 @pytest.fixture
@@ -42,8 +65,8 @@ def consent_url(team: ServedTeam, idp: RunningIdp) -> str:
     """Someone's client asks; the link a person opens leads to our consent page."""
     dance = Dance(team, idp)
     with dance.http:
-        client_id = dance.register(client_name=NAME).json()["client_id"]
-        link = dance.raw_authorize(client_id, pkce()[1], state="browser-state")
+        client_id = dance.register(client_name=NAME, redirect_uris=[REDIRECT]).json()["client_id"]
+        link = dance.raw_authorize(client_id, pkce()[1], redirect=REDIRECT, state="browser-state")
     assert link.status_code == 302
     return str(link.headers["location"])
 
@@ -58,18 +81,6 @@ async def open_page(context: Any, url: str) -> tuple[Any, list[str]]:
     return page, complaints
 
 
-async def catch_client(page: Any) -> list[str]:
-    """The client's redirect URI is nobody's here: record where the browser was sent instead."""
-    arrived: list[str] = []
-
-    async def arrive(route: Any) -> None:
-        arrived.append(route.request.url)
-        await route.fulfill(status=200, content_type="text/plain", body="client")
-
-    await page.route("http://127.0.0.1:9/**", arrive)
-    return arrived
-
-
 async def test_the_consent_page_shows_the_client_as_text_the_host_and_both_buttons(
     consent_url: str, tmp_path: Path
 ) -> None:
@@ -77,7 +88,7 @@ async def test_the_consent_page_shows_the_client_as_text_the_host_and_both_butto
         page, complaints = await open_page(context, consent_url)
         assert NAME in await page.locator("#client-name").inner_text()
         assert await page.locator("img").count() == 0  # the name's markup stayed text
-        assert await page.locator("#redirect-host").inner_text() == "127.0.0.1:9"
+        assert await page.locator("#redirect-host").inner_text() == f"127.0.0.1:{CLIENT_PORT}"
         approve = page.get_by_role("button", name="Approve")
         deny = page.get_by_role("button", name="Deny")
         assert await approve.is_visible() and await deny.is_visible()
@@ -104,12 +115,11 @@ async def test_the_consent_page_shows_the_client_as_text_the_host_and_both_butto
 
 
 async def test_tab_to_approve_and_enter_signs_in_and_the_client_gets_a_code(
-    consent_url: str, idp: RunningIdp
+    consent_url: str, idp: RunningIdp, arrived: list[str]
 ) -> None:
     async with headless_chromium(viewport=PHONE, ignore_https_errors=True) as context:
         page, complaints = await open_page(context, consent_url)
         await page.reload()  # a double load does not break the form
-        arrived = await catch_client(page)
         await page.evaluate("document.activeElement && document.activeElement.blur()")
         for _ in range(10):  # the keyboard alone: Tab until Approve has the focus
             await page.keyboard.press("Tab")
@@ -127,10 +137,11 @@ async def test_tab_to_approve_and_enter_signs_in_and_the_client_gets_a_code(
     assert answer["code"] and answer["state"] == "browser-state"
 
 
-async def test_deny_in_the_browser_sends_access_denied_to_the_client(consent_url: str) -> None:
+async def test_deny_in_the_browser_sends_access_denied_to_the_client(
+    consent_url: str, arrived: list[str]
+) -> None:
     async with headless_chromium(ignore_https_errors=True) as context:
         page, _ = await open_page(context, consent_url)
-        arrived = await catch_client(page)
         await page.get_by_role("button", name="Deny").click()
         await page.wait_for_url(lambda u: u.startswith(REDIRECT))
     answer = {k: v[0] for k, v in parse_qs(urlparse(arrived[0]).query).items()}
