@@ -235,6 +235,15 @@ class PageSignIn:
         response = RedirectResponse(str(flow["auth_uri"]), 303, headers={"Cache-Control": "no-store"})
         return set_browser_cookie(response, cookie, secure=self.secure)
 
+    # the approval page's PageSignIn protocol (pcref_mcp.server.approval_page)
+    async def person(self, request: Any) -> str | None:
+        """The Entra object id this browser is signed in as, or None (see :func:`person_of`)."""
+        return await person_of(self.store, request, self._clock())
+
+    async def sign_in(self, request: Any, return_to: str) -> Any:
+        """:meth:`start`, under the name the approval page's protocol uses."""
+        return await self.start(request, return_to)
+
     async def finish(self, state: str, answer: dict[str, str]) -> Any | None:
         """The callback's part: None when ``state`` is not a page sign-in's (the proxy's then)."""
         from starlette.responses import RedirectResponse

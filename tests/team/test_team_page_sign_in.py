@@ -41,6 +41,16 @@ def team(request: pytest.FixtureRequest, tmp_path: Path, idp: RunningIdp) -> Ite
         return PlainTextResponse(oid)
 
     server.custom_route("/whoami", methods=["GET"])(whoami)
+    pages = server.team.page_sign_in
+
+    async def me(req: Any) -> Any:
+        """The same through the approval page's PageSignIn protocol (person / sign_in)."""
+        from starlette.responses import PlainTextResponse
+
+        who = await pages.person(req)
+        return PlainTextResponse(who) if who else await pages.sign_in(req, "/me")
+
+    server.custom_route("/me", methods=["GET"])(me)
     with serve_team(settings, server=server, port=port) as served:
         yield served
 
@@ -66,9 +76,14 @@ def test_a_page_signs_the_browser_in_and_then_knows_its_person(team: ServedTeam,
         landed = http.get(team.url + back.headers["location"])
         assert landed.status_code == 303 and landed.headers["location"] == "/whoami"
         assert http.get(f"{team.url}/whoami").text == USERS["ada"].oid
+        assert http.get(f"{team.url}/me").text == USERS["ada"].oid
         assert http.get(team.url + back.headers["location"]).status_code == 400  # one time only
     with browser(idp) as other:  # another browser is nobody until it signs in
         assert other.get(f"{team.url}/whoami").status_code == 303
+        me = other.get(f"{team.url}/me")
+        assert me.status_code == 303 and me.headers["location"].startswith(idp.url)
+        landed = other.get(team.url + sign_in(other, team, me, "bob").headers["location"])
+        assert landed.headers["location"] == "/me" and other.get(f"{team.url}/me").text == USERS["bob"].oid
 
 
 def test_a_sign_in_finished_in_another_browser_maps_nobody(team: ServedTeam, idp: RunningIdp) -> None:
