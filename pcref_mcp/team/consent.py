@@ -61,6 +61,7 @@ from pcref_mcp.team.proxy import (
     _Consent,
     _Request,
     _Signed,
+    consent_key,
 )
 
 if TYPE_CHECKING:
@@ -72,10 +73,6 @@ log = logging.getLogger("pcref_mcp.team")
 
 CONNECTED_PATH = "/oauth/connected-apps"
 WHAT_IT_CAN_DO = "work your Partner Center referrals as you"
-
-
-def consent_key(oid: str, client_id: str) -> str:
-    return f"{oid} {client_id}"
 
 
 def redirect_host(params_redirect: Any) -> str:

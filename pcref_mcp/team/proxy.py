@@ -128,6 +128,11 @@ CLAIMS = "claims"  # client_id → Conditional Access claims for its next sign-i
 _REVOKING: ContextVar[bool] = ContextVar("pcref_revoking", default=False)
 
 
+def consent_key(oid: str, client_id: str) -> str:
+    """Where a person's approval of a client is kept (kind :data:`CONSENT`)."""
+    return f"{oid} {client_id}"
+
+
 class BrokerUnavailable(Exception):
     """The shared store did not answer; the OAuth endpoints answer ``temporarily_unavailable``."""
 
@@ -460,6 +465,13 @@ class EntraProxy:
             # a refresh cannot satisfy Conditional Access: sign in again
             await self._take(REFRESH, refresh_token.token)
             raise TokenError("invalid_grant", "Your organisation requires you to sign in again.")
+        if not await self.consented(refresh_token.subject, client.client_id):
+            # the person revoked this app (a handle a concurrent refresh re-created after the revocation
+            # dropped the others), or the grant predates consent: no new token without their approval
+            await self._take(REFRESH, refresh_token.token)
+            raise TokenError(
+                "invalid_grant", "This app is not approved by the person (any more); sign in again."
+            )
         taken = await self._take(REFRESH, refresh_token.token)  # rotated: the old handle is spent
         if taken is None:
             await self._replayed(refresh_token.token)
@@ -496,6 +508,10 @@ class EntraProxy:
             result.get("refresh_token") or held.upstream,
             refresh_token.subject,
         )
+
+    async def consented(self, subject: str | None, client_id: str) -> bool:
+        """Whether the person approved the client (:mod:`.consent` keeps the approvals)."""
+        return subject is not None and await self._get(CONSENT, consent_key(subject, client_id)) is not None
 
     async def _replayed(self, handle: str) -> None:
         """A handle that is not (any more) valid: if it is one we rotated, it was used twice (the

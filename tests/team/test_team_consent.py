@@ -124,7 +124,9 @@ def test_the_form_needs_this_browsers_token_and_survives_a_double_load(
     first = consent_page(victim, link)
     second = victim.http.get(link.headers["location"])  # loaded again (a reload, a second tab)
     assert hidden(first) == hidden(second)  # the same token: the first tab's form still works
-    for wrong in ({"csrf": ""}, {"csrf": "0" * 64}, {"csrf": hidden(first)["csrf"][:-1] + "0"}):
+    good = hidden(first)["csrf"]
+    off_by_one = good[:-1] + ("1" if good.endswith("0") else "0")
+    for wrong in ({"csrf": ""}, {"csrf": "0" * 64}, {"csrf": off_by_one}):
         refused = victim.decide(first, "approve", **wrong)
         assert refused.status_code == 403 and "Reload the page" in refused.text
     # another browser posting this browser's form (a cross-site post: not our cookie) is refused
@@ -233,3 +235,21 @@ def test_a_person_of_another_tenant_gets_access_denied_with_a_description(victim
 
 def refresh(dance: Dance, client_id: str, handle: str) -> httpx.Response:
     return dance.token(grant_type="refresh_token", refresh_token=handle, client_id=client_id)
+
+
+def test_a_refresh_needs_the_persons_approval_still(victim: Dance) -> None:
+    """A handle that outlived its approval (a refresh racing the revocation, or a grant from before
+    consent existed) gives no new token."""
+    import time
+
+    import anyio
+
+    from pcref_mcp.team.proxy import CONSENT, consent_key
+
+    client_id, tokens = victim.full("ada")
+    store = victim.team.runtime.store
+    assert anyio.run(
+        lambda: store.broker_take(CONSENT, consent_key(USERS["ada"].oid, client_id), time.time())
+    )
+    refused = refresh(victim, client_id, tokens["refresh_token"])
+    assert refused.status_code == 400 and "not approved" in refused.json()["error_description"]
