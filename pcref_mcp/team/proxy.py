@@ -282,10 +282,9 @@ class EntraProxy:
         request_id = secrets.token_urlsafe(32)
         try:
             await self._purge()
-            if await self._held(self.store.broker_count(CONSENT_REQUEST, self._clock())) >= MAX_ENTRIES:
-                raise AuthorizeError(
-                    "temporarily_unavailable", "Too many sign-ins in progress; try again later."
-                )
+            # room for this request: the oldest waiting ones go (a flood of /authorize evicts the flood,
+            # it does not refuse the next person)
+            await self._held(self.store.broker_evict(CONSENT_REQUEST, MAX_ENTRIES - 1, self._clock()))
             held = await self._take(CLAIMS, client.client_id)
             waiting = _Request(
                 client_id=client.client_id, params=params, claims=held.decode() if held is not None else None

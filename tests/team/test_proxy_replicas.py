@@ -412,10 +412,15 @@ def test_the_bounds_count_every_replicas_entries(across: Across, monkeypatch: py
     client_id = across.on(0).register().json()["client_id"]
     across.on(1).register()
     monkeypatch.setattr(proxy_module, "MAX_ENTRIES", 2)
-    assert across.on(0).raw_authorize(client_id, pkce()[1]).status_code == 302
-    assert across.on(1).raw_authorize(client_id, pkce()[1]).status_code == 302
-    busy = across.on(2).raw_authorize(client_id, pkce()[1])
-    assert busy.status_code == 302 and "error=temporarily_unavailable" in busy.headers["location"]
+    waiting = [across.on(i).raw_authorize(client_id, pkce()[1]).headers["location"] for i in range(3)]
+    assert all("/oauth/consent?request=" in w for w in waiting)  # nobody refused: the oldest went
+    assert across.http.get(waiting[0]).status_code == 400  # evicted (on another replica)
+    assert all(across.http.get(w).status_code == 200 for w in waiting[1:])
+    # sign-ins sent on to Entra (after a person's Approve) are bounded by refusing more
+    approved = [across.decide(across.http.get(w), "approve") for w in waiting[1:]]
+    assert [a.status_code for a in approved] == [303, 303]
+    one_more = across.on(2).authorize(client_id, pkce()[1])
+    assert one_more.status_code == 503 and "Too many sign-ins" in one_more.text
     # unused registrations are bounded by evicting the oldest, on whichever replica: never refused
     monkeypatch.setattr(proxy_module, "MAX_UNUSED_CLIENTS", 2)
     newest = [across.on(i % 3).register() for i in range(3)]
