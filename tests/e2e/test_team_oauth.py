@@ -3,8 +3,10 @@
 `pcref-mcp team --stand-in` (the documented one-command try-out) runs as a subprocess: the team server
 on 127.0.0.1 and the stand-in identity provider over TLS. The TypeScript MCP SDK's own OAuth client
 (npm `@modelcontextprotocol/sdk`, installed into `.tools/` by `make e2e`) discovers the authorization
-server from the 401, registers itself, signs in with authorization code + PKCE (the "browser" picks a
-stand-in user), gets a token and calls tools; two people, each in their own session.
+server from the 401, registers itself, signs in with authorization code + PKCE (the "browser" approves
+the client on pcref-mcp's consent page and picks a stand-in user), gets a token and calls tools; two
+people, each in their own session. And the confused deputy: someone else's client gets a consent page,
+not a code.
 """
 
 from __future__ import annotations
