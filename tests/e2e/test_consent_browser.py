@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the team tests' fixtures are imported by name: idp, settings)
 """The consent page in a real headless Chromium (issue 19): what a person sees and does there.
 
 The client's self-chosen name is shown as text (markup in it stays text), the redirect host stands
@@ -23,7 +24,7 @@ from pcref_mcp.config import Settings
 from pcref_mcp.team.standin_idp import RunningIdp
 from tests.browser import headless_chromium
 from tests.serving import free_port, serve_in_thread
-from tests.team.conftest import ServedTeam, serve_team
+from tests.team.conftest import ServedTeam, idp, serve_team, settings  # noqa: F401 - fixtures
 from tests.team.test_team_proxy import Dance, pkce
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
