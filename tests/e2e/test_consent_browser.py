@@ -75,7 +75,15 @@ def consent_url(team: ServedTeam, idp: RunningIdp) -> str:
 async def open_page(context: Any, url: str) -> tuple[Any, list[str]]:
     page = await context.new_page()
     complaints: list[str] = []
-    page.on("console", lambda m: complaints.append(m.text) if m.type in ("error", "warning") else None)
+
+    def console(message: Any) -> None:
+        # the browser's own favicon request (a 404 here and at the stand-in) is not the page's doing
+        if message.type in ("error", "warning") and not str(message.location.get("url", "")).endswith(
+            "/favicon.ico"
+        ):
+            complaints.append(f"{message.text} ({message.location.get('url', '')})")
+
+    page.on("console", console)
     page.on("pageerror", lambda e: complaints.append(str(e)))
     answer = await page.goto(url)
     assert answer is not None and answer.status == 200
