@@ -278,6 +278,9 @@ class Stack:
             PCREF_RATE_LIMIT_CALLS=str(self.rate_limit_calls),
             PCREF_RATE_LIMIT_WINDOW=str(self.rate_limit_window),
             PCREF_LOG_LEVEL="WARNING",
+            # the workload approves its writes by confirm token (a load generator has no person to
+            # click the approval page); a real team server defaults to "strictest" (README, safety model)
+            PCREF_APPROVAL_POLICY=os.environ.get("PCREF_APPROVAL_POLICY", "token"),
         )
         if self.identity is not None:
             env.update(self.identity.replica_env(f"http://127.0.0.1:{self.port}"))

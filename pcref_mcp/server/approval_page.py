@@ -190,23 +190,23 @@ class ApprovalPages:
         if decided is not None:
             return _decided_page(decided.decision)
         token = pages.csrf_token(ticket.page_id, browser)
-        person = f"<p class='who'>For {pages.text(ticket.owner_name)}</p>" if ticket.owner_name else ""
+        person = f"<p class='muted'>For {pages.esc(ticket.owner_name)}</p>" if ticket.owner_name else ""
         body = (
             "<h1>Approve a change to Partner Center?</h1>"
             f"{person}"
-            f"<p>{pages.text(ticket.summary)}</p>"
-            "<p class='note'>Your assistant prepared this write; it is sent only if you approve it here. "
+            f"<p>{pages.esc(ticket.summary)}</p>"
+            "<p class='muted'>Your assistant prepared this write; it is sent only if you approve it here. "
             "Text in «…» was written by others.</p>"
-            f"<section class='box' aria-label='What will change'><pre>{pages.text(ticket.preview)}</pre></section>"
+            f"<section class='box' aria-label='What will change'><pre>{pages.esc(ticket.preview)}</pre></section>"
             "<details class='box' open><summary>Every request, exactly as it will be sent</summary>"
-            f"<pre>{pages.text(ticket.requests)}</pre></details>"
-            f"<form method='post' action='{pages.text(PATH.format(page_id=ticket.page_id))}'>"
+            f"<pre>{pages.esc(ticket.requests)}</pre></details>"
+            f"<form method='post' action='{pages.esc(PATH.format(page_id=ticket.page_id))}'>"
             f"<input type='hidden' name='csrf' value='{token}'>"
             "<div class='actions'>"
-            "<button class='primary' type='submit' name='decision' value='approve' autofocus>Approve</button>"
-            "<button class='secondary' type='submit' name='decision' value='decline'>Decline</button>"
+            "<button class='approve' type='submit' name='decision' value='approve' autofocus>Approve</button>"
+            "<button class='deny' type='submit' name='decision' value='decline'>Decline</button>"
             "</div></form>"
-            f"<p class='note'>{pages.text(_expiry(ticket))}</p>"
+            f"<p class='muted'>{pages.esc(_expiry(ticket))}</p>"
         )
         return pages.page("Approve a change", body)
 
@@ -323,14 +323,14 @@ def _not_yours(message: str | None = None) -> Any:
     return pages.page(
         "Not yours to approve",
         "<h1>Not yours to approve</h1><p>"
-        + pages.text(message or "This approval belongs to someone else. Nothing is shown here.")
+        + pages.esc(message or "This approval belongs to someone else. Nothing is shown here.")
         + "</p>",
         status=403,
     )
 
 
 def _decided_page(decision: str | None, *, again: bool = False) -> Any:
-    lead = "<p class='note'>This approval was already decided.</p>" if again else ""
+    lead = "<p class='muted'>This approval was already decided.</p>" if again else ""
     if decision == "approved":
         body = (
             "<h1>Approved</h1><p>Your assistant will send the change now (once). You can close this page.</p>"

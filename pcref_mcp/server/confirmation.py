@@ -355,8 +355,13 @@ async def _on_page(ctx: Context, plan: WritePlan, token: str | None, *, url_mode
         )
     elif token and ticket is not None:
         pending = await approvals.peek(token)
+        if pending is not None and pending.claims.owner != claims.owner:
+            raise ToolError(
+                "This approval belongs to another person or session; nothing was written. Call the tool "
+                "without confirm_token to prepare the change for your own approval."
+            )
         if pending is not None and pending.claims != claims:
-            if pending.claims.etag != claims.etag and pending.claims.owner == claims.owner:
+            if pending.claims.etag != claims.etag:
                 changed = _changed_fields(pending.snapshot, plan)
                 return await _page_decision(ctx, plan, None, url_mode, stale=True, changed=changed)
             raise ToolError(

@@ -120,6 +120,7 @@ def team_server(
     from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
 
     from pcref_mcp.server.app import build_server
+    from pcref_mcp.server.approval_page import ApprovalPages
     from pcref_mcp.team.obo import OnBehalfOf
     from pcref_mcp.team.principal import PrincipalMiddleware
     from pcref_mcp.team.runtime import TeamRuntime
@@ -152,7 +153,10 @@ def team_server(
             required_scopes=[plan.scope],
             validate_token_resource=False,
         )
-    server = build_server(settings, runtime=runtime, **sdk)
+    # a team's writes are approved by the person (their client's question or our page), never by a
+    # token the model sends back, unless the deployment says otherwise (PCREF_APPROVAL_POLICY)
+    approvals = ApprovalPages(settings, default_policy="strictest")
+    server = build_server(settings, runtime=runtime, pages=approvals, **sdk)
     from pcref_mcp.team.browser import SIGNED_IN_PATH, PageSignIn, page_callback, signed_in_route
     from pcref_mcp.team.signin import CALLBACK_PATH as CALLBACK
 
@@ -179,6 +183,7 @@ def team_server(
         return await signed_in_route(pages, request)
 
     server.custom_route(SIGNED_IN_PATH, methods=["GET"])(signed_in)
+    approvals.mount(server, base_url=plan.base_url, sign_in=pages)  # behind the person's own sign-in
     server.team = TeamParts(plan, runtime, verifier, proxy, pages)  # type: ignore[attr-defined]
     return server
 

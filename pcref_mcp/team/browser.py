@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 import anyio
 from pydantic import BaseModel
 
-from pcref_mcp.team.pages import notice
+from pcref_mcp.server.pages import notice
 
 if TYPE_CHECKING:
     from pcref_mcp.store import Store

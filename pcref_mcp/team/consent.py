@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 
 from mcp.server.auth.provider import construct_redirect_uri
 
+from pcref_mcp.server.pages import esc, new_nonce, notice, origin_of, page_response, render_page
 from pcref_mcp.team.browser import (
     Person,
     browser_id,
@@ -48,7 +49,6 @@ from pcref_mcp.team.browser import (
     start_page_sign_in,
     who_is,
 )
-from pcref_mcp.team.pages import esc, new_nonce, notice, origin_of, page_response, render_page
 from pcref_mcp.team.proxy import (
     CONSENT,
     CONSENT_PATH,

@@ -59,10 +59,10 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import BaseModel
 
 from pcref_mcp.errors import PcrefError
+from pcref_mcp.server.pages import notice
 from pcref_mcp.team.browser import PageSignIn, read_answer
 from pcref_mcp.team.limits import check_registration
 from pcref_mcp.team.obo import tls_verify
-from pcref_mcp.team.pages import notice
 from pcref_mcp.team.signin import CALLBACK_PATH, EntraSignIn
 
 if TYPE_CHECKING:

@@ -82,7 +82,9 @@ class TsSession:
 def team(tmp_path: Path) -> Iterator[tuple[Running, str]]:
     port, idp_port = free_port(), free_port()
     argv = [str(PCREF), "team", "--stand-in", "--port", str(port), "--stand-in-port", str(idp_port)]
-    with http_server(tmp_path, argv, port=port, env=process_env(tmp_path)) as running:
+    # the TS client approves by confirm token (the page flow has its own tests: test_team_approval_page)
+    env = process_env(tmp_path, PCREF_APPROVAL_POLICY="token")
+    with http_server(tmp_path, argv, port=port, env=env) as running:
         found = re.search(r"certificate (\S+?\.pem)", running.stderr)
         assert found, running.stderr
         yield running, found.group(1)

@@ -22,7 +22,12 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningIdp]:
         yield running
 
 
-def base_settings(tmp: Path, **extra: Any) -> Settings:
+def base_settings(tmp: Path, *, approval_policy: str | None = "token", **extra: Any) -> Settings:
+    """Team settings on throwaway files. Writes are approved by confirm token here (the tests of
+    identity, isolation and the proxy drive them that way); ``approval_policy=None`` keeps the team
+    default (``strictest``: the person approves on the page), as tests/team/test_team_approval_page.py does."""
+    if approval_policy is not None:
+        extra["approval_policy"] = approval_policy
     env = {
         "PCREF_SANDBOX_DB": ":memory:",
         "PCREF_SANDBOX_SIZE": "12",

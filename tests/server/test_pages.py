@@ -1,10 +1,10 @@
-"""``team.pages``: one layout, one escaping helper, the security headers on every page."""
+"""``server.pages``: one layout, one escaping helper, the security headers on every page."""
 
 from __future__ import annotations
 
 import re
 
-from pcref_mcp.team.pages import esc, new_nonce, notice, origin_of, page_response, render_page
+from pcref_mcp.server.pages import esc, new_nonce, notice, origin_of, page_response, render_page
 
 
 def test_others_text_is_escaped_and_the_stylesheet_carries_the_nonce() -> None:
