@@ -82,6 +82,7 @@ class Settings(BaseModel):
     # how a person approves writes (server.approval_page): token | page | strictest; None: token for
     # one person, strictest for a team server
     approval_policy: Literal["token", "page", "strictest"] | None = None
+    approval_page_seconds: int = Field(default=900, ge=60)  # an approval page stays open this long
     confirm_ttl_seconds: int = Field(default=300, ge=1)
     approval_timeout_seconds: int = Field(default=300, ge=1)
     http_host: str = "127.0.0.1"

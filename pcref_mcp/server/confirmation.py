@@ -389,7 +389,7 @@ async def _page_decision(
         if decided is not None:
             return decided
     else:
-        ttl = float(settings_of(ctx).confirm_ttl_seconds)
+        ttl = float(settings_of(ctx).approval_page_seconds)  # time to sign in and read it
         person = identity.current()
         handle = await approvals.issue(claims, ttl=ttl, channel="page", snapshot=snapshot(plan.referral))
         ticket = await pages.publish(

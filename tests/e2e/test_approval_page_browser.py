@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the team tests' idp fixture is imported by name)
 """The approval page in a real headless Chromium, against the real `pcref-mcp serve --http`.
 
 A person approves a write the model prepared: the page renders the preview and both buttons (checked
@@ -14,8 +15,12 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from pcref_mcp.team.serve import stand_in_settings
+from pcref_mcp.team.standin_idp import RunningIdp
 from tests.browser import headless_chromium
 from tests.e2e.servers import http_server, process_env
+from tests.team.conftest import base_settings, idp, serve_team  # noqa: F401 - idp is a fixture
+from tests.team.test_team_isolation import ACTIVE, ADA, as_person
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -138,3 +143,34 @@ async def test_over_stdio_the_page_is_served_on_loopback_and_the_server_still_st
     async with httpx.AsyncClient(timeout=5) as late:  # the process and its page server are gone
         with pytest.raises(httpx.HTTPError):
             await late.get(answer["approval_url"])
+
+
+async def test_in_team_mode_the_person_signs_in_on_the_way_and_approves(
+    tmp_path: Path, idp: RunningIdp
+) -> None:
+    """The team default: ada's model prepares a write; ada opens the link in her browser, signs in at
+    the identity provider on the way, sees the preview and approves; only then does the write land."""
+    settings = stand_in_settings(base_settings(tmp_path, approval_policy=None), idp.url, idp.cert)
+    with serve_team(settings) as team:
+        async with as_person(team, idp, ADA) as ada:
+            target = (await ada.call_tool("search_referrals", ACTIVE)).structured_content["rows"][0]  # type: ignore[index]
+            change = {
+                "referral_id": target["id"],
+                "changes": [{"field": "notes", "value": "Ada, in Chromium"}],
+            }
+            asked = dict((await ada.call_tool("update_field", change)).structured_content or {})
+            assert asked["status"] == "confirmation_required", asked
+            async with headless_chromium(ignore_https_errors=True) as browser:
+                page = await browser.new_page()
+                await page.goto(asked["approval_url"])  # not signed in yet: to the identity provider
+                await page.get_by_role("link", name="Ada").first.click()
+                await page.wait_for_url(asked["approval_url"])
+                assert "Ada, in Chromium" in await page.inner_text("main")
+                await _visible(page, "button[value=approve]", tmp_path, "team-approve")
+                await _visible(page, "button[value=decline]", tmp_path, "team-decline")
+                await page.screenshot(path=str(tmp_path / "team-page.png"), full_page=True)
+                async with page.expect_navigation():
+                    await page.get_by_role("button", name="Approve").click()
+                assert "Approved" in await page.inner_text("h1")
+            done = await ada.call_tool("update_field", {**change, "confirm_token": asked["confirm_token"]})
+            assert done.structured_content and done.structured_content["status"] == "applied", done.content
