@@ -15,6 +15,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pcref_mcp.config import Settings
 from pcref_mcp.errors import ConfigError
 from pcref_mcp.server.approval_page import PATH
+from pcref_mcp.server.asgi import send_json
 from pcref_mcp.server.hosts import is_loopback, served_hosts
 
 __all__ = ["BearerGate", "SessionBounds", "http_app", "is_loopback", "serve_http"]
@@ -200,22 +201,8 @@ class BearerGate:
                 # RFC 6750 §3.1: an error code only when a bearer token was presented and is wrong
                 presented = given[:7].lower() == b"bearer " and given[7:].strip()
                 challenge = b'Bearer realm="pcref-mcp"' + (b', error="invalid_token"' if presented else b"")
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"www-authenticate", challenge),
-                        ],
-                    }
-                )
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": b'{"error":"unauthorized","message":"Missing or wrong bearer token."}',
-                    }
-                )
+                answer = {"error": "unauthorized", "message": "Missing or wrong bearer token."}
+                await send_json(send, 401, answer, [(b"www-authenticate", challenge)])
                 return
         await self.app(scope, receive, send)
 

@@ -20,11 +20,11 @@ the HTTP server draining it for the next request on that connection.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from pcref_mcp.server.asgi import send_json
 from pcref_mcp.team.tokens import verified_for_this_request
 
 if TYPE_CHECKING:
@@ -71,20 +71,9 @@ class AuthenticateFirst:
         params = [f'error="{error}"', f'error_description="{description}"'] if error else []
         params.append(f'resource_metadata="{self.resource_metadata_url}"')
         answer = {"error": error, "error_description": description} if error else {"message": description}
-        body = json.dumps(answer).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", f"Bearer {', '.join(params)}".encode()),
-                    (b"connection", b"close"),  # the unread body is never drained
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        challenge = f"Bearer {', '.join(params)}".encode()
+        # the unread body is never drained: the connection closes
+        await send_json(send, 401, answer, [(b"www-authenticate", challenge), (b"connection", b"close")])
 
 
 def _bearer_of(scope: Any) -> str | None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from pcref_mcp.errors import ClaimsChallenge, PcrefError
+from pcref_mcp.server.asgi import replaying, send_json
 from pcref_mcp.team.authn import TOKEN_KEY
 
 if TYPE_CHECKING:
@@ -118,19 +119,8 @@ class ClaimsGate:
             f'Bearer error="insufficient_claims", error_description="{description}", '
             f'claims="{encoded}", resource_metadata="{self.resource_metadata_url}"'
         )
-        body = json.dumps({"error": "insufficient_claims", "error_description": description}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", header.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        answer = {"error": "insufficient_claims", "error_description": description}
+        await send_json(send, 401, answer, [(b"www-authenticate", header.encode())])
 
 
 def _calls_partner_center(body: bytes) -> bool:
@@ -145,24 +135,11 @@ def _calls_partner_center(body: bytes) -> bool:
 
 
 async def _too_slow(send: Any) -> None:
-    body = json.dumps(
-        {
-            "error": "request_timeout",
-            "error_description": "The request body did not arrive in time; send it again.",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 408,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    answer = {
+        "error": "request_timeout",
+        "error_description": "The request body did not arrive in time; send it again.",
+    }
+    await send_json(send, 408, answer, [(b"connection", b"close")])
 
 
 async def _buffer(receive: Any) -> tuple[bytes, Any]:
@@ -181,13 +158,4 @@ async def _buffer(receive: Any) -> tuple[bytes, Any]:
         if size > MAX_INSPECTED_BODY:
             break
     body = b"".join(chunks)
-    replayed = False
-
-    async def replay() -> Any:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": more}
-        return await receive()
-
-    return body, replay
+    return body, replaying(body, receive, more_body=more)

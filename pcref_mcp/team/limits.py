@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.provider import RegistrationError
 
+from pcref_mcp.server.asgi import replaying, send_json
+
 if TYPE_CHECKING:
     from mcp.shared.auth import OAuthClientInformationFull
 
@@ -164,16 +166,7 @@ def bounded_registration(app: Any, *, rate: RegistrationRate | None = None, path
                 return
             if not message.get("more_body"):
                 break
-        delivered = False
-
-        async def replay() -> Any:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await app(scope, replay, send)
+        await app(scope, replaying(body, receive), send)
 
     return wrapped
 
@@ -186,13 +179,6 @@ def _too_large() -> str:
 
 
 async def _refuse(send: Any, status: int, description: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": "invalid_client_metadata", "error_description": description}).encode()
-    head = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        (b"connection", b"close"),
-        *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    await send({"type": "http.response.body", "body": body})
+    answer = {"error": "invalid_client_metadata", "error_description": description}
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send_json(send, status, answer, [(b"connection", b"close"), *extra])

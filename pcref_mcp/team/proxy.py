@@ -59,6 +59,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import BaseModel
 
 from pcref_mcp.errors import PcrefError
+from pcref_mcp.server.asgi import replaying, send_json
 from pcref_mcp.server.pages import notice
 from pcref_mcp.team.browser import PageSignIn, read_answer
 from pcref_mcp.team.limits import check_registration
@@ -820,16 +821,7 @@ def revocation_knows_clients(app: Any) -> Any:
                     (b"content-length", str(len(body)).encode()),
                 ],
             }
-            delivered = False
-
-            async def replay() -> Any:
-                nonlocal delivered
-                if not delivered:
-                    delivered = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
-
-            receive = replay
+            receive = replaying(body, receive)
         mark = _REVOKING.set(True)
         try:
             await app(scope, receive, send)
@@ -840,21 +832,7 @@ def revocation_knows_clients(app: Any) -> Any:
 
 
 async def _json_error(send: Any, status: int, error: str, description: str) -> None:
-    import json
-
-    body = json.dumps({"error": error, "error_description": description}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, {"error": error, "error_description": description})
 
 
 def broker_unavailable(request: Any, exc: Exception) -> Any:

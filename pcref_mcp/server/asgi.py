@@ -1,0 +1,39 @@
+"""The two things our pure-ASGI gates do by hand: answer with a small JSON body, and hand a body they
+already read on to the app. One place for both, so every gate answers alike (length, no caching)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["replaying", "send_json"]
+
+
+async def send_json(
+    send: Any, status: int, answer: dict[str, Any], headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """A whole JSON response: ``answer`` as the body, never cached, with ``headers`` added."""
+    body = json.dumps(answer).encode()
+    head = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+def replaying(body: bytes, receive: Any, *, more_body: bool = False) -> Any:
+    """A ``receive`` that gives the app ``body`` (read already) first, then whatever is left."""
+    delivered = False
+
+    async def replay() -> Any:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": more_body}
+        return await receive()
+
+    return replay
