@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from pcref_mcp.errors import ClaimsChallenge, PcrefError
+from pcref_mcp.errors import ClaimsChallenge, PcrefError, SignInExpired
 from pcref_mcp.server.asgi import replaying, send_json
 from pcref_mcp.team.authn import TOKEN_KEY
 
@@ -113,7 +113,9 @@ class ClaimsGate:
     async def _refuse(self, send: Any, challenge: ClaimsChallenge) -> None:
         encoded = base64.b64encode(challenge.claims.encode()).decode()
         description = (
-            "Partner Center needs you to sign in again (multi-factor authentication or a compliant device)"
+            "Your sign-in has expired or was revoked; sign in again"
+            if isinstance(challenge, SignInExpired)
+            else "Partner Center needs you to sign in again (multi-factor authentication or a compliant device)"
         )
         header = (
             f'Bearer error="insufficient_claims", error_description="{description}", '

@@ -150,3 +150,6 @@ async def test_the_team_server_answers_a_sign_in_to_renew_with_a_401(raised: Exc
     if status == 401:
         header = dict(sent[0]["headers"])[b"www-authenticate"].decode()
         assert 'error="insufficient_claims"' in header and "claims=" in header
+        expired = isinstance(raised, SignInExpired)  # said as it is, not as an MFA request
+        assert ("has expired or was revoked" in header) == expired
+        assert ("multi-factor" in header) == (not expired)
