@@ -96,6 +96,7 @@ class Settings(BaseModel):
     http_session_idle_seconds: int = Field(default=900, ge=1)
     http_stateless: bool = False  # every request stands alone: any replica serves any request
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    time_zone: str = "UTC"  # IANA name: "today" for "next Friday", "last week" (referrals/when.py)
     # Team mode (`pcref-mcp team`): each request carries the person's own token; see pcref_mcp/team.
     team_public_url: str | None = None  # the server's public base URL; None: http://<host>:<port>
     team_issuer: str | None = None  # None: <authority_host>/<tenant_id>/v2.0

@@ -47,6 +47,15 @@ class InvalidInput(PcrefError):
         self.allowed = allowed
 
 
+class Answered(PcrefError):
+    """Not an error: a planner found the whole answer (nothing to change), which ``answer`` holds.
+    The tool's guard (server.inputs.GuardedTool) returns it as a normal, successful result."""
+
+    def __init__(self, message: str, answer: Any) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
 class LifecycleViolation(InvalidInput):
     """A status/substatus change the referral lifecycle does not allow."""
 

@@ -8,13 +8,14 @@ it does, so the tool stays a few lines.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
 from pydantic import BaseModel
 
-from pcref_mcp.errors import InvalidInput, PcrefError
+from pcref_mcp.errors import Answered, InvalidInput, PcrefError
 from pcref_mcp.referrals.patch_paths import Edit
 from pcref_mcp.server.confirmation import Decision, not_approved, pending_message, runtime_of, settings_of
 from pcref_mcp.server.inputs import ReadAs
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 
 
 class BatchResult(BaseModel):
-    status: Literal["applied", "partial", "confirmation_required", "declined", "cancelled", "stale"]
+    status: Literal[
+        "applied", "unchanged", "partial", "confirmation_required", "declined", "cancelled", "stale"
+    ]
     message: str
     batch_id: str | None = None
     items: list[str]
@@ -81,6 +84,12 @@ async def plan(
     if mode == "undo":
         batch.undo_batch = str(undo).strip()
         batch.summary += f" (undo of batch {batch.undo_batch})"
+    if not batch.to_send and not any(e.refused for e in batch.entries):  # a normal answer: nothing to do
+        message = nothing_to_send(batch).replace(
+            "Nothing to send, so nothing was asked or written", "Nothing to change"
+        )
+        lines = [batching.entry_line(e) for e in batch.entries]
+        raise Answered(message, BatchResult(status="unchanged", message=message, items=lines))
     if not batch.to_send:  # refused before the approval resolver would ask about an empty batch
         raise InvalidInput(nothing_to_send(batch))
     return batch
@@ -171,7 +180,7 @@ async def feed(ctx: Context, since: str) -> tuple[list[Any], list[str]]:
         runtime.client, pipeline_store(runtime), runtime.journal, cutoff, capabilities
     )
     note = (
-        f"Since {cutoff.strftime('%Y-%m-%d %H:%M')} UTC: {len(got.referrals)} referral(s) updated, "
+        f"Since {cutoff.astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC: {len(got.referrals)} referral(s) updated, "
         f"{len(got.writes)} of your writes"
     )
     if got.incomplete:

@@ -30,8 +30,8 @@ from mcp.server.mcpserver.tools.base import Tool
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
-from pcref_mcp.errors import InvalidInput
-from pcref_mcp.referrals import catalog, lifecycle, patch_paths
+from pcref_mcp.errors import Answered, InvalidInput, PcrefError
+from pcref_mcp.referrals import catalog, lifecycle, patch_paths, when
 from pcref_mcp.referrals.untrusted import unwrap
 from pcref_mcp.referrals.write_models import Contact, MemberIn, NewReferral, SolutionTagIn, validation_message
 from pcref_mcp.server.search import Filters
@@ -54,6 +54,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "limit": ("top", "max", "max_results", "page_size", "per_page"),
     "cursor": ("next_cursor", "page_token", "next_page_token", "continuation_token", "next"),
     "query": ("q", "text", "search", "keyword", "keywords"),
+    "format": ("export", "output", "output_format", "file_format", "as"),
+    "since": ("from", "after", "start", "since_date", "start_date", "from_date", "changed_since"),
+    "status": ("outcome", "result", "state"),
     "confirm_token": ("token", "confirmation_token", "confirmation"),
     # change items
     "field": ("path", "name", "field_name", "key", "attribute", "property", "pointer"),
@@ -129,31 +132,22 @@ SORT_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "closing": ("asc", ("closing", "closingdate", "closingdatetime", "closedate", "close", "expectedclose")),
     "value": ("desc", ("value", "dealvalue", "amount", "dealamount", "size", "dealsize")),
 }
+# A sort said as people say it ("biggest first"): the word decides column and direction.
+_SORT_PHRASES: dict[str, str] = {
+    "biggest": "value_desc",
+    "largest": "value_desc",
+    "highest": "value_desc",
+    "smallest": "value_asc",
+    "lowest": "value_asc",
+    "soonest": "closing_asc",
+    "latest": "updated_desc",
+    "oldest": "created_asc",
+}
 DIRECTIONS: dict[str, str] = {"asc": "asc", "ascending": "asc", "desc": "desc", "descending": "desc"}
 
-# A short correct call per tool, shown with an input error the SDK raised.
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "search_referrals": {"filters": {"status": ["Active"], "text": "contoso"}, "limit": 20},
-    "get_referral": {"referral_id": "<id>", "sections": ["overview", "contacts"]},
-    "update_field": {
-        "referral_id": "<id>",
-        "changes": [{"field": "deal value", "value": 250000}, {"field": "currency", "value": "EUR"}],
-    },
-    "create_referral": {
-        "referral": {
-            "name": "Azure migration",
-            "customer_name": "Contoso",
-            "customer_country": "US",
-            "customer_city": "Seattle",
-            "deal_kind": "private",
-            "notes": "Move the data estate to Azure",
-        }
-    },
-    "register_deal": {"referral_id": "<id>", "changes": [{"field": "contract value", "value": 160000}]},
-    "undo_change": {"change_id": 12},
-    "recent_changes": {},
-    "search": {"query": "contoso"},
-    "fetch": {"id": "<id>"},
+# What to do when an argument cannot be read, per tool: a plain step, never a template call.
+LOOK_UP: dict[str, str] = {
+    "undo_change": "recent_changes {} lists your changes with their change_id.",
 }
 
 # Pointers whose values are people or solutions: their dicts are read against these models.
@@ -177,11 +171,73 @@ class Reading:
     arguments: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    fixed: int = 0  # problems the arguments now carry a confident fix for
 
     def refusal(self, tool: str) -> str:
-        """The problems, then the call as it should have been made."""
-        shown = json.dumps(_shown(self.arguments), ensure_ascii=False, separators=(",", ":"))
-        return " ".join(self.problems) + f" Corrected call: {tool} {shown}"
+        """The problems, then the call as it should have been made: only when every problem has a
+        fix that keeps the whole request (a suggestion is followed literally). Where the person must
+        choose (``Choice``), one call per reading; otherwise no call, and what is missing said plainly."""
+        text = " ".join(p.rstrip(".") + "." for p in self.problems)
+        choices = list(_choices(self.arguments))
+        if choices:
+            return (
+                text
+                + " Ask the person which they mean; nothing was sent. "
+                + " ".join(
+                    f"{label}: {tool} {_dumps(_choose(self.arguments, option))}"
+                    for label, option in _options(choices)
+                )
+            )
+        if self.fixed < len(self.problems) or _has_masked(self.arguments):
+            return text + " Nothing was sent; resend the call with this fixed (ask the person if unsure)."
+        return text + f" Corrected call: {tool} {_dumps(self.arguments)}"
+
+
+class Choice:
+    """A value the person must choose: each reading with its label ("calendar Q1: 2027-03-31")."""
+
+    def __init__(self, readings: list[tuple[str, Any]]) -> None:
+        self.readings = readings
+
+    def __repr__(self) -> str:
+        return f"Choice({self.readings!r})"
+
+
+def _choices(value: Any) -> Iterator[Choice]:
+    if isinstance(value, Choice):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _choices(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _choices(v)
+
+
+def _options(choices: list[Choice]) -> list[tuple[str, int]]:
+    """The readings of the first choice (one at a time: a person answers one question)."""
+    return [(label, i) for i, (label, _) in enumerate(choices[0].readings)]
+
+
+def _choose(value: Any, option: int) -> Any:
+    """The arguments with the first choice made (``option``) and any other left as first read."""
+    if isinstance(value, Choice):
+        return value.readings[option][1]
+    if isinstance(value, dict):
+        return {k: _choose(v, option) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_choose(v, option) for v in value]
+    return value
+
+
+def _dumps(arguments: Any) -> str:
+    return json.dumps(_shown(arguments), ensure_ascii=False, separators=(",", ":"))
+
+
+def _has_masked(arguments: Any) -> bool:
+    """A corrected call would show a contact detail or a token masked: followed literally, it would
+    send the mask. Such calls are not suggested."""
+    return "as given>" in json.dumps(_shown(arguments), ensure_ascii=False, default=str)
 
 
 def normalise(tool: str, arguments: dict[str, Any], model: type[BaseModel]) -> Reading:
@@ -193,7 +249,7 @@ def normalise(tool: str, arguments: dict[str, Any], model: type[BaseModel]) -> R
     if hook is not None:
         hook(reader, data, model)
     out = reader.object(data, model, "")
-    return Reading(out, reader.notes, reader.problems)
+    return Reading(out, reader.notes, reader.problems, reader.fixed)
 
 
 def read_as() -> list[str] | None:
@@ -202,12 +258,10 @@ def read_as() -> list[str] | None:
 
 
 def input_error(tool: str, exc: ValidationError, model: type[BaseModel]) -> str:
-    """An argument error the SDK raised, as a sentence with an example call."""
-    example = EXAMPLES.get(tool)
+    """An argument error the SDK raised, as a sentence; no template call (it would be followed)."""
     text = validation_message(exc, model)
-    if example is not None:
-        text += f" Example: {tool} {json.dumps(example, ensure_ascii=False, separators=(',', ':'))}"
-    return text
+    step = LOOK_UP.get(tool)
+    return f"{text} {step}" if step else text
 
 
 class GuardedTool(Tool):
@@ -220,10 +274,20 @@ class GuardedTool(Tool):
             raise ToolError(
                 _with_notes(f"Error executing tool {self.name}: {reading.refusal(self.name)}", reading)
             )
+        try:
+            await _references(self.name, reading, context)
+        except PcrefError as exc:
+            raise ToolError(_with_notes(f"Error executing tool {self.name}: {exc}", reading)) from exc
         with _notes(reading.notes):
             try:
                 return await super().run(reading.arguments, context, convert_result=convert_result)
             except ToolError as exc:
+                answered = _answered(exc)
+                if answered is not None:  # not an error: the planner found the whole answer
+                    from pcref_mcp.server.views import respond
+
+                    result = respond(answered.answer)
+                    return self.fn_metadata.convert_result(result) if convert_result else result
                 cause = exc.__cause__
                 if isinstance(cause, ValidationError):
                     message = input_error(self.name, cause, model)
@@ -233,6 +297,50 @@ class GuardedTool(Tool):
                 if reading.notes and not isinstance(exc, UnexpectedToolError):
                     raise ToolError(_with_notes(str(exc), reading)) from exc.__cause__
                 raise
+
+
+# Where each tool names a referral: a top-level argument, or inside each batch item.
+_REFERENCES: dict[str, str] = {
+    "get_referral": "referral_id",
+    "update_field": "referral_id",
+    "register_deal": "referral_id",
+    "fetch": "id",
+}
+
+
+async def _references(tool: str, reading: Reading, context: Any) -> None:
+    """Referrals named by a unique name, customer or id prefix, read as their ids (server.references)."""
+    from pcref_mcp.server import references
+    from pcref_mcp.server.confirmation import runtime_of
+
+    args = reading.arguments
+    spots: list[tuple[dict[str, Any], str, str]] = []
+    key = _REFERENCES.get(tool)
+    if key is not None and isinstance(args.get(key), str):
+        spots.append((args, key, key))
+    if tool == "batch_update" and isinstance(args.get("items"), list) and len(args["items"]) <= 50:
+        spots += [
+            (item, "referral_id", f"items[{i}].referral_id")
+            for i, item in enumerate(args["items"])
+            if isinstance(item, dict) and isinstance(item.get("referral_id"), str)
+        ]
+    for holder, name, where in spots:
+        if references.is_full_id(holder[name]):
+            continue
+        holder[name], note = await references.resolve(
+            runtime_of(context), holder[name], where, strict=tool != "batch_update"
+        )
+        if note:
+            reading.notes.append(note)
+
+
+def _answered(exc: BaseException) -> Answered | None:
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None or isinstance(seen, Answered):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 def add_tool(server: Any, fn: Callable[..., Any], **options: Any) -> None:
@@ -264,6 +372,7 @@ class _Reader:
         self.tool = tool
         self.notes: list[str] = []
         self.problems: list[str] = []
+        self.fixed = 0
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -413,12 +522,18 @@ class _Reader:
         )
         if likely and likely[0] not in out:  # the corrected call carries only a confident guess
             out[likely[0]] = value
+            self.fixed += 1
 
     # -- values -----------------------------------------------------------------------------------
 
     def value(self, value: Any, annotation: Any, where: str, name: str) -> Any:
         if value is None:
             return None
+        if name in _DATE_FIELDS and isinstance(value, str):
+            return self.day(value, where)
+        if name in _INT_FIELDS and isinstance(value, str) and _fold(value) in _NUMBER_WORDS:
+            self.note(f"{where} {value!r} read as {_NUMBER_WORDS[_fold(value)]}")
+            return _NUMBER_WORDS[_fold(value)]
         shape, inner = _shape(annotation)
         if shape == "list":
             if isinstance(value, str) and value.strip().startswith("["):
@@ -446,15 +561,36 @@ class _Reader:
                 return self.object(value, inner, where)
             return value
         if shape == "enum":
-            return _enum_value(value, inner)
+            read = _enum_value(value, inner)
+            word = _ENUM_WORDS.get(_fold(read)) if isinstance(read, str) else None
+            if read not in inner and word in inner:
+                self.note(f"{where} {value!r} read as {word!r}")
+                return word
+            return read
         if shape in ("text", "any") and name not in _SECRET_ARGUMENTS:
             return self.unquote(value, where)
         return value
 
+    def day(self, value: str, where: str) -> Any:
+        """A date field's value in words or with an offset, as the day meant (when.read_day)."""
+        read = when.read_day(unwrap(value) or value)
+        if read is None:
+            return self.unquote(value, where)
+        if read.iso is not None:
+            self.note(f"{where} {_brief(value)} read as {read.how}")
+            return read.iso
+        self.problems.append(f"{where} {read.how}")
+        if read.readings:
+            return Choice([(f"If {label} ({iso})", iso) for label, iso in read.readings])
+        return value
+
     def unquote(self, value: Any, where: str) -> Any:
-        """Strings (anywhere inside) that arrive in our «…» marks lose them, with a note."""
+        """Strings (anywhere inside) carrying our «…» or ‹…› marks lose them, with a note: whole
+        values and marks inside a longer text alike (copied from an answer, never meant as data)."""
         if isinstance(value, str):
             plain = unwrap(value)
+            if plain is None and _MARKS.search(value):
+                plain = _MARKS.sub("", value)
             if plain is not None:
                 self.note(f"{where} {_brief(value)} read without our quote marks: {_brief(plain)}")
                 return plain
@@ -499,11 +635,11 @@ def _search_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) 
                     f"Sort {_brief((raw_sort + ' ' + raw_direction).strip())} is not one this tool knows; "
                     f"use sort one of: {', '.join(allowed)}."
                 )
-                sort = "updated_desc"
             for k in {*sort_keys, *direction_keys}:
                 data.pop(k)
-            data["sort"] = sort
-            reader.note(f"{'+'.join([*sort_keys, *direction_keys])} read as sort {sort!r}")
+            data["sort"] = sort or raw_sort
+            if sort is not None:
+                reader.note(f"{'+'.join([*sort_keys, *direction_keys])} read as sort {sort!r}")
     for key in list(data):
         if _fold(key) in {"page", "pagenumber", "offset", "skip", "start"}:
             value = data.pop(key)
@@ -593,7 +729,39 @@ def _new_registration_given(data: dict[str, Any], fields: dict[str, Any]) -> boo
     )
 
 
+def _recent_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) -> None:
+    """recent_changes: a window as ``days``/``hours``/``weeks`` (-> since), ``since`` in words or with an
+    offset (-> a UTC time, said), and ``limit`` (the tool lists the latest 20: said, with the call)."""
+    for key in list(data):
+        unit = {"days": "d", "hours": "h", "weeks": "w", "lastndays": "d"}.get(_fold(key))
+        if unit is not None and "since" not in data and str(data[key]).strip().isdigit():
+            value = data.pop(key)
+            data["since"] = f"{int(str(value).strip())}{unit}"
+            reader.note(f"{key} {value} read as since {data['since']!r}")
+    since_key = next((k for k in data if _fold(k) in {_fold(s) for s in ("since", *SYNONYMS["since"])}), None)
+    since = data.get(since_key) if since_key else None
+    if isinstance(since, str | int) and re.fullmatch(r"\d{1,4}\s*[dhw]", str(since).strip()):
+        count, unit = int(str(since).strip()[:-1]), str(since).strip()[-1]
+        since = f"{count} {dict(d='day', h='hour', w='week')[unit]}s"
+    if isinstance(since, str) and since_key is not None:
+        read = when.read_since(since)
+        if read is not None:
+            moment, how = read
+            data.pop(since_key)
+            data["since"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+            reader.note(f"{since_key} {_brief(since)} read as {data['since']} ({how})")
+    for key in list(data):
+        if _fold(key) in {"limit", "top", "max", "count", "n"}:
+            value = data.pop(key)
+            reader.problems.append(
+                f"{key} {_brief(value)}: recent_changes takes no limit; it lists your latest 20 writes, newest "
+                f"first, so the first {_brief(value)} lines are the ones asked for"
+            )
+            reader.fixed += 1
+
+
 _TOOL_HOOKS = {
+    "recent_changes": _recent_hook,
     "search_referrals": _search_hook,
     "get_referral": _get_referral_hook,
     "update_field": _changes_hook,
@@ -627,6 +795,9 @@ def _change_items(reader: _Reader, items: list[Any], where: str, *, registration
             extra = _companions(reader, item, path, given, at, registration)
             extra += _money(reader, item, path, given, at)
             path = _single_entry(reader, item, path, at)
+            if path.pointer.endswith("DateTime") and isinstance(item.get("value"), str):
+                item["value"] = reader.day(item["value"], f"{at}.value")
+            _close_words(reader, item, path, at)
             _intent_note(reader, item, path, at)
             if "value" in item:
                 item["value"] = _member_values(reader, path.pointer, item["value"], f"{at}.value")
@@ -733,8 +904,7 @@ def _money(
             item["value"] = split[0]
         else:
             reader.problems.append(
-                f"{at}.value {_brief(item['value'])} and the currency {_brief(given['/details/currency'])} "
-                "disagree; give the amount in digits and one currency."
+                _currency_conflict(f"{at}.value", item["value"], split[1], given["/details/currency"])
             )
         return []
     if split[1] == "$":
@@ -768,6 +938,23 @@ def _intent_note(reader: _Reader, item: dict[str, Any], path: patch_paths.PatchP
         return  # a plain substatus; its status shows in the preview's lifecycle line
     reason = f" with reason {intent.reason!r}" if intent.reason else ""
     reader.note(f"{at} {path.name} {raw!r} read as {intent.status}/{intent.substatus}{reason}")
+
+
+# "close it out": a status word that names no outcome. The person must say won, lost or declined.
+_CLOSE_WORDS = frozenset(
+    {"close", "closeit", "closeout", "closeitout", "closure", "markclosed", "markasclosed"}
+)
+
+
+def _close_words(reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, at: str) -> None:
+    value = item.get("value")
+    if path.pointer != "/status" or not isinstance(value, str) or _fold(value) not in _CLOSE_WORDS:
+        return
+    reader.problems.append(
+        f"{at} status {value!r} closes the referral, which needs its outcome: won, lost or declined "
+        "(a closed referral cannot be reopened)"
+    )
+    item["value"] = Choice([(f"If {word}", word) for word in ("won", "lost", "declined")])
 
 
 def _append_words(reader: _Reader, item: dict[str, Any], at: str, registration: bool) -> Any:
@@ -841,6 +1028,17 @@ def _split_money(value: Any) -> tuple[str, str] | None:
     return match["amount"].strip(), code
 
 
+def _currency_conflict(where: str, value: Any, mark: str, given: Any) -> str:
+    """Two currencies for one amount: named as such, for the person to settle (no call: either
+    reading would change what they said)."""
+    said = "a dollar currency" if mark == "$" else mark
+    return (
+        f"Currency conflict: {where} {_brief(value)} is in {said} and the currency given is {_brief(given)}: "
+        "they disagree; "
+        "ask the person which currency the amount is in, then send the amount in digits with that one currency"
+    )
+
+
 def _same_currency(code: str, given: Any) -> bool:
     """The mark on an amount agrees with the currency given beside it ("$" with any dollar)."""
     have = given.strip().upper() if isinstance(given, str) else None
@@ -859,10 +1057,7 @@ def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dic
             reader.note(f"{where}.{key} {_brief(data[key])} read as {split[0]} (in the currency given)")
             data[key] = split[0]
         else:
-            reader.problems.append(
-                f"{where}.{key} {_brief(data[key])} and the currency {_brief(given)} disagree; give the "
-                "amount in digits and one currency."
-            )
+            reader.problems.append(_currency_conflict(f"{where}.{key}", data[key], split[1], given))
     elif split[1] != "$":
         data[key], data["currency"] = split
         reader.note(f"{where}.{key} read as deal_value {split[0]} and currency {split[1]}")
@@ -889,6 +1084,44 @@ def _contact_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str
 
 _LISTS = frozenset(patch_paths.LIST_POINTERS)  # lists whose replacement can remove entries
 
+# Our quote marks (untrusted.quote), wherever they appear in a value.
+_MARKS = re.compile(r"[«»‹›]")
+# Fields holding a day (read by when.read_day) and whole numbers (which may come in words).
+_DATE_FIELDS = frozenset(
+    {"closing_date", "sign_date", "start_date", "end_date", "marketplace_transaction_date"}
+)
+_INT_FIELDS = frozenset({"limit", "change_id", "expiring_within_days"})
+_NUMBER_WORDS = {
+    w: n
+    for n, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+} | {"thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "ahundred": 100, "onehundred": 100}
+# Other words for an allowed value, where the enum has it (sections "everything" -> "all").
+_ENUM_WORDS = {"everything": "all", "full": "all", "whole": "all", "allsections": "all", "spreadsheet": "csv"}
+
 
 @dataclass(frozen=True)
 class _AnyField:
@@ -905,7 +1138,7 @@ def _path_of(name: Any, registration: bool) -> patch_paths.PatchPath | None:
 
 def _filters_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
     """A status filter as a search row shows it ("Closed/Won") or as a word ("won"): status and substatus."""
-    key = next((k for k in data if _fold(k) == "status"), None)
+    key = next((k for k in data if _fold(k) in ("status", "outcome", "result", "state")), None)
     if key is None or any(_fold(k) == "substatus" for k in data):
         return data
     values = data[key] if isinstance(data[key], list) else [data[key]]
@@ -917,10 +1150,12 @@ def _filters_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str
         return data
     if not all(intents):
         return data  # a mix of plain statuses and states: left for the model to judge
-    data[key] = sorted({str(i.status) for i in intents if i})
+    data["status"] = sorted({str(i.status) for i in intents if i})
+    if key != "status":
+        data.pop(key)
     data["substatus"] = [str(i.substatus) for i in intents if i]
     reader.note(
-        f"{where}.status {_brief(values)} read as status {data[key]} and substatus {data['substatus']}"
+        f"{_at(where, key)} {_brief(values)} read as status {data['status']} and substatus {data['substatus']}"
     )
     return data
 
@@ -1010,6 +1245,10 @@ def _words(value: Any) -> str:
 def _read_sort(column: str, direction: str) -> str | None:
     """A sort literal from a column word ("dealValue", "closing date", "-value") and a direction
     ("desc", "ascending"); a column alone sorts its natural way (newest, soonest, largest first)."""
+    words_said = set(re.findall(r"[a-z]+", f"{column} {direction}".casefold()))
+    for said, sort in _SORT_PHRASES.items():
+        if said in words_said:
+            return sort
     whole = _fold(column.lstrip("-+"))
     minus = "desc" if column.strip().startswith("-") else None
     for name, (natural, spellings) in SORT_COLUMNS.items():
@@ -1078,9 +1317,10 @@ _CONTACT_KEYS = frozenset(
 
 
 __all__ = [
-    "EXAMPLES",
+    "LOOK_UP",
     "READ_AS",
     "SYNONYMS",
+    "Choice",
     "GuardedTool",
     "ReadAs",
     "Reading",

@@ -470,18 +470,25 @@ def _sales_stage(stages: Sequence[str]) -> Condition:
 
 
 def _contains(name: str, pointers: tuple[str, ...], text: str) -> Condition:
-    needle = text.casefold()
-    exprs = [odata.contains(p.lstrip("/"), text, ignore_case=True) for p in pointers]
+    """Every word of ``text``, in any order, in one of the fields ("fourth coffee teams" finds
+    «Fourth Coffee - Teams opportunity»)."""
+    words = text.split() or [text]
+    needles = [w.casefold() for w in words]
+
+    def one(word: str) -> odata.Expr:
+        exprs = [odata.contains(p.lstrip("/"), word, ignore_case=True) for p in pointers]
+        return exprs[0] if len(exprs) == 1 else odata.or_(*exprs)
 
     def test(doc: Doc) -> bool:
-        return any(needle in str(pointer_get(doc, p, "") or "").casefold() for p in pointers)
+        texts = [str(pointer_get(doc, p, "") or "").casefold() for p in pointers]
+        return all(any(needle in t for t in texts) for needle in needles)
 
     return Condition(
-        label=f"{name} {text!r}",
+        label=f"{name} {text!r}" + (" (every word, in any order)" if len(words) > 1 else ""),
         test=test,
-        expr=exprs[0] if len(exprs) == 1 else odata.or_(*exprs),
-        needs=("contains", "tolower") + (("or",) if len(exprs) > 1 else ()),
-        relax=f"use a shorter word in {name} or drop it",
+        expr=one(words[0]) if len(words) == 1 else odata.and_(*(one(w) for w in words)),
+        needs=("contains", "tolower") + (("or",) if len(pointers) > 1 else ()),
+        relax=f"use fewer or shorter words in {name} or drop it",
     )
 
 

@@ -168,19 +168,25 @@ async def search_referrals(
     ctx: Context,
     filters: searching.Filters | None = None,
     sort: searching.Sort = "updated_desc",
-    limit: Annotated[int, Field(ge=1, le=100)] = 20,
+    limit: Annotated[int | None, Field(ge=1, le=100)] = None,
     cursor: str | None = None,
     fields: list[ExtraField] | None = None,
     format: Literal["rows", "csv"] = "rows",
 ) -> Annotated[CallToolResult, SearchResult]:
     """Find referrals with filters a person would use; `note` says how they were read.
 
-    Returns compact rows and the total; `fields` adds columns, `next_cursor` gives the next page,
-    get_referral shows one in full. format csv: all matches as a CSV file."""
+    Returns compact rows (limit, default 20) and the total; `fields` adds columns, `next_cursor` gives
+    the next page, get_referral shows one in full. format csv: all matches (or limit) as a CSV file."""
     if format == "csv":
-        return await exchange.export_result(ctx, filters or searching.Filters(), sort)
+        if cursor or fields:
+            raise InvalidInput(
+                "format csv exports every match in one file with its own columns: it takes no "
+                + ("cursor" if cursor else "fields")
+                + "; drop it (the rows format pages and adds fields)."
+            )
+        return await exchange.export_result(ctx, filters or searching.Filters(), sort, limit)
     runtime = runtime_of(ctx)
-    page = await searching.run(runtime, filters or searching.Filters(), sort, limit, cursor)
+    page = await searching.run(runtime, filters or searching.Filters(), sort, limit or 20, cursor)
     rows = [row(r, fields or ()) for r in page.referrals]
     return respond(SearchResult(total=page.total, rows=rows, next_cursor=page.next_cursor, note=page.note))
 

@@ -84,8 +84,9 @@ async def test_export_then_import_changes_nothing(client: Client, sandbox: Sandb
     text, _ = await _export(client, {"status": ["New", "Active"]})
     rows = len(_table(text))
     assert rows > 30
-    msg = await call_error(client, "batch_update", {"csv": text})
-    assert f"nothing was asked or written: {rows} item(s) already match Partner Center." in msg
+    out = await call(client, "batch_update", {"csv": text})  # nothing to change: a normal answer
+    assert out["status"] == "unchanged"
+    assert out["message"] == f"Nothing to change: {rows} item(s) already match Partner Center."
     assert await runtime.journal.recent(5) == []
 
 
@@ -149,8 +150,8 @@ async def test_hostile_cells_are_written_as_data_and_exported_safely(
     exported = _table(text)[0]
     assert exported["name"] == "'" + formula and exported["customer"] == "'+cmd|calc"
     # and the neutralised export imports back as the same data: nothing to change
-    again = await call_error(client, "batch_update", {"csv": text})
-    assert "1 item(s) already match Partner Center" in again
+    again = await call(client, "batch_update", {"csv": text})
+    assert again["status"] == "unchanged" and "1 item(s) already match Partner Center" in again["message"]
 
 
 def test_neutralise_round_trips_every_leading_character() -> None:

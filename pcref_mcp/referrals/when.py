@@ -1,0 +1,204 @@
+"""Dates and periods as people say them, read against today in the configured time zone.
+
+Two readers, one per kind of argument (the table is in docs/model-contract.md):
+
+* ``read_day`` for a date field (closing date, contract dates): a day. "next Friday", "end of the
+  month", "in two weeks", "7 days" are read as one day, and the answer says which. A date-time with
+  an offset keeps the calendar day the person wrote ("2026-12-11T23:00:00-08:00" is 11 December).
+  A period ("last week") or a day that two readers would place differently ("end of Q1": calendar
+  or Microsoft's fiscal year) is refused with the readings, for the person to choose.
+* ``read_since`` for a cut-off (recent_changes since): a moment. "7 days", "last week", "this
+  month", an offset time: converted to UTC, and the answer says so.
+
+Each returns None for text it does not recognise (the field's own check then judges it).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ZONE: tzinfo = UTC
+ZONE_NAME = "UTC"
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "fourteen": 14,
+    "thirty": 30,
+}
+_UNIT_DAYS = {"day": 1, "week": 7, "fortnight": 14}
+_ISO_WITH_OFFSET = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-]\d{2}:?\d{2})")
+
+
+def configure(zone: str) -> None:
+    """The time zone "today" is read in (Settings.time_zone, an IANA name such as Europe/Berlin)."""
+    global ZONE, ZONE_NAME
+    try:
+        ZONE, ZONE_NAME = (UTC, "UTC") if zone.upper() == "UTC" else (ZoneInfo(zone), zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        ZONE, ZONE_NAME = UTC, "UTC"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def today() -> date:
+    return now().astimezone(ZONE).date()
+
+
+@dataclass(frozen=True)
+class Day:
+    """A day read from words: the ISO date and how it was read; or readings to choose from."""
+
+    iso: str | None
+    how: str
+    readings: tuple[tuple[str, str], ...] = ()  # (label, ISO date) when the person must choose
+
+
+def read_day(text: str) -> Day | None:
+    """A date field's value in words, or a date-time with an offset; None if not such a value."""
+    raw = " ".join(text.strip().casefold().split())
+    offset = _ISO_WITH_OFFSET.fullmatch(text.strip())
+    if offset is not None and offset[2] not in ("+00:00", "+0000", "-00:00"):
+        return Day(offset[1], f"the calendar day written ({offset[1]}); its time and offset are not kept")
+    t = today()
+    said = f"today being {t.isoformat()} in {ZONE_NAME}"
+    words = raw.removeprefix("on ").removeprefix("by ").removesuffix(" day")
+    if words in ("today", "tomorrow", "yesterday"):
+        shift = {"today": 0, "tomorrow": 1, "yesterday": -1}[words]
+        return _day(t + timedelta(days=shift), said)
+    weekday = re.fullmatch(r"(?:(next|this|coming|this coming)\s+)?(\w+?)(?:\s+(next week))?", words)
+    if weekday and weekday[2] in _WEEKDAYS:
+        ahead = (_WEEKDAYS.index(weekday[2]) - t.weekday()) % 7 or 7
+        if weekday[3]:  # "Friday next week": the one in the week after this
+            monday = t - timedelta(days=t.weekday()) + timedelta(days=7)
+            return _day(monday + timedelta(days=_WEEKDAYS.index(weekday[2])), said)
+        return _day(t + timedelta(days=ahead), f"the coming {weekday[2].title()}, {said}")
+    span = re.fullmatch(
+        r"(?:in\s+)?(\d{1,3}|[a-z]+)\s+(day|week|fortnight|month)s?(?:\s+from\s+(?:now|today))?", words
+    )
+    if span and (span[1].isdigit() or span[1] in _NUMBERS):
+        count = int(span[1]) if span[1].isdigit() else _NUMBERS[span[1]]
+        if span[2] == "month":
+            return _day(_add_months(t, count), said)
+        return _day(t + timedelta(days=count * _UNIT_DAYS[span[2]]), said)
+    end = re.fullmatch(r"(?:the\s+)?end\s+of\s+(?:the\s+)?(this|next)?\s*(month|year|quarter|week)", words)
+    if end:
+        return _day(_end_of(t, end[2], next_one=end[1] == "next"), said)
+    quarter = re.fullmatch(r"(?:the\s+)?end\s+of\s+(?:the\s+)?q([1-4])(?:\s+(\d{4}))?", words)
+    if quarter:
+        return _quarter(t, int(quarter[1]), int(quarter[2]) if quarter[2] else None)
+    period = re.fullmatch(r"(last|this|next)\s+(week|month)", words)
+    if period:
+        first, last = _period(t, period[2], {"last": -1, "this": 0, "next": 1}[period[1]])
+        return Day(
+            None,
+            f"{text.strip()!r} is a period ({first} to {last}, {said}), not a day; ask the person which day",
+        )
+    return None
+
+
+def read_since(text: str) -> tuple[datetime, str] | None:
+    """A cut-off in words or with an offset, as a UTC moment and how it was read; None otherwise."""
+    raw = " ".join(text.strip().casefold().split()).removeprefix("since ").removeprefix("the ")
+    moment = now()
+    t = today()
+    said = f"now being {moment.astimezone(ZONE).strftime('%Y-%m-%d %H:%M')} in {ZONE_NAME}"
+    iso = _ISO_WITH_OFFSET.fullmatch(text.strip())
+    if iso is not None:
+        parsed = datetime.fromisoformat(text.strip().replace(" ", "T"))
+        return parsed.astimezone(UTC), f"{text.strip()} in UTC"
+    span = re.fullmatch(
+        r"(?:last|past|the last|the past)?\s*(\d{1,4}|[a-z]+)\s*(hour|day|week)s?(?:\s+ago)?", raw
+    )
+    if span and (span[1].isdigit() or span[1] in _NUMBERS):
+        count = int(span[1]) if span[1].isdigit() else _NUMBERS[span[1]]
+        hours = count * {"hour": 1, "day": 24, "week": 168}[span[2]]
+        return moment - timedelta(hours=hours), f"the last {count} {span[2]}(s), {said}"
+    period = re.fullmatch(r"(last|this)\s+(week|month)|(a|one)\s+(week|month)\s+ago", raw)
+    if period and period[1]:
+        first, _ = _period(t, period[2], -1 if period[1] == "last" else 0)
+        return _midnight(first), f"the start of {period[1]} {period[2]} ({first.isoformat()}, {said})"
+    return None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, ZONE).astimezone(UTC)
+
+
+def _day(day: date, how: str) -> Day:
+    return Day(day.isoformat(), f"{day.isoformat()} ({day.strftime('%A')}, {how})")
+
+
+def _add_months(day: date, months: int) -> date:
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _end_of(day: date, unit: str, *, next_one: bool) -> date:
+    if unit == "week":  # the working week: Friday
+        friday = day - timedelta(days=day.weekday()) + timedelta(days=4 + (7 if next_one else 0))
+        return friday
+    if unit == "month":
+        first = _add_months(day.replace(day=1), 1 if next_one else 0)
+        return first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    if unit == "year":
+        return date(day.year + (1 if next_one else 0), 12, 31)
+    # a quarter ends on the same days in the calendar and in Microsoft's fiscal year
+    month = ((day.month - 1) // 3 + 1) * 3 + (3 if next_one else 0)
+    year = day.year + (month - 1) // 12
+    month = (month - 1) % 12 + 1
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def _quarter(day: date, number: int, year: int | None) -> Day:
+    """ "end of Q1": the calendar Q1 and Microsoft's fiscal Q1 (July to September) end months apart."""
+    cal_month, fiscal_month = number * 3, (number * 3 + 6 - 1) % 12 + 1
+    cal = date(year or day.year, cal_month, calendar.monthrange(year or day.year, cal_month)[1])
+    if year is None and cal < day:
+        cal = date(day.year + 1, cal_month, cal.day)
+    fy = year or day.year
+    fiscal = date(fy, fiscal_month, calendar.monthrange(fy, fiscal_month)[1])
+    if year is not None and fiscal_month >= 7:  # FY2027 Q1 ends 2026-09-30
+        fiscal = date(year - 1, fiscal_month, fiscal.day)
+    if year is None and fiscal < day:
+        fiscal = date(fiscal.year + 1, fiscal_month, fiscal.day)
+    return Day(
+        None,
+        f"'end of Q{number}' can be read two ways: calendar Q{number} ends {cal.isoformat()}, Microsoft's "
+        f"fiscal Q{number} ends {fiscal.isoformat()}",
+        (
+            (f"calendar Q{number}", cal.isoformat()),
+            (f"Microsoft fiscal Q{number}", fiscal.isoformat()),
+        ),
+    )
+
+
+def _period(day: date, unit: str, shift: int) -> tuple[date, date]:
+    if unit == "week":
+        monday = day - timedelta(days=day.weekday()) + timedelta(days=7 * shift)
+        return monday, monday + timedelta(days=6)
+    first = _add_months(day.replace(day=1), shift)
+    return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+__all__ = ["Day", "configure", "now", "read_day", "read_since", "today"]
