@@ -79,6 +79,15 @@ def read_day(text: str) -> Day | None:
     offset = _ISO_WITH_OFFSET.fullmatch(text.strip())
     if offset is not None and offset[2] not in ("+00:00", "+0000", "-00:00"):
         return Day(offset[1], f"the calendar day written ({offset[1]}); its time and offset are not kept")
+    parts = re.fullmatch(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})", raw)
+    if parts and int(parts[1]) <= 12 and int(parts[2]) <= 12 and parts[1] != parts[2]:
+        a, b, year = int(parts[1]), int(parts[2]), int(parts[3])
+        day_first, month_first = date(year, b, a).isoformat(), date(year, a, b).isoformat()
+        return Day(
+            None,
+            f"{text.strip()!r} can be read two ways: {day_first} (day first) or {month_first} (month first)",
+            (("day first", day_first), ("month first", month_first)),
+        )
     t = today()
     said = f"today being {t.isoformat()} in {ZONE_NAME}"
     words = raw.removeprefix("on ").removeprefix("by ").removesuffix(" day")

@@ -50,7 +50,7 @@ async def plan(
         raise InvalidInput(
             "Give exactly one of items (changes to referrals), csv (rows to import) or undo (a batch_id)"
             + (f"; got {' and '.join(given)}." if given else "; got none."),
-            hint='e.g. {"items":[{"referral_id":"…","changes":[{"field":"closing date","value":"2027-03-31"}]}]}',
+            hint="Nothing was sent. Ask the person which they meant; changes and an import are two calls.",
         )
     runtime = runtime_of(ctx)
     mode: batching.Mode

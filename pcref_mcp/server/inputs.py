@@ -55,7 +55,19 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "cursor": ("next_cursor", "page_token", "next_page_token", "continuation_token", "next"),
     "query": ("q", "text", "search", "keyword", "keywords"),
     "format": ("export", "output", "output_format", "file_format", "as"),
-    "since": ("from", "after", "start", "since_date", "start_date", "from_date", "changed_since"),
+    "since": (
+        "from",
+        "after",
+        "start",
+        "since_date",
+        "start_date",
+        "from_date",
+        "changed_since",
+        "period",
+        "window",
+        "timeframe",
+        "time_range",
+    ),
     "status": ("outcome", "result", "state"),
     "confirm_token": ("token", "confirmation_token", "confirmation"),
     # change items
@@ -179,6 +191,11 @@ class Reading:
         choose (``Choice``), one call per reading; otherwise no call, and what is missing said plainly."""
         text = " ".join(p.rstrip(".") + "." for p in self.problems)
         choices = list(_choices(self.arguments))
+        if len(choices) > 1 or (choices and len(self.problems) - self.fixed > 1):
+            return (
+                text
+                + " Ask the person about each; nothing was sent. Then resend the call with their answers."
+            )
         if choices:
             return (
                 text
@@ -215,12 +232,12 @@ def _choices(value: Any) -> Iterator[Choice]:
 
 
 def _options(choices: list[Choice]) -> list[tuple[str, int]]:
-    """The readings of the first choice (one at a time: a person answers one question)."""
+    """The readings of the one choice (a call is suggested only when there is exactly one)."""
     return [(label, i) for i, (label, _) in enumerate(choices[0].readings)]
 
 
 def _choose(value: Any, option: int) -> Any:
-    """The arguments with the first choice made (``option``) and any other left as first read."""
+    """The arguments with the choice made (``option``)."""
     if isinstance(value, Choice):
         return value.readings[option][1]
     if isinstance(value, dict):
@@ -640,6 +657,16 @@ def _search_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) 
             data["sort"] = sort or raw_sort
             if sort is not None:
                 reader.note(f"{'+'.join([*sort_keys, *direction_keys])} read as sort {sort!r}")
+    limit_key = next((k for k in data if _fold(k) in {"limit", *map(_fold, SYNONYMS["limit"])}), None)
+    limit = data.get(limit_key) if limit_key else None
+    if isinstance(limit, int | str) and str(limit).strip().isdigit() and int(str(limit).strip()) > 100:
+        data.pop(limit_key or "limit")
+        data["limit"] = 100
+        reader.problems.append(
+            f"{limit_key} {limit}: a page holds at most 100 referrals; ask for 100, then pass next_cursor from "
+            "the answer as cursor for the next 100 (or format csv for every match in one file)"
+        )
+        reader.fixed += 1
     for key in list(data):
         if _fold(key) in {"page", "pagenumber", "offset", "skip", "start"}:
             value = data.pop(key)
@@ -680,8 +707,23 @@ def _get_referral_hook(reader: _Reader, data: dict[str, Any], model: type[BaseMo
         reader.note(f"{key} read as sections {data['sections']}")
 
 
+def _preview_words(reader: _Reader, data: dict[str, Any]) -> None:
+    """``dry_run: true`` (``preview``, ``validate_only``) on a write: what every write does first (a
+    preview; nothing is sent until the person approves), so it is read as said, with a note."""
+    for key in list(data):
+        if _fold(key) in {"dryrun", "preview", "previewonly", "validateonly", "whatif"} and data[key] in (
+            True,
+            "true",
+        ):
+            data.pop(key)
+            reader.note(
+                f"{key} read as a preview: every write is previewed first and sent only after the person approves"
+            )
+
+
 def _changes_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) -> None:
     """update_field and register_deal: a change given flat at the top level, or changes as a mapping."""
+    _preview_words(reader, data)
     registration = reader.tool == "register_deal"
     fields = _fields(model)
     if "changes" not in fields:
@@ -762,6 +804,8 @@ def _recent_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) 
 
 _TOOL_HOOKS = {
     "recent_changes": _recent_hook,
+    "create_referral": lambda reader, data, model: _preview_words(reader, data),
+    "batch_update": lambda reader, data, model: _preview_words(reader, data),
     "search_referrals": _search_hook,
     "get_referral": _get_referral_hook,
     "update_field": _changes_hook,
@@ -794,6 +838,7 @@ def _change_items(reader: _Reader, items: list[Any], where: str, *, registration
         if path is not None:
             extra = _companions(reader, item, path, given, at, registration)
             extra += _money(reader, item, path, given, at)
+            _grouping(reader, item, path, at)
             path = _single_entry(reader, item, path, at)
             if path.pointer.endswith("DateTime") and isinstance(item.get("value"), str):
                 item["value"] = reader.day(item["value"], f"{at}.value")
@@ -913,6 +958,25 @@ def _money(
     given["/details/currency"] = currency
     reader.note(f"{at}.value {_brief(split[0])} {currency} read as deal value and currency")
     return [{"field": "currency", "value": currency}]
+
+
+_GROUPED = re.compile(r"\s*(\d{1,3})\.(\d{3})\s*")
+
+
+def _grouping(reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, at: str) -> None:
+    """``"250.000"``: a dot that groups thousands (250000) or a decimal point (250)? The person says."""
+    value = item.get("value")
+    found = (
+        _GROUPED.fullmatch(value) if isinstance(value, str) and path.pointer.endswith("/dealValue") else None
+    )
+    if found is None:
+        return
+    grouped, decimal = int(found[1] + found[2]), float(f"{found[1]}.{found[2]}")
+    reader.problems.append(
+        f"{at}.value {value!r} can be read two ways: {grouped:,} (the dot groups thousands) or {decimal:g} "
+        "(the dot is a decimal point)"
+    )
+    item["value"] = Choice([(f"If {grouped:,}", grouped), (f"If {decimal:g}", decimal)])
 
 
 def _single_entry(
@@ -1120,7 +1184,16 @@ _NUMBER_WORDS = {
     )
 } | {"thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "ahundred": 100, "onehundred": 100}
 # Other words for an allowed value, where the enum has it (sections "everything" -> "all").
-_ENUM_WORDS = {"everything": "all", "full": "all", "whole": "all", "allsections": "all", "spreadsheet": "csv"}
+_ENUM_WORDS = {
+    "everything": "all",
+    "full": "all",
+    "whole": "all",
+    "allsections": "all",
+    "spreadsheet": "csv",
+    "excel": "csv",
+    "xlsx": "csv",
+    "file": "csv",
+}
 
 
 @dataclass(frozen=True)
@@ -1142,6 +1215,12 @@ def _filters_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str
     if key is None or any(_fold(k) == "substatus" for k in data):
         return data
     values = data[key] if isinstance(data[key], list) else [data[key]]
+    if any(isinstance(v, str) and _fold(v) in _CLOSE_WORDS for v in values):
+        values = ["Closed" if isinstance(v, str) and _fold(v) in _CLOSE_WORDS else v for v in values]
+        reader.note(
+            f"{_at(where, key)} {_brief(data[key])} read as status 'Closed' (won, lost, declined or expired)"
+        )
+        data[key] = values
     intents = [
         lifecycle.read_intent(v) if isinstance(v, str) and _fold(v) not in _STATUS_WORDS else None
         for v in values

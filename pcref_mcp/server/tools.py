@@ -63,6 +63,10 @@ def tool(
 ) -> Any:
     """Declare a tool: registered by build_server, left out entirely in read-only mode if it writes.
 
+    Annotations follow the MCP specification's definitions: ``destructive`` for a write that can
+    overwrite or remove (every write but a create, which only adds); ``idempotent`` only where the
+    same call twice has no further effect (no write here: an approved append lands twice).
+
     ``untrusted`` appends the reminder that quoted text in the answer is data, not instructions.
     """
 
@@ -216,7 +220,7 @@ async def plan_update(ctx: Context, referral_id: str, changes: list[Change]) -> 
     return await runtime_of(ctx).engine.plan_update(referral_id, [c.edit() for c in changes])
 
 
-@tool("Update referral fields", writes=True, idempotent=True, untrusted=True)
+@tool("Update referral fields", writes=True, destructive=True, untrusted=True)
 async def update_field(
     ctx: Context,
     referral_id: Annotated[str, Field(min_length=1, max_length=100)],
@@ -272,7 +276,7 @@ async def plan_register(
     return await engine.plan_registration_update(referral_id, [c.edit() for c in changes or []])
 
 
-@tool("Register a won deal", writes=True)
+@tool("Register a won deal", writes=True, destructive=True)
 async def register_deal(
     ctx: Context,
     referral_id: Annotated[str, Field(min_length=1, max_length=100)],
@@ -295,7 +299,7 @@ async def plan_undo(ctx: Context, change_id: int) -> WritePlan:
     return await runtime_of(ctx).engine.plan_undo(change_id)
 
 
-@tool("Undo a change", writes=True)
+@tool("Undo a change", writes=True, destructive=True)
 async def undo_change(
     ctx: Context,
     change_id: Annotated[int, Field(ge=1)],
@@ -342,7 +346,7 @@ async def plan_batch(
     return await bulk.plan(ctx, list(grouped.items()), csv, undo)
 
 
-@tool("Change many referrals", writes=True, untrusted=True)
+@tool("Change many referrals", writes=True, destructive=True, untrusted=True)
 async def batch_update(
     ctx: Context,
     plan: Annotated[WritePlan, Resolve(plan_batch)],

@@ -931,8 +931,9 @@ UPDATE: list[Case] = [
     no(
         "update_field",
         upd({"field": "deal value", "value": "250.000"}),
-        "unambiguous",
-        "120000",
+        "read two ways",
+        "If 250,000:",
+        "If 250:",
         id="amount-with-grouping-dot",
     ),
     ok(
@@ -1008,7 +1009,7 @@ UPDATE: list[Case] = [
         "update_field",
         upd({"field": "closing date", "value": "03/04/2027"}),
         "read two ways",
-        "YYYY-MM-DD",
+        "If day first (2027-04-03):",
         id="date-either-way",
     ),
     no(
@@ -1153,11 +1154,11 @@ UPDATE: list[Case] = [
         "confirm_token",
         id="confirm-true-is-no-approval",
     ),
-    no(
+    ok(
         "update_field",
         upd({"field": "deal value", "value": 5}, dry_run=True),
-        "dry_run",
-        "Nothing was sent",
+        both(planned(), ops(("/details/dealValue", 5))),
+        "preview",
         id="dry-run-key",
     ),
     no(

@@ -483,6 +483,266 @@ CORPUS: list[Case] = [
         "import a file that matches Partner Center: nothing to do, said plainly",
         lambda out: out.get("status") in ("applied", "unchanged") and "already" in out.get("message", ""),
     ),
+    # money in many forms
+    case(
+        "amount-european-grouping",
+        "update_field",
+        {"referral_id": "$active", "changes": [{"field": "deal value", "value": "250.000 €"}]},
+        "250,000 or 250 euros? The person must say (each reading a call to confirm)",
+        lambda out: False,
+        ask=("250,000", "250"),
+    ),
+    case(
+        "amount-millions",
+        "update_field",
+        {"referral_id": "$active", "changes": [{"field": "deal value", "value": "1.5M USD"}]},
+        "1,500,000 US dollars",
+        op_is("/details/dealValue", 1500000),
+    ),
+    case(
+        "amount-code-first",
+        "update_field",
+        {"referral_id": "$contoso", "changes": [{"field": "deal value", "value": "USD 250,000"}]},
+        "250,000 US dollars",
+        op_is("/details/dealValue", 250000),
+    ),
+    case(
+        "bare-dollar-own-currency",
+        "update_field",
+        {"referral_id": "$contoso", "changes": [{"field": "deal value", "value": "$250k"}]},
+        "250,000 in the referral's own dollars",
+        op_is("/details/dealValue", 250000),
+    ),
+    case(
+        "bare-dollar-on-pounds",
+        "update_field",
+        {"referral_id": "$gbp", "changes": [{"field": "deal value", "value": "$250k"}]},
+        "which dollar, on a referral in pounds? The person must say",
+        lambda out: False,
+        ask=("USD",),
+    ),
+    # lifecycle phrasings
+    case(
+        "lost-because",
+        "update_field",
+        {
+            "referral_id": "$active",
+            "changes": [{"field": "status", "value": "lost because the budget was cut"}],
+        },
+        "mark it lost, with the reason",
+        lambda out: (
+            op_is("/substatus", "Lost")(out) and op("/statusReason", lambda v: "budget" in str(v))(out)
+        ),
+    ),
+    case(
+        "closed-dash-lost",
+        "update_field",
+        {"referral_id": "$active", "changes": [{"field": "status", "value": "Closed - Lost"}]},
+        "mark it lost",
+        op_is("/substatus", "Lost"),
+    ),
+    case(
+        "accept-new",
+        "update_field",
+        {"referral_id": "$new", "changes": [{"field": "status", "value": "accept"}]},
+        "accept the incoming referral",
+        op_is("/status", "Active"),
+    ),
+    case(
+        "reopen-closed",
+        "update_field",
+        {"referral_id": "$closed", "changes": [{"field": "status", "value": "Active"}]},
+        "reopen a closed referral: impossible, say so",
+        lambda out: False,
+        ask=("cannot be reopened",),
+    ),
+    case(
+        "search-status-close",
+        "search_referrals",
+        {"filters": {"status": "close"}},
+        "the closed referrals",
+        all_rows(lambda r: r["status"].startswith("Closed")),
+    ),
+    case(
+        "search-not-interested",
+        "search_referrals",
+        {"filters": {"status": "declined"}},
+        "the declined referrals",
+        all_rows(lambda r: r["status"] == "Closed/Declined"),
+    ),
+    # references
+    case(
+        "several-by-customer",
+        "update_field",
+        {"referral_id": "Tailspin Toys", "changes": [{"field": "notes", "value": "call back"}]},
+        "one of Tailspin's six referrals: the person must choose",
+        lambda out: False,
+        ask=("Tailspin Toys", "New/"),
+    ),
+    case(
+        "unknown-name",
+        "get_referral",
+        {"referral_id": "Zzyzx Unknown Co"},
+        "no such referral: say so, with the look-up",
+        lambda out: False,
+        ask=("Zzyzx Unknown Co",),
+    ),
+    case(
+        "name-any-case",
+        "get_referral",
+        {"referral_id": "contoso ltd - microsoft365 opportunity"},
+        "the Contoso referral",
+        fetched("$contoso"),
+    ),
+    case(
+        "fetch-url",
+        "fetch",
+        {"id": "referral://$contoso"},
+        "the Contoso referral",
+        fetched("$contoso"),
+    ),
+    case(
+        "batch-by-customer",
+        "batch_update",
+        {
+            "items": [
+                {"referral_id": "Contoso Ltd", "changes": [{"field": "closing date", "value": "2027-02-26"}]}
+            ]
+        },
+        "Contoso's closing date to 2027-02-26",
+        lambda out: (
+            out.get("status") == "confirmation_required" and any("2027-02-26" in i for i in out["items"])
+        ),
+    ),
+    # dates
+    case(
+        "closing-day-first",
+        "update_field",
+        {"referral_id": "$active", "changes": [{"field": "closing date", "value": "31/12/2026"}]},
+        "closes 2026-12-31",
+        day(CLOSING, "2026-12-31"),
+    ),
+    case(
+        "closing-two-readings",
+        "update_field",
+        {"referral_id": "$active", "changes": [{"field": "closing date", "value": "03/04/2027"}]},
+        "3 April or 4 March? The person must say",
+        lambda out: False,
+        ask=("2027-04-03", "2027-03-04"),
+    ),
+    case(
+        "closing-end-of-next-month",
+        "update_field",
+        {"referral_id": "$active", "changes": [{"field": "closing date", "value": "end of next month"}]},
+        "closes 2027-01-31",
+        day(CLOSING, "2027-01-31"),
+    ),
+    case(
+        "closing-tomorrow",
+        "update_field",
+        {"referral_id": "$active", "changes": [{"field": "closing date", "value": "tomorrow"}]},
+        "closes 2026-12-08",
+        day(CLOSING, "2026-12-08"),
+    ),
+    case(
+        "closing-next-week",
+        "update_field",
+        {"referral_id": "$active", "changes": [{"field": "closing date", "value": "next week"}]},
+        "a period: which day? The person must say",
+        lambda out: False,
+        ask=("2026-12-14",),
+    ),
+    case(
+        "create-closing-offset",
+        "create_referral",
+        {
+            "referral": {
+                "name": "Fabrikam data platform",
+                "customer_name": "Fabrikam Retail GmbH",
+                "customer_country": "DE",
+                "customer_city": "Berlin",
+                "deal_kind": "private",
+                "notes": "Migration of the analytics estate",
+                "closing_date": "2027-03-31T17:00:00-05:00",
+            }
+        },
+        "a new referral closing 2027-03-31",
+        day(CLOSING, "2027-03-31"),
+    ),
+    case(
+        "since-yesterday",
+        "recent_changes",
+        {"since": "yesterday"},
+        "since yesterday",
+        since_cut("2026-12-06 00:00"),
+    ),
+    case(
+        "since-last-month",
+        "recent_changes",
+        {"since": "last month"},
+        "since 1 November",
+        since_cut("2026-11-01 00:00"),
+    ),
+    case(
+        "since-two-weeks",
+        "recent_changes",
+        {"since": "2 weeks"},
+        "the last two weeks",
+        since_cut("2026-11-23 13:00"),
+    ),
+    case(
+        "period-for-since",
+        "recent_changes",
+        {"period": "last week"},
+        "since last week",
+        since_cut("2026-11-30 00:00"),
+    ),
+    # exports and pages
+    case(
+        "csv-of-won",
+        "search_referrals",
+        {"format": "csv", "filters": {"status": "won"}},
+        "the won referrals as CSV",
+        lambda out: (
+            csv_rows()(out) and all(",Closed,Won," in line for line in out["_csv"].splitlines()[1:] if line)
+        ),
+    ),
+    case("excel-for-csv", "search_referrals", {"format": "excel"}, "a file for Excel", csv_rows()),
+    case(
+        "limit-over-a-page",
+        "search_referrals",
+        {"limit": 200},
+        "200 referrals: 100 a page, the next with next_cursor",
+        lambda out: (
+            len(out.get("rows") or []) == 60
+            or (len(out.get("rows") or []) == 100 and bool(out.get("next_cursor")))
+        ),
+    ),
+    case(
+        "batch-two-sources",
+        "batch_update",
+        {
+            "items": [{"referral_id": "$active", "changes": [{"field": "notes", "value": "x"}]}],
+            "csv": "id,notes\n",
+        },
+        "items or a CSV? The person must say",
+        lambda out: False,
+        ask=("exactly one",),
+    ),
+    case(
+        "batch-id-for-referral-id",
+        "batch_update",
+        {"items": [{"id": "$active", "changes": [{"field": "closing date", "value": "2027-02-26"}]}]},
+        "closing date of one referral",
+        lambda out: out.get("status") == "confirmation_required",
+    ),
+    case(
+        "dry-run",
+        "update_field",
+        {"referral_id": "$active", "changes": [{"field": "deal value", "value": 5000}], "dry_run": True},
+        "show what would change, write nothing",
+        op_is("/details/dealValue", 5000),
+    ),
 ]
 
 
@@ -505,7 +765,16 @@ async def roles(sandbox: Sandbox) -> dict[str, str]:
     new = next(r for r in everything if r["status"] == "New" and r["direction"] == "Incoming")
     prefix = contoso["id"][:8]
     assert sum(1 for r in everything if r["id"].startswith(prefix)) == 1
-    return {"$contoso8": prefix, "$contoso": contoso["id"], "$active": active["id"], "$new": new["id"]}
+    gbp = next(r for r in everything if r["status"] == "Active" and r["details"].get("currency") == "GBP")
+    closed = next(r for r in everything if r["status"] == "Closed")
+    return {
+        "$contoso8": prefix,
+        "$contoso": contoso["id"],
+        "$active": active["id"],
+        "$new": new["id"],
+        "$gbp": gbp["id"],
+        "$closed": closed["id"],
+    }
 
 
 def _fill(value: Any, roles: dict[str, str]) -> Any:
@@ -590,7 +859,7 @@ async def test_repair(
         roles = {**roles, "$csv_unchanged": await _unchanged_csv(client, roles)}
     outcome, text = await judge(client, c, roles)
     RESULTS[c.id] = outcome
-    print(f"\nREPAIR {c.id}: {outcome}")
+    print(f"\nREPAIR {c.id}: {outcome}" + (f"\nTEXT {text[:700]}" if outcome == "asked" else ""))
     expected = ("asked",) if c.ask else ("done", "repaired")
     assert outcome in expected, f"{c.intent}: {outcome}\n{text[:1500]}"
 
