@@ -390,6 +390,7 @@ class _Reader:
         self.notes: list[str] = []
         self.problems: list[str] = []
         self.fixed = 0
+        self.currency_choice: tuple[str, str] | None = None
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -847,7 +848,20 @@ def _change_items(reader: _Reader, items: list[Any], where: str, *, registration
             if "value" in item:
                 item["value"] = _member_values(reader, path.pointer, item["value"], f"{at}.value")
         out += [item, *extra]
+    if reader.currency_choice is not None:
+        _choose_currency(reader, out)
     return out
+
+
+def _choose_currency(reader: _Reader, items: list[Any]) -> None:
+    """A currency conflict: the currency change becomes the choice between the two currencies."""
+    marked, given = reader.currency_choice or ("", "")
+    reader.currency_choice = None
+    for item in items:
+        path = _path_of(item.get("field"), False) if isinstance(item, dict) else None
+        if path is not None and path.pointer == "/details/currency":
+            item["value"] = Choice([(f"If {marked}", marked), (f"If {given}", given)])
+            return
 
 
 def _named_items(reader: _Reader, items: list[Any], where: str, registration: bool) -> list[Any]:
@@ -951,6 +965,9 @@ def _money(
             reader.problems.append(
                 _currency_conflict(f"{at}.value", item["value"], split[1], given["/details/currency"])
             )
+            if split[1] != "$" and isinstance(given["/details/currency"], str):
+                item["value"] = split[0]  # the amount stands; the currency is the person's to choose
+                reader.currency_choice = (split[1], given["/details/currency"].strip().upper())
         return []
     if split[1] == "$":
         return []  # which dollar? refused by the value check, which says so
@@ -1093,13 +1110,11 @@ def _split_money(value: Any) -> tuple[str, str] | None:
 
 
 def _currency_conflict(where: str, value: Any, mark: str, given: Any) -> str:
-    """Two currencies for one amount: named as such, for the person to settle (no call: either
-    reading would change what they said)."""
+    """Two currencies for one amount: named as such, for the person to settle."""
     said = "a dollar currency" if mark == "$" else mark
     return (
-        f"Currency conflict: {where} {_brief(value)} is in {said} and the currency given is {_brief(given)}: "
-        "they disagree; "
-        "ask the person which currency the amount is in, then send the amount in digits with that one currency"
+        f"Currency conflict: {where} {_brief(value)} is in {said} and the currency given is {_brief(given)}: they disagree"
+        + ("; ask the person which currency, then send the amount in digits with it" if mark == "$" else "")
     )
 
 

@@ -420,7 +420,7 @@ CORPUS: list[Case] = [
         "currency-conflict",
         "update_field",
         {"referral_id": "$active", "changes": [{"field": "deal value", "value": "€250k", "currency": "USD"}]},
-        "250k in one currency: euro or dollar? The person must say",
+        "250k in one currency: euro or dollar? The person must say (each currency a call to choose)",
         lambda out: False,
         ask=("EUR", "USD"),
     ),
