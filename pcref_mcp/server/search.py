@@ -134,9 +134,7 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: Annotated[list[ReferralStatus], BeforeValidator(_many_ci(ReferralStatus))] | None = Field(
-        default=None, description='Or "Closed/Won"'
-    )
+    status: Annotated[list[ReferralStatus], BeforeValidator(_many_ci(ReferralStatus))] | None = None
     substatus: Annotated[list[ReferralSubstatus], BeforeValidator(_many_ci(ReferralSubstatus))] | None = None
     direction: (
         Annotated[

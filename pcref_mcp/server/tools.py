@@ -179,8 +179,8 @@ async def search_referrals(
 ) -> Annotated[CallToolResult, SearchResult]:
     """Find referrals with filters a person would use; `note` says how they were read.
 
-    Returns compact rows (limit, default 20) and the total; `fields` adds columns, `next_cursor` gives
-    the next page, get_referral shows one in full. format csv: all matches (or limit) as a CSV file."""
+    Returns rows (limit, default 20) and the total; `fields` adds columns, `next_cursor` the next
+    page. format csv: all matches (or limit) as a CSV file."""
     if format == "csv":
         if cursor or fields:
             raise InvalidInput(
@@ -201,7 +201,7 @@ async def get_referral(
     referral_id: Annotated[str, Field(min_length=1, max_length=100)],
     sections: list[Section] | None = None,
 ) -> Annotated[CallToolResult, ReferralView]:
-    """Read one referral in full (or chosen sections) with its ETag, before changing it.
+    """Read one referral in full (or chosen sections).
 
     Default: every section but contacts (names, e-mails, phones: ask only when needed)."""
     referral = await runtime_of(ctx).client.get(referral_id)
@@ -242,7 +242,7 @@ async def plan_create(ctx: Context, referral: NewReferral) -> WritePlan:
     return await runtime_of(ctx).engine.plan_create(referral)
 
 
-@tool("Create a referral", writes=True)
+@tool("Create a referral", writes=True, untrusted=True)
 async def create_referral(
     ctx: Context,
     referral: NewReferral,
@@ -276,7 +276,7 @@ async def plan_register(
     return await engine.plan_registration_update(referral_id, [c.edit() for c in changes or []])
 
 
-@tool("Register a won deal", writes=True, destructive=True)
+@tool("Register a won deal", writes=True, destructive=True, untrusted=True)
 async def register_deal(
     ctx: Context,
     referral_id: Annotated[str, Field(min_length=1, max_length=100)],
@@ -289,8 +289,8 @@ async def register_deal(
     """Register a won co-sell deal for Azure IP co-sell (registration), or fix a registration that
     Microsoft sent back as ActionRequired (changes).
 
-    Lists every unmet eligibility condition at once (won, shared with Microsoft sellers, eligible
-    solution, won 72 h after creation). Writes only after approval; see update_field for tokens."""
+    Needs: won, shared with Microsoft sellers, an eligible solution, won 72 h after creation.
+    Writes only after approval; see update_field for tokens."""
     return respond(await _finish(ctx, plan, approval))
 
 
@@ -299,7 +299,7 @@ async def plan_undo(ctx: Context, change_id: int) -> WritePlan:
     return await runtime_of(ctx).engine.plan_undo(change_id)
 
 
-@tool("Undo a change", writes=True, destructive=True)
+@tool("Undo a change", writes=True, destructive=True, untrusted=True)
 async def undo_change(
     ctx: Context,
     change_id: Annotated[int, Field(ge=1)],
@@ -378,9 +378,9 @@ async def recent_changes(ctx: Context, since: str | None = None) -> Annotated[Ca
     since (2026-11-02, 7d, monday): also every referral updated since, and what changed."""
     if since:
         entries, referrals = await bulk.feed(ctx, since)
-        return respond(RecentChanges(changes=[recent_change(e) for e in entries], referrals=referrals))
+        return respond(RecentChanges(changes=recent_lines(entries), referrals=referrals))
     entries = await runtime_of(ctx).journal.recent(20)
-    return respond(RecentChanges(changes=[recent_change(e) for e in entries]))
+    return respond(RecentChanges(changes=recent_lines(entries)))
 
 
 # --- ChatGPT connector pair ----------------------------------------------------------------------
@@ -518,9 +518,14 @@ def _preview(plan: WritePlan) -> Preview:
     )
 
 
-def recent_change(entry: Any) -> str:
-    """One journal entry in a line: names in its summary are quoted, no contact details."""
+def recent_change(entry: Any, later: Any = None) -> str:
+    """One journal entry in a line: what changed (field: before → after; names in its summary are
+    quoted, no contact details), and whether undo is possible now. ``later``: a newer write of the
+    person's own on the same referral, which makes this one impossible to undo first."""
     why_not = entry.undo_refusal()
+    if why_not is None and later is not None:
+        why_not = f"change {later.id} changed this referral after it (undo that first)"
+    what = _what_changed(entry)
     return (
         f"change_id {entry.id} · {entry.started_at[:16]}Z · {entry.summary or entry.tool}"
         + (
@@ -528,9 +533,56 @@ def recent_change(entry: Any) -> str:
             if entry.referral_id and entry.referral_id not in (entry.summary or "")
             else ""
         )
+        + (f" · {what}" if what else "")
         + f" · {entry.status.replace('_', ' ')} · undo: "
         + ("possible while the referral is unchanged" if why_not is None else f"no, {why_not}")
     )
+
+
+def recent_lines(entries: list[Any]) -> list[str]:
+    """Newest first, each with the newer own write on the same referral, if any."""
+    lines = []
+    for i, entry in enumerate(entries):
+        later = next(
+            (
+                e
+                for e in reversed(entries[:i])
+                if e.referral_id == entry.referral_id and e.status == "applied" and e.undo_of != entry.id
+            ),
+            None,
+        )
+        lines.append(recent_change(entry, later if entry.referral_id else None))
+    return lines
+
+
+def _what_changed(entry: Any) -> str:
+    """``deal value: 80,000 → 4,242; closing date: …``: the fields an update set (lists and people
+    by name of the field only: their entries may carry contact details)."""
+    from pcref_mcp.referrals.patch_paths import LIST_POINTERS
+    from pcref_mcp.writes.preview import field_name
+
+    parts = []
+    for op in entry.operations or []:
+        path = str(op.get("path") or "")
+        if not path or op.get("op") == "create":
+            continue
+        base = path.removesuffix("/-")
+        if base in LIST_POINTERS or path.endswith("/-") or isinstance(op.get("value"), list | dict):
+            parts.append(f"{field_name(base)} changed")
+            continue
+        before = (entry.before_image or {}).get(path)
+        parts.append(f"{field_name(path)}: {_brief(path, before)} → {_brief(path, op.get('value'))}")
+    return "; ".join(parts[:6]) + ("; …" if len(parts) > 6 else "")
+
+
+def _brief(pointer: str, value: Any) -> str:
+    from pcref_mcp.writes.preview import show_value
+
+    if value is None:
+        return "(empty)"
+    shown = quote_at(pointer, show_value(value) if not isinstance(value, str) else value)
+    text = str(shown)
+    return text if len(text) <= 60 else text[:57] + "…»"
 
 
 def _title(referral: Any) -> str:

@@ -53,6 +53,25 @@ async def test_recent_changes_from_a_new_conversation_and_per_person(server: Any
     assert (await sandbox.get(target["id"]))["details"].get("dealValue") == target["details"].get("dealValue")
 
 
+async def test_each_line_says_what_changed_and_whether_undo_is_possible_now(
+    client: Client, sandbox: Sandbox
+) -> None:
+    """Issue 21: four updates must not read alike, and a later own write makes the earlier one's undo
+    impossible until it is undone itself."""
+    target = (await sandbox.find("status eq 'Active' and substatus eq 'Accepted'"))[0]
+    ids = []
+    for change in ({"field": "deal value", "value": 4242}, {"field": "closing date", "value": "2027-02-26"}):
+        args = {"referral_id": target["id"], "changes": [change]}
+        first = await call(client, "update_field", args)
+        done = await call(client, "update_field", {**args, "confirm_token": first["confirm_token"]})
+        ids.append(done["change_id"])
+    newer, older = (await call(client, "recent_changes", {}))["changes"][:2]
+    assert newer.startswith(f"change_id {ids[1]} ") and "closing date:" in newer and "2027-02-26" in newer
+    assert "undo: possible" in newer
+    assert "deal value:" in older and "4,242" in older
+    assert f"undo: no, change {ids[1]} changed this referral after it (undo that first)" in older
+
+
 async def test_recent_changes_says_why_a_create_cannot_be_undone(client: Client) -> None:
     new = {
         "referral": {
