@@ -132,3 +132,5 @@ async def test_the_reconciliation_prompt_uses_the_feed_export_and_batch(client: 
     text = got.messages[0].content.text  # type: ignore[union-attr]
     for needed in ('since "monday"', "recent_changes", '"csv"', "batch_update", "undo", "«…»"):
         assert needed in text
+    # its own example covers a week on any day (issue 21: "since monday" on a Monday is one day)
+    assert "last week" in (prompt.arguments or [])[0].description
