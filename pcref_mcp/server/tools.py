@@ -514,7 +514,7 @@ def _preview(plan: WritePlan) -> Preview:
             for c in plan.changes
         ],
         warnings=plan.warnings,
-        operations=plan.wire_operations,
+        operations=plan.shown_operations,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pcref_mcp.errors import InvalidInput
-from pcref_mcp.referrals import patch_paths
+from pcref_mcp.referrals import contacts, patch_paths
 from pcref_mcp.referrals.models import PatchOperation, Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote_at
@@ -54,6 +54,23 @@ class WritePlan:
     def wire_operations(self) -> list[dict[str, Any]]:
         return [op.model_dump(mode="json") for op in self.operations]
 
+    @property
+    def shown_operations(self) -> list[dict[str, Any]]:
+        """The operations as previewed: a contact list sent whole (an undo, a replace) shows the e-mail
+        and phone only of the contacts it adds or removes; the others by name (sent unchanged)."""
+        shown = []
+        for op in self.wire_operations:
+            path, value = str(op.get("path", "")), op.get("value")
+            if path in contacts.CONTACT_LISTS and isinstance(value, list):
+                before = self.before_image.get(path)
+                before = before if isinstance(before, list) else []
+                about = [e for e in value if contacts.find_same(path, before, e) is None] + [
+                    e for e in before if contacts.find_same(path, value, e) is None
+                ]
+                op = {**op, "value": contacts.hide_contact_details(path, value, about)}
+            shown.append(op)
+        return shown
+
     def preview_text(self) -> str:
         """The question a person answers: every field of every request in full (nothing cut short,
         since what is not shown is not approved), others' text quoted."""
@@ -70,7 +87,7 @@ class WritePlan:
             lines.append(f"! {warning}")
         if self.operations:
             lines.append(
-                "Operations: " + json.dumps(self.wire_operations, separators=(",", ":"), default=str)
+                "Operations: " + json.dumps(self.shown_operations, separators=(",", ":"), default=str)
             )
         return "\n".join(lines)
 

@@ -181,3 +181,20 @@ async def test_refusals_never_echo_contact_details(client: Client, sandbox: Sand
     # a corrected call would carry the contact masked: followed literally, it would send the mask
     assert "note" in message and "Corrected call" not in message and "Nothing was sent" in message
     assert "jane.doe@" not in message and "0199" not in message
+
+
+async def test_the_undo_preview_shows_only_the_contacts_it_changes(client: Client, sandbox: Sandbox) -> None:
+    """Issue 21: undoing an added sales team member sends the whole list back; the preview (changes,
+    operations, the question a person approves) shows the others by name, never their details."""
+    target = await _with_team(sandbox)
+    others = [m for m in target["team"] if m.get("email")]
+    assert others
+    added = {"first_name": "Zed", "last_name": "Added", "email": "zed.added@fabrikam.example"}
+    args = {"referral_id": target["id"], "changes": [{"field": "add sales team member", "value": added}]}
+    done = await _confirm(client, "update_field", args)
+    undo = await call(client, "undo_change", {"change_id": done["change_id"]})
+    text = str(undo)
+    assert undo["status"] == "confirmation_required" and "zed.added@" in text
+    for member in others:
+        assert member["email"] not in text
+        assert not member.get("phoneNumber") or member["phoneNumber"] not in text
