@@ -44,6 +44,34 @@ _NUMBERS = {
     "thirty": 30,
 }
 _UNIT_DAYS = {"day": 1, "week": 7, "fortnight": 14}
+_ISO_NO_ZONE = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+_ABBREVIATIONS = {
+    "eom": "end of the month",
+    "eoy": "end of the year",
+    "eoq": "end of the quarter",
+    "eow": "end of the week",
+}
 _ISO_WITH_OFFSET = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-]\d{2}:?\d{2})")
 
 
@@ -79,6 +107,9 @@ def read_day(text: str) -> Day | None:
     offset = _ISO_WITH_OFFSET.fullmatch(text.strip())
     if offset is not None and offset[2] not in ("+00:00", "+0000", "-00:00"):
         return Day(offset[1], f"the calendar day written ({offset[1]}); its time and offset are not kept")
+    no_zone = _ISO_NO_ZONE.fullmatch(text.strip())
+    if no_zone is not None:
+        return Day(no_zone[1], f"the calendar day written ({no_zone[1]}); its time is not kept")
     parts = re.fullmatch(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})", raw)
     if parts and int(parts[1]) <= 12 and int(parts[2]) <= 12 and parts[1] != parts[2]:
         a, b, year = int(parts[1]), int(parts[2]), int(parts[3])
@@ -90,17 +121,34 @@ def read_day(text: str) -> Day | None:
         )
     t = today()
     said = f"today being {t.isoformat()} in {ZONE_NAME}"
-    words = raw.removeprefix("on ").removeprefix("by ").removesuffix(" day")
+    words = _ABBREVIATIONS.get(raw, raw).removeprefix("on ").removeprefix("by ").removesuffix(" day")
+    words = re.sub(r"\s+(morning|afternoon|evening|noon|eod|cob|end of day|close of business)$", "", words)
+    words = words.replace("within ", "in ")
     if words in ("today", "tomorrow", "yesterday"):
         shift = {"today": 0, "tomorrow": 1, "yesterday": -1}[words]
         return _day(t + timedelta(days=shift), said)
+    week_after = re.fullmatch(r"(?:a week from |(?:the )?week after )(\w+)|(\w+) week", words)
+    if week_after and (week_after[1] or week_after[2]) in _WEEKDAYS:
+        name = week_after[1] or week_after[2]
+        ahead = (_WEEKDAYS.index(name) - t.weekday()) % 7 or 7
+        return _day(t + timedelta(days=ahead + 7), f"a week after the coming {name.title()}, {said}")
     weekday = re.fullmatch(r"(?:(next|this|coming|this coming)\s+)?(\w+?)(?:\s+(next week))?", words)
     if weekday and weekday[2] in _WEEKDAYS:
-        ahead = (_WEEKDAYS.index(weekday[2]) - t.weekday()) % 7 or 7
+        target = _WEEKDAYS.index(weekday[2])
+        ahead = (target - t.weekday()) % 7 or 7
+        monday = t - timedelta(days=t.weekday()) + timedelta(days=7)
         if weekday[3]:  # "Friday next week": the one in the week after this
-            monday = t - timedelta(days=t.weekday()) + timedelta(days=7)
-            return _day(monday + timedelta(days=_WEEKDAYS.index(weekday[2])), said)
-        return _day(t + timedelta(days=ahead), f"the coming {weekday[2].title()}, {said}")
+            return _day(monday + timedelta(days=target), said)
+        coming = t + timedelta(days=ahead)
+        if weekday[1] == "next" and coming < monday:  # this week's, or next week's? People differ
+            later = coming + timedelta(days=7)
+            return Day(
+                None,
+                f"{text.strip()!r} can be read two ways: this coming {weekday[2].title()} {coming.isoformat()} or "
+                f"the {weekday[2].title()} of next week {later.isoformat()} ({said})",
+                (("this coming one", coming.isoformat()), ("next week's", later.isoformat())),
+            )
+        return _day(coming, f"the coming {weekday[2].title()}, {said}")
     span = re.fullmatch(
         r"(?:in\s+)?(\d{1,3}|[a-z]+)\s+(day|week|fortnight|month)s?(?:\s+from\s+(?:now|today))?", words
     )
@@ -115,7 +163,31 @@ def read_day(text: str) -> Day | None:
     quarter = re.fullmatch(r"(?:the\s+)?end\s+of\s+(?:the\s+)?q([1-4])(?:\s+(\d{4}))?", words)
     if quarter:
         return _quarter(t, int(quarter[1]), int(quarter[2]) if quarter[2] else None)
-    period = re.fullmatch(r"(last|this|next)\s+(week|month)", words)
+    in_month = re.fullmatch(
+        r"(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+([a-z]+)\.?|([a-z]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?",
+        words,
+    )
+    if in_month:
+        day_number, month_name = (in_month[1], in_month[2]) if in_month[1] else (in_month[4], in_month[3])
+        if month_name in _MONTHS:
+            return _next_date(t, _MONTHS[month_name], int(day_number), said)
+    nth = re.fullmatch(r"(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)", words)
+    if nth:
+        number = int(nth[1])
+        for shift in range(0, 3):
+            first = _add_months(t.replace(day=1), shift)
+            if number <= calendar.monthrange(first.year, first.month)[1] and first.replace(day=number) >= t:
+                return _day(first.replace(day=number), f"the next {words.removeprefix('the ')}, {said}")
+    if words in _MONTHS and len(words) > 3:
+        month = _MONTHS[words]
+        year = t.year + (1 if month < t.month else 0)
+        days = calendar.monthrange(year, month)[1]
+        return Day(
+            None,
+            f"{text.strip()!r} is a month ({year}-{month:02d}-01 to {year}-{month:02d}-{days}, {said}), not a day; "
+            "ask the person which day",
+        )
+    period = re.fullmatch(r"(last|this|next)\s+(week|month|quarter)", words)
     if period:
         first, last = _period(t, period[2], {"last": -1, "this": 0, "next": 1}[period[1]])
         return Day(
@@ -146,6 +218,18 @@ def read_since(text: str) -> tuple[datetime, str] | None:
     if period and period[1]:
         first, _ = _period(t, period[2], -1 if period[1] == "last" else 0)
         return _midnight(first), f"the start of {period[1]} {period[2]} ({first.isoformat()}, {said})"
+    return None
+
+
+def _next_date(today_: date, month: int, day: int, said: str) -> Day | None:
+    """ "15 December" without a year: the next such day, today included (a closing date lies ahead)."""
+    for year in (today_.year, today_.year + 1):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            return None
+        if candidate >= today_:
+            return _day(candidate, f"the next {candidate.strftime('%d %B')}, {said}")
     return None
 
 
@@ -203,6 +287,10 @@ def _quarter(day: date, number: int, year: int | None) -> Day:
 
 
 def _period(day: date, unit: str, shift: int) -> tuple[date, date]:
+    if unit == "quarter":
+        first = _add_months(day.replace(day=1, month=(day.month - 1) // 3 * 3 + 1), 3 * shift)
+        last = _add_months(first, 2)
+        return first, last.replace(day=calendar.monthrange(last.year, last.month)[1])
     if unit == "week":
         monday = day - timedelta(days=day.weekday()) + timedelta(days=7 * shift)
         return monday, monday + timedelta(days=6)

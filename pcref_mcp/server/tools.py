@@ -410,7 +410,8 @@ class FetchedDocument(BaseModel):
 async def search(
     ctx: Context, query: Annotated[str, Field(max_length=200)]
 ) -> Annotated[CallToolResult, SearchHits]:
-    """Connector search: referrals whose name, customer or notes contain the query."""
+    """Connector search: referrals whose name, customer or notes hold the query's words (filters,
+    sorting: search_referrals)."""
     runtime = runtime_of(ctx)
     text = query.strip() or None
     page = await searching.run(runtime, searching.Filters(text=text), "updated_desc", 20, None)
@@ -422,7 +423,8 @@ async def search(
 async def fetch(
     ctx: Context, id: Annotated[str, Field(min_length=1, max_length=200)]
 ) -> Annotated[CallToolResult, FetchedDocument]:
-    """Connector fetch: one referral (id or url from search) as JSON text."""
+    """Connector fetch: one referral (id, url from search, or a unique name) as JSON text
+    (sections: get_referral)."""
     import json
 
     referral = await runtime_of(ctx).client.get(_referral_id(id))
