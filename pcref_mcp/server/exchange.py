@@ -247,7 +247,11 @@ async def import_requests(client: PartnerCenterClient, text: str) -> list[BatchR
         )
     requests: list[BatchRequest] = []
     for n, raw in enumerate(rows, start=2):  # row 1 is the header
-        values = {header[i]: restore(v.strip()) for i, v in enumerate(raw) if i < len(header)}
+        values = {
+            header[i]: restore(v if header[i] in _FREE_TEXT else v.strip())
+            for i, v in enumerate(raw)
+            if i < len(header)
+        }
         requests.append(await _row_request(client, n, values))
     return requests
 
@@ -262,10 +266,19 @@ def _read(text: str) -> tuple[list[list[str]], list[str]]:
     first = text.split("\n", 1)[0]
     # Excel in many locales saves with ";": the header line tells which separator the file uses.
     delimiter = max(",;\t", key=first.count)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+    table: list[list[str]] = []
     try:
-        table = list(csv.reader(io.StringIO(text), delimiter=delimiter))
-    except csv.Error as exc:
-        raise InvalidInput(f"The CSV cannot be read: {exc}.", field="csv") from exc
+        for row in reader:
+            table.append(row)
+    except csv.Error as exc:  # e.g. a quote never closed: it would swallow the rows after it
+        line = (reader.line_num or 0) if not table else _next_line(text, table, delimiter)
+        raise InvalidInput(
+            f"The CSV cannot be read from line {line} (data row {len(table)}), column {_open_column(text, line, delimiter)}: "
+            f"{exc}. A quote opened there is never closed, which would swallow the rows after it; close it "
+            "or remove it. Nothing was read.",
+            field="csv",
+        ) from exc
     table = [r for r in table if any(c.strip() for c in r)]
     header = [_header(h) for h in table[0]]
     unknown = [h for h in header if h not in _BY_NAME and h not in _CREATE_ONLY]
@@ -287,6 +300,32 @@ def _read(text: str) -> tuple[list[list[str]], list[str]]:
     if duplicated:
         raise InvalidInput(f"The CSV has the column(s) {', '.join(duplicated)} more than once.", field="csv")
     return table[1:], header
+
+
+# Columns whose cells are text as written: kept exactly (an export → import round trip changes nothing).
+_FREE_TEXT = frozenset({"name", "customer", "customer_city", "status_reason", "notes", "campaign_id"})
+
+
+def _next_line(text: str, table: list[list[str]], delimiter: str) -> int:
+    """The line where the row after ``table`` starts (the rows read so far, re-read to count lines)."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    for _ in table:
+        next(reader)
+    return reader.line_num + 1
+
+
+def _open_column(text: str, line: int, delimiter: str) -> str:
+    """The header name of the cell whose quote opens on ``line`` (best effort, for the message)."""
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines) or not lines:
+        return "?"
+    header = next(csv.reader([lines[0]], delimiter=delimiter), [])
+    row = lines[line - 1]
+    cells = row.split(delimiter)
+    for i, raw in enumerate(cells):
+        if raw.lstrip().startswith('"') and raw.count('"') % 2 == 1:
+            return repr(header[i].strip()) if i < len(header) else str(i + 1)
+    return "?"
 
 
 def _header(raw: str) -> str:
@@ -328,10 +367,13 @@ def _update_request(label: str, current: Referral, values: dict[str, str]) -> Ba
     notes: list[str] = []
     for name, text in values.items():
         column = _BY_NAME.get(name)
-        if column is None or column.name == "id" or text == "":  # an empty cell leaves the field as it is
+        if (
+            column is None or column.name == "id" or text.strip() == ""
+        ):  # an empty cell leaves the field as it is
             continue
         now = cell(column, wire)
-        if text == now or (column.name == "external_reference_id" and not values.get("id")):
+        same = text == now or text.strip() == now.strip()  # padding a spreadsheet added is no change
+        if same or (column.name == "external_reference_id" and not values.get("id")):
             continue
         if column.change is None:
             if name not in ("created", "updated", "engagement_id"):  # bookkeeping: expected to move
@@ -353,7 +395,7 @@ def _create_request(label: str, values: dict[str, str]) -> BatchRequest:
     fields: dict[str, Any] = {"deal_kind": values.get("deal_kind") or "private"}
     for name, text in values.items():
         column = _BY_NAME.get(name)
-        if column is not None and column.create and text != "":
+        if column is not None and column.create and text.strip() != "":
             try:
                 fields[column.create] = _parse(column, text)
             except ValueError as exc:

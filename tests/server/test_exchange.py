@@ -263,3 +263,32 @@ async def test_an_import_reads_each_referral_once_per_round(
     assert [(await sandbox.get(r["id"]))["details"]["dealValue"] for r in rows] == [
         700_000 + n for n in range(4)
     ]
+
+
+async def test_cells_with_spaces_round_trip_exactly(client: Client, sandbox: Sandbox) -> None:
+    """Issue 21: an export → import changes nothing, cells with leading or trailing spaces included
+    (only the neutralising apostrophe is removed); a changed text cell is kept as written."""
+    target = (await sandbox.find("status eq 'Active'"))[0]
+    await sandbox.patch(
+        target["id"], [{"op": "replace", "path": "/details/notes", "value": "  Padded notes  "}]
+    )
+    text, _ = await _export(client, {"status": ["Active"]})
+    out = await call(client, "batch_update", {"csv": text})
+    assert out["status"] == "unchanged", out
+    edited = text.replace("  Padded notes  ", "  Padded notes edited  ")
+    plan = await call(client, "batch_update", {"csv": edited})
+    assert plan["status"] == "confirmation_required"
+    updates = [line for line in plan["items"] if "Update referral" in line]
+    assert len(updates) == 1 and target["id"] in updates[0], plan["items"]
+    done = await call(client, "batch_update", {"csv": edited, "confirm_token": plan["confirm_token"]})
+    assert done["status"] == "applied", done
+    assert (await sandbox.get(target["id"]))["details"]["notes"] == "  Padded notes edited  "
+
+
+async def test_an_unclosed_quote_is_refused_with_its_line_and_column(
+    client: Client, sandbox: Sandbox
+) -> None:
+    active = await sandbox.find("status eq 'Active'")
+    text = f'id,name,status_reason\n{active[0]["id"]},"first,ok\n{active[1]["id"]},second,fine\n'
+    msg = await call_error(client, "batch_update", {"csv": text})
+    assert "line 2" in msg and "'name'" in msg and "never closed" in msg and "Nothing was read" in msg
