@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from pcref_mcp.errors import InvalidInput
+from pcref_mcp.errors import InvalidInput, PcrefError
 from pcref_mcp.referrals.untrusted import quote
 
 # A full referral id (a GUID, what the service issues).
@@ -35,6 +35,8 @@ async def resolve(runtime: Any, text: str, where: str, *, strict: bool = True) -
 
     given = text.strip()
     if not given or is_full_id(given) or given.lower().startswith("referral://") or set("/?#") & set(given):
+        return given, None
+    if await _exists(runtime, given):  # an id of another shape (or a recording's), used as given
         return given, None
     found: list[Any] = []
     how = ""
@@ -73,6 +75,14 @@ async def resolve(runtime: Any, text: str, where: str, *, strict: bool = True) -
         field=where,
         hint="Ask the person which one they mean, then call again with its id. Nothing was sent.",
     )
+
+
+async def _exists(runtime: Any, referral_id: str) -> bool:
+    try:
+        await runtime.client.get(referral_id)
+    except PcrefError:  # not found, or not an id the service takes: look it up as a name
+        return False
+    return True
 
 
 def _named(referral: Any, text: str, *, exact: bool) -> bool:

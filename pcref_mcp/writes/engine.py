@@ -169,6 +169,14 @@ class WriteEngine:
         byte of both; ``execute`` fills in the id and changes nothing else.
         """
         warnings: list[str] = []
+        if (
+            "customer_consent_to_contact" not in new.model_fields_set
+        ):  # said first: it is the person's to confirm
+            warnings.append(
+                "Customer consent was not given in the call: it is sent as the customer agreeing to be "
+                "contacted and to their details being shared. Approve only if the person confirms the "
+                "customer agreed (else send customer_consent_to_contact false)."
+            )
         kind = DealKind(new.deal_kind)
         body = partner_referral_body(new).model_dump(mode="json", by_alias=True, exclude_none=True)
         # Stamped from the request itself: the preview and the confirmed call build the same body,
