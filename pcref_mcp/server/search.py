@@ -468,9 +468,10 @@ def _sales_stage(stages: Sequence[str]) -> Condition:
 
 
 def _contains(name: str, pointers: tuple[str, ...], text: str) -> Condition:
-    """Every word of ``text``, in any order, in one of the fields ("fourth coffee teams" finds
-    «Fourth Coffee - Teams opportunity»)."""
-    words = text.split() or [text]
+    """``text`` in one of the fields; for the free ``text`` search, every word of it, in any order
+    ("fourth coffee teams" finds «Fourth Coffee - Teams opportunity»)."""
+    words = text.split() if name == "text" else []
+    words = words if len(words) > 1 else [text]
     needles = [w.casefold() for w in words]
 
     def one(word: str) -> odata.Expr:
