@@ -142,7 +142,9 @@ class WriteEngine:
         )
         if unmet:
             raise NotEligible(
-                f"Referral {referral.id} cannot be registered yet: " + "; ".join(unmet) + ".",
+                f"Referral {referral.id} cannot be registered yet: "
+                + "; ".join(u.rstrip(".") for u in unmet)
+                + ".",
                 unmet=unmet,
             )
         body = registration.to_wire().model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1576,6 +1576,8 @@ async def test_imperfect_call(case: Case, client: Client, roles: dict[str, str])
     text = result.content[0].text  # type: ignore[union-attr]
     for phrase in RAW_VALIDATION_TEXT:
         assert phrase not in text.lower(), text
+    if result.is_error:  # sentences end once (issue 21: some refusals ended in "..")
+        assert not re.search(r"(?<!\.)\.\.(?!\.)", text), text
     if case.refused:
         assert result.is_error, f"meant to be refused, but: {text[:600]}"
         for word in case.refused:

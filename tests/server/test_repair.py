@@ -863,6 +863,7 @@ async def judge(client: Client, c: Case, roles: dict[str, str]) -> tuple[str, st
     """The outcome of one case and the text behind it."""
     refused, text, out = await answer(client, c.tool, _fill(c.args, roles), roles)
     assert not any(p in text.lower() for p in RAW), text
+    assert not refused or not re.search(r"(?<!\.)\.\.(?!\.)", text), text  # sentences end once
     if not refused:
         return ("done" if c.check(out) else "silent"), text
     calls = suggestions(text)
