@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "read_only", False):
             overrides["read_only"] = True
         settings = load_settings(overrides=overrides)
-        _configure_logging(settings.log_level)
+        _configure_logging(settings.log_level, settings.log_format)
         return int(args.run(args, settings) or 0)
     except PcrefError as exc:
         print(f"pcref-mcp: {exc}", file=sys.stderr)
@@ -56,14 +56,18 @@ def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
         )
         server.run()
         return 0
-    from pcref_mcp.server.http import http_app, serve_http
+    from pcref_mcp.server.http import http_app
 
     host = args.host or settings.http_host
     port = args.port if args.port is not None else settings.http_port
-    http_app(settings, server, host=host, port=port)  # validate before printing anything
+    from pcref_mcp.ops import operate
+    from pcref_mcp.ops.drain import serve
+
+    # validate before printing anything; then the operator's routes in front (pcref_mcp.ops)
+    app = operate(settings, server, http_app(settings, server, host=host, port=port))
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/mcp"
     print(_connect_help(url, backend, mode), file=sys.stderr, flush=True)
-    serve_http(settings, server, host=host, port=port)
+    serve(app, settings, host=host, port=port)  # SIGTERM drains (pcref_mcp.ops.drain)
     return 0
 
 
@@ -354,9 +358,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, form: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if form == "json":  # PCREF_LOG_FORMAT=json: one JSON object a line (pcref_mcp.ops.logs)
+        from pcref_mcp.ops.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("pcref_mcp")
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -58,6 +58,7 @@ def build_server(
     async def lifespan(_: MCPServer[State]) -> AsyncIterator[State]:
         owned = runtime is None
         current = runtime or Runtime(settings)
+        server.live_runtime = current  # type: ignore[attr-defined]  # readiness asks its store (ops)
         serving = owned and bool(settings.store_url)  # a configured store: a server, maybe one of many
         try:
             if serving:

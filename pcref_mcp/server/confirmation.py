@@ -43,7 +43,7 @@ from mcp.types import MISSING_REQUIRED_CLIENT_CAPABILITY, ElicitRequestURLParams
 from mcp.types.version import is_version_at_least
 from pydantic import BaseModel, Field, ValidationError
 
-from pcref_mcp import identity
+from pcref_mcp import calls, identity, metrics
 from pcref_mcp.errors import ConfirmationError, PcrefError, StaleConfirmation
 from pcref_mcp.server.approval_page import ApprovalPages, request_base
 from pcref_mcp.writes.approvals import Claims
@@ -257,9 +257,34 @@ def approval_for(planner: Callable[..., Awaitable[WritePlan]]) -> Callable[..., 
         ref: Annotated[str | None, Resolve(reference)],
         asked: Annotated[ElicitationResult[Any], Resolve(ask)],
     ) -> Decision:
+        channel = channel_for(ctx)
+        if ref is not None or (channel == "form" and not confirm_token):
+            path = "elicitation"
+        else:
+            path = "page" if channel in ("url", "link") else "token"
+        try:
+            decision = await _decide(ctx, plan, confirm_token, ref, asked, channel)
+        except UrlElicitationRequiredError:  # -32042: the person is sent to the page
+            metrics.count("pcref_approvals", path=path, decision="asked")
+            raise
+        except ToolError:
+            metrics.count("pcref_approvals", path=path, decision="refused")
+            raise
+        metrics.count("pcref_approvals", path=path, decision=_DECISIONS[decision.outcome])
+        if decision.outcome == "approved":
+            calls.set_approval_path(path)  # the journal and the audit record how it was approved
+        return decision
+
+    async def _decide(
+        ctx: Context,
+        plan: WritePlan,
+        confirm_token: str | None,
+        ref: str | None,
+        asked: ElicitationResult[Any],
+        channel: Channel,
+    ) -> Decision:
         if ref is not None:
             return await _answered(ctx, plan, ref, asked)
-        channel = channel_for(ctx)
         if channel in ("url", "link"):
             return await _on_page(ctx, plan, confirm_token, url_mode=channel == "url")
         if confirm_token:
@@ -276,6 +301,16 @@ def approval_for(planner: Callable[..., Awaitable[WritePlan]]) -> Callable[..., 
 
 
 # --- private -----------------------------------------------------------------------------------------
+
+# a decision as /metrics counts it: a token or a page link issued is an approval asked for
+_DECISIONS = {
+    "approved": "approved",
+    "declined": "declined",
+    "cancelled": "cancelled",
+    "timeout": "expired",
+    "token": "asked",
+    "page": "asked",
+}
 
 
 async def _answered(ctx: Context, plan: WritePlan, ref: str, asked: ElicitationResult[Any]) -> Decision:

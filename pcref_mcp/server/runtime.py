@@ -127,7 +127,8 @@ class Runtime:
     @asynccontextmanager
     async def background(self) -> AsyncIterator[None]:
         """The work a long-running server does while idle: its journal lease renewed and the pending
-        writes of processes that died (on any host) turned in doubt (:meth:`Journal.keep_lease`)."""
+        writes of processes that died (on any host) turned in doubt (:meth:`Journal.keep_lease`);
+        on leaving, its own pending writes marked in doubt (:meth:`Journal.release`)."""
         import anyio
 
         async with anyio.create_task_group() as tasks:
@@ -136,6 +137,12 @@ class Runtime:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+        # a clean stop (SIGTERM drained): what this process still has pending is in doubt now
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            try:
+                await self.journal.release()
+            except Exception as exc:  # the store is gone too: the lease runs out instead
+                log.warning("could not mark pending writes in doubt on stop (%s)", type(exc).__name__)
 
     @property
     def engine(self) -> WriteEngine:
@@ -189,8 +196,14 @@ class Runtime:
             tokens = StaticTokenProvider(SANDBOX_TOKEN)
             transport = self.backend_transport()
         log.info("backend: %s", self.backend_label)
+        from pcref_mcp.partner_center.measured import measured
+
         return PartnerCenterClient(
-            self.base_url, tokens, transport=transport, limiter=limiter, timeout=self.settings.timeout
+            self.base_url,
+            tokens,
+            transport=measured(transport),
+            limiter=limiter,
+            timeout=self.settings.timeout,
         )
 
     def backend_transport(self) -> httpx.AsyncBaseTransport | None:

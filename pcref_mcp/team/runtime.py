@@ -66,6 +66,7 @@ class TeamRuntime(Runtime):
 
     def _client_for(self, person: identity.Principal) -> PartnerCenterClient:
         from pcref_mcp.partner_center.client import PartnerCenterClient
+        from pcref_mcp.partner_center.measured import measured
         from pcref_mcp.partner_center.ratelimit import PersonalRateLimiter
 
         # this person's window, in the store when it is shared: every replica counts the same calls
@@ -78,7 +79,7 @@ class TeamRuntime(Runtime):
         return PartnerCenterClient(
             self.base_url,
             self.obo.for_person(person),
-            transport=transport,
+            transport=measured(transport),  # timed and counted for /metrics and /readyz
             limiter=limiter,
             timeout=self.settings.timeout,
         )

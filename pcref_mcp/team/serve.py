@@ -56,9 +56,9 @@ def stand_in_settings(settings: Settings, idp_url: str, cert: Path) -> Settings:
 
 
 def cmd_team(args: Any, settings: Settings) -> int:
-    import uvicorn
-
-    from pcref_mcp.team.app import plan_for, team_app
+    from pcref_mcp.ops import operate
+    from pcref_mcp.ops.drain import serve
+    from pcref_mcp.team.app import plan_for, team_app, team_server
 
     host = args.host or settings.http_host
     port = args.port if args.port is not None else settings.http_port
@@ -78,8 +78,9 @@ def cmd_team(args: Any, settings: Settings) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        app = team_app(settings, host=host, port=port)
         plan = plan_for(settings, host=host, port=port)
+        server = team_server(settings, plan)
+        app = team_app(settings, host=host, port=port, server=server)
         print(
             f"pcref-mcp team server at {plan.resource} — scope {plan.scope}; "
             f"authorization server: {'this server (proxy to Entra)' if plan.proxy else plan.entra_issuer}\n"
@@ -89,7 +90,7 @@ def cmd_team(args: Any, settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+        serve(operate(settings, server, app), settings, host=host, port=port)  # SIGTERM drains
     return 0
 
 

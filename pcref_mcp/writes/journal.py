@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from pcref_mcp import identity
+from pcref_mcp import identity, metrics
 from pcref_mcp.errors import ConfigError, InvalidInput, StoreUnavailable
 from pcref_mcp.referrals import contacts
 from pcref_mcp.referrals.untrusted import quote, quote_at
@@ -197,9 +197,11 @@ class Journal:
             "actor_id": actor.id,
             "actor_name": actor.name,
         }
-        result = await self.store.journal_insert(values, guard_ref=external_ref if exclusive else None)
+        with metrics.timed("pcref_store_seconds", op="journal_intent"):
+            result = await self.store.journal_insert(values, guard_ref=external_ref if exclusive else None)
         if isinstance(result, dict):
             raise _second_create(external_ref or "", result)
+        metrics.count("pcref_writes_started", kind=kind)
         return result
 
     async def record_outcome(
@@ -222,13 +224,37 @@ class Journal:
             "error": error,
             "referral_id": referral_id,
         }
+        metrics.count("pcref_writes", outcome=status)
+        log.info(
+            "write %s %s",
+            entry_id,
+            status,
+            extra={"event": "write", "change_id": entry_id, "outcome": status},
+        )
         try:
-            await self.store.journal_finish(entry_id, **outcome)
+            with metrics.timed("pcref_store_seconds", op="journal_outcome"):
+                await self.store.journal_finish(entry_id, **outcome)
         except StoreUnavailable:
             log.warning(
                 "change %s: its outcome (%s) will be recorded when the store is back", entry_id, status
             )
             self._unrecorded[entry_id] = outcome
+
+    async def release(self) -> int:
+        """A clean stop: outcomes kept while the store was away recorded, and every write of this
+        process still pending marked in doubt (it will not learn their outcome now; only while still
+        pending), so ``settle_in_doubt`` decides them at once instead of after the lease runs out
+        (leases only ever move forward, so the lease itself is left to expire). How many were marked."""
+        if self._unrecorded:
+            await self._record_kept_outcomes()
+        mine = [int(r["id"]) for r in await self.store.journal_pending() if str(r["owner"]) == self._owner]
+        if mine:
+            await self.store.journal_mark_in_doubt(
+                mine, "The server stopped before the outcome was recorded."
+            )
+            metrics.count("pcref_writes_in_doubt_marked", len(mine))
+            log.warning("stopping with %d write(s) in flight: marked in doubt for settle_in_doubt", len(mine))
+        return len(mine)
 
     async def _record_kept_outcomes(self) -> None:
         for entry_id, outcome in list(self._unrecorded.items()):
@@ -337,6 +363,7 @@ class Journal:
             await self.store.journal_mark_in_doubt(
                 gone, "The process stopped before the outcome was recorded."
             )
+            metrics.count("pcref_writes_in_doubt_marked", len(gone))
         # leases long expired belong to processes long gone (a process that comes back renews its own)
         await self.store.lease_purge(expired - 100 * self.lease_seconds)
 

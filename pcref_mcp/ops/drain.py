@@ -1,0 +1,85 @@
+"""Graceful stop: SIGTERM drains a replica within a bounded time, so a rolling restart loses nothing.
+
+On the first SIGTERM (or Ctrl+C) the replica keeps serving for :data:`ANNOUNCE_SECONDS` while it
+says it is going: ``/readyz`` answers 503 ``draining`` (an orchestrator stops routing to it) and
+every response carries ``Connection: close`` (nginx drops its idle keep-alive connections to it, so
+no new call can be sent on one just as it closes). Then uvicorn stops listening (nginx's next
+attempt is refused and passed to another replica, which it does even for a POST: nothing was sent)
+and waits for the calls in flight, at most ``PCREF_DRAIN_SECONDS``. Then the app's lifespan ends:
+the journal records outcomes it kept and marks any write of this process still pending as in doubt
+(it will not learn their outcome any more: :meth:`Journal.release`), so ``settle_in_doubt`` decides
+them at once instead of after the lease runs out. A second signal stops at
+once, as uvicorn always did.
+
+uvicorn's public ``Server``/``Config`` and its ``handle_exit`` hook are all this needs, and
+sse-starlette's documented switch that keeps streams in flight open until they finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pcref_mcp.config import Settings
+
+__all__ = ["ANNOUNCE_SECONDS", "serve"]
+
+log = logging.getLogger("pcref_mcp.ops")
+
+ANNOUNCE_SECONDS = 1.0  # serving on, unready and closing connections, before the listener closes
+
+
+def serve(app: Any, settings: Settings, *, host: str, port: int) -> None:
+    """Run ``app`` (an :class:`~pcref_mcp.ops.gate.OpsGate`, or any ASGI app) until stopped, draining."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.drain_seconds) or 1,
+        log_config=None,  # our logging (text or JSON lines) is already set up
+    )
+    _keep_streams_open_while_draining()
+    _draining_server(config, app).run()
+
+
+def _keep_streams_open_while_draining() -> None:
+    """The SDK answers a call as a server-sent-event stream (sse-starlette), and sse-starlette ends
+    every open stream the moment uvicorn is asked to exit: a call in flight would lose its answer
+    (its write landed, its person never hears). Its documented switch turns that off for this
+    process; uvicorn's graceful timeout still bounds the wait, then cancels what is left."""
+    try:
+        from sse_starlette.sse import AppStatus
+    except ImportError:  # pragma: no cover - the SDK depends on it
+        return
+    AppStatus.disable_automatic_graceful_drain()
+
+
+def _draining_server(config: Any, app: Any) -> Any:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            begin = getattr(app, "begin_drain", None)
+            if self.should_exit or getattr(app, "draining", True) or begin is None:
+                timer = getattr(self, "announcing", None)
+                if timer is not None:
+                    timer.cancel()
+                super().handle_exit(sig, frame)  # a second signal, or nothing to announce: as before
+                return
+            begin()
+            log.warning(
+                "stopping: draining (unready, closing connections), then finishing the calls in flight "
+                "within %s s",
+                config.timeout_graceful_shutdown,
+            )
+            self.announcing = threading.Timer(ANNOUNCE_SECONDS, super().handle_exit, args=(sig, frame))
+            self.announcing.daemon = True
+            self.announcing.start()
+
+    return DrainingServer(config)

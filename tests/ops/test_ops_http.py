@@ -1,0 +1,223 @@
+"""The operator's HTTP surface on a real 127.0.0.1 socket (uvicorn in a thread), single-user
+``serve --http`` as the CLI wires it (:func:`pcref_mcp.ops.operate` in front of ``http_app``):
+health, readiness and its failure modes, /metrics behind its own token counting a scripted workload
+exactly with bounded labels, request ids on responses and in error text, and a drain."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from deploy.workload import Workload
+from pcref_mcp import metrics
+from pcref_mcp.config import Settings
+from pcref_mcp.ops import operate
+from pcref_mcp.sandbox import SandboxConfig, create_app
+from pcref_mcp.server.app import build_server
+from pcref_mcp.server.http import http_app
+from pcref_mcp.server.runtime import Runtime
+from tests.serving import free_port, serve_in_thread
+
+pytestmark = pytest.mark.anyio
+
+METRICS_TOKEN = "m" * 40
+
+
+class Served:
+    def __init__(self, base: str, server: Any, gate: Any) -> None:
+        self.base, self.server, self.gate = base, server, gate
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.server.live_runtime
+        return runtime
+
+    def get(self, path: str, **headers: str) -> httpx.Response:
+        with httpx.Client(trust_env=False, timeout=20) as http:
+            return http.get(f"{self.base}{path}", headers=headers)
+
+    def scrape(self) -> str:
+        got = self.get("/metrics", Authorization=f"Bearer {METRICS_TOKEN}")
+        assert got.status_code == 200, got.text
+        return got.text
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    metrics.reset_for_tests()
+    with ExitStack() as stack:
+
+        def start(*, metrics_token: str | None = METRICS_TOKEN) -> Served:
+            settings = Settings(
+                journal_path=tmp_path / "journal.sqlite3",
+                store_url=f"sqlite:///{tmp_path / 'store.sqlite3'}",
+                sandbox_db=tmp_path / "sandbox.db",
+                http_stateless=True,
+                metrics_token=SecretStr(metrics_token) if metrics_token else None,
+            )
+            server = build_server(settings)
+            server_runtime = Runtime(settings, sandbox_app=create_app(SandboxConfig(seed_size=8)))
+            server = build_server(settings, runtime=server_runtime)
+            server.live_runtime = server_runtime
+            port = free_port()
+            gate = operate(settings, server, http_app(settings, server, host="127.0.0.1", port=port))
+            stack.enter_context(serve_in_thread(gate, port=port, lifespan="on"))
+            return Served(f"http://127.0.0.1:{port}", server, gate)
+
+        yield start
+    metrics.reset_for_tests()
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in the exposition (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        found = dict(re.findall(r'(\w+)="([^"]*)"', head))
+        if head.split("{")[0] == name and found == labels:
+            return float(value)
+    return 0.0
+
+
+def test_healthz_and_readyz_answer_without_any_credentials(serve: Any) -> None:
+    served = serve()
+    alive = served.get("/healthz")
+    assert alive.status_code == 200 and alive.json() == {"status": "alive"}
+    ready = served.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "store": "ok", "migrations": "current", "backend": "unknown"}
+
+
+async def test_readyz_is_unready_while_the_store_does_not_answer_and_ready_after(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = serve()
+    store = served.runtime.store
+    real = store.schema_version
+
+    async def down() -> int:
+        raise OSError("connection refused by db.internal.example:5432")
+
+    monkeypatch.setattr(store, "schema_version", down)
+    served.gate.readiness._cached = None
+    unready = served.get("/readyz")
+    assert unready.status_code == 503
+    assert unready.json() == {
+        "status": "unready",
+        "store": "unreachable",
+        "migrations": "unknown",
+        "backend": "unknown",
+    }
+    assert "example" not in unready.text and "5432" not in unready.text  # nothing of the error leaks
+    monkeypatch.setattr(store, "schema_version", real)
+    served.gate.readiness._cached = None
+    assert served.get("/readyz").status_code == 200
+
+
+async def test_readyz_is_unready_when_the_schema_is_behind_this_version(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = serve()
+
+    async def old() -> int:
+        return 1
+
+    monkeypatch.setattr(served.runtime.store, "schema_version", old)
+    served.gate.readiness._cached = None
+    behind = served.get("/readyz")
+    assert behind.status_code == 503 and behind.json()["migrations"] == "behind"
+
+
+def test_metrics_are_absent_without_their_token_and_refused_with_a_wrong_one(serve: Any) -> None:
+    off = serve(metrics_token=None)
+    assert off.get("/metrics").status_code == 404
+    assert off.get("/metrics", Authorization=f"Bearer {METRICS_TOKEN}").status_code == 404
+    metrics.reset_for_tests()
+    on = serve()
+    assert on.get("/metrics").status_code == 401
+    assert on.get("/metrics", Authorization="Bearer " + "x" * 40).status_code == 401
+    assert on.get("/metrics", Authorization=f"Bearer {METRICS_TOKEN}").status_code == 200
+
+
+async def test_metrics_count_a_scripted_workload_exactly_with_bounded_labels(serve: Any) -> None:
+    served = serve()
+    client = Workload(f"{served.base}/mcp", "unused")
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        found = await client.call(http, "search_referrals", {"filters": {"status": ["Active"]}, "limit": 3})
+        referral = found["rows"][0]["id"]
+        args = {"referral_id": referral, "changes": [{"field": "deal value", "value": 777001}]}
+        previews = [await client.call(http, "update_field", args) for _ in range(2)]
+        done = await client.call(
+            http, "update_field", {**args, "confirm_token": previews[0]["confirm_token"]}
+        )
+        assert done["status"] == "applied", done
+        other = {"referral_id": referral, "changes": [{"field": "deal value", "value": 777002}]}
+        again = await client.call(
+            http, "update_field", {**other, "confirm_token": previews[0]["confirm_token"]}
+        )
+        assert "already used" in again.get("error", ""), again  # spent: refused
+        wrong = await client.call(http, "get_referral", {"referral_id": "no-such-referral-0000"})
+        assert "error" in wrong
+    text = served.scrape()
+    assert _sample(text, "pcref_tool_calls_total", tool="search_referrals", outcome="ok") == 1
+    assert _sample(text, "pcref_tool_calls_total", tool="update_field", outcome="ok") == 3
+    assert _sample(text, "pcref_tool_calls_total", tool="update_field", outcome="error") == 1
+    assert _sample(text, "pcref_tool_calls_total", tool="get_referral", outcome="error") == 1
+    assert _sample(text, "pcref_approvals_total", path="token", decision="asked") == 2
+    assert _sample(text, "pcref_approvals_total", path="token", decision="approved") == 1
+    assert _sample(text, "pcref_approvals_total", path="token", decision="refused") == 1
+    assert _sample(text, "pcref_writes_started_total", kind="update") == 1
+    assert _sample(text, "pcref_writes_total", outcome="applied") == 1
+    assert _sample(text, "pcref_tool_call_seconds_count", tool="update_field") == 4
+    assert _sample(text, "pcref_partner_center_requests_total", method="PATCH", status="2xx") == 1
+    assert _sample(text, "pcref_partner_center_seconds_count", method="GET") >= 1
+    assert _sample(text, "pcref_http_requests_total", route="/mcp", status="2xx") == 6
+    assert _sample(text, "pcref_store_seconds_count", op="journal_outcome") == 1
+    # no referral id, token or free text ever becomes a label
+    assert referral not in text and previews[0]["confirm_token"] not in text
+    assert "no-such-referral" not in text
+    assert served.get("/readyz").json()["backend"] == "ok"
+
+
+async def test_every_response_carries_a_request_id_and_an_error_names_it(serve: Any) -> None:
+    served = serve()
+    fresh = served.get("/nope")
+    assert re.fullmatch(r"[0-9a-f]{16}", fresh.headers["x-request-id"])
+    kept = served.get("/nope", **{"X-Request-Id": "nginx-1234abcd"})
+    assert kept.headers["x-request-id"] == "nginx-1234abcd"
+    odd = served.get("/nope", **{"X-Request-Id": "<script>alert(1)</script>"})
+    assert re.fullmatch(r"[0-9a-f]{16}", odd.headers["x-request-id"])
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "get_referral", "arguments": {"referral_id": "no-such-referral-0000"}},
+    }
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2025-06-18",
+        "X-Request-Id": "req-feedface01",
+    }
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        answer = await http.post(f"{served.base}/mcp", json=body, headers=headers)
+    assert answer.headers["x-request-id"] == "req-feedface01"
+    assert "(request id req-feedface01)" in answer.text
+
+
+def test_a_draining_replica_is_unready_and_closes_every_connection_it_answers(serve: Any) -> None:
+    served = serve()
+    assert served.get("/nope").headers.get("connection") != "close"
+    served.gate.begin_drain()
+    draining = served.get("/readyz")
+    assert draining.status_code == 503 and draining.json() == {"status": "draining"}
+    assert served.get("/healthz").status_code == 200  # alive all the same
+    assert served.get("/nope").headers.get("connection") == "close"
+    assert _sample(served.scrape(), "pcref_draining") == 1
