@@ -81,6 +81,7 @@ class Stack:
         self.root = Path(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.key = secrets.token_urlsafe(32)
+        self.metrics_token = secrets.token_urlsafe(24)
         base = self.port_base
         self.sandbox_port = base if base else free_port()
         self.replica_ports = [base + 2 + i if base else free_port() for i in range(self.replicas)]
@@ -128,7 +129,7 @@ class Stack:
         index = {f"127.0.0.1:{p}": i for i, p in enumerate(self.replica_ports)}
         served: list[Served] = []
         for line in log.read_text().splitlines() if log.exists() else []:
-            _, method, status, upstream, path = line.split("|", 4)  # nginx.conf.template's log_format
+            _, method, status, upstream, path = line.split("|")[:5]  # nginx.conf.template's log_format
             # "a, b" when nginx passed the request on; the upstream's name when no replica was tried
             tried = [index[a] for a in upstream.replace(",", " ").split() if a in index]
             served.append(Served(method, path, int(status), tried[-1] if tried else None, tuple(tried)))
@@ -214,6 +215,27 @@ class Stack:
                 self.kill_replica(index)
             self.start_replica(index)
 
+    def stop_replica(self, index: int) -> int:
+        """SIGTERM, as an orchestrator stops it: the replica drains (pcref_mcp.ops.drain) and exits;
+        its exit status (``-SIGTERM`` for a clean stop: uvicorn re-raises the signal it handled once
+        it has shut down, as a process stopped by the signal would)."""
+        proc = self._replicas.pop(index)
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(60)
+
+    def rolling_restart(self) -> list[int]:
+        """Every replica stopped (SIGTERM) and started again, one at a time, each back and ready
+        (``/readyz``) before the next goes: the way a new version is rolled out. Their exit codes."""
+        codes = []
+        for index in range(self.replicas):
+            if index in self._replicas:
+                codes.append(self.stop_replica(index))
+            self.start_replica(index)
+        return codes
+
+    def replica_url(self, index: int, path: str = "/mcp") -> str:
+        return f"http://127.0.0.1:{self.replica_ports[index]}{path}"
+
     def start_replica(self, index: int) -> None:
         for attempt in range(PORT_ATTEMPTS):
             port = self.replica_ports[index]
@@ -231,7 +253,8 @@ class Stack:
                 start_new_session=True,
             )
             try:
-                _wait_http(f"http://127.0.0.1:{port}/mcp", self._replicas[index], path)
+                # ready = its store reachable and migrated (/readyz), not merely listening
+                _wait_http(f"http://127.0.0.1:{port}/readyz", self._replicas[index], path, ready=True)
                 return
             except PortTaken:
                 if self._nginx is not None or self.port_base or attempt == PORT_ATTEMPTS - 1:
@@ -281,6 +304,7 @@ class Stack:
             # the workload approves its writes by confirm token (a load generator has no person to
             # click the approval page); a real team server defaults to "strictest" (README, safety model)
             PCREF_APPROVAL_POLICY=os.environ.get("PCREF_APPROVAL_POLICY", "token"),
+            PCREF_METRICS_TOKEN=self.metrics_token,  # each replica's /metrics, scraped at its own port
         )
         if self.identity is not None:
             env.update(self.identity.replica_env(f"http://127.0.0.1:{self.port}"))
@@ -397,7 +421,10 @@ class PortTaken(RuntimeError):
 _IN_USE = ("address already in use", "errno 98", "could not bind", "eaddrinuse")
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+def _wait_http(
+    url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0, *, ready: bool = False
+) -> None:
+    """Until ``url`` answers (``ready``: answers 200)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -405,8 +432,10 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
             kind = PortTaken if any(m in text.lower() for m in _IN_USE) else RuntimeError
             raise kind(f"{url}: the process exited ({proc.returncode}):\n{text}")
         try:
-            httpx.get(url, timeout=2.0)
-            return
+            answer = httpx.get(url, timeout=2.0)
+            if not ready or answer.status_code == 200:
+                return
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")

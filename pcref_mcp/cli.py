@@ -342,6 +342,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     journal.set_defaults(run=cmd_journal)
 
+    from pcref_mcp.ops.cli import add_commands  # audit, admin: light until one of them runs
+
+    add_commands(sub)
+
     doctor = sub.add_parser("doctor", help="check Partner Center read-only; print a report for support")
     doctor.add_argument("--sandbox", action="store_true", help="check an in-memory embedded sandbox instead")
     doctor.add_argument(

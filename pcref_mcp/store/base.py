@@ -51,6 +51,8 @@ JOURNAL_COLUMNS: tuple[str, ...] = (
     "summary",
     "actor_id",
     "actor_name",
+    "request_id",  # the HTTP request that made the write (logs, error text, audit)
+    "approval_path",  # how the person approved it: elicitation, page or token
 )
 
 
@@ -98,6 +100,20 @@ class Store(abc.ABC):
     async def journal_recent(
         self, limit: int, *, referral_id: str | None, actor_id: str | None
     ) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def journal_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        actor_id: str | None = None,
+    ) -> list[Row]:
+        """Up to ``limit`` entries with an id above ``after_id``, oldest first, started at or after
+        ``since`` and before ``until`` (journal stamps), of ``actor_id`` if given: the audit export
+        pages through the journal with it, so no export holds the whole journal in memory."""
 
     @abc.abstractmethod
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None: ...

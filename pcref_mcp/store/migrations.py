@@ -119,6 +119,15 @@ SQLITE: tuple[tuple[int, str], ...] = (
         CREATE TABLE IF NOT EXISTS imports (name TEXT PRIMARY KEY, imported_at TEXT NOT NULL);
         """,
     ),
+    # -- version 5: the audit's request id and approval path of each write (issue 23) -------------
+    (
+        5,
+        """
+        ALTER TABLE writes ADD COLUMN request_id TEXT;
+        ALTER TABLE writes ADD COLUMN approval_path TEXT;
+        CREATE INDEX IF NOT EXISTS writes_started ON writes(started_at);
+        """,
+    ),
 )
 
 POSTGRES: tuple[tuple[int, str], ...] = (
@@ -226,6 +235,15 @@ POSTGRES: tuple[tuple[int, str], ...] = (
         );
         CREATE TABLE leases (owner TEXT PRIMARY KEY, renewed DOUBLE PRECISION NOT NULL);
         CREATE TABLE imports (name TEXT PRIMARY KEY, imported_at TEXT NOT NULL);
+        """,
+    ),
+    # -- version 4: the audit's request id and approval path of each write (issue 23) -------------
+    (
+        4,
+        """
+        ALTER TABLE writes ADD COLUMN request_id TEXT;
+        ALTER TABLE writes ADD COLUMN approval_path TEXT;
+        CREATE INDEX writes_started ON writes(started_at);
         """,
     ),
 )

@@ -163,6 +163,26 @@ class PostgresStore(Store):
         rows = await self._run(lambda c: c.fetch(sql, *args))
         return [_journal_row(r) for r in rows]
 
+    async def journal_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        actor_id: str | None = None,
+    ) -> list[Row]:
+        args: list[Any] = [after_id]
+        where = ["id>$1"]
+        for clause, value in (("started_at>=", since), ("started_at<", until), ("actor_id=", actor_id)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{clause}${len(args)}")
+        args.append(limit)
+        sql = "SELECT * FROM writes WHERE " + " AND ".join(where) + f" ORDER BY id LIMIT ${len(args)}"
+        rows = await self._run(lambda c: c.fetch(sql, *args))
+        return [_journal_row(r) for r in rows]
+
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
         return await self._row(
             "SELECT * FROM writes WHERE kind='create' AND external_ref=$1 AND started_at>=$2"

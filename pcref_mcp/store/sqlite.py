@@ -118,6 +118,27 @@ class SqliteStore(Store):
             rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", args).fetchall()
         return [dict(r) for r in rows]
 
+    async def journal_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        actor_id: str | None = None,
+    ) -> list[Row]:
+        where, args = ["id>?"], list[Any]([after_id])
+        for clause, value in (("started_at>=?", since), ("started_at<?", until), ("actor_id=?", actor_id)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM writes WHERE " + " AND ".join(where) + " ORDER BY id LIMIT ?", args
+            ).fetchall()
+        return [dict(r) for r in rows]
+
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
         return self._one(
             "SELECT * FROM writes WHERE kind='create' AND external_ref=? AND started_at>=?"

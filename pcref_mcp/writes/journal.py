@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from pcref_mcp import identity, metrics
+from pcref_mcp import calls, identity, metrics
 from pcref_mcp.errors import ConfigError, InvalidInput, StoreUnavailable
 from pcref_mcp.referrals import contacts
 from pcref_mcp.referrals.untrusted import quote, quote_at
@@ -78,6 +78,8 @@ class JournalEntry:
     summary: str | None = None
     actor_id: str = "local"
     actor_name: str | None = None
+    request_id: str | None = None
+    approval_path: str | None = None
 
     def undo_refusal(self) -> str | None:
         """Why this change cannot be undone, or None if it can (while the referral is unchanged since)."""
@@ -111,6 +113,8 @@ class JournalEntry:
                 op["value"] = quote_at(path, value)
             operations.append(op)
         data = dict(self.__dict__)
+        for operator_only in ("request_id", "approval_path"):  # the audit's, not the model's
+            data.pop(operator_only, None)
         data.update(
             operations=operations,
             before_image=before,
@@ -118,6 +122,22 @@ class JournalEntry:
             external_ref=quote(self.external_ref) if self.external_ref else None,
         )
         return data
+
+    def redacted(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """(operations, before image) with contact details hidden exactly as :meth:`shown` hides
+        them, but nothing quoted: the audit's record (pcref_mcp.ops.audit)."""
+        before = {
+            pointer: _shown_list(pointer, value, self.operations, before=True)
+            for pointer, value in self.before_image.items()
+        }
+        operations = []
+        for op in self.operations:
+            op = dict(op)
+            path = str(op.get("path", ""))
+            if op.get("op") != "create" and not path.endswith("/-"):
+                op["value"] = _shown_list(path, op.get("value"), [op], before=False, image=self.before_image)
+            operations.append(op)
+        return operations, before
 
     def how_to_check(self) -> str:
         """What the person can do to settle an in-doubt or failed entry."""
@@ -196,6 +216,8 @@ class Journal:
             "summary": summary,
             "actor_id": actor.id,
             "actor_name": actor.name,
+            "request_id": calls.request_id(),
+            "approval_path": calls.approval_path(),
         }
         with metrics.timed("pcref_store_seconds", op="journal_intent"):
             result = await self.store.journal_insert(values, guard_ref=external_ref if exclusive else None)
@@ -406,6 +428,11 @@ def _same_host(owner: str) -> bool:
     return host == socket.gethostname()
 
 
+def entry_of(row: Mapping[str, Any]) -> JournalEntry:
+    """A journal row from the store as an entry (the audit export reads rows itself)."""
+    return _entry(row)
+
+
 def _entry(row: Mapping[str, Any]) -> JournalEntry:
     return JournalEntry(
         id=row["id"],
@@ -427,6 +454,8 @@ def _entry(row: Mapping[str, Any]) -> JournalEntry:
         summary=row["summary"],
         actor_id=row["actor_id"],
         actor_name=row["actor_name"],
+        request_id=row.get("request_id"),
+        approval_path=row.get("approval_path"),
     )
 
 

@@ -6,73 +6,16 @@ exactly with bounded labels, request ids on responses and in error text, and a d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from deploy.workload import Workload
 from pcref_mcp import metrics
-from pcref_mcp.config import Settings
-from pcref_mcp.ops import operate
-from pcref_mcp.sandbox import SandboxConfig, create_app
-from pcref_mcp.server.app import build_server
-from pcref_mcp.server.http import http_app
-from pcref_mcp.server.runtime import Runtime
-from tests.serving import free_port, serve_in_thread
+from tests.ops.conftest import METRICS_TOKEN
 
 pytestmark = pytest.mark.anyio
-
-METRICS_TOKEN = "m" * 40
-
-
-class Served:
-    def __init__(self, base: str, server: Any, gate: Any) -> None:
-        self.base, self.server, self.gate = base, server, gate
-
-    @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.server.live_runtime
-        return runtime
-
-    def get(self, path: str, **headers: str) -> httpx.Response:
-        with httpx.Client(trust_env=False, timeout=20) as http:
-            return http.get(f"{self.base}{path}", headers=headers)
-
-    def scrape(self) -> str:
-        got = self.get("/metrics", Authorization=f"Bearer {METRICS_TOKEN}")
-        assert got.status_code == 200, got.text
-        return got.text
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Any]:
-    metrics.reset_for_tests()
-    with ExitStack() as stack:
-
-        def start(*, metrics_token: str | None = METRICS_TOKEN) -> Served:
-            settings = Settings(
-                journal_path=tmp_path / "journal.sqlite3",
-                store_url=f"sqlite:///{tmp_path / 'store.sqlite3'}",
-                sandbox_db=tmp_path / "sandbox.db",
-                http_stateless=True,
-                metrics_token=SecretStr(metrics_token) if metrics_token else None,
-            )
-            server = build_server(settings)
-            server_runtime = Runtime(settings, sandbox_app=create_app(SandboxConfig(seed_size=8)))
-            server = build_server(settings, runtime=server_runtime)
-            server.live_runtime = server_runtime
-            port = free_port()
-            gate = operate(settings, server, http_app(settings, server, host="127.0.0.1", port=port))
-            stack.enter_context(serve_in_thread(gate, port=port, lifespan="on"))
-            return Served(f"http://127.0.0.1:{port}", server, gate)
-
-        yield start
-    metrics.reset_for_tests()
 
 
 def _sample(text: str, name: str, **labels: str) -> float:

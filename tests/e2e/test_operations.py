@@ -1,0 +1,250 @@
+"""Operating the team deployment (issue 23), through nginx and three `pcref-mcp team` replicas over
+PostgreSQL, as `deploy/` starts it:
+
+- readiness: every replica's ``/readyz`` (and nginx's) goes unready while PostgreSQL is down and
+  ready again after, while ``/healthz`` stays alive;
+- metrics: the replicas' ``/metrics`` (their own token; summed over the replicas) count a scripted
+  workload exactly: writes by outcome, approvals by path and decision, tool calls by outcome; no
+  person, referral id or token is a label; nginx's request id reaches the replica and comes back;
+- graceful stop: a rolling restart (SIGTERM, drain, start, ready, next) of all three replicas
+  under a 20-person workload: each exits cleanly, nothing acknowledged is lost, nothing is written
+  twice, nothing is left pending or in doubt, and the service took exactly the journal's writes.
+
+Run by `make e2e` (PCREF_E2E_REQUIRED=1: a missing nginx or PostgreSQL fails).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from deploy.stack import Stack
+from deploy.workload import Outcome, Workload
+from tests.e2e.servers import need_stack_tools
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+PEOPLE = 20
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    need_stack_tools()
+    root = Path(tempfile.mkdtemp(prefix="pcref-e2e-ops-"))
+    with Stack(
+        root,
+        replicas=3,
+        sandbox_size=300,
+        rate_limit_calls=1_000_000,
+        team=True,
+        people=PEOPLE,
+        # the workload confirms with tokens (it has no person to open a page)
+        extra_env={"PCREF_APPROVAL_POLICY": "token", "PCREF_DRAIN_SECONDS": "30"},
+    ) as running:
+        yield running
+
+
+def _get(url: str, **headers: str) -> httpx.Response:
+    return httpx.get(url, headers=headers, timeout=10, trust_env=False)
+
+
+def _readiness(stack: Stack) -> list[int]:
+    return [_get(stack.replica_url(i, "/readyz")).status_code for i in range(stack.replicas)]
+
+
+def _wait_for(predicate: object, what: str, timeout: float = 60.0) -> None:
+    """Until ``predicate()`` holds (a bound so a broken stack fails, not a timing assertion)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never: {what}")
+        time.sleep(0.2)
+
+
+def _scrape(stack: Stack) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of every replica's /metrics, summed over the replicas."""
+    total: Counter[tuple[str, frozenset[tuple[str, str]]]] = Counter()
+    for i in range(stack.replicas):
+        got = _get(stack.replica_url(i, "/metrics"), Authorization=f"Bearer {stack.metrics_token}")
+        assert got.status_code == 200, got.text
+        for line in got.text.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            head, _, value = line.rpartition(" ")
+            name = head.split("{")[0]
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', head))
+            total[(name, labels)] += float(value)
+    return dict(total)
+
+
+def _delta(before: dict, after: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    key = (name, frozenset(labels.items()))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_readyz_goes_unready_while_postgresql_is_down_and_ready_after(stack: Stack) -> None:
+    assert stack.postgres is not None
+    assert _readiness(stack) == [200, 200, 200]
+    through = _get(stack.url.removesuffix("/mcp") + "/readyz")
+    assert through.status_code == 200 and through.json()["status"] == "ready"
+    stack.postgres.stop()
+    try:
+        _wait_for(lambda: _readiness(stack) == [503, 503, 503], "every replica unready")
+        down = _get(stack.replica_url(0, "/readyz")).json()
+        assert down["store"] == "unreachable" and down["status"] == "unready", down
+        assert _get(stack.url.removesuffix("/mcp") + "/readyz").status_code == 503  # none is ready
+        assert [_get(stack.replica_url(i, "/healthz")).status_code for i in range(3)] == [200, 200, 200]
+    finally:
+        stack.postgres.start()
+    _wait_for(lambda: _readiness(stack) == [200, 200, 200], "every replica ready again")
+
+
+async def test_metrics_count_a_scripted_workload_exactly(stack: Stack) -> None:
+    # metrics are not served through nginx, nor without their token
+    assert _get(stack.url.removesuffix("/mcp") + "/metrics").status_code == 404
+    assert _get(stack.replica_url(0, "/metrics")).status_code == 401
+    assert _get(stack.replica_url(0, "/metrics"), Authorization=f"Bearer {stack.token(0)}").status_code == 401
+    before = _scrape(stack)
+    people, client = 6, Workload(stack.url, stack.token)
+    found: list[str] = []
+    async with httpx.AsyncClient(timeout=60, trust_env=False) as http:
+        page = await client.call(http, "search_referrals", {"filters": {"status": ["Active"]}, "limit": 50})
+        found = [row["id"] for row in page["rows"]][: people * 2]
+        tokens = []
+        for person in range(people):
+            args = {
+                "referral_id": found[person],
+                "changes": [{"field": "deal value", "value": 880000 + person}],
+            }
+            preview = await client.call(http, "update_field", args, person=person)
+            assert preview["status"] == "confirmation_required", preview
+            tokens.append((args, preview["confirm_token"]))
+        for person, (args, token) in enumerate(tokens[:4]):  # four confirmed, two left unconfirmed
+            done = await client.call(http, "update_field", {**args, "confirm_token": token}, person=person)
+            assert done["status"] == "applied", done
+        other = {"referral_id": found[0], "changes": [{"field": "deal value", "value": 889999}]}
+        spent = await client.call(http, "update_field", {**other, "confirm_token": tokens[0][1]})
+        assert "already used" in spent.get("error", ""), spent
+        # nginx's request id is the replica's: on the response and in the error text a person reads
+        body = {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "tools/call",
+            "params": {"name": "get_referral", "arguments": {"referral_id": "no-such-referral"}},
+        }
+        answer = await http.post(stack.url, json=body, headers=client._headers_of(0))
+        request_id = answer.headers["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id  # nginx's $request_id
+        assert f"(request id {request_id})" in answer.text
+    after = _scrape(stack)
+    assert _delta(before, after, "pcref_approvals_total", path="token", decision="asked") == people
+    assert _delta(before, after, "pcref_approvals_total", path="token", decision="approved") == 4
+    assert _delta(before, after, "pcref_approvals_total", path="token", decision="refused") == 1
+    assert _delta(before, after, "pcref_writes_started_total", kind="update") == 4
+    assert _delta(before, after, "pcref_writes_total", outcome="applied") == 4
+    for outcome in ("failed", "in_doubt", "partial"):
+        assert _delta(before, after, "pcref_writes_total", outcome=outcome) == 0
+    assert _delta(before, after, "pcref_tool_calls_total", tool="update_field", outcome="ok") == people + 4
+    assert _delta(before, after, "pcref_tool_calls_total", tool="update_field", outcome="error") == 1
+    assert _delta(before, after, "pcref_tool_calls_total", tool="get_referral", outcome="error") == 1
+    assert _delta(before, after, "pcref_partner_center_requests_total", method="PATCH", status="2xx") == 4
+    assert _delta(before, after, "pcref_tool_call_seconds_count", tool="update_field") == people + 5
+    # bounded labels: no person, referral id or token anywhere in any replica's figures
+    text = "\n".join(
+        _get(stack.replica_url(i, "/metrics"), Authorization=f"Bearer {stack.metrics_token}").text
+        for i in range(3)
+    )
+    assert stack.identity is not None
+    for secret in [*found, *(t for _, t in tokens), stack.token(0)]:
+        assert secret not in text
+    for person in stack.identity.people[:people]:
+        assert person.oid not in text and person.upn not in text
+
+
+async def test_a_rolling_restart_under_load_loses_duplicates_and_leaves_pending_nothing(stack: Stack) -> None:
+    from pcref_mcp.store.postgres import PostgresStore
+    from pcref_mcp.writes.journal import Journal
+
+    assert stack.database_url is not None
+    store = PostgresStore(stack.database_url, secret=stack.key.encode())
+    journal = Journal(store)
+    before = {e.id for e in await journal.recent(5000, any_actor=True)}
+    baseline = _service_patches(stack.root / "sandbox.db")
+    pids_before = stack.replica_pids()
+    outcomes: list[Outcome] = []
+    codes: list[int] = []
+    restarted = anyio.Event()
+
+    async def work() -> None:
+        # rounds of the 20-person workload until the restart is over (then one more round)
+        while True:
+            done = restarted.is_set()
+            outcomes.append(await Workload(stack.url, stack.token, people=PEOPLE, calls=160).run())
+            if done:
+                return
+
+    async def roll() -> None:
+        while not outcomes:  # let the first round get going
+            await anyio.sleep(0.5)
+        codes.extend(await anyio.to_thread.run_sync(stack.rolling_restart))
+        restarted.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(work)
+        tasks.start_soon(roll)
+    # each replica stopped itself after draining (uvicorn re-raises the SIGTERM it handled, so the
+    # exit status names it), none had to be killed, and none gave up on a call in flight
+    assert codes == [-signal.SIGTERM] * 3, codes
+    for index in range(3):
+        log = (stack.root / f"replica-{index}.log").read_text(errors="replace")
+        assert "stopping: draining" in log and "graceful shutdown exceeded" not in log
+    assert all(stack.replica_pids()[i] != pids_before[i] for i in range(3))
+
+    entries = [e for e in await journal.recent(5000, any_actor=True) if e.id not in before]
+    await store.close()
+    acknowledged = {k: v for o in outcomes for k, v in o.acknowledged.items()}
+    unknown = [u for o in outcomes for u in o.unknown]
+    calls = sum(o.calls for o in outcomes)
+    # nothing pending, nothing in doubt: every write a stopping replica had was finished
+    assert not [e for e in entries if e.status in ("pending", "in_doubt")], [
+        (e.id, e.status, e.error) for e in entries if e.status in ("pending", "in_doubt")
+    ]
+    # nothing lost: every acknowledged write is applied in the journal, with its value
+    by_id = {e.id: e for e in entries}
+    for change_id, (referral, value) in acknowledged.items():
+        entry = by_id[change_id]
+        assert entry.status == "applied" and entry.referral_id == referral
+        assert entry.operations[0]["value"] == value
+    # nothing duplicated: each value written once, and the service took exactly the journal's writes
+    applied = [e for e in entries if e.status == "applied" and e.kind == "update"]
+    values = Counter(e.operations[0]["value"] for e in applied)
+    assert values and max(values.values()) == 1
+    patches = _service_patches(stack.root / "sandbox.db")
+    per_referral = Counter(e.referral_id for e in applied)
+    for referral in {e.referral_id for e in entries}:
+        assert patches.get(referral, 0) - baseline.get(referral, 0) == per_referral.get(referral, 0), referral
+    refused = [r for o in outcomes for r in o.refused]
+    print(
+        f"\nROLLING RESTART rounds={len(outcomes)} calls={calls} acknowledged={len(acknowledged)} "
+        f"applied={len(applied)} unknown={len(unknown)} refused={len(refused)} "
+        f"retries={sum(o.retries for o in outcomes)} pending=0 in_doubt=0 exit_codes={codes}"
+    )
+
+
+def _service_patches(db: Path) -> dict[str, int]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT referral_id, COUNT(*) FROM writes WHERE kind='patch' GROUP BY referral_id"
+        )
+        return {r[0]: int(r[1]) for r in rows}
