@@ -75,6 +75,8 @@ class Settings(BaseModel):
     journal_path: Path | None = None  # None: <data dir>/journal.sqlite3
     store_url: str | None = None  # None: sqlite:///<journal_path>; postgresql://… for a team server
     store_key: SecretStr | None = None  # seals refresh tokens at rest; derives the replicas' shared keys
+    # rotation's grace period: the other key, which still opens what it sealed (`pcref-mcp admin rotate-key`)
+    store_key_previous: SecretStr | None = None
     # a write still pending when its process's lease (renewed every sixth of this) is older: in doubt
     journal_lease_seconds: float = Field(default=60.0, ge=5)
     read_only: bool = False
@@ -176,6 +178,10 @@ class Settings(BaseModel):
     @property
     def store_secret(self) -> bytes | None:
         return self.store_key.get_secret_value().encode() if self.store_key else None
+
+    @property
+    def store_previous_secret(self) -> bytes | None:
+        return self.store_key_previous.get_secret_value().encode() if self.store_key_previous else None
 
     def source_of(self, name: str) -> Source:
         return self._sources.get(name, "default")

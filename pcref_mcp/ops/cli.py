@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["add_commands", "cmd_audit"]
+__all__ = ["add_commands", "cmd_admin", "cmd_audit"]
 
 
 def add_commands(sub: Any) -> None:
@@ -22,6 +22,7 @@ def add_commands(sub: Any) -> None:
     audit.add_argument("--person", help="only this person: principal id or sign-in name")
     audit.add_argument("--output", "-o", help="write to this file (created 0600) instead of stdout")
     audit.set_defaults(run=cmd_audit)
+    add_admin(sub)
 
 
 def cmd_audit(args: argparse.Namespace, settings: Any) -> int:
@@ -33,7 +34,9 @@ def cmd_audit(args: argparse.Namespace, settings: Any) -> int:
     since, until = parse_moment(args.since), parse_moment(args.until)
 
     async def export(out: Any) -> int:
-        store = open_store(settings.store_location, secret=settings.store_secret)
+        store = open_store(
+            settings.store_location, secret=settings.store_secret, previous=settings.store_previous_secret
+        )
         try:
             await store.start()
             return await write_audit(store, out, since=since, until=until, person=args.person)
@@ -55,4 +58,100 @@ def cmd_audit(args: argparse.Namespace, settings: Any) -> int:
         print(f"{count} record(s) written to {args.output}", file=sys.stderr)
         return 0
     run(sys.stdout)
+    return 0
+
+
+def add_admin(sub: Any) -> None:
+    admin = sub.add_parser("admin", help="a team server's people, revocation and store-key rotation")
+    what = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    what.add_parser("people", help="everyone who has written through the server, latest first")
+    revoke = what.add_parser(
+        "revoke", help="cut a person or a client off on every replica (grants, refresh handles, tokens)"
+    )
+    who = revoke.add_mutually_exclusive_group(required=True)
+    who.add_argument("--person", help="the person's principal id (Entra object id, as `admin people` lists)")
+    who.add_argument("--client", help="an OAuth client id registered with the server's proxy")
+    what.add_parser(
+        "rotate-key",
+        help="re-seal every stored secret under PCREF_STORE_KEY (PCREF_STORE_KEY_PREVIOUS still opens them)",
+    )
+    admin.set_defaults(run=cmd_admin)
+
+
+def cmd_admin(args: argparse.Namespace, settings: Any) -> int:
+    import anyio
+
+    from pcref_mcp.store import open_store
+
+    async def run() -> int:
+        store = open_store(
+            settings.store_location, secret=settings.store_secret, previous=settings.store_previous_secret
+        )
+        try:
+            await store.start()
+            if args.admin_command == "people":
+                return await _people(store)
+            if args.admin_command == "revoke":
+                return await _revoke(store, person=args.person, client=args.client)
+            return await _rotate(store, settings)
+        finally:
+            await store.close()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:
+        return int(thread.submit(anyio.run, run).result())
+
+
+async def _people(store: Any) -> int:
+    rows = await store.journal_people()
+    if not rows:
+        print("Nobody has written through this server yet.", file=sys.stderr)
+        return 0
+    print(f"{'person id':<38} {'signed in as':<36} {'last write':<25} writes")
+    for row in rows:
+        name = row["actor_name"] or "-"
+        print(f"{row['actor_id']:<38} {name:<36} {row['last_write']:<25} {row['writes']}")
+    return 0
+
+
+async def _revoke(store: Any, *, person: str | None, client: str | None) -> int:
+    from pcref_mcp.team.revocation import CACHE_SECONDS, Revocations
+
+    revocations = Revocations(store)
+    if person:
+        dropped = await revocations.revoke_person(person)
+        whom = f"person {person}"
+    else:
+        assert client is not None
+        dropped = await revocations.revoke_client(client)
+        whom = f"client {client}"
+    held = ", ".join(f"{n} {kind}" for kind, n in dropped.items() if n) or "nothing held"
+    print(
+        f"Revoked {whom}: dropped {held}; every replica refuses their current sign-in within "
+        f"{CACHE_SECONDS:g} s. Signing in again works unless they are also removed in Entra.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _rotate(store: Any, settings: Any) -> int:
+    if settings.store_previous_secret is None:
+        print(
+            "pcref-mcp: set PCREF_STORE_KEY to the new key and PCREF_STORE_KEY_PREVIOUS to the old one "
+            "(on every replica too), then run this again.",
+            file=sys.stderr,
+        )
+        return 2
+    resealed, unreadable = await store.reseal()
+    print(
+        f"Re-sealed {resealed} stored secret(s) under the new key"
+        + (
+            f"; {unreadable} opened under neither key and were left (those people sign in again)"
+            if unreadable
+            else ""
+        )
+        + ". Once every replica runs with the new key, PCREF_STORE_KEY_PREVIOUS can be removed.",
+        file=sys.stderr,
+    )
     return 0

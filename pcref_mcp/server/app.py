@@ -107,7 +107,12 @@ def _request_state_security(settings: Settings) -> Any:
         return None
     from mcp.server.request_state import RequestStateSecurity
 
-    return RequestStateSecurity(keys=[key])
+    keys = [key]
+    if settings.store_previous_secret is not None:  # a rotation: rounds sealed under the old key open
+        from pcref_mcp.store.sealing import derive
+
+        keys.append(derive(settings.store_previous_secret, "request-state"))
+    return RequestStateSecurity(keys=keys)
 
 
 def _compact_tool_schemas(server: MCPServer[Any]) -> None:

@@ -85,7 +85,11 @@ class Runtime:
         if self._store is None:
             from pcref_mcp.store import open_store
 
-            self._store = open_store(self.settings.store_location, secret=self.settings.store_secret)
+            self._store = open_store(
+                self.settings.store_location,
+                secret=self.settings.store_secret,
+                previous=self.settings.store_previous_secret,  # a key rotation's grace period
+            )
         return self._store
 
     @property

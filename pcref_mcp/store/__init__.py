@@ -25,11 +25,12 @@ def sqlite_url(path: Path | str) -> str:
     return f"sqlite:///{Path(path)}"
 
 
-def open_store(url: str, *, secret: bytes | None = None) -> Store:
+def open_store(url: str, *, secret: bytes | None = None, previous: bytes | None = None) -> Store:
     """The store ``url`` names (not yet connected for PostgreSQL: ``await store.start()``).
 
     ``secret`` is the configured store key (``PCREF_STORE_KEY``): refresh tokens at rest are sealed
     under a key derived from it. Without it a SQLite store keeps a random key in its own file.
+    ``previous`` (``PCREF_STORE_KEY_PREVIOUS``) still opens what it sealed: a rotation's grace period.
     """
     scheme, _, rest = url.partition("://")
     if scheme == "sqlite":
@@ -38,8 +39,8 @@ def open_store(url: str, *, secret: bytes | None = None) -> Store:
         # sqlite:///abs/path (and sqlite:////abs/path) name an absolute path; sqlite://rel/path a relative one
         path = "/" + rest.lstrip("/") if rest.startswith("/") else rest
         if path in ("", "/", "/:memory:", ":memory:"):
-            return SqliteStore(None, secret=secret)
-        return SqliteStore(Path(path), secret=secret)
+            return SqliteStore(None, secret=secret, previous=previous)
+        return SqliteStore(Path(path), secret=secret, previous=previous)
     if scheme in ("postgresql", "postgres"):
         if secret is None:
             raise ConfigError(
@@ -49,7 +50,7 @@ def open_store(url: str, *, secret: bytes | None = None) -> Store:
             )
         from pcref_mcp.store.postgres import PostgresStore
 
-        return PostgresStore(url, secret=secret)
+        return PostgresStore(url, secret=secret, previous=previous)
     raise ConfigError(
         f"PCREF_STORE_URL must start with sqlite:/// or postgresql:// (got {scheme or url!r}).",
         hint="sqlite:////home/me/.local/share/pcref-mcp/journal.sqlite3 or postgresql://pcref@127.0.0.1:5432/pcref",

@@ -116,6 +116,10 @@ class Store(abc.ABC):
         pages through the journal with it, so no export holds the whole journal in memory."""
 
     @abc.abstractmethod
+    async def journal_people(self) -> list[Row]:
+        """Everyone who wrote: (actor_id, actor_name, last_write, writes), the latest writer first."""
+
+    @abc.abstractmethod
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None: ...
 
     @abc.abstractmethod
@@ -256,6 +260,30 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def _token_put_sealed(self, person: str, sealed: bytes, now: float) -> None: ...
+
+    async def reseal(self) -> tuple[int, int]:
+        """Every sealed value (token caches, broker entries) opened with any configured key and
+        sealed again under the first: a store-key rotation (``pcref-mcp admin rotate-key``).
+        (re-sealed, left because no key opens them). Each row is replaced only if unchanged since
+        it was read, so a replica writing it meanwhile keeps its newer value."""
+        sealer = await self._sealer()
+        done = unreadable = 0
+        for table, key, binding, sealed in await self._sealed_rows():
+            try:
+                fresh = sealer.seal(sealer.open(sealed, bound_to=binding), bound_to=binding)
+            except ConfigError:
+                unreadable += 1
+                continue
+            if await self._replace_sealed(table, key, sealed, fresh):
+                done += 1
+        return done, unreadable
+
+    async def _sealed_rows(self) -> list[tuple[str, tuple[str, ...], str, bytes]]:
+        """(table, primary key, binding, sealed) of every sealed value."""
+        raise NotImplementedError
+
+    async def _replace_sealed(self, table: str, key: tuple[str, ...], old: bytes, new: bytes) -> bool:
+        raise NotImplementedError
 
     # -- OAuth broker state: digested keys, sealed values -------------------------------------------
 

@@ -40,12 +40,20 @@ class PostgresStore(Store):
     dialect = "postgresql"
     shared = True
 
-    def __init__(self, url: str, *, secret: bytes, pool_size: int = 10, retry_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: bytes,
+        previous: bytes | None = None,
+        pool_size: int = 10,
+        retry_seconds: float = 30.0,
+    ) -> None:
         self.url = url
         self._pool: Any = None
         self._pool_size = pool_size
         self._retry_seconds = retry_seconds
-        self._sealing = Sealer(secret)
+        self._sealing = Sealer(secret, *([previous] if previous else []))  # previous: rotation's grace
         self._start_lock = anyio.Lock()
 
     async def start(self) -> None:
@@ -182,6 +190,35 @@ class PostgresStore(Store):
         sql = "SELECT * FROM writes WHERE " + " AND ".join(where) + f" ORDER BY id LIMIT ${len(args)}"
         rows = await self._run(lambda c: c.fetch(sql, *args))
         return [_journal_row(r) for r in rows]
+
+    async def _sealed_rows(self) -> list[tuple[str, tuple[str, ...], str, bytes]]:
+        caches = await self._run(lambda c: c.fetch("SELECT person, sealed FROM token_caches"))
+        broker = await self._run(
+            lambda c: c.fetch("SELECT kind, key, sealed FROM broker WHERE taken IS NULL")
+        )
+        return [("token_caches", (r["person"],), r["person"], bytes(r["sealed"])) for r in caches] + [
+            ("broker", (r["kind"], r["key"]), f"broker/{r['kind']}/{r['key']}", bytes(r["sealed"]))
+            for r in broker
+        ]
+
+    async def _replace_sealed(self, table: str, key: tuple[str, ...], old: bytes, new: bytes) -> bool:
+        if table == "token_caches":
+            sql = "UPDATE token_caches SET sealed=$1 WHERE person=$2 AND sealed=$3"
+            args: tuple[Any, ...] = (new, key[0], old)
+        else:
+            sql = "UPDATE broker SET sealed=$1 WHERE kind=$2 AND key=$3 AND sealed=$4"
+            args = (new, key[0], key[1], old)
+        status = await self._run(lambda c: c.execute(sql, *args))
+        return str(status).endswith(" 1")
+
+    async def journal_people(self) -> list[Row]:
+        rows = await self._run(
+            lambda c: c.fetch(
+                "SELECT actor_id, MAX(actor_name) AS actor_name, MAX(started_at) AS last_write,"
+                " COUNT(*) AS writes FROM writes GROUP BY actor_id ORDER BY last_write DESC"
+            )
+        )
+        return [dict(r) for r in rows]
 
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
         return await self._row(

@@ -37,12 +37,14 @@ class SqliteStore(Store):
     dialect = "sqlite"
     shared = False
 
-    def __init__(self, path: Path | None, *, secret: bytes | None = None) -> None:
+    def __init__(
+        self, path: Path | None, *, secret: bytes | None = None, previous: bytes | None = None
+    ) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._db = self._open()
         if secret is not None:
-            self._sealing = Sealer(secret)
+            self._sealing = Sealer(secret, *([previous] if previous else []))
 
     async def close(self) -> None:
         with self._lock:
@@ -137,6 +139,27 @@ class SqliteStore(Store):
             rows = self._db.execute(
                 "SELECT * FROM writes WHERE " + " AND ".join(where) + " ORDER BY id LIMIT ?", args
             ).fetchall()
+        return [dict(r) for r in rows]
+
+    async def _sealed_rows(self) -> list[tuple[str, tuple[str, ...], str, bytes]]:
+        with self._lock:
+            caches = self._db.execute("SELECT person, sealed FROM token_caches").fetchall()
+            broker = self._db.execute("SELECT kind, key, sealed FROM broker").fetchall()
+        return [("token_caches", (r[0],), r[0], bytes(r[1])) for r in caches] + [
+            ("broker", (r[0], r[1]), f"broker/{r[0]}/{r[1]}", bytes(r[2])) for r in broker
+        ]
+
+    async def _replace_sealed(self, table: str, key: tuple[str, ...], old: bytes, new: bytes) -> bool:
+        where = "person=?" if table == "token_caches" else "kind=? AND key=?"
+        with self._write() as db:
+            changed = db.execute(
+                f"UPDATE {table} SET sealed=? WHERE {where} AND sealed=?", (new, *key, old)
+            ).rowcount
+        return bool(changed)
+
+    async def journal_people(self) -> list[Row]:
+        with self._lock:
+            rows = self._db.execute(_PEOPLE).fetchall()
         return [dict(r) for r in rows]
 
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
@@ -493,6 +516,12 @@ class SqliteStore(Store):
         db.row_factory = sqlite3.Row
         _migrate(db)
         return db
+
+
+_PEOPLE = (
+    "SELECT actor_id, MAX(actor_name) AS actor_name, MAX(started_at) AS last_write, COUNT(*) AS writes"
+    " FROM writes GROUP BY actor_id ORDER BY last_write DESC"
+)
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -15,6 +15,7 @@ Run by `make e2e` (PCREF_E2E_REQUIRED=1: a missing nginx or PostgreSQL fails).
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import sqlite3
@@ -190,7 +191,10 @@ async def test_a_rolling_restart_under_load_loses_duplicates_and_leaves_pending_
         # rounds of the 20-person workload until the restart is over (then one more round)
         while True:
             done = restarted.is_set()
-            outcomes.append(await Workload(stack.url, stack.token, people=PEOPLE, calls=160).run())
+            round_ = Workload(stack.url, stack.token, people=PEOPLE, calls=160)
+            # every write's value unique across the rounds too: the service's state names the write
+            round_._values = itertools.count(2_000_001 + 100_000 * len(outcomes))
+            outcomes.append(await round_.run())
             if done:
                 return
 

@@ -1,0 +1,136 @@
+"""Cutting one person or one client off, on every replica at once (``pcref-mcp admin revoke``).
+
+What a revoke does, all in the shared store so every replica sees it on its next request:
+
+- drops what the OAuth proxy holds for them (``Store.broker_drop``): refresh handles, one-time
+  codes, sign-ins in progress, remembered Conditional Access claims, which access token went to
+  which client, and for a client its registration (it must register and be consented again);
+- for a person, forgets their sealed on-behalf-of token cache (their Entra refresh token);
+- records the revocation's time under ``revoked`` in the broker table (sealed like everything
+  there, kept for a day: longer than any access token lives). Access tokens are Entra's, signed and
+  valid until they expire, so dropping state is not enough: :class:`RevocationGate` refuses every
+  request whose token was issued (``iat``) before its person's or its client's revocation.
+
+A replica caches each answer for :data:`CACHE_SECONDS`, so a revoke takes effect everywhere within
+that (plus a request in flight). Signing in again afterwards works: the new token is newer than
+the revocation, so an operator who wants someone out for good also removes them in Entra.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mcp import MCPError
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.types import INVALID_REQUEST
+
+if TYPE_CHECKING:
+    from pcref_mcp.store.base import Store
+
+__all__ = ["CACHE_SECONDS", "RevocationGate", "Revocations"]
+
+log = logging.getLogger("pcref_mcp.team")
+
+REVOKED = "revoked"  # broker kind: "person:<oid>" / "client:<client id>" → the revocation's time
+KEEP_SECONDS = 24 * 3600.0  # longer than any access token lives
+CACHE_SECONDS = 2.0
+# the proxy's kinds held for a person (subject) or a client (client_id); see team.proxy
+_HELD = ("refresh", "code", "pending", "claims", "issued-to")
+
+
+class Revocations:
+    def __init__(self, store: Store | Callable[[], Store], *, clock: Any = time.time) -> None:
+        self._store = store  # or how to reach it: a server's runtime opens its store on first use
+        self._clock = clock
+        self._cache: dict[str, tuple[float, float | None]] = {}
+
+    @property
+    def store(self) -> Store:
+        return self._store() if callable(self._store) else self._store
+
+    async def revoke_person(self, person: str) -> dict[str, int]:
+        """Cut ``person`` (their principal id: the token's ``oid``) off; what was dropped, by kind."""
+        dropped = {kind: await self.store.broker_drop(kind, subject=person) for kind in _HELD}
+        await self.store.token_delete(person)
+        await self._mark(f"person:{person}")
+        return dropped
+
+    async def revoke_client(self, client_id: str) -> dict[str, int]:
+        """Cut ``client_id`` (an OAuth client registered with the proxy) off, for everyone."""
+        dropped = {
+            kind: await self.store.broker_drop(kind, client_id=client_id) for kind in (*_HELD, "client")
+        }
+        await self._mark(f"client:{client_id}")
+        return dropped
+
+    async def revoked_at(self, key: str) -> float | None:
+        """When ``key`` (``person:…`` / ``client:…``) was revoked, if within the last day (cached)."""
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        held = await self.store.broker_get(REVOKED, key, self._clock())
+        at = float(held.decode()) if held else None
+        self._cache[key] = (now, at)
+        if len(self._cache) > 10_000:  # bounded: the oldest answers go first
+            for old in sorted(self._cache, key=lambda k: self._cache[k][0])[:5_000]:
+                del self._cache[old]
+        return at
+
+    async def refuses(self, token: Any) -> bool:
+        """Whether ``token`` (the SDK's AccessToken) was issued before its person's or its client's
+        revocation. A token without ``iat`` is judged by the revocation alone."""
+        claims = getattr(token, "claims", None) or {}
+        issued = float(claims.get("iat") or 0)
+        person = str(claims.get("oid") or getattr(token, "subject", "") or "")
+        keys = [f"person:{person}"] if person else []
+        client = await self._client_of(token)
+        if client:
+            keys.append(f"client:{client}")
+        for key in keys:
+            at = await self.revoked_at(key)
+            if at is not None and issued <= at:
+                return True
+        return False
+
+    async def _client_of(self, token: Any) -> str | None:
+        """The OAuth client the proxy issued this access token to (None outside proxy mode)."""
+        raw = getattr(token, "token", None)
+        if not raw:
+            return None
+        key = f"issued:{raw}"
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < CACHE_SECONDS * 30:
+            return str(cached[1]) if cached[1] is not None else None
+        held = await self.store.broker_get("issued-to", raw, self._clock())
+        client = held.decode() if held else None
+        self._cache[key] = (now, client)  # type: ignore[assignment]
+        return client
+
+    async def _mark(self, key: str) -> None:
+        now = self._clock()
+        await self.store.broker_put(REVOKED, key, repr(now).encode(), expires=now + KEEP_SECONDS)
+        self._cache.pop(key, None)
+
+
+class RevocationGate:
+    """SDK ``ServerMiddleware`` (team mode): a request whose token was revoked is refused, on every
+    replica, before anything runs."""
+
+    def __init__(self, revocations: Revocations) -> None:
+        self.revocations = revocations
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        token = get_access_token()
+        if token is not None and ctx.request_id is not None and await self.revocations.refuses(token):
+            log.warning("refused a request: its sign-in was revoked by an administrator")
+            raise MCPError(
+                code=INVALID_REQUEST,
+                message="Your access to this server was revoked by its administrator; sign in again "
+                "if you have been given access back.",
+            )
+        return await call_next(ctx)
