@@ -3,8 +3,8 @@
 What a revoke does, all in the shared store so every replica sees it on its next request:
 
 - drops what the OAuth proxy holds for them (``Store.broker_drop``): refresh handles, one-time
-  codes, sign-ins in progress, remembered Conditional Access claims, which access token went to
-  which client, and for a client its registration (it must register and be consented again);
+  codes, sign-ins in progress, remembered Conditional Access claims, and for a client its
+  registration (it must register and be consented again);
 - for a person, forgets their sealed on-behalf-of token cache (their Entra refresh token);
 - records the revocation's time under ``revoked`` in the broker table (sealed like everything
   there, kept for a day: longer than any access token lives). Access tokens are Entra's, signed and
@@ -60,9 +60,10 @@ class Revocations:
 
     async def revoke_client(self, client_id: str) -> dict[str, int]:
         """Cut ``client_id`` (an OAuth client registered with the proxy) off, for everyone."""
-        dropped = {
-            kind: await self.store.broker_drop(kind, client_id=client_id) for kind in (*_HELD, "client")
-        }
+        # which token went to this client is kept (until those tokens expire): it is how every
+        # replica recognises the client's tokens to refuse them
+        kinds = [kind for kind in (*_HELD, "client") if kind != "issued-to"]
+        dropped = {kind: await self.store.broker_drop(kind, client_id=client_id) for kind in kinds}
         await self._mark(f"client:{client_id}")
         return dropped
 
