@@ -6,9 +6,11 @@ PostgreSQL, as `deploy/` starts it:
 - metrics: the replicas' ``/metrics`` (their own token; summed over the replicas) count a scripted
   workload exactly: writes by outcome, approvals by path and decision, tool calls by outcome; no
   person, referral id or token is a label; nginx's request id reaches the replica and comes back;
-- graceful stop: a rolling restart (SIGTERM, drain, start, ready, next) of all three replicas
-  under a 20-person workload: each exits cleanly, nothing acknowledged is lost, nothing is written
-  twice, nothing is left pending or in doubt, and the service took exactly the journal's writes.
+- admin revoke: a signed-in person is refused on every replica within seconds, everyone else served;
+- graceful stop and key rotation: two rolling restarts (SIGTERM, drain, start, ready, next) of all
+  three replicas under a 20-person workload, rotating the store key: each exits cleanly, nothing
+  acknowledged is lost, nothing is written twice, nothing is left pending or in doubt, the service
+  took exactly the journal's writes, and nobody was signed out.
 
 Run by `make e2e` (PCREF_E2E_REQUIRED=1: a missing nginx or PostgreSQL fails).
 """
@@ -34,7 +36,8 @@ from tests.e2e.servers import need_stack_tools
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-PEOPLE = 20
+PEOPLE = 20  # the workload's people; one more, never in it, is revoked
+OBO_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,7 @@ def stack() -> Iterator[Stack]:
         sandbox_size=300,
         rate_limit_calls=1_000_000,
         team=True,
-        people=PEOPLE,
+        people=PEOPLE + 1,
         # the workload confirms with tokens (it has no person to open a page)
         extra_env={"PCREF_APPROVAL_POLICY": "token", "PCREF_DRAIN_SECONDS": "30"},
     ) as running:
@@ -173,7 +176,47 @@ async def test_metrics_count_a_scripted_workload_exactly(stack: Stack) -> None:
         assert person.oid not in text and person.upn not in text
 
 
-async def test_a_rolling_restart_under_load_loses_duplicates_and_leaves_pending_nothing(stack: Stack) -> None:
+async def test_an_admin_revoke_cuts_a_signed_in_person_off_on_every_replica_within_seconds(
+    stack: Stack,
+) -> None:
+    import time
+
+    from pcref_mcp.store.postgres import PostgresStore
+    from pcref_mcp.team.revocation import Revocations
+
+    assert stack.database_url is not None and stack.identity is not None
+    revoked, other = PEOPLE, 0
+    direct = [Workload(stack.replica_url(i), stack.token) for i in range(3)]
+    ask = {"filters": {"status": ["Active"]}, "limit": 1}
+    async with httpx.AsyncClient(timeout=60, trust_env=False) as http:
+        for replica in direct:  # signed in and served everywhere (each replica caches "not revoked")
+            assert "rows" in await replica.call(http, "search_referrals", ask, person=revoked)
+        store = PostgresStore(stack.database_url, secret=stack.key.encode())
+        started = time.monotonic()
+        await Revocations(store).revoke_person(stack.principal(revoked))
+        await store.close()
+        refused: dict[int, float] = {}
+        with anyio.fail_after(30):  # a bound, so a broken revoke fails; the figure is printed
+            while len(refused) < 3:
+                for i, replica in enumerate(direct):
+                    if i not in refused:
+                        got = await replica.call(http, "search_referrals", ask, person=revoked)
+                        if "revoked by its administrator" in got.get("error", ""):
+                            refused[i] = time.monotonic() - started
+                await anyio.sleep(0.1)
+        for replica in direct:  # everyone else is served on every replica
+            assert "rows" in await replica.call(http, "search_referrals", ask, person=other)
+    print(f"\nREVOKE refused on replicas after {sorted(round(t, 2) for t in refused.values())} s")
+
+
+async def test_a_key_rotation_by_rolling_restarts_under_load_loses_duplicates_pends_and_signs_out_nothing(
+    stack: Stack,
+) -> None:
+    """The 20-person workload runs while every replica is restarted twice, one at a time (SIGTERM,
+    drain, start, ready): first so that the new store key opens everywhere (still sealing with the
+    old), then sealing with the new (the old still opens); then the stored secrets are re-sealed."""
+    import secrets
+
     from pcref_mcp.store.postgres import PostgresStore
     from pcref_mcp.writes.journal import Journal
 
@@ -186,6 +229,9 @@ async def test_a_rolling_restart_under_load_loses_duplicates_and_leaves_pending_
     outcomes: list[Outcome] = []
     codes: list[int] = []
     restarted = anyio.Event()
+    assert stack.identity is not None
+    old, new = stack.key, secrets.token_urlsafe(32)
+    grants: list[int] = []
 
     async def work() -> None:
         # rounds of the 20-person workload until the restart is over (then one more round)
@@ -199,8 +245,13 @@ async def test_a_rolling_restart_under_load_loses_duplicates_and_leaves_pending_
                 return
 
     async def roll() -> None:
-        while not outcomes:  # let the first round get going
+        while not outcomes:  # a first round: everyone signed in, their token caches stored
             await anyio.sleep(0.5)
+        assert stack.identity is not None
+        grants.append(stack.identity.idp.grants.get(OBO_GRANT, 0))
+        stack.extra_env["PCREF_STORE_KEY_PREVIOUS"] = new  # 1: the new key opens everywhere
+        codes.extend(await anyio.to_thread.run_sync(stack.rolling_restart))
+        stack.key, stack.extra_env["PCREF_STORE_KEY_PREVIOUS"] = new, old  # 2: it seals; the old opens
         codes.extend(await anyio.to_thread.run_sync(stack.rolling_restart))
         restarted.set()
 
@@ -209,7 +260,7 @@ async def test_a_rolling_restart_under_load_loses_duplicates_and_leaves_pending_
         tasks.start_soon(roll)
     # each replica stopped itself after draining (uvicorn re-raises the SIGTERM it handled, so the
     # exit status names it), none had to be killed, and none gave up on a call in flight
-    assert codes == [-signal.SIGTERM] * 3, codes
+    assert codes == [-signal.SIGTERM] * 6, codes
     for index in range(3):
         log = (stack.root / f"replica-{index}.log").read_text(errors="replace")
         assert "stopping: draining" in log and "graceful shutdown exceeded" not in log
@@ -217,6 +268,12 @@ async def test_a_rolling_restart_under_load_loses_duplicates_and_leaves_pending_
 
     entries = [e for e in await journal.recent(5000, any_actor=True) if e.id not in before]
     await store.close()
+    # nobody was signed out: no replica had to ask the identity provider for anyone's token again
+    assert stack.identity.idp.grants.get(OBO_GRANT, 0) == grants[0]
+    rotated = PostgresStore(stack.database_url, secret=new.encode(), previous=old.encode())
+    resealed, unreadable = await rotated.reseal()
+    await rotated.close()
+    assert resealed >= PEOPLE and unreadable == 0
     acknowledged = {k: v for o in outcomes for k, v in o.acknowledged.items()}
     unknown = [u for o in outcomes for u in o.unknown]
     calls = sum(o.calls for o in outcomes)
@@ -242,7 +299,8 @@ async def test_a_rolling_restart_under_load_loses_duplicates_and_leaves_pending_
     print(
         f"\nROLLING RESTART rounds={len(outcomes)} calls={calls} acknowledged={len(acknowledged)} "
         f"applied={len(applied)} unknown={len(unknown)} refused={len(refused)} "
-        f"retries={sum(o.retries for o in outcomes)} pending=0 in_doubt=0 exit_codes={codes}"
+        f"retries={sum(o.retries for o in outcomes)} pending=0 in_doubt=0 exit_codes={codes} "
+        f"resealed={resealed} obo_grants_during=0"
     )
 
 
