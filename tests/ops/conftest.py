@@ -66,3 +66,15 @@ def serve(tmp_path: Path) -> Iterator[Any]:
 
         yield start
     metrics.reset_for_tests()
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """``main()`` points the pcref_mcp logger at the stderr of the moment (pytest's capture, closed
+    after the test): put back what was there, so later lines do not go to a closed stream."""
+    import logging
+
+    logger = logging.getLogger("pcref_mcp")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
