@@ -217,8 +217,8 @@ class Stack:
 
     def stop_replica(self, index: int) -> int:
         """SIGTERM, as an orchestrator stops it: the replica drains (pcref_mcp.ops.drain) and exits;
-        its exit status (``-SIGTERM`` for a clean stop: uvicorn re-raises the signal it handled once
-        it has shut down, as a process stopped by the signal would)."""
+        its exit status (143 = 128 + SIGTERM for a clean stop of `pcref-mcp team`, ``-SIGTERM`` for
+        `serve --http`: uvicorn re-raises the signal it handled once it has shut down)."""
         proc = self._replicas.pop(index)
         proc.send_signal(signal.SIGTERM)
         return proc.wait(60)

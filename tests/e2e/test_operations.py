@@ -258,9 +258,10 @@ async def test_a_key_rotation_by_rolling_restarts_under_load_loses_duplicates_pe
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(work)
         tasks.start_soon(roll)
-    # each replica stopped itself after draining (uvicorn re-raises the SIGTERM it handled, so the
-    # exit status names it), none had to be killed, and none gave up on a call in flight
-    assert codes == [-signal.SIGTERM] * 6, codes
+    # each replica stopped itself after draining (uvicorn re-raises the SIGTERM it handled, which
+    # `pcref-mcp team` turns into exit status 128 + 15), none had to be killed (-9), and none gave
+    # up on a call in flight
+    assert len(codes) == 6 and set(codes) <= {128 + signal.SIGTERM, -signal.SIGTERM}, codes
     for index in range(3):
         log = (stack.root / f"replica-{index}.log").read_text(errors="replace")
         assert "stopping: draining" in log and "graceful shutdown exceeded" not in log
