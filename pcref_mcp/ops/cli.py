@@ -108,11 +108,30 @@ async def _people(store: Any) -> int:
     if not rows:
         print("Nobody has written through this server yet.", file=sys.stderr)
         return 0
-    print(f"{'person id':<38} {'signed in as':<36} {'last write':<25} writes")
+    print(f"{'person id':<38} {'signed in as':<36} {'last write':<25} {'writes':>6}  clients approved")
     for row in rows:
         name = row["actor_name"] or "-"
-        print(f"{row['actor_id']:<38} {name:<36} {row['last_write']:<25} {row['writes']}")
+        clients = ", ".join(await _clients_of(store, str(row["actor_id"]))) or "-"
+        print(f"{row['actor_id']:<38} {name:<36} {row['last_write']:<25} {row['writes']:>6}  {clients}")
     return 0
+
+
+async def _clients_of(store: Any, person: str) -> list[str]:
+    """The clients ``person`` approved on the consent page (proxy mode), as "name (client id)"."""
+    import json
+    import time
+
+    from pcref_mcp.team.proxy import CONSENT
+
+    try:
+        held = await store.broker_list(CONSENT, time.time(), subject=person)
+    except Exception:  # a store without the proxy's state (single-user): no clients to name
+        return []
+    shown = []
+    for value in held:
+        consent = json.loads(value)
+        shown.append(f"{consent.get('client_name') or '?'} ({consent.get('client_id')})")
+    return sorted(shown)
 
 
 async def _revoke(store: Any, *, person: str | None, client: str | None) -> int:

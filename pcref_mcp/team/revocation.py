@@ -2,9 +2,9 @@
 
 What a revoke does, all in the shared store so every replica sees it on its next request:
 
-- drops what the OAuth proxy holds for them (``Store.broker_drop``): refresh handles, one-time
-  codes, sign-ins in progress, remembered Conditional Access claims, and for a client its
-  registration (it must register and be consented again);
+- drops what the OAuth proxy and the page sign-in hold for them (``Store.broker_drop``): consents,
+  refresh handles, one-time codes, sign-ins in progress, browser sign-ins, remembered Conditional
+  Access claims, and for a client its registration (it must register and be consented again);
 - for a person, forgets their sealed on-behalf-of token cache (their Entra refresh token);
 - records the revocation's time under ``revoked`` in the broker table (sealed like everything
   there, kept for a day: longer than any access token lives). Access tokens are Entra's, signed and
@@ -37,8 +37,28 @@ log = logging.getLogger("pcref_mcp.team")
 REVOKED = "revoked"  # broker kind: "person:<oid>" / "client:<client id>" → the revocation's time
 KEEP_SECONDS = 24 * 3600.0  # longer than any access token lives
 CACHE_SECONDS = 2.0
-# the proxy's kinds held for a person (subject) or a client (client_id); see team.proxy
-_HELD = ("refresh", "code", "pending", "claims", "issued-to")
+
+
+def _held_kinds() -> tuple[str, ...]:
+    """Every kind the proxy and the page sign-in keep for a person (``subject``) or a client
+    (``client_id``): their consents, grants in progress, codes, refresh handles and browser sign-ins
+    (named from team.proxy and team.browser, so a kind added there is revoked too)."""
+    from pcref_mcp.team import browser, proxy
+
+    return (
+        proxy.CONSENT,
+        proxy.CONSENT_REQUEST,
+        proxy.PENDING,
+        proxy.SIGNED,
+        proxy.CODE,
+        proxy.REFRESH,
+        proxy.SPENT,
+        proxy.CLAIMS,
+        proxy.ISSUED_TO,
+        browser.BROWSER,
+        browser.PAGE_PENDING,
+        browser.PAGE_SIGNED,
+    )
 
 
 class Revocations:
@@ -53,7 +73,7 @@ class Revocations:
 
     async def revoke_person(self, person: str) -> dict[str, int]:
         """Cut ``person`` (their principal id: the token's ``oid``) off; what was dropped, by kind."""
-        dropped = {kind: await self.store.broker_drop(kind, subject=person) for kind in _HELD}
+        dropped = {kind: await self.store.broker_drop(kind, subject=person) for kind in _held_kinds()}
         await self.store.token_delete(person)
         await self._mark(f"person:{person}")
         return dropped
@@ -62,7 +82,9 @@ class Revocations:
         """Cut ``client_id`` (an OAuth client registered with the proxy) off, for everyone."""
         # which token went to this client is kept (until those tokens expire): it is how every
         # replica recognises the client's tokens to refuse them
-        kinds = [kind for kind in (*_HELD, "client") if kind != "issued-to"]
+        from pcref_mcp.team import proxy
+
+        kinds = [k for k in (*_held_kinds(), proxy.CLIENT, proxy.UNUSED) if k != proxy.ISSUED_TO]
         dropped = {kind: await self.store.broker_drop(kind, client_id=client_id) for kind in kinds}
         await self._mark(f"client:{client_id}")
         return dropped

@@ -151,6 +151,10 @@ def test_the_admin_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
             )
         await Journal(store).record_outcome(change, "applied")
         await store.token_put("oid-ada", b"cache")
+        consent = b'{"client_id": "c-42", "client_name": "VS Code", "hosts": [], "approved_at": 1.0}'
+        await store.broker_put(
+            "consent", "oid-ada c-42", consent, expires=None, client_id="c-42", subject="oid-ada"
+        )
         await store.close()
 
     anyio.run(seed)
@@ -158,12 +162,14 @@ def test_the_admin_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     monkeypatch.setenv("PCREF_STORE_KEY", OLD.decode())
     assert main(["admin", "people"]) == 0
     listed = capsys.readouterr().out
-    assert "oid-ada" in listed and "ada@contoso.example" in listed
+    assert "oid-ada" in listed and "ada@contoso.example" in listed and "VS Code (c-42)" in listed
     assert main(["admin", "rotate-key"]) == 2  # no previous key: says what to set
     assert "PCREF_STORE_KEY_PREVIOUS" in capsys.readouterr().err
     monkeypatch.setenv("PCREF_STORE_KEY", NEW.decode())
     monkeypatch.setenv("PCREF_STORE_KEY_PREVIOUS", OLD.decode())
     assert main(["admin", "rotate-key"]) == 0
-    assert "Re-sealed 1 stored secret" in capsys.readouterr().err
+    assert "Re-sealed 2 stored secret" in capsys.readouterr().err  # the token cache and the consent
     assert main(["admin", "revoke", "--person", "oid-ada"]) == 0
-    assert "Revoked person oid-ada" in capsys.readouterr().err
+    assert "Revoked person oid-ada: dropped 1 consent" in capsys.readouterr().err
+    assert main(["admin", "people"]) == 0
+    assert "VS Code" not in capsys.readouterr().out  # the consent went with the revoke
