@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         f"pcref-mcp team stack: {stack.url}\n{who}\n"
         f"  {args.replicas} replicas on ports {', '.join(map(str, stack.replica_ports))}, "
         f"PostgreSQL on {stack.postgres.port if stack.postgres else '-'}, sandbox on {stack.sandbox_port}\n"
+        f"  health: {stack.url.removesuffix('/mcp')}/readyz; each replica's /metrics with "
+        f"Authorization: Bearer {stack.metrics_token}\n"
         f"  logs in {root}; Ctrl-C stops everything",
         file=sys.stderr,
         flush=True,
