@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -164,3 +165,56 @@ def test_a_draining_replica_is_unready_and_closes_every_connection_it_answers(se
     assert served.get("/healthz").status_code == 200  # alive all the same
     assert served.get("/nope").headers.get("connection") == "close"
     assert _sample(served.scrape(), "pcref_draining") == 1
+
+
+async def test_json_logs_carry_one_line_per_request_and_per_write_with_the_request_id(serve: Any) -> None:
+    import io
+    import json
+    import logging
+
+    from pcref_mcp.ops.logs import JsonFormatter
+
+    served = serve()
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("pcref_mcp")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        client = Workload(f"{served.base}/mcp", "unused")
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            found = await client.call(
+                http, "search_referrals", {"filters": {"status": ["Active"]}, "limit": 1}
+            )
+            args = {"referral_id": found["rows"][0]["id"], "changes": [{"field": "deal value", "value": 515}]}
+            preview = await client.call(http, "update_field", args)
+            confirm = {**args, "confirm_token": preview["confirm_token"]}
+            body = {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "update_field", "arguments": confirm},
+            }
+            headers = {**client._headers_of(0), "X-Request-Id": "req-json-000042"}
+            await http.post(f"{served.base}/mcp", json=body, headers=headers)
+        # the request's own line is written once its response has gone out: wait for it (bounded)
+        with anyio.move_on_after(10):
+            while not any(
+                '"req-json-000042"' in line and '"event": "request"' in line
+                for line in out.getvalue().splitlines()
+            ):
+                await anyio.sleep(0.05)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    mine = [line for line in lines if line.get("request_id") == "req-json-000042"]
+    events = sorted(line.get("event") for line in mine if line.get("event"))
+    assert events == ["call", "request", "write"], mine
+    write = next(line for line in mine if line.get("event") == "write")
+    assert write["outcome"] == "applied" and isinstance(write["change_id"], int)
+    request = next(line for line in mine if line.get("event") == "request")
+    assert request["route"] == "/mcp" and request["status"] == 200 and request["method"] == "POST"
+    assert all(preview["confirm_token"] not in json.dumps(line) for line in lines)
