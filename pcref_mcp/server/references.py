@@ -63,8 +63,8 @@ async def resolve(runtime: Any, text: str, where: str, *, strict: bool = True) -
         ), f"{where} {json.dumps(given, ensure_ascii=False)} read as {only.id} ({how}: {_line(only)})"
     if not found:
         raise InvalidInput(
-            f"{where} {quote(given)} is no referral id, and no referral's id starts so or its name or customer "
-            "says so.",
+            f"Referral not found: {where} {quote(given)} is no referral's id, nor the start of one, nor a "
+            "referral's name or customer.",
             field=where,
             hint=f"Find it by its words: search_referrals {_call({'filters': {'text': given}})}",
         )
