@@ -45,7 +45,8 @@ _NUMBERS = {
 }
 _UNIT_DAYS = {"day": 1, "week": 7, "fortnight": 14}
 _ISO_NO_ZONE = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
-_MONTHS = {
+# month names and their short forms → the month (write_models reads dates with it too)
+MONTHS: dict[str, int] = {
     name: number
     for number, names in enumerate(
         (
@@ -169,8 +170,8 @@ def read_day(text: str) -> Day | None:
     )
     if in_month:
         day_number, month_name = (in_month[1], in_month[2]) if in_month[1] else (in_month[4], in_month[3])
-        if month_name in _MONTHS:
-            return _next_date(t, _MONTHS[month_name], int(day_number), said)
+        if month_name in MONTHS:
+            return _next_date(t, MONTHS[month_name], int(day_number), said)
     nth = re.fullmatch(r"(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)", words)
     if nth:
         number = int(nth[1])
@@ -178,8 +179,8 @@ def read_day(text: str) -> Day | None:
             first = _add_months(t.replace(day=1), shift)
             if number <= calendar.monthrange(first.year, first.month)[1] and first.replace(day=number) >= t:
                 return _day(first.replace(day=number), f"the next {words.removeprefix('the ')}, {said}")
-    if words in _MONTHS and len(words) > 3:
-        month = _MONTHS[words]
+    if words in MONTHS and len(words) > 3:
+        month = MONTHS[words]
         year = t.year + (1 if month < t.month else 0)
         days = calendar.monthrange(year, month)[1]
         return Day(
@@ -298,4 +299,4 @@ def _period(day: date, unit: str, shift: int) -> tuple[date, date]:
     return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
 
 
-__all__ = ["Day", "configure", "now", "read_day", "read_since", "today"]
+__all__ = ["MONTHS", "Day", "configure", "now", "read_day", "read_since", "today"]

@@ -48,6 +48,7 @@ from pcref_mcp.referrals.models import (
     SolutionType,
     TargetType,
 )
+from pcref_mcp.referrals.when import MONTHS as _MONTHS
 
 __all__ = [
     "DEAL_KINDS",
@@ -132,27 +133,6 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Dates people write that can be read one way only: a month by name in either order ("March 31,
 # 2027", "31 Mar 2027"), or day and month as numbers where one of them cannot be a month ("31/12/2027").
-_MONTHS: dict[str, int] = {
-    name: number
-    for number, names in enumerate(
-        (
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sep", "sept"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        ),
-        start=1,
-    )
-    for name in names
-}
 _DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
 _MONTH = r"(?P<month>[a-z]+)\.?"
 _YEAR = r"(?P<year>\d{4})"

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.provider import RegistrationError
 
-from pcref_mcp.server.asgi import replaying, send_json
+from pcref_mcp.server.asgi import TOO_LARGE, read_body, replaying, send_json
 
 if TYPE_CHECKING:
     from mcp.shared.auth import OAuthClientInformationFull
@@ -155,18 +155,11 @@ def bounded_registration(app: Any, *, rate: RegistrationRate | None = None, path
         if declared is not None and declared.isdigit() and int(declared) > MAX_REGISTRATION_BYTES:
             await _refuse(send, 413, _too_large())
             return
-        body = b""
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > MAX_REGISTRATION_BYTES:
-                await _refuse(send, 413, _too_large())
-                return
-            if not message.get("more_body"):
-                break
-        await app(scope, replaying(body, receive), send)
+        body = await read_body(receive, MAX_REGISTRATION_BYTES)
+        if body is TOO_LARGE:
+            await _refuse(send, 413, _too_large())
+        elif isinstance(body, bytes):  # None: the client went away
+            await app(scope, replaying(body, receive), send)
 
     return wrapped
 

@@ -59,7 +59,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import BaseModel
 
 from pcref_mcp.errors import PcrefError
-from pcref_mcp.server.asgi import replaying, send_json
+from pcref_mcp.server.asgi import TOO_LARGE, read_body, replaying, send_json
 from pcref_mcp.server.pages import notice
 from pcref_mcp.team.browser import PageSignIn, read_answer
 from pcref_mcp.team.limits import check_registration
@@ -797,17 +797,12 @@ def revocation_knows_clients(app: Any) -> Any:
         if scope["method"] == "POST" and headers.get(b"content-type", b"").startswith(
             b"application/x-www-form-urlencoded"
         ):
-            body = b""
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                body += message.get("body", b"")
-                if len(body) > MAX_REVOCATION_BYTES:
-                    await _json_error(send, 413, "invalid_request", "The revocation request is too large.")
-                    return
-                if not message.get("more_body"):
-                    break
+            body = await read_body(receive, MAX_REVOCATION_BYTES)
+            if body is TOO_LARGE:
+                await _json_error(send, 413, "invalid_request", "The revocation request is too large.")
+                return
+            if not isinstance(body, bytes):  # the client went away
+                return
             from urllib.parse import parse_qsl
 
             if "client_secret" not in {
