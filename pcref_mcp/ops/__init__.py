@@ -29,10 +29,4 @@ def operate(settings: Settings, server: Any, app: Any) -> Any:
         metrics.enable()
     if not any(isinstance(m, CallObserver) for m in server.middleware):
         server.middleware.insert(0, CallObserver())
-    team = getattr(server, "team", None)
-    if team is not None:  # a revoked person or client is refused on every replica
-        from pcref_mcp.team.revocation import RevocationGate, Revocations
-
-        if not any(isinstance(m, RevocationGate) for m in server.middleware):
-            server.middleware.insert(1, RevocationGate(Revocations(lambda: team.runtime.store)))
     return OpsGate(app, settings, Readiness(server))

@@ -207,6 +207,7 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
 
     from pcref_mcp.team.authn import AuthenticateFirst
     from pcref_mcp.team.challenge import ClaimsGate
+    from pcref_mcp.team.revocation import Revocations
 
     parts: TeamParts = server.team
     # replicas behind a proxy: PCREF_HTTP_STATELESS keeps no session in one process
@@ -230,7 +231,11 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
     metadata_url = str(build_resource_metadata_url(plan.resource))  # type: ignore[arg-type]
     gated = ClaimsGate(app, obo=parts.runtime.obo, resource_metadata_url=metadata_url, proxy=parts.proxy)
     # outermost: who is calling is known from the headers before any body is read
-    return AuthenticateFirst(gated, verifier=parts.verifier, resource_metadata_url=metadata_url)
+    # a revoked person or client is refused on every replica (pcref-mcp admin revoke)
+    revocations = Revocations(lambda: parts.runtime.store)
+    return AuthenticateFirst(
+        gated, verifier=parts.verifier, resource_metadata_url=metadata_url, revocations=revocations
+    )
 
 
 def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:

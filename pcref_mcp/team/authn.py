@@ -28,6 +28,7 @@ from pcref_mcp.server.asgi import send_json
 from pcref_mcp.team.tokens import verified_for_this_request
 
 if TYPE_CHECKING:
+    from pcref_mcp.team.revocation import Revocations
     from pcref_mcp.team.tokens import EntraTokenVerifier
 
 __all__ = ["TOKEN_KEY", "AuthenticateFirst"]
@@ -42,11 +43,18 @@ class AuthenticateFirst:
     its headers before anything reads its body."""
 
     def __init__(
-        self, app: Any, *, verifier: EntraTokenVerifier, resource_metadata_url: str, path: str = "/mcp"
+        self,
+        app: Any,
+        *,
+        verifier: EntraTokenVerifier,
+        resource_metadata_url: str,
+        revocations: Revocations | None = None,
+        path: str = "/mcp",
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.resource_metadata_url = resource_metadata_url
+        self.revocations = revocations
         self.path = path
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -61,6 +69,16 @@ class AuthenticateFirst:
         if access is None or (access.expires_at is not None and access.expires_at < int(time.time())):
             await self._unauthorized(
                 send, "invalid_token", "The access token is not valid for this server (or has expired)."
+            )
+            return
+        if self.revocations is not None and await self.revocations.refuses(access):
+            # a 401 the client acts on: it signs the person in again (and asks their consent anew)
+            log.warning("refused a request: its sign-in was revoked by an administrator")
+            await self._unauthorized(
+                send,
+                "invalid_token",
+                "Your access to this server was revoked by its administrator; sign in again if you "
+                "have been given access back.",
             )
             return
         with verified_for_this_request(token, access):

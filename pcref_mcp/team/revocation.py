@@ -8,8 +8,9 @@ What a revoke does, all in the shared store so every replica sees it on its next
 - for a person, forgets their sealed on-behalf-of token cache (their Entra refresh token);
 - records the revocation's time under ``revoked`` in the broker table (sealed like everything
   there, kept for a day: longer than any access token lives). Access tokens are Entra's, signed and
-  valid until they expire, so dropping state is not enough: :class:`RevocationGate` refuses every
-  request whose token was issued (``iat``) before its person's or its client's revocation.
+  valid until they expire, so dropping state is not enough: :meth:`Revocations.refuses` (asked by
+  team.authn.AuthenticateFirst, which answers 401 invalid_token so the client signs in again) refuses
+  every request whose token was issued (``iat``) before its person's or its client's revocation.
 
 A replica caches each answer for :data:`CACHE_SECONDS`, so a revoke takes effect everywhere within
 that (plus a request in flight). Signing in again afterwards works: the new token is newer than
@@ -23,14 +24,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mcp import MCPError
-from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.types import INVALID_REQUEST
-
 if TYPE_CHECKING:
     from pcref_mcp.store.base import Store
 
-__all__ = ["CACHE_SECONDS", "RevocationGate", "Revocations"]
+__all__ = ["CACHE_SECONDS", "Revocations"]
 
 log = logging.getLogger("pcref_mcp.team")
 
@@ -138,22 +135,3 @@ class Revocations:
         now = self._clock()
         await self.store.broker_put(REVOKED, key, repr(now).encode(), expires=now + KEEP_SECONDS)
         self._cache.pop(key, None)
-
-
-class RevocationGate:
-    """SDK ``ServerMiddleware`` (team mode): a request whose token was revoked is refused, on every
-    replica, before anything runs."""
-
-    def __init__(self, revocations: Revocations) -> None:
-        self.revocations = revocations
-
-    async def __call__(self, ctx: Any, call_next: Any) -> Any:
-        token = get_access_token()
-        if token is not None and ctx.request_id is not None and await self.revocations.refuses(token):
-            log.warning("refused a request: its sign-in was revoked by an administrator")
-            raise MCPError(
-                code=INVALID_REQUEST,
-                message="Your access to this server was revoked by its administrator; sign in again "
-                "if you have been given access back.",
-            )
-        return await call_next(ctx)

@@ -202,6 +202,8 @@ async def test_an_admin_revoke_cuts_a_signed_in_person_off_on_every_replica_with
                     if i not in refused:
                         got = await replica.call(http, "search_referrals", ask, person=revoked)
                         if "revoked by its administrator" in got.get("error", ""):
+                            # a 401: the client signs the person in again (not a JSON-RPC error)
+                            assert got["error"].startswith("HTTP 401"), got
                             refused[i] = time.monotonic() - started
                 await anyio.sleep(0.1)
         for replica in direct:  # everyone else is served on every replica

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from mcp import MCPError
 from mcp.server.auth.provider import AccessToken
 
 from pcref_mcp.errors import ConfigError
 from pcref_mcp.store import open_store
-from pcref_mcp.team import revocation
-from pcref_mcp.team.revocation import RevocationGate, Revocations
+from pcref_mcp.team.revocation import Revocations
 
 pytestmark = pytest.mark.anyio
 
@@ -79,24 +76,57 @@ async def test_revoking_a_client_cuts_its_registration_handles_and_tokens_for_ev
     await store.close()
 
 
-async def test_the_gate_refuses_a_revoked_request_and_lets_the_rest_through(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_revoked_token_gets_a_401_the_client_acts_on_and_the_rest_are_served(tmp_path: Path) -> None:
+    """The authentication gate asks the revocations: a revoked person's token is answered 401
+    invalid_token from the headers (so the client signs them in again); others reach the app."""
+    from pcref_mcp.team.authn import AuthenticateFirst
+
     store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}", secret=NEW)
     revocations = Revocations(store)
-    gate = RevocationGate(revocations)
-    ctx = SimpleNamespace(request_id=1)
+    tokens = {
+        "ada": _token("ada", time.time() - 60, raw="ada"),
+        "bob": _token("bob", time.time() - 60, raw="bob"),
+    }
+    reached: list[str] = []
 
-    async def through(_: Any) -> str:
-        return "served"
+    class Verifier:
+        async def verify_token(self, token: str) -> AccessToken | None:
+            return tokens.get(token)
 
-    monkeypatch.setattr(revocation, "get_access_token", lambda: _token("ada", time.time() - 60))
-    assert await gate(ctx, through) == "served"
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["pcref_mcp.access_token"].subject)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    gate = AuthenticateFirst(
+        app, verifier=Verifier(), resource_metadata_url="https://x/m", revocations=revocations
+    )  # type: ignore[arg-type]
+
+    async def call(who: str) -> tuple[int, dict[bytes, bytes]]:
+        sent: list[Any] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/mcp",
+            "headers": [(b"authorization", f"Bearer {who}".encode())],
+        }
+        await gate(scope, receive, send)
+        return int(sent[0]["status"]), dict(sent[0]["headers"])
+
+    assert (await call("ada"))[0] == 200
     await revocations.revoke_person("ada")
-    with pytest.raises(MCPError, match="revoked by its administrator"):
-        await gate(ctx, through)
-    monkeypatch.setattr(revocation, "get_access_token", lambda: None)  # unauthenticated: not ours to judge
-    assert await gate(ctx, through) == "served"
+    status, headers = await call("ada")
+    assert status == 401 and b'error="invalid_token"' in headers[b"www-authenticate"]
+    assert b"revoked by its administrator" in headers[b"www-authenticate"]
+    assert (await call("bob"))[0] == 200
+    assert reached == ["ada", "bob"]
     await store.close()
 
 
