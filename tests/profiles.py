@@ -1,7 +1,8 @@
 """The sandbox profile this run of the suite uses.
 
-``make unit`` runs the whole suite with ``PCREF_SANDBOX_PROFILE=lenient`` and, side by side, the
-sandbox-facing tests (``STRICT_TESTS`` in the Makefile) with ``strict``. Every test passes on both. A test about one profile's own behaviour builds its sandbox with that profile
+``make unit`` runs the sandbox-facing tests (``SANDBOX_TESTS`` in the Makefile) with
+``PCREF_SANDBOX_PROFILE=lenient`` and again with ``strict``, side by side; the tests that do not depend on
+the sandbox's answers run once, in one of the two. Every test passes on both. A test about one profile's own behaviour builds its sandbox with that profile
 explicitly (``make_config(profile=...)``, or ``@pytest.mark.parametrize("sandbox_profile", ["lenient"])``
 in tests/sandbox), so it still runs in both passes.
 """
