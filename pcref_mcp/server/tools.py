@@ -232,8 +232,8 @@ async def update_field(
     """Change fields of a referral: value, closing date, notes, status (accept, win, lose, decline
     with a reason; status, substatus and reason in one call).
 
-    Writes only after the person approves the preview: on confirmation_required show it and, only
-    if they approve, call again with the same arguments plus confirm_token. Returns change_id."""
+    Writes only after the person approves: on confirmation_required, follow its message. Returns
+    change_id."""
     return respond(await _finish(ctx, plan, approval))
 
 
@@ -253,8 +253,8 @@ async def create_referral(
     """Create a referral: private, partner_led (shared with Microsoft sellers) or co_sell (also asks
     Microsoft for help: two linked referrals, created together).
 
-    Refuses a duplicate external reference id and warns on the same name + customer. Writes only
-    after the person approves the preview; on confirmation_required call again with confirm_token."""
+    Refuses a duplicate external reference id and warns on the same name + customer. Approval as
+    update_field."""
     return respond(await _finish(ctx, plan, approval))
 
 
@@ -290,7 +290,7 @@ async def register_deal(
     Microsoft sent back as ActionRequired (changes).
 
     Needs: won, shared with Microsoft sellers, an eligible solution, won 72 h after creation.
-    Writes only after approval; see update_field for tokens."""
+    Approval as update_field."""
     return respond(await _finish(ctx, plan, approval))
 
 
@@ -308,8 +308,8 @@ async def undo_change(
     confirm_token: str | None = None,
 ) -> Annotated[CallToolResult, WriteResult]:
     """Revert a journaled change (change_id from a write result) if the referral has not changed
-    since and the lifecycle allows it; a closed referral cannot be reopened. Previewed and
-    confirmed like every write."""
+    since and the lifecycle allows it; a closed referral cannot be reopened. Approval as
+    update_field."""
     return respond(await _finish(ctx, plan, approval))
 
 
@@ -357,7 +357,7 @@ async def batch_update(
     confirm_token: str | None = None,
 ) -> Annotated[CallToolResult, bulk.BatchResult]:
     """Change up to 50 referrals with one approval: items (referral_id + update_field changes), csv
-    (import, columns as exported) or undo (a batch_id). Tokens as update_field."""
+    (import, columns as exported) or undo (a batch_id). Approval as update_field."""
     assert isinstance(plan, bulk.BatchPlan)
     result = await bulk.finish(ctx, plan, approval)
     for entry in plan.entries:
