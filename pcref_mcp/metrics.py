@@ -13,7 +13,7 @@ or free text can ever become a label (each one would be a new time series, and a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,20 +63,7 @@ _METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 # The closed set of values each label may take (anything else is "other").
 LABELS: dict[str, frozenset[str]] = {
-    "tool": frozenset(
-        {
-            "search_referrals",
-            "get_referral",
-            "update_field",
-            "create_referral",
-            "register_deal",
-            "undo_change",
-            "batch_update",
-            "recent_changes",
-            "search",
-            "fetch",
-        }
-    ),
+    "tool": frozenset(),  # the server's tool names, given to enable() (each tool is named in one place)
     "outcome": frozenset(
         {"ok", "error", "pending", "applied", "failed", "in_doubt", "partial", "completed", "refused"}
     ),
@@ -109,9 +96,12 @@ _instruments: dict[str, Any] = {}
 _backend: dict[str, float] = {}
 
 
-def enable() -> None:
-    """Start counting (idempotent). Imports ``prometheus_client``, the ``ops`` extra."""
+def enable(tools: Iterable[str] = ()) -> None:
+    """Start counting (idempotent). Imports ``prometheus_client``, the ``ops`` extra. ``tools``: the
+    names the ``tool`` label may take (the server's tool list; this bottom layer cannot read it)."""
     global _registry
+    if tools:
+        LABELS["tool"] = frozenset(tools)
     if _registry is not None:
         return
     try:

@@ -26,7 +26,9 @@ def operate(settings: Settings, server: Any, app: Any) -> Any:
     from pcref_mcp.ops.health import Readiness
 
     if settings.metrics_token is not None:
-        metrics.enable()
+        from pcref_mcp.server.tools import TOOLS
+
+        metrics.enable(tools=[spec.name for spec in TOOLS])
     if not any(isinstance(m, CallObserver) for m in server.middleware):
         server.middleware.insert(0, CallObserver())
     return OpsGate(app, settings, Readiness(server))
