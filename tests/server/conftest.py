@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,3 +120,15 @@ async def call_error(client: Client, name: str, arguments: dict[str, Any]) -> st
     result = await client.call_tool(name, arguments)
     assert result.is_error, result.structured_content
     return str(result.content[0].text)  # type: ignore[union-attr]
+
+
+def fill_roles(value: Any, roles: dict[str, str]) -> Any:
+    """A corpus case's arguments with its ``$role`` placeholders (``$active``…) replaced by the ids
+    the sandbox gave those roles."""
+    if isinstance(value, str):
+        return re.sub(r"\$\w+", lambda m: roles.get(m[0], m[0]), value)
+    if isinstance(value, dict):
+        return {k: fill_roles(v, roles) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_roles(v, roles) for v in value]
+    return value

@@ -22,7 +22,7 @@ import pytest
 from mcp import Client
 
 from pcref_mcp.referrals.untrusted import unwrap
-from tests.server.conftest import Sandbox
+from tests.server.conftest import Sandbox, fill_roles
 
 pytestmark = pytest.mark.anyio
 
@@ -1572,7 +1572,7 @@ async def roles(sandbox: Sandbox) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", CORPUS, ids=[f"{c.tool}:{c.id}" for c in CORPUS])
 async def test_imperfect_call(case: Case, client: Client, roles: dict[str, str]) -> None:
-    result = await client.call_tool(case.tool, _fill(case.args, roles))
+    result = await client.call_tool(case.tool, fill_roles(case.args, roles))
     text = result.content[0].text  # type: ignore[union-attr]
     for phrase in RAW_VALIDATION_TEXT:
         assert phrase not in text.lower(), text
@@ -1591,13 +1591,3 @@ async def test_imperfect_call(case: Case, client: Client, roles: dict[str, str])
         assert case.read.lower() in notes.lower(), f"read_as {out.get('read_as')} does not say {case.read!r}"
     elif case.id.endswith("control"):
         assert "read_as" not in out, out.get("read_as")
-
-
-def _fill(value: Any, roles: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return re.sub(r"\$\w+", lambda m: roles.get(m[0], m[0]), value)
-    if isinstance(value, dict):
-        return {k: _fill(v, roles) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill(v, roles) for v in value]
-    return value

@@ -33,23 +33,13 @@ from mcp import Client
 
 from pcref_mcp.referrals import when
 from pcref_mcp.referrals.untrusted import unwrap
-from tests.server.conftest import Sandbox
+from pcref_mcp.server.tools import TOOLS as ALL_TOOLS
+from tests.server.conftest import Sandbox, fill_roles
 
 pytestmark = pytest.mark.anyio
 
 NOW = datetime(2026, 12, 7, 13, 0, tzinfo=UTC)  # a Monday
-TOOLS = (
-    "search_referrals",
-    "get_referral",
-    "update_field",
-    "create_referral",
-    "register_deal",
-    "undo_change",
-    "batch_update",
-    "recent_changes",
-    "search",
-    "fetch",
-)
+TOOLS = tuple(spec.name for spec in ALL_TOOLS)  # a suggestion names one of these
 LOOK_UPS = ("search_referrals", "get_referral", "recent_changes", "search", "fetch")  # read-only steps
 SUGGESTION = re.compile(rf"\b({'|'.join(TOOLS)}) (?=\{{)")
 RAW = ("validation error", "pydantic", "input should be", "type=")
@@ -814,16 +804,6 @@ async def roles(sandbox: Sandbox) -> dict[str, str]:
     }
 
 
-def _fill(value: Any, roles: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return re.sub(r"\$\w+", lambda m: roles.get(m[0], m[0]), value)
-    if isinstance(value, dict):
-        return {k: _fill(v, roles) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill(v, roles) for v in value]
-    return value
-
-
 def suggestions(text: str) -> list[tuple[str, dict[str, Any]]]:
     """Every ``<tool> {json}`` in a message: the calls it suggests."""
     found = []
@@ -861,7 +841,7 @@ async def answer(
 
 async def judge(client: Client, c: Case, roles: dict[str, str]) -> tuple[str, str]:
     """The outcome of one case and the text behind it."""
-    refused, text, out = await answer(client, c.tool, _fill(c.args, roles), roles)
+    refused, text, out = await answer(client, c.tool, fill_roles(c.args, roles), roles)
     assert not any(p in text.lower() for p in RAW), text
     assert not refused or not re.search(r"(?<!\.)\.\.(?!\.)", text), text  # sentences end once
     if not refused:
