@@ -246,7 +246,13 @@ class EntraProxy:
     # --- clients ----------------------------------------------------------------------------------
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
-        held = await self._get(CLIENT, client_id) or await self._get(UNUSED, client_id)
+        # A registration moves from UNUSED to CLIENT at its first token (put CLIENT, then take UNUSED):
+        # a replica reading between our two reads would find neither, so a miss reads CLIENT once more.
+        held = (
+            await self._get(CLIENT, client_id)
+            or await self._get(UNUSED, client_id)
+            or await self._get(CLIENT, client_id)
+        )
         if held is not None:
             return OAuthClientInformationFull.model_validate_json(held)
         if client_id.startswith("https://"):

@@ -332,3 +332,36 @@ async def test_metadata_documents_are_fetched_only_from_public_https_addresses(
     base = "http://127.0.0.1:8765" if local else "https://pcref.contoso.example"
     proxy = EntraProxy(settings, verifier=None, store=None, base_url=base, scope="api://x/access_as_user")  # type: ignore[arg-type]
     assert await proxy._may_fetch(url) is allowed
+
+
+@pytest.mark.anyio
+async def test_a_client_moving_from_unused_to_in_use_is_found_by_a_replica_reading_meanwhile(
+    settings: Settings, tmp_path: Any
+) -> None:
+    """Another replica issues the client's first token (put CLIENT, take UNUSED) exactly between our
+    read of CLIENT and our read of UNUSED: the client is still found, never refused as unknown."""
+    from mcp.shared.auth import OAuthClientInformationFull
+
+    from pcref_mcp.store import open_store
+    from pcref_mcp.team.proxy import CLIENT, UNUSED, EntraProxy
+
+    store = open_store(f"sqlite:///{tmp_path}/broker.sqlite3", secret=b"k" * 32)
+    proxy = EntraProxy(settings, verifier=None, store=store, base_url="http://127.0.0.1:8765", scope="s")  # type: ignore[arg-type]
+    client = OAuthClientInformationFull(client_id="c1", redirect_uris=[REDIRECT])  # type: ignore[list-item]
+    await proxy.register_client(client)
+    reads: list[str] = []
+    real_get = proxy._get
+
+    async def interleaved(kind: str, key: str) -> bytes | None:
+        found = await real_get(kind, key)
+        reads.append(kind)
+        if kind == CLIENT and len(reads) == 1:  # the other replica moves it now
+            await proxy._put(CLIENT, "c1", client, expires=None, client_id="c1")
+            await proxy._take(UNUSED, "c1")
+        return found
+
+    proxy._get = interleaved  # type: ignore[method-assign]
+    found = await proxy.get_client("c1")
+    assert found is not None and found.client_id == "c1"
+    assert reads == [CLIENT, UNUSED, CLIENT]
+    assert await proxy.get_client("unknown") is None
