@@ -217,8 +217,8 @@ class Stack:
 
     def stop_replica(self, index: int) -> int:
         """SIGTERM, as an orchestrator stops it: the replica drains (pcref_mcp.ops.drain) and exits;
-        its exit status (143 = 128 + SIGTERM for a clean stop of `pcref-mcp team`, ``-SIGTERM`` for
-        `serve --http`: uvicorn re-raises the signal it handled once it has shut down)."""
+        its exit status: 0 when it drained cleanly, 1 when it gave up on calls in flight at
+        ``PCREF_DRAIN_SECONDS`` (:func:`pcref_mcp.ops.drain.exit_status`)."""
         proc = self._replicas.pop(index)
         proc.send_signal(signal.SIGTERM)
         return proc.wait(60)

@@ -67,8 +67,7 @@ def cmd_serve(args: argparse.Namespace, settings: Any) -> int:
     app = operate(settings, server, http_app(settings, server, host=host, port=port))
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/mcp"
     print(_connect_help(url, backend, mode), file=sys.stderr, flush=True)
-    serve(app, settings, host=host, port=port)  # SIGTERM drains (pcref_mcp.ops.drain)
-    return 0
+    return serve(app, settings, host=host, port=port)  # SIGTERM drains: 0 when cleanly (pcref_mcp.ops.drain)
 
 
 def cmd_team(args: argparse.Namespace, settings: Any) -> int:

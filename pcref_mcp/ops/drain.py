@@ -11,6 +11,12 @@ the journal records outcomes it kept and marks any write of this process still p
 them at once instead of after the lease runs out. A second signal stops at
 once, as uvicorn always did.
 
+The exit status says how the stop went: 0 when the drain completed (every call in flight finished),
+1 when it had to give up at ``PCREF_DRAIN_SECONDS`` (uvicorn cancelled what was left; those writes
+are in doubt) or a second signal cut it short. uvicorn re-raises the signal it handled once it has
+shut down (so the process would die of it: 143), into the handler that was there before it started;
+:func:`serve` puts a quiet one there while it runs, so the status is the drain's.
+
 uvicorn's public ``Server``/``Config`` and its ``handle_exit`` hook are all this needs, and
 sse-starlette's documented switch that keeps streams in flight open until they finish.
 """
@@ -18,7 +24,10 @@ sse-starlette's documented switch that keeps streams in flight open until they f
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,8 +40,9 @@ log = logging.getLogger("pcref_mcp.ops")
 ANNOUNCE_SECONDS = 1.0  # serving on, unready and closing connections, before the listener closes
 
 
-def serve(app: Any, settings: Settings, *, host: str, port: int) -> None:
-    """Run ``app`` (an :class:`~pcref_mcp.ops.gate.OpsGate`, or any ASGI app) until stopped, draining."""
+def serve(app: Any, settings: Settings, *, host: str, port: int) -> int:
+    """Run ``app`` (an :class:`~pcref_mcp.ops.gate.OpsGate`, or any ASGI app) until stopped, draining;
+    the exit status (0: drained cleanly, 1: gave up on calls in flight)."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -45,7 +55,41 @@ def serve(app: Any, settings: Settings, *, host: str, port: int) -> None:
         log_config=None,  # our logging (text or JSON lines) is already set up
     )
     _keep_streams_open_while_draining()
-    _draining_server(config, app).run()
+    server = _draining_server(config, app)
+    with _signals_handled_by(server):
+        server.run()
+    return exit_status(server, app)
+
+
+def exit_status(server: Any, app: Any) -> int:
+    """0 when the stop drained cleanly; 1 when uvicorn cancelled calls in flight at the drain deadline
+    (the gate counts them: ``abandoned``) or a second signal forced the exit."""
+    abandoned = int(getattr(app, "abandoned", 0))
+    if abandoned or server.force_exit:
+        log.error("stopped without finishing %d call(s) in flight (drain deadline or a second signal)", abandoned)
+        return 1
+    return 0
+
+
+@contextmanager
+def _signals_handled_by(server: Any) -> Iterator[None]:
+    """While uvicorn runs, SIGTERM and SIGINT are uvicorn's (it installs its own over these); when it
+    has shut down it re-raises them into the handlers it found, which here only note them, so the
+    process exits with :func:`exit_status` instead of dying of the signal (or of a caller's handler
+    that turns it into ``SystemExit(143)``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread (uvicorn then installs none either)
+        return
+
+    def noted(sig: int, frame: Any) -> None:
+        log.info("signal %s: the server has stopped", sig)
+
+    previous = {sig: signal.signal(sig, noted) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _keep_streams_open_while_draining() -> None:

@@ -21,6 +21,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from pcref_mcp import calls, metrics
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class OpsGate:
     def __init__(self, app: Any, settings: Settings, readiness: Readiness) -> None:
         self.app = app
         self.readiness = readiness
+        self.abandoned = 0  # calls cancelled while draining (the drain gave up on them: exit status 1)
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
         self._metrics_auth = f"Bearer {token}".encode() if token else None
 
@@ -108,6 +111,10 @@ class OpsGate:
         token = calls.set_request_id(request_id)
         try:
             await self.app(scope, receive, tagged)
+        except BaseException as exc:
+            if self.draining and isinstance(exc, anyio.get_cancelled_exc_class()):
+                self.abandoned += 1  # uvicorn cancelled it at the drain deadline
+            raise
         finally:
             calls.reset_request_id(token)
             elapsed = time.perf_counter() - started

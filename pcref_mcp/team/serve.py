@@ -90,8 +90,8 @@ def cmd_team(args: Any, settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
-        serve(operate(settings, server, app), settings, host=host, port=port)  # SIGTERM drains
-    return 0
+        # SIGTERM drains; 0 when it drained cleanly (pcref_mcp.ops.drain)
+        return serve(operate(settings, server, app), settings, host=host, port=port)
 
 
 @contextmanager
