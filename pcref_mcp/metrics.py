@@ -57,7 +57,12 @@ _METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("route", "status"),
     ),
     "pcref_http_request_seconds": ("histogram", "HTTP request latency by route", ("route",)),
-    "pcref_sign_ins": ("counter", "Sign-ins completed through the OAuth proxy, by outcome", ("outcome",)),
+    "pcref_sign_ins": (
+        "counter",
+        "Sign-ins by way (proxy: an OAuth client's, page: a browser's for our pages, bearer: a resource "
+        "server's new access token) and outcome (completed, refused, failed)",
+        ("via", "outcome"),
+    ),
     "pcref_draining": ("gauge", "1 while this replica drains before it stops", ()),
 }
 
@@ -69,6 +74,7 @@ LABELS: dict[str, frozenset[str]] = {
     ),
     "kind": frozenset({"update", "create", "register", "update_registration", "undo", "co_sell"}),
     "path": frozenset({"elicitation", "page", "token"}),
+    "via": frozenset({"proxy", "page", "bearer"}),
     "decision": frozenset({"asked", "approved", "declined", "cancelled", "expired", "refused"}),
     "method": frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"}),
     "status": frozenset({"2xx", "3xx", "4xx", "429", "5xx", "error"}),

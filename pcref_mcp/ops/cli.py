@@ -64,7 +64,10 @@ def cmd_audit(args: argparse.Namespace, settings: Any) -> int:
 def add_admin(sub: Any) -> None:
     admin = sub.add_parser("admin", help="a team server's people, revocation and store-key rotation")
     what = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
-    what.add_parser("people", help="everyone who has written through the server, latest first")
+    what.add_parser(
+        "people",
+        help="everyone seen (last call, to the minute) or who wrote, with their clients, latest first",
+    )
     revoke = what.add_parser(
         "revoke", help="cut a person or a client off on every replica (grants, refresh handles, tokens)"
     )
@@ -104,20 +107,55 @@ def cmd_admin(args: argparse.Namespace, settings: Any) -> int:
 
 
 async def _people(store: Any) -> int:
-    rows = await store.journal_people()
-    if not rows:
-        print("Nobody has written through this server yet.", file=sys.stderr)
+    """Everyone seen (any request or sign-in: team.seen, to the minute) or who wrote, the latest seen
+    first: their last call, last write, writes, and the clients they came with or approved."""
+    people: dict[str, dict[str, Any]] = {}
+
+    def person(pid: str) -> dict[str, Any]:
+        return people.setdefault(
+            pid, {"name": None, "seen": None, "last_write": None, "writes": 0, "clients": set()}
+        )
+
+    for row in await store.seen_list():  # latest first
+        held = person(str(row["person"]))
+        held["name"] = held["name"] or row["name"]
+        held["seen"] = max(held["seen"] or 0.0, float(row["last_seen"]))
+        if row["client_id"]:
+            held["clients"].add(f"{row['client_name'] or '?'} ({row['client_id']})")
+    for row in await store.journal_people():
+        held = person(str(row["actor_id"]))
+        held["name"] = held["name"] or row["actor_name"]
+        held["last_write"], held["writes"] = row["last_write"], int(row["writes"])
+    if not people:
+        print("Nobody has used this server yet.", file=sys.stderr)
         return 0
-    print(f"{'person id':<38} {'signed in as':<36} {'last write':<25} {'writes':>6}  clients approved")
-    for row in rows:
-        name = row["actor_name"] or "-"
-        clients = ", ".join(await _clients_of(store, str(row["actor_id"]))) or "-"
-        print(f"{row['actor_id']:<38} {name:<36} {row['last_write']:<25} {row['writes']:>6}  {clients}")
+    print(
+        f"{'person id':<38} {'signed in as':<36} {'last call':<20} {'last write':<25} {'writes':>6}  clients"
+    )
+    for pid in sorted(
+        people, key=lambda p: (people[p]["seen"] or 0.0, people[p]["last_write"] or ""), reverse=True
+    ):
+        held = people[pid]
+        clients = ", ".join(sorted(held["clients"] | set(await _clients_of(store, pid)))) or "-"
+        print(
+            f"{pid:<38} {held['name'] or '-':<36} {_moment(held['seen']):<20} "
+            f"{held['last_write'] or '-':<25} {held['writes']:>6}  {clients}"
+        )
     return 0
 
 
+def _moment(at: float | None) -> str:
+    """An epoch time as the operator reads it (UTC, to the minute: last seen is kept to the minute)."""
+    if at is None:
+        return "-"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 async def _clients_of(store: Any, person: str) -> list[str]:
-    """The clients ``person`` approved on the consent page (proxy mode), as "name (client id)"."""
+    """The clients ``person`` approved on the consent page (proxy mode), as "name (client id)" (an
+    approval may predate the record of who was seen)."""
     import json
     import time
 

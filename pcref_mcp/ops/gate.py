@@ -121,8 +121,6 @@ class OpsGate:
             shown = "429" if status == 429 else f"{status // 100}xx"
             metrics.count("pcref_http_requests", route=route, status=shown)
             metrics.observe("pcref_http_request_seconds", elapsed, route=route)
-            if route == "/oauth/callback":  # the proxy's last step of a person's sign-in
-                metrics.count("pcref_sign_ins", outcome="completed" if status < 400 else "refused")
             log.info(
                 "%s %s %s in %.0f ms",
                 scope.get("method"),

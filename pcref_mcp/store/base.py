@@ -135,6 +135,28 @@ class Store(abc.ABC):
         """Settle an in-doubt entry once it has been checked against the service; False if it was
         not in doubt any more (someone else settled it)."""
 
+    # -- who was seen (``pcref-mcp admin people``) -----------------------------------------------------
+
+    @abc.abstractmethod
+    async def seen_touch(
+        self,
+        person: str,
+        client_id: str,
+        *,
+        name: str | None,
+        client_name: str | None,
+        now: float,
+        issued: float = 0.0,
+    ) -> bool:
+        """``person`` was seen at ``now`` with ``client_id`` ("" for the person's own row); names kept
+        when given. ``issued``: the ``iat`` of the access token they came with. True when it is later
+        than any token recorded for that person and client, on any replica (one transaction: exactly
+        one caller learns a token is new; team.seen counts a resource server's sign-ins with it)."""
+
+    @abc.abstractmethod
+    async def seen_list(self) -> list[Row]:
+        """Every (person, client_id, name, client_name, last_seen) row, the latest seen first."""
+
     async def clock(self) -> float:
         """Now (epoch seconds) by the store's clock. Lease times are read and written by this one
         clock, so a replica whose host clock is off cannot expire a live sibling's lease early.
@@ -154,6 +176,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def lease_purge(self, before: float) -> int:
         """Forget leases not renewed since ``before`` (their processes are long gone)."""
+
+    @abc.abstractmethod
+    async def lease_release(self, owner: str) -> None:
+        """``owner`` stopped cleanly, nothing of its own left pending: its lease goes now."""
 
     # -- batches: a batch id and the journal changes it made, per person ----------------------------
 

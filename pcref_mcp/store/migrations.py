@@ -128,6 +128,21 @@ SQLITE: tuple[tuple[int, str], ...] = (
         CREATE INDEX IF NOT EXISTS writes_started ON writes(started_at);
         """,
     ),
+    # -- version 6: who was seen, when, with which client (issue 23: `pcref-mcp admin people`) --------
+    (
+        6,
+        """
+        CREATE TABLE IF NOT EXISTS seen (
+            person      TEXT NOT NULL,
+            client_id   TEXT NOT NULL,
+            name        TEXT,
+            client_name TEXT,
+            last_seen   REAL NOT NULL,
+            issued      REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (person, client_id)
+        );
+        """,
+    ),
 )
 
 POSTGRES: tuple[tuple[int, str], ...] = (
@@ -244,6 +259,21 @@ POSTGRES: tuple[tuple[int, str], ...] = (
         ALTER TABLE writes ADD COLUMN request_id TEXT;
         ALTER TABLE writes ADD COLUMN approval_path TEXT;
         CREATE INDEX writes_started ON writes(started_at);
+        """,
+    ),
+    # -- version 5: who was seen, when, with which client (issue 23: `pcref-mcp admin people`) --------
+    (
+        5,
+        """
+        CREATE TABLE seen (
+            person      TEXT NOT NULL,
+            client_id   TEXT NOT NULL,
+            name        TEXT,
+            client_name TEXT,
+            last_seen   DOUBLE PRECISION NOT NULL,
+            issued      DOUBLE PRECISION NOT NULL DEFAULT 0,
+            PRIMARY KEY (person, client_id)
+        );
         """,
     ),
 )

@@ -220,6 +220,59 @@ class PostgresStore(Store):
         )
         return [dict(r) for r in rows]
 
+    async def seen_touch(
+        self,
+        person: str,
+        client_id: str,
+        *,
+        name: str | None,
+        client_name: str | None,
+        now: float,
+        issued: float = 0.0,
+    ) -> bool:
+        async def touch(conn: Any) -> bool:
+            async with conn.transaction():
+                added = await conn.execute(
+                    "INSERT INTO seen (person, client_id, name, client_name, last_seen, issued) "
+                    "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (person, client_id) DO NOTHING",
+                    person,
+                    client_id,
+                    name,
+                    client_name,
+                    now,
+                    issued,
+                )
+                if _count(added):
+                    return True
+                # the row lock makes the second of two replicas with the same new token see it raised
+                raised = await conn.execute(
+                    "UPDATE seen SET issued=$3 WHERE person=$1 AND client_id=$2 AND issued < $3",
+                    person,
+                    client_id,
+                    issued,
+                )
+                await conn.execute(
+                    "UPDATE seen SET name=COALESCE($3, name), client_name=COALESCE($4, client_name), "
+                    "last_seen=GREATEST(last_seen, $5) WHERE person=$1 AND client_id=$2",
+                    person,
+                    client_id,
+                    name,
+                    client_name,
+                    now,
+                )
+                return bool(_count(raised))
+
+        newer = await self._run(touch)
+        return issued > 0 and newer
+
+    async def seen_list(self) -> list[Row]:
+        rows = await self._run(
+            lambda c: c.fetch(
+                "SELECT person, client_id, name, client_name, last_seen FROM seen ORDER BY last_seen DESC"
+            )
+        )
+        return [dict(r) for r in rows]
+
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
         return await self._row(
             "SELECT * FROM writes WHERE kind='create' AND external_ref=$1 AND started_at>=$2"
@@ -288,6 +341,9 @@ class PostgresStore(Store):
     async def lease_purge(self, before: float) -> int:
         done = await self._run(lambda c: c.execute("DELETE FROM leases WHERE renewed < $1", before))
         return _count(done)
+
+    async def lease_release(self, owner: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM leases WHERE owner=$1", owner))
 
     # -- batches ------------------------------------------------------------------------------------
 

@@ -162,6 +162,36 @@ class SqliteStore(Store):
             rows = self._db.execute(_PEOPLE).fetchall()
         return [dict(r) for r in rows]
 
+    async def seen_touch(
+        self,
+        person: str,
+        client_id: str,
+        *,
+        name: str | None,
+        client_name: str | None,
+        now: float,
+        issued: float = 0.0,
+    ) -> bool:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT issued FROM seen WHERE person=? AND client_id=?", (person, client_id)
+            ).fetchone()
+            db.execute(
+                "INSERT INTO seen (person, client_id, name, client_name, last_seen, issued) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT (person, client_id) DO UPDATE SET name=COALESCE(excluded.name, seen.name), "
+                "client_name=COALESCE(excluded.client_name, seen.client_name), "
+                "last_seen=MAX(seen.last_seen, excluded.last_seen), issued=MAX(seen.issued, excluded.issued)",
+                (person, client_id, name, client_name, now, issued),
+            )
+        return issued > 0 and (row is None or issued > float(row[0]))
+
+    async def seen_list(self) -> list[Row]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT person, client_id, name, client_name, last_seen FROM seen ORDER BY last_seen DESC"
+            ).fetchall()
+        return [dict(r) for r in rows]
+
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
         return self._one(
             "SELECT * FROM writes WHERE kind='create' AND external_ref=? AND started_at>=?"
@@ -219,6 +249,10 @@ class SqliteStore(Store):
     async def lease_purge(self, before: float) -> int:
         with self._write() as db:
             return int(db.execute("DELETE FROM leases WHERE renewed < ?", (before,)).rowcount)
+
+    async def lease_release(self, owner: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM leases WHERE owner=?", (owner,))
 
     # -- batches ------------------------------------------------------------------------------------
 

@@ -234,8 +234,25 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
     # a revoked person or client is refused on every replica (pcref-mcp admin revoke)
     revocations = Revocations(lambda: parts.runtime.store)
     return AuthenticateFirst(
-        gated, verifier=parts.verifier, resource_metadata_url=metadata_url, revocations=revocations
+        gated,
+        verifier=parts.verifier,
+        resource_metadata_url=metadata_url,
+        revocations=revocations,
+        seen=seen_recorder(parts),
     )
+
+
+def seen_recorder(parts: TeamParts) -> Any:
+    """Who is seen, when, with which client (team.seen); a resource server counts its sign-ins there."""
+    from pcref_mcp.team.seen import SeenRecorder
+
+    proxy = parts.proxy
+
+    async def client_name(client_id: str) -> str | None:
+        client = await proxy.get_client(client_id) if proxy is not None else None
+        return client.client_name if client is not None else None
+
+    return SeenRecorder(lambda: parts.runtime.store, client_name=client_name, count_sign_ins=proxy is None)
 
 
 def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:

@@ -9,7 +9,9 @@ hold it: 200 stalled 1 MB uploads with a forged bearer once raised its memory by
   ``WWW-Authenticate: Bearer resource_metadata="…"`` and, as RFC 6750 §3.1 asks, *no* error code —
   the answer that starts an MCP client's discovery of the authorization server;
 - a bearer token that does not verify (or has expired): 401 ``error="invalid_token"``;
-- a good token: the request goes on with the verified token remembered for that request
+- a good token of a revoked person or client (:mod:`.revocation`): 401 ``error="invalid_token"``;
+- a good token: its person is *seen* (:mod:`.seen`: their last call, with which client, at most one
+  store write a minute per person per replica), and the request goes on with the verified token remembered for that request
   (:func:`~pcref_mcp.team.tokens.verified_for_this_request`, so the SDK's own bearer middleware,
   which asks the verifier again, costs no second check) and put in the scope under :data:`TOKEN_KEY`
   for the claims gate.
@@ -29,6 +31,7 @@ from pcref_mcp.team.tokens import verified_for_this_request
 
 if TYPE_CHECKING:
     from pcref_mcp.team.revocation import Revocations
+    from pcref_mcp.team.seen import SeenRecorder
     from pcref_mcp.team.tokens import EntraTokenVerifier
 
 __all__ = ["TOKEN_KEY", "AuthenticateFirst"]
@@ -49,12 +52,14 @@ class AuthenticateFirst:
         verifier: EntraTokenVerifier,
         resource_metadata_url: str,
         revocations: Revocations | None = None,
+        seen: SeenRecorder | None = None,
         path: str = "/mcp",
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.resource_metadata_url = resource_metadata_url
         self.revocations = revocations
+        self.seen = seen
         self.path = path
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -81,8 +86,31 @@ class AuthenticateFirst:
                 "have been given access back.",
             )
             return
+        if self.seen is not None:
+            await self._saw(access)
         with verified_for_this_request(token, access):
             await self.app({**scope, TOKEN_KEY: access}, receive, send)
+
+    async def _saw(self, access: Any) -> None:
+        """Its person's last call (and client's): the proxy's client when it issued the token, else
+        the token's own client claim."""
+        from pcref_mcp.team.principal import principal_of
+
+        assert self.seen is not None
+        person = principal_of(access)
+        client = None
+        if self.revocations is not None:
+            try:
+                client = await self.revocations.client_of(access)
+            except Exception as exc:  # the store did not answer: seen without its client this time
+                log.warning("could not look up a token's client (%s)", type(exc).__name__)
+        claims = access.claims or {}
+        await self.seen.saw(
+            person.id,
+            name=person.name,
+            client_id=client or str(access.client_id or ""),  # Entra's azp / appid otherwise
+            issued=float(claims.get("iat") or 0),
+        )
 
     async def _unauthorized(self, send: Any, error: str | None, description: str) -> None:
         """401 with an RFC 6750 challenge; ``error`` only when a token was presented and is bad."""

@@ -37,6 +37,7 @@ import anyio
 from pydantic import BaseModel
 
 from pcref_mcp.server.pages import notice
+from pcref_mcp.team.seen import seen_signing_in, signed_in
 
 if TYPE_CHECKING:
     from pcref_mcp.store import Store
@@ -256,11 +257,13 @@ class PageSignIn:
             result = await anyio.to_thread.run_sync(self.signin.redeem, pending.flow, answer)
         except Exception as exc:
             log.warning("could not redeem a page sign-in (%s)", type(exc).__name__)
+            signed_in("page", "failed")
             return notice(
                 "Sign-in unavailable", "The sign-in service did not answer; start again.", status=503
             )
         if "access_token" not in result:
             log.info("page sign-in refused: %s", result.get("error"))
+            signed_in("page", "refused")
             return notice(
                 "Not signed in",
                 "The identity provider did not sign you in (declined or failed). Open the page again to retry.",
@@ -268,6 +271,7 @@ class PageSignIn:
             )
         claims = await self.verifier.claims_of(str(result["access_token"]))
         if claims is None:
+            signed_in("page", "refused")
             return notice(
                 "Access denied",
                 "This account is not allowed on this server (its organisation is not on the allow-list). "
@@ -278,9 +282,15 @@ class PageSignIn:
         signed = _PageSigned(
             person=person_from(claims, result), return_to=pending.return_to, browser=pending.browser
         )
-        await self.store.broker_put(
-            PAGE_SIGNED, key, signed.model_dump_json().encode(), expires=self._clock() + PAGE_TTL
-        )
+        try:
+            await self.store.broker_put(
+                PAGE_SIGNED, key, signed.model_dump_json().encode(), expires=self._clock() + PAGE_TTL
+            )
+        except Exception:
+            signed_in("page", "failed")
+            raise
+        signed_in("page", "completed")
+        await seen_signing_in(self.store, signed.person.oid, signed.person.name or None)
         return RedirectResponse(f"{SIGNED_IN_PATH}?key={key}", 303, headers={"Cache-Control": "no-store"})
 
     async def signed_in(self, request: Any) -> Any:

@@ -64,6 +64,7 @@ from pcref_mcp.server.pages import notice
 from pcref_mcp.team.browser import PageSignIn, read_answer
 from pcref_mcp.team.limits import check_registration
 from pcref_mcp.team.obo import tls_verify
+from pcref_mcp.team.seen import seen_signing_in, signed_in
 from pcref_mcp.team.signin import CALLBACK_PATH, EntraSignIn
 
 if TYPE_CHECKING:
@@ -373,10 +374,13 @@ class EntraProxy:
         if "access_token" not in result:
             log.info("Entra sign-in refused: %s", result.get("error"))
             if result.get("error") == "temporarily_unavailable":
+                signed_in("proxy", "failed")
                 return back("temporarily_unavailable", "The sign-in service did not answer; try again.")
+            signed_in("proxy", "refused")
             return back("access_denied", "The identity provider did not sign the person in.")
         claims = await self.verifier.claims_of(str(result["access_token"]))
         if claims is None:  # e.g. a tenant that is not on the allow-list
+            signed_in("proxy", "refused")
             return back(
                 "access_denied",
                 "This account is not allowed on this server (its organisation is not on the allow-list).",
@@ -401,8 +405,20 @@ class EntraProxy:
                 SIGNED, key, signed, expires=self._clock() + PENDING_TTL, client_id=pending.client_id
             )
         except BrokerUnavailable:
+            signed_in("proxy", "failed")
             return back("temporarily_unavailable", "The sign-in service is busy; try again.")
+        signed_in("proxy", "completed")
+        await self._seen_signing_in(person, pending.client_id)
         return RedirectResponse(f"{CONSENT_PATH}?signed={key}", 303, headers={"Cache-Control": "no-store"})
+
+    async def _seen_signing_in(self, person: Any, client_id: str) -> None:
+        """The person signed in with this client: seen now (``pcref-mcp admin people``)."""
+        try:
+            client = await self.get_client(client_id)
+        except BrokerUnavailable:
+            client = None
+        name = client.client_name if client is not None else None
+        await seen_signing_in(self.store, person.oid, person.name or None, client_id, name)
 
     async def issue_code(self, signed: _Signed) -> str:
         """The client's redirect URL with our one-time code for a sign-in the person approved."""

@@ -107,7 +107,7 @@ class Revocations:
         issued = float(claims.get("iat") or 0)
         person = str(claims.get("oid") or getattr(token, "subject", "") or "")
         keys = [f"person:{person}"] if person else []
-        client = await self._client_of(token)
+        client = await self.client_of(token)
         if client:
             keys.append(f"client:{client}")
         for key in keys:
@@ -116,7 +116,7 @@ class Revocations:
                 return True
         return False
 
-    async def _client_of(self, token: Any) -> str | None:
+    async def client_of(self, token: Any) -> str | None:
         """The OAuth client the proxy issued this access token to (None outside proxy mode)."""
         raw = getattr(token, "token", None)
         if not raw:

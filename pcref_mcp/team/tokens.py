@@ -189,7 +189,9 @@ class EntraTokenVerifier:
             subject=str(claims["oid"]),  # stable per person across apps; the SDK binds sessions to it
             claims={
                 k: claims[k]
-                for k in ("iss", "tid", "oid", "preferred_username", "upn", "name", "amr")
+                # iat: when it was issued (a revocation refuses only older tokens; team.seen counts
+                # a resource server's new tokens as its sign-ins)
+                for k in ("iss", "tid", "oid", "preferred_username", "upn", "name", "amr", "iat")
                 if k in claims
             },
         )

@@ -185,6 +185,9 @@ def test_the_admin_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
         await store.broker_put(
             "consent", "oid-ada c-42", consent, expires=None, client_id="c-42", subject="oid-ada"
         )
+        # bob never wrote: seen (a call, with his client) all the same
+        await store.seen_touch("oid-bob", "", name="bob@contoso.example", client_name=None, now=1.8e9)
+        await store.seen_touch("oid-bob", "c-7", name=None, client_name="Claude", now=1.8e9)
         await store.close()
 
     anyio.run(seed)
@@ -193,6 +196,9 @@ def test_the_admin_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     assert main(["admin", "people"]) == 0
     listed = capsys.readouterr().out
     assert "oid-ada" in listed and "ada@contoso.example" in listed and "VS Code (c-42)" in listed
+    bob = next(line for line in listed.splitlines() if line.startswith("oid-bob"))
+    assert "bob@contoso.example" in bob and "2027-01-15 08:00 UTC" in bob and "Claude (c-7)" in bob
+    assert listed.splitlines()[1].startswith("oid-bob")  # the latest seen first
     assert main(["admin", "rotate-key"]) == 2  # no previous key: says what to set
     assert "PCREF_STORE_KEY_PREVIOUS" in capsys.readouterr().err
     monkeypatch.setenv("PCREF_STORE_KEY", NEW.decode())

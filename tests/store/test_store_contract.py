@@ -444,3 +444,35 @@ async def test_a_replica_whose_clock_is_behind_keeps_its_lease(new_store: Any, m
     assert found is not None and found.status == "pending"
     await looker.store.close()
     await store.close()
+
+
+async def test_who_was_seen_last_and_a_new_token_is_new_on_exactly_one_replica(new_store: Any) -> None:
+    """``seen_touch``: last seen only moves forward, names are kept when not given again, and of
+    many replicas touching with the same new token at once exactly one learns it is new."""
+    one, two = new_store(), new_store()
+    assert await one.seen_touch("oid-ada", "", name="ada@x", client_name=None, now=100.0) is False  # no token
+    assert await two.seen_touch("oid-ada", "", name=None, client_name=None, now=50.0) is False  # older
+    assert await one.seen_touch("oid-ada", "c-1", name="ada@x", client_name="VS Code", now=90.0, issued=80.0)
+    assert not await two.seen_touch("oid-ada", "c-1", name=None, client_name=None, now=95.0, issued=80.0)
+    assert not await two.seen_touch("oid-ada", "c-1", name=None, client_name=None, now=96.0, issued=70.0)
+    await one.seen_touch("oid-bob", "", name="bob@x", client_name=None, now=120.0)
+    rows = await two.seen_list()
+    assert [(r["person"], r["client_id"], r["name"], r["client_name"], r["last_seen"]) for r in rows] == [
+        ("oid-bob", "", "bob@x", None, 120.0),
+        ("oid-ada", "", "ada@x", None, 100.0),
+        ("oid-ada", "c-1", "ada@x", "VS Code", 96.0),
+    ]
+    news: list[bool] = []
+
+    async def touch(store: Any, issued: float) -> None:
+        news.append(
+            await store.seen_touch("oid-cy", "c-2", name=None, client_name=None, now=issued, issued=issued)
+        )
+
+    for issued in (200.0, 300.0):  # the first token of a person anywhere, then a newer one
+        async with anyio.create_task_group() as tasks:
+            for store in (one, two) * 4:
+                tasks.start_soon(touch, store, issued)
+    assert news.count(True) == 2, news
+    await one.close()
+    await two.close()
