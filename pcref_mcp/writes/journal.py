@@ -265,8 +265,8 @@ class Journal:
     async def release(self) -> int:
         """A clean stop: outcomes kept while the store was away recorded, and every write of this
         process still pending marked in doubt (it will not learn their outcome now; only while still
-        pending), so ``settle_in_doubt`` decides them at once instead of after the lease runs out
-        (leases only ever move forward, so the lease itself is left to expire). How many were marked."""
+        pending), so ``settle_in_doubt`` decides them at once instead of after the lease runs out;
+        then its lease is released (nothing of it is pending any more). How many were marked."""
         if self._unrecorded:
             await self._record_kept_outcomes()
         mine = [int(r["id"]) for r in await self.store.journal_pending() if str(r["owner"]) == self._owner]
@@ -276,6 +276,7 @@ class Journal:
             )
             metrics.count("pcref_writes_in_doubt_marked", len(mine))
             log.warning("stopping with %d write(s) in flight: marked in doubt for settle_in_doubt", len(mine))
+        await self.store.lease_release(self._owner)
         return len(mine)
 
     async def _record_kept_outcomes(self) -> None:

@@ -83,7 +83,9 @@ def test_a_traceback_stays_inside_its_one_line() -> None:
     assert "\n" not in text and "ValueError: boom" in json.loads(text)["exc"]
 
 
-async def test_release_marks_only_this_processs_pending_writes_in_doubt(tmp_path: Path) -> None:
+async def test_release_marks_only_this_processs_pending_writes_in_doubt_and_releases_its_lease(
+    tmp_path: Path,
+) -> None:
     from pcref_mcp.store import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
@@ -102,9 +104,13 @@ async def test_release_marks_only_this_processs_pending_writes_in_doubt(tmp_path
     done = await mine.record_intent(**args)
     await mine.record_outcome(done, "applied", etag_after='"2"')
     other = await theirs.record_intent(**args)
+    await mine.renew_lease()
+    await theirs.renew_lease()
     assert await mine.release() == 1
     statuses = {e.id: e.status for e in await mine.recent(10, any_actor=True)}
     assert statuses == {in_flight: "in_doubt", done: "applied", other: "pending"}
+    # its lease released (nothing of it pending any more); the other process's kept
+    assert set(await store.leases([mine._owner, theirs._owner])) == {theirs._owner}
     assert await mine.release() == 0  # nothing left: a second stop marks nothing
     await store.close()
 

@@ -82,6 +82,9 @@ async def test_a_database_restart_during_a_burst_of_journal_writes_loses_none(
     from pcref_mcp.store.postgres import PostgresStore
 
     store = PostgresStore(postgres_url, secret=b"k" * 32, retry_seconds=30.0, pool_size=6)
+    # connected and migrated first: the restart is to hit the writes (on a loaded machine a first
+    # start, migrating a fresh database, outlasted the 0.1 s below and the restart cut it instead)
+    await store.start()
     journal = Journal(store)
     ids: list[int] = []
 
