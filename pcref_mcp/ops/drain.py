@@ -66,7 +66,9 @@ def exit_status(server: Any, app: Any) -> int:
     (the gate counts them: ``abandoned``) or a second signal forced the exit."""
     abandoned = int(getattr(app, "abandoned", 0))
     if abandoned or server.force_exit:
-        log.error("stopped without finishing %d call(s) in flight (drain deadline or a second signal)", abandoned)
+        log.error(
+            "stopped without finishing %d call(s) in flight (drain deadline or a second signal)", abandoned
+        )
         return 1
     return 0
 

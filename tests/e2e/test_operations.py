@@ -7,6 +7,9 @@ PostgreSQL, as `deploy/` starts it:
   workload exactly: writes by outcome, approvals by path and decision, tool calls by outcome; no
   person, referral id or token is a label; nginx's request id reaches the replica and comes back;
 - admin revoke: a signed-in person is refused on every replica within seconds, everyone else served;
+  so is a signed-in OAuth client (proxy mode: it signed in through nginx, the replicas being the
+  authorization server), while the same person's other client is served and the revoked client's
+  refresh handle is refused;
 - graceful stop and key rotation: two rolling restarts (SIGTERM, drain, start, ready, next) of all
   three replicas under a 20-person workload, rotating the store key: each exits cleanly, nothing
   acknowledged is lost, nothing is written twice, nothing is left pending or in doubt, the service
@@ -32,6 +35,7 @@ import pytest
 from deploy.stack import Stack
 from deploy.workload import Outcome, Workload
 from tests.e2e.servers import need_stack_tools
+from tests.serving import INITIALIZE, MCP_HEADERS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -49,7 +53,8 @@ def stack() -> Iterator[Stack]:
         sandbox_size=300,
         rate_limit_calls=1_000_000,
         team=True,
-        people=PEOPLE + 1,
+        proxy=True,  # the replicas are the authorization server too: OAuth clients sign in through nginx
+        people=PEOPLE + 2,  # one more revoked as a person, one whose client is revoked
         # the workload confirms with tokens (it has no person to open a page)
         extra_env={"PCREF_APPROVAL_POLICY": "token", "PCREF_DRAIN_SECONDS": "30"},
     ) as running:
@@ -208,6 +213,81 @@ async def test_an_admin_revoke_cuts_a_signed_in_person_off_on_every_replica_with
         for replica in direct:  # everyone else is served on every replica
             assert "rows" in await replica.call(http, "search_referrals", ask, person=other)
     print(f"\nREVOKE refused on replicas after {sorted(round(t, 2) for t in refused.values())} s")
+
+
+class _Public:
+    """nginx's address, as the proxy-mode client sees the authorization server (tests.team's Dance)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.url, self.mcp = stack.url.removesuffix("/mcp"), stack.url
+
+
+async def test_an_admin_revoke_cuts_a_signed_in_client_off_on_every_replica_within_seconds(
+    stack: Stack,
+) -> None:
+    """Two OAuth clients of one person sign in through nginx (register, authorize, consent, the
+    identity provider, the callback, the code: whichever replica nginx picks for each step) and are
+    served on every replica; the operator revokes one client (``pcref-mcp admin revoke --client``, as
+    its Revocations call); every replica refuses that client's token within seconds (401
+    invalid_token: it signs in again), its refresh handle is refused, and the other client is served."""
+    import time
+
+    from pcref_mcp.store.postgres import PostgresStore
+    from pcref_mcp.team.revocation import Revocations
+    from tests.team.test_team_proxy import Dance, pkce
+
+    assert stack.database_url is not None and stack.identity is not None
+    login = stack.identity.people[PEOPLE + 1].login  # never in the workload, nor revoked as a person
+    dance = Dance(_Public(stack), stack.identity)  # type: ignore[arg-type]
+    signed: dict[str, tuple[str, dict[str, str]]] = {}
+    before = _scrape(stack)
+    with dance.http:
+        for name in ("Revoked client", "Other client"):
+            client_id = dance.register(client_name=name).json()["client_id"]
+            verifier, challenge = pkce()
+            back = dance.sign_in(dance.authorize(client_id, challenge).headers["location"], login)
+            tokens = dance.redeem(client_id, back["code"], verifier)
+            assert tokens.status_code == 200, tokens.text
+            signed[name] = (client_id, tokens.json())
+        (revoked_id, revoked), (_, other) = signed["Revoked client"], signed["Other client"]
+        bearer = {n: {"Authorization": f"Bearer {t['access_token']}"} for n, (_, t) in signed.items()}
+
+        def status(replica: int, name: str) -> int:
+            headers = {**MCP_HEADERS, **bearer[name]}
+            return dance.http.post(stack.replica_url(replica), json=INITIALIZE, headers=headers).status_code
+
+        # two sign-ins through the proxy, whichever replica served their callback; calls are none
+        signs = _delta(before, _scrape(stack), "pcref_sign_ins_total", via="proxy", outcome="completed")
+        assert signs == 2
+        # served everywhere (each replica caches "not revoked" and the token's client)
+        assert [status(i, n) for i in range(3) for n in signed] == [200] * 6
+        store = PostgresStore(stack.database_url, secret=stack.key.encode())
+        started = time.monotonic()
+        dropped = await Revocations(store).revoke_client(revoked_id)
+        await store.close()
+        assert dropped["refresh"] == 1 and dropped["client"] == 1 and dropped["consent"] == 1, dropped
+        refused: dict[int, float] = {}
+        with anyio.fail_after(30):  # a bound, so a broken revoke fails; the figure is printed
+            while len(refused) < 3:
+                for i in range(3):
+                    if i not in refused and status(i, "Revoked client") == 401:
+                        refused[i] = time.monotonic() - started
+                await anyio.sleep(0.1)
+        assert [status(i, "Other client") for i in range(3)] == [200] * 3  # the person's other client
+        again = dance.token(
+            grant_type="refresh_token", refresh_token=revoked["refresh_token"], client_id=revoked_id
+        )
+        assert again.status_code in (400, 401) and again.json()["error"] in (
+            "invalid_grant",
+            "invalid_client",
+        )
+        kept = dance.token(
+            grant_type="refresh_token",
+            refresh_token=other["refresh_token"],
+            client_id=signed["Other client"][0],
+        )
+        assert kept.status_code == 200, kept.text
+    print(f"\nCLIENT REVOKE refused on replicas after {sorted(round(t, 2) for t in refused.values())} s")
 
 
 async def test_a_key_rotation_by_rolling_restarts_under_load_loses_duplicates_pends_and_signs_out_nothing(
