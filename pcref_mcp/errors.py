@@ -47,6 +47,15 @@ class InvalidInput(PcrefError):
         self.allowed = allowed
 
 
+class Ambiguous(InvalidInput):
+    """A reference or value that names several things: the person chooses. ``readings`` are (label,
+    value) pairs; the MCP layer offers the caller's own call once per reading (server.inputs)."""
+
+    def __init__(self, message: str, *, field: str, readings: Sequence[tuple[str, Any]], hint: str) -> None:
+        super().__init__(message, field=field, hint=hint)
+        self.readings = list(readings)
+
+
 class Answered(PcrefError):
     """Not an error: a planner found the whole answer (nothing to change), which ``answer`` holds.
     The tool's guard (server.inputs.GuardedTool) returns it as a normal, successful result."""

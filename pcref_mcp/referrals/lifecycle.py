@@ -50,6 +50,9 @@ INTENTS: dict[str, tuple[S, Sub]] = {
     "declined": (S.CLOSED, Sub.DECLINED),
     "reject": (S.CLOSED, Sub.DECLINED),
     "rejected": (S.CLOSED, Sub.DECLINED),
+    "signed": (S.CLOSED, Sub.WON),
+    "booked": (S.CLOSED, Sub.WON),
+    "take": (S.ACTIVE, Sub.ACCEPTED),
 }
 
 # Words around an intent that add nothing: "close as won", "mark it lost", "set to accepted".
@@ -86,7 +89,7 @@ def read_intent(text: object) -> Intent | None:
 
 
 def _intent_of(words: str) -> tuple[S, Sub] | None:
-    tokens = [w for w in re.split(r"[\s/\\\-–—_,.;|]+", words.casefold()) if w]
+    tokens = [w for w in re.split(r"[\s/\\\-–—_,.;|!?]+", words.casefold()) if w]
     if not tokens or len(tokens) > 6:
         return None
     status = _parse_folded(S, tokens[0])

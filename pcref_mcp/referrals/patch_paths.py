@@ -130,12 +130,35 @@ class PatchPath:
         return [str(v) for v in enum] if enum else None
 
 
+# Other words for an enum's values, as sellers say them ("proposal" stage -> Propose).
+ENUM_WORDS: dict[str, str] = {
+    "proposal": "Propose",
+    "proposing": "Propose",
+    "closing": "Close",
+    "qualification": "Qualify",
+    "qualifying": "Qualify",
+    "qualified": "Qualify",
+    "development": "Develop",
+    "developing": "Develop",
+    "payasyougo": "PayAsYouGo",
+    "payg": "PayAsYouGo",
+    "consumption": "PayAsYouGo",
+}
+
+
 def _enum_input(enum: type[StrEnum]) -> BeforeValidator:
-    """Accept an enum value in any case ("closed" -> "Closed")."""
-    by_fold = {member.value.casefold(): member for member in enum}
+    """Accept an enum value in any case or spacing ("closed" -> "Closed", "pay as you go" ->
+    PayAsYouGo), or in another word for it (``ENUM_WORDS``)."""
+    by_fold = {re.sub(r"[\s_-]", "", member.value.casefold()): member for member in enum}
+    for word, value in ENUM_WORDS.items():
+        member = by_fold.get(value.casefold())
+        if member is not None:
+            by_fold.setdefault(word, member)
 
     def fold(value: Any) -> Any:
-        return by_fold.get(value.strip().casefold(), value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        return by_fold.get(re.sub(r"[\s_-]", "", value.casefold()), value)
 
     return BeforeValidator(fold)
 
@@ -187,9 +210,23 @@ REFERRAL_PATHS: tuple[PatchPath, ...] = (
     ),
     PatchPath("/details/notes", "notes", _TEXT, ("note", "deal notes", "description")),
     PatchPath("/details/currency", "currency", _CURRENCY, ("deal currency",)),
-    PatchPath("/status", "status", TypeAdapter(Status), ("state",)),
+    PatchPath("/status", "status", TypeAdapter(Status), ("state", "outcome", "result")),
     PatchPath("/substatus", "substatus", TypeAdapter(Substatus), ("sub status", "sub-status")),
-    PatchPath("/statusReason", "status reason", _NULLABLE_TEXT, ("reason", "statusReason", "close reason")),
+    PatchPath(
+        "/statusReason",
+        "status reason",
+        _NULLABLE_TEXT,
+        (
+            "reason",
+            "statusReason",
+            "close reason",
+            "why",
+            "lost reason",
+            "loss reason",
+            "decline reason",
+            "closing reason",
+        ),
+    ),
     PatchPath(
         "/externalReferenceId",
         "external reference id",

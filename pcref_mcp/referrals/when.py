@@ -100,6 +100,7 @@ class Day:
     iso: str | None
     how: str
     readings: tuple[tuple[str, str], ...] = ()  # (label, ISO date) when the person must choose
+    period: tuple[str, str] | None = None  # a period's first and last day (a range's bound may use them)
 
 
 def read_day(text: str) -> Day | None:
@@ -120,6 +121,13 @@ def read_day(text: str) -> Day | None:
             f"{text.strip()!r} can be read two ways: {day_first} (day first) or {month_first} (month first)",
             (("day first", day_first), ("month first", month_first)),
         )
+    ymd = re.fullmatch(r"(\d{4})[/.](\d{1,2})[/.](\d{1,2})", raw)
+    if ymd is not None:  # 2027/03/31: year first is read one way only
+        try:
+            day = date(int(ymd[1]), int(ymd[2]), int(ymd[3]))
+        except ValueError:
+            return None
+        return Day(day.isoformat(), f"{day.isoformat()} (year, month, day as written)")
     t = today()
     said = f"today being {t.isoformat()} in {ZONE_NAME}"
     words = _ABBREVIATIONS.get(raw, raw).removeprefix("on ").removeprefix("by ").removesuffix(" day")
@@ -158,6 +166,12 @@ def read_day(text: str) -> Day | None:
         if span[2] == "month":
             return _day(_add_months(t, count), said)
         return _day(t + timedelta(days=count * _UNIT_DAYS[span[2]]), said)
+    month_end = re.fullmatch(r"(?:the\s+)?(?:end|last\s+day)\s+of\s+([a-z]+)\.?(?:\s+(\d{4}))?", words)
+    if month_end and month_end[1] in MONTHS:
+        month = MONTHS[month_end[1]]
+        year = int(month_end[2]) if month_end[2] else t.year + (1 if month < t.month else 0)
+        last = date(year, month, calendar.monthrange(year, month)[1])
+        return _day(last, f"the last day of {last.strftime('%B %Y')}, {said}")
     end = re.fullmatch(r"(?:the\s+)?end\s+of\s+(?:the\s+)?(this|next)?\s*(month|year|quarter|week)", words)
     if end:
         return _day(_end_of(t, end[2], next_one=end[1] == "next"), said)
@@ -179,21 +193,24 @@ def read_day(text: str) -> Day | None:
             first = _add_months(t.replace(day=1), shift)
             if number <= calendar.monthrange(first.year, first.month)[1] and first.replace(day=number) >= t:
                 return _day(first.replace(day=number), f"the next {words.removeprefix('the ')}, {said}")
-    if words in MONTHS and len(words) > 3:
-        month = MONTHS[words]
-        year = t.year + (1 if month < t.month else 0)
-        days = calendar.monthrange(year, month)[1]
+    month_alone = re.fullmatch(r"(?:(?:in|during|sometime in)\s+)?([a-z]+)\.?(?:\s+(\d{4}))?", words)
+    if month_alone and month_alone[1] in MONTHS and (len(month_alone[1]) > 3 or month_alone[2]):
+        month = MONTHS[month_alone[1]]
+        year = int(month_alone[2]) if month_alone[2] else t.year + (1 if month < t.month else 0)
+        first = date(year, month, 1)
+        last = first.replace(day=calendar.monthrange(year, month)[1])
         return Day(
             None,
-            f"{text.strip()!r} is a month ({year}-{month:02d}-01 to {year}-{month:02d}-{days}, {said}), not a day; "
-            "ask the person which day",
+            f"{text.strip()!r} is a month ({first} to {last}, {said}), not a day; ask the person which day",
+            period=(first.isoformat(), last.isoformat()),
         )
-    period = re.fullmatch(r"(last|this|next)\s+(week|month|quarter)", words)
+    period = re.fullmatch(r"(last|this|next)\s+(week|month|quarter|year)", words)
     if period:
         first, last = _period(t, period[2], {"last": -1, "this": 0, "next": 1}[period[1]])
         return Day(
             None,
             f"{text.strip()!r} is a period ({first} to {last}, {said}), not a day; ask the person which day",
+            period=(first.isoformat(), last.isoformat()),
         )
     return None
 
@@ -209,12 +226,34 @@ def read_since(text: str) -> tuple[datetime, str] | None:
         parsed = datetime.fromisoformat(text.strip().replace(" ", "T"))
         return parsed.astimezone(UTC), f"{text.strip()} in UTC"
     span = re.fullmatch(
-        r"(?:last|past|the last|the past)?\s*(\d{1,4}|[a-z]+)\s*(hour|day|week)s?(?:\s+ago)?", raw
+        r"(?:last|past|the last|the past)?\s*(\d{1,4}|[a-z]+)\s*(hours?|days?|weeks?|hrs?|h|d|w)(?:\s+ago)?",
+        raw,
     )
     if span and (span[1].isdigit() or span[1] in _NUMBERS):
         count = int(span[1]) if span[1].isdigit() else _NUMBERS[span[1]]
-        hours = count * {"hour": 1, "day": 24, "week": 168}[span[2]]
-        return moment - timedelta(hours=hours), f"the last {count} {span[2]}(s), {said}"
+        unit = {"h": "hour", "d": "day", "w": "week"}[span[2][0]]
+        hours = count * {"hour": 1, "day": 24, "week": 168}[unit]
+        return moment - timedelta(hours=hours), f"the last {count} {unit}(s), {said}"
+    start = re.fullmatch(
+        r"(?:the\s+)?(?:start|beginning)\s+of\s+(?:the\s+|this\s+)?(week|month|quarter|year)", raw
+    )
+    if start:
+        first, _ = _period(t, start[1], 0)
+        return _midnight(first), f"the start of this {start[1]} ({first.isoformat()}, {said})"
+    on_day = re.fullmatch(
+        r"(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+([a-z]+)\.?|([a-z]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?",
+        raw,
+    )
+    if on_day:
+        number, name = (on_day[1], on_day[2]) if on_day[1] else (on_day[4], on_day[3])
+        if name in MONTHS:  # "1 Dec": the latest such day, today included (a cut-off lies behind)
+            for year in (t.year, t.year - 1):
+                try:
+                    day = date(year, MONTHS[name], int(number))
+                except ValueError:
+                    return None
+                if day <= t:
+                    return _midnight(day), f"the start of {day.isoformat()}, {said}"
     period = re.fullmatch(r"(last|this)\s+(week|month)|(a|one)\s+(week|month)\s+ago", raw)
     if period and period[1]:
         first, _ = _period(t, period[2], -1 if period[1] == "last" else 0)
@@ -288,6 +327,8 @@ def _quarter(day: date, number: int, year: int | None) -> Day:
 
 
 def _period(day: date, unit: str, shift: int) -> tuple[date, date]:
+    if unit == "year":
+        return date(day.year + shift, 1, 1), date(day.year + shift, 12, 31)
     if unit == "quarter":
         first = _add_months(day.replace(day=1, month=(day.month - 1) // 3 * 3 + 1), 3 * shift)
         last = _add_months(first, 2)

@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from pcref_mcp.errors import InvalidInput
-from pcref_mcp.referrals import catalog
+from pcref_mcp.referrals import catalog, money
 from pcref_mcp.referrals.lifecycle import SUBSTATUSES
 from pcref_mcp.referrals.models import (
     AssistanceRequestCode,
@@ -232,7 +232,10 @@ def parse_amount(value: Any) -> Any:
         raise FieldProblem(lambda f: f"{f} {value!r} is not an amount; use a number such as 120000.")
     if not isinstance(value, str):
         return value
-    if "$" in value:
+    read = money.split(value)
+    if read is not None and read[1] is None:  # "2.5 million", "1,5 Mio", "CHF-free 1'200'000"
+        return float(read[0])
+    if "$" in value or (read is not None and read[1] == "$"):
         raise FieldProblem(
             lambda f: (
                 f"{f} {value!r}: '$' names several currencies (USD, CAD, AUD…); give the amount in digits "
@@ -247,6 +250,15 @@ def parse_amount(value: Any) -> Any:
             )
         )
     return float(match["num"].replace(",", "")) * _UNITS[match["unit"].lower()]
+
+
+def currency_in_words(value: Any) -> Any:
+    """A currency said in words ("euros", "Swiss francs") as its code; anything else as given."""
+    if isinstance(value, str):
+        code = money.currency_word(value)
+        if code is not None and code != "$" and len(value.strip()) != 3:
+            return code
+    return value
 
 
 def _email(value: str) -> str:
@@ -313,7 +325,12 @@ UtcDateTime = Annotated[
 DateInput = Annotated[date | datetime, BeforeValidator(parse_when)]
 Amount = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(parse_amount)]
 CountryCode = Annotated[str, AfterValidator(_lookup(catalog.country_code)), Field(min_length=1)]
-CurrencyCode = Annotated[str, AfterValidator(_lookup(catalog.currency_code)), Field(min_length=1)]
+CurrencyCode = Annotated[
+    str,
+    BeforeValidator(currency_in_words),
+    AfterValidator(_lookup(catalog.currency_code)),
+    Field(min_length=1),
+]
 Email = Annotated[str, AfterValidator(_email)]
 MpnId = Annotated[str, AfterValidator(_mpn_id)]
 ProductId = Annotated[

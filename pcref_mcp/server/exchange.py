@@ -30,6 +30,7 @@ from mcp.server.mcpserver import Context
 from pydantic import ValidationError
 
 from pcref_mcp.errors import InvalidInput, NotFound, PcrefError
+from pcref_mcp.referrals import money
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import Edit, pointer_get
 from pcref_mcp.referrals.untrusted import quote
@@ -436,7 +437,15 @@ def _parse(column: Column, text: str) -> Any:
     try:
         return float(plain)
     except ValueError:
-        raise ValueError(f"value {quote(text)} is not a number (e.g. 250000 or 250000.50)") from None
+        pass
+    read = money.split(text)
+    if read is not None and read[1] is None:  # "250k", "1.2 million"
+        return float(read[0])
+    if (
+        read is not None and read[1] == "$"
+    ):  # in the referral's own dollar currency, or refused by the planner
+        return text
+    raise ValueError(f"value {quote(text)} is not a number (e.g. 250000 or 250000.50)")
 
 
 # -- MCP surface: search_referrals format csv, and the export resource --------------------------------

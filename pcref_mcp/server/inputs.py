@@ -14,7 +14,9 @@ is the one pydantic-to-sentence table). No raw validation text reaches the model
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import json
 import re
 import types
@@ -30,8 +32,8 @@ from mcp.server.mcpserver.tools.base import Tool
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
-from pcref_mcp.errors import Answered, InvalidInput, PcrefError
-from pcref_mcp.referrals import catalog, lifecycle, patch_paths, when
+from pcref_mcp.errors import Ambiguous, Answered, ConfirmationError, InvalidInput, PcrefError
+from pcref_mcp.referrals import catalog, lifecycle, money, patch_paths, when
 from pcref_mcp.referrals.untrusted import unwrap
 from pcref_mcp.referrals.write_models import Contact, MemberIn, NewReferral, SolutionTagIn, validation_message
 from pcref_mcp.server.search import Filters
@@ -70,6 +72,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "status": ("outcome", "result", "state"),
     "confirm_token": ("token", "confirmation_token", "confirmation"),
+    "changes": ("updates", "edits", "patch", "patches", "operations"),
+    "items": ("updates", "referrals", "rows", "records", "entries"),
     # change items
     "field": ("path", "name", "field_name", "key", "attribute", "property", "pointer"),
     "value": ("new_value", "to", "set_to", "new", "val"),
@@ -77,8 +81,48 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "text": ("query", "q", "search", "keyword", "keywords", "contains"),
     "name_contains": ("name", "referral_name"),
     "customer_contains": ("customer", "customer_name", "company", "account"),
-    "min_value": ("min_deal_value", "value_from", "min_amount", "minimum_value"),
-    "max_value": ("max_deal_value", "value_to", "max_amount", "maximum_value"),
+    "min_value": (
+        "min_deal_value",
+        "value_from",
+        "min_amount",
+        "minimum_value",
+        "min_deal_size",
+        "min_size",
+        "value_over",
+        "value_above",
+        "over",
+        "above",
+        "at_least",
+        "more_than",
+        "greater_than",
+    ),
+    "max_value": (
+        "max_deal_value",
+        "value_to",
+        "max_amount",
+        "maximum_value",
+        "max_deal_size",
+        "max_size",
+        "value_under",
+        "value_below",
+        "under",
+        "below",
+        "at_most",
+        "less_than",
+    ),
+    "closing_from": ("closing_after", "closes_after", "close_after", "closing_since"),
+    "closing_to": (
+        "closing_before",
+        "closes_before",
+        "close_before",
+        "closing_by",
+        "closes_by",
+        "due_before",
+    ),
+    "updated_from": ("updated_since", "updated_after", "modified_since", "modified_after", "changed_after"),
+    "updated_to": ("updated_before", "modified_before", "changed_before"),
+    "created_from": ("created_since", "created_after"),
+    "created_to": ("created_before",),
     # a new referral
     "deal_value": ("value", "amount", "deal_amount", "deal_size", "estimated_value"),
     "closing_date": ("close_date", "expected_close_date", "closing_date_time", "close_by", "expected_close"),
@@ -91,7 +135,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "customer_size": ("size", "company_size"),
     "customer_contacts": ("contacts", "customer_team", "customer_contact"),
     "customer_consent_to_contact": ("consent_to_contact", "customer_consent", "consent"),
-    "deal_kind": ("kind", "deal_type", "referral_kind"),
+    "deal_kind": ("kind", "deal_type", "referral_kind", "type", "referral_type", "sharing"),
     "help_notes": ("help_note", "help", "invite_notes", "note_to_microsoft", "help_text"),
     "assistance_request_code": ("assistance_code", "help_code", "assistance", "assistance_request"),
     "external_reference_id": ("external_id", "crm_id", "reference_id"),
@@ -184,6 +228,7 @@ class Reading:
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     fixed: int = 0  # problems the arguments now carry a confident fix for
+    dropped: list[str] = field(default_factory=list)  # keys with no equivalent (left out of the call)
 
     def refusal(self, tool: str) -> str:
         """The problems, then the call as it should have been made: only when every problem has a
@@ -196,6 +241,12 @@ class Reading:
                 text
                 + " Ask the person about each; nothing was sent. Then resend the call with their answers."
             )
+        if choices and _has_masked(self.arguments):
+            return (
+                text
+                + " Ask the person which they mean; nothing was sent. Then resend the call with their answer "
+                "(the readings: " + "; ".join(label for label, _ in choices[0].readings) + ")."
+            )
         if choices:
             return (
                 text
@@ -205,8 +256,15 @@ class Reading:
                     for label, option in _options(choices)
                 )
             )
-        if self.fixed < len(self.problems) or _has_masked(self.arguments):
+        if _has_masked(self.arguments) or self.fixed + len(self.dropped) < len(self.problems):
             return text + " Nothing was sent; resend the call with this fixed (ask the person if unsure)."
+        if self.dropped:  # the rest of the call can be done; only the person may let the part go
+            keys = ", ".join(repr(k) for k in self.dropped)
+            return (
+                text
+                + f" {keys} has no equivalent in this tool; nothing was sent. Ask the person whether to go "
+                f"ahead without it. If they agree: {tool} {_dumps(self.arguments)}"
+            )
         return text + f" Corrected call: {tool} {_dumps(self.arguments)}"
 
 
@@ -266,7 +324,7 @@ def normalise(tool: str, arguments: dict[str, Any], model: type[BaseModel]) -> R
     if hook is not None:
         hook(reader, data, model)
     out = reader.object(data, model, "")
-    return Reading(out, reader.notes, reader.problems, reader.fixed)
+    return Reading(out, reader.notes, reader.problems, reader.fixed, reader.dropped)
 
 
 def read_as() -> list[str] | None:
@@ -293,8 +351,13 @@ class GuardedTool(Tool):
             )
         try:
             await _references(self.name, reading, context)
+            await _stored_currency(self.name, reading, context)
         except PcrefError as exc:
             raise ToolError(_with_notes(f"Error executing tool {self.name}: {exc}", reading)) from exc
+        if reading.problems:
+            raise ToolError(
+                _with_notes(f"Error executing tool {self.name}: {reading.refusal(self.name)}", reading)
+            )
         with _notes(reading.notes):
             try:
                 return await super().run(reading.arguments, context, convert_result=convert_result)
@@ -306,6 +369,12 @@ class GuardedTool(Tool):
                     result = respond(answered.answer)
                     return self.fn_metadata.convert_result(result) if convert_result else result
                 cause = exc.__cause__
+                if _confirmation(exc) is not None and "confirm_token" in reading.arguments:
+                    again = {k: v for k, v in reading.arguments.items() if k != "confirm_token"}
+                    if not _has_masked(again):  # the same call, to preview it and ask the person again
+                        raise ToolError(
+                            _with_notes(f"{exc} Corrected call: {self.name} {_dumps(again)}", reading)
+                        ) from cause
                 if isinstance(cause, ValidationError):
                     message = input_error(self.name, cause, model)
                     raise ToolError(
@@ -344,11 +413,39 @@ async def _references(tool: str, reading: Reading, context: Any) -> None:
     for holder, name, where in spots:
         if references.is_full_id(holder[name]):
             continue
-        holder[name], note = await references.resolve(
-            runtime_of(context), holder[name], where, strict=tool != "batch_update"
-        )
+        try:
+            holder[name], note = await references.resolve(
+                runtime_of(context), holder[name], where, strict=tool != "batch_update"
+            )
+        except Ambiguous as exc:
+            raise InvalidInput(_offer(tool, reading, holder, name, exc)) from exc
         if note:
             reading.notes.append(note)
+
+
+def _offer(tool: str, reading: Reading, holder: dict[str, Any], name: str, exc: Ambiguous) -> str:
+    """An ambiguous value as a choice: the caller's own call once per reading (none where it would
+    show a masked value: followed literally it would send the mask)."""
+    said = holder[name]
+    calls = []
+    for label, value in exc.readings:
+        holder[name] = value
+        calls.append(f"{label}: {tool} {_dumps(reading.arguments)}")
+    masked = _has_masked(reading.arguments)
+    holder[name] = said
+    if masked:
+        return str(exc)
+    return f"{exc.message} Ask the person which one they mean; nothing was sent. " + " ".join(calls)
+
+
+def _confirmation(exc: BaseException) -> ConfirmationError | None:
+    """The confirm token's own error under the SDK's wrapping, if that is what refused the call."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None or isinstance(seen, ConfirmationError):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 def _answered(exc: BaseException) -> Answered | None:
@@ -390,6 +487,7 @@ class _Reader:
         self.notes: list[str] = []
         self.problems: list[str] = []
         self.fixed = 0
+        self.dropped: list[str] = []
         self.currency_choice: tuple[str, str] | None = None
 
     def note(self, text: str) -> None:
@@ -541,6 +639,8 @@ class _Reader:
         if likely and likely[0] not in out:  # the corrected call carries only a confident guess
             out[likely[0]] = value
             self.fixed += 1
+        elif not guesses and names:  # nothing near it: it has no equivalent here
+            self.dropped.append(_at(where, key))
 
     # -- values -----------------------------------------------------------------------------------
 
@@ -549,6 +649,13 @@ class _Reader:
             return None
         if name in _DATE_FIELDS and isinstance(value, str):
             return self.day(value, where)
+        if name in _RANGE_BOUNDS and isinstance(value, str):
+            return self.day(value, where, bound=_RANGE_BOUNDS[name])
+        if name in _UNIT_FIELDS and isinstance(value, str):
+            said = re.fullmatch(rf"\s*(\d+)\s*(?:{_UNIT_FIELDS[name]})\s*", value, re.IGNORECASE)
+            if said is not None:
+                self.note(f"{where} {value!r} read as {int(said[1])}")
+                return int(said[1])
         if name in _INT_FIELDS and isinstance(value, str) and _fold(value) in _NUMBER_WORDS:
             self.note(f"{where} {value!r} read as {_NUMBER_WORDS[_fold(value)]}")
             return _NUMBER_WORDS[_fold(value)]
@@ -589,14 +696,23 @@ class _Reader:
             return self.unquote(value, where)
         return value
 
-    def day(self, value: str, where: str) -> Any:
-        """A date field's value in words or with an offset, as the day meant (when.read_day)."""
+    def day(self, value: str, where: str, bound: int | None = None) -> Any:
+        """A date field's value in words or with an offset, as the day meant (when.read_day). A range's
+        bound (``bound`` 0: from, 1: to) takes a period's first or last day ("updated_from: last week")."""
         read = when.read_day(unwrap(value) or value)
         if read is None:
             return self.unquote(value, where)
         if read.iso is not None:
             self.note(f"{where} {_brief(value)} read as {read.how}")
             return read.iso
+        if bound is not None and read.period is not None:
+            day = read.period[bound]  # refused (a date is YYYY-MM-DD), with that bound in the call
+            self.problems.append(
+                f"{where} {_brief(value)} is no date (YYYY-MM-DD): {read.how.split('; ask')[0]}; as the "
+                f"{('start', 'end')[bound]} of a range it is its {('first', 'last')[bound]} day, {day}"
+            )
+            self.fixed += 1
+            return day
         self.problems.append(f"{where} {read.how}")
         if read.readings:
             return Choice([(f"If {label} ({iso})", iso) for label, iso in read.readings])
@@ -624,7 +740,14 @@ class _Reader:
 
 
 def _search_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) -> None:
-    """Sort words (``sortBy``, ``orderBy``, ``direction: desc``) and page/offset in search_referrals."""
+    """Sort words (``sortBy``, ``orderBy``, ``direction: desc``) and page/offset in search_referrals;
+    filters as a list of conditions (all must match) as one object."""
+    filters = data.get("filters")
+    if isinstance(filters, list) and filters and all(isinstance(f, dict) for f in filters):
+        keys = [k for f in filters for k in f]
+        if len(keys) == len(set(keys)):
+            data["filters"] = {k: v for f in filters for k, v in f.items()}
+            reader.note("filters [{…}, {…}] read as one filters object (all must match)")
     sort_keys = [
         k for k in data if _fold(k) in {"sortby", "orderby", "sort", "order", "sortfield", "sortcolumn"}
     ]
@@ -708,18 +831,34 @@ def _get_referral_hook(reader: _Reader, data: dict[str, Any], model: type[BaseMo
         reader.note(f"{key} read as sections {data['sections']}")
 
 
+# Flags a model adds to a write to preview it ("dry_run": true): what every write does first, so read as
+# said. Flags that would have it written at once ("confirm": true, "dry_run": false) are no approval
+# (only the person approves): refused, with the call without them (it previews, then asks the person).
+_PREVIEW_FLAGS = frozenset({"dryrun", "preview", "previewonly", "validateonly", "whatif"})
+_WRITE_FLAGS = frozenset(
+    {"confirm", "confirmed", "approve", "approved", "execute", "commit", "apply", "force"}
+)
+
+
 def _preview_words(reader: _Reader, data: dict[str, Any]) -> None:
     """``dry_run: true`` (``preview``, ``validate_only``) on a write: what every write does first (a
     preview; nothing is sent until the person approves), so it is read as said, with a note."""
     for key in list(data):
-        if _fold(key) in {"dryrun", "preview", "previewonly", "validateonly", "whatif"} and data[key] in (
-            True,
-            "true",
-        ):
+        said = str(data[key]).casefold()
+        if _fold(key) in _PREVIEW_FLAGS and said == "true":
             data.pop(key)
             reader.note(
                 f"{key} read as a preview: every write is previewed first and sent only after the person approves"
             )
+        elif (_fold(key) in _WRITE_FLAGS and said == "true") or (
+            _fold(key) in _PREVIEW_FLAGS and said == "false"
+        ):
+            data.pop(key)
+            reader.problems.append(
+                f"{key} {said}: this is no approval; every write is previewed first and sent only after the "
+                "person approves it (then call again with the confirm_token the preview gives)"
+            )
+            reader.fixed += 1
 
 
 def _changes_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) -> None:
@@ -803,10 +942,36 @@ def _recent_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) 
             reader.fixed += 1
 
 
+def _batch_hook(reader: _Reader, data: dict[str, Any], model: type[BaseModel]) -> None:
+    """batch_update: items as a mapping of referral to its changes (``{"<id>": {"deal value": 1}}``),
+    one set of changes for several referrals (``referral_ids`` + ``changes``), and csv given as rows
+    (a list of objects, the columns as keys) written as the CSV text it stands for."""
+    _preview_words(reader, data)
+    items = data.get("items")
+    if isinstance(items, dict) and items and not {"referral_id", "changes", "field"} & set(items):
+        data["items"] = [{"referral_id": rid, "changes": changes} for rid, changes in items.items()]
+        reader.note("items {referral: changes} read as one item per referral")
+    ids_key = next((k for k in data if _fold(k) in {"referralids", "ids", "referrals"}), None)
+    if ids_key and "items" not in data and isinstance(data[ids_key], list) and "changes" in data:
+        changes = data.pop("changes")
+        ids = data.pop(ids_key)
+        data["items"] = [{"referral_id": rid, "changes": changes} for rid in ids]
+        reader.note(f"{ids_key} with changes read as one item per referral, each with those changes")
+    rows = data.get("csv")
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        data["csv"] = out.getvalue()
+        reader.note(f"csv as {len(rows)} row object(s) read as CSV text with columns {', '.join(columns)}")
+
+
 _TOOL_HOOKS = {
     "recent_changes": _recent_hook,
     "create_referral": lambda reader, data, model: _preview_words(reader, data),
-    "batch_update": lambda reader, data, model: _preview_words(reader, data),
+    "batch_update": _batch_hook,
     "search_referrals": _search_hook,
     "get_referral": _get_referral_hook,
     "update_field": _changes_hook,
@@ -834,16 +999,19 @@ def _change_items(reader: _Reader, items: list[Any], where: str, *, registration
         _item_mode(reader, item, at)
         path = _path_of(item.get("field"), registration)
         if path is None and isinstance(item.get("field"), str):
-            path = _append_words(reader, item, at, registration)
+            path = _append_words(reader, item, at, registration) or _misspelt(reader, item, at, registration)
         extra: list[dict[str, Any]] = []
         if path is not None:
+            _value_parts(reader, item, path, at)
+            if path.pointer.endswith(("/dealValue", "/value")):
+                item["value"] = _decimal_comma(reader, item.get("value"), f"{at}.value")
             extra = _companions(reader, item, path, given, at, registration)
             extra += _money(reader, item, path, given, at)
             _grouping(reader, item, path, at)
             path = _single_entry(reader, item, path, at)
             if path.pointer.endswith("DateTime") and isinstance(item.get("value"), str):
                 item["value"] = reader.day(item["value"], f"{at}.value")
-            _close_words(reader, item, path, at)
+            _close_words(reader, item, path, at, given)
             _intent_note(reader, item, path, at)
             if "value" in item:
                 item["value"] = _member_values(reader, path.pointer, item["value"], f"{at}.value")
@@ -888,6 +1056,9 @@ def _item_keys(reader: _Reader, item: dict[str, Any], at: str) -> None:
         name = reader.place(key, item[key], {k: _ANY_FIELD for k in _ITEM_KEYS}, at)
         if name is not None and name not in item:
             item[name] = item.pop(key)
+        elif name is None and "value" not in item and MODES.get(_snake(key)) is not None:
+            item["value"], item["mode"] = item.pop(key), MODES[_snake(key)]  # {"append": "…"}
+            reader.note(f"{at}.{key} read as value with mode {item['mode']!r}")
 
 
 def _item_mode(reader: _Reader, item: dict[str, Any], at: str) -> None:
@@ -954,6 +1125,11 @@ def _money(
     reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, given: dict[str, Any], at: str
 ) -> list[dict[str, Any]]:
     """A deal value with its currency in one string ("250,000 EUR", "€250k"), when no currency is given."""
+    if path.registration and path.pointer.endswith("/value") and isinstance(item.get("value"), str):
+        said = _split_money(item["value"])
+        if said is not None:  # the registration's own currency, checked against it (_stored_currency)
+            item["value"] = _marked(item["value"], said[0], said[1])
+        return []
     split = _split_money(item.get("value")) if path.pointer == "/details/dealValue" else None
     if split is None:
         return []
@@ -969,8 +1145,9 @@ def _money(
                 item["value"] = split[0]  # the amount stands; the currency is the person's to choose
                 reader.currency_choice = (split[1], given["/details/currency"].strip().upper())
         return []
-    if split[1] == "$":
-        return []  # which dollar? refused by the value check, which says so
+    if split[1] == "$":  # which dollar? the referral's own, or the person's choice (_stored_currency)
+        item["value"] = _marked(item["value"], split[0], "$")
+        return []
     item["value"], currency = split
     given["/details/currency"] = currency
     reader.note(f"{at}.value {_brief(split[0])} {currency} read as deal value and currency")
@@ -986,14 +1163,56 @@ def _grouping(reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath
     found = (
         _GROUPED.fullmatch(value) if isinstance(value, str) and path.pointer.endswith("/dealValue") else None
     )
-    if found is None:
+    if found is None or not isinstance(value, str):
         return
+    item["value"] = _grouping_choice(reader, value, f"{at}.value")
+
+
+def _decimal_comma(reader: _Reader, value: Any, at: str) -> Any:
+    """ "1,5 Mio. €": refused (a comma is no decimal point everywhere), with the decimal-comma reading as
+    the corrected call (money.decimal_comma)."""
+    read = money.decimal_comma(value) if isinstance(value, str) else None
+    if read is None:
+        return value
+    amount = read[0] if read[1] is None else f"{read[0]} {read[1]}"
+    reader.problems.append(
+        f"{at} {value!r} is not an unambiguous amount; read with a decimal comma it is {amount}"
+    )
+    reader.fixed += 1
+    return amount
+
+
+def _grouping_choice(reader: _Reader, value: str, at: str) -> Choice:
+    found = _GROUPED.fullmatch(value)
+    assert found is not None
     grouped, decimal = int(found[1] + found[2]), float(f"{found[1]}.{found[2]}")
     reader.problems.append(
-        f"{at}.value {value!r} can be read two ways: {grouped:,} (the dot groups thousands) or {decimal:g} "
+        f"{at} {value!r} can be read two ways: {grouped:,} (the dot groups thousands) or {decimal:g} "
         "(the dot is a decimal point)"
     )
-    item["value"] = Choice([(f"If {grouped:,}", grouped), (f"If {decimal:g}", decimal)])
+    return Choice([(f"If {grouped:,}", grouped), (f"If {decimal:g}", decimal)])
+
+
+# Words around a catalog value that add nothing ("architecture help" -> architecture).
+_CATALOG_FILLER = frozenset(
+    {"help", "with", "support", "need", "needed", "needs", "please", "request", "on", "for"}
+)
+
+
+def _catalog_words(reader: _Reader, value: str, table: Any, where: str) -> str:
+    """A catalog value said with words around it: the value, said; else as given (its check judges)."""
+    try:
+        table.lookup(value)
+        return value
+    except InvalidInput:
+        pass
+    core = " ".join(w for w in re.split(r"\s+", value.strip()) if w.casefold() not in _CATALOG_FILLER)
+    try:
+        found = str(table.lookup(core))
+    except InvalidInput:
+        return value
+    reader.note(f"{where} {_brief(value)} read as {found!r}")
+    return found
 
 
 def _single_entry(
@@ -1021,21 +1240,76 @@ def _intent_note(reader: _Reader, item: dict[str, Any], path: patch_paths.PatchP
     reader.note(f"{at} {path.name} {raw!r} read as {intent.status}/{intent.substatus}{reason}")
 
 
-# "close it out": a status word that names no outcome. The person must say won, lost or declined.
-_CLOSE_WORDS = frozenset(
-    {"close", "closeit", "closeout", "closeitout", "closure", "markclosed", "markasclosed"}
-)
+# Status words that close a referral without naming the outcome ("close it out"), or that name it only
+# among some outcomes ("not interested": lost once accepted, declined before): the person says which.
+_OUTCOME_WORDS: dict[str, tuple[str, ...]] = {
+    **{w: ("won", "lost", "declined") for w in ("close", "closeit", "closeout", "closeitout", "closure")},
+    **{w: ("won", "lost", "declined") for w in ("markclosed", "markasclosed", "closed", "done", "finished")},
+    **{w: ("lost", "declined") for w in ("notinterested", "nointerest", "nolongerinterested", "dead")},
+    **{w: ("lost", "declined") for w in ("customernotinterested", "gonedark", "wentdark", "nogo", "pass")},
+}
+# Those that say only "closed", in a search filter (where "Closed" is itself a status).
+_CLOSE_WORDS = frozenset(w for w, outcomes in _OUTCOME_WORDS.items() if len(outcomes) == 3) - {"closed"}
 
 
-def _close_words(reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, at: str) -> None:
+def _close_words(
+    reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, at: str, given: dict[str, Any]
+) -> None:
     value = item.get("value")
-    if path.pointer != "/status" or not isinstance(value, str) or _fold(value) not in _CLOSE_WORDS:
+    if path.pointer != "/status" or not isinstance(value, str) or _fold(value) not in _OUTCOME_WORDS:
         return
+    if _fold(value) == "closed" and given.get("/substatus") is not None:
+        return  # Closed with its substatus beside it
+    outcomes = _OUTCOME_WORDS[_fold(value)]
     reader.problems.append(
-        f"{at} status {value!r} closes the referral, which needs its outcome: won, lost or declined "
-        "(a closed referral cannot be reopened)"
+        f"{at} status {value!r} closes the referral, which needs a substatus, its outcome: "
+        f"{' or '.join(outcomes)} (a closed referral cannot be reopened)"
     )
-    item["value"] = Choice([(f"If {word}", word) for word in ("won", "lost", "declined")])
+    item["value"] = Choice([(f"If {word}", word) for word in outcomes])
+
+
+def _value_parts(reader: _Reader, item: dict[str, Any], path: patch_paths.PatchPath, at: str) -> None:
+    """A field's value given as an object of parts (``{"amount": 70000, "currency": "USD"}``,
+    ``{"status": "Closed", "substatus": "Lost", "reason": …}``): the part naming the field is its
+    value, the other parts are the item's own keys (each then read as its own change, or refused);
+    a list of one for a field that holds one value is that value."""
+    value = item.get("value")
+    if path.pointer in _LISTS or path.pointer.endswith("/-") or path.pointer in _VALUE_MODELS:
+        return
+    if isinstance(value, list) and len(value) == 1 and not isinstance(value[0], dict | list):
+        item["value"] = value[0]
+        reader.note(f"{at}.value {_brief(value)} read as {_brief(value[0])}")
+        return
+    if not isinstance(value, dict):
+        return
+    own = [
+        k
+        for k in value
+        if _fold(k) in {"value", "amount", _fold(path.name), _fold(path.pointer.rsplit("/", 1)[-1])}
+    ]
+    if len(own) != 1 or any(k in item for k in value if k not in own):
+        return
+    parts = dict(value)
+    item["value"] = parts.pop(own[0])
+    item.update(parts)
+    reader.note(
+        f"{at}.value {_brief(value)} read as {path.name} {_brief(item['value'])} with {', '.join(parts)}"
+    )
+
+
+def _misspelt(reader: _Reader, item: dict[str, Any], at: str, registration: bool) -> Any:
+    """A field name one slip away from exactly one field ("deal vlaue"): refused (a write names its
+    fields exactly), with that field in the corrected call."""
+    paths = patch_paths.REGISTRATION_PATHS if registration else patch_paths.REFERRAL_PATHS
+    names = {_fold(word): p for p in paths for word in (p.name, *p.aliases)}
+    close = difflib.get_close_matches(_fold(item["field"]), list(names), n=2, cutoff=0.85)
+    if not close or len({names[c].pointer for c in close}) != 1:
+        return None
+    path = names[close[0]]
+    reader.problems.append(f"{at}.field {item['field']!r} is not a field; did you mean {path.name!r}?")
+    reader.fixed += 1
+    item["field"] = path.name
+    return path
 
 
 def _append_words(reader: _Reader, item: dict[str, Any], at: str, registration: bool) -> Any:
@@ -1069,44 +1343,14 @@ def _member_values(reader: _Reader, pointer: str, value: Any, where: str) -> Any
     return read(value, where)
 
 
-# Currency marks that name one currency only. A bare "$" names many (catalog.DOLLAR_CURRENCIES): it
-# is read beside a dollar currency given in the same call, or (a change) in the referral's own dollar
-# currency by the planner (patch_paths.read_dollars); otherwise the value check refuses it.
-_SYMBOLS = {
-    "€": "EUR",
-    "£": "GBP",
-    "¥": "JPY",
-    "₹": "INR",
-    "US$": "USD",
-    "A$": "AUD",
-    "AU$": "AUD",
-    "C$": "CAD",
-    "CA$": "CAD",
-    "NZ$": "NZD",
-    "S$": "SGD",
-    "SG$": "SGD",
-    "HK$": "HKD",
-    "MX$": "MXN",
-    "NT$": "TWD",
-    "R$": "BRL",
-}
-_MARK = r"[A-Za-z]{1,2}\$|\$|[A-Za-z]{3}|[€£¥₹]"
-_MONEY = re.compile(rf"\s*(?P<pre>{_MARK})?\s*(?P<amount>\d[\d,.]*\s*[kKmM]?)\s*(?P<post>{_MARK})?\s*")
-
-
 def _split_money(value: Any) -> tuple[str, str] | None:
-    """``"250,000 EUR"``, ``"€250k"``, ``"US$ 250000"`` -> (amount text, currency code); a bare
-    ``"$250k"`` -> (amount text, "$"); else None."""
-    if not isinstance(value, str):
+    """``"250,000 EUR"``, ``"€250k"``, ``"80k pounds"``, ``"CHF 1'200'000"`` -> (the amount in digits,
+    the currency code); a bare ``"$250k"`` -> (amount, "$"); None when no currency is said
+    (``referrals.money`` reads them; a bare "$" names many: catalog.DOLLAR_CURRENCIES)."""
+    read = money.split(value) if isinstance(value, str) else None
+    if read is None or read[1] is None:
         return None
-    match = _MONEY.fullmatch(value)
-    if match is None or bool(match["pre"]) == bool(match["post"]):
-        return None
-    mark = match["pre"] or match["post"]
-    code = "$" if mark == "$" else _SYMBOLS.get(mark.upper(), _SYMBOLS.get(mark, mark.upper()))
-    if mark.upper() in {"K", "M"} or not (code == "$" or code.isalpha()):
-        return None
-    return match["amount"].strip(), code
+    return read[0], read[1]
 
 
 def _currency_conflict(where: str, value: Any, mark: str, given: Any) -> str:
@@ -1125,9 +1369,33 @@ def _same_currency(code: str, given: Any) -> bool:
 
 
 def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
-    """A deal value with its currency in one string ("250k EUR"): value and currency, when currency is unset."""
+    """A deal value with its currency in one string ("250k EUR"): value and currency, when currency is unset.
+    A co-sell referral without the help wanted from Microsoft: the person chooses it."""
+    kinds = {_fold(k) for k in ("deal_kind", *SYNONYMS["deal_kind"])}
+    kind = next((v for k, v in data.items() if _fold(k) in kinds and isinstance(v, str)), None)
+    codes = {_fold(k) for k in ("assistance_request_code", *SYNONYMS["assistance_request_code"])}
+    code_key = next((k for k in data if _fold(k) in codes), None)
+    if code_key is not None and isinstance(data[code_key], str):
+        data[code_key] = _catalog_words(
+            reader, data[code_key], catalog.ASSISTANCE_REQUEST_CODES, f"{where}.{code_key}"
+        )
+    if kind is not None and _fold(kind) == "cosell" and code_key is None:
+        schema = NewReferral.model_json_schema()["properties"]["assistance_request_code"]
+        allowed: list[str] = next((a["enum"] for a in schema.get("anyOf", [schema]) if "enum" in a), [])
+        reader.problems.append(
+            f"{where}.deal_kind co_sell asks Microsoft for help, which needs assistance_request_code (the help "
+            "wanted; help_notes may say more to the Microsoft seller)"
+        )
+        data["assistance_request_code"] = Choice([(f"If {code}", code) for code in allowed])
     key = next((k for k in data if _fold(k) in ("dealvalue", "value", "amount", "dealamount")), None)
+    if key is not None:
+        data[key] = _decimal_comma(reader, data[key], f"{where}.{key}")
     split = _split_money(data.get(key)) if key else None
+    if key is not None and split is not None and _GROUPED.fullmatch(split[0]):
+        data[key] = _grouping_choice(reader, split[0], f"{where}.{key}") if split[1] != "$" else data[key]
+        if split[1] != "$" and not any(_fold(k) == "currency" for k in data):
+            data["currency"] = split[1]
+        return data
     if key is None or split is None:
         return data
     given = next((data[k] for k in data if _fold(k) == "currency"), None)
@@ -1140,7 +1408,87 @@ def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dic
     elif split[1] != "$":
         data[key], data["currency"] = split
         reader.note(f"{where}.{key} read as deal_value {split[0]} and currency {split[1]}")
+    else:  # which dollar? the person says; each reading is the amount with its code
+        reader.problems.append(f"{where}.{key} {_brief(data[key])}: '$' names several currencies")
+        data[key] = _dollar_choice(split[0])
     return data
+
+
+# The dollars offered when "$" names no currency the call or the referral settles.
+_DOLLARS_OFFERED = ("USD", "CAD", "AUD", "NZD")
+
+
+def _dollar_choice(amount: str) -> Choice:
+    return Choice([(f"If {code}", f"{amount} {code}") for code in _DOLLARS_OFFERED])
+
+
+class _Dollars(str):
+    """An amount said with a currency the call cannot settle: "$" beside a deal value (the referral's
+    own dollar currency settles it, in the planner: patch_paths.read_dollars; else the person), or any
+    currency beside a registration amount (it must be the registration's own). ``_stored_currency``
+    checks it against what is stored."""
+
+    amount: str
+    currency: str
+
+
+def _marked(value: str, amount: str, currency: str) -> _Dollars:
+    out = _Dollars(value)
+    out.amount, out.currency = amount, currency
+    return out
+
+
+# Where a marked amount's currency is stored, per tool: the referral's deal currency, the registration's
+# contract currency.
+_STORED_CURRENCY: dict[str, Callable[[Any], str | None]] = {
+    "update_field": lambda r: r.details.currency if r.details else None,
+    "register_deal": lambda r: (
+        r.registrations[0].contract.currency if r.registrations and r.registrations[0].contract else None
+    ),
+}
+
+
+async def _stored_currency(tool: str, reading: Reading, context: Any) -> None:
+    """A marked amount (``_Dollars``) read against the currency stored: the same (or "$" beside a dollar)
+    is the amount, said; "$" beside another currency is the person's choice of dollar; another code is
+    a conflict for the person to settle."""
+    from pcref_mcp.server.confirmation import runtime_of
+
+    changes = reading.arguments.get("changes")
+    marked = [c for c in changes or [] if isinstance(c, dict) and isinstance(c.get("value"), _Dollars)]
+    if (
+        not marked
+        or not isinstance(reading.arguments.get("referral_id"), str)
+        or tool not in _STORED_CURRENCY
+    ):
+        return
+    try:
+        referral = await runtime_of(context).client.get(reading.arguments["referral_id"])
+    except PcrefError:
+        return  # the planner says what is wrong with the referral
+    stored = _STORED_CURRENCY[tool](referral)
+    for change in marked:
+        said = change["value"]
+        if said.currency == stored or (said.currency == "$" and stored in catalog.DOLLAR_CURRENCIES):
+            if tool != "update_field" or said.currency != "$":  # update_field reads "$" in the planner
+                change["value"] = said.amount
+                reading.notes.append(
+                    f"{change.get('field')} {_brief(str(said))} read as {said.amount} {stored}"
+                )
+            continue
+        if said.currency == "$":
+            reading.problems.append(
+                f"{change.get('field')} {_brief(str(said))}: '$' names several currencies and the referral is in "
+                f"{stored or 'no currency'}"
+            )
+            change["value"] = _dollar_choice(said.amount)
+        else:
+            reading.problems.append(
+                _currency_conflict(
+                    str(change.get("field")), str(said), said.currency, stored or "no currency"
+                )
+                + "; ask the person which currency is right"
+            )
 
 
 def _contact_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -1169,7 +1517,14 @@ _MARKS = re.compile(r"[«»‹›]")
 _DATE_FIELDS = frozenset(
     {"closing_date", "sign_date", "start_date", "end_date", "marketplace_transaction_date"}
 )
+# A range's bounds (search filters): a period said in words gives its first day to a "from" (0) and its
+# last day to a "to" (1).
+_RANGE_BOUNDS = {
+    f"{what}_{end}": i for what in ("closing", "created", "updated") for i, end in enumerate(("from", "to"))
+}
 _INT_FIELDS = frozenset({"limit", "change_id", "expiring_within_days"})
+# Whole-number fields that count a unit, and the unit's words ("7 days" -> 7).
+_UNIT_FIELDS = {"expiring_within_days": r"d|days?"}
 _NUMBER_WORDS = {
     w: n
     for n, w in enumerate(
@@ -1225,7 +1580,21 @@ def _path_of(name: Any, registration: bool) -> patch_paths.PatchPath | None:
 
 
 def _filters_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
-    """A status filter as a search row shows it ("Closed/Won") or as a word ("won"): status and substatus."""
+    """A status filter as a search row shows it ("Closed/Won") or as a word ("won"): status and substatus.
+    A flag named by a filter's value (``incoming: true``) is that filter with that value."""
+    fields = _fields(Filters)
+    for flag in [k for k in data if k not in fields and data[k] in (True, "true", "yes")]:
+        owners = [
+            (name, value)
+            for name, info in fields.items()
+            for value in _enum_values(info.annotation)
+            if _fold(value) == _fold(flag)
+        ]
+        if len(owners) == 1 and owners[0][0] not in data:
+            name, value = owners[0]
+            data.pop(flag)
+            data[name] = value
+            reader.note(f"{_at(where, flag)} true read as {_at(where, name)} {value!r}")
     key = next((k for k in data if _fold(k) in ("status", "outcome", "result", "state")), None)
     if key is None or any(_fold(k) == "substatus" for k in data):
         return data
@@ -1317,6 +1686,14 @@ def _shape(annotation: Any) -> tuple[str, Any]:
     if annotation is Any:
         return "any", None
     return "other", None
+
+
+def _enum_values(annotation: Any) -> tuple[str, ...]:
+    """The allowed values of an enum field or of a list of an enum; () for any other field."""
+    shape, inner = _shape(annotation)
+    if shape == "list":
+        shape, inner = _shape(inner)
+    return tuple(inner) if shape == "enum" else ()
 
 
 def _enum_value(value: Any, allowed: tuple[str, ...] | list[str]) -> Any:

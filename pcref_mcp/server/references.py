@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from pcref_mcp.errors import InvalidInput, PcrefError
+from pcref_mcp.errors import Ambiguous, InvalidInput, PcrefError
 from pcref_mcp.referrals.untrusted import quote
 
 # A full referral id (a GUID, what the service issues).
@@ -33,7 +33,7 @@ async def resolve(runtime: Any, text: str, where: str, *, strict: bool = True) -
     (a batch item): what names no single referral is left as given, for the item's own refusal."""
     from pcref_mcp.server import search as searching
 
-    given = text.strip()
+    given = text.strip().removeprefix("{").removesuffix("}").strip()  # a GUID as some tools print it
     if not given or is_full_id(given) or given.lower().startswith("referral://") or set("/?#") & set(given):
         return given, None
     if await _exists(runtime, given):  # an id of another shape (or a recording's), used as given
@@ -49,12 +49,18 @@ async def resolve(runtime: Any, text: str, where: str, *, strict: bool = True) -
             if not cursor:
                 break
         how = "the id starting so"
+    if not found and " " not in given:  # a CRM id: the referral's external reference id, exactly
+        page = await searching.run(
+            runtime, searching.Filters(external_reference_id=given), "updated_desc", 100, None
+        )
+        found = [r for r in page.referrals if (r.external_reference_id or "").casefold() == given.casefold()]
+        how = "the referral whose external reference id is so"
     if not found:
         page = await searching.run(runtime, searching.Filters(text=given), "updated_desc", 100, None)
         named = [r for r in page.referrals if _named(r, given, exact=True)]
         found = named or [r for r in page.referrals if _named(r, given, exact=False)]
         how = "the referral named so" if named else "the referral whose name or customer says so"
-    if len(found) != 1 and not strict:
+    if not found and not strict:
         return given, None
     if len(found) == 1:
         only = found[0]
@@ -70,9 +76,10 @@ async def resolve(runtime: Any, text: str, where: str, *, strict: bool = True) -
         )
     listed = "; ".join(f"{r.id} ({_line(r)})" for r in found[:SHOWN])
     more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
-    raise InvalidInput(
+    raise Ambiguous(
         f"{where} {quote(given)} names {len(found)} referrals: {listed}{more}.",
         field=where,
+        readings=[(f"If {r.id} ({_line(r)})", str(r.id)) for r in found[:SHOWN]],
         hint="Ask the person which one they mean, then call again with its id. Nothing was sent.",
     )
 

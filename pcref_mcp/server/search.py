@@ -52,6 +52,7 @@ from pcref_mcp.referrals.models import (
     skipped_note,
 )
 from pcref_mcp.referrals.patch_paths import pointer_get
+from pcref_mcp.referrals.write_models import currency_in_words, parse_amount
 
 if TYPE_CHECKING:
     from pcref_mcp.partner_center.client import PartnerCenterClient
@@ -169,8 +170,8 @@ class Filters(BaseModel):
     updated_to: date | None = None
     closing_from: date | None = None
     closing_to: date | None = None
-    min_value: Annotated[float, Field(ge=0)] | None = None
-    max_value: Annotated[float, Field(ge=0)] | None = None
+    min_value: Annotated[float, Field(ge=0), BeforeValidator(parse_amount)] | None = None
+    max_value: Annotated[float, Field(ge=0), BeforeValidator(parse_amount)] | None = None
 
     _read_as: list[str] = PrivateAttr(default_factory=list)
 
@@ -453,7 +454,7 @@ def _one_of(name: str, pointer: str, values: Sequence[str], *, documented: bool 
 def _codes(values: Iterable[str], read: Callable[..., str], name: str, read_as: list[str]) -> list[str]:
     codes = []
     for value in values:
-        code = read(value, field=name)
+        code = read(currency_in_words(value) if name == "currency" else value, field=name)
         if code != value.strip().upper():
             read_as.append(f"{name} {value!r} as {code}")
         codes.append(code)

@@ -213,7 +213,8 @@ async def undo_requests(store: PipelineStore, batch_id: str) -> list[BatchReques
     batch = await store.batch(batch_id)
     if batch is None:
         raise UndoNotPossible(
-            f"There is no batch {batch_id!r} of yours.", hint="recent_changes lists your batches' changes."
+            f"There is no batch {batch_id!r} of yours.",
+            hint="recent_changes {} lists your latest changes with their batch ids.",
         )
     return [BatchRequest(label=f"change {cid}", undo=cid) for cid in reversed(batch.change_ids)]
 
