@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools.base import Tool
@@ -37,6 +37,8 @@ from pcref_mcp.referrals import catalog, lifecycle, money, patch_paths, when
 from pcref_mcp.referrals.untrusted import unwrap
 from pcref_mcp.referrals.write_models import Contact, MemberIn, NewReferral, SolutionTagIn, validation_message
 from pcref_mcp.server.search import Filters
+
+E = TypeVar("E", bound=BaseException)
 
 # What the current call's arguments were read as; views.respond puts it in the answer.
 READ_AS: ContextVar[tuple[str, ...]] = ContextVar("pcref_read_as", default=())
@@ -362,14 +364,14 @@ class GuardedTool(Tool):
             try:
                 return await super().run(reading.arguments, context, convert_result=convert_result)
             except ToolError as exc:
-                answered = _answered(exc)
+                answered = _cause(exc, Answered)
                 if answered is not None:  # not an error: the planner found the whole answer
                     from pcref_mcp.server.views import respond
 
                     result = respond(answered.answer)
                     return self.fn_metadata.convert_result(result) if convert_result else result
                 cause = exc.__cause__
-                if _confirmation(exc) is not None and "confirm_token" in reading.arguments:
+                if _cause(exc, ConfirmationError) is not None and "confirm_token" in reading.arguments:
                     again = {k: v for k, v in reading.arguments.items() if k != "confirm_token"}
                     if not _has_masked(again):  # the same call, to preview it and ask the person again
                         raise ToolError(
@@ -438,20 +440,11 @@ def _offer(tool: str, reading: Reading, holder: dict[str, Any], name: str, exc: 
     return f"{exc.message} Ask the person which one they mean; nothing was sent. " + " ".join(calls)
 
 
-def _confirmation(exc: BaseException) -> ConfirmationError | None:
-    """The confirm token's own error under the SDK's wrapping, if that is what refused the call."""
+def _cause(exc: BaseException, kind: type[E]) -> E | None:
+    """The error of ``kind`` under the SDK's wrapping (a ToolError caused by a ToolError caused by …)."""
     seen: BaseException | None = exc
     for _ in range(8):
-        if seen is None or isinstance(seen, ConfirmationError):
-            return seen
-        seen = seen.__cause__
-    return None
-
-
-def _answered(exc: BaseException) -> Answered | None:
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None or isinstance(seen, Answered):
+        if seen is None or isinstance(seen, kind):
             return seen
         seen = seen.__cause__
     return None
@@ -1003,7 +996,7 @@ def _change_items(reader: _Reader, items: list[Any], where: str, *, registration
         extra: list[dict[str, Any]] = []
         if path is not None:
             _value_parts(reader, item, path, at)
-            if path.pointer.endswith(("/dealValue", "/value")):
+            if path.pointer.endswith(("/dealValue", "/value")) and "value" in item:
                 item["value"] = _decimal_comma(reader, item.get("value"), f"{at}.value")
             extra = _companions(reader, item, path, given, at, registration)
             extra += _money(reader, item, path, given, at)
