@@ -239,66 +239,65 @@ def _answer(check: Answer, roles: dict[str, str], data: dict[str, Any], text: st
 async def judge(
     case: Case, world: World, client: Client, roles: dict[str, str], tools: list[str]
 ) -> tuple[str, str]:
-    if True:
-        setup_ids: list[str] = []
-        for tool, args in case.setup:
-            error, data, text = await world.call(client, tool, _fill(args, roles))
-            assert not error, text
-            setup_ids += [f"change_id {data['change_id']}"] if data.get("change_id") is not None else []
-            setup_ids += [str(data["batch_id"])] if data.get("batch_id") is not None else []
-        world.texts.clear()
-        everyone = {**roles, "$setup": setup_ids[0] if setup_ids else "$setup"}
-        choose = fill_roles(case.choose or ("$setup" if case.setup else ""), everyone) or None
-        before = world.docs()
-        args = _fill(case.args, roles)
-        try:
-            error, data, text = await world.call(client, case.tool, args)
-        except Exception as exc:
-            return "crash", repr(exc)[:300]
-        if not error:
-            after = world.docs()
-            if case.refuse is not None:
-                if before != after or not all(w.casefold() in text.casefold() for w in case.refuse):
-                    return "silent", f"done where only a refusal is right: {text[:300]}"
-                return "refused right", "answered with what it must say"
-            problem = meant(case, roles, before, after, data, text)
-            return ("silent", problem) if problem else ("done", "")
+    """How the call and, if it was refused, its suggestion ended (module docstring)."""
+    setup_ids: list[str] = []
+    for tool, args in case.setup:
+        error, data, text = await world.call(client, tool, _fill(args, roles))
+        assert not error, text
+        setup_ids += [f"change_id {data['change_id']}"] if data.get("change_id") is not None else []
+        setup_ids += [str(data["batch_id"])] if data.get("batch_id") is not None else []
+    world.texts.clear()
+    everyone = {**roles, "$setup": setup_ids[0] if setup_ids else "$setup"}
+    choose = fill_roles(case.choose or ("$setup" if case.setup else ""), everyone) or None
+    before = world.docs()
+    args = _fill(case.args, roles)
+    try:
+        error, data, text = await world.call(client, case.tool, args)
+    except Exception as exc:
+        return "crash", repr(exc)[:300]
+    if not error:
+        after = world.docs()
         if case.refuse is not None:
-            return await _refused_right(case, world, client, before, text, tools)
-        for step in range(MAX_STEPS):
-            offered = suggestions(text, tools)
-            if not offered:
-                return "unhelpful", f"step {step}: no suggestion: {text[:400]}"
-            if len(offered) > 1:
-                picked = [
-                    o
-                    for o in offered
-                    if choose
-                    and (choose.casefold() in (o[0] + json.dumps(o[2], ensure_ascii=False)).casefold())
-                ]
-                if len(picked) != 1:
-                    return (
-                        "unhelpful",
-                        f"step {step}: {len(offered)} calls, none (or several) for {choose!r}: {text[:400]}",
-                    )
-                offered = picked
-            _, tool, args = offered[0]
-            try:
-                error, data, text = await world.call(client, tool, args)
-            except Exception as exc:
-                return "crash", f"following {tool}: {exc!r}"[:300]
-            if tool in READ_TOOLS and case.tool not in READ_TOOLS:  # a look-up: does it show what is needed?
-                if not error and choose and choose.casefold() in text.casefold():
-                    return "repaired", f"look-up {tool} shows {choose!r}"
-                return "unhelpful", f"look-up {tool} does not show {choose!r}: {text[:300]}"
-            if not error:
-                problem = meant(case, roles, before, world.docs(), data, text)
+            if before != after or not all(w.casefold() in text.casefold() for w in case.refuse):
+                return "silent", f"done where only a refusal is right: {text[:300]}"
+            return "refused right", "answered with what it must say"
+        problem = meant(case, roles, before, after, data, text)
+        return ("silent", problem) if problem else ("done", "")
+    if case.refuse is not None:
+        return await _refused_right(case, world, client, before, text, tools)
+    for step in range(MAX_STEPS):
+        offered = suggestions(text, tools)
+        if not offered:
+            return "unhelpful", f"step {step}: no suggestion: {text[:400]}"
+        if len(offered) > 1:
+            picked = [
+                o
+                for o in offered
+                if choose and (choose.casefold() in (o[0] + json.dumps(o[2], ensure_ascii=False)).casefold())
+            ]
+            if len(picked) != 1:
                 return (
-                    ("broken", f"followed {tool} {json.dumps(args)[:200]}: {problem}")
-                    if problem
-                    else ("repaired", "")
+                    "unhelpful",
+                    f"step {step}: {len(offered)} calls, none (or several) for {choose!r}: {text[:400]}",
                 )
-        return "unhelpful", f"still refused after {MAX_STEPS} steps: {text[:300]}"
+            offered = picked
+        _, tool, args = offered[0]
+        try:
+            error, data, text = await world.call(client, tool, args)
+        except Exception as exc:
+            return "crash", f"following {tool}: {exc!r}"[:300]
+        if tool in READ_TOOLS and case.tool not in READ_TOOLS:  # a look-up: does it show what is needed?
+            if not error and choose and choose.casefold() in text.casefold():
+                return "repaired", f"look-up {tool} shows {choose!r}"
+            return "unhelpful", f"look-up {tool} does not show {choose!r}: {text[:300]}"
+        if not error:
+            problem = meant(case, roles, before, world.docs(), data, text)
+            return (
+                ("broken", f"followed {tool} {json.dumps(args)[:200]}: {problem}")
+                if problem
+                else ("repaired", "")
+            )
+    return "unhelpful", f"still refused after {MAX_STEPS} steps: {text[:300]}"
 
 
 async def _refused_right(
@@ -341,7 +340,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         match = [d for d in docs if all(d.get(k) == v for k, v in wanted.items())]
         assert len(match) == 1, (role, len(match))
         roles[role] = match[0]["id"]
-    state.store.close() if hasattr(state.store, "close") else None
     return where / "sandbox.db", roles
 
 
