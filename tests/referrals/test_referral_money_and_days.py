@@ -102,7 +102,11 @@ def test_cut_offs_in_words(monday: None, said: str, since: str) -> None:
 
 @pytest.mark.parametrize(
     ("said", "state"),
-    [("WON!", (S.CLOSED, Sub.WON)), ("deal signed", (S.CLOSED, Sub.WON)), ("Closed Won", (S.CLOSED, Sub.WON))],
+    [
+        ("WON!", (S.CLOSED, Sub.WON)),
+        ("deal signed", (S.CLOSED, Sub.WON)),
+        ("Closed Won", (S.CLOSED, Sub.WON)),
+    ],
 )
 def test_lifecycle_words(said: str, state: tuple[S, Sub]) -> None:
     intent = read_intent(said)
