@@ -647,8 +647,8 @@ class NewReferral(FriendlyModel):
     customer_size: CustomerSizeId | None = None
     customer_contacts: list[Contact] = Field(default_factory=list)
     customer_consent_to_contact: bool = Field(
-        default=True,
-        description="Customer agreed to be contacted and to sharing their details.",
+        description="Never assumed: ask the person if the customer agreed to be contacted and to sharing "
+        "their details."
     )
     deal_kind: DealKind = Field(
         description="private: only you; partner_led: shared with Microsoft sellers; co_sell: shared and "
@@ -660,11 +660,9 @@ class NewReferral(FriendlyModel):
         default=None, description="Expected close: a date (2026-11-27) or a UTC date-time."
     )
     notes: str | None = Field(default=None, description="Notes about the customer's need.")
-    products: list[ProductId] = Field(default_factory=list, description="Product ids (catalog://products).")
+    products: list[ProductId] = Field(default_factory=list, description="Ids: catalog://products.")
     services: list[ServiceId] = Field(default_factory=list)
-    industries: list[IndustryId] = Field(
-        default_factory=list, description="Industry ids (catalog://industries)."
-    )
+    industries: list[IndustryId] = Field(default_factory=list, description="Ids: catalog://industries.")
     solutions: list[SolutionRef] = Field(
         default_factory=list, description="Category solution ids or your marketplace solution ids (SOL-...)."
     )
@@ -851,6 +849,12 @@ def _consent(new: NewReferral, *, share: bool) -> ConsentIn:
         consent_to_contact=new.customer_consent_to_contact,
         consent_to_share_referral_with_microsoft_sellers=share,
     )
+
+
+def consent_line(new: NewReferral) -> str:
+    """The customer's consent as the preview states it, on its first line: the person's to confirm."""
+    said = "YES" if new.customer_consent_to_contact else "NO"
+    return f"Customer agreed to be contacted and to sharing their details: {said} (as given in the call)."
 
 
 def _details(new: NewReferral, *, notes: str | None) -> DetailsIn:

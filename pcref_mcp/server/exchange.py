@@ -100,7 +100,18 @@ _HEADER_ALIASES = {
     "reason": "status_reason",
 }
 # Extra columns an import may carry for creates (never exported: not part of a referral's read).
-_CREATE_ONLY = {"deal_kind": "deal_kind"}
+# customer_consent: yes/no, the person's answer (never assumed: a create without it is refused).
+_CREATE_ONLY = {"deal_kind": "deal_kind", "customer_consent": "customer_consent_to_contact"}
+_CONSENT_WORDS = {
+    "yes": True,
+    "y": True,
+    "true": True,
+    "1": True,
+    "no": False,
+    "n": False,
+    "false": False,
+    "0": False,
+}
 
 
 @dataclass
@@ -394,6 +405,11 @@ def _update_request(label: str, current: Referral, values: dict[str, str]) -> Ba
 
 def _create_request(label: str, values: dict[str, str]) -> BatchRequest:
     fields: dict[str, Any] = {"deal_kind": values.get("deal_kind") or "private"}
+    consent = (values.get("customer_consent") or "").strip()
+    if consent:
+        if consent.casefold() not in _CONSENT_WORDS:
+            return BatchRequest(label, refused=f"customer_consent {quote(consent)} is not yes or no")
+        fields["customer_consent_to_contact"] = _CONSENT_WORDS[consent.casefold()]
     for name, text in values.items():
         column = _BY_NAME.get(name)
         if column is not None and column.create and text.strip() != "":
@@ -409,7 +425,7 @@ def _create_request(label: str, values: dict[str, str]) -> BatchRequest:
     return BatchRequest(label, create=new, notes=["not found by external reference id: created"])
 
 
-_COLUMN_OF_FIELD = {c.create: c.name for c in COLUMNS if c.create} | {"deal_kind": "deal_kind"}
+_COLUMN_OF_FIELD = {c.create: c.name for c in COLUMNS if c.create} | {v: k for k, v in _CREATE_ONLY.items()}
 
 
 def _problem(error: Any) -> str:
@@ -419,6 +435,11 @@ def _problem(error: Any) -> str:
     if not loc:  # a rule across columns (e.g. a value needs its currency)
         return message[:1].lower() + message[1:]
     column = _COLUMN_OF_FIELD.get(str(loc[0]), str(loc[0]))
+    if error.get("type") == "missing" and column == "customer_consent":
+        return (
+            "column customer_consent is required (yes or no: ask the person whether the customer agreed "
+            "to be contacted and to sharing their details; it is never assumed)"
+        )
     if error.get("type") == "missing":
         return f"column {column} is required"
     return f"column {column}: {message[:1].lower() + message[1:]}"

@@ -243,11 +243,11 @@ class Reading:
                 text
                 + " Ask the person about each; nothing was sent. Then resend the call with their answers."
             )
-        if choices and _has_masked(self.arguments):
+        if choices and _has_masked(_choose(self.arguments, 0)):  # the call cannot be echoed whole
+            labels = "; ".join(label.removeprefix("If ") for label, _ in choices[0].readings)
             return (
-                text
-                + " Ask the person which they mean; nothing was sent. Then resend the call with their answer "
-                "(the readings: " + "; ".join(label for label, _ in choices[0].readings) + ")."
+                text + f" Ask the person which it is ({labels}); nothing was sent. Then resend the same call "
+                "with their answer in it."
             )
         if choices:
             return (
@@ -312,9 +312,17 @@ def _dumps(arguments: Any) -> str:
 
 
 def _has_masked(arguments: Any) -> bool:
-    """A corrected call would show a contact detail or a token masked: followed literally, it would
-    send the mask. Such calls are not suggested."""
-    return "as given>" in json.dumps(_shown(arguments), ensure_ascii=False, default=str)
+    """A corrected call would show a contact detail or a token masked, or a long text cut short:
+    followed literally, it would send the mask or the cut. Such calls are not suggested."""
+    return "as given>" in json.dumps(_shown(arguments), ensure_ascii=False, default=str) or _cut(arguments)
+
+
+def _cut(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_cut(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_cut(v) for v in value)
+    return isinstance(value, str) and len(value) > 80
 
 
 def normalise(tool: str, arguments: dict[str, Any], model: type[BaseModel]) -> Reading:
@@ -1362,8 +1370,16 @@ def _same_currency(code: str, given: Any) -> bool:
 
 
 def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
-    """A deal value with its currency in one string ("250k EUR"): value and currency, when currency is unset.
-    A co-sell referral without the help wanted from Microsoft: the person chooses it."""
+    """The customer's consent, asked for when absent; the help a co-sell asks Microsoft for, chosen by the
+    person when absent; a deal value with its currency in one string."""
+    _ask_consent(reader, data, where)
+    _cosell_help(reader, data, where)
+    return _deal_value_currency(reader, data, where)
+
+
+def _cosell_help(reader: _Reader, data: dict[str, Any], where: str) -> None:
+    """Assistance words read against the catalog; a co-sell referral without the help wanted from
+    Microsoft: the person chooses it, one call per code."""
     kinds = {_fold(k) for k in ("deal_kind", *SYNONYMS["deal_kind"])}
     kind = next((v for k, v in data.items() if _fold(k) in kinds and isinstance(v, str)), None)
     codes = {_fold(k) for k in ("assistance_request_code", *SYNONYMS["assistance_request_code"])}
@@ -1380,6 +1396,27 @@ def _new_referral_hook(reader: _Reader, data: dict[str, Any], where: str) -> dic
             "wanted; help_notes may say more to the Microsoft seller)"
         )
         data["assistance_request_code"] = Choice([(f"If {code}", code) for code in allowed])
+
+
+# The consent a new referral carries, and what the person is asked: the model never answers it.
+CONSENT_KEY = "customer_consent_to_contact"
+CONSENT_QUESTION = "whether the customer agreed to be contacted and to sharing their details"
+
+
+def _ask_consent(reader: _Reader, data: dict[str, Any], where: str) -> None:
+    """No consent in the call: refused, with one call per answer (each the caller's own call), so the
+    model must ask the person; consent is never filled in for them."""
+    placed = _Reader(reader.tool).object(dict(data), NewReferral, where)
+    if placed.get(CONSENT_KEY) is not None:
+        return
+    data[CONSENT_KEY] = Choice([("If the customer agreed", True), ("If the customer did not agree", False)])
+    reader.problems.append(
+        f"{_at(where, CONSENT_KEY)} is missing: consent is never assumed; ask the person {CONSENT_QUESTION}"
+    )
+
+
+def _deal_value_currency(reader: _Reader, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A deal value with its currency in one string ("250k EUR"): value and currency, when currency is unset."""
     key = next((k for k in data if _fold(k) in ("dealvalue", "value", "amount", "dealamount")), None)
     if key is not None:
         data[key] = _decimal_comma(reader, data[key], f"{where}.{key}")

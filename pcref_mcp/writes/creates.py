@@ -101,7 +101,8 @@ def body_changes(bodies: list[dict[str, Any]]) -> list[FieldChange]:
         )
         if body.get("organizationId") == MICROSOFT_ORG_ID and len(bodies) == 1:
             prefix = "Microsoft's referral: "
-        for pointer, value in leaves(body):
+        # consent first: it is the person's to confirm, so it must not hide among the other fields
+        for pointer, value in sorted(leaves(body), key=lambda leaf: not leaf[0].startswith("/consent/")):
             changes.append(FieldChange(prefix + _create_field_name(pointer), pointer, None, value))
     return changes
 

@@ -36,6 +36,7 @@ from pcref_mcp.referrals.write_models import (
     DealKind,
     NewDealRegistration,
     NewReferral,
+    consent_line,
     microsoft_referral_body,
     partner_referral_body,
     with_engagement_id,
@@ -171,14 +172,6 @@ class WriteEngine:
         byte of both; ``execute`` fills in the id and changes nothing else.
         """
         warnings: list[str] = []
-        if (
-            "customer_consent_to_contact" not in new.model_fields_set
-        ):  # said first: it is the person's to confirm
-            warnings.append(
-                "Customer consent was not given in the call: it is sent as the customer agreeing to be "
-                "contacted and to their details being shared. Approve only if the person confirms the "
-                "customer agreed (else send customer_consent_to_contact false)."
-            )
         kind = DealKind(new.deal_kind)
         body = partner_referral_body(new).model_dump(mode="json", by_alias=True, exclude_none=True)
         # Stamped from the request itself: the preview and the confirmed call build the same body,
@@ -225,7 +218,7 @@ class WriteEngine:
             tool="create_referral",
             kind="create",
             summary=f"{summary}: {quote(body.get('name') or '')} for "
-            f"{quote(pointer_get(body, '/customerProfile/name'))}",
+            f"{quote(pointer_get(body, '/customerProfile/name'))}. {consent_line(new)}",
             bodies=bodies,
             changes=body_changes(bodies),
             warnings=warnings,

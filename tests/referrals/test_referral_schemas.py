@@ -25,6 +25,7 @@ GOOD_NEW_REFERRAL: dict[str, Any] = {
     "customer_size": "10to50employees",
     "customer_contacts": [{"first_name": "Sue", "last_name": "Smith", "email": "sue@contoso.com"}],
     "deal_kind": "co_sell",
+    "customer_consent_to_contact": True,
     "deal_value": 120000,
     "currency": "USD",
     "closing_date": "2026-11-27",

@@ -29,6 +29,7 @@ CO_SELL: dict[str, Any] = {
     "customer_city": "Redmond",
     "customer_contacts": [{"first_name": "Sue", "last_name": "Smith", "email": "sue@contoso.com"}],
     "deal_kind": "co_sell",
+    "customer_consent_to_contact": True,
     "deal_value": "120k",
     "currency": "usd",
     "closing_date": "2026-11-27",

@@ -125,6 +125,7 @@ async def test_full_session_never_shows_token_or_secret(
                     "customer_country": "DE",
                     "customer_city": "Berlin",
                     "deal_kind": "private",
+                    "customer_consent_to_contact": True,
                     "notes": "Data platform",
                     "customer_contacts": [
                         {"first_name": "Ana", "last_name": "W", "email": "ana@fabrikam.example"}

@@ -30,6 +30,7 @@ def _cosell(**extra: Any) -> dict[str, Any]:
         "customer_address_line1": "1 Main St",
         "customer_postal_code": "98052",
         "deal_kind": "co_sell",
+        "customer_consent_to_contact": True,
         "deal_value": 90000,
         "currency": "USD",
         "closing_date": "2027-05-31",
@@ -159,6 +160,7 @@ async def test_create_without_details_is_refused_at_preview(
             "customer_country": "US",
             "customer_city": "Austin",
             "deal_kind": "private",
+            "customer_consent_to_contact": True,
         }
     }
     msg = await call_error(client, "create_referral", bare)

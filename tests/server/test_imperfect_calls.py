@@ -141,6 +141,7 @@ NEW_REFERRAL = {
     "customer_country": "DE",
     "customer_city": "Berlin",
     "deal_kind": "private",
+    "customer_consent_to_contact": True,
     "notes": "Migration of the analytics estate",  # the service refuses a referral without details
 }
 MEMBER = {"first_name": "Jane", "last_name": "Doe", "email": "jane.doe@fabrikam.example"}
@@ -1203,6 +1204,7 @@ CREATE: list[Case] = [
                 "customerCountry": "US",
                 "customerCity": "Seattle",
                 "dealKind": "private",
+                "customer_consent_to_contact": True,
                 "dealValue": 90000,
                 "currency": "USD",
             }
@@ -1218,6 +1220,7 @@ CREATE: list[Case] = [
                 "name": "X",
                 "customer": {"name": "Contoso", "country": "US", "city": "Seattle"},
                 "deal_kind": "private",
+                "customer_consent_to_contact": True,
                 "closing_date": "2027-06-30",
             }
         },

@@ -106,6 +106,7 @@ async def test_a_day_in_the_pipeline(
                 "customer_city": "Seattle",
                 "customer_size": "1001to5000employees",
                 "deal_kind": "co_sell",
+                "customer_consent_to_contact": True,
                 "deal_value": 300000,
                 "currency": "USD",
                 "closing_date": "2027-02-26",

@@ -80,6 +80,7 @@ async def test_recent_changes_says_why_a_create_cannot_be_undone(client: Client)
             "customer_country": "US",
             "customer_city": "Redmond",
             "deal_kind": "private",
+            "customer_consent_to_contact": True,
             "notes": "n",
         }
     }

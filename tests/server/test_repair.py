@@ -350,6 +350,7 @@ CORPUS: list[Case] = [
                 "customer_country": "DE",
                 "customer_city": "Berlin",
                 "deal_kind": "private",
+                "customer_consent_to_contact": True,
                 "notes": "Migration of the analytics estate",
                 "closing_date": "end of the month",
             }
@@ -436,6 +437,7 @@ CORPUS: list[Case] = [
                 "customer_country": "GB",
                 "customer_city": "London",
                 "deal_kind": "private",
+                "customer_consent_to_contact": True,
                 "notes": "Second phase",
             }
         },
@@ -461,6 +463,7 @@ CORPUS: list[Case] = [
                 "customer_country": "DE",
                 "customer_city": "Berlin",
                 "deal_kind": "private",
+                "customer_consent_to_contact": True,
                 "notes": "Migration of the analytics estate",
                 "deal_value": "$250k",
             }
@@ -689,6 +692,7 @@ CORPUS: list[Case] = [
                 "customer_country": "DE",
                 "customer_city": "Berlin",
                 "deal_kind": "private",
+                "customer_consent_to_contact": True,
                 "notes": "Migration of the analytics estate",
                 "closing_date": "2027-03-31T17:00:00-05:00",
             }
@@ -755,6 +759,23 @@ CORPUS: list[Case] = [
         "items or a CSV? The person must say",
         lambda out: False,
         ask=("exactly one",),
+    ),
+    case(
+        "create-without-consent",
+        "create_referral",
+        {
+            "referral": {
+                "name": "Fabrikam data platform",
+                "customer_name": "Fabrikam Retail GmbH",
+                "customer_country": "DE",
+                "customer_city": "Berlin",
+                "deal_kind": "private",
+                "notes": "Migration of the analytics estate",
+            }
+        },
+        "a create; nobody asked the customer about being contacted: the person must be asked",
+        lambda out: False,
+        ask=("customer_consent_to_contact", "ask the person whether the customer agreed"),
     ),
     case(
         "batch-id-for-referral-id",

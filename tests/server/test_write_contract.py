@@ -106,6 +106,7 @@ async def test_text_copied_back_in_our_marks_is_stored_plain(client: Client, san
         "customer_country": "US",
         "customer_city": "Seattle",
         "deal_kind": "private",
+        "customer_consent_to_contact": True,
         "notes": "Data platform",  # a create without details is refused by the service (built alongside)
     }
     done = await _confirm(client, "create_referral", {"referral": referral})

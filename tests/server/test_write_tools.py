@@ -271,6 +271,7 @@ def _new_referral(kind: str, **extra: Any) -> dict[str, Any]:
         "customer_country": "DE",
         "customer_city": "Berlin",
         "deal_kind": kind,
+        "customer_consent_to_contact": True,
         "deal_value": 250000,
         "currency": "EUR",
         "closing_date": "2027-03-31",
