@@ -66,3 +66,17 @@ async def test_read_only_mode_lists_exactly_the_read_tools(tmp_path: Path) -> No
     read_tools = [t for t in full if t["annotations"]["readOnlyHint"]]
     assert 0 < len(read_tools) < len(full)
     assert await wire_tools(tmp_path, read_only=True) == read_tools
+
+
+@pytest.mark.anyio
+async def test_tool_list_fits_its_budget(tmp_path: Path) -> None:
+    """The whole ``tools/list`` answer stays under 20 KB (issue 21): every byte is context a model pays
+    for on every turn. Measured as bench/footprint measures it (the compact JSON-RPC answer)."""
+    from bench.common import wire_bytes
+    from bench.footprint import envelope
+
+    server = build_server(Settings(journal_path=tmp_path / "journal.sqlite3"))
+    async with Client(server, raise_exceptions=True) as client:
+        tools = (await client.list_tools()).tools
+    answer = envelope([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools])
+    assert wire_bytes(answer) < 20_000

@@ -258,7 +258,8 @@ def _must_be_shared(facts: _Eligibility) -> list[str]:
         return []
     return [
         "The referral is not shared with Microsoft sellers (a private deal); only co-sell and partner-led "
-        "deals can be registered. Set 'share with microsoft sellers' to true first."
+        "deals can be registered. Ask the person whether the customer agreed to the deal being shared with "
+        "Microsoft sellers; only if so, set 'share with microsoft sellers' to true first."
     ]
 
 

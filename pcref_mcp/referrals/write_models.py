@@ -946,12 +946,11 @@ class NewDealRegistration(FriendlyModel):
     start_date: DateInput
     end_date: DateInput | None = Field(default=None, description="Date a Finite contract ends.")
 
-    @model_validator(mode="after")
-    def _rules(self) -> NewDealRegistration:
-        problems, _ = _registration_check(_friendly_facts(self), _FRIENDLY_NAMES)
-        if problems:
-            raise RuleError(" ".join(problems))
-        return self
+    # The rules across fields are not a validator: the planner reports them together with the
+    # referral's unmet conditions, every one in a single refusal (issue 21).
+    def problems(self) -> list[str]:
+        """What Partner Center would refuse in this registration (empty when none)."""
+        return _registration_check(_friendly_facts(self), _FRIENDLY_NAMES)[0]
 
     def warnings(self) -> list[str]:
         return _registration_check(_friendly_facts(self), _FRIENDLY_NAMES)[1]

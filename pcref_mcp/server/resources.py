@@ -6,6 +6,7 @@ Resources cost nothing until read, so reference data lives here instead of in to
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server import MCPServer
@@ -21,31 +22,44 @@ from pcref_mcp.server.views import detail
 JSON = "application/json"
 
 
-def register_resources(server: MCPServer[Any]) -> None:
-    for name, entry in catalog.CATALOGS.items():
-        _static(server, f"catalog://{name}", name, entry.description, lambda e=entry: e.to_json())
-
-    _static(
-        server,
-        "pcref://lifecycle",
-        "lifecycle",
+def reference_documents() -> dict[str, tuple[str, Callable[[], Any]]]:
+    """Every static resource by URI: (description, builder). Served as resources, and by the ``fetch``
+    tool too, since several chat clients never let the model read resources."""
+    docs: dict[str, tuple[str, Callable[[], Any]]] = {
+        f"catalog://{name}": (entry.description, entry.to_json) for name, entry in catalog.CATALOGS.items()
+    }
+    docs["pcref://lifecycle"] = (
         "Allowed status/substatus moves and deal-registration rules",
         _lifecycle_table,
     )
-    _static(
-        server,
-        "pcref://fields",
-        "fields",
-        "Fields update_field can change: names, pointers, value schemas",
-        _fields_table,
-    )
-    _static(
-        server,
-        "pcref://schema/referral",
-        "referral-schema",
+    docs["pcref://fields"] = ("Fields update_field can change: names, pointers, value schemas", _fields_table)
+    docs["pcref://schema/referral"] = (
         "JSON schema of a referral (wire format)",
         schemas.referral_json_schema,
     )
+    return docs
+
+
+_NAMES = {
+    "pcref://lifecycle": "lifecycle",
+    "pcref://fields": "fields",
+    "pcref://schema/referral": "referral-schema",
+}
+
+
+def reference_document(uri: str) -> tuple[str, str] | None:
+    """(description, JSON text) of the static resource at ``uri``; None when ``uri`` is none of them."""
+    wanted = uri.strip().lower().rstrip("/")
+    docs = reference_documents()
+    if wanted in ("catalog:", "pcref:"):  # the index: what can be fetched
+        return "Catalogs and tables (fetch each by its uri)", _dump({u: d for u, (d, _) in docs.items()})
+    found = docs.get(wanted) or docs.get(uri.strip().lower())
+    return None if found is None else (found[0], _dump(found[1]()))
+
+
+def register_resources(server: MCPServer[Any]) -> None:
+    for uri, (description, build) in reference_documents().items():
+        _static(server, uri, _NAMES.get(uri) or uri.removeprefix("catalog://"), description, build)
 
     @server.resource(
         "referral://{referral_id}",

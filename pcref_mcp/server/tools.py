@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals.patch_paths import Edit, Mode
@@ -129,6 +129,11 @@ class Preview(BaseModel):
     operations: list[dict[str, Any]] = Field(default_factory=list, description="Exact JSON-patch operations")
 
 
+# A write's referral row(s) in the published output schema: an object (the row is search_referrals'
+# row; spelled out once there, to keep tools/list within its budget).
+WrittenRow = Annotated[ReferralRow, WithJsonSchema({"type": "object"})]
+
+
 class WriteResult(BaseModel):
     status: Literal[
         "applied", "confirmation_required", "declined", "cancelled", "stale", "in_doubt", "partial"
@@ -138,7 +143,7 @@ class WriteResult(BaseModel):
     confirm_token: str | None = None
     approval_url: str | None = Field(default=None, description="Where the person approves; show it to them")
     change_id: int | None = Field(default=None, description="Journal id; pass to undo_change")
-    referral: ReferralRow | None = None
+    referral: WrittenRow | None = None
     correlation_id: str | None = None
     read_as: inputs.ReadAs = None
 
@@ -146,7 +151,7 @@ class WriteResult(BaseModel):
 class CreateResult(WriteResult):
     """A create's answer: also the referrals it created (two for co-sell)."""
 
-    created: list[ReferralRow] | None = None
+    created: list[WrittenRow] | None = None
 
 
 class SearchResult(BaseModel):
@@ -177,7 +182,8 @@ async def search_referrals(
     fields: list[ExtraField] | None = None,
     format: Literal["rows", "csv"] = "rows",
 ) -> Annotated[CallToolResult, SearchResult]:
-    """Find referrals with filters a person would use; `note` says how they were read.
+    """Find Partner Center referrals with filters a person would use (use this, not `search`);
+    `note` says how they were read.
 
     Returns rows (limit, default 20) and the total; `fields` adds columns, `next_cursor` the next
     page. format csv: all matches (or limit) as a CSV file."""
@@ -201,7 +207,7 @@ async def get_referral(
     referral_id: Annotated[str, Field(min_length=1, max_length=100)],
     sections: list[Section] | None = None,
 ) -> Annotated[CallToolResult, ReferralView]:
-    """Read one referral in full (or chosen sections).
+    """Read one referral in full or chosen sections (use this, not `fetch`).
 
     Default: every section but contacts (names, e-mails, phones: ask only when needed)."""
     referral = await runtime_of(ctx).client.get(referral_id)
@@ -253,8 +259,8 @@ async def create_referral(
     """Create a referral: private, partner_led (shared with Microsoft sellers) or co_sell (also asks
     Microsoft for help: two linked referrals, created together).
 
-    Refuses a duplicate external reference id and warns on the same name + customer. Approval as
-    update_field."""
+    Refuses a duplicate external reference id and warns on the same name + customer. Ids: fetch
+    catalog://<name>. Approval as update_field."""
     return respond(await _finish(ctx, plan, approval))
 
 
@@ -410,8 +416,8 @@ class FetchedDocument(BaseModel):
 async def search(
     ctx: Context, query: Annotated[str, Field(max_length=200)]
 ) -> Annotated[CallToolResult, SearchHits]:
-    """Connector search: referrals whose name, customer or notes hold the query's words (filters,
-    sorting: search_referrals)."""
+    """Partner Center referrals, not the web, whose name, customer or notes hold every word; named
+    for ChatGPT connectors. Filters, sorting: search_referrals."""
     runtime = runtime_of(ctx)
     text = query.strip() or None
     page = await searching.run(runtime, searching.Filters(text=text), "updated_desc", 20, None)
@@ -423,10 +429,21 @@ async def search(
 async def fetch(
     ctx: Context, id: Annotated[str, Field(min_length=1, max_length=200)]
 ) -> Annotated[CallToolResult, FetchedDocument]:
-    """Connector fetch: one referral (id, url from search, or a unique name) as JSON text
-    (sections: get_referral)."""
+    """One Partner Center referral (id, url from search, unique name) as JSON; named for ChatGPT
+    connectors (sections: get_referral). Also a catalog of the ids arguments take: catalog://
+    lists them."""
     import json
 
+    from pcref_mcp.server.resources import reference_document, reference_documents
+
+    if id.strip().lower().startswith(("catalog:", "pcref:")):
+        found = reference_document(id)
+        if found is None:
+            raise InvalidInput(
+                f"{id!r} is not a catalog; fetch one of: {', '.join(reference_documents())}.", field="id"
+            )
+        uri = id.strip().lower()
+        return respond(FetchedDocument(id=uri, title=found[0], text=found[1], url=uri))
     referral = await runtime_of(ctx).client.get(_referral_id(id))
     view = detail(referral)
     return respond(

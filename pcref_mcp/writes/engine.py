@@ -140,12 +140,11 @@ class WriteEngine:
         referral = await self.client.get(referral_id)
         unmet = lifecycle.registration_unmet(
             referral, solution_ids=[registration.solution_id], now=datetime.now(UTC)
-        )
+        ) + registration.problems()  # every condition at once: the referral's and the registration's
         if unmet:
             raise NotEligible(
                 f"Referral {referral.id} cannot be registered yet: "
-                + "; ".join(u.rstrip(".") for u in unmet)
-                + ".",
+                + " ".join(f"({n}) {u.rstrip('.')}." for n, u in enumerate(unmet, 1)),
                 unmet=unmet,
             )
         body = registration.to_wire().model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -114,7 +114,8 @@ def test_every_unmet_condition_is_listed_at_once() -> None:
     assert unmet == [
         "The referral is Active/Accepted; it must be won (Closed/Won) first.",
         "The referral is not shared with Microsoft sellers (a private deal); only co-sell and partner-led deals "
-        "can be registered. Set 'share with microsoft sellers' to true first.",
+        "can be registered. Ask the person whether the customer agreed to the deal being shared with "
+        "Microsoft sellers; only if so, set 'share with microsoft sellers' to true first.",
         "Solution 'SOL-1-ABC' is not on the referral; add it first ('add solution').",
         "Solution 'DevOps' is not an Azure IP co-sell solution id; use a marketplace solution id such as "
         "'SOL-6115380-IPC'.",

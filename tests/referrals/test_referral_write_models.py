@@ -384,7 +384,14 @@ def test_new_deal_registration_to_wire() -> None:
     ],
 )
 def test_new_deal_registration_rule_messages(change: dict[str, Any], expected: str) -> None:
-    assert message(NewDealRegistration, {**REGISTRATION, **change}) == expected
+    """A value a field cannot take is refused when read; a rule across fields is a problem the
+    planner reports with the referral's unmet conditions (all at once)."""
+    try:
+        new = parse_or_raise(NewDealRegistration, {**REGISTRATION, **change})
+    except InvalidInput as exc:
+        assert exc.message == expected
+    else:
+        assert " ".join(new.problems()) == expected
 
 
 def test_non_usd_contract_is_a_warning_not_a_refusal() -> None:
