@@ -138,9 +138,12 @@ class WriteEngine:
 
     async def plan_registration(self, referral_id: str, registration: NewDealRegistration) -> WritePlan:
         referral = await self.client.get(referral_id)
-        unmet = lifecycle.registration_unmet(
-            referral, solution_ids=[registration.solution_id], now=datetime.now(UTC)
-        ) + registration.problems()  # every condition at once: the referral's and the registration's
+        unmet = (
+            lifecycle.registration_unmet(
+                referral, solution_ids=[registration.solution_id], now=datetime.now(UTC)
+            )
+            + registration.problems()
+        )  # every condition at once: the referral's and the registration's
         if unmet:
             raise NotEligible(
                 f"Referral {referral.id} cannot be registered yet: "
