@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pcref_mcp.referrals.catalog import is_solution_profile_id
 from pcref_mcp.referrals.models import Referral, ReferralType, RegistrationStatus
@@ -326,6 +326,18 @@ REGISTRATION_RULES: tuple[Callable[[_Eligibility], list[str]], ...] = (
     _won_72_hours_after_creation,
     _no_open_registration,
 )
+
+
+def expires_at(wire: dict[str, Any]) -> datetime | None:
+    """When an unanswered incoming referral (New) expires: the service's expirationDateTime, else
+    ``EXPIRY_DAYS`` after it arrived. None for every other referral (it does not expire)."""
+    if wire.get("direction") != "Incoming" or wire.get("status") != "New":
+        return None
+    expires = wire_time(wire.get("expirationDateTime"))
+    if expires is None:
+        created = wire_time(wire.get("createdDateTime"))
+        expires = created + timedelta(days=EXPIRY_DAYS) if created else None
+    return expires
 
 
 def wire_time(text: str | None) -> datetime | None:

@@ -16,6 +16,7 @@ from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
 from pydantic import BaseModel
 
 from pcref_mcp.errors import Answered, InvalidInput, PcrefError
+from pcref_mcp.referrals import when
 from pcref_mcp.referrals.patch_paths import Edit
 from pcref_mcp.server.confirmation import Decision, not_approved, pending_message, runtime_of, settings_of
 from pcref_mcp.server.inputs import ReadAs
@@ -171,7 +172,7 @@ async def feed(ctx: Context, since: str) -> tuple[list[Any], list[str]]:
     from pcref_mcp.writes import feed as feeds
 
     runtime = runtime_of(ctx)
-    cutoff = feeds.parse_since(since)
+    cutoff = feeds.parse_since(since, when.now())  # the same today as every other date read
     try:  # what the probe saw the service do with $orderby, $skip and @odata.count
         capabilities = await runtime.query_capabilities()
     except PcrefError:

@@ -39,7 +39,7 @@ from pcref_mcp.errors import BadRequest, InvalidInput, PcrefError
 from pcref_mcp.partner_center import odata
 from pcref_mcp.partner_center.capabilities import FEATURES, Capabilities
 from pcref_mcp.referrals.catalog import country_code, currency_code
-from pcref_mcp.referrals.lifecycle import EXPIRY_DAYS, SUBSTATUSES, wire_time
+from pcref_mcp.referrals.lifecycle import EXPIRY_DAYS, SUBSTATUSES, expires_at, wire_time
 from pcref_mcp.referrals.models import (
     Referral,
     ReferralDirection,
@@ -545,10 +545,7 @@ def _expiring(days: int, at: datetime) -> list[Condition]:
     until = at + timedelta(days=days)
 
     def test(doc: Doc) -> bool:
-        expires = wire_time(pointer_get(doc, "/expirationDateTime", None))
-        if expires is None:
-            created = wire_time(pointer_get(doc, "/createdDateTime", None))
-            expires = created + timedelta(days=EXPIRY_DAYS) if created else None
+        expires = expires_at(doc)
         return expires is not None and at <= expires <= until
 
     return [

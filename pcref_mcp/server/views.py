@@ -15,6 +15,7 @@ from typing import Any, Literal
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
+from pcref_mcp.referrals.lifecycle import expires_at
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote, quote_at, quote_fields
@@ -38,6 +39,7 @@ EXTRA_FIELDS: dict[str, str] = {
     "invited_by": "/inviteContext/invitedBy/organizationName",
     "notes": "/details/notes",
     "etag": "/eTag",
+    "expires": "/expirationDateTime",  # computed when absent: lifecycle.expires_at
 }
 ExtraField = Literal[
     "engagement_id",
@@ -53,6 +55,7 @@ ExtraField = Literal[
     "invited_by",
     "notes",
     "etag",
+    "expires",
 ]
 
 
@@ -79,6 +82,10 @@ def row(referral: Referral, fields: Sequence[str] = ()) -> ReferralRow:
         wire = referral.to_wire()
         extra = {}
         for name in fields:
+            if name == "expires":  # unanswered incoming only; when, not only whether
+                expires = expires_at(wire)
+                extra[name] = expires.strftime("%Y-%m-%d") if expires else None
+                continue
             pointer = EXTRA_FIELDS[name]
             # others' text (ids they chose, notes, names) quoted by the wire key it sits under
             extra[name] = quote_at(pointer, pointer_get(wire, pointer))
