@@ -130,7 +130,7 @@ async def test_the_reconciliation_prompt_uses_the_feed_export_and_batch(client: 
     assert {a.name for a in prompt.arguments or []} == {"since"}
     got = await client.get_prompt("weekly_crm_reconciliation", {"since": "monday"})
     text = got.messages[0].content.text  # type: ignore[union-attr]
-    for needed in ('since "monday"', "recent_changes", '"csv"', "batch_update", "undo", "«…»"):
+    for needed in ('"since": "monday"', "recent_changes", '"csv"', "batch_update", "undo", "«…»"):
         assert needed in text
     # its own example covers a week on any day (issue 21: "since monday" on a Monday is one day)
     assert "last week" in (prompt.arguments or [])[0].description
