@@ -139,6 +139,7 @@ async def test_mixed_workload_under_faults_loses_nothing(tmp_path: Path) -> None
                 "customer_country": "DE",
                 "customer_city": "Berlin",
                 "deal_kind": kind,
+                "customer_consent_to_contact": True,
                 "deal_value": 1000 * creates["n"],
                 "currency": "EUR",
             }
