@@ -102,18 +102,14 @@ def _descriptions(schema: Any, path: str = "") -> list[tuple[str, dict[str, Any]
     return found
 
 
-def _described_enums(schema: Any, path: str = "") -> list[tuple[str, list[Any], str]]:
-    found: list[tuple[str, list[Any], str]] = []
-    if isinstance(schema, dict):
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-        enum = schema.get("enum") or items.get("enum")
-        if enum and schema.get("description"):
-            found.append((path, enum, schema["description"]))
-        for key, value in schema.items():
-            found += _described_enums(value, f"{path}/{key}")
-    elif isinstance(schema, list):
-        for value in schema:
-            found += _described_enums(value, path)
+def _described_enums(schema: Any) -> list[tuple[str, list[Any], str]]:
+    """(path, enum, description) of every described schema that has an enum (or items with one)."""
+    found = []
+    for path, node, description in _descriptions(schema):
+        items = node.get("items") if isinstance(node.get("items"), dict) else {}
+        enum = node.get("enum") or items.get("enum")
+        if enum:
+            found.append((path, enum, description))
     return found
 
 
