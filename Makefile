@@ -1,4 +1,5 @@
-# Every target sets itself up: a fresh clone needs only Python 3.11+ (and Node/npm for the e2e check).
+# Every target sets itself up: a fresh clone needs Python 3.11+; `make test` also Node/npm and the
+# distribution's nginx, PostgreSQL and Chromium (installed by the `system` target when run as root).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -57,8 +58,8 @@ e2e: $(STAMP) $(INSPECTOR) $(TS_SDK) system  ## third-party clients (MCP Inspect
 	PCREF_E2E_REQUIRED=1 PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) PCREF_TOOLS_DIR=$(CURDIR)/.tools \
 		$(PY) -m pytest -m e2e tests/e2e
 
-snapshots: $(STAMP)  ## accept a reviewed change to the tool list (snapshot + README tool reference)
-	PCREF_UPDATE_SNAPSHOTS=1 $(PY) -m pytest tests/test_tool_snapshot.py tests/test_readme.py
+snapshots: $(STAMP)  ## accept a reviewed change to the tool list (snapshot + README tool reference) or the import rules
+	PCREF_UPDATE_SNAPSHOTS=1 $(PY) -m pytest tests/test_tool_snapshot.py tests/test_readme.py tests/test_layers.py
 
 bench: $(STAMP)  ## regenerate docs/benchmarks.md
 	$(PY) -m bench

@@ -93,7 +93,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Any) -> int:
         db_path=db,
         reset=args.reset,
         size=args.size,
-        profile=args.profile,
+        profile=args.profile or settings.sandbox_profile,
         rate_limit=args.rate_limit,
     )
     return 0
@@ -204,18 +204,31 @@ def cmd_doctor(args: argparse.Namespace, settings: Any) -> int:
         from pcref_mcp.sandbox import SandboxConfig, create_app
 
         config = SandboxConfig(
-            db_path=None, rate_limit=0, **({"profile": args.profile} if args.profile else {})
+            db_path=None,
+            rate_limit=0,
+            **({"profile": profile} if (profile := args.profile or settings.sandbox_profile) else {}),
         )
         transport = httpx.ASGITransport(app=create_app(config))
         tokens: Any = StaticTokenProvider("doctor-sandbox-token")
         base_url, backend = SANDBOX_BASE_URL, f"embedded sandbox, {config.profile} profile"
     else:
         from pcref_mcp.config import load_settings
+        from pcref_mcp.errors import SignInError
         from pcref_mcp.partner_center.auth import ensure_configured, provider_for
 
-        if settings.backend != "live":  # doctor checks Partner Center itself, whatever serve uses
+        serving_sandbox = settings.backend != "live"
+        if serving_sandbox:  # doctor checks Partner Center itself, whatever serve uses
             settings = load_settings(overrides={"backend": "live"})
-        ensure_configured(settings)
+        try:
+            ensure_configured(settings)
+        except SignInError as exc:
+            if not serving_sandbox:
+                raise
+            # The person serves the embedded sandbox: say how to check that one instead.
+            raise SignInError(
+                exc.message,
+                hint=f"{exc.hint or ''} To check the embedded sandbox instead: pcref-mcp doctor --sandbox.".strip(),
+            ) from None
         tokens = provider_for(settings)
         sign_in = tokens.get_token
         transport = httpx.AsyncHTTPTransport(retries=0)
@@ -315,7 +328,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--profile",
         choices=("lenient", "strict"),
-        help="strict: as documented (default PCREF_SANDBOX_PROFILE)",
+        help="strict: as documented (default: the sandbox_profile setting, else lenient)",
     )
     sandbox.add_argument(
         "--rate-limit", type=int, default=100, help="requests per 60 s per token, as the service (0: off)"

@@ -72,6 +72,9 @@ class Settings(BaseModel):
     timeout: float = Field(default=30.0, gt=0)
     sandbox_db: Path | None = None  # None: <data dir>/sandbox.db; ":memory:" keeps it in memory
     sandbox_size: int = Field(default=60, ge=0)
+    # lenient: whatever the sandbox can do; strict: only what the public documents show. None: the
+    # sandbox's own default, PCREF_SANDBOX_PROFILE else lenient (a Settings made in code, as tests do)
+    sandbox_profile: Literal["lenient", "strict"] | None = None
     journal_path: Path | None = None  # None: <data dir>/journal.sqlite3
     store_url: str | None = None  # None: sqlite:///<journal_path>; postgresql://… for a team server
     store_key: SecretStr | None = None  # seals refresh tokens at rest; derives the replicas' shared keys
@@ -124,6 +127,8 @@ class Settings(BaseModel):
                 data["base_url"] = LIVE_BASE_URL if data.get("backend") == "live" else SANDBOX_BASE_URL
             if isinstance(data.get("log_level"), str):
                 data["log_level"] = data["log_level"].upper()
+            if isinstance(data.get("sandbox_profile"), str):
+                data["sandbox_profile"] = data["sandbox_profile"].lower()
         return data
 
     @field_validator("http_allowed_hosts")
@@ -248,6 +253,8 @@ def load_settings(
 
     if values.get("token_cache_path") in (None, ""):
         values["token_cache_path"] = config_dir(env) / "token_cache.json"
+    if values.get("sandbox_profile") in (None, ""):
+        values["sandbox_profile"] = "lenient"
     if values.get("journal_path") in (None, ""):
         values["journal_path"] = data_dir(env) / "journal.sqlite3"
 

@@ -223,9 +223,10 @@ class Runtime:
         if self.sandbox_app is None:
             from pcref_mcp.sandbox import SandboxConfig, create_app
 
-            self.sandbox_app = create_app(
-                SandboxConfig(db_path=self.sandbox_db_path, seed_size=self.settings.sandbox_size)
-            )
+            config = SandboxConfig(db_path=self.sandbox_db_path, seed_size=self.settings.sandbox_size)
+            if self.settings.sandbox_profile:  # None: the sandbox's default (PCREF_SANDBOX_PROFILE)
+                config.profile = self.settings.sandbox_profile
+            self.sandbox_app = create_app(config)
         return httpx.ASGITransport(app=self.sandbox_app)
 
 

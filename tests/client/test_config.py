@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,33 @@ def test_user_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config.sys, "platform", "win32")
     assert config_dir({"APPDATA": "C:/R", "HOME": "/h"}) == Path("C:/R/pcref-mcp")
     assert data_dir({"LOCALAPPDATA": "C:/L", "HOME": "/h"}) == Path("C:/L/pcref-mcp")
+
+
+@pytest.mark.parametrize("profile", ["strict", "lenient"])
+def test_sandbox_profile_is_a_setting_of_the_file_the_environment_and_the_listing(
+    home: dict[str, str], tmp_path: Path, profile: str
+) -> None:
+    """PCREF_SANDBOX_PROFILE is a setting like the others: the config file sets it, the environment
+    overrides it, `pcref-mcp config` lists it, and the embedded sandbox is built with it."""
+    from pcref_mcp.server.runtime import Runtime
+
+    other = "lenient" if profile == "strict" else "strict"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'sandbox_profile = "{profile.upper()}"\nsandbox_db = ":memory:"\n')
+    s = load_settings({**home, "PCREF_CONFIG": str(cfg)})
+    assert s.sandbox_profile == profile and s.source_of("sandbox_profile") == "file"
+    out = io.StringIO()
+    cmd_config(s, out)
+    assert re.search(rf"^sandbox_profile +{profile}  \[file\]$", out.getvalue(), re.M)
+    runtime = Runtime(s)
+    runtime._sandbox_transport()
+    assert runtime.sandbox_app.state.sandbox.config.profile == profile
+
+    over = load_settings({**home, "PCREF_CONFIG": str(cfg), "PCREF_SANDBOX_PROFILE": other})
+    assert over.sandbox_profile == other and over.source_of("sandbox_profile") == "env"
+    assert load_settings(home).sandbox_profile == "lenient"  # nothing set: the default
+
+
+def test_a_bad_sandbox_profile_names_the_setting_and_the_choices(home: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=r"PCREF_SANDBOX_PROFILE.*'lenient' or 'strict'"):
+        load_settings({**home, "PCREF_SANDBOX_PROFILE": "paranoid"})

@@ -66,7 +66,15 @@ def test_doctor_live_without_configuration_says_what_to_set(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert main(["doctor"]) == 2
-    assert "PCREF_TENANT_ID" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "PCREF_TENANT_ID" in err
+    # serving the default backend (the embedded sandbox): it also says how to check that one
+    assert "pcref-mcp doctor --sandbox" in err
+
+    monkeypatch.setenv("PCREF_BACKEND", "live")  # chose the live service: no word of the sandbox
+    assert main(["doctor"]) == 2
+    err = capsys.readouterr().err
+    assert "PCREF_TENANT_ID" in err and "--sandbox" not in err
 
 
 @pytest.mark.anyio
