@@ -143,48 +143,66 @@ async def test_reuse_returns_the_open_elicitation_reference_until_it_is_spent(st
     assert await store.issue(CLAIMS, ttl=300, channel="elicitation", reuse=True) != first
 
 
-def _redeem_in_process(path: str, handle: str, start: Any, results: Any) -> None:
+ROUNDS = 3
+
+
+def _redeem_in_process(path: str, inbox: Any, starts: list[Any], results: Any) -> None:
+    """One racer for every round: open the store, wait for the start, redeem the round's token, close.
+    The processes are spawned once and race in every round (spawning is the slow part: a race of
+    fresh processes per round cost 12 spawns, these 4)."""
     import faulthandler
     import sys
 
     import anyio
 
-    faulthandler.dump_traceback_later(60, exit=False, file=sys.stderr)  # a child that hangs says where
-    store = None
-    try:
-        store = ApprovalStore(Path(path))
-        start.wait()
-        anyio.run(store.redeem, handle, CLAIMS)
-        results.put("won")
-    except ConfirmationError as exc:
-        results.put(str(exc))
-    except Exception as exc:  # any other failure is reported, not lost in the child
-        results.put(f"{type(exc).__name__}: {exc}")
-    finally:
-        if store is not None:
-            store.close()
+    faulthandler.dump_traceback_later(60, repeat=True, exit=False, file=sys.stderr)  # a hang says where
+    for round_no, start in enumerate(starts):
+        handle = inbox.get(timeout=120)
+        store = None
+        try:
+            store = ApprovalStore(Path(path))
+            start.wait()
+            anyio.run(store.redeem, handle, CLAIMS)
+            results.put((round_no, "won"))
+        except ConfirmationError as exc:
+            results.put((round_no, str(exc)))
+        except Exception as exc:  # any other failure is reported, not lost in the child
+            results.put((round_no, f"{type(exc).__name__}: {exc}"))
+        finally:
+            if store is not None:
+                store.close()
 
 
 async def test_two_processes_racing_to_redeem_one_token_exactly_one_wins(tmp_path: Path) -> None:
     path = tmp_path / "approvals.sqlite3"
     ctx = multiprocessing.get_context("spawn")
-    for _ in range(3):
-        store = ApprovalStore(path)
-        handle = await store.issue(CLAIMS, ttl=300)
-        store.close()
-        start, results = ctx.Event(), ctx.Queue()
-        procs = [
-            ctx.Process(target=_redeem_in_process, args=(str(path), handle, start, results)) for _ in range(4)
-        ]
-        for p in procs:
-            p.start()
-        start.set()
-        outcomes = [results.get(timeout=120) for _ in procs]  # spawning is slow on a loaded machine
-        # (a child that died of SIGBUS once looked like a slow one: see tests/store/test_sqlite_locks.py)
+    starts, results = [ctx.Event() for _ in range(ROUNDS)], ctx.Queue()
+    inboxes = [ctx.Queue() for _ in range(4)]
+    procs = [
+        ctx.Process(target=_redeem_in_process, args=(str(path), inbox, starts, results)) for inbox in inboxes
+    ]
+    for p in procs:
+        p.start()
+    try:
+        for round_no in range(ROUNDS):
+            store = ApprovalStore(path)
+            handle = await store.issue(CLAIMS, ttl=300)
+            store.close()
+            for inbox in inboxes:
+                inbox.put(handle)
+            starts[round_no].set()
+            answers = [results.get(timeout=120) for _ in procs]  # spawning is slow on a loaded machine
+            # (a child that died of SIGBUS once looked like a slow one: see tests/store/test_sqlite_locks.py)
+            assert {r for r, _ in answers} == {round_no}, answers
+            outcomes = [outcome for _, outcome in answers]
+            assert outcomes.count("won") == 1, outcomes
+            assert all("already used" in o for o in outcomes if o != "won")
+    finally:
         for p in procs:
             p.join(60)
-        assert outcomes.count("won") == 1, outcomes
-        assert all("already used" in o for o in outcomes if o != "won")
+            if p.is_alive():
+                p.kill()
+    assert [p.exitcode for p in procs] == [0] * len(procs)
 
 
 async def test_replicas_racing_to_redeem_one_token_exactly_one_wins(new_store: Any) -> None:
