@@ -18,13 +18,20 @@ run: $(STAMP)  ## serve Streamable HTTP on 127.0.0.1:8765 against the embedded s
 team: $(STAMP)  ## team mode on 127.0.0.1:8765: the sandbox and a stand-in identity provider (test users)
 	$(VENV)/bin/pcref-mcp team --stand-in
 
-test: lint typecheck unit e2e  ## everything CI runs
+# Everything CI runs. The set-up steps first, side by side (pip, npm and apt wait on the network), then
+# lint, types, the unit runs and the end-to-end run side by side: e2e spends most of its time waiting on
+# the servers, browsers and clients it starts, so it fills the gaps the unit runs leave on the two
+# cores. Each target's output is printed whole when it ends (--output-sync), so nothing interleaves.
+test:  ## everything CI runs
+	@$(MAKE) --no-print-directory -j4 --output-sync=target $(STAMP) $(INSPECTOR) $(TS_SDK) system
+	@$(MAKE) --no-print-directory -j4 --output-sync=target lint typecheck unit e2e
 
 # Two runs side by side, one per core: the sandbox-facing tests on both sandbox profiles (lenient and
 # strict, as documented); every other test once, split between the two runs for balance (team identity
-# with the lenient run; store, operations and packaging with the strict run). The strict run takes
-# everything but tests/team, so a new test directory is never left out.
-SANDBOX_TESTS := tests/server tests/client tests/contract tests/sandbox tests/writes tests/referrals tests/reliability
+# with the lenient run; store, operations, packaging and the domain's own tests, tests/referrals,
+# which never reach the sandbox (tests/test_profile_split.py checks that), with the strict run). The
+# strict run takes everything but tests/team, so a new test directory is never left out.
+SANDBOX_TESTS := tests/server tests/client tests/contract tests/sandbox tests/writes tests/reliability
 unit: $(STAMP) system  ## the suite on both sandbox profiles, two runs side by side
 	@log=$$(mktemp); \
 	PCREF_POSTGRES_REQUIRED=$(AS_ROOT) PCREF_SANDBOX_PROFILE=strict $(PY) -m pytest --ignore=tests/team >$$log 2>&1 & strict=$$!; \
