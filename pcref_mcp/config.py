@@ -67,8 +67,6 @@ class Settings(BaseModel):
     token_cache_path: Path | None = None  # None: <config dir>/token_cache.json
     rate_limit_calls: int = Field(default=100, ge=1)
     rate_limit_window: float = Field(default=60.0, gt=0)
-    max_pages: int = Field(default=50, ge=1)
-    max_items: int = Field(default=5000, ge=1)
     timeout: float = Field(default=30.0, gt=0)
     sandbox_db: Path | None = None  # None: <data dir>/sandbox.db; ":memory:" keeps it in memory
     sandbox_size: int = Field(default=60, ge=0)
@@ -147,6 +145,21 @@ class Settings(BaseModel):
                     f"{host!r} is not a host name or address (e.g. pcref.lan, 192.0.2.7, [fd00::7])"
                 )
         return hosts
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        """An unknown name is refused at start, never read silently as UTC (the server's "today")."""
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if zone.upper() != "UTC":
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"{zone!r} is not an IANA time zone name (e.g. Europe/Berlin, America/Los_Angeles, UTC)"
+                ) from None
+        return zone
 
     @property
     def is_live(self) -> bool:

@@ -19,7 +19,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 ZONE: tzinfo = UTC
 ZONE_NAME = "UTC"
@@ -77,12 +77,9 @@ _ISO_WITH_OFFSET = re.compile(r"(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}(?::\d{2}(?:\.
 
 
 def configure(zone: str) -> None:
-    """The time zone "today" is read in (Settings.time_zone, an IANA name such as Europe/Berlin)."""
+    """The time zone "today" is read in (Settings.time_zone, checked there): set as the server starts."""
     global ZONE, ZONE_NAME
-    try:
-        ZONE, ZONE_NAME = (UTC, "UTC") if zone.upper() == "UTC" else (ZoneInfo(zone), zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        ZONE, ZONE_NAME = UTC, "UTC"
+    ZONE, ZONE_NAME = (UTC, "UTC") if zone.upper() == "UTC" else (ZoneInfo(zone), zone)
 
 
 def now() -> datetime:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pcref_mcp.config import SANDBOX_BASE_URL, Settings, data_dir
+from pcref_mcp.referrals import when
 
 if TYPE_CHECKING:
     import httpx
@@ -40,6 +41,7 @@ class Runtime:
         sandbox_app: Any = None,
     ) -> None:
         self.settings = settings
+        when.configure(settings.time_zone)  # "today" for every date a person says
         self.cursor_key = shared_key(settings, "cursor") or secrets.token_bytes(32)
         self._store: Store | None = None
         self._transport = transport

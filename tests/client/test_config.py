@@ -38,7 +38,7 @@ def test_defaults_are_sandbox(home: dict[str, str]) -> None:
 def test_env_and_file_precedence(home: dict[str, str], tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(
-        'tenant_id = "file-tenant"\nclient_id = "file-client"\nmax_pages = 7\nscopes = ["a", "b"]\n'
+        'tenant_id = "file-tenant"\nclient_id = "file-client"\nrate_limit_calls = 7\nscopes = ["a", "b"]\n'
     )
     env = {
         **home,
@@ -51,7 +51,7 @@ def test_env_and_file_precedence(home: dict[str, str], tmp_path: Path) -> None:
     s = load_settings(env)
     assert s.tenant_id == "env-tenant" and s.source_of("tenant_id") == "env"
     assert s.client_id == "file-client" and s.source_of("client_id") == "file"
-    assert s.max_pages == 7 and s.scopes == ("a", "b")
+    assert s.rate_limit_calls == 7 and s.scopes == ("a", "b")
     assert s.backend == "live" and s.base_url == LIVE_BASE_URL
     assert s.read_only is True and s.rate_limit_window == 30.5
     assert s.authority == "https://login.microsoftonline.com/env-tenant"
@@ -103,8 +103,8 @@ def test_bad_file(home: dict[str, str], tmp_path: Path) -> None:
         load_settings(home, cfg)
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings({**home, "PCREF_CONFIG": str(tmp_path / "missing.toml")})
-    cfg.write_text('max_items = "many"\n')
-    with pytest.raises(ConfigError, match="'max_items' in"):
+    cfg.write_text('rate_limit_calls = "many"\n')
+    with pytest.raises(ConfigError, match="'rate_limit_calls' in"):
         load_settings(home, cfg)
 
 
@@ -168,3 +168,27 @@ def test_sandbox_profile_is_a_setting_of_the_file_the_environment_and_the_listin
 def test_a_bad_sandbox_profile_names_the_setting_and_the_choices(home: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match=r"PCREF_SANDBOX_PROFILE.*'lenient' or 'strict'"):
         load_settings({**home, "PCREF_SANDBOX_PROFILE": "paranoid"})
+
+
+def test_the_time_zone_is_checked_at_start_and_sets_the_servers_today(tmp_path: Path) -> None:
+    """PCREF_TIME_ZONE is the "today" dates are read against: an unknown name is refused where it
+    was set (never read silently as UTC); a known one moves today across midnight."""
+    from datetime import UTC, datetime
+    from unittest import mock
+
+    from pcref_mcp.referrals import when
+    from pcref_mcp.server.runtime import Runtime
+
+    empty = tmp_path / "config.toml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match=r"PCREF_TIME_ZONE.*Mars/Olympus.*IANA"):
+        load_settings({"PCREF_TIME_ZONE": "Mars/Olympus"}, config_file=empty)
+    late_evening_in_seattle = datetime(2026, 12, 11, 6, 30, tzinfo=UTC)  # Thu 22:30 in Seattle
+    try:
+        with mock.patch.object(when, "now", return_value=late_evening_in_seattle):
+            Runtime(load_settings({"PCREF_TIME_ZONE": "America/Los_Angeles"}, config_file=empty))
+            assert (when.today().isoformat(), when.ZONE_NAME) == ("2026-12-10", "America/Los_Angeles")
+            Runtime(load_settings({}, config_file=empty))
+            assert (when.today().isoformat(), when.ZONE_NAME) == ("2026-12-11", "UTC")
+    finally:
+        when.configure("UTC")
