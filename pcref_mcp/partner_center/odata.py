@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Literal
@@ -22,6 +22,7 @@ from urllib.parse import quote
 from uuid import UUID
 
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals.timestamps import format_wire
 
 __all__ = [
     "Expr",
@@ -144,10 +145,7 @@ def literal(value: Any) -> str:
             raise InvalidInput("Numbers in a filter must be finite.", field="value", value=str(value))
         return repr(value) if isinstance(value, float) else str(value)
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
-        return text + "Z"
+        return format_wire(value, 6 if value.microsecond else 0)
     if isinstance(value, date):
         return value.isoformat()
     raise InvalidInput(

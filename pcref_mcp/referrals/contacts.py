@@ -8,16 +8,19 @@ contacts a change is about, only names are shown (``hide_contact_details``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = [
     "CONTACT_LISTS",
+    "EMAIL",
     "HIDDEN",
     "LIST_POINTERS",
     "describe",
     "entry_key",
     "find_same",
     "hide_contact_details",
+    "is_email",
 ]
 
 # Lists of people (JSON pointers) and every list whose entries a change can append.
@@ -25,6 +28,15 @@ CONTACT_LISTS = frozenset({"/team", "/customerProfile/team"})
 LIST_POINTERS = CONTACT_LISTS | {"/details/requirements/solutions"}
 HIDDEN = "(not shown)"
 _PRIVATE_KEYS = ("email", "phoneNumber")
+
+# The one e-mail rule (write models and sandbox alike): something, "@", a domain of at least two
+# non-empty labels; no spaces, no second "@".
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
+def is_email(text: object) -> bool:
+    """Whether ``text`` is an e-mail address by :data:`EMAIL` (the whole of it)."""
+    return isinstance(text, str) and EMAIL.fullmatch(text) is not None
 
 
 def entry_key(pointer: str, entry: Any) -> tuple[str, ...] | None:

@@ -17,6 +17,7 @@ from pcref_mcp.referrals.catalog import is_solution_profile_id
 from pcref_mcp.referrals.models import Referral, ReferralType, RegistrationStatus
 from pcref_mcp.referrals.models import ReferralStatus as S
 from pcref_mcp.referrals.models import ReferralSubstatus as Sub
+from pcref_mcp.referrals.timestamps import parse_wire
 
 # status -> statuses it may move to
 TRANSITIONS: dict[S, tuple[S, ...]] = {
@@ -341,15 +342,8 @@ def expires_at(wire: dict[str, Any]) -> datetime | None:
 
 
 def wire_time(text: str | None) -> datetime | None:
-    """A service timestamp (up to 7 fractional digits, ``Z``) as an aware datetime; None if absent or odd."""
-    if not text:
-        return None
-    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?", text.strip())
-    if match is None:
-        return None
-    micro = "." + match[2][1:7].ljust(6, "0") if match[2] else ""
-    moment = datetime.fromisoformat(match[1] + micro + (match[3] or "Z").replace("Z", "+00:00"))
-    return moment.astimezone(UTC)
+    """A service timestamp as an aware UTC datetime; None if absent or odd (see :mod:`.timestamps`)."""
+    return parse_wire(text) if text else None
 
 
 def _show_time(moment: datetime) -> str:

@@ -1,15 +1,91 @@
-"""Amounts and currencies as people write them: "CHF 1'200'000", "80k pounds", "120 grand".
+"""Money: how the service reads an amount, and how a person's written amount is read.
 
-One reader for every money field (deal value, contract and solution value, the search's value bounds,
-CSV cells): ``split`` separates the amount from a currency said beside it and writes the amount in
-plain digits; ``currency_word`` names the ISO code a currency word means. Where a text could be read
-two ways ("250.000": a grouping dot or a decimal point; "$": several dollars) it is not read here; the
-callers ask the person (``server.inputs``).
+:func:`wire_amount` is what the service accepts in a request (a JSON number, or a plain number in a
+string, as the documents send ``"dealValue": "10000"``); :func:`parse_amount` is what a person writes
+in a money field (``"120,000"``, ``"120k"``), refusing whatever could be read two ways, and ends in the
+first. The sandbox uses the first, the write models the second.
+
+Amounts with a currency said beside them, as people write them ("CHF 1'200'000", "80k pounds",
+"120 grand"), for every money field the input reader sees (deal value, contract and solution value,
+the search's value bounds, CSV cells): ``split`` separates the amount from the currency and writes the
+amount in plain digits; ``currency_word`` names the ISO code a currency word means. Where a text could
+be read two ways ("250.000": a grouping dot or a decimal point; "$": several dollars) it is not read
+here; the callers ask the person (``server.inputs``).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any
+
+from pcref_mcp.referrals.problems import FieldProblem
+
+__all__ = [
+    "CURRENCY_WORDS",
+    "MAGNITUDES",
+    "MAX_AMOUNT",
+    "currency_word",
+    "decimal_comma",
+    "parse_amount",
+    "split",
+    "wire_amount",
+]
+
+
+MAX_AMOUNT = 1e15  # larger is not a deal value but a typing accident (and loses cents as a double)
+
+_AMOUNT = re.compile(r"(?P<num>\d+(\.\d+)?|\d{1,3}(,\d{3})+(\.\d+)?)\s*(?P<unit>[kKmM]?)")
+_UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
+
+
+def wire_amount(value: Any) -> float | int | None:
+    """The number the service reads from a request value: a JSON number, or a string holding one;
+    None when it is not a finite number (``true``, ``"12k"``, NaN). Whole numbers stay ``int``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = float(value.strip())
+        except ValueError:
+            return None
+        value = int(parsed) if parsed.is_integer() else parsed
+    if not isinstance(value, int | float) or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return value
+
+
+def parse_amount(value: Any) -> Any:
+    """A money amount from a number or an unambiguous string: ``"120000"``, ``"120,000"``, ``"120k"``.
+
+    Anything that could be read two ways (``"1,5"``, ``"120.000"`` with a grouping dot) is refused.
+    Other types pass through for pydantic to judge.
+    """
+    if isinstance(value, bool):
+        raise FieldProblem(lambda f: f"{f} {value!r} is not an amount; use a number such as 120000.")
+    if not isinstance(value, str):
+        return value
+    read = split(value)
+    if read is not None and read[1] is None:  # "2.5 million", "1,5 Mio", "CHF-free 1'200'000"
+        return float(read[0])
+    if "$" in value or (read is not None and read[1] == "$"):
+        raise FieldProblem(
+            lambda f: (
+                f"{f} {value!r}: '$' names several currencies (USD, CAD, AUD…); give the amount in digits "
+                "and the currency code, e.g. 250000 with currency 'USD'."
+            )
+        )
+    match = _AMOUNT.fullmatch(value.strip())
+    if match is None or re.fullmatch(r"\d{1,3}\.\d{3}", match["num"]):
+        raise FieldProblem(
+            lambda f: (
+                f"{f} {value!r} is not an unambiguous amount; use digits such as 120000, 120,000 or 120k."
+            )
+        )
+    number = wire_amount(match["num"].replace(",", ""))
+    assert number is not None  # the pattern admits digits only
+    return float(number) * _UNITS[match["unit"].lower()]
+
 
 # Words and abbreviations for a multiple, as people write them after an amount.
 MAGNITUDES: dict[str, int] = {
@@ -140,6 +216,3 @@ def decimal_comma(text: str) -> tuple[str, str | None] | None:
     if found is None or not re.fullmatch(r"\d+,\d{1,2}", found["num"].strip()):
         return None
     return split(text.replace(found["num"].strip(), found["num"].strip().replace(",", "."), 1))
-
-
-__all__ = ["CURRENCY_WORDS", "MAGNITUDES", "currency_word", "decimal_comma", "split"]

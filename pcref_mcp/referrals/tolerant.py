@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from pcref_mcp.referrals.timestamps import format_wire, parse_wire
 from pcref_mcp.referrals.untrusted import quote
 
 __all__ = ["RULES", "ReadProblem", "Slot", "normalise", "slots_of"]
@@ -83,7 +84,6 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _NOT_A_VALUE = frozenset({"", "n/a", "na", "null", "none", "-", "—", "tbd", "unknown"})
 _TRUE, _FALSE = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0"})
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _EPOCH_MS = 100_000_000_000  # larger than this is milliseconds (year 5138 in seconds)
 
 _Reader = Callable[[Any, Slot], tuple[Any, bool]]
@@ -151,7 +151,7 @@ def _read_datetime(value: Any, slot: Slot) -> tuple[Any, bool]:
         return _from_epoch(float(value)), True
     if isinstance(value, str):
         text = value.strip()
-        if _ISO.match(text):
+        if parse_wire(text) is not None:
             return value, False
         if _NUMBER.match(text):
             return _from_epoch(float(text)), True
@@ -342,11 +342,7 @@ def _enum_values(enum: type[StrEnum]) -> dict[str, str]:
 def _from_epoch(seconds: float) -> str:
     if abs(seconds) >= _EPOCH_MS:
         seconds /= 1000
-    when = datetime.fromtimestamp(seconds, tz=UTC)
-    text = when.strftime("%Y-%m-%dT%H:%M:%S")
-    if when.microsecond:
-        text += f".{when.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    return format_wire(datetime.fromtimestamp(seconds, tz=UTC), 6, trim=True)
 
 
 def _show(value: Any) -> str:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
+from pcref_mcp.referrals.timestamps import parse_wire
+
 ZONE: tzinfo = UTC
 ZONE_NAME = "UTC"
 
@@ -220,8 +222,9 @@ def read_since(text: str) -> tuple[datetime, str] | None:
     said = f"now being {moment.astimezone(ZONE).strftime('%Y-%m-%d %H:%M')} in {ZONE_NAME}"
     iso = _ISO_WITH_OFFSET.fullmatch(text.strip())
     if iso is not None:
-        parsed = datetime.fromisoformat(text.strip().replace(" ", "T"))
-        return parsed.astimezone(UTC), f"{text.strip()} in UTC"
+        parsed = parse_wire(text)
+        if parsed is not None:
+            return parsed, f"{text.strip()} in UTC"
     span = re.fullmatch(
         r"(?:last|past|the last|the past)?\s*(\d{1,4}|[a-z]+)\s*(hours?|days?|weeks?|hrs?|h|d|w)(?:\s+ago)?",
         raw,

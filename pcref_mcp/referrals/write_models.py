@@ -33,6 +33,13 @@ from pydantic.alias_generators import to_camel
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import catalog, money
+from pcref_mcp.referrals.contacts import is_email
+from pcref_mcp.referrals.contract import (
+    MIN_ANNUAL_CONTRACT_VALUE_USD,
+    PERPETUAL_YEARS,
+    annual_contract_value,
+    contract_problems,
+)
 from pcref_mcp.referrals.lifecycle import SUBSTATUSES
 from pcref_mcp.referrals.models import (
     AssistanceRequestCode,
@@ -48,6 +55,9 @@ from pcref_mcp.referrals.models import (
     SolutionType,
     TargetType,
 )
+from pcref_mcp.referrals.money import parse_amount
+from pcref_mcp.referrals.problems import FieldProblem, RuleError
+from pcref_mcp.referrals.timestamps import REQUEST_DIGITS, format_wire, parse_wire
 from pcref_mcp.referrals.when import MONTHS as _MONTHS
 
 __all__ = [
@@ -85,23 +95,9 @@ MICROSOFT_ORG_ID = "msft"
 # exists only once the first POST is answered, so the body is previewed (and approved) with this
 # marker, and ``with_engagement_id`` puts the real id there and changes nothing else.
 ENGAGEMENT_ID_PLACEHOLDER = "<engagementId of referral 1, filled in when it is created>"
-MIN_ANNUAL_CONTRACT_VALUE_USD = 25_000.0
-PERPETUAL_YEARS = 6  # a perpetual contract's value is spread over six years
 
 
 # --- errors a person reads ------------------------------------------------------------------------
-
-
-class FieldProblem(ValueError):
-    """A value rule broken; ``render(field)`` writes the sentence once the field's name is known."""
-
-    def __init__(self, render: Callable[[str], str]) -> None:
-        super().__init__(render("value"))
-        self.render = render
-
-
-class RuleError(ValueError):
-    """A rule across fields; the message is a whole sentence (or several) and is shown as is."""
 
 
 def validation_message(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
@@ -129,7 +125,6 @@ def parse_or_raise(model: type[M], data: Any) -> M:
 
 # --- value types ----------------------------------------------------------------------------------
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Dates people write that can be read one way only: a month by name in either order ("March 31,
 # 2027", "31 Mar 2027"), or day and month as numbers where one of them cannot be a month ("31/12/2027").
@@ -141,8 +136,6 @@ _DATE_IN_WORDS = (
     re.compile(rf"{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}(?:,?\s+|-){_YEAR}", re.IGNORECASE),
 )
 _DATE_IN_NUMBERS = re.compile(r"(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<year>\d{4})")
-_AMOUNT = re.compile(r"(?P<num>\d+(\.\d+)?|\d{1,3}(,\d{3})+(\.\d+)?)\s*(?P<unit>[kKmM]?)")
-_UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
 
 
 def parse_when(value: Any) -> datetime:
@@ -158,20 +151,20 @@ def parse_when(value: Any) -> datetime:
     elif isinstance(value, str) and (written := _written_date(value.strip())) is not None:
         return datetime.combine(written, time(), UTC)
     elif isinstance(value, str) and _DATE_ONLY.fullmatch(value.strip()):
-        try:
-            return datetime.combine(date.fromisoformat(value.strip()), time(), UTC)
-        except ValueError:
-            raise FieldProblem(lambda f: f"{f} {value!r} is not a calendar date.") from None
+        day = parse_wire(value)
+        if day is None:
+            raise FieldProblem(lambda f: f"{f} {value!r} is not a calendar date.")
+        return day
     elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
+        read = parse_wire(value, naive=True)
+        if read is None:
             raise FieldProblem(
                 lambda f: (
                     f"{f} {value!r} is not a date; use YYYY-MM-DD or a UTC date-time such as "
                     "'2026-11-27T10:00:00Z'."
                 )
-            ) from None
+            )
+        moment = read
     else:
         raise FieldProblem(lambda f: f"{f} {value!r} is not a date; use YYYY-MM-DD.")
     if moment.tzinfo is None:
@@ -219,37 +212,7 @@ def _spelled(year: int, month: int, day: int) -> str:
 
 def wire_datetime(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ``, the form every documented request uses."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_amount(value: Any) -> Any:
-    """A money amount from a number or an unambiguous string: ``"120000"``, ``"120,000"``, ``"120k"``.
-
-    Anything that could be read two ways (``"1,5"``, ``"120.000"`` with a grouping dot) is refused.
-    Other types pass through for pydantic to judge.
-    """
-    if isinstance(value, bool):
-        raise FieldProblem(lambda f: f"{f} {value!r} is not an amount; use a number such as 120000.")
-    if not isinstance(value, str):
-        return value
-    read = money.split(value)
-    if read is not None and read[1] is None:  # "2.5 million", "1,5 Mio", "CHF-free 1'200'000"
-        return float(read[0])
-    if "$" in value or (read is not None and read[1] == "$"):
-        raise FieldProblem(
-            lambda f: (
-                f"{f} {value!r}: '$' names several currencies (USD, CAD, AUD…); give the amount in digits "
-                "and the currency code, e.g. 250000 with currency 'USD'."
-            )
-        )
-    match = _AMOUNT.fullmatch(value.strip())
-    if match is None or re.fullmatch(r"\d{1,3}\.\d{3}", match["num"]):
-        raise FieldProblem(
-            lambda f: (
-                f"{f} {value!r} is not an unambiguous amount; use digits such as 120000, 120,000 or 120k."
-            )
-        )
-    return float(match["num"].replace(",", "")) * _UNITS[match["unit"].lower()]
+    return format_wire(moment, REQUEST_DIGITS)
 
 
 def currency_in_words(value: Any) -> Any:
@@ -262,7 +225,7 @@ def currency_in_words(value: Any) -> Any:
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.fullmatch(value):
+    if not is_email(value):
         raise FieldProblem(
             lambda f: f"{f} {value!r} is not an e-mail address; use the form name@example.com."
         )
@@ -1026,38 +989,16 @@ _FRIENDLY_NAMES = {
 }
 
 
-def annual_contract_value(value: float, term: str, start: datetime, end: datetime | None) -> float:
-    """Finite: value per year between start and end (at least one year); Perpetual: value / 6."""
-    if term == ContractTerm.PERPETUAL or end is None:
-        return value / PERPETUAL_YEARS
-    years = max(1.0, (end - start).days / 365.25)
-    return value / years
-
-
-def _finite_needs_end(facts: _RegistrationFacts, names: dict[str, str]) -> list[str]:
-    if facts.term == ContractTerm.FINITE and facts.end is None:
-        return [
-            f"{names['end']} is required when {names['term']} is 'Finite'; give the date the contract ends."
-        ]
-    return []
-
-
-def _end_after_start(facts: _RegistrationFacts, names: dict[str, str]) -> list[str]:
-    if facts.term == ContractTerm.FINITE and facts.end is not None and facts.end <= facts.start:
-        return [
-            f"{names['end']} {wire_datetime(facts.end)[:10]} must be after {names['start']} "
-            f"{wire_datetime(facts.start)[:10]}."
-        ]
-    return []
-
-
-def _perpetual_has_no_end(facts: _RegistrationFacts, names: dict[str, str]) -> list[str]:
-    if facts.term == ContractTerm.PERPETUAL and facts.end is not None:
-        return [
-            f"{names['end']} must be empty when {names['term']} is 'Perpetual' (a perpetual contract has no end "
-            "date); remove it or use 'Finite'."
-        ]
-    return []
+def _contract_rules(facts: _RegistrationFacts, names: dict[str, str]) -> list[str]:
+    """The contract's own rules, from :mod:`pcref_mcp.referrals.contract` (the sandbox uses the same)."""
+    return contract_problems(
+        term=facts.term,
+        start=facts.start,
+        end=facts.end,
+        value=facts.value,
+        currency=facts.currency,
+        names=names,
+    )
 
 
 def _deployed_on_azure(facts: _RegistrationFacts, names: dict[str, str]) -> list[str]:
@@ -1080,24 +1021,8 @@ def _transaction_date_iff_transacted(facts: _RegistrationFacts, names: dict[str,
     return problems
 
 
-def _annual_value_above_minimum(facts: _RegistrationFacts, names: dict[str, str]) -> list[str]:
-    if facts.currency != "USD" or (facts.term == ContractTerm.FINITE and facts.end is None):
-        return []
-    annual = annual_contract_value(facts.value, facts.term, facts.start, facts.end)
-    if annual > MIN_ANNUAL_CONTRACT_VALUE_USD:
-        return []
-    return [
-        f"{names['value']} {facts.value:,.0f} USD is {annual:,.0f} USD a year; Azure IP co-sell registration needs "
-        f"an annual contract value above {MIN_ANNUAL_CONTRACT_VALUE_USD:,.0f} USD "
-        f"({'spread over 6 years' if facts.term == ContractTerm.PERPETUAL else 'from start to end date'})."
-    ]
-
-
 _REGISTRATION_RULES: tuple[Callable[[_RegistrationFacts, dict[str, str]], list[str]], ...] = (
-    _finite_needs_end,
-    _end_after_start,
-    _perpetual_has_no_end,
-    _annual_value_above_minimum,
+    _contract_rules,
     _deployed_on_azure,
     _transaction_date_iff_transacted,
 )

@@ -1,4 +1,5 @@
-"""Time for the sandbox: a clock tests can move, and the service's wire format for timestamps.
+"""Time for the sandbox: a clock tests can move. The wire form of timestamps is the domain's
+(:mod:`pcref_mcp.referrals.timestamps`), re-exported here for the sandbox's modules.
 
 Everything time-dependent in the sandbox (expiry of unanswered referrals after 14 days, the 72-hour
 rule for deal registrations, the throttling window) reads one ``Clock``, so a test can jump two weeks
@@ -7,11 +8,12 @@ ahead with ``ManualClock.advance`` instead of sleeping.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
+
+from pcref_mcp.referrals.timestamps import format_wire, parse_wire
 
 __all__ = ["Clock", "ManualClock", "SystemClock", "format_wire", "parse_wire"]
 
@@ -60,44 +62,3 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({format_wire(self.now())!r})"
-
-
-def format_wire(when: datetime) -> str:
-    """``2019-02-23T02:05:23.2931817Z``: UTC with seven fractional digits, like the service.
-
-    A fixed width also makes the text sort in time order, which the store's indexes rely on.
-    """
-    when = when.astimezone(UTC)
-    return f"{when:%Y-%m-%dT%H:%M:%S}.{when.microsecond:06d}0Z"
-
-
-_WIRE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
-    r"(Z|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def parse_wire(text: str) -> datetime | None:
-    """An ISO 8601 timestamp (date only, any fraction, Z or offset) as aware UTC; None if it is not one."""
-    m = _WIRE.match(text.strip()) if isinstance(text, str) else None
-    if not m:
-        return None
-    year, month, day, hh, mm, ss, frac, tz = m.groups()
-    try:
-        when = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hh or 0),
-            int(mm or 0),
-            int(ss or 0),
-            int((frac or "0")[:6].ljust(6, "0")),
-            tzinfo=UTC,
-        )
-    except ValueError:
-        return None
-    if tz and tz != "Z":
-        sign = 1 if tz[0] == "+" else -1
-        digits = tz[1:].replace(":", "")
-        when -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return when

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 
 from pcref_mcp.errors import InvalidInput, LifecycleViolation, NotEligible
 from pcref_mcp.referrals import lifecycle
+from pcref_mcp.referrals.contacts import is_email
+from pcref_mcp.referrals.contract import contract_problems
 from pcref_mcp.referrals.models import (
     AssistanceRequestCode,
     ContractTerm,
@@ -34,6 +36,7 @@ from pcref_mcp.referrals.models import (
     SolutionType,
     TargetType,
 )
+from pcref_mcp.referrals.money import MAX_AMOUNT, wire_amount
 from pcref_mcp.referrals.patch_paths import REFERRAL_POINTERS, REGISTRATION_ADD_POINTER, REGISTRATION_POINTERS
 from pcref_mcp.sandbox.clock import format_wire, parse_wire
 
@@ -55,12 +58,9 @@ MICROSOFT_ORG_ID = "msft"
 # Links are stored with this origin and rewritten to the caller's origin on the way out.
 LINK_ORIGIN = "https://sandbox.invalid"
 WIN_AFTER = timedelta(hours=72)
-MIN_ANNUAL_CONTRACT_USD = 25_000
-PERPETUAL_YEARS = 6
 MAX_TEXT = 500
 MAX_NOTES = 10_000
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TERMINAL_REGISTRATION = frozenset({"Approved", "Passed", "Failed", "Closed"})
 
@@ -534,19 +534,12 @@ def _deal_value(path: str, value: Any) -> float | int:
 
 
 def _number(path: str, value: Any) -> float | int:
-    if isinstance(value, str):
-        try:
-            parsed = float(value.strip())
-        except ValueError:
-            parsed = float("nan")
-        value_num: Any = int(parsed) if parsed.is_integer() else parsed
-    else:
-        value_num = value
-    if isinstance(value_num, bool) or not isinstance(value_num, int | float) or value_num != value_num:
+    value_num = wire_amount(value)
+    if value_num is None:
         raise InvalidInput(
             f"{_field(path)} must be a number, not {value!r}.", field=_field(path), value=value
         )
-    if abs(value_num) > 1e15:
+    if abs(value_num) > MAX_AMOUNT:
         raise InvalidInput(f"{_field(path)} is too large ({value!r}).", field=_field(path), value=value)
     return value_num
 
@@ -615,7 +608,7 @@ def _member(path: str, value: Any) -> dict[str, Any]:
         if isinstance(value.get(key), str) and len(value[key]) > MAX_TEXT:
             raise InvalidInput(f"{where}.{key} is longer than {MAX_TEXT} characters.", field=f"{where}.{key}")
     email = value.get("email")
-    if email not in (None, "") and not _EMAIL.match(email):
+    if email not in (None, "") and not is_email(email):
         raise InvalidInput(f"{where}.email {email!r} is not a valid email address.", field=f"{where}.email")
     if not any(value.get(k) for k in ("email", "firstName", "lastName")):
         raise InvalidInput(f"{where} needs at least an email or a name.", field=where)
@@ -991,33 +984,19 @@ def _contract(path: str, value: Any) -> dict[str, Any]:
 
 
 def _contract_rules(contract: dict[str, Any]) -> list[str]:
-    problems: list[str] = []
-    term = contract.get("term")
-    start, end = (
-        parse_wire(contract.get("startDateTime") or ""),
-        parse_wire(contract.get("endDateTime") or ""),
-    )
-    if term == "Finite" and end is None:
-        problems.append("a Finite contract needs contract.endDateTime")
-    if term == "Perpetual" and contract.get("endDateTime"):
-        problems.append("a Perpetual contract has no contract.endDateTime")
-    if start and end and end <= start:
-        problems.append("contract.endDateTime must be after contract.startDateTime")
+    """The contract rules of the domain (:mod:`pcref_mcp.referrals.contract`), as the service applies
+    them; a contract without a currency is read as USD."""
     value = contract.get("value")
-    if (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and (contract.get("currency") or "USD") == "USD"
-    ):
-        years = PERPETUAL_YEARS if term == "Perpetual" else 1.0
-        if term == "Finite" and start and end:
-            years = max(1.0, (end - start).days / 365.0)
-        annual = value / years
-        if annual <= MIN_ANNUAL_CONTRACT_USD:
-            problems.append(
-                f"the annual contract value must exceed USD {MIN_ANNUAL_CONTRACT_USD:,} (it is about USD {annual:,.0f})"
-            )
-    return problems
+    return [
+        problem.rstrip(".")
+        for problem in contract_problems(
+            term=contract.get("term"),
+            start=parse_wire(contract.get("startDateTime") or ""),
+            end=parse_wire(contract.get("endDateTime") or ""),
+            value=value if isinstance(value, int | float) and not isinstance(value, bool) else None,
+            currency=contract.get("currency") or "USD",
+        )
+    ]
 
 
 # --- helpers --------------------------------------------------------------------------------------

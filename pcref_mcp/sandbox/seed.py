@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from pcref_mcp.sandbox.clock import format_wire
+from pcref_mcp.sandbox.clock import format_wire, parse_wire
 from pcref_mcp.sandbox.rules import MICROSOFT_ORG_ID, Partner, links_for, new_etag
 
 __all__ = ["INJECTION_TEXTS", "generate"]
@@ -388,9 +388,9 @@ class _Maker:
 
     def microsoft_side(self, partner_doc: dict[str, Any]) -> dict[str, Any]:
         """The second referral of a co-sell pair: the partner's referral to Microsoft, same engagement."""
-        created = datetime.fromisoformat(partner_doc["createdDateTime"][:26] + "+00:00") + timedelta(
-            minutes=5
-        )
+        created = parse_wire(partner_doc["createdDateTime"])
+        assert created is not None  # written by this generator
+        created += timedelta(minutes=5)
         doc = dict(partner_doc)
         doc["id"] = self.guid()
         doc.update(

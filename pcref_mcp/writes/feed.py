@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.partner_center import odata
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
+from pcref_mcp.referrals.timestamps import parse_wire
 from pcref_mcp.referrals.untrusted import quote, quote_at
 from pcref_mcp.writes.journal import stamp
 from pcref_mcp.writes.preview import WATCHED, field_name
@@ -71,11 +72,8 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     if relative:
         hours = int(relative[1]) * {"h": 1, "d": 24, "w": 168}[relative[2]]
         return now - timedelta(hours=hours)
-    try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time.min, UTC)
-        parsed = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
-    except ValueError:
+    parsed = parse_wire(raw)
+    if parsed is None:
         raise InvalidInput(
             f"since {quote(text if len(text) <= 40 else text[:40] + '…')} is not a time this server reads.",
             field="since",
@@ -263,11 +261,7 @@ def _newest_first(referral: Referral) -> tuple[int, float]:
 def _when(raw: Any) -> datetime | None:
     if not raw:
         return None
-    try:
-        parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_wire(str(raw))
 
 
 def _shown(value: Any) -> str:

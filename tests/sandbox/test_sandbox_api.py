@@ -414,7 +414,15 @@ async def test_registration_on_an_eligible_referral(sandbox: Service) -> None:
 async def test_registration_lists_every_unmet_condition(sandbox: Service) -> None:
     ref = (await sandbox.post("referrals", json=new_referral())).json()  # Active, private, just created
     bad = registration(type="Other")
-    bad["contract"] = {"term": "Finite", "value": 1000, "currency": "USD"}
+    # Perpetual with an end date, and 1,000 spread over six years: two contract rules broken at once
+    # (a Finite contract without an end date has no annual value to judge: it is refused for the date alone)
+    bad["contract"] = {
+        "term": "Perpetual",
+        "value": 1000,
+        "currency": "USD",
+        "startDateTime": "2025-01-01T00:00:00Z",
+        "endDateTime": "2027-01-01T00:00:00Z",
+    }
     bad["solutionDetails"][0]["isDeployedOnAzure"] = False
     error = assert_error(
         await sandbox.patch(f"referrals/{ref['id']}", json=_register(bad)), 400, "invalidRequest"
