@@ -46,6 +46,7 @@ from pcref_mcp.partner_center.auth import TokenProvider
 from pcref_mcp.partner_center.errors import error_from_response, parse_retry_after
 from pcref_mcp.partner_center.odata import Expr, Query, eq
 from pcref_mcp.partner_center.ratelimit import RateLimiter
+from pcref_mcp.partner_center.wire_contract import check_request
 from pcref_mcp.referrals.models import PatchOperation, Referral, ReferralPage
 from pcref_mcp.referrals.patch_paths import pointer_get
 
@@ -470,8 +471,9 @@ class PartnerCenterClient:
 
         Writes raise :class:`_Ambiguous` when the request may have been processed.
         """
-        content = None if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
         path = httpx.URL(url).path
+        check_request(method, path, json_body)  # the published contract, before anything leaves
+        content = None if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
         attempt = 0
         while True:
             attempt += 1

@@ -17,7 +17,7 @@ SERVICE_DIGITS = 7  # what the service writes: more than datetime holds, so the 
 REQUEST_DIGITS = 0  # what every documented request sends
 
 _WIRE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
+    r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
     r"(Z|z|[+-]\d{2}:?\d{2})?"
 )
 
