@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pcref_mcp.referrals.fields import REFERRAL_FIELDS
+
 __all__ = [
     "CONTACT_LISTS",
     "EMAIL",
@@ -24,8 +26,8 @@ __all__ = [
 ]
 
 # Lists of people (JSON pointers) and every list whose entries a change can append.
-CONTACT_LISTS = frozenset({"/team", "/customerProfile/team"})
-LIST_POINTERS = CONTACT_LISTS | {"/details/requirements/solutions"}
+CONTACT_LISTS = frozenset(f.pointer for f in REFERRAL_FIELDS if f.entries == "member")
+LIST_POINTERS = frozenset(f.pointer for f in REFERRAL_FIELDS if f.entries is not None)
 HIDDEN = "(not shown)"
 _PRIVATE_KEYS = ("email", "phoneNumber")
 

@@ -1,5 +1,7 @@
-"""The service's PATCH allow-list as data (connector definition, UpdateReferralDetails and
-UpdateDealRegistration). Anything else is refused before it is sent."""
+"""The service's PATCH allow-list (connector definition, UpdateReferralDetails and
+UpdateDealRegistration) as friendly names and value types, derived from the field table
+(:mod:`pcref_mcp.referrals.fields`); and the reading of changes into operations. Anything else is
+refused before it is sent."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, Valida
 
 from pcref_mcp.errors import InvalidInput, LifecycleViolation
 from pcref_mcp.referrals import catalog, lifecycle
+from pcref_mcp.referrals.fields import REFERRAL_FIELDS, REGISTRATION_FIELDS, WireField
+from pcref_mcp.referrals.fields import REGISTRATION_ADD_POINTER as REGISTRATION_ADD_POINTER  # re-exported
 from pcref_mcp.referrals.lifecycle import (
     REGISTRATION_EDITABLE,
     SERVICE_ONLY_SUBSTATUSES,
@@ -24,14 +28,10 @@ from pcref_mcp.referrals.lifecycle import (
     registration_editable,
 )
 from pcref_mcp.referrals.models import (
-    ContractTerm,
     PatchOperation,
-    PricingModel,
-    PrimaryDeploymentOn,
     Referral,
     ReferralStatus,
     ReferralSubstatus,
-    SalesStage,
 )
 from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import (
@@ -44,46 +44,9 @@ from pcref_mcp.referrals.write_models import (
     validation_message,
 )
 
-# JSON pointers the service accepts in PATCH /referrals/{id} (ops: add, replace).
-REFERRAL_POINTERS: tuple[str, ...] = (
-    "/campaignId",
-    "/consent/consentToShareReferralWithMicrosoftSellers",
-    "/customerProfile/team",
-    "/customerProfile/team/-",
-    "/details/closingDateTime",
-    "/details/currency",
-    "/details/dealValue",
-    "/details/notes",
-    "/details/requirements/solutions",
-    "/details/requirements/solutions/-",
-    "/externalReferenceId",
-    "/referralProgram",
-    "/salesStage",
-    "/status",
-    "/substatus",
-    "/statusReason",
-    "/team",
-    "/team/-",
-)
-
-# Creating a deal registration: op "add" on this pointer only, value = DealRegistrationCreate.
-REGISTRATION_ADD_POINTER = "/registrations/-"
-
-# Updating the (first) deal registration while it is ActionRequired.
-REGISTRATION_POINTERS: tuple[str, ...] = (
-    "/registrations/0/contract/startDateTime",
-    "/registrations/0/contract/endDateTime",
-    "/registrations/0/contract/signDateTime",
-    "/registrations/0/contract/term",
-    "/registrations/0/contract/value",
-    "/registrations/0/solutionDetails/0/value",
-    "/registrations/0/solutionDetails/0/currency",
-    "/registrations/0/solutionDetails/0/isDeployedOnAzure",
-    "/registrations/0/solutionDetails/0/primaryDeploymentOn",
-    "/registrations/0/solutionDetails/0/pricingModel",
-    "/registrations/0/solutionDetails/0/marketplaceTransactionDetails/isMarketplaceTransacted",
-    "/registrations/0/solutionDetails/0/marketplaceTransactionDetails/marketplaceTransactionDateTime",
-)
+# The allow-list, from the field table (pcref_mcp.referrals.fields): JSON pointers a PATCH may change.
+REFERRAL_POINTERS: tuple[str, ...] = tuple(f.pointer for f in REFERRAL_FIELDS)
+REGISTRATION_POINTERS: tuple[str, ...] = tuple(f.pointer for f in REGISTRATION_FIELDS)
 
 
 # --- the allow-list as a table: friendly names, aliases, value types ------------------------------
@@ -174,137 +137,43 @@ def _must_be_deployed(value: bool) -> bool:
     return value
 
 
-Status = Annotated[ReferralStatus, _enum_input(ReferralStatus)]
-Substatus = Annotated[ReferralSubstatus, _enum_input(ReferralSubstatus)]
-Stage = Annotated[SalesStage, _enum_input(SalesStage)]
-Term = Annotated[ContractTerm, _enum_input(ContractTerm)]
-Pricing = Annotated[PricingModel, _enum_input(PricingModel)]
-Deployment = Annotated[PrimaryDeploymentOn, _enum_input(PrimaryDeploymentOn)]
 DeployedOnAzure = Annotated[bool, AfterValidator(_must_be_deployed)]
-Text = Annotated[str, Field(max_length=4000)]
 
-_TEXT: TypeAdapter[Any] = TypeAdapter(Text)
-_NULLABLE_TEXT: TypeAdapter[Any] = TypeAdapter(Text | None)
-_WHEN: TypeAdapter[Any] = TypeAdapter(UtcDateTime)
-_AMOUNT: TypeAdapter[Any] = TypeAdapter(Amount)
-_CURRENCY: TypeAdapter[Any] = TypeAdapter(CurrencyCode)
-_BOOL: TypeAdapter[Any] = TypeAdapter(bool)
-_MEMBER: TypeAdapter[Any] = TypeAdapter(MemberIn)
-_MEMBERS: TypeAdapter[Any] = TypeAdapter(list[MemberIn])
-_SOLUTION: TypeAdapter[Any] = TypeAdapter(SolutionTagIn)
-_SOLUTIONS: TypeAdapter[Any] = TypeAdapter(list[SolutionTagIn])
-_APPEND = ("add",)
+# A field's kind -> the type its value is written as (enums: see _value_type)
+_KIND_TYPES: dict[str, Any] = {
+    "amount": Amount,
+    "currency": CurrencyCode,
+    "datetime": UtcDateTime,
+    "bool": bool,
+    "member": MemberIn,
+    "members": list[MemberIn],
+    "solution": SolutionTagIn,
+    "solutions": list[SolutionTagIn],
+}
 
-REFERRAL_PATHS: tuple[PatchPath, ...] = (
-    PatchPath(
-        "/details/dealValue",
-        "deal value",
-        _AMOUNT,
-        ("value", "amount", "deal amount", "dealValue", "deal size"),
-    ),
-    PatchPath(
-        "/details/closingDateTime",
-        "closing date",
-        _WHEN,
-        ("close date", "closing date time", "closingDateTime", "expected close date", "close by"),
-    ),
-    PatchPath("/details/notes", "notes", _TEXT, ("note", "deal notes", "description")),
-    PatchPath("/details/currency", "currency", _CURRENCY, ("deal currency",)),
-    PatchPath("/status", "status", TypeAdapter(Status), ("state", "outcome", "result")),
-    PatchPath("/substatus", "substatus", TypeAdapter(Substatus), ("sub status", "sub-status")),
-    PatchPath(
-        "/statusReason",
-        "status reason",
-        _NULLABLE_TEXT,
-        (
-            "reason",
-            "statusReason",
-            "close reason",
-            "why",
-            "lost reason",
-            "loss reason",
-            "decline reason",
-            "closing reason",
-        ),
-    ),
-    PatchPath(
-        "/externalReferenceId",
-        "external reference id",
-        _NULLABLE_TEXT,
-        ("external id", "externalReferenceId", "crm id", "reference id"),
-    ),
-    PatchPath("/campaignId", "campaign id", _NULLABLE_TEXT, ("campaign", "campaignId")),
-    PatchPath("/referralProgram", "referral program", _NULLABLE_TEXT, ("program", "referralProgram")),
-    PatchPath("/salesStage", "sales stage", TypeAdapter(Stage), ("stage", "salesStage")),
-    PatchPath(
-        "/consent/consentToShareReferralWithMicrosoftSellers",
-        "share with microsoft sellers",
-        _BOOL,
-        (
-            "shared with microsoft sellers",
-            "share with microsoft",
-            "consentToShareReferralWithMicrosoftSellers",
-            "visible to microsoft sellers",
-        ),
-    ),
-    PatchPath("/team", "sales team", _MEMBERS, ("team", "partner team")),
-    PatchPath("/team/-", "add sales team member", _MEMBER, ("add team member", "sales team member"), _APPEND),
-    PatchPath("/customerProfile/team", "customer contacts", _MEMBERS, ("customer team", "contacts")),
-    PatchPath(
-        "/customerProfile/team/-",
-        "add customer contact",
-        _MEMBER,
-        ("customer contact", "add contact"),
-        _APPEND,
-    ),
-    PatchPath("/details/requirements/solutions", "solutions", _SOLUTIONS, ("solution list",)),
-    PatchPath("/details/requirements/solutions/-", "add solution", _SOLUTION, ("solution",), _APPEND),
-)
 
-_R0, _S0 = "/registrations/0/contract", "/registrations/0/solutionDetails/0"
+def _value_type(wire: WireField) -> TypeAdapter[Any]:
+    """The type a PATCH value of ``wire`` is checked and written as, from its row in the field table."""
+    if wire.kind == "text":
+        base: Any = Annotated[str, Field(max_length=wire.limit)]
+    elif wire.kind == "enum":
+        assert wire.enum is not None, wire.pointer
+        base = Annotated[wire.enum, _enum_input(wire.enum)]
+    elif wire.must_be_true:
+        base = DeployedOnAzure
+    else:
+        base = _KIND_TYPES[wire.kind]
+    return TypeAdapter(base | None if wire.nullable else base)
 
-REGISTRATION_PATHS: tuple[PatchPath, ...] = tuple(
-    PatchPath(pointer, name, value_type, aliases, ("replace",), registration=True)
-    for pointer, name, value_type, aliases in (
-        (f"{_R0}/value", "contract value", _AMOUNT, ("contract amount",)),
-        (f"{_R0}/startDateTime", "contract start date", _WHEN, ("start date", "startDateTime")),
-        (
-            f"{_R0}/endDateTime",
-            "contract end date",
-            TypeAdapter(UtcDateTime | None),
-            ("end date", "endDateTime"),
-        ),
-        (f"{_R0}/signDateTime", "contract sign date", _WHEN, ("sign date", "signed date", "signDateTime")),
-        (f"{_R0}/term", "contract term", TypeAdapter(Term), ("term",)),
-        (f"{_S0}/value", "solution value", _AMOUNT, ("solution amount",)),
-        (f"{_S0}/currency", "solution currency", _CURRENCY, ("registration currency",)),
-        (
-            f"{_S0}/isDeployedOnAzure",
-            "deployed on azure",
-            TypeAdapter(DeployedOnAzure),
-            ("isDeployedOnAzure",),
-        ),
-        (
-            f"{_S0}/primaryDeploymentOn",
-            "primary deployment",
-            TypeAdapter(Deployment),
-            ("primary deployment on", "primaryDeploymentOn"),
-        ),
-        (f"{_S0}/pricingModel", "pricing model", TypeAdapter(Pricing), ("pricing", "pricingModel")),
-        (
-            f"{_S0}/marketplaceTransactionDetails/isMarketplaceTransacted",
-            "marketplace transacted",
-            _BOOL,
-            ("isMarketplaceTransacted", "transacted in marketplace"),
-        ),
-        (
-            f"{_S0}/marketplaceTransactionDetails/marketplaceTransactionDateTime",
-            "marketplace transaction date",
-            TypeAdapter(UtcDateTime | None),
-            ("marketplaceTransactionDateTime", "transaction date"),
-        ),
+
+def _path(wire: WireField) -> PatchPath:
+    return PatchPath(
+        wire.pointer, wire.name, _value_type(wire), wire.aliases, wire.ops, registration=wire.registration
     )
-)
+
+
+REFERRAL_PATHS: tuple[PatchPath, ...] = tuple(_path(f) for f in REFERRAL_FIELDS)
+REGISTRATION_PATHS: tuple[PatchPath, ...] = tuple(_path(f) for f in REGISTRATION_FIELDS)
 
 # Names the MCP layer uses for the two tables.
 PATCH_PATHS = REFERRAL_PATHS
@@ -445,11 +314,7 @@ _RANK = {pointer: i for i, pointer in enumerate(p.pointer for p in (*REFERRAL_PA
 
 
 # List fields whose replacement can remove entries: pointer -> how an entry is told apart and named.
-LIST_POINTERS: dict[str, str] = {
-    "/team": "member",
-    "/customerProfile/team": "member",
-    "/details/requirements/solutions": "solution",
-}
+LIST_POINTERS: dict[str, str] = {f.pointer: f.entries for f in REFERRAL_FIELDS if f.entries is not None}
 
 
 def removed_entries(current: Referral, operations: Sequence[PatchOperation]) -> dict[str, list[str]]:

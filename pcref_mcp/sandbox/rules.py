@@ -22,6 +22,14 @@ from pcref_mcp.errors import InvalidInput, LifecycleViolation, NotEligible
 from pcref_mcp.referrals import lifecycle
 from pcref_mcp.referrals.contacts import is_email
 from pcref_mcp.referrals.contract import contract_problems
+from pcref_mcp.referrals.fields import (
+    NOTES_LIMIT,
+    REFERRAL_FIELDS,
+    REGISTRATION_ADD_POINTER,
+    REGISTRATION_FIELDS,
+    TEXT_LIMIT,
+    WireField,
+)
 from pcref_mcp.referrals.models import (
     AssistanceRequestCode,
     ContractTerm,
@@ -37,7 +45,7 @@ from pcref_mcp.referrals.models import (
     TargetType,
 )
 from pcref_mcp.referrals.money import MAX_AMOUNT, wire_amount
-from pcref_mcp.referrals.patch_paths import REFERRAL_POINTERS, REGISTRATION_ADD_POINTER, REGISTRATION_POINTERS
+from pcref_mcp.referrals.patch_paths import REFERRAL_POINTERS, REGISTRATION_POINTERS
 from pcref_mcp.sandbox.clock import format_wire, parse_wire
 
 __all__ = [
@@ -58,8 +66,8 @@ MICROSOFT_ORG_ID = "msft"
 # Links are stored with this origin and rewritten to the caller's origin on the way out.
 LINK_ORIGIN = "https://sandbox.invalid"
 WIN_AFTER = timedelta(hours=72)
-MAX_TEXT = 500
-MAX_NOTES = 10_000
+MAX_TEXT = TEXT_LIMIT  # the field table's limits
+MAX_NOTES = NOTES_LIMIT
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TERMINAL_REGISTRATION = frozenset({"Approved", "Passed", "Failed", "Closed"})
@@ -654,42 +662,28 @@ def _solutions(path: str, value: Any) -> list[dict[str, Any]]:
     return [_solution(f"{path}/{i}", s) for i, s in enumerate(value)]
 
 
-def _sales_stage(path: str, value: Any) -> Any:
-    return _enum(SalesStage, nullable=True)(path, value)
+def _check_for(wire: WireField) -> Callable[[str, Any], Any]:
+    """The sandbox's check of a PATCH value, from the field's row in the domain's field table."""
+    if wire.kind == "text":
+        return _text(wire.limit or MAX_TEXT)
+    if wire.kind == "enum":
+        return _enum(wire.enum, nullable=wire.nullable)
+    return _CHECKS[wire.kind]
 
 
-_VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
-    "/campaignId": _text(MAX_TEXT),
-    "/consent/consentToShareReferralWithMicrosoftSellers": _boolean,
-    "/customerProfile/team": _members,
-    "/customerProfile/team/-": _member,
-    "/details/closingDateTime": _datetime,
-    "/details/currency": _currency,
-    "/details/dealValue": _deal_value,
-    "/details/notes": _text(MAX_NOTES),
-    "/details/requirements/solutions": _solutions,
-    "/details/requirements/solutions/-": _solution,
-    "/externalReferenceId": _text(MAX_TEXT),
-    "/referralProgram": _text(MAX_TEXT),
-    "/salesStage": _sales_stage,
-    "/statusReason": _text(MAX_TEXT),
-    "/team": _members,
-    "/team/-": _member,
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "amount": _deal_value,
+    "currency": _currency,
+    "datetime": _datetime,
+    "bool": _boolean,
+    "member": _member,
+    "members": _members,
+    "solution": _solution,
+    "solutions": _solutions,
 }
-
-_REGISTRATION_VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
-    "contract/startDateTime": _datetime,
-    "contract/endDateTime": _datetime,
-    "contract/signDateTime": _datetime,
-    "contract/term": _enum(ContractTerm),
-    "contract/value": _deal_value,
-    "solutionDetails/0/value": _deal_value,
-    "solutionDetails/0/currency": _currency,
-    "solutionDetails/0/isDeployedOnAzure": _boolean,
-    "solutionDetails/0/primaryDeploymentOn": _enum(PrimaryDeploymentOn),
-    "solutionDetails/0/pricingModel": _enum(PricingModel),
-    "solutionDetails/0/marketplaceTransactionDetails/isMarketplaceTransacted": _boolean,
-    "solutionDetails/0/marketplaceTransactionDetails/marketplaceTransactionDateTime": _datetime,
+_VALIDATORS = {f.pointer: _check_for(f) for f in REFERRAL_FIELDS}
+_REGISTRATION_VALIDATORS = {
+    f.pointer.removeprefix("/registrations/0/"): _check_for(f) for f in REGISTRATION_FIELDS
 }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pcref_mcp.errors import InvalidInput
+from pcref_mcp.referrals.fields import FIELDS, text_limit
 from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.write_models import MICROSOFT_ORG_ID
 from pcref_mcp.writes.preview import FieldChange, field_name
@@ -40,10 +41,8 @@ class Organization:
     mpn_id: str | None = None
 
 
-# Limits the service enforces on a new referral (the sandbox mirrors them): checked before a person is
-# asked, so an approved create is not then refused.
-_TEXT_LIMIT = 500
-_NOTES_LIMIT = 10_000
+# Limits the service enforces on a new referral (the field table's; the sandbox reads the same): checked
+# before a person is asked, so an approved create is not then refused.
 _DETAILS_HINT = (
     "Add at least one of: deal_value with currency, closing_date, notes, products, services, industries "
     'or solutions, e.g. {"referral": {..., "deal_value": 50000, "currency": "USD", "closing_date": '
@@ -70,23 +69,15 @@ def check_create_body(body: dict[str, Any]) -> None:
     for where in ("/team", "/customerProfile/team"):
         for member in pointer_get(body, where) or []:
             for key in ("firstName", "lastName", "title"):
-                if len(str(member.get(key) or "")) > _TEXT_LIMIT:
-                    problems.append(f"a contact's {key} is longer than {_TEXT_LIMIT} characters")
+                limit = text_limit(f"{where}/-/{key}")
+                if len(str(member.get(key) or "")) > limit:
+                    problems.append(f"a contact's {key} is longer than {limit} characters")
     if problems:
         raise InvalidInput("Partner Center would refuse this referral: " + "; ".join(problems) + ".")
 
 
-_TEXT_LIMITS: tuple[tuple[str, int], ...] = (
-    ("/name", _TEXT_LIMIT),
-    ("/externalReferenceId", _TEXT_LIMIT),
-    ("/campaignId", _TEXT_LIMIT),
-    ("/customerProfile/name", _TEXT_LIMIT),
-    ("/customerProfile/address/addressLine1", _TEXT_LIMIT),
-    ("/customerProfile/address/city", _TEXT_LIMIT),
-    ("/customerProfile/address/state", _TEXT_LIMIT),
-    ("/customerProfile/address/postalCode", _TEXT_LIMIT),
-    ("/details/notes", _NOTES_LIMIT),
-    ("/inviteContext/notes", _NOTES_LIMIT),
+_TEXT_LIMITS: tuple[tuple[str, int], ...] = tuple(
+    (f.pointer, f.limit) for f in FIELDS if f.kind == "text" and f.limit and "/-" not in f.pointer
 )
 
 

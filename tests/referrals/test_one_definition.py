@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from pcref_mcp.errors import InvalidInput, NotEligible
-from pcref_mcp.referrals import contacts, contract, lifecycle, timestamps, write_models
+from pcref_mcp.referrals import contacts, contract, fields, lifecycle, patch_paths, timestamps, write_models
 from pcref_mcp.referrals.write_models import DealRegistrationCreate, MemberIn
 from pcref_mcp.sandbox import clock, rules
 from tests.sandbox.helpers import NEW_REFERRAL, REGISTRATION
@@ -263,3 +263,67 @@ def test_no_other_module_defines_a_timestamp_reader_or_writer() -> None:
                 if OWN_TIME_CODE.search(line) or (DATE_SHAPE.search(line) and name not in SHAPE_READERS):
                     found.append(f"{name}:{number}: {line.strip()}")
     assert found == [], "use pcref_mcp.referrals.timestamps:\n" + "\n".join(found)
+
+
+# --- the changeable fields: one table, read by the writer and the sandbox ------------------------
+
+GOOD: dict[str, Any] = {
+    "amount": 1000,
+    "currency": "EUR",
+    "datetime": "2026-11-27T00:00:00Z",
+    "bool": True,
+    "member": {"firstName": "Jane", "lastName": "Doe", "email": "jane@contoso.example"},
+    "solution": {"id": "SOL-6115380-IPC", "type": "Name"},
+}
+BAD: dict[str, Any] = {
+    "amount": -5,
+    "currency": "QQQ",
+    "datetime": "soon",
+    "bool": "maybe",
+    "member": {"firstName": "Jane", "email": "jane"},
+    "solution": {"id": 5},
+}
+
+
+def _samples(field: fields.WireField) -> tuple[list[Any], list[Any]]:
+    """Values every reader must accept, and values every reader must refuse, for ``field``."""
+    if field.kind == "text":
+        assert field.limit is not None
+        return ["x" * field.limit], ["x" * (field.limit + 1), 42]
+    if field.kind == "enum":
+        assert field.enum is not None
+        return [str(next(iter(field.enum)))], ["Nonsense"]
+    kind = field.kind.removesuffix("s")
+    if field.kind.endswith("s"):  # a list of them
+        return [[GOOD[kind]]], [[BAD[kind]], GOOD[kind]]
+    return [GOOD[kind]], [BAD[kind]]
+
+
+@pytest.mark.parametrize(
+    "field", [*fields.REFERRAL_FIELDS, *fields.REGISTRATION_FIELDS], ids=lambda f: f.pointer
+)
+def test_writer_and_sandbox_judge_each_changeable_field_alike(field: fields.WireField) -> None:
+    path = patch_paths.resolve(field.pointer, registration=field.registration)
+    check = (
+        rules._REGISTRATION_VALIDATORS[field.pointer.removeprefix("/registrations/0/")]
+        if field.registration
+        else rules._VALIDATORS[field.pointer]
+    )
+    good, bad = _samples(field)
+    for value in good:
+        check(field.pointer, path.validate(value))  # what the writer sends, the sandbox takes
+    for value in bad:
+        with pytest.raises(InvalidInput):
+            path.validate(value)
+        with pytest.raises(InvalidInput):
+            check(field.pointer, value)
+    assert (None in good) is False
+    if field.nullable:
+        assert path.validate(None) is None and check(field.pointer, None) is None
+
+
+def test_create_text_limits_are_the_tables() -> None:
+    from pcref_mcp.writes import creates
+
+    assert dict(creates._TEXT_LIMITS)["/details/notes"] == fields.NOTES_LIMIT
+    assert dict(creates._TEXT_LIMITS)["/name"] == rules.MAX_TEXT == fields.TEXT_LIMIT

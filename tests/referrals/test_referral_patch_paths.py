@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from pcref_mcp.errors import InvalidInput, LifecycleViolation
+from pcref_mcp.partner_center.wire_contract import published_schemas
 from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import (
     REFERRAL_PATHS,
@@ -40,8 +41,14 @@ def refusal(changes: list[Any], current: Referral | None = None) -> InvalidInput
 
 
 def test_tables_cover_the_service_allow_lists_exactly() -> None:
-    assert sorted(p.pointer for p in REFERRAL_PATHS) == sorted(REFERRAL_POINTERS)
-    assert sorted(p.pointer for p in REGISTRATION_PATHS) == sorted(REGISTRATION_POINTERS)
+    """The field table against the connector's published allow-lists (bundled verbatim)."""
+    published = published_schemas()["published"]
+    referral = published["UpdateReferralDetails"]["items"]["properties"]["path"]["enum"]
+    registration = published["UpdateDealRegistration"]["items"]["properties"]["path"]["enum"]
+    assert sorted(p.pointer for p in REFERRAL_PATHS) == sorted(REFERRAL_POINTERS) == sorted(referral)
+    assert (
+        sorted(p.pointer for p in REGISTRATION_PATHS) == sorted(REGISTRATION_POINTERS) == sorted(registration)
+    )
 
 
 @pytest.mark.parametrize(
