@@ -41,6 +41,7 @@ from pcref_mcp.referrals.write_models import (
     MemberIn,
     SolutionTagIn,
     UtcDateTime,
+    list_of,
     validation_message,
 )
 
@@ -146,9 +147,9 @@ _KIND_TYPES: dict[str, Any] = {
     "datetime": UtcDateTime,
     "bool": bool,
     "member": MemberIn,
-    "members": list[MemberIn],
+    "members": list_of(MemberIn),
     "solution": SolutionTagIn,
-    "solutions": list[SolutionTagIn],
+    "solutions": list_of(SolutionTagIn),
 }
 
 

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from types import GenericAlias, UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -27,12 +28,14 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    create_model,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import catalog, money
+from pcref_mcp.referrals import models as m
 from pcref_mcp.referrals.contacts import is_email
 from pcref_mcp.referrals.contract import (
     MIN_ANNUAL_CONTRACT_VALUE_USD,
@@ -48,8 +51,6 @@ from pcref_mcp.referrals.models import (
     PrimaryDeploymentOn,
     ProfileType,
     ReferralQualification,
-    ReferralStatus,
-    ReferralSubstatus,
     ReferralType,
     RegistrationType,
     SolutionType,
@@ -361,77 +362,77 @@ class WriteModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-class ContactPreferenceIn(WriteModel):
-    locale: str | None = None
-    disable_notifications: bool | None = None
+# --- the write twins: derived from the read models ------------------------------------------------
+#
+# Each object the service takes is declared once, as the read model in pcref_mcp.referrals.models. Its
+# write twin takes the read model's fields (those a request may carry, in the order listed), typed as
+# read but closed: an open enum takes only its documented values, a nested model becomes its own twin,
+# and unknown fields are refused. Only where a request is stricter than a read is a field named here
+# again, with the stricter type (a required name, an e-mail, a catalog id).
 
 
-class MemberIn(WriteModel):
-    """A person on the customer's team or the sales team."""
-
-    first_name: str | None = None
-    last_name: str | None = None
-    phone_number: str | None = None
-    email: Email | None = None
-    title: str | None = None
-    contact_preference: ContactPreferenceIn | None = None
-
-
-class AddressIn(WriteModel):
-    address_line1: str | None = None
-    address_line2: str | None = None
-    city: str | None = None
-    state: str | None = None
-    postal_code: str | None = None
-    country: CountryCode = Field(description="ISO 3166-1 alpha-2, e.g. US.")
-    region: str | None = None
+def _closed(annotation: Any) -> Any:
+    """A read annotation made strict: open enums closed, nested read models replaced by their twins."""
+    if get_origin(annotation) is Annotated:
+        return _closed(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        members = [_closed(a) for a in get_args(annotation)]
+        if any(isinstance(m, type) and issubclass(m, StrEnum) for m in members):
+            members = [m for m in members if m is not str]  # Open[E] -> E
+        return Union[tuple(members)]  # noqa: UP007 - built from a tuple of members
+    if get_origin(annotation) is list:
+        return list_of(_closed(get_args(annotation)[0]))
+    return _TWINS.get(annotation, annotation)
 
 
-class CustomerProfileIdIn(WriteModel):
-    profile_type: ProfileType
-    id: str
+_TWINS: dict[Any, Any] = {}
 
 
-class CustomerProfileIn(WriteModel):
-    name: str = Field(min_length=1)
-    address: AddressIn
-    size: CustomerSizeId | None = None
-    team: list[MemberIn] | None = None
-    ids: list[CustomerProfileIdIn] | None = None
+def list_of(item: Any) -> Any:
+    """``list[item]`` for an item type built at run time."""
+    return GenericAlias(list, (item,))
 
 
-class ConsentIn(WriteModel):
-    consent_to_to_share_info_with_others: bool | None = Field(
-        default=None, alias="consentToToShareInfoWithOthers"
+def twin(
+    read: type[BaseModel],
+    fields: Sequence[str],
+    *,
+    stricter: dict[str, Any] | None = None,
+    name: str | None = None,
+    base: type[WriteModel] | None = None,
+) -> Any:
+    """The write model of ``read`` with ``fields`` (in this order): each typed as ``read`` types it but
+    closed (:func:`_closed`), or as ``stricter`` gives it (an annotation, or ``(annotation, default)``).
+
+    Built at import, a twin is ``Any`` to the type checker: its fields are declared only once, in the
+    read model (functions that take or return one say :class:`WriteModel`)."""
+    stricter = stricter or {}
+    definitions: dict[str, Any] = {}
+    for field_name in fields:
+        info = read.model_fields.get(field_name)
+        alias = info.alias if info is not None and info.alias != to_camel(field_name) else None
+        given = stricter.get(field_name)
+        if given is None:
+            assert info is not None, f"{read.__name__} has no field {field_name!r}"
+            definitions[field_name] = (_closed(info.annotation), Field(default=None, alias=alias))
+        elif isinstance(given, tuple):
+            definitions[field_name] = given
+        else:
+            definitions[field_name] = (given, Field(alias=alias) if alias else ...)
+    model = create_model(
+        name or f"{read.__name__}In",
+        __base__=base or WriteModel,
+        __doc__=read.__doc__ or (base.__doc__ if base is not None else None),
+        __module__=__name__,
+        **definitions,
     )
-    consent_to_contact: bool | None = None
-    consent_to_microsoft_to_contact_specific_partners: bool | None = None
-    consent_to_share_referral_with_microsoft_sellers: bool | None = None
+    if name is None:
+        _TWINS[read] = model
+    return model
 
 
-class ProductTag(WriteModel):
-    id: ProductId
-
-
-class ServiceTag(WriteModel):
-    id: ServiceId
-
-
-class IndustryTag(WriteModel):
-    id: IndustryId
-
-
-class SolutionTagIn(WriteModel):
+class _SolutionTagRules(WriteModel):
     """A category solution (``type: Category``, id from the catalog) or a marketplace one (``Name``)."""
-
-    id: str = Field(min_length=1)
-    name: str | None = None
-    type: SolutionType | None = None
-    publisher_name: str | None = None
-    solution_type: str | None = None
-    price: float | None = None
-    quantity: float | None = None
-    currency: CurrencyCode | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -443,105 +444,194 @@ class SolutionTagIn(WriteModel):
         return data
 
     @model_validator(mode="after")
-    def _category_from_catalog(self) -> SolutionTagIn:
-        if self.type is SolutionType.CATEGORY:
-            self.id = _lookup(catalog.SOLUTIONS.lookup)(self.id)
+    def _category_from_catalog(self) -> _SolutionTagRules:
+        if getattr(self, "type", None) is SolutionType.CATEGORY:
+            self.__dict__["id"] = _lookup(catalog.SOLUTIONS.lookup)(self.__dict__["id"])
         return self
 
 
-class AttributeIn(WriteModel):
-    id: str
-    type: str
+_NAME = (str, Field(min_length=1))
+ContactPreferenceIn = twin(m.ContactPreference, ("locale", "disable_notifications"))
+MemberIn = twin(
+    m.Member,
+    ("first_name", "last_name", "phone_number", "email", "title", "contact_preference"),
+    stricter={"email": (Email | None, None)},
+)
+AddressIn = twin(
+    m.Address,
+    ("address_line1", "address_line2", "city", "state", "postal_code", "country", "region"),
+    stricter={"country": (CountryCode, Field(description="ISO 3166-1 alpha-2, e.g. US."))},
+)
+CustomerProfileIdIn = twin(
+    m.CustomerProfileId, ("profile_type", "id"), stricter={"profile_type": ProfileType, "id": str}
+)
+CustomerProfileIn = twin(
+    m.CustomerProfile,
+    ("name", "address", "size", "team", "ids"),
+    stricter={
+        "name": _NAME,
+        "address": AddressIn,
+        "size": (CustomerSizeId | None, None),
+        "ids": (list_of(CustomerProfileIdIn) | None, None),
+    },
+)
+ConsentIn = twin(
+    m.Consent,
+    (
+        "consent_to_to_share_info_with_others",
+        "consent_to_contact",
+        "consent_to_microsoft_to_contact_specific_partners",
+        "consent_to_share_referral_with_microsoft_sellers",
+    ),
+)
+ProductTag = twin(m.Tag, ("id",), stricter={"id": ProductId}, name="ProductTag")
+ServiceTag = twin(m.Tag, ("id",), stricter={"id": ServiceId}, name="ServiceTag")
+IndustryTag = twin(m.Tag, ("id",), stricter={"id": IndustryId}, name="IndustryTag")
+SolutionTagIn = twin(
+    m.SolutionTag,
+    ("id", "name", "type", "publisher_name", "solution_type", "price", "quantity", "currency"),
+    stricter={"id": _NAME, "currency": (CurrencyCode | None, None)},
+    base=_SolutionTagRules,
+)
+AttributeIn = twin(m.Attribute, ("id", "type"), stricter={"id": str, "type": str})
+AdditionalRequirementsIn = twin(
+    m.AdditionalRequirements, ("iot", "attributes"), stricter={"iot": (dict[str, Any] | None, None)}
+)
+RequirementsIn = twin(
+    m.Requirements,
+    ("industries", "products", "services", "solutions", "additional_requirements"),
+    stricter={
+        "industries": (list_of(IndustryTag) | None, None),
+        "products": (list_of(ProductTag) | None, None),
+        "services": (list_of(ServiceTag) | None, None),
+    },
+)
+DetailsIn = twin(
+    m.ReferralDetails,
+    ("notes", "deal_value", "currency", "closing_date_time", "customer_requested_contact", "requirements"),
+    stricter={
+        "deal_value": (Amount | None, None),
+        "currency": (CurrencyCode | None, None),
+        "closing_date_time": (UtcDateTime | None, None),
+    },
+    name="DetailsIn",
+)
+_TWINS[m.ReferralDetails] = DetailsIn
+TargetIn = twin(m.ReferralTarget, ("type", "id"), stricter={"type": TargetType, "id": str}, name="TargetIn")
+InvitedByIn = twin(m.InvitedBy, ("organization_id", "organization_name"))
+InviteContextIn = twin(m.InviteContext, ("notes", "assistance_request_code", "invited_by"))
+TrackingInfoIn = twin(
+    m.TrackingInfo, ("microsoft_msx_id", "microsoft_us_fed_opportunity_id", "microsoft_us_fed_lead_id")
+)
+MarketplaceTransactionIn = twin(
+    m.MarketplaceTransactionDetails,
+    ("is_marketplace_transacted", "marketplace_transaction_date_time"),
+    stricter={
+        "is_marketplace_transacted": bool,
+        "marketplace_transaction_date_time": (UtcDateTime | None, None),
+    },
+    name="MarketplaceTransactionIn",
+)
+_TWINS[m.MarketplaceTransactionDetails] = MarketplaceTransactionIn
+SolutionDetailIn = twin(
+    m.RegistrationSolutionDetail,
+    (
+        "id",
+        "currency",
+        "value",
+        "is_deployed_on_azure",
+        "primary_deployment_on",
+        "pricing_model",
+        "marketplace_transaction_details",
+    ),
+    stricter={
+        "id": _NAME,
+        "currency": CurrencyCode,
+        "value": Amount,
+        "is_deployed_on_azure": bool,
+        "primary_deployment_on": PrimaryDeploymentOn,
+        "pricing_model": PricingModel,
+        "marketplace_transaction_details": MarketplaceTransactionIn,
+    },
+    name="SolutionDetailIn",
+)
+ContractIn = twin(
+    m.Contract,
+    ("currency", "value", "term", "sign_date_time", "start_date_time", "end_date_time"),
+    stricter={
+        "currency": CurrencyCode,
+        "value": (Amount, Field(description="Total contract value, hardware excluded.")),
+        "term": ContractTerm,
+        "sign_date_time": UtcDateTime,
+        "start_date_time": UtcDateTime,
+        "end_date_time": (UtcDateTime | None, None),
+    },
+)
 
 
-class AdditionalRequirementsIn(WriteModel):
-    iot: dict[str, Any] | None = None
-    attributes: list[AttributeIn] | None = None
-
-
-class RequirementsIn(WriteModel):
-    industries: list[IndustryTag] | None = None
-    products: list[ProductTag] | None = None
-    services: list[ServiceTag] | None = None
-    solutions: list[SolutionTagIn] | None = None
-    additional_requirements: AdditionalRequirementsIn | None = None
-
-
-class DetailsIn(WriteModel):
-    notes: str | None = None
-    deal_value: Amount | None = None
-    currency: CurrencyCode | None = None
-    closing_date_time: UtcDateTime | None = None
-    customer_requested_contact: bool | None = None
-    requirements: RequirementsIn | None = None
-
-
-class TargetIn(WriteModel):
-    type: TargetType
-    id: str
-
-
-class InvitedByIn(WriteModel):
-    organization_id: str | None = None
-    organization_name: str | None = None
-
-
-class InviteContextIn(WriteModel):
-    notes: str | None = None
-    assistance_request_code: AssistanceRequestCode | None = None
-    invited_by: InvitedByIn | None = None
-
-
+# ``attributes`` of a create ("Create a referral" sends ``{"objectType": "Referral"}``): never read back,
+# so it has no read model to be the twin of.
 class ReferralAttributesIn(WriteModel):
     object_type: str | None = None
 
 
-class TrackingInfoIn(WriteModel):
-    microsoft_msx_id: str | None = None
-    microsoft_us_fed_opportunity_id: str | None = Field(default=None, alias="microsoftUSFedOpportunityId")
-    microsoft_us_fed_lead_id: str | None = Field(default=None, alias="microsoftUSFedLeadId")
-
-
-class ReferralCreate(WriteModel):
+class _ReferralRules(WriteModel):
     """The body of ``POST /referrals``. ``type``, ``customerProfile``, ``consent`` and ``details`` are required.
 
     The Microsoft-side referral of a co-sell pair also carries ``engagementId`` (the partner
     referral's), ``organizationId: "msft"`` and a ``BusinessProfileLocation`` target.
     """
 
-    engagement_id: str | None = None
-    organization_id: str | None = None
-    organization_name: str | None = None
-    name: str | None = None
-    external_reference_id: str | None = None
-    status: ReferralStatus | None = None
-    substatus: ReferralSubstatus | None = None
-    status_reason: str | None = None
-    qualification: ReferralQualification | None = None
-    type: ReferralType
-    campaign_id: str | None = None
-    referral_program: str | None = None
-    deal_sensitivity: str | None = None
-    mpn_id: MpnId | None = None
-    target: list[TargetIn] | None = None
-    customer_profile: CustomerProfileIn
-    consent: ConsentIn
-    details: DetailsIn
-    team: list[MemberIn] | None = None
-    invite_context: InviteContextIn | None = None
-    attributes: ReferralAttributesIn | None = None
-    tracking_info: TrackingInfoIn | None = None
-
     @model_validator(mode="after")
-    def _substatus_belongs_to_status(self) -> ReferralCreate:
-        if self.status is not None and self.substatus is not None:
-            allowed = SUBSTATUSES.get(self.status, ())
-            if self.substatus not in allowed:
+    def _substatus_belongs_to_status(self) -> _ReferralRules:
+        status, substatus = self.__dict__["status"], self.__dict__["substatus"]
+        if status is not None and substatus is not None:
+            allowed = SUBSTATUSES.get(status, ())
+            if substatus not in allowed:
                 raise RuleError(
-                    f"substatus {self.substatus.value!r} does not belong to status {self.status.value!r}; "
-                    f"with {self.status.value} use one of: {', '.join(allowed) or 'none'}."
+                    f"substatus {substatus.value!r} does not belong to status {status.value!r}; "
+                    f"with {status.value} use one of: {', '.join(allowed) or 'none'}."
                 )
         return self
+
+
+ReferralCreate = twin(
+    m.Referral,
+    (
+        "engagement_id",
+        "organization_id",
+        "organization_name",
+        "name",
+        "external_reference_id",
+        "status",
+        "substatus",
+        "status_reason",
+        "qualification",
+        "type",
+        "campaign_id",
+        "referral_program",
+        "deal_sensitivity",
+        "mpn_id",
+        "target",
+        "customer_profile",
+        "consent",
+        "details",
+        "team",
+        "invite_context",
+        "attributes",
+        "tracking_info",
+    ),
+    stricter={
+        "type": ReferralType,
+        "mpn_id": (MpnId | None, None),
+        "customer_profile": CustomerProfileIn,
+        "consent": ConsentIn,
+        "details": DetailsIn,
+        "attributes": (ReferralAttributesIn | None, None),
+    },
+    name="ReferralCreate",
+    base=_ReferralRules,
+)
 
 
 # --- friendly input: NewReferral ------------------------------------------------------------------
@@ -591,7 +681,7 @@ class Contact(FriendlyModel):
     email: Email | None = None
     phone: str | None = None
 
-    def to_member(self) -> MemberIn:
+    def to_member(self) -> WriteModel:
         return MemberIn(
             first_name=self.first_name, last_name=self.last_name, email=self.email, phone_number=self.phone
         )
@@ -694,7 +784,7 @@ _NEW_REFERRAL_RULES: tuple[Callable[[NewReferral], str | None], ...] = (
 )
 
 
-def partner_referral_body(new: NewReferral, *, mpn_id: str | None = None) -> ReferralCreate:
+def partner_referral_body(new: NewReferral, *, mpn_id: str | None = None) -> WriteModel:
     """The partner's own referral for ``new`` (for co_sell, the first of the two POSTs).
 
     Shaped like the Partner Center UI's request in "Create a referral" (step 1 of a co-sell):
@@ -721,7 +811,7 @@ def microsoft_referral_body(
     engagement_id: str = ENGAGEMENT_ID_PLACEHOLDER,
     partner_org_id: str | None = None,
     partner_org_name: str | None = None,
-) -> ReferralCreate:
+) -> WriteModel:
     """The second POST of a co-sell deal: Microsoft's referral, linked by the partner's ``engagement_id``.
 
     The form "Create a referral" shows today (step 2): no target and no solutions of the partner's
@@ -745,14 +835,7 @@ def microsoft_referral_body(
     invited_by = None
     if partner_org_id or partner_org_name:
         invited_by = InvitedByIn(organization_id=partner_org_id, organization_name=partner_org_name)
-    details = _details(new, notes=new.help_notes)
-    requirements = details.requirements or RequirementsIn()
-    details.requirements = requirements.model_copy(
-        update={
-            "solutions": [],
-            "additional_requirements": AdditionalRequirementsIn(iot={}, attributes=[]),
-        }
-    )
+    details = _details(new, notes=new.help_notes, for_microsoft=True)
     return ReferralCreate(
         engagement_id=engagement_id,
         organization_id=MICROSOFT_ORG_ID,
@@ -791,7 +874,7 @@ def with_engagement_id(template: dict[str, Any], engagement_id: str) -> dict[str
     return {**template, "engagementId": engagement_id}
 
 
-def _customer_profile(new: NewReferral) -> CustomerProfileIn:
+def _customer_profile(new: NewReferral) -> WriteModel:
     return CustomerProfileIn(
         name=new.customer_name,
         address=AddressIn(
@@ -806,7 +889,7 @@ def _customer_profile(new: NewReferral) -> CustomerProfileIn:
     )
 
 
-def _consent(new: NewReferral, *, share: bool) -> ConsentIn:
+def _consent(new: NewReferral, *, share: bool) -> WriteModel:
     return ConsentIn(
         consent_to_to_share_info_with_others=new.customer_consent_to_contact,
         consent_to_contact=new.customer_consent_to_contact,
@@ -820,12 +903,15 @@ def consent_line(new: NewReferral) -> str:
     return f"Customer agreed to be contacted and to sharing their details: {said} (as given in the call)."
 
 
-def _details(new: NewReferral, *, notes: str | None) -> DetailsIn:
+def _details(new: NewReferral, *, notes: str | None, for_microsoft: bool = False) -> WriteModel:
+    """The details; Microsoft's referral of a co-sell carries none of the partner's solutions and
+    empty additional requirements, as the form sends them."""
     requirements = RequirementsIn(
         industries=[IndustryTag(id=i) for i in new.industries] or None,
         products=[ProductTag(id=p) for p in new.products] or None,
         services=[ServiceTag(id=s) for s in new.services] or None,
-        solutions=[SolutionTagIn.model_validate(s) for s in new.solutions] or None,
+        solutions=[] if for_microsoft else [SolutionTagIn.model_validate(s) for s in new.solutions] or None,
+        additional_requirements=AdditionalRequirementsIn(iot={}, attributes=[]) if for_microsoft else None,
     )
     return DetailsIn(
         notes=notes,
@@ -836,42 +922,14 @@ def _details(new: NewReferral, *, notes: str | None) -> DetailsIn:
     )
 
 
-# --- wire models: add /registrations/- ------------------------------------------------------------
+# --- wire model: add /registrations/- ------------------------------------------------------------
 
 
-class MarketplaceTransactionIn(WriteModel):
-    is_marketplace_transacted: bool
-    marketplace_transaction_date_time: UtcDateTime | None = None
-
-
-class SolutionDetailIn(WriteModel):
-    id: str = Field(min_length=1)
-    currency: CurrencyCode
-    value: Amount
-    is_deployed_on_azure: bool
-    primary_deployment_on: PrimaryDeploymentOn
-    pricing_model: PricingModel
-    marketplace_transaction_details: MarketplaceTransactionIn
-
-
-class ContractIn(WriteModel):
-    currency: CurrencyCode
-    value: Amount = Field(description="Total contract value, hardware excluded.")
-    term: ContractTerm
-    sign_date_time: UtcDateTime
-    start_date_time: UtcDateTime
-    end_date_time: UtcDateTime | None = None
-
-
-class DealRegistrationCreate(WriteModel):
+class _RegistrationRules(WriteModel):
     """The value of ``{"op": "add", "path": "/registrations/-"}``: an Azure IP co-sell deal registration."""
 
-    type: RegistrationType = RegistrationType.AZURE_IP_CO_SELL
-    solution_details: list[SolutionDetailIn] = Field(min_length=1)
-    contract: ContractIn
-
     @model_validator(mode="after")
-    def _rules(self) -> DealRegistrationCreate:
+    def _rules(self) -> _RegistrationRules:
         problems, _ = _registration_check(_wire_facts(self), _WIRE_NAMES)
         if problems:
             raise RuleError(" ".join(problems))
@@ -880,6 +938,19 @@ class DealRegistrationCreate(WriteModel):
     def warnings(self) -> list[str]:
         """Rules that could not be checked (a non-USD contract); show them, do not refuse."""
         return _registration_check(_wire_facts(self), _WIRE_NAMES)[1]
+
+
+DealRegistrationCreate = twin(
+    m.DealRegistration,
+    ("type", "solution_details", "contract"),
+    stricter={
+        "type": (RegistrationType, RegistrationType.AZURE_IP_CO_SELL),
+        "solution_details": (list_of(SolutionDetailIn), Field(min_length=1)),
+        "contract": ContractIn,
+    },
+    name="DealRegistrationCreate",
+    base=_RegistrationRules,
+)
 
 
 # --- friendly input: NewDealRegistration ----------------------------------------------------------
@@ -918,7 +989,7 @@ class NewDealRegistration(FriendlyModel):
     def warnings(self) -> list[str]:
         return _registration_check(_friendly_facts(self), _FRIENDLY_NAMES)[1]
 
-    def to_wire(self) -> DealRegistrationCreate:
+    def to_wire(self) -> WriteModel:
         transacted_on = self.marketplace_transaction_date
         return DealRegistrationCreate(
             solution_details=[
@@ -1040,8 +1111,9 @@ def _registration_check(facts: _RegistrationFacts, names: dict[str, str]) -> tup
     return problems, warnings
 
 
-def _wire_facts(model: DealRegistrationCreate) -> _RegistrationFacts:
-    contract = model.contract
+def _wire_facts(model: WriteModel) -> _RegistrationFacts:
+    """The facts of a :data:`DealRegistrationCreate` (read by name: a twin has no static fields)."""
+    contract: Any = getattr(model, "contract")  # noqa: B009
     return _RegistrationFacts(
         term=contract.term,
         start=contract.start_date_time,
@@ -1054,7 +1126,7 @@ def _wire_facts(model: DealRegistrationCreate) -> _RegistrationFacts:
                 s.marketplace_transaction_details.is_marketplace_transacted,
                 s.marketplace_transaction_details.marketplace_transaction_date_time,
             )
-            for s in model.solution_details
+            for s in getattr(model, "solution_details")  # noqa: B009
         ),
     )
 
