@@ -79,6 +79,9 @@ def test_wheel_has_the_typed_package_the_prompts_and_the_entry_point(wheel: Path
         entry_points = zf.read(f"{dist_info}/entry_points.txt").decode()
         metadata = zf.read(f"{dist_info}/METADATA").decode()
     assert "pcref_mcp/py.typed" in names
+    assert (
+        "pcref_mcp/partner_center/request_schemas.json" in names
+    )  # the published contract bodies are checked against
     assert PROMPTS and {f"pcref_mcp/prompts/{p}" for p in PROMPTS} <= names
     source = {
         p.relative_to(ROOT).as_posix()
@@ -109,6 +112,14 @@ def test_installed_wheel_finds_its_prompts(wheel: Path, tmp_path: Path) -> None:
     module_file, found = json.loads(out.stdout)
     assert Path(module_file).is_relative_to(site), module_file
     assert found == [p.removesuffix(".md") for p in PROMPTS]
+    contract = (
+        "from pcref_mcp.partner_center.wire_contract import check_request;"
+        "check_request('PATCH', '/x', [{'op': 'replace', 'path': '/status', 'value': 'Active'}])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", contract], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr  # the bundled schemas are found outside a checkout
 
 
 def test_server_json_describes_the_pypi_package() -> None:
