@@ -43,6 +43,7 @@ from pcref_mcp.referrals.contract import (
     annual_contract_value,
     contract_problems,
 )
+from pcref_mcp.referrals.contract import WIRE_NAMES as CONTRACT_WIRE_NAMES
 from pcref_mcp.referrals.lifecycle import SUBSTATUSES
 from pcref_mcp.referrals.models import (
     AssistanceRequestCode,
@@ -1041,10 +1042,7 @@ class _RegistrationFacts:
 
 # role -> the field name a person sees; "{i}" is the solution's index
 _WIRE_NAMES = {
-    "term": "contract.term",
-    "start": "contract.startDateTime",
-    "end": "contract.endDateTime",
-    "value": "contract.value",
+    **CONTRACT_WIRE_NAMES,
     "deployed": "solutionDetails[{i}].isDeployedOnAzure",
     "transacted": "solutionDetails[{i}].marketplaceTransactionDetails.isMarketplaceTransacted",
     "transaction_date": "solutionDetails[{i}].marketplaceTransactionDetails.marketplaceTransactionDateTime",

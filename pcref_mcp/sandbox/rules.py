@@ -23,6 +23,7 @@ from pcref_mcp.referrals import lifecycle
 from pcref_mcp.referrals.contacts import is_email
 from pcref_mcp.referrals.contract import contract_problems
 from pcref_mcp.referrals.fields import (
+    FIELDS,
     NOTES_LIMIT,
     REFERRAL_FIELDS,
     REGISTRATION_ADD_POINTER,
@@ -138,13 +139,7 @@ def build_referral(
     if customer is not None:
         _check_customer(problems, customer)
     consent = body.get("consent")
-    if consent is not None:
-        if not isinstance(consent, dict):
-            problems.append("consent must be an object of true/false flags")
-        else:
-            for key, flag in consent.items():
-                if flag is not None and not isinstance(flag, bool):
-                    problems.append(f"consent.{key} must be true or false, not {flag!r}")
+    _check_consent(problems, consent)
     details = body.get("details")
     if details is not None:
         _check_details(problems, details)
@@ -162,8 +157,7 @@ def build_referral(
                 invite.get("assistanceRequestCode"),
                 AssistanceRequestCode,
             )
-    for name in ("name", "externalReferenceId", "campaignId", "referralProgram", "statusReason"):
-        _check_text(problems, name, body.get(name), MAX_TEXT)
+    _check_top_text(problems, body)
     if body.get("salesStage") is not None:
         _check_enum(problems, "salesStage", body.get("salesStage"), SalesStage)
 
@@ -279,16 +273,10 @@ def replace_referral(doc: dict[str, Any], body: Any, *, now: datetime) -> dict[s
         _check_customer(problems, body["customerProfile"])
     if body.get("details") is not None:
         _check_details(problems, body["details"])
-    consent = body.get("consent")
-    if consent is not None and (
-        not isinstance(consent, dict)
-        or any(v is not None and not isinstance(v, bool) for v in consent.values())
-    ):
-        problems.append("consent must be an object of true/false flags")
+    _check_consent(problems, body.get("consent"))
     _check_members(problems, "team", body.get("team"))
     _check_targets(problems, body.get("target"))
-    for name in ("name", "externalReferenceId", "campaignId", "referralProgram", "statusReason"):
-        _check_text(problems, name, body.get(name), MAX_TEXT)
+    _check_top_text(problems, body)
     if body.get("salesStage") is not None and body.get("salesStage") != doc.get("salesStage"):
         _check_enum(problems, "salesStage", body.get("salesStage"), SalesStage)
     if problems:
@@ -407,6 +395,28 @@ def _check_customer(problems: list[str], customer: Any) -> None:
     if size not in (None, ""):
         _check_enum(problems, "customerProfile.size", size, CustomerSize)
     _check_members(problems, "customerProfile.team", customer.get("team"))
+
+
+def _check_consent(problems: list[str], consent: Any) -> None:
+    if consent is None:
+        return
+    if not isinstance(consent, dict):
+        problems.append("consent must be an object of true/false flags")
+        return
+    for key, flag in consent.items():
+        if flag is not None and not isinstance(flag, bool):
+            problems.append(f"consent.{key} must be true or false, not {flag!r}")
+
+
+# The referral's own text fields (not nested), with their limits: from the field table.
+_TOP_TEXT = tuple(
+    (f.pointer[1:], f.limit or MAX_TEXT) for f in FIELDS if f.kind == "text" and f.pointer.count("/") == 1
+)
+
+
+def _check_top_text(problems: list[str], body: dict[str, Any]) -> None:
+    for name, limit in _TOP_TEXT:
+        _check_text(problems, name, body.get(name), limit)
 
 
 def _check_details(problems: list[str], details: Any) -> None:
