@@ -51,6 +51,7 @@ NEW = NewReferral(
     industries=[catalog.INDUSTRIES.ids()[0]],
     solutions=["SOL-6115380-IPC"],
     team=[{"first_name": "John", "last_name": "Doe", "email": "john@fabrikam.example"}],
+    customer_consent_to_contact=True,
 )
 
 
