@@ -18,11 +18,18 @@ Public API (stable; ``pcref-mcp doctor`` builds on it)::
     FEATURES                       name -> Feature(name, label, documented source or None)
     Capabilities                   what one service supports; .supports(name), .to_json()/from_json()
     Capabilities.documented(url)   the assumption before any probe: only what the documents show
-    async probe(client)            -> Capabilities   (one GET per feature; never writes)
+    async probe(client, features=None) -> Capabilities   (a few GETs per feature asked; never writes)
     cache_path(directory=None)     -> Path           (data dir / "capabilities.json")
     load(base_url, path=None)      -> Capabilities | None   (None: not cached, unreadable, or too old)
     save(capabilities, path=None)  -> Path           (one file, keyed by base URL; other services kept)
-    async ensure(client, path=None, refresh=False) -> Capabilities   (load, else probe and save)
+    async ensure(client, features=None, path=None, refresh=False, known=None) -> Capabilities
+                                   (what is known or cached, else probe only the features asked, and save)
+
+Probing is lazy: a caller asks only for the features it is about to rely on (search: those its filters
+and sort need; the change feed: order, ``$skip`` and ``@odata.count``; doctor: all), so a task that
+needs none of them (paging through everything with the documented ``$top`` and next links) sends no
+probe at all. ``Capabilities.learnt`` is the set of features actually probed (or assumed by a caller
+that says so); a feature not in it reads as unsupported, never as "probably works".
 
 Each probe result carries a one-line ``details[name]`` saying what was observed ("ok: …",
 "HTTP 400 invalidRequest: …", "accepted but ignored: …", "@odata.count counts the page, not the
@@ -38,7 +45,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,6 +152,22 @@ class Capabilities:
         """Every feature on (tests, and a service known to speak full OData)."""
         return cls(_key(base_url), {name: True for name in FEATURES}, {})
 
+    @property
+    def learnt(self) -> frozenset[str]:
+        """The features whose answer is known (probed, or set by the documents/everything helpers)."""
+        return frozenset(self.supported)
+
+    def merged(self, newer: Capabilities) -> Capabilities:
+        """These answers with ``newer``'s on top; ``probed_at`` is the older of the two, so the age of
+        a record is the age of its oldest answer (and MAX_AGE re-learns it all)."""
+        stamps = [t for t in (self.probed_at, newer.probed_at) if t is not None]
+        return Capabilities(
+            self.base_url,
+            {**self.supported, **newer.supported},
+            {**self.details, **newer.details},
+            min(stamps) if stamps else None,
+        )
+
     def supports(self, name: str) -> bool:
         if name in DOCUMENTED:
             return True
@@ -181,16 +204,29 @@ class Capabilities:
         )
 
 
-async def probe(client: PartnerCenterClient, *, now: Callable[[], datetime] | None = None) -> Capabilities:
-    """Ask the service once per feature (read-only GETs, at most two per feature).
+async def probe(
+    client: PartnerCenterClient,
+    *,
+    features: Iterable[str] | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> Capabilities:
+    """Ask the service about ``features`` (all when None), in probe order: read-only GETs, at most
+    four per feature, and one sample of referrals shared by the filter probes of this run.
 
     Raises the client's error (ServiceError, NetworkError …) when a probe fails for a reason other
     than "not supported", so a sign-in or network problem is never cached as a missing feature.
     """
+    wanted = set(FEATURES if features is None else features)
+    unknown = wanted - set(FEATURES)
+    if unknown:
+        raise ValueError(f"not a probed query feature: {sorted(unknown)}")
     supported: dict[str, bool] = {}
     details: dict[str, str] = {}
+    run = _Run(client)
     for name, check in _PROBES.items():
-        ok, detail = await check(client)
+        if name not in wanted:
+            continue
+        ok, detail = await check(run)
         supported[name], details[name] = ok, detail
         log.debug("query feature %s: %s (%s)", name, "yes" if ok else "no", detail)
     stamp = (now or _utcnow)()
@@ -246,14 +282,27 @@ def save(capabilities: Capabilities, path: Path | None = None) -> Path:
 
 
 async def ensure(
-    client: PartnerCenterClient, *, path: Path | None = None, refresh: bool = False, persist: bool = True
+    client: PartnerCenterClient,
+    *,
+    features: Iterable[str] | None = None,
+    path: Path | None = None,
+    refresh: bool = False,
+    persist: bool = True,
+    known: Capabilities | None = None,
 ) -> Capabilities:
-    """Cached capabilities of the client's service, else probe (and save when ``persist``)."""
-    if not refresh and persist:
+    """What is known of the client's service (``known``, then the cache when ``persist``), with the
+    ``features`` asked for (all when None) that are not known yet probed and added (and saved when
+    ``persist``). ``refresh`` probes the features asked for again, whatever is known."""
+    wanted = list(FEATURES if features is None else features)
+    have = known if known is not None else Capabilities(_key(client.base_url))
+    if persist and not refresh:
         cached = load(client.base_url, path)
         if cached is not None:
-            return cached
-    found = await probe(client)
+            have = cached.merged(have)
+    missing = wanted if refresh else [n for n in wanted if n not in have.learnt]
+    if not missing:
+        return have
+    found = have.merged(await probe(client, features=missing))
     if persist:
         try:
             save(found, path)
@@ -264,7 +313,22 @@ async def ensure(
 
 # --- the probes -----------------------------------------------------------------------------------
 
-Probe = Callable[["PartnerCenterClient"], Awaitable[tuple[bool, str]]]
+
+class _Run:
+    """One probe run: the client, and the sample of referrals its filter probes share (read once)."""
+
+    def __init__(self, client: PartnerCenterClient) -> None:
+        self.client = client
+        self._sample: list[dict[str, Any]] | None = None
+
+    async def sample(self) -> list[dict[str, Any]]:
+        if self._sample is None:
+            page = await self.client.list_page(odata.Query(top=SAMPLE))
+            self._sample = [r.to_wire() for r in page.value]
+        return self._sample
+
+
+Probe = Callable[[_Run], Awaitable[tuple[bool, str]]]
 
 
 async def _accepted(client: PartnerCenterClient, query: odata.Query) -> tuple[bool, str, Any]:
@@ -292,7 +356,8 @@ def _filter_probe(
     """Accepted, excludes what it must (``nothing()`` matches no referral) and keeps what it must
     (``keeping(sample)``: a filter the sampled referral matches, and the test each row must pass)."""
 
-    async def check(client: PartnerCenterClient) -> tuple[bool, str]:
+    async def check(run: _Run) -> tuple[bool, str]:
+        client = run.client
         ok, detail, page = await _accepted(client, odata.Query(filter=nothing(), top=SAMPLE))
         if not ok:
             return ok, detail
@@ -300,7 +365,7 @@ def _filter_probe(
             return False, (
                 f"accepted but ignored: a filter no referral can match returned {len(page.value)} row(s)"
             )
-        sample = await _sample(client)
+        sample = await run.sample()
         built = keeping(sample[0]) if sample else None
         if built is None:
             return False, "accepted, but no referral to see it keep a match (probe again when there are some)"
@@ -317,11 +382,6 @@ def _filter_probe(
         return True, f"ok: excluded every row for a value no referral has, kept {len(rows)} matching row(s)"
 
     return check
-
-
-async def _sample(client: PartnerCenterClient) -> list[dict[str, Any]]:
-    page = await client.list_page(odata.Query(top=SAMPLE))
-    return [r.to_wire() for r in page.value]
 
 
 def _token() -> str:
@@ -401,7 +461,8 @@ def _order_probe(fields: list[tuple[str, str]]) -> Probe:
     """Each ``(orderby path, JSON pointer)``: descending rows never rise, ascending never fall, and
     (with two different values among them) the two orders start differently."""
 
-    async def check(client: PartnerCenterClient) -> tuple[bool, str]:
+    async def check(run: _Run) -> tuple[bool, str]:
+        client = run.client
         seen = 0
         for path, pointer in fields:
             values: dict[str, list[Any]] = {}
@@ -437,8 +498,9 @@ def _sortable(value: Any) -> Any:
     return moment if moment is not None else None
 
 
-async def _skip(client: PartnerCenterClient) -> tuple[bool, str]:
+async def _skip(run: _Run) -> tuple[bool, str]:
     """Accepted and honoured: item 2 of an ordered listing is item 1 after ``$skip=1``."""
+    client = run.client
     order = ["createdDateTime desc"]
     ok, detail, first_two = await _accepted(client, odata.Query(orderby=order, top=2))
     if not ok:
@@ -453,8 +515,9 @@ async def _skip(client: PartnerCenterClient) -> tuple[bool, str]:
     return True, "ok: $skip=1 started at the second item"
 
 
-async def _count(client: PartnerCenterClient) -> tuple[bool, str]:
+async def _count(run: _Run) -> tuple[bool, str]:
     """A total of all matches, not of the page: the same number for ``$top=1`` and ``$top=2``."""
+    client = run.client
     ok, detail, one = await _accepted(client, odata.Query(top=1, count=True))
     if not ok:
         return ok, detail

@@ -174,7 +174,7 @@ async def feed(ctx: Context, since: str) -> tuple[list[Any], list[str]]:
     runtime = runtime_of(ctx)
     cutoff = feeds.parse_since(since, when.now())  # the same today as every other date read
     try:  # what the probe saw the service do with $orderby, $skip and @odata.count
-        capabilities = await runtime.query_capabilities()
+        capabilities = await runtime.query_capabilities(feeds.FEATURES_USED)
     except PcrefError:
         capabilities = None  # then neither $skip nor @odata.count is relied on
     got = await feeds.changes_since(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,16 +158,24 @@ class Runtime:
             self._engine = WriteEngine(self.client, self.journal)
         return self._engine
 
-    async def query_capabilities(self, *, refresh: bool = False) -> Capabilities:
-        """The query features the service answers, learnt on first use: cached on disk (by base URL)
-        for the live service; the embedded sandbox is probed once per process, as its profile may
-        change between runs. ``refresh`` probes again (search does when a learnt feature is refused)."""
-        if self._capabilities is None or refresh:
-            from pcref_mcp.partner_center import capabilities
+    async def query_capabilities(
+        self, features: Iterable[str] | None = None, *, refresh: bool = False
+    ) -> Capabilities:
+        """What the service answers of the query ``features`` a caller is about to rely on (all when
+        None), learnt on first use and only those: cached on disk (by base URL) for the live service;
+        the embedded sandbox is probed once per process, as its profile may change between runs.
+        ``refresh`` probes them again (search does when a learnt feature is refused)."""
+        from pcref_mcp.partner_center import capabilities
 
+        wanted = list(capabilities.FEATURES if features is None else features)
+        known = self._capabilities
+        if known is None or refresh or not known.learnt.issuperset(wanted):
             live = self.settings.backend == "live"
-            self._capabilities = await capabilities.ensure(self.client, persist=live, refresh=refresh)
-        return self._capabilities
+            known = await capabilities.ensure(
+                self.client, features=wanted, persist=live, refresh=refresh, known=known
+            )
+            self._capabilities = known
+        return known
 
     async def aclose(self) -> None:
         if self._client is not None:

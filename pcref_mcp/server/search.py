@@ -626,7 +626,8 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
             )
         filters, sort = earlier, earlier_sort
         limit = earlier_limit if limit == DEFAULT_LIMIT else limit
-    capabilities = await _capabilities(runtime)
+    needed = features_needed(filters, sort)
+    capabilities = await _capabilities(runtime, needed)
     the_plan = plan(filters, sort, capabilities)
     try:
         scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
@@ -635,7 +636,7 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
             raise
         # what was learnt no longer holds (the service changed): learn again, try once more
         log.info("the service refused a query feature it answered before; probing again")
-        capabilities = await _capabilities(runtime, refresh=True)
+        capabilities = await _capabilities(runtime, needed, refresh=True)
         the_plan = plan(filters, sort, capabilities)
         scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
     ignored = []
@@ -704,10 +705,22 @@ def _leans_on_probed(the_plan: Plan, capabilities: Capabilities) -> bool:
     return bool(used)
 
 
-async def _capabilities(runtime: Runtime, *, refresh: bool = False) -> Capabilities:
+def features_needed(filters: Filters, sort: str) -> list[str]:
+    """The probed features this search would hand to the service if they work: those its filters
+    need, and ``orderby_other`` for an undocumented sort. Nothing else is probed for a search: the
+    documented order is checked on every page it reads (``_Scan.disordered``), and paging follows
+    the service's next links unless ``$skip`` is already known to work (it costs the same calls)."""
+    conditions, _ = build_conditions(filters, at=now())
+    needed = {n for c in conditions if c.expr is not None for n in c.needs}
+    if SORTS[sort][0] not in DOCUMENTED_ORDERBY:
+        needed.add("orderby_other")
+    return [n for n in FEATURES if n in needed]
+
+
+async def _capabilities(runtime: Runtime, needed: list[str], *, refresh: bool = False) -> Capabilities:
     """What the service answers; only what the documents show when it cannot be learnt right now."""
     try:
-        found: Capabilities = await runtime.query_capabilities(refresh=refresh)
+        found: Capabilities = await runtime.query_capabilities(needed, refresh=refresh)
         return found
     except PcrefError as exc:
         log.warning("could not learn the service's query features (%s); using the documented ones", exc)

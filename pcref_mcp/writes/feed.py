@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 MAX_PAGES = 10  # per scan: 1,000 referrals; beyond that, narrow the time
 PAGE = 100
+# the probed query features the scan relies on when they were seen to work (asked of the runtime)
+FEATURES_USED = ("order_honoured", "skip", "count")
 CONFIRM_OLDER = 2  # rows older than the cut-off, in order, before the rest is taken as older too
 # Compared between snapshots: the fields a stale preview reports, plus the names people read.
 TRACKED: tuple[str, ...] = (*WATCHED, "/name", "/customerProfile/name")

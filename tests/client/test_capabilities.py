@@ -225,6 +225,42 @@ async def test_ensure_probes_once_then_reads_the_cache(tmp_path: Path) -> None:
     assert list(data["services"]) == [BASE]
 
 
+async def test_only_the_features_asked_for_are_probed_and_added_to_what_is_known(tmp_path: Path) -> None:
+    """Lazy learning: a caller pays only for the features it is about to rely on; asking again for
+    a known one sends nothing, and a later feature is added to the record (and the cache)."""
+    path = tmp_path / "capabilities.json"
+    recorder = Recorder(httpx.ASGITransport(app=_sandbox("lenient")))
+    async with _client(recorder) as client:
+        assert await caps.ensure(client, features=[], path=path) == caps.Capabilities(BASE)
+        assert recorder.urls == [] and not path.exists()
+        first = await caps.ensure(client, features=["skip"], path=path)
+        assert first.learnt == {"skip"} and first.supports("skip") and not first.supports("count")
+        assert len(recorder.urls) == 2 and all("$skip" in u or "$top=2" in u for u in recorder.urls)
+        again = await caps.ensure(client, features=["skip"], path=path)
+        assert again == first and len(recorder.urls) == 2
+        both = await caps.ensure(client, features=["skip", "count"], known=first, path=path)
+        assert both.learnt == {"skip", "count"} and both.supports("count")
+        assert len(recorder.urls) == 4  # only count's two pages
+        assert both.probed_at == first.probed_at  # the age of the oldest answer
+    cached = caps.load(BASE, path)
+    assert cached is not None and cached.learnt == {"skip", "count"}
+
+
+async def test_filter_probes_of_one_run_share_one_sample() -> None:
+    recorder = Recorder(httpx.ASGITransport(app=_sandbox("lenient")))
+    async with _client(recorder) as client:
+        found = await caps.probe(client, features=["or", "contains", "date_range"])
+    assert found.learnt == {"or", "contains", "date_range"} and found.missing[:1] == ["tolower"]
+    plain = [u for u in recorder.urls if u.endswith("referrals?$top=10")]
+    assert len(plain) == 1  # the sample
+    assert len(recorder.urls) == 1 + 2 * 3  # each: one to exclude, one to keep
+
+
+async def test_an_unknown_feature_name_is_a_programming_error(lenient: PartnerCenterClient) -> None:
+    with pytest.raises(ValueError, match="not a probed query feature"):
+        await caps.probe(lenient, features=["skip", "sorting"])
+
+
 async def test_cache_is_keyed_by_base_url_and_keeps_other_services(tmp_path: Path) -> None:
     path = tmp_path / "capabilities.json"
     now = datetime.now(UTC)

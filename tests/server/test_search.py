@@ -311,7 +311,7 @@ async def test_search_falls_back_to_documented_features_when_probing_fails(
 ) -> None:
     from pcref_mcp.errors import ServiceUnavailable
 
-    async def broken(**_: Any) -> Capabilities:
+    async def broken(*_: Any, **__: Any) -> Capabilities:
         raise ServiceUnavailable("probe failed", status=503)
 
     monkeypatch.setattr(runtime, "query_capabilities", broken)
