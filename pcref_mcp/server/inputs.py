@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import json
 import re
@@ -555,23 +556,19 @@ class _Reader:
         """The field ``key`` means, noting any renaming; None when it is no field of this model."""
         if key in fields:
             return key
-        aliases = {info.alias: name for name, info in fields.items() if info.alias}
-        if key in aliases:
-            return aliases[key]
+        index = _index_of(fields)
+        if key in index.aliases:
+            return index.aliases[key]
         folded = _fold(key)
-        for name, info in fields.items():
-            if folded in (_fold(name), _fold(info.alias or name)):
-                self.note(f"{_at(where, key)} read as {_at(where, name)}")
-                return name
-        claimed = [name for name in fields if folded in {_fold(s) for s in SYNONYMS.get(name, ())}]
+        if folded in index.folded:
+            name = index.folded[folded]
+            self.note(f"{_at(where, key)} read as {_at(where, name)}")
+            return name
+        claimed = index.claimed.get(folded, ())
         if len(claimed) == 1 and not (isinstance(value, dict) and self.prefix_fields(key, fields)):
             self.note(f"{_at(where, key)} read as {_at(where, claimed[0])}")
             return claimed[0]
-        plural = [
-            name
-            for name in fields
-            if _fold(name) in (folded + "s", folded + "es") or folded == _fold(name) + "s"
-        ]
+        plural = index.plural.get(folded, ())
         if len(plural) == 1:
             self.note(f"{_at(where, key)} read as {_at(where, plural[0])}")
             return plural[0]
@@ -612,8 +609,7 @@ class _Reader:
                     (
                         c
                         for c in candidates
-                        if _fold(wanted) in {_fold(s) for s in SYNONYMS.get(c, ())}
-                        or _fold(inner_key) in {_fold(s) for s in SYNONYMS.get(c, ())}
+                        if _fold(wanted) in _folded_synonyms(c) or _fold(inner_key) in _folded_synonyms(c)
                     ),
                     None,
                 )
@@ -1054,7 +1050,7 @@ def _named_items(reader: _Reader, items: list[Any], where: str, registration: bo
 def _item_keys(reader: _Reader, item: dict[str, Any], at: str) -> None:
     """``path``/``name`` for field, ``new_value``/``to`` for value: renamed where the item lacks them."""
     for key in [k for k in item if k not in _ITEM_KEYS]:
-        name = reader.place(key, item[key], {k: _ANY_FIELD for k in _ITEM_KEYS}, at)
+        name = reader.place(key, item[key], _ITEM_FIELDS, at)
         if name is not None and name not in item:
             item[name] = item.pop(key)
         elif name is None and "value" not in item and MODES.get(_snake(key)) is not None:
@@ -1691,8 +1687,65 @@ def read_changes(model: type[BaseModel], *, registration: bool) -> None:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _fields(model: type[BaseModel]) -> dict[str, Any]:
-    return dict(model.model_fields)
+class _Fields(dict[str, Any]):
+    """A model's fields (name -> FieldInfo), read-only by convention, with the lookups ``place``
+    needs (aliases, folded names, synonyms, plurals) built once: every key of every call used to
+    rebuild them, field by field."""
+
+    _index: _Index | None = None
+
+
+@dataclass(frozen=True)
+class _Index:
+    aliases: dict[str, str]  # alias -> field
+    folded: dict[str, str]  # folded name or alias -> the first field it names
+    claimed: dict[str, tuple[str, ...]]  # folded synonym -> the fields claiming it
+    plural: dict[str, tuple[str, ...]]  # folded singular/plural form -> the fields it may mean
+
+    @classmethod
+    def build(cls, fields: dict[str, Any]) -> _Index:
+        aliases = {info.alias: name for name, info in fields.items() if info.alias}
+        folded: dict[str, str] = {}
+        claimed: dict[str, list[str]] = {}
+        plural: dict[str, list[str]] = {}
+        for name, info in fields.items():
+            folded.setdefault(_fold(name), name)
+            folded.setdefault(_fold(info.alias or name), name)
+            for synonym in _folded_synonyms(name):
+                claimed.setdefault(synonym, []).append(name)
+            own = _fold(name)
+            # the key plus "s"/"es" is this field, or the key is this field plus "s"
+            forms = {own + "s", *(own[: -len(end)] for end in ("s", "es") if own.endswith(end))}
+            for form in sorted(forms):
+                plural.setdefault(form, []).append(name)
+        return cls(
+            aliases,
+            folded,
+            {k: tuple(v) for k, v in claimed.items()},
+            {k: tuple(dict.fromkeys(v)) for k, v in plural.items()},
+        )
+
+
+def _index_of(fields: dict[str, Any]) -> _Index:
+    if isinstance(fields, _Fields):
+        if fields._index is None:
+            fields._index = _Index.build(fields)
+        return fields._index
+    return _Index.build(fields)
+
+
+@functools.cache
+def _fields(model: type[BaseModel]) -> _Fields:
+    """The model's fields, built (with their index) once per model."""
+    return _Fields(model.model_fields)
+
+
+@functools.cache
+def _folded_synonyms(name: str) -> frozenset[str]:
+    return frozenset(_fold(s) for s in SYNONYMS.get(name, ()))
+
+
+_ITEM_FIELDS = _Fields({k: _ANY_FIELD for k in _ITEM_KEYS})  # a change item's own keys
 
 
 def _shape(annotation: Any) -> tuple[str, Any]:
