@@ -632,11 +632,12 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
     try:
         scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
     except BadRequest:
-        if cursor or not _leans_on_probed(the_plan, capabilities):
+        leaned = _leans_on_probed(the_plan, capabilities)
+        if cursor or not leaned:
             raise
-        # what was learnt no longer holds (the service changed): learn again, try once more
+        # what was learnt (or asked unlearnt) does not hold: learn those features, try once more
         log.info("the service refused a query feature it answered before; probing again")
-        capabilities = await _capabilities(runtime, needed, refresh=True)
+        capabilities = await _capabilities(runtime, [n for n in FEATURES if n in leaned], refresh=True)
         the_plan = plan(filters, sort, capabilities)
         scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
     ignored = []
@@ -695,14 +696,15 @@ async def _scan(
     )
 
 
-def _leans_on_probed(the_plan: Plan, capabilities: Capabilities) -> bool:
-    """Whether the query sent uses a feature that was learnt rather than documented."""
+def _leans_on_probed(the_plan: Plan, capabilities: Capabilities) -> set[str]:
+    """The features the query sent uses that were learnt (or are asked unlearnt) rather than documented."""
     used = {n for c in the_plan.server for n in c.needs}
     if the_plan.orderby and the_plan.orderby.split()[0] not in DOCUMENTED_ORDERBY:
         used.add("orderby_other")
     if the_plan.pure:
-        used |= {n for n in ("skip", "count") if capabilities.supports(n)}
-    return bool(used)
+        used |= {n for n in ("skip",) if capabilities.supports(n)}
+        used |= {"count"} if _asks_count(capabilities) else set()
+    return used
 
 
 def features_needed(filters: Filters, sort: str) -> list[str]:
@@ -732,7 +734,9 @@ def _first_source(the_plan: Plan, capabilities: Capabilities, limit: int) -> dic
     # next; otherwise take its own page size and follow its next links.
     top = limit if the_plan.pure and capabilities.supports("skip") else None
     expr = the_plan.filter_expr()
-    count = the_plan.pure and capabilities.supports("count")
+    # asked unless seen not to work: a refusal is learnt (search probes again and retries without it),
+    # and an answer is used only as far as it proves itself (``_a_total``)
+    count = the_plan.pure and _asks_count(capabilities)
     return {
         "q": {
             "filter": str(expr) if expr else None,
@@ -742,6 +746,26 @@ def _first_source(the_plan: Plan, capabilities: Capabilities, limit: int) -> dic
             "count": count,
         }
     }
+
+
+def _asks_count(capabilities: Capabilities) -> bool:
+    """``$count=true`` is asked where it was seen to work, or where nothing is known of it yet."""
+    return capabilities.supports("count") or "count" not in capabilities.learnt
+
+
+def _total(page: ReferralPage, source: dict[str, Any], capabilities: Capabilities) -> int | None:
+    """The number of all matches of a pure plan, where this answer proves it: a ``@odata.count`` the
+    probe saw count all matches; one this answer shows is not the page's own (more than the rows read
+    so far, with a next page to read); or, on the service's own pages, the rows up to a page with no
+    next link (the listing ends there). A count equal to the page (the documents' example; the strict
+    sandbox) says nothing by itself."""
+    count, q = page.odata_count, source.get("q") or {}
+    if count is not None and q.get("count") and capabilities.supports("count"):
+        return count
+    read = int(source.get("read", 0)) + len(page.value)
+    if page.odata_next_link:
+        return count if count is not None and q.get("count") and count > read else None
+    return read if not q.get("top") else None
 
 
 async def _fetch(client: PartnerCenterClient, source: dict[str, Any]) -> ReferralPage:
@@ -771,7 +795,8 @@ def _next_source(
     if not q or not q.get("top") or not page.value or not capabilities.supports("skip"):
         return None
     skip = (q.get("skip") or 0) + read
-    if q.get("count") and page.odata_count is not None:  # a count seen to count all matches
+    if q.get("count") and capabilities.supports("count") and page.odata_count is not None:
+        # a count the probe saw count all matches: where the matches end
         return None if skip >= page.odata_count else {"q": {**q, "skip": skip}}
     if read < q["top"]:
         return None  # assumed: fewer rows than asked, and no next link, is the end
@@ -797,8 +822,9 @@ async def _stream(
         page = await _fetch(client, source)
         scan.pages += 1
         scan.skipped.extend(page.skipped)
-        if the_plan.pure and source.get("q", {}).get("count") and page.odata_count is not None:
-            scan.total = page.odata_count
+        total = _total(page, source, capabilities) if the_plan.pure else None
+        if total is not None:
+            scan.total = total
         items = page.value
         fresh = [str(r.id) for r in items[at:] if str(r.id) not in ids]
         if items[at:] and not fresh:  # the same rows again: paging does not work as asked

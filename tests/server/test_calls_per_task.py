@@ -56,16 +56,25 @@ def reset(app: Any) -> None:
 
 
 async def page_through(client: Client, filters: dict[str, Any] | None = None) -> tuple[set[str], int]:
+    seen, tool_calls, _ = await page_through_totals(client, filters)
+    return seen, tool_calls
+
+
+async def page_through_totals(
+    client: Client, filters: dict[str, Any] | None = None
+) -> tuple[set[str], int, list[int | None]]:
     seen: set[str] = set()
+    totals: list[int | None] = []
     tool_calls, cursor = 0, None
     while True:
         args: dict[str, Any] = {"limit": 100, **({"filters": filters} if filters else {})}
         out = await call(client, "search_referrals", {**args, **({"cursor": cursor} if cursor else {})})
         tool_calls += 1
         seen.update(r["id"] for r in out["rows"])
+        totals.append(out.get("total"))
         cursor = out.get("next_cursor")
         if not cursor:
-            return seen, tool_calls
+            return seen, tool_calls, totals
 
 
 async def test_a_pipeline_summary_costs_one_call_per_hundred_referrals_and_no_probe(
@@ -75,8 +84,11 @@ async def test_a_pipeline_summary_costs_one_call_per_hundred_referrals_and_no_pr
     order, checked on every page read): nothing is probed, one call per page of 100."""
     client, app = setup
     n = app.state.sandbox.store.count()
-    seen, tool_calls = await page_through(client)
+    seen, tool_calls, totals = await page_through_totals(client)
     assert len(seen) == n == SIZE
+    # $count=true rides on the real requests: its answer is a total only where it shows it is not
+    # the page's own count (the strict profile's per-page count never does); the last page knows
+    assert totals == ([None] * (len(totals) - 1) if STRICT else [n] * (len(totals) - 1)) + [n]
     assert tool_calls == math.ceil(n / 100)
     assert calls(app) == math.ceil(n / 100)
 
