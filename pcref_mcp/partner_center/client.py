@@ -709,27 +709,35 @@ def _parse(model: type[M], response: httpx.Response, cid: str) -> M:
         if model is ReferralPage
         else model.__name__
     )
+    # one parse: pydantic reads the bytes (the models' tolerant validators see the parsed document);
+    # the body is parsed a second time only to say what was wrong with one that cannot be read
     try:
-        doc = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        doc, why = None, "it is not JSON"
+        parsed = model.model_validate_json(response.content)
+    except ValidationError as err:
+        why = _unreadable(err, response.content)
     else:
-        why = f"it is {_json_kind(doc)}, not an object"
-    if isinstance(doc, dict):
-        try:
-            parsed = model.model_validate(doc)
-        except ValidationError as err:
-            why = f"{err.error_count()} value(s) could not be read"
-        else:
-            for problem in getattr(parsed, "read_problems", ()):
-                logger.debug("read %s: %s (correlation id %s)", model.__name__, problem.path, cid)
-            return parsed
+        for problem in getattr(parsed, "read_problems", ()):
+            logger.debug("read %s: %s (correlation id %s)", model.__name__, problem.path, cid)
+        return parsed
     raise ServiceError(
         f"Partner Center sent a response that cannot be read as {what}: {why}.",
         status=response.status_code,
         correlation_id=cid,
         request_id=response.headers.get("request-id"),
     )
+
+
+def _unreadable(err: ValidationError, content: bytes) -> str:
+    """Why a body could not be read: not JSON, JSON but not an object, or values that failed."""
+    if any(e["type"] == "json_invalid" for e in err.errors()):
+        return "it is not JSON"
+    try:
+        doc = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return "it is not JSON"
+    if not isinstance(doc, dict):
+        return f"it is {_json_kind(doc)}, not an object"
+    return f"{err.error_count()} value(s) could not be read"
 
 
 def _json_kind(doc: Any) -> str:
