@@ -236,8 +236,10 @@ class Store(abc.ABC):
     async def approval_get(self, approval_id: str) -> Row | None: ...
 
     @abc.abstractmethod
-    async def approval_spend(self, approval_id: str, now: float) -> bool:
-        """Mark spent if unspent, atomically: True for exactly one caller across all replicas."""
+    async def approval_redeem(self, approval_id: str, claims: Mapping[str, str], now: float) -> Row | None:
+        """Spend the approval in one round trip when it is unspent, unexpired at ``now`` and issued for
+        exactly ``claims`` (owner, tool, plan, etag): its row (spent) for exactly one caller across all
+        replicas; None otherwise, with nothing changed (the caller reads it to say why)."""
 
     @abc.abstractmethod
     async def approval_purge(self, before: float) -> int: ...

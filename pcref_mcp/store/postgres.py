@@ -465,17 +465,22 @@ class PostgresStore(Store):
             row.pop("spent_by", None)
         return row
 
-    async def approval_spend(self, approval_id: str, now: float) -> bool:
+    async def approval_redeem(self, approval_id: str, claims: Mapping[str, str], now: float) -> Row | None:
         attempt = secrets.token_hex(8)  # a retry of this same spend still wins
-        done = await self._run(
-            lambda c: c.execute(
-                "UPDATE approvals SET spent=$2, spent_by=$3 WHERE id=$1 AND (spent IS NULL OR spent_by=$3)",
-                approval_id,
-                now,
-                attempt,
-            )
+        row = await self._row(
+            "UPDATE approvals SET spent=$2, spent_by=$3 WHERE id=$1 AND (spent IS NULL OR spent_by=$3) "
+            "AND expires>=$2 AND owner=$4 AND tool=$5 AND plan=$6 AND etag=$7 RETURNING *",
+            approval_id,
+            now,
+            attempt,
+            claims["owner"],
+            claims["tool"],
+            claims["plan"],
+            claims["etag"],
         )
-        return bool(str(done).endswith(" 1"))
+        if row is not None:
+            row.pop("spent_by", None)
+        return row
 
     async def approval_purge(self, before: float) -> int:
         done = await self._run(lambda c: c.execute("DELETE FROM approvals WHERE expires < $1", before))

@@ -360,10 +360,18 @@ class SqliteStore(Store):
             row["fallback"] = bool(row["fallback"])
         return row
 
-    async def approval_spend(self, approval_id: str, now: float) -> bool:
+    async def approval_redeem(self, approval_id: str, claims: Mapping[str, str], now: float) -> Row | None:
         with self._write() as db:
-            cur = db.execute("UPDATE approvals SET spent=? WHERE id=? AND spent IS NULL", (now, approval_id))
-            return cur.rowcount == 1
+            cur = db.execute(
+                "UPDATE approvals SET spent=? WHERE id=? AND spent IS NULL AND expires>=? "
+                "AND owner=? AND tool=? AND plan=? AND etag=? RETURNING *",
+                (now, approval_id, now, claims["owner"], claims["tool"], claims["plan"], claims["etag"]),
+            )
+            found = cur.fetchone()
+            row = dict(found) if found is not None else None
+        if row is not None:
+            row["fallback"] = bool(row["fallback"])
+        return row
 
     async def approval_purge(self, before: float) -> int:
         with self._write() as db:

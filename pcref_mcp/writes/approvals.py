@@ -91,6 +91,10 @@ class ApprovalStore:
         self._clock = clock
         self._key_age = key_days * 86_400.0
         self._grace = grace
+        # the store's keys (newest first) as last read: a MAC none of them verifies reads them again
+        # (another replica may have made a newer one), and signing re-reads once the newest is due
+        # for renewal, so a call costs no key round trip while the keys stand
+        self._keys: list[tuple[float, bytes]] | None = None
 
     # -- the four calls ----------------------------------------------------------------------------
 
@@ -142,21 +146,18 @@ class ApprovalStore:
         one conditional update in the store, so of two replicas racing exactly one wins.
         """
         now = self._clock()
+        if not await self._signed(handle):
+            raise _not_ours()
+        # the usual case in one round trip: every check below, as one conditional update
+        row = await self.store.approval_redeem(_id(_nonce(handle)), _claims(claims), now)
+        if row is not None:
+            return _pending(row)
+        # refused: read it to say why (nothing was spent)
         pending = await self._lookup(handle)
         if pending is None:
             raise _not_ours()
         _check(pending, claims, now)
-        if not await self.store.approval_spend(_id(_nonce(handle)), now):
-            raise _used()
-        return Pending(
-            pending.claims,
-            pending.channel,
-            pending.issued,
-            pending.expires,
-            now,
-            pending.fallback,
-            pending.snapshot,
-        )
+        raise _used()  # it passed every check after all: another caller spent it meanwhile
 
     async def peek(self, handle: str) -> Pending | None:
         """The approval behind ``handle`` (spent or not), or None for a handle that is not ours."""
@@ -171,6 +172,7 @@ class ApprovalStore:
         for successor, old in itertools.pairwise(keys):
             if successor < now - self._grace:
                 await self.store.drop_key(_PURPOSE, old)
+        self._keys = None
         return int(gone)
 
     async def aclose(self) -> None:
@@ -184,35 +186,54 @@ class ApprovalStore:
 
     # -- private -----------------------------------------------------------------------------------
 
-    async def _lookup(self, handle: str) -> Pending | None:
+    async def _signed(self, handle: str) -> bool:
+        """The handle's MAC is one of ours (read the keys again before saying no: another replica
+        may have made a newer one)."""
         nonce, _, mac = handle.partition(".")
         if not nonce or not mac or len(handle) > TOKEN_MAX_LENGTH:
+            return False
+        for fresh in (False, True):
+            if any(hmac.compare_digest(mac, _mac(key, nonce)) for _, key in await self._known_keys(fresh)):
+                return True
+        return False
+
+    async def _lookup(self, handle: str) -> Pending | None:
+        if not await self._signed(handle):
             return None
-        keys = [secret for _, secret in await self.store.keys(_PURPOSE)]
-        if not any(hmac.compare_digest(mac, _mac(key, nonce)) for key in keys):
-            return None
-        row = await self.store.approval_get(_id(nonce))
+        row = await self.store.approval_get(_id(_nonce(handle)))
         if row is None:
             return None
-        return Pending(
-            claims=Claims(row["owner"], row["tool"], row["plan"], row["etag"]),
-            channel=row["channel"],
-            issued=row["issued"],
-            expires=row["expires"],
-            spent=row["spent"],
-            fallback=bool(row["fallback"]),
-            snapshot=json.loads(row["snapshot"]),
-        )
+        return _pending(row)
 
     async def _current_key(self, now: float) -> bytes:
         """The newest key, made anew when it is older than ``key_days``. Two replicas that both make
         one keep both: every key verifies, the newest signs."""
-        keys = await self.store.keys(_PURPOSE)
+        keys = await self._known_keys()
+        if not (keys and keys[0][0] > now - self._key_age):
+            keys = await self._known_keys(True)
         if keys and keys[0][0] > now - self._key_age:
             return keys[0][1]
         key = secrets.token_bytes(32)
         await self.store.add_key(_PURPOSE, now, key)
+        self._keys = None
         return key
+
+    async def _known_keys(self, fresh: bool = False) -> list[tuple[float, bytes]]:
+        if self._keys is None or fresh:
+            self._keys = list(await self.store.keys(_PURPOSE))
+        return self._keys
+
+
+def _pending(row: Mapping[str, Any]) -> Pending:
+    return Pending(
+        claims=Claims(row["owner"], row["tool"], row["plan"], row["etag"]),
+        channel=row["channel"],
+        issued=row["issued"],
+        expires=row["expires"],
+        spent=row["spent"],
+        fallback=bool(row["fallback"]),
+        snapshot=json.loads(row["snapshot"]),
+    )
 
 
 def _claims(claims: Claims) -> dict[str, str]:

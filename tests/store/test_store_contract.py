@@ -476,3 +476,34 @@ async def test_who_was_seen_last_and_a_new_token_is_new_on_exactly_one_replica(n
     assert news.count(True) == 2, news
     await one.close()
     await two.close()
+
+
+async def test_an_approval_is_redeemed_in_one_round_trip_once_and_only_for_its_claims(new_store: Any) -> None:
+    """approval_redeem: the checks and the spend as one conditional update; a refusal changes nothing."""
+    one, two = new_store(), new_store()  # two replicas
+    claims = {"owner": "ada", "tool": "update_field", "plan": "p1", "etag": "e1"}
+    await one.approval_insert(
+        {
+            **claims,
+            "id": "a1",
+            "ref": None,
+            "channel": "token",
+            "fallback": False,
+            "snapshot": "{}",
+            "issued": 100.0,
+            "expires": 200.0,
+        }
+    )
+    for other in ({"owner": "bob"}, {"tool": "register_deal"}, {"plan": "p2"}, {"etag": "e2"}):
+        assert await two.approval_redeem("a1", {**claims, **other}, 150.0) is None
+    assert await one.approval_redeem("a1", claims, 200.5) is None  # expired
+    assert await one.approval_redeem("nope", claims, 150.0) is None
+    row = await two.approval_get("a1")
+    assert row is not None and row["spent"] is None  # every refusal left it unspent
+
+    won = await two.approval_redeem("a1", claims, 150.0)
+    assert won is not None and won["spent"] == 150.0 and won["plan"] == "p1" and won["fallback"] is False
+    assert "spent_by" not in won
+    assert await one.approval_redeem("a1", claims, 151.0) is None  # once, whichever replica asks
+    await one.close()
+    await two.close()
