@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -54,10 +55,132 @@ def run(
             people=people,
         ) as stack:
             anyio.run(_warm, stack.url, stack.token, people)
+            before, sent = _cpu(stack), _sandbox_requests(stack)
             results[label] = anyio.run(_measure, stack.url, stack.token, people, calls)
+            after = _cpu(stack)
+            results[label]["pc_per_call"] = (_sandbox_requests(stack) - sent) / calls
+            # CPU seconds per tool call, by process group (user + sys, /proc/<pid>/stat)
+            results[label]["cpu_per_call"] = {k: (after[k] - before[k]) / calls for k in after}
         progress(f"scale: {label}: {results[label]['throughput']:.1f} calls/s")
     results["store"] = anyio.run(_store_cost, store_ops)
     return results
+
+
+# --- CPU per call, and the scale model ------------------------------------------------------------------
+
+_TICK = 100.0  # os.sysconf("SC_CLK_TCK") on Linux; read at use
+
+
+def _cpu(stack: Any) -> dict[str, float]:
+    """CPU seconds (user + sys) used so far by the replicas, nginx (master and workers) and PostgreSQL
+    (the postmaster and every backend), each a process and its descendants."""
+    import os
+
+    tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else _TICK
+    table = _proc_table()
+
+    def tree(pid: int | None) -> float:
+        if pid is None:
+            return 0.0
+        total, todo = 0.0, [pid]
+        while todo:
+            at = todo.pop()
+            if at in table:
+                total += table[at][1]
+                todo += [child for child, (parent, _) in table.items() if parent == at]
+        return total / tick
+
+    postmaster = None
+    if stack.postgres is not None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            postmaster = int((stack.postgres.data / "postmaster.pid").read_text().split()[0])
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)  # the load generator (this process, all threads)
+    return {
+        "replicas": sum(tree(pid) for pid in stack.replica_pids().values()),
+        "nginx": tree(stack.nginx_pid()),
+        "postgres": tree(postmaster),
+        "sandbox": tree(stack.sandbox_pid()),
+        "load generator": me.ru_utime + me.ru_stime,
+    }
+
+
+def _sandbox_requests(stack: Any) -> int:
+    """Requests the standalone sandbox (Partner Center's stand-in) has answered so far."""
+    import httpx
+
+    response = httpx.get(
+        f"{stack.sandbox_url}/_sandbox/stats", headers={"X-Sandbox-Control": stack.control_token}, timeout=10
+    )
+    response.raise_for_status()
+    return int(response.json()["requests"])
+
+
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, utime + stime in ticks) for every process we can read."""
+    out: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
+        out[int(entry.name)] = (int(fields[1]), float(fields[11]) + float(fields[12]))
+    return out
+
+
+# The model's assumptions, stated with its figures: each replica host runs one replica (one Python
+# process: one core's worth of CPU at most), PostgreSQL and nginx each on a host of their own with
+# this many cores; Partner Center allows 100 calls per 60 s per person.
+DB_CORES = 4
+PROXY_CORES = 2
+PC_PER_PERSON = 100 / 60.0
+POOL_PER_REPLICA = 10  # PostgresStore's default pool
+PG_MAX_CONNECTIONS = 100  # PostgreSQL's default
+
+
+def model(r: dict[str, Any]) -> dict[str, Any]:
+    """Throughput for 1, 3 and 10 replicas on separate hosts, from the CPU each tool call cost each
+    part in the PostgreSQL run, and what saturates first."""
+    cpu = r["postgres"]["cpu_per_call"]
+    replica, db, proxy = cpu["replicas"], cpu["postgres"], cpu["nginx"]
+    pc_per_call = r["postgres"]["pc_per_call"]
+    out: dict[str, Any] = {"cpu": cpu, "pc_per_call": pc_per_call, "rows": []}
+    for n in (1, 3, 10):
+        limits = {
+            "replica CPU": n / replica if replica > 0 else float("inf"),
+            f"PostgreSQL CPU ({DB_CORES} cores)": DB_CORES / db if db > 0 else float("inf"),
+            f"nginx CPU ({PROXY_CORES} cores)": PROXY_CORES / proxy if proxy > 0 else float("inf"),
+        }
+        first = min(limits, key=lambda k: limits[k])
+        connections = n * POOL_PER_REPLICA
+        out["rows"].append(
+            {
+                "replicas": n,
+                "throughput": limits[first],
+                "first": first,
+                "limits": limits,
+                "connections": connections,
+                "people": limits[first] * pc_per_call / PC_PER_PERSON,
+            }
+        )
+    # the check: this machine's cores are shared by everything (the sandbox and the load generator
+    # too), so the same figures predict cores / (all CPU per call), against the throughput measured
+    import os
+
+    cores = os.cpu_count() or 1
+    for label in ("sqlite", "postgres"):
+        every = sum(r[label]["cpu_per_call"].values())
+        out[f"check_{label}"] = {
+            "cpu_per_call": every,
+            "predicted": cores / every if every > 0 else float("inf"),
+            "measured": r[label]["throughput"],
+            "cores": cores,
+        }
+    return out
 
 
 def render(r: dict[str, Any]) -> list[str]:
@@ -91,6 +214,26 @@ def render(r: dict[str, Any]) -> list[str]:
     ):
         a, b = r["store"]["postgres"][op], r["store"]["sqlite"][op]
         rows.append((f"store: {label}, p50", _ms(a), _ms(b), _x(a / b), "report", "—"))
+    for label, key in (
+        ("replica", "replicas"),
+        ("nginx", "nginx"),
+        ("PostgreSQL", "postgres"),
+        ("sandbox (Partner Center stand-in)", "sandbox"),
+        ("load generator", "load generator"),
+    ):
+        a, b = p["cpu_per_call"][key], s["cpu_per_call"][key]
+        rows.append(
+            (
+                f"CPU per tool call (user + sys): {label}",
+                _ms(a * 1000),
+                _ms(b * 1000) if b else "—",
+                _x(a / b) if b else "—",
+                "report",
+                "—",
+            )
+        )
+    m = model(r)
+    lines_model = _render_model(m)
     return [
         f"{r['people']} simulated people, each signed in as themselves, {r['calls']} tool calls per",
         "deployment (search, get, update as preview + confirm token: 25% / 25% / 50% of calls), raw",
@@ -103,8 +246,68 @@ def render(r: dict[str, Any]) -> list[str]:
         "sandbox, nginx, replicas, PostgreSQL) shares this machine's cores, so the ratio shows what the",
         "shared store and the proxy cost here, not what more machines would add. Store rows: the store's",
         f"own operations in-process, {r['store_ops']} each, PostgreSQL over loopback vs the SQLite file.",
+        "CPU per tool call: user + sys seconds from `/proc/<pid>/stat` of the replicas, of nginx (master",
+        "and workers) and of PostgreSQL (postmaster and backends) over the measured calls, divided by the",
+        "calls (the replica figure is the sum over the replicas).",
         "",
         *_table(rows),
+        "",
+        *lines_model,
+    ]
+
+
+def _render_model(m: dict[str, Any]) -> list[str]:
+    from bench.report import _table
+
+    cpu = m["cpu"]
+    rows = []
+    for row in m["rows"]:
+        limits = "; ".join(f"{k} {v:,.0f}/s" for k, v in row["limits"].items())
+        rows.append(
+            (
+                f"{row['replicas']} replica(s) on separate hosts",
+                f"{row['throughput']:,.0f} calls/s",
+                limits,
+                "—",
+                f"first to saturate: {row['first']}; {row['connections']} PostgreSQL connections",
+                f"≈ {row['people']:,.0f} people at Partner Center's limit",
+            )
+        )
+    checks = []
+    for label in ("sqlite", "postgres"):
+        c = m[f"check_{label}"]
+        checks.append(
+            (
+                f"check on this machine ({c['cores']} shared cores), {label} deployment",
+                f"{c['predicted']:,.1f} calls/s predicted",
+                f"{c['measured']:,.1f} calls/s measured",
+                f"{c['predicted'] / c['measured']:.2f}×" if c["measured"] else "—",
+                "report",
+                "—",
+            )
+        )
+    return [
+        "**Scale model.** From the CPU each tool call cost each part above (PostgreSQL run: replica "
+        f"{cpu['replicas'] * 1000:.2f} ms, PostgreSQL {cpu['postgres'] * 1000:.2f} ms, nginx "
+        f"{cpu['nginx'] * 1000:.2f} ms), with each replica on a host of its own (one Python process: one",
+        f"core at most), PostgreSQL on a {DB_CORES}-core host and nginx on a {PROXY_CORES}-core one, the",
+        "throughput of each part is its cores / its CPU per call, and the deployment's is the smallest.",
+        f"Connections: {POOL_PER_REPLICA} per replica (the store's pool) against PostgreSQL's default "
+        f"{PG_MAX_CONNECTIONS}: more than {PG_MAX_CONNECTIONS // POOL_PER_REPLICA} replicas need a smaller pool,",
+        "a larger `max_connections` or a pooler. Partner Center allows 100 calls per 60 s per person; at",
+        f"{m['pc_per_call']:.2f} Partner Center calls per tool call (this workload's mix), the last column is",
+        "the number of people, each at that limit, that the throughput serves. Latency between hosts and",
+        "lock waits in PostgreSQL are not in the model; it is a ceiling. The check runs the same",
+        "arithmetic for this machine, where everything shares its cores: all the CPU per call counted",
+        "(the sandbox and the load generator too; not the identity provider, idle once all signed in)",
+        "against the cores; other work on the machine (see the load average) makes the prediction high.",
+        "Not done yet: one replica pinned to one core against two each on its own (`taskset`).",
+        "",
+        "| figure | value | each part's ceiling | ratio | target | people |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+        *["| " + " | ".join(row) + " |" for row in rows],
+        "",
+        *_table(checks),
     ]
 
 

@@ -275,6 +275,14 @@ class Stack:
         )
         response.raise_for_status()
 
+    def sandbox_pid(self) -> int | None:
+        """The standalone sandbox's pid (Partner Center's stand-in)."""
+        return self._sandbox.pid if self._sandbox is not None else None
+
+    def nginx_pid(self) -> int | None:
+        """The nginx master's pid (its workers are its children), or None without a proxy."""
+        return self._nginx.pid if self._nginx is not None else None
+
     def replica_pids(self) -> dict[int, int]:
         return {i: p.pid for i, p in self._replicas.items()}
 
