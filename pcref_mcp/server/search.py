@@ -85,6 +85,7 @@ SORTS: dict[str, tuple[str, Literal["asc", "desc"], str]] = {
 DOCUMENTED_ORDERBY = frozenset({"createdDateTime", "updatedDateTime"})
 DEFAULT_SORT = "updated_desc"
 DEFAULT_LIMIT = 20
+SERVICE_PAGE = 100  # Partner Center's page (documented maximum of $top)
 
 # Work done here when the service cannot: at most this many of its pages (100 items each on Partner
 # Center) per call. A cursor continues a filtered scan; a sort done here covers only what was read.
@@ -626,7 +627,7 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
             )
         filters, sort = earlier, earlier_sort
         limit = earlier_limit if limit == DEFAULT_LIMIT else limit
-    needed = features_needed(filters, sort)
+    needed = features_needed(filters, sort, limit)
     capabilities = await _capabilities(runtime, needed)
     the_plan = plan(filters, sort, capabilities)
     try:
@@ -707,15 +708,19 @@ def _leans_on_probed(the_plan: Plan, capabilities: Capabilities) -> set[str]:
     return used
 
 
-def features_needed(filters: Filters, sort: str) -> list[str]:
+def features_needed(filters: Filters, sort: str, limit: int = SERVICE_PAGE) -> list[str]:
     """The probed features this search would hand to the service if they work: those its filters
-    need, and ``orderby_other`` for an undocumented sort. Nothing else is probed for a search: the
-    documented order is checked on every page it reads (``_Scan.disordered``), and paging follows
-    the service's next links unless ``$skip`` is already known to work (it costs the same calls)."""
+    need, ``orderby_other`` for an undocumented sort, and, for pages smaller than the service's own,
+    ``$skip`` and ``@odata.count`` (to ask for just ``limit`` rows and still know the total and where
+    the next page starts; without them each call reads the service's whole page). Nothing else is
+    probed for a search: the documented order is checked on every page it reads
+    (``_Scan.disordered``), and pages of ``SERVICE_PAGE`` follow the service's next links."""
     conditions, _ = build_conditions(filters, at=now())
     needed = {n for c in conditions if c.expr is not None for n in c.needs}
     if SORTS[sort][0] not in DOCUMENTED_ORDERBY:
         needed.add("orderby_other")
+    if limit < SERVICE_PAGE:
+        needed |= {"skip", "count"}
     return [n for n in FEATURES if n in needed]
 
 

@@ -129,3 +129,18 @@ async def test_a_filtered_task_learns_only_the_feature_it_needs_once_then_costs_
     seen, _ = await page_through(client, filters)
     assert len(seen) == matches
     assert calls(app) == minimum
+
+
+async def test_a_small_page_learns_skip_and_count_once_then_costs_one_call_a_page(
+    setup: tuple[Client, Any],
+) -> None:
+    """A page smaller than the service's own asks for just its rows ($top with $skip), which needs
+    $skip and @odata.count learnt (two requests each, once); after that, one call per page."""
+    client, app = setup
+    first = await call(client, "search_referrals", {"limit": 20})
+    assert calls(app) == 1 + 2 + 2
+    reset(app)
+    second = await call(client, "search_referrals", {"cursor": first["next_cursor"]})
+    assert calls(app) == 1
+    assert not {r["id"] for r in first["rows"]} & {r["id"] for r in second["rows"]}
+    assert first.get("total") == (None if STRICT else SIZE)  # strict: the count is the page's
