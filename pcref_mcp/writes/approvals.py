@@ -2,9 +2,10 @@
 
 A confirm token a model must copy back has to be short (at most 64 characters), so it cannot
 carry its own claims. The claims stay here, server-side, and the model gets a random handle plus
-a MAC: ``<nonce>.<mac>`` (39 characters). The handle is looked up, checked against the call that
-redeems it (owner, tool, plan digest, ETag) and spent by one conditional update in the store, so it
-writes at most once even when two processes, or two replicas, race to redeem it.
+a MAC: ``<nonce>.<mac>`` (39 characters). The handle is checked against the call that redeems it
+(owner, tool, plan digest, ETag, unspent, unexpired) and spent by one conditional update in the
+store (one round trip), so it writes at most once even when two processes, or two replicas, race to
+redeem it; only a refused handle is read again, to say why.
 
 Kept in the store (:mod:`pcref_mcp.store`): by default the SQLite file in the user's data dir
 (file 0600, dir 0700), so that a token issued by one stdio process is redeemed by the next (some
