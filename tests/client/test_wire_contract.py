@@ -22,7 +22,12 @@ from pcref_mcp.partner_center import PartnerCenterClient, StaticTokenProvider
 from pcref_mcp.partner_center.wire_contract import check_request, published_schemas
 from pcref_mcp.referrals import catalog
 from pcref_mcp.referrals.models import PatchOperation
-from pcref_mcp.referrals.patch_paths import REFERRAL_PATHS, REGISTRATION_PATHS
+from pcref_mcp.referrals.patch_paths import (
+    REFERRAL_PATHS,
+    REFERRAL_POINTERS,
+    REGISTRATION_PATHS,
+    REGISTRATION_POINTERS,
+)
 from pcref_mcp.referrals.write_models import (
     NewDealRegistration,
     NewReferral,
@@ -206,3 +211,14 @@ def test_the_bundled_schemas_are_the_published_ones() -> None:
         assert schema == definitions[prefix + name], name
     for pointer, addition in published_schemas()["additions"]["Referral"].items():
         assert addition["source"], pointer
+
+
+def test_tables_cover_the_service_allow_lists_exactly() -> None:
+    """The field table (referrals/patch_paths, derived from referrals/fields) against the connector's published allow-lists (bundled verbatim)."""
+    published = published_schemas()["published"]
+    referral = published["UpdateReferralDetails"]["items"]["properties"]["path"]["enum"]
+    registration = published["UpdateDealRegistration"]["items"]["properties"]["path"]["enum"]
+    assert sorted(p.pointer for p in REFERRAL_PATHS) == sorted(REFERRAL_POINTERS) == sorted(referral)
+    assert (
+        sorted(p.pointer for p in REGISTRATION_PATHS) == sorted(REGISTRATION_POINTERS) == sorted(registration)
+    )
