@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver.tools import Tool
 
 from pcref_mcp import __version__
 from pcref_mcp.config import Settings
 from pcref_mcp.referrals.schemas import compact_schema, omit_nulls, portable, strip_descriptions
 from pcref_mcp.server.approval_page import ApprovalPages
-from pcref_mcp.server.inputs import add_tool
+from pcref_mcp.server.inputs import GuardedTool, guarded_tool
 from pcref_mcp.server.prompts import register_prompts
 from pcref_mcp.server.resources import register_resources
 from pcref_mcp.server.runtime import Runtime, shared_key
@@ -79,6 +80,7 @@ def build_server(
 
     server: MCPServer[State] = MCPServer(
         "pcref-mcp",
+        tools=[*build_tools(settings)],
         request_state_security=_request_state_security(settings),
         title="Partner Center Referrals",
         version=__version__,
@@ -87,11 +89,6 @@ def build_server(
         log_level=settings.log_level,
         **sdk,
     )
-    for spec in TOOLS:
-        if settings.read_only and spec.writes:
-            continue
-        add_tool(server, spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
-    _compact_tool_schemas(server)
     register_resources(server)
     register_prompts(server)
     server.approval_pages = approval_pages  # type: ignore[attr-defined]  # http/team mount the page
@@ -115,7 +112,19 @@ def _request_state_security(settings: Settings) -> Any:
     return RequestStateSecurity(keys=keys)
 
 
-def _compact_tool_schemas(server: MCPServer[Any]) -> None:
+def build_tools(settings: Settings) -> list[GuardedTool]:
+    """The server's tools (the writing ones left out when read-only), each with its arguments read
+    first (server.inputs) and its schemas compacted."""
+    tools = [
+        guarded_tool(spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
+        for spec in TOOLS
+        if not (settings.read_only and spec.writes)
+    ]
+    _compact_tool_schemas(tools)
+    return tools
+
+
+def _compact_tool_schemas(tools: Sequence[Tool]) -> None:
     """Derived schemas, made small and portable: the SDK validates arguments with the models, not
     these dicts.
 
@@ -123,7 +132,7 @@ def _compact_tool_schemas(server: MCPServer[Any]) -> None:
     leaves empty fields out instead of sending null. Both are spelt so every client accepts them
     (``schemas.portable``: no ``$ref``, no nullable type arrays, typed free-form values).
     """
-    for tool in server._tool_manager.list_tools():
+    for tool in tools:
         tool.description = _reflow(tool.description)
         tool.parameters = portable(compact_schema(tool.parameters))
         if tool.fn_metadata.output_schema is not None:

@@ -17,6 +17,7 @@ from pcref_mcp.errors import ConfigError
 from pcref_mcp.server.approval_page import PATH
 from pcref_mcp.server.asgi import send_json
 from pcref_mcp.server.hosts import is_loopback, served_hosts
+from pcref_mcp.server.sdk_adapter import close_session, open_sessions
 
 __all__ = ["BearerGate", "SessionBounds", "http_app", "is_loopback", "serve_http"]
 
@@ -127,7 +128,7 @@ class SessionBounds:
 
     def _live(self) -> dict[str, _Session]:
         """Our sessions the SDK still has (idle expiry and client DELETEs end them there)."""
-        known = getattr(self.manager, "_server_instances", {})
+        known = open_sessions(self.manager)
         for sid in [sid for sid in self.sessions if sid not in known]:
             del self.sessions[sid]
         return dict(self.sessions)
@@ -136,11 +137,7 @@ class SessionBounds:
         idle = sorted((sid for sid in candidates if self.sessions[sid].in_flight == 0), key=self._last_used)
         for sid in idle[:count]:
             self.sessions.pop(sid, None)
-            transport = self.manager._server_instances.get(sid)
-            if transport is not None:
-                # The SDK has no public "close this session"; _discard_session is what its own idle
-                # expiry and DELETE handling call (mcp 2.3).
-                await self.manager._discard_session(sid, transport)
+            await close_session(self.manager, sid)  # the SDK has no public "close this session"
             log.info("closed the least recently used HTTP session (%s)", why)
 
     def _last_used(self, sid: str) -> float:

@@ -37,6 +37,7 @@ from pcref_mcp.errors import Ambiguous, Answered, ConfirmationError, InvalidInpu
 from pcref_mcp.referrals import catalog, lifecycle, money, patch_paths, when
 from pcref_mcp.referrals.untrusted import unwrap
 from pcref_mcp.referrals.write_models import Contact, MemberIn, NewReferral, SolutionTagIn, validation_message
+from pcref_mcp.server.sdk_adapter import raised_in_tool
 from pcref_mcp.server.search import Filters
 
 E = TypeVar("E", bound=BaseException)
@@ -373,14 +374,14 @@ class GuardedTool(Tool):
             try:
                 return await super().run(reading.arguments, context, convert_result=convert_result)
             except ToolError as exc:
-                answered = _cause(exc, Answered)
+                cause = raised_in_tool(exc)
+                answered = _cause(cause, Answered)
                 if answered is not None:  # not an error: the planner found the whole answer
                     from pcref_mcp.server.views import respond
 
                     result = respond(answered.answer)
                     return self.fn_metadata.convert_result(result) if convert_result else result
-                cause = exc.__cause__
-                if _cause(exc, ConfirmationError) is not None and "confirm_token" in reading.arguments:
+                if _cause(cause, ConfirmationError) is not None and "confirm_token" in reading.arguments:
                     again = {k: v for k, v in reading.arguments.items() if k != "confirm_token"}
                     if not _has_masked(again):  # the same call, to preview it and ask the person again
                         raise ToolError(
@@ -392,7 +393,7 @@ class GuardedTool(Tool):
                         _with_notes(f"Error executing tool {self.name}: {message}", reading)
                     ) from cause
                 if reading.notes and not isinstance(exc, UnexpectedToolError):
-                    raise ToolError(_with_notes(str(exc), reading)) from exc.__cause__
+                    raise ToolError(_with_notes(str(exc), reading)) from cause
                 raise
 
 
@@ -449,8 +450,9 @@ def _offer(tool: str, reading: Reading, holder: dict[str, Any], name: str, exc: 
     return f"{exc.message} Ask the person which one they mean; nothing was sent. " + " ".join(calls)
 
 
-def _cause(exc: BaseException, kind: type[E]) -> E | None:
-    """The error of ``kind`` under the SDK's wrapping (a ToolError caused by a ToolError caused by …)."""
+def _cause(exc: BaseException | None, kind: type[E]) -> E | None:
+    """The error of ``kind`` in ``exc``'s chain of causes (what the tool raised, read through the
+    SDK's wrapper by ``sdk_adapter.raised_in_tool``, may itself wrap it)."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None or isinstance(seen, kind):
@@ -459,10 +461,12 @@ def _cause(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
-def add_tool(server: Any, fn: Callable[..., Any], **options: Any) -> None:
-    """Register ``fn`` as a GuardedTool (the SDK's ``add_tool``, with arguments read first)."""
+def guarded_tool(fn: Callable[..., Any], **options: Any) -> GuardedTool:
+    """``fn`` as a GuardedTool (the SDK's ``Tool.from_function``, with arguments read first); the
+    server takes the list (``MCPServer(tools=...)``, server.app)."""
     tool = GuardedTool.from_function(fn, **options)
-    server._tool_manager._tools[tool.name] = tool
+    assert isinstance(tool, GuardedTool)
+    return tool
 
 
 @contextmanager
@@ -1878,7 +1882,7 @@ __all__ = [
     "GuardedTool",
     "ReadAs",
     "Reading",
-    "add_tool",
+    "guarded_tool",
     "input_error",
     "normalise",
     "read_as",

@@ -28,41 +28,50 @@ def prompt_files() -> list[tuple[str, str]]:
 
 
 def register_prompts(server: MCPServer[Any]) -> None:
+    prompts: dict[str, Prompt] = {}
     for name, text in prompt_files():
         meta, body = parse_front_matter(text)
         template = string.Template(body)
         names = sorted({m[1] or m[2] for m in template.pattern.findall(body) if m[1] or m[2]})
         descriptions = {k[len("arg_") :]: v for k, v in meta.items() if k.startswith("arg_")}
-        server.add_prompt(
-            Prompt(
-                name=name,
-                title=meta.get("title"),
-                description=meta.get("description", ""),
-                arguments=[
-                    PromptArgument(name=n, description=descriptions.get(n), required=True) for n in names
-                ],
-                fn=lambda _t=template, **kw: _t.substitute({k: str(v) for k, v in kw.items()}),
-            )
+        prompts[name] = Prompt(
+            name=name,
+            title=meta.get("title"),
+            description=meta.get("description", ""),
+            arguments=[PromptArgument(name=n, description=descriptions.get(n), required=True) for n in names],
+            fn=lambda _t=template, **kw: _t.substitute({k: str(v) for k, v in kw.items()}),
         )
-    _check_prompt_requests(server)
+        server.add_prompt(prompts[name])
+    server.middleware.append(PromptRequestCheck(prompts))
 
 
-def _check_prompt_requests(server: MCPServer[Any]) -> None:
-    """Unknown prompts and missing or unknown arguments are the caller's mistake: -32602 naming the fix.
+class PromptRequestCheck:
+    """SDK ``ServerMiddleware``: unknown prompts and missing or unknown arguments are the caller's
+    mistake, answered -32602 naming the fix.
 
     The SDK answers them as a generic failure (code 0, or -32603 on 2026-07-28) with a logged
-    traceback; ``MCPError`` passes through its ``get_prompt`` unchanged, so the check runs first.
+    traceback, so ``prompts/get`` is checked here, against the prompts registered, before it runs.
+    Malformed params are left to the SDK's own validation.
     """
-    render = server.get_prompt
 
-    async def get_prompt(name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
-        prompts = {p.name: p for p in server._prompt_manager.list_prompts()}
-        prompt = prompts.get(name)
+    def __init__(self, prompts: dict[str, Prompt]) -> None:
+        self.prompts = prompts
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        params = ctx.params if ctx.method == "prompts/get" else None
+        if isinstance(params, dict) and isinstance(params.get("name"), str):
+            arguments = params.get("arguments")
+            if arguments is None or isinstance(arguments, dict):
+                self.check(params["name"], arguments)
+        return await call_next(ctx)
+
+    def check(self, name: str, arguments: dict[str, Any] | None) -> None:
+        prompt = self.prompts.get(name)
         if prompt is None:
             raise MCPError(
                 code=INVALID_PARAMS,
-                message=f"Unknown prompt {name!r}; prompts: {', '.join(sorted(prompts))}.",
-                data={"name": name, "prompts": sorted(prompts)},
+                message=f"Unknown prompt {name!r}; prompts: {', '.join(sorted(self.prompts))}.",
+                data={"name": name, "prompts": sorted(self.prompts)},
             )
         declared = {a.name: a for a in prompt.arguments or []}
         given = arguments or {}
@@ -79,9 +88,6 @@ def _check_prompt_requests(server: MCPServer[Any]) -> None:
                 f"It takes: {', '.join(declared) or 'no arguments'}.",
                 data={"name": name, "missing": missing, "unknown": unknown, "arguments": list(declared)},
             )
-        return await render(name, arguments, context)
-
-    server.get_prompt = get_prompt  # type: ignore[method-assign]
 
 
 def parse_front_matter(text: str) -> tuple[dict[str, str], str]:

@@ -725,7 +725,6 @@ class PostgresStore(Store):
 def _lost_connection_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean the connection (not the statement) failed: retrying on another is safe."""
     import asyncpg
-    from asyncpg.exceptions import _base
 
     return (
         OSError,
@@ -734,7 +733,7 @@ def _lost_connection_errors() -> tuple[type[BaseException], ...]:
         asyncpg.AdminShutdownError,
         asyncpg.CrashShutdownError,
         asyncpg.InterfaceError,  # "connection is closed", "another operation is in progress"
-        _base.InternalClientError,  # a protocol state left behind by a connection cut mid-way
+        asyncpg.InternalClientError,  # a protocol state left behind by a connection cut mid-way
     )
 
 

@@ -20,6 +20,7 @@ from pcref_mcp.sandbox import SandboxConfig, create_app
 from pcref_mcp.server.app import build_server
 from pcref_mcp.server.http import SessionBounds, http_app
 from pcref_mcp.server.runtime import Runtime
+from pcref_mcp.server.sdk_adapter import open_sessions
 from tests.reliability.test_http_transport import HEADERS, INIT
 from tests.serving import free_port, serve_in_thread
 
@@ -35,7 +36,7 @@ class Running:
         return self.app
 
     def live(self) -> int:
-        return len(self.bounds.manager._server_instances)
+        return len(open_sessions(self.bounds.manager))
 
 
 @pytest.fixture

@@ -6,21 +6,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from pcref_mcp.config import Settings
-from pcref_mcp.server.app import build_server
+from pcref_mcp.server.app import build_server, build_tools
 from pcref_mcp.server.inputs import SYNONYMS, GuardedTool, _fold, _shape, normalise
 
 
 def _models(settings: Any) -> dict[str, type[BaseModel]]:
     """Every model a tool reads: its argument model and every model nested in it."""
-    server = build_server(settings)
     found: dict[str, type[BaseModel]] = {}
-    todo: list[type[BaseModel]] = [tool.fn_metadata.arg_model for tool in server._tool_manager.list_tools()]
+    todo: list[type[BaseModel]] = [tool.fn_metadata.arg_model for tool in build_tools(settings)]
     while todo:
         model = todo.pop()
         if model.__name__ in found:
@@ -36,8 +36,10 @@ def _models(settings: Any) -> dict[str, type[BaseModel]]:
 
 
 def test_every_tool_is_guarded(settings: Any) -> None:
-    tools = build_server(settings)._tool_manager.list_tools()
+    tools = build_tools(settings)
     assert tools and all(isinstance(tool, GuardedTool) for tool in tools)
+    listed = anyio.run(build_server(settings).list_tools)
+    assert [tool.name for tool in listed] == [tool.name for tool in tools]  # the server serves these
 
 
 def test_no_word_means_two_fields_of_one_model(settings: Any) -> None:
@@ -98,8 +100,12 @@ JSON = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=4)),
     max_leaves=12,
 )
-SERVER = build_server(Settings(journal_path=Path(tempfile.gettempdir()) / "pcref-inputs-unused.sqlite3"))
-TOOLS = {tool.name: tool.fn_metadata.arg_model for tool in SERVER._tool_manager.list_tools()}
+TOOLS = {
+    tool.name: tool.fn_metadata.arg_model
+    for tool in build_tools(
+        Settings(journal_path=Path(tempfile.gettempdir()) / "pcref-inputs-unused.sqlite3")
+    )
+}
 
 
 def _unplaced(value: Any, annotation: Any, where: str) -> list[str]:

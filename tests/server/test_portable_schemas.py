@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 from mcp import Client
 from mcp.server import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from pydantic import BaseModel, Field
 
 from pcref_mcp.referrals.schemas import FREE_FORM, portable
@@ -139,9 +140,9 @@ class Answer(BaseModel):
 
 
 async def _schemas_of(fn: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    server: MCPServer[Any] = MCPServer("probe")
-    server.add_tool(fn)
-    _compact_tool_schemas(server)
+    tool = Tool.from_function(fn)
+    _compact_tool_schemas([tool])
+    server: MCPServer[Any] = MCPServer("probe", tools=[tool])
     tool = (await server.list_tools())[0]
     assert tool.output_schema is not None
     return tool.input_schema, tool.output_schema

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from mcp import Client
 from mcp.server import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from pydantic import Field
 
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
@@ -45,9 +46,9 @@ async def test_changing_a_model_changes_the_tool_schema() -> None:
     async def create_referral(referral: NewReferralPlus) -> WriteResult:  # same shape as the real tool
         raise AssertionError("never called")
 
-    server: MCPServer[Any] = MCPServer("probe")
-    server.add_tool(create_referral)
-    _compact_tool_schemas(server)
+    tool = Tool.from_function(create_referral)
+    _compact_tool_schemas([tool])
+    server: MCPServer[Any] = MCPServer("probe", tools=[tool])
     tool = (await server.list_tools())[0]
     props = tool.input_schema["properties"]["referral"]["properties"]
     assert props["partner_role"]["description"] == "Services co-sell partner role"
