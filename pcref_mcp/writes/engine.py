@@ -8,9 +8,7 @@ overwritten: the engine reports what changed underneath instead.
 
 from __future__ import annotations
 
-import os
-import signal
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -76,6 +74,13 @@ class WriteOutcome:
     created: list[Referral] = field(default_factory=list)
     changed_underneath: list[FieldChange] = field(default_factory=list)
     correlation_id: str | None = None
+
+
+# The fault-injection seam: each callable here is called with the step's name at the two points
+# where a crash leaves a write in doubt, "before_send" (the intent is journaled, the request not yet
+# sent) and "after_send" (the service answered, the outcome not yet journaled). Empty in use; the
+# crash tests add one that kills the process there (tests/reliability/crashing_server.py).
+STEP_HOOKS: list[Callable[[str], None]] = []
 
 
 class WriteEngine:
@@ -288,7 +293,7 @@ class WriteEngine:
             undo_of=plan.undo_of,
             summary=plan.summary,
         )
-        _test_crash_point("before_send")
+        _step("before_send")
         try:
             if plan.kind == "register":
                 after = await self.client.create_deal_registration(
@@ -345,7 +350,7 @@ class WriteEngine:
                 entry_id, "in_doubt", error=f"interrupted while sending ({type(exc).__name__})"
             )
             raise
-        _test_crash_point("after_send")
+        _step("after_send")
         await self.journal.record_outcome(entry_id, "applied", etag_after=after.e_tag)
         return WriteOutcome(
             "applied",
@@ -400,7 +405,7 @@ class WriteEngine:
                 value=ref,
                 hint="Use get_referral on it; update_field changes it.",
             )
-        _test_crash_point("before_send")
+        _step("before_send")
         try:
             created = await self.client.create(plan.bodies[0], existing_ids=())
         except WriteOutcomeUnknown as exc:
@@ -416,7 +421,7 @@ class WriteEngine:
                 entry_id, "in_doubt", error=f"interrupted while sending ({type(exc).__name__})"
             )
             raise
-        _test_crash_point("after_send")
+        _step("after_send")
         if not created.id:  # accepted, but the answer is not one we can read (e.g. PascalCase keys)
             return await self._unreadable_create(plan, entry_id, correlation_id)
         self._learn_organization(created)
@@ -820,13 +825,9 @@ def _changed_entries(pointer: str, before: Any, after: Any) -> list[Any]:
     return added + removed
 
 
-def _test_crash_point(point: str) -> None:
-    """Test hook for tests/reliability/test_crash.py, never set in use: with PCREF_TEST_CRASH_AT set to
-    ``before_send`` or ``after_send`` the process kills itself there (SIGKILL), between the journal's
-    intent record and the request, or between the answer and the outcome record."""
-    if os.environ.get("PCREF_TEST_CRASH_AT") == point:
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
-        os._exit(137)  # pragma: no cover - not reached where SIGKILL exists
+def _step(name: str) -> None:
+    for hook in STEP_HOOKS:
+        hook(name)
 
 
 def _in_doubt_message(exc: PcrefError, plan: WritePlan) -> str:
@@ -841,4 +842,4 @@ def _in_doubt_message(exc: PcrefError, plan: WritePlan) -> str:
     )
 
 
-__all__ = ["ServiceError", "WriteEngine", "WriteOutcome"]
+__all__ = ["STEP_HOOKS", "ServiceError", "WriteEngine", "WriteOutcome"]

@@ -4,8 +4,8 @@ outcome record (after_send). After restart the journal shows the write in doubt,
 says how to check it, both SQLite databases pass PRAGMA integrity_check, and the sandbox holds the
 change exactly when it was sent.
 
-The kill happens inside the server at the exact point, through the test-only hook
-``PCREF_TEST_CRASH_AT=before_send|after_send`` in pcref_mcp/writes/engine.py."""
+The kill happens inside the server at the exact point: the server is tests/reliability/crashing_server.py,
+the real CLI with a hook on the write engine's fault-injection seam (``writes.engine.STEP_HOOKS``)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ from tests.reliability.helpers import integrity, rows
 pytestmark = pytest.mark.anyio
 
 
-def _env(tmp: Path, crash_at: str | None = None) -> dict[str, str]:
+CRASHING_SERVER = Path(__file__).with_name("crashing_server.py")
+
+
+def _env(tmp: Path) -> dict[str, str]:
     env = {
         "HOME": str(tmp / "home"),
         "XDG_CONFIG_HOME": str(tmp / "cfg"),
@@ -35,15 +38,12 @@ def _env(tmp: Path, crash_at: str | None = None) -> dict[str, str]:
         "PCREF_JOURNAL_PATH": str(tmp / "journal.sqlite3"),
         "PCREF_LOG_LEVEL": "WARNING",
     }
-    if crash_at:
-        env["PCREF_TEST_CRASH_AT"] = crash_at
     return env
 
 
 def _server(tmp: Path, crash_at: str | None = None) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "pcref_mcp"], env=_env(tmp, crash_at), cwd=str(tmp)
-    )
+    args = [str(CRASHING_SERVER), crash_at] if crash_at else ["-m", "pcref_mcp"]
+    return StdioServerParameters(command=sys.executable, args=args, env=_env(tmp), cwd=str(tmp))
 
 
 def _doc(tmp: Path, rid: str) -> dict[str, Any]:
