@@ -25,13 +25,25 @@ def sqlite_url(path: Path | str) -> str:
     return f"sqlite:///{Path(path)}"
 
 
-def open_store(url: str, *, secret: bytes | None = None, previous: bytes | None = None) -> Store:
-    """The store ``url`` names (not yet connected for PostgreSQL: ``await store.start()``).
+def open_store(
+    where: Store | Path | str | None, *, secret: bytes | None = None, previous: bytes | None = None
+) -> Store:
+    """The store ``where`` names, the one way every part chooses one (not yet connected for
+    PostgreSQL: ``await store.start()``).
 
+    ``where`` is a URL (``sqlite:///path``, ``postgresql://…``), a path (a SQLite file of its own),
+    ``None`` (SQLite in memory, for tests) or a :class:`Store` already open, returned as it is.
     ``secret`` is the configured store key (``PCREF_STORE_KEY``): refresh tokens at rest are sealed
     under a key derived from it. Without it a SQLite store keeps a random key in its own file.
     ``previous`` (``PCREF_STORE_KEY_PREVIOUS``) still opens what it sealed: a rotation's grace period.
     """
+    if where is None or isinstance(where, Path) or (isinstance(where, str) and "://" not in where):
+        from pcref_mcp.store.sqlite import SqliteStore
+
+        return SqliteStore(Path(where) if where is not None else None, secret=secret, previous=previous)
+    if not isinstance(where, str):
+        return where
+    url = where
     scheme, _, rest = url.partition("://")
     if scheme == "sqlite":
         from pcref_mcp.store.sqlite import SqliteStore

@@ -47,6 +47,10 @@ class SqliteStore(Store):
             self._sealing = Sealer(secret, *([previous] if previous else []))
 
     async def close(self) -> None:
+        self.close_now()
+
+    def close_now(self) -> None:
+        """Close the file from sync code (the CLI, tests); what ``close`` does."""
         with self._lock:
             self._db.close()
 

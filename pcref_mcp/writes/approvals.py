@@ -82,13 +82,10 @@ class ApprovalStore:
         key_days: float = 7.0,
         grace: float = 86_400.0,
     ) -> None:
-        if not isinstance(where, str | Path | None):  # a Store
-            self.store, self.path = where, getattr(where, "path", None)
-        else:
-            from pcref_mcp.store.sqlite import SqliteStore
+        from pcref_mcp.store import open_store  # not at import: a stdio start does not load the store
 
-            self.path = Path(where) if where is not None else None
-            self.store = SqliteStore(self.path)
+        self.store = open_store(where)
+        self.path: Path | None = getattr(self.store, "path", None)
         self._clock = clock
         self._key_age = key_days * 86_400.0
         self._grace = grace
@@ -181,9 +178,9 @@ class ApprovalStore:
 
     def close(self) -> None:
         """Close an approval store's own SQLite file (sync, for tests)."""
-        db = getattr(self.store, "_db", None)
-        if db is not None:
-            db.close()
+        close_now = getattr(self.store, "close_now", None)
+        if close_now is not None:
+            close_now()
 
     # -- private -----------------------------------------------------------------------------------
 

@@ -164,11 +164,13 @@ class Journal:
     """
 
     def __init__(self, where: Path | str | Store | None, *, lease_seconds: float = LEASE_SECONDS) -> None:
-        if not isinstance(where, str | Path | None):  # a Store
-            self.store, self.path = where, getattr(where, "path", None)
-        else:
-            self.path = Path(where) if where is not None else None
-            self.store = _sqlite(self.path)
+        from pcref_mcp.store import open_store  # not at import: a stdio start does not load the store
+
+        try:
+            self.store = open_store(where)
+        except ConfigError as exc:
+            raise InvalidInput(str(exc), field="journal_path") from None
+        self.path: Path | None = getattr(self.store, "path", None)
         self.lease_seconds = lease_seconds
         self._owner = _owner_of_this_process()
         self._settled_at: float | None = None
@@ -346,9 +348,9 @@ class Journal:
 
     def close(self) -> None:
         """Close a journal's own SQLite file (sync, for the CLI and tests)."""
-        db = getattr(self.store, "_db", None)
-        if db is not None:
-            db.close()
+        close_now = getattr(self.store, "close_now", None)
+        if close_now is not None:
+            close_now()
 
     # -- private ----------------------------------------------------------------------------------
 
@@ -389,15 +391,6 @@ class Journal:
             metrics.count("pcref_writes_in_doubt_marked", len(gone))
         # leases long expired belong to processes long gone (a process that comes back renews its own)
         await self.store.lease_purge(expired - 100 * self.lease_seconds)
-
-
-def _sqlite(path: Path | None) -> Store:
-    from pcref_mcp.store.sqlite import SqliteStore
-
-    try:
-        return SqliteStore(path)
-    except ConfigError as exc:
-        raise InvalidInput(str(exc), field="journal_path") from None
 
 
 def _second_create(external_ref: str, row: dict[str, Any]) -> InvalidInput:

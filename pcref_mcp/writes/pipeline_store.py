@@ -54,11 +54,9 @@ class PipelineStore:
     """
 
     def __init__(self, where: Store | Path | str | None, *, legacy: Path | None = None) -> None:
-        if isinstance(where, str | Path | None):
-            from pcref_mcp.store.sqlite import SqliteStore
+        from pcref_mcp.store import open_store  # not at import: a stdio start does not load the store
 
-            where = SqliteStore(Path(where) if where is not None else None)
-        self.store: Store = where
+        self.store: Store = open_store(where)
         self.legacy = legacy
         self._imported = legacy is None
         self._import_lock = anyio.Lock()
