@@ -32,7 +32,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 from mcp import MCPError, UrlElicitationRequiredError
@@ -49,6 +49,10 @@ from pcref_mcp.server.approval_page import ApprovalPages, request_base
 from pcref_mcp.writes.approvals import Claims
 from pcref_mcp.writes.page_approvals import Ticket
 from pcref_mcp.writes.preview import WritePlan, changed_since, snapshot
+
+if TYPE_CHECKING:
+    from pcref_mcp.config import Settings
+    from pcref_mcp.server.runtime import Runtime
 
 log = logging.getLogger("pcref_mcp.server")
 
@@ -130,10 +134,11 @@ def pending_message(decision: Decision, ttl: int, ask: str, tool: str) -> str:
     )
 
 
-def runtime_of(ctx: Context) -> Any:
+def runtime_of(ctx: Context) -> Runtime:
     """The server's Runtime (held by the lifespan state, see server.app.State)."""
     state: Any = ctx.request_context.lifespan_context
-    return state.runtime
+    runtime: Runtime = state.runtime
+    return runtime
 
 
 def pages_of(ctx: Context) -> ApprovalPages:
@@ -143,9 +148,11 @@ def pages_of(ctx: Context) -> ApprovalPages:
     return pages
 
 
-def settings_of(ctx: Context) -> Any:
+def settings_of(ctx: Context) -> Settings:
+    """The server's settings (server.app.State)."""
     state: Any = ctx.request_context.lifespan_context
-    return state.settings
+    settings: Settings = state.settings
+    return settings
 
 
 def is_modern(ctx: Context) -> bool:

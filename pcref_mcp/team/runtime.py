@@ -19,6 +19,7 @@ from pcref_mcp.server.runtime import Runtime
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
     from pcref_mcp.partner_center.client import PartnerCenterClient
+    from pcref_mcp.partner_center.ratelimit import RateLimiter
     from pcref_mcp.team.obo import OnBehalfOf
     from pcref_mcp.writes.engine import WriteEngine
 
@@ -53,7 +54,7 @@ class TeamRuntime(Runtime):
                 self._engines[person.id] = WriteEngine(client, self.journal)
             return self._engines[person.id]
 
-    def limiter_of(self, person_id: str) -> Any:
+    def limiter_of(self, person_id: str) -> RateLimiter | None:
         """The rate limiter of one person's client (None before their first call)."""
         client = self._clients.get(person_id)
         return client.limiter if client is not None else None

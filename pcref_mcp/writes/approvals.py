@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["TOKEN_MAX_LENGTH", "ApprovalStore", "Claims", "Pending"]
 
 TOKEN_MAX_LENGTH = 64
-Channel = Literal["token", "elicitation"]
+Channel = Literal["token", "elicitation", "page"]  # page: approved on the approval page
 
 _NONCE_BYTES = 16  # 22 characters of base64url
 _MAC_BYTES = 12  # 16 characters of base64url
