@@ -10,7 +10,7 @@ TS_SDK_VERSION := 1.32.2
 TS_CLIENT_VERSION := 2.4.0
 TS_SDK := .tools/.ts-sdk-$(TS_SDK_VERSION)-client-$(TS_CLIENT_VERSION)  # a stamp: the Inspector brings its own client
 
-.PHONY: run team test lint typecheck unit e2e snapshots bench fuzz clean system
+.PHONY: run team test lint typecheck unit e2e snapshots bench fuzz clean system iso-data
 
 run: $(STAMP)  ## serve Streamable HTTP on 127.0.0.1:8765 against the embedded sandbox
 	$(VENV)/bin/pcref-mcp serve --http
@@ -55,8 +55,8 @@ system:
 	elif [ -n "$$missing" ]; then echo "the team-stack tests need:$$missing (apt-get install$$missing)" >&2; fi
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pcref_mcp tests bench deploy
-	$(VENV)/bin/ruff format --check pcref_mcp tests bench deploy
+	$(VENV)/bin/ruff check pcref_mcp tests bench deploy scripts
+	$(VENV)/bin/ruff format --check pcref_mcp tests bench deploy scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy pcref_mcp
@@ -67,6 +67,9 @@ e2e: $(STAMP) $(INSPECTOR) $(TS_SDK) system  ## third-party clients (MCP Inspect
 
 snapshots: $(STAMP)  ## accept a reviewed change to the tool list (snapshot + README tool reference) or the import rules
 	PCREF_UPDATE_SNAPSHOTS=1 $(PY) -m pytest tests/test_tool_snapshot.py tests/test_readme.py tests/test_layers.py
+
+iso-data: $(STAMP)  ## regenerate referrals/iso_data.py from pycountry (a test says when it is due)
+	$(PY) scripts/iso_data.py
 
 bench: $(STAMP)  ## regenerate docs/benchmarks.md
 	$(PY) -m bench
