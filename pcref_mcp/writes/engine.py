@@ -39,6 +39,7 @@ from pcref_mcp.referrals.write_models import (
     partner_referral_body,
     with_engagement_id,
 )
+from pcref_mcp.writes import undo
 from pcref_mcp.writes.creates import (
     RECENT_CREATE_SECONDS,
     Organization,
@@ -57,11 +58,9 @@ from pcref_mcp.writes.preview import (
 
 if TYPE_CHECKING:  # annotations only: httpx and sqlite3 load with the first tool call that needs them
     from pcref_mcp.partner_center.client import PartnerCenterClient
-    from pcref_mcp.writes.journal import Journal, JournalEntry
+    from pcref_mcp.writes.journal import Journal
 
 T = TypeVar("T")
-# The before-image of a list the change appends to: its length then (see _inverse_operations).
-APPENDED_TO = "$appended_to_length"
 Outcome = Literal["applied", "stale", "failed", "in_doubt", "partial"]
 
 
@@ -236,7 +235,7 @@ class WriteEngine:
         entry = await self.journal.get(change_id)
         if entry is None:
             raise UndoNotPossible(f"There is no journaled change {change_id}.")
-        _check_undoable(entry)
+        undo.check_undoable(entry)
         referral = await self.client.get(str(entry.referral_id))
         if referral.e_tag != entry.etag_after:
             raise UndoNotPossible(
@@ -244,9 +243,9 @@ class WriteEngine:
                 "could overwrite someone else's work.",
                 hint="Use get_referral to see its current state and update_field to change it.",
             )
-        operations = _inverse_operations(entry, referral)
+        operations = undo.inverse_operations(entry, referral)
         for op in operations:
-            _check_restorable(op, change_id)
+            undo.check_restorable(op, change_id)
         status_op = {op.path: op.value for op in operations}
         if "/status" in status_op or "/substatus" in status_op:
             check = lifecycle.check_transition(
@@ -602,7 +601,7 @@ class WriteEngine:
                 current = lists.get(collection)
                 if current is None:
                     current = list(pointer_get(wire, collection) or [])
-                    before.setdefault(collection, {APPENDED_TO: len(current)})
+                    before.setdefault(collection, {undo.APPENDED_TO: len(current)})
                 if contacts.find_same(collection, current, op.value) is not None:
                     skipped.append(
                         f"{quote(contacts.describe(collection, op.value))} is already in "
@@ -759,61 +758,6 @@ def _label(referral: Referral) -> str:
     """``referral <id> («name» — «customer»)``: the names were written by others, so they are quoted."""
     customer = referral.customer_profile.name if referral.customer_profile else None
     return f"referral {referral.id} ({quote(referral.name or 'unnamed')} — {quote(customer or 'unknown customer')})"
-
-
-def _check_restorable(op: PatchOperation, change_id: int) -> None:
-    """A field that was empty before the change can be restored only where the service lets it be
-    cleared (status reason, external reference id ...); a deal value or a date cannot be set back to
-    nothing, so the undo is refused before a person is asked rather than failing at Partner Center."""
-    if op.value is not None:
-        return
-    try:
-        patch_paths.resolve(op.path).validate(None)
-    except InvalidInput:
-        name = field_name(op.path)
-        raise UndoNotPossible(
-            f"Change {change_id} cannot be undone: {name} was empty before it, and Partner Center cannot "
-            f"clear {name}.",
-            hint=f"Set {name} to the value you want with update_field instead.",
-        ) from None
-
-
-def _check_undoable(entry: JournalEntry) -> None:
-    if entry.status != "applied":
-        raise UndoNotPossible(f"Change {entry.id} is {entry.status}, so there is nothing to undo.")
-    if entry.undone_by is not None:
-        raise UndoNotPossible(f"Change {entry.id} was already undone by change {entry.undone_by}.")
-    if entry.kind == "create":
-        raise UndoNotPossible(
-            f"Change {entry.id} created a referral; Partner Center has no delete.",
-            hint="Close it instead with update_field (status Closed, substatus Declined or Lost) and a reason.",
-        )
-    if entry.kind in ("register", "update_registration"):
-        raise UndoNotPossible(
-            f"Change {entry.id} is a deal registration; registrations cannot be withdrawn through the API."
-        )
-
-
-def _inverse_operations(entry: JournalEntry, current: Referral) -> list[PatchOperation]:
-    """Restore every pointer the change touched to its before-image, in the original order.
-
-    An appended list was journaled as its length before the change (``{APPENDED_TO: n}``): the
-    referral is unchanged since (undo checks its ETag), so its first ``n`` entries are the list as
-    it was. Older journals hold the list itself, which is used as it is.
-    """
-    wire = current.to_wire()
-    operations: list[PatchOperation] = []
-    seen: set[str] = set()
-    for op in entry.operations:
-        path = op["path"][: -len("/-")] if op["path"].endswith("/-") else op["path"]
-        if path in seen:
-            continue
-        seen.add(path)
-        value = entry.before_image.get(path)
-        if isinstance(value, dict) and set(value) == {APPENDED_TO}:
-            value = list(pointer_get(wire, path) or [])[: int(value[APPENDED_TO])]
-        operations.append(PatchOperation(op="replace", path=path, value=value))
-    return operations
 
 
 def _changed_entries(pointer: str, before: Any, after: Any) -> list[Any]:
