@@ -134,7 +134,7 @@ def pending_message(decision: Decision, ttl: int, ask: str, tool: str) -> str:
     )
 
 
-def runtime_of(ctx: Context) -> Runtime:
+def runtime_of(ctx: Context) -> "Runtime":
     """The server's Runtime (held by the lifespan state, see server.app.State)."""
     state: Any = ctx.request_context.lifespan_context
     runtime: Runtime = state.runtime
@@ -148,7 +148,7 @@ def pages_of(ctx: Context) -> ApprovalPages:
     return pages
 
 
-def settings_of(ctx: Context) -> Settings:
+def settings_of(ctx: Context) -> "Settings":
     """The server's settings (server.app.State)."""
     state: Any = ctx.request_context.lifespan_context
     settings: Settings = state.settings
