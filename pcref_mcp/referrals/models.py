@@ -189,6 +189,7 @@ class WireModel(BaseModel):
         extra="allow",
         use_enum_values=False,
         ser_json_inf_nan="null",
+        defer_build=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

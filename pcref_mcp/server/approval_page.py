@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlparse
 
 from pcref_mcp.server import pages
-from pcref_mcp.writes.page_approvals import PageApprovals, Ticket
 
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
     from pcref_mcp.server.runtime import Runtime
     from pcref_mcp.writes.approvals import Claims
+    from pcref_mcp.writes.page_approvals import PageApprovals, Ticket
     from pcref_mcp.writes.preview import WritePlan
 
 __all__ = ["PATH", "ApprovalPages", "PageSignIn", "Policy"]
@@ -98,6 +98,8 @@ class ApprovalPages:
     def tickets(self) -> PageApprovals:
         if self._tickets is None:
             assert self.runtime is not None, "the approval page is bound in the server's lifespan"
+            from pcref_mcp.writes.page_approvals import PageApprovals  # with the first page, not at start
+
             self._tickets = PageApprovals(self.runtime.store)
         return self._tickets
 

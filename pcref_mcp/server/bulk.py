@@ -20,10 +20,9 @@ from pcref_mcp.referrals import when
 from pcref_mcp.referrals.patch_paths import Edit
 from pcref_mcp.server.confirmation import Decision, not_approved, pending_message, runtime_of, settings_of
 from pcref_mcp.server.inputs import ReadAs
-from pcref_mcp.writes import batch as batching
-from pcref_mcp.writes.batch import MAX_ITEMS, BatchPlan, BatchRequest
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the batch planner loads with the first batch, not with the tool list
+    from pcref_mcp.writes.batch import BatchPlan
     from pcref_mcp.writes.pipeline_store import PipelineStore
 
 
@@ -46,6 +45,9 @@ async def plan(
     undo: str | None,
 ) -> BatchPlan:
     """Exactly one source: items, csv or undo; at most MAX_ITEMS items; each planned by the engine."""
+    from pcref_mcp.writes import batch as batching
+    from pcref_mcp.writes.batch import MAX_ITEMS, BatchRequest
+
     given = [name for name, value in (("items", items), ("csv", csv), ("undo", undo)) if value]
     if len(given) != 1:
         raise InvalidInput(
@@ -98,6 +100,8 @@ async def plan(
 
 async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any]) -> BatchResult:
     """Nothing sent unless approved; then every item sent on its own, with progress, and reported."""
+    from pcref_mcp.writes import batch as batching
+
     lines = batch.preview_lines()
     decision = approval.data if isinstance(approval, AcceptedElicitation) else None
     if not isinstance(decision, Decision):  # pragma: no cover - approval_for always decides
@@ -144,6 +148,8 @@ async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any
 
 def nothing_to_send(batch: BatchPlan) -> str:
     """Why no item of a batch can be sent: each refused item with its reason, the unchanged counted."""
+    from pcref_mcp.writes import batch as batching
+
     refused = [batching.entry_line(e) for e in batch.entries if e.refused or e.notes]
     unchanged = sum(1 for e in batch.entries if e.unchanged)
     return (

@@ -46,13 +46,13 @@ from pydantic import BaseModel, Field, ValidationError
 from pcref_mcp import calls, identity, metrics
 from pcref_mcp.errors import ConfirmationError, PcrefError, StaleConfirmation
 from pcref_mcp.server.approval_page import ApprovalPages, request_base
-from pcref_mcp.writes.approvals import Claims
-from pcref_mcp.writes.page_approvals import Ticket
 from pcref_mcp.writes.preview import WritePlan, changed_since, snapshot
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the approval store and the page's tickets load with the first write
     from pcref_mcp.config import Settings
     from pcref_mcp.server.runtime import Runtime
+    from pcref_mcp.writes.approvals import Claims
+    from pcref_mcp.writes.page_approvals import Ticket
 
 log = logging.getLogger("pcref_mcp.server")
 
@@ -223,7 +223,9 @@ def plan_fingerprint(plan: WritePlan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def claims_for(ctx: Context, plan: WritePlan) -> Claims:
+def claims_for(ctx: Context, plan: WritePlan) -> "Claims":
+    from pcref_mcp.writes.approvals import Claims
+
     return Claims(
         owner=approval_owner(ctx), tool=plan.tool, plan=plan_fingerprint(plan), etag=plan.etag or ""
     )
@@ -416,7 +418,7 @@ async def _on_page(ctx: Context, plan: WritePlan, token: str | None, *, url_mode
 async def _page_decision(
     ctx: Context,
     plan: WritePlan,
-    ticket: Ticket | None,
+    ticket: "Ticket | None",
     url_mode: bool,
     *,
     note: str | None = None,
@@ -452,7 +454,7 @@ async def _page_decision(
     return await _wait_for_page(ctx, plan, ticket, message, url)
 
 
-async def _wait_for_page(ctx: Context, plan: WritePlan, ticket: Ticket, message: str, url: str) -> Decision:
+async def _wait_for_page(ctx: Context, plan: WritePlan, ticket: "Ticket", message: str, url: str) -> Decision:
     """A live 2025-era session: the client opens the page for the person; wait for their click."""
     timeout = float(settings_of(ctx).approval_timeout_seconds)
     try:
@@ -482,7 +484,7 @@ async def _wait_for_page(ctx: Context, plan: WritePlan, ticket: Ticket, message:
     return decided
 
 
-async def _decided(ctx: Context, plan: WritePlan, ticket: Ticket) -> Decision | None:
+async def _decided(ctx: Context, plan: WritePlan, ticket: "Ticket") -> Decision | None:
     """The ticket's decision as the tool's outcome (spending the approval once), or None while open."""
     pages, approvals = pages_of(ctx), runtime_of(ctx).approvals
     found = await pages.tickets.decision(ticket)

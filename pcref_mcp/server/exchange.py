@@ -35,12 +35,12 @@ from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import Edit, pointer_get
 from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import NewReferral
-from pcref_mcp.writes.batch import BatchRequest
 
 if TYPE_CHECKING:
     from pcref_mcp.partner_center.client import PartnerCenterClient
     from pcref_mcp.server import search as searching
     from pcref_mcp.server.runtime import Runtime
+    from pcref_mcp.writes.batch import BatchRequest
 
 MAX_EXPORT_ROWS = 5000
 MAX_CSV_CHARS = 1_000_000  # 50 rows with notes at Partner Center's longest fit easily
@@ -346,6 +346,8 @@ def _header(raw: str) -> str:
 
 
 async def _row_request(client: PartnerCenterClient, n: int, values: dict[str, str]) -> BatchRequest:
+    from pcref_mcp.writes.batch import BatchRequest  # with the first import, not the tool list
+
     rid, ref = values.get("id", ""), values.get("external_reference_id", "")
     label = f"row {n}" + (
         f" (id {quote(rid)})" if rid else f" (external reference id {quote(ref)})" if ref else ""
@@ -374,6 +376,8 @@ async def _row_request(client: PartnerCenterClient, n: int, values: dict[str, st
 
 
 def _update_request(label: str, current: Referral, values: dict[str, str]) -> BatchRequest:
+    from pcref_mcp.writes.batch import BatchRequest  # with the first import, not the tool list
+
     wire = current.to_wire()
     changes: list[Edit | tuple[str, Any]] = []
     notes: list[str] = []
@@ -404,6 +408,8 @@ def _update_request(label: str, current: Referral, values: dict[str, str]) -> Ba
 
 
 def _create_request(label: str, values: dict[str, str]) -> BatchRequest:
+    from pcref_mcp.writes.batch import BatchRequest  # with the first import, not the tool list
+
     fields: dict[str, Any] = {"deal_kind": values.get("deal_kind") or "private"}
     consent = (values.get("customer_consent") or "").strip()
     if consent:

@@ -37,7 +37,6 @@ from pydantic import (
 
 from pcref_mcp.errors import BadRequest, InvalidInput, PcrefError
 from pcref_mcp.partner_center import odata
-from pcref_mcp.partner_center.capabilities import FEATURES, Capabilities
 from pcref_mcp.referrals.catalog import country_code, currency_code
 from pcref_mcp.referrals.lifecycle import EXPIRY_DAYS, SUBSTATUSES, expires_at, wire_time
 from pcref_mcp.referrals.models import (
@@ -55,6 +54,7 @@ from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.write_models import currency_in_words, parse_amount
 
 if TYPE_CHECKING:
+    from pcref_mcp.partner_center.capabilities import Capabilities
     from pcref_mcp.partner_center.client import PartnerCenterClient
     from pcref_mcp.referrals.models import ReferralPage
     from pcref_mcp.server.runtime import Runtime
@@ -345,7 +345,7 @@ def plan(filters: Filters, sort: str, capabilities: Capabilities, *, at: datetim
         sort_label=sort,
         reverse=direction == "desc",
         read_as=read_as,
-        missing=[n for n in FEATURES if n in missing],
+        missing=[n for n in _features() if n in missing],
     )
 
 
@@ -638,7 +638,7 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
             raise
         # what was learnt (or asked unlearnt) does not hold: learn those features, try once more
         log.info("the service refused a query feature it answered before; probing again")
-        capabilities = await _capabilities(runtime, [n for n in FEATURES if n in leaned], refresh=True)
+        capabilities = await _capabilities(runtime, [n for n in _features() if n in leaned], refresh=True)
         the_plan = plan(filters, sort, capabilities)
         scan = await _scan(runtime.client, the_plan, capabilities, limit, state)
     ignored = []
@@ -721,7 +721,7 @@ def features_needed(filters: Filters, sort: str, limit: int = SERVICE_PAGE) -> l
         needed.add("orderby_other")
     if limit < SERVICE_PAGE:
         needed |= {"skip", "count"}
-    return [n for n in FEATURES if n in needed]
+    return [n for n in _features() if n in needed]
 
 
 async def _capabilities(runtime: Runtime, needed: list[str], *, refresh: bool = False) -> Capabilities:
@@ -731,6 +731,8 @@ async def _capabilities(runtime: Runtime, needed: list[str], *, refresh: bool = 
         return found
     except PcrefError as exc:
         log.warning("could not learn the service's query features (%s); using the documented ones", exc)
+        from pcref_mcp.partner_center.capabilities import Capabilities
+
         return Capabilities.documented(runtime.client.base_url)
 
 
@@ -984,3 +986,10 @@ class _CursorSigner:
             raise _bad_cursor()
         state: dict[str, Any] = json.loads(raw)
         return state
+
+
+def _features() -> tuple[str, ...]:
+    """The probed query features in their order; the probe's module loads with the first search."""
+    from pcref_mcp.partner_center.capabilities import FEATURES
+
+    return tuple(FEATURES)

@@ -9,7 +9,7 @@ confirm token) → engine.execute (send with the previewed ETag, journal before 
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
@@ -20,7 +20,7 @@ from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals.patch_paths import Edit, Mode
 from pcref_mcp.referrals.untrusted import quote, quote_at
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
-from pcref_mcp.server import bulk, exchange, inputs
+from pcref_mcp.server import bulk, inputs
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.confirmation import (
     Decision,
@@ -32,8 +32,10 @@ from pcref_mcp.server.confirmation import (
     tool_errors,
 )
 from pcref_mcp.server.views import ExtraField, ReferralRow, Section, detail, respond, row
-from pcref_mcp.writes.engine import WriteOutcome
 from pcref_mcp.writes.preview import WritePlan
+
+if TYPE_CHECKING:  # the engine, the CSV exchange and the batch load with the first call that needs them
+    from pcref_mcp.writes.engine import WriteOutcome
 
 log = logging.getLogger("pcref_mcp.server")
 
@@ -194,6 +196,8 @@ async def search_referrals(
                 + ("cursor" if cursor else "fields")
                 + "; drop it (the rows format pages and adds fields)."
             )
+        from pcref_mcp.server import exchange
+
         return await exchange.export_result(ctx, filters or searching.Filters(), sort, limit)
     runtime = runtime_of(ctx)
     page = await searching.run(runtime, filters or searching.Filters(), sort, limit or 20, cursor)
@@ -364,7 +368,9 @@ async def batch_update(
 ) -> Annotated[CallToolResult, bulk.BatchResult]:
     """Change up to 50 referrals with one approval: items (referral_id + update_field changes), csv
     (import, columns as exported) or undo (a batch_id). Approval as update_field."""
-    assert isinstance(plan, bulk.BatchPlan)
+    from pcref_mcp.writes.batch import BatchPlan
+
+    assert isinstance(plan, BatchPlan)
     result = await bulk.finish(ctx, plan, approval)
     for entry in plan.entries:
         if entry.plan is not None and entry.result is not None:
@@ -498,7 +504,7 @@ async def _finish(ctx: Context, plan: WritePlan, approval: ElicitationResult[Any
     )
 
 
-async def _announce(ctx: Context, plan: WritePlan, outcome: WriteOutcome) -> None:
+async def _announce(ctx: Context, plan: WritePlan, outcome: "WriteOutcome") -> None:
     """Tell `subscriptions/listen` subscribers (2026-07-28) which referral:// resources our write changed.
 
     The SDK serves `subscriptions/listen` and advertises resource subscriptions and list changes on
