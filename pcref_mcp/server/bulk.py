@@ -139,10 +139,12 @@ async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any
     told = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(tally.items()))
     return BatchResult(
         status="applied" if applied == sending else "partial",
-        message=f"Batch {batch_id}: {told}. Each applied item has its change_id; undo the whole batch with "
+        message=f"Batch {batch_id}: {told}"
+        + (" as previewed" if decision.previewed else "")
+        + ". Each applied item has its change_id; undo the whole batch with "
         f'batch_update {{"undo":"{batch_id}"}}.',
         batch_id=batch_id,
-        items=[batching.entry_line(e) for e in batch.entries],
+        items=[batching.entry_line(e, previewed=decision.previewed) for e in batch.entries],
     )
 
 

@@ -80,6 +80,7 @@ class Decision(BaseModel):
     stale: bool = False
     changed: list[str] = Field(default_factory=list)
     note: str | None = None
+    previewed: bool = False  # approved with a confirm token: the model was given the preview with it
 
 
 def not_approved(decision: Decision, what: str) -> tuple[Literal["declined", "cancelled"], str] | None:
@@ -352,7 +353,7 @@ async def _redeem(ctx: Context, plan: WritePlan, token: str) -> Decision:
         return Decision(outcome="token", token=await _issue(ctx, plan), stale=True, changed=changed)
     except ConfirmationError as exc:
         raise ToolError(str(exc)) from exc
-    return Decision(outcome="approved")
+    return Decision(outcome="approved", previewed=True)
 
 
 async def _ask_live(ctx: Context, plan: WritePlan) -> Decision:

@@ -176,8 +176,10 @@ async def execute_batch(
     for done, entry in enumerate(sending, start=1):
         item_plan = entry.plan
         assert item_plan is not None
-        # Named in the journal, so recent_changes shows which batch each change belongs to.
-        item_plan.summary = f"{item_plan.summary} [batch {batch_id} #{entry.position}]"
+        # Named in the journal, so recent_changes shows which batch each change belongs to; the answer
+        # says it once, as batch_id (each line keeps the summary as previewed).
+        previewed = item_plan.summary
+        item_plan.summary = f"{previewed} [batch {batch_id} #{entry.position}]"
         await _say_if_throttled(engine, progress, done - 1, len(sending))
         try:
             outcome = await engine.execute(item_plan)
@@ -199,6 +201,8 @@ async def execute_batch(
             entry.message = outcome.message
             entry.result = outcome
             entry.change_id = outcome.change_id
+        finally:
+            item_plan.summary = previewed
         if entry.change_id:
             await store.add_change(batch_id, entry.change_id)
         if progress is not None:
@@ -219,9 +223,16 @@ async def undo_requests(store: PipelineStore, batch_id: str) -> list[BatchReques
     return [BatchRequest(label=f"change {cid}", undo=cid) for cid in reversed(batch.change_ids)]
 
 
-def entry_line(entry: BatchEntry) -> str:
-    """One item as the model reads it: what, and before → after for every field it sends."""
+def entry_line(entry: BatchEntry, *, previewed: bool = False) -> str:
+    """One item as the model reads it: what, and before → after for every field it sends.
+
+    ``previewed``: the model already holds this item's preview line (it confirmed with the token that
+    came with it), so an applied item says only which one it was and its change_id; any other outcome
+    keeps the whole line.
+    """
     head = f"{entry.position}. "
+    if previewed and entry.outcome == "applied":
+        return f"{head}{entry.label} → applied" + (f", change_id {entry.change_id}" if entry.change_id else "")
     if entry.plan is None:
         what = "refused: " + (entry.refused or "") if entry.refused else "unchanged, nothing to send"
         line = f"{head}{entry.label}: {what}"

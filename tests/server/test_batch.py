@@ -142,6 +142,45 @@ async def test_token_path_binds_every_item_and_its_etag(client: Client, sandbox:
         assert (await sandbox.get(row["id"]))["details"]["dealValue"] == 500_000 + i
 
 
+async def test_a_confirmed_batch_answers_each_item_by_reference_to_its_preview(
+    client: Client, sandbox: Sandbox, runtime: Runtime
+) -> None:
+    """After a confirm token the model holds every item's preview line: an applied item is named
+    (position, referral, change_id), not previewed again; the journal keeps the batch in its summary."""
+    rows = await _open(sandbox, 3)
+    args = {"items": _value_items(rows)}
+    first = await call(client, "batch_update", args)
+    for n, (row, line) in enumerate(zip(rows, first["items"], strict=True), start=1):
+        assert line.startswith(f"{n}. Update referral {row['id']} (") and f"→ {500_000 + n - 1:,}" in line
+    done = await call(client, "batch_update", {**args, "confirm_token": first["confirm_token"]})
+    assert done["status"] == "applied" and "as previewed" in done["message"]
+    entries = await runtime.journal.recent(3)
+    ids = {str(e.referral_id): e.id for e in entries}
+    assert done["items"] == [
+        f"{n}. referral {row['id']} → applied, change_id {ids[row['id']]}" for n, row in enumerate(rows, start=1)
+    ]
+    assert all(f"[batch {done['batch_id']} #" in (e.summary or "") for e in entries)
+
+
+async def test_an_elicited_batch_answers_every_field_once_without_the_journal_suffix(
+    server: Any, sandbox: Sandbox
+) -> None:
+    """Approved in the client, the model never saw the preview: each line keeps before → after, and
+    the batch id is said once (batch_id), not on every line."""
+    rows = await _open(sandbox, 2)
+
+    async def yes(ctx: Any, params: Any) -> ElicitResult:
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with Client(server, mode="legacy", elicitation_callback=yes) as c:  # type: ignore[arg-type]
+        out = await call(c, "batch_update", {"items": _value_items(rows)})
+    assert out["status"] == "applied" and "as previewed" not in out["message"]
+    for n, (row, line) in enumerate(zip(rows, out["items"], strict=True), start=1):
+        assert line.startswith(f"{n}. Update referral {row['id']} (")
+        assert f"deal value: {row['details']['dealValue']:,.0f} → {500_000 + n - 1:,} → applied, change_id" in line
+        assert "[batch" not in line
+
+
 async def test_declined_batch_writes_nothing(server: Any, sandbox: Sandbox) -> None:
     async def no(ctx: Any, params: Any) -> ElicitResult:
         return ElicitResult(action="decline")
