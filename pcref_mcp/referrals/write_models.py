@@ -356,7 +356,9 @@ DeploymentId = Annotated[
 class WriteModel(BaseModel):
     """Strict request model: camelCase aliases, unknown fields refused."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True
+    )
 
     def to_wire(self) -> dict[str, Any]:
         """The request JSON: aliases, no nulls."""

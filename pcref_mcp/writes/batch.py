@@ -232,7 +232,9 @@ def entry_line(entry: BatchEntry, *, previewed: bool = False) -> str:
     """
     head = f"{entry.position}. "
     if previewed and entry.outcome == "applied":
-        return f"{head}{entry.label} → applied" + (f", change_id {entry.change_id}" if entry.change_id else "")
+        return f"{head}{entry.label} → applied" + (
+            f", change_id {entry.change_id}" if entry.change_id else ""
+        )
     if entry.plan is None:
         what = "refused: " + (entry.refused or "") if entry.refused else "unchanged, nothing to send"
         line = f"{head}{entry.label}: {what}"

@@ -157,7 +157,8 @@ async def test_a_confirmed_batch_answers_each_item_by_reference_to_its_preview(
     entries = await runtime.journal.recent(3)
     ids = {str(e.referral_id): e.id for e in entries}
     assert done["items"] == [
-        f"{n}. referral {row['id']} → applied, change_id {ids[row['id']]}" for n, row in enumerate(rows, start=1)
+        f"{n}. referral {row['id']} → applied, change_id {ids[row['id']]}"
+        for n, row in enumerate(rows, start=1)
     ]
     assert all(f"[batch {done['batch_id']} #" in (e.summary or "") for e in entries)
 
@@ -177,7 +178,10 @@ async def test_an_elicited_batch_answers_every_field_once_without_the_journal_su
     assert out["status"] == "applied" and "as previewed" not in out["message"]
     for n, (row, line) in enumerate(zip(rows, out["items"], strict=True), start=1):
         assert line.startswith(f"{n}. Update referral {row['id']} (")
-        assert f"deal value: {row['details']['dealValue']:,.0f} → {500_000 + n - 1:,} → applied, change_id" in line
+        assert (
+            f"deal value: {row['details']['dealValue']:,.0f} → {500_000 + n - 1:,} → applied, change_id"
+            in line
+        )
         assert "[batch" not in line
 
 
