@@ -731,9 +731,7 @@ async def _capabilities(runtime: Runtime, needed: list[str], *, refresh: bool = 
         return found
     except PcrefError as exc:
         log.warning("could not learn the service's query features (%s); using the documented ones", exc)
-        from pcref_mcp.partner_center.capabilities import Capabilities
-
-        return Capabilities.documented(runtime.client.base_url)
+        return _documented(runtime.client.base_url)
 
 
 def _first_source(the_plan: Plan, capabilities: Capabilities, limit: int) -> dict[str, Any]:
@@ -885,7 +883,7 @@ async def _sorted_scan(client: PartnerCenterClient, the_plan: Plan, limit: int, 
         "q": {"filter": str(expr) if expr else None, "orderby": "createdDateTime desc"}
     }
     matches: list[tuple[Any, Referral]] = []
-    no_skip = Capabilities.documented(client.base_url)
+    no_skip = _documented(client.base_url)
     ids: set[str] = set()
     while source is not None:
         page = await _fetch(client, source)
@@ -993,3 +991,10 @@ def _features() -> tuple[str, ...]:
     from pcref_mcp.partner_center.capabilities import FEATURES
 
     return tuple(FEATURES)
+
+
+def _documented(base_url: str) -> Capabilities:
+    """What the documents say the service supports (loads the probe's module on first use)."""
+    from pcref_mcp.partner_center.capabilities import Capabilities
+
+    return Capabilities.documented(base_url)
