@@ -3,13 +3,17 @@
 Models call tools imperfectly: flattened arguments, a scalar for a list, camelCase wire names,
 other words for a field, an extra key, text copied back inside our «…» marks. ``normalise`` reads
 the raw arguments against the tool's own argument model (field names, types and enums derived from
-it, synonyms from the table below) and returns what was meant plus a note for every liberty taken;
+it, synonyms from ``reading.words.SYNONYMS``) and returns what was meant plus a note for every liberty taken;
 the answer carries those notes as ``read_as``. A key it cannot place unambiguously is refused,
 naming the key, the nearest valid names and a corrected call. Nothing is dropped silently.
 
 ``GuardedTool`` is the hook: it normalises before the SDK's own validation and turns every input
 error, the SDK's included, into one short message (``referrals.write_models.validation_message``
 is the one pydantic-to-sentence table). No raw validation text reaches the model.
+
+The reading itself lives in ``server.reading``, by job (the generic reader and its refusal, the name
+index, amounts, each tool family's hooks); this module is the guard, and re-exports the names the rest
+of the server and the tests import from here.
 """
 
 from __future__ import annotations
