@@ -11,6 +11,10 @@ Two readers, one per kind of argument (the table is in docs/model-contract.md):
   month", an offset time: converted to UTC, and the answer says so.
 
 Each returns None for text it does not recognise (the field's own check then judges it).
+
+``parse_when`` is that check for the write models' date fields: an ISO date or an aware date-time,
+or a date written in words or in a local order where it can be read one way only; anything else is
+refused (``FieldProblem``).
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from pcref_mcp.referrals.problems import FieldProblem
 from pcref_mcp.referrals.timestamps import parse_wire
+from pcref_mcp.referrals.write_messages import _show
 
 ZONE: tzinfo = UTC
 ZONE_NAME = "UTC"
@@ -340,4 +347,91 @@ def _period(day: date, unit: str, shift: int) -> tuple[date, date]:
     return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
 
 
-__all__ = ["MONTHS", "Day", "configure", "now", "read_day", "read_since", "today"]
+# --- a date field's value: a date as written, one reading only (write models' ``DateInput``) --------
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Dates people write that can be read one way only: a month by name in either order ("March 31,
+# 2027", "31 Mar 2027"), or day and month as numbers where one of them cannot be a month ("31/12/2027").
+_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
+_MONTH = r"(?P<month>[a-z]+)\.?"
+_YEAR = r"(?P<year>\d{4})"
+_DATE_IN_WORDS = (
+    re.compile(rf"{_MONTH}\s+{_DAY},?\s+{_YEAR}", re.IGNORECASE),
+    re.compile(rf"{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}(?:,?\s+|-){_YEAR}", re.IGNORECASE),
+)
+_DATE_IN_NUMBERS = re.compile(r"(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<year>\d{4})")
+
+
+def parse_when(value: Any) -> datetime:
+    """A date or an aware date-time (``2026-11-27``, ``2026-11-27T10:00:00Z``) as an aware UTC datetime.
+
+    A date means midnight UTC. A date-time without a time zone is refused: guessing one would move
+    the date for someone.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        return datetime.combine(value, time(), UTC)
+    elif isinstance(value, str) and (written := _written_date(value.strip())) is not None:
+        return datetime.combine(written, time(), UTC)
+    elif isinstance(value, str) and _DATE_ONLY.fullmatch(value.strip()):
+        day = parse_wire(value)
+        if day is None:
+            raise FieldProblem(lambda f: f"{f} {value!r} is not a calendar date.")
+        return day
+    elif isinstance(value, str):
+        read = parse_wire(value, naive=True)
+        if read is None:
+            raise FieldProblem(
+                lambda f: (
+                    f"{f} {value!r} is not a date; use YYYY-MM-DD or a UTC date-time such as "
+                    "'2026-11-27T10:00:00Z'."
+                )
+            )
+        moment = read
+    else:
+        raise FieldProblem(lambda f: f"{f} {value!r} is not a date; use YYYY-MM-DD.")
+    if moment.tzinfo is None:
+        raise FieldProblem(
+            lambda f: (
+                f"{f} {_show(value)} has no time zone; add 'Z' for UTC (e.g. '2026-11-27T10:00:00Z') "
+                "or give just the date."
+            )
+        )
+    return moment.astimezone(UTC)
+
+
+def _written_date(text: str) -> date | None:
+    """A date written in words or with its parts in a local order, where it can be read one way
+    only; None when ``text`` is not such a date at all. Refuses a date that two readers would read
+    differently (``03/04/2027``) or that is not in the calendar."""
+    for pattern in _DATE_IN_WORDS:
+        found = pattern.fullmatch(text)
+        if found and found["month"].lower() in MONTHS:
+            year, month, day = int(found["year"]), MONTHS[found["month"].lower()], int(found["day"])
+            break
+    else:
+        found = _DATE_IN_NUMBERS.fullmatch(text)
+        if not found:
+            return None
+        a, b, year = int(found["a"]), int(found["b"]), int(found["year"])
+        if a <= 12 and b <= 12 and a != b:
+            readings = f"{_spelled(year, a, b)} or {_spelled(year, b, a)}"
+            raise FieldProblem(
+                lambda f, r=readings: f"{f} {text!r} can be read two ways ({r}); use YYYY-MM-DD."  # type: ignore[misc]
+            )
+        month, day = (a, b) if a <= 12 else (b, a)
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise FieldProblem(lambda f: f"{f} {text!r} is not a calendar date; use YYYY-MM-DD.") from None
+
+
+def _spelled(year: int, month: int, day: int) -> str:
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError:
+        return f"{year}-{month:02d}-{day:02d}"
+
+
+__all__ = ["MONTHS", "Day", "configure", "now", "parse_when", "read_day", "read_since", "today"]
