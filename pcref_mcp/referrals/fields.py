@@ -8,7 +8,7 @@ list it is (entries told apart as people or as solutions), and the words people 
 Read from here, never copied: the PATCH allow-list and its friendly names and value types
 (:mod:`~pcref_mcp.referrals.patch_paths`), the create checks before a preview
 (:mod:`pcref_mcp.writes.creates`) and the sandbox's checks of the same values
-(:mod:`pcref_mcp.sandbox.rules`). A new changeable field is one row here.
+(:mod:`pcref_mcp.sandbox.checks`). A new changeable field is one row here.
 """
 
 from __future__ import annotations

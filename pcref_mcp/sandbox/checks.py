@@ -1,0 +1,396 @@
+"""The sandbox's checks of the values a request carries: a create's parts (``_check_*``, which
+collect every problem) and a single value (the ``_VALIDATORS`` of a PATCH, built from the domain's
+field table; also used for the nested values of a create and of a deal registration).
+
+Every refusal is an :class:`~pcref_mcp.errors.InvalidInput` whose message names the field, the value
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pcref_mcp.errors import InvalidInput, NotEligible
+from pcref_mcp.referrals.contacts import is_email
+from pcref_mcp.referrals.fields import (
+    FIELDS,
+    NOTES_LIMIT,
+    REFERRAL_FIELDS,
+    REGISTRATION_FIELDS,
+    TEXT_LIMIT,
+    WireField,
+)
+from pcref_mcp.referrals.models import (
+    CustomerSize,
+    SolutionType,
+    TargetType,
+)
+from pcref_mcp.referrals.money import MAX_AMOUNT, wire_amount
+from pcref_mcp.sandbox.clock import format_wire, parse_wire
+
+MAX_TEXT = TEXT_LIMIT  # the field table's limits
+MAX_NOTES = NOTES_LIMIT
+
+try:  # the shared catalog, when present; a shape check otherwise
+    from pcref_mcp.referrals import catalog as _catalog
+
+    _COUNTRIES: frozenset[str] | None = frozenset(getattr(_catalog, "COUNTRY_NAMES", {})) or None
+    _CURRENCIES: frozenset[str] | None = frozenset(getattr(_catalog, "CURRENCY_NAMES", {})) or None
+except ImportError:  # pragma: no cover - catalog not written yet
+    _COUNTRIES = _CURRENCIES = None
+
+
+def normalise_keys(value: Any) -> Any:
+    """Lower-case the first letter of every key, as the .NET service tolerates PascalCase input."""
+    if isinstance(value, dict):
+        return {
+            (k[:1].lower() + k[1:] if isinstance(k, str) and not k.startswith("@") else k): normalise_keys(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [normalise_keys(v) for v in value]
+    return value
+
+
+# --- create checks --------------------------------------------------------------------------------
+
+
+def _check_customer(problems: list[str], customer: Any) -> None:
+    if not isinstance(customer, dict):
+        problems.append("customerProfile must be an object")
+        return
+    name = customer.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("customerProfile.name is required (the customer's company name)")
+    elif len(name) > MAX_TEXT:
+        problems.append(f"customerProfile.name is longer than {MAX_TEXT} characters")
+    address = customer.get("address")
+    if address is not None:
+        if not isinstance(address, dict):
+            problems.append("customerProfile.address must be an object")
+        else:
+            for key, text in address.items():
+                _check_text(problems, f"customerProfile.address.{key}", text, MAX_TEXT)
+            _check_country(problems, "customerProfile.address.country", address.get("country"))
+    size = customer.get("size")
+    if size not in (None, ""):
+        _check_enum(problems, "customerProfile.size", size, CustomerSize)
+    _check_members(problems, "customerProfile.team", customer.get("team"))
+
+
+def _check_consent(problems: list[str], consent: Any) -> None:
+    if consent is None:
+        return
+    if not isinstance(consent, dict):
+        problems.append("consent must be an object of true/false flags")
+        return
+    for key, flag in consent.items():
+        if flag is not None and not isinstance(flag, bool):
+            problems.append(f"consent.{key} must be true or false, not {flag!r}")
+
+
+# The referral's own text fields (not nested), with their limits: from the field table.
+_TOP_TEXT = tuple(
+    (f.pointer[1:], f.limit or MAX_TEXT) for f in FIELDS if f.kind == "text" and f.pointer.count("/") == 1
+)
+
+
+def _check_top_text(problems: list[str], body: dict[str, Any]) -> None:
+    for name, limit in _TOP_TEXT:
+        _check_text(problems, name, body.get(name), limit)
+
+
+def _check_details(problems: list[str], details: Any) -> None:
+    if not isinstance(details, dict):
+        problems.append("details must be an object")
+        return
+    if "dealValue" in details and details["dealValue"] is not None:
+        try:
+            _deal_value("details.dealValue", details["dealValue"])
+        except InvalidInput as err:
+            problems.append(err.message.rstrip("."))
+    if details.get("currency") not in (None, ""):
+        _check_currency(problems, "details.currency", details.get("currency"))
+    if (
+        details.get("closingDateTime") is not None
+        and _datetime_or_none(details.get("closingDateTime")) is None
+    ):
+        problems.append(
+            f"details.closingDateTime must be an ISO 8601 date and time, not {details['closingDateTime']!r}"
+        )
+    _check_text(problems, "details.notes", details.get("notes"), MAX_NOTES)
+    requirements = details.get("requirements")
+    if requirements is not None and not isinstance(requirements, dict):
+        problems.append("details.requirements must be an object")
+    elif isinstance(requirements, dict):
+        for key in ("industries", "products", "services", "solutions", "offers", "salesPlays"):
+            items = requirements.get(key)
+            if items is not None and not isinstance(items, list):
+                problems.append(f"details.requirements.{key} must be a list")
+        for solution in requirements.get("solutions") or []:
+            try:
+                _solution("details.requirements.solutions", solution)
+            except InvalidInput as err:
+                problems.append(err.message.rstrip("."))
+
+
+def _normalise_details(details: dict[str, Any]) -> dict[str, Any]:
+    out = dict(details)
+    if out.get("dealValue") is not None:
+        out["dealValue"] = _deal_value("details.dealValue", out["dealValue"])
+    if out.get("closingDateTime") is not None:
+        out["closingDateTime"] = _datetime_or_none(out["closingDateTime"])
+    if out.get("currency"):
+        out["currency"] = str(out["currency"]).upper()
+    return out
+
+
+def _check_members(problems: list[str], where: str, members: Any) -> None:
+    if members is None:
+        return
+    if not isinstance(members, list):
+        problems.append(f"{where} must be a list of people")
+        return
+    for i, member in enumerate(members):
+        try:
+            _member(f"{where}[{i}]", member)
+        except InvalidInput as err:
+            problems.append(err.message.rstrip("."))
+
+
+def _check_targets(problems: list[str], targets: Any) -> None:
+    if targets is None:
+        return
+    if not isinstance(targets, list):
+        problems.append("target must be a list of {type, id}")
+        return
+    for i, target in enumerate(targets):
+        if not isinstance(target, dict):
+            problems.append(f"target[{i}] must be an object with type and id")
+            continue
+        _check_enum(problems, f"target[{i}].type", target.get("type"), TargetType)
+        _check_text(problems, f"target[{i}].id", target.get("id"), MAX_TEXT)
+
+
+def _check_enum(problems: list[str], where: str, value: Any, enum: Any, *, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    allowed = [str(m) for m in enum]
+    if value not in allowed:
+        problems.append(f"{where} {value!r} is not one of: {', '.join(allowed)}")
+
+
+def _check_text(problems: list[str], where: str, value: Any, limit: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        problems.append(f"{where} must be text, not {value!r}")
+    elif len(value) > limit:
+        problems.append(f"{where} is longer than {limit} characters")
+
+
+def _check_country(problems: list[str], where: str, value: Any) -> None:
+    if value in (None, ""):
+        return
+    if (
+        not isinstance(value, str)
+        or not re.fullmatch(r"[A-Z]{2}", value)
+        or (_COUNTRIES and value not in _COUNTRIES)
+    ):
+        problems.append(f"{where} {value!r} is not an ISO 3166-1 alpha-2 country code such as US, GB or DE")
+
+
+def _check_currency(problems: list[str], where: str, value: Any) -> None:
+    if (
+        not isinstance(value, str)
+        or not re.fullmatch(r"[A-Za-z]{3}", value)
+        or (_CURRENCIES and value.upper() not in _CURRENCIES)
+    ):
+        problems.append(f"{where} {value!r} is not an ISO 4217 currency code such as USD, EUR or GBP")
+
+
+# --- single-value validators (PATCH values and nested create values) -------------------------------
+
+
+def _text(limit: int) -> Callable[[str, Any], Any]:
+    def check(path: str, value: Any) -> Any:
+        problems: list[str] = []
+        _check_text(problems, _field(path), value, limit)
+        if problems:
+            raise InvalidInput(problems[0] + ".", field=_field(path), value=value)
+        return value
+
+    return check
+
+
+def _deal_value(path: str, value: Any) -> float | int:
+    number = _number(path, value)
+    if number < 0:
+        raise InvalidInput(
+            f"{_field(path)} must not be negative (got {value!r}).", field=_field(path), value=value
+        )
+    return number
+
+
+def _number(path: str, value: Any) -> float | int:
+    value_num = wire_amount(value)
+    if value_num is None:
+        raise InvalidInput(
+            f"{_field(path)} must be a number, not {value!r}.", field=_field(path), value=value
+        )
+    if abs(value_num) > MAX_AMOUNT:
+        raise InvalidInput(f"{_field(path)} is too large ({value!r}).", field=_field(path), value=value)
+    return value_num
+
+
+def _currency(path: str, value: Any) -> str:
+    problems: list[str] = []
+    _check_currency(problems, _field(path), value)
+    if problems:
+        raise InvalidInput(problems[0] + ".", field=_field(path), value=value)
+    return str(value).upper()
+
+
+def _datetime_or_none(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    when = parse_wire(value)
+    return format_wire(when) if when else None
+
+
+def _datetime(path: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    stamp = _datetime_or_none(value)
+    if stamp is None:
+        raise InvalidInput(
+            f"{_field(path)} must be an ISO 8601 date and time such as 2025-06-30T00:00:00Z, not {value!r}.",
+            field=_field(path),
+            value=value,
+        )
+    return stamp
+
+
+def _boolean(path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(
+            f"{_field(path)} must be true or false, not {value!r}.", field=_field(path), value=value
+        )
+    return value
+
+
+def _enum(enum: Any, nullable: bool = False) -> Callable[[str, Any], Any]:
+    def check(path: str, value: Any) -> Any:
+        if value is None and nullable:
+            return None
+        allowed = [str(m) for m in enum]
+        if value not in allowed:
+            raise InvalidInput(
+                f"{_field(path)} {value!r} is not one of: {', '.join(allowed)}.",
+                field=_field(path),
+                value=value,
+                allowed=allowed,
+            )
+        return value
+
+    return check
+
+
+def _member(path: str, value: Any) -> dict[str, Any]:
+    where = _field(path)
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where} must be a person object with firstName, lastName, email.", field=where)
+    value = normalise_keys(value)
+    for key in ("firstName", "lastName", "phoneNumber", "email", "title"):
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise InvalidInput(f"{where}.{key} must be text, not {value[key]!r}.", field=f"{where}.{key}")
+        if isinstance(value.get(key), str) and len(value[key]) > MAX_TEXT:
+            raise InvalidInput(f"{where}.{key} is longer than {MAX_TEXT} characters.", field=f"{where}.{key}")
+    email = value.get("email")
+    if email not in (None, "") and not is_email(email):
+        raise InvalidInput(f"{where}.email {email!r} is not a valid email address.", field=f"{where}.email")
+    if not any(value.get(k) for k in ("email", "firstName", "lastName")):
+        raise InvalidInput(f"{where} needs at least an email or a name.", field=where)
+    preference = value.get("contactPreference")
+    if preference is not None and not isinstance(preference, dict):
+        raise InvalidInput(
+            f"{where}.contactPreference must be an object.", field=f"{where}.contactPreference"
+        )
+    return value
+
+
+def _members(path: str, value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise InvalidInput(f"{_field(path)} must be a list of people.", field=_field(path), value=value)
+    return [_member(f"{path}/{i}", m) for i, m in enumerate(value)]
+
+
+def _solution(path: str, value: Any) -> dict[str, Any]:
+    where = _field(path)
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where} must be a solution object with id, name, type.", field=where)
+    value = normalise_keys(value)
+    for key in ("id", "name", "publisherName", "solutionType"):
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise InvalidInput(f"{where}.{key} must be text, not {value[key]!r}.", field=f"{where}.{key}")
+    if not value.get("id") and not value.get("name"):
+        raise InvalidInput(f"{where} needs an id or a name.", field=where)
+    if value.get("type") is not None:
+        _enum(SolutionType)(f"{path}/type", value["type"])
+    for key in ("price", "quantity"):
+        if value.get(key) is not None:
+            value[key] = _deal_value(f"{path}/{key}", value[key])
+    if value.get("currency") not in (None, ""):
+        value["currency"] = _currency(f"{path}/currency", value["currency"])
+    if value.get("closingDateTime") is not None:
+        value["closingDateTime"] = _datetime(f"{path}/closingDateTime", value["closingDateTime"])
+    return value
+
+
+def _solutions(path: str, value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise InvalidInput(f"{_field(path)} must be a list of solutions.", field=_field(path), value=value)
+    return [_solution(f"{path}/{i}", s) for i, s in enumerate(value)]
+
+
+def _check_for(wire: WireField) -> Callable[[str, Any], Any]:
+    """The sandbox's check of a PATCH value, from the field's row in the domain's field table."""
+    if wire.kind == "text":
+        return _text(wire.limit or MAX_TEXT)
+    if wire.kind == "enum":
+        return _enum(wire.enum, nullable=wire.nullable)
+    return _CHECKS[wire.kind]
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "amount": _deal_value,
+    "currency": _currency,
+    "datetime": _datetime,
+    "bool": _boolean,
+    "member": _member,
+    "members": _members,
+    "solution": _solution,
+    "solutions": _solutions,
+}
+_VALIDATORS = {f.pointer: _check_for(f) for f in REFERRAL_FIELDS}
+_REGISTRATION_VALIDATORS = {
+    f.pointer.removeprefix("/registrations/0/"): _check_for(f) for f in REGISTRATION_FIELDS
+}
+
+
+def _field(path: str) -> str:
+    return path.strip("/").replace("/", ".")
+
+
+def _invalid(prefix: str, problems: list[str]) -> InvalidInput:
+    first = problems[0].split(" ", 1)[0] if problems else None
+    return InvalidInput(f"{prefix}: {'; '.join(problems)}.", field=first)
+
+
+def _not_eligible(unmet: list[str]) -> NotEligible:
+    return NotEligible(
+        "The deal registration cannot be created: " + "; ".join(unmet) + ".",
+        unmet=unmet,
+    )
