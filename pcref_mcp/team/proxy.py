@@ -41,7 +41,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -58,11 +57,39 @@ from mcp.server.auth.provider import (
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import BaseModel
 
-from pcref_mcp.errors import PcrefError
-from pcref_mcp.server.asgi import TOO_LARGE, read_body, replaying, send_json
 from pcref_mcp.server.pages import notice
+from pcref_mcp.team.broker_state import (
+    CLAIMS,
+    CLIENT,
+    CODE,
+    CONSENT,
+    CONSENT_REQUEST,
+    ISSUED_TO,
+    PENDING,
+    REFRESH,
+    SIGNED,
+    SPENT,
+    UNUSED,
+    BrokerUnavailable,
+    SignInUnavailable,
+    _Issued,
+    _Pending,
+    _Refresh,
+    _Request,
+    _Signed,
+    _Spent,
+    consent_key,
+)
+from pcref_mcp.team.broker_state import _Consent as _Consent  # consent.py reads the records from here
 from pcref_mcp.team.browser import PageSignIn, read_answer
 from pcref_mcp.team.limits import check_registration
+from pcref_mcp.team.oauth_wrappers import (
+    _REVOKING,
+    advertise_metadata_documents,
+    broker_unavailable,
+    revocation_knows_clients,
+    store_failures,
+)
 from pcref_mcp.team.obo import tls_verify
 from pcref_mcp.team.seen import seen_signing_in, signed_in
 from pcref_mcp.team.signin import CALLBACK_PATH, EntraSignIn
@@ -112,103 +139,6 @@ MAX_DOCUMENT_BYTES = 5_000
 # Scopes a client may add to this server's one scope: they are about the sign-in itself, and the
 # broker asks Entra for them anyway.
 SIGN_IN_SCOPES = ("offline_access", "openid", "profile", "email")
-
-# What the broker keeps in the store, one kind each: key → value (until when; who takes it).
-CLIENT = "client"  # client_id → its registration or fetched metadata document (CLIENT_TTL, DOCUMENT_TTL)
-UNUSED = "client-new"  # client_id → a registration never used yet (UNUSED_CLIENT_TTL; evicted oldest first)
-CONSENT_REQUEST = "consent-request"  # request id → _Request, waiting at the consent page (PENDING_TTL)
-PENDING = "pending"  # our state → _Pending (PENDING_TTL; taken by the callback)
-SIGNED = "signed"  # one-time key → _Signed: Entra's answer, waiting for the consent step (PENDING_TTL)
-CONSENT = "consent"  # "<oid> <client_id>" → _Consent: the person approved that client (until revoked)
-SPENT = "spent"  # a rotated refresh handle → whose it was (SPENT_TTL): presented again, the grant ends
-CODE = "code"  # our one-time code → _Issued (CODE_TTL; taken by /token)
-REFRESH = "refresh"  # a refresh handle → _Refresh (REFRESH_TTL; taken when rotated or revoked)
-ISSUED_TO = "issued-to"  # an access token we handed out → the client holding it (while it lives)
-CLAIMS = "claims"  # client_id → Conditional Access claims for its next sign-in (CLAIMS_TTL; taken then)
-
-
-_REVOKING: ContextVar[bool] = ContextVar("pcref_revoking", default=False)
-
-
-def consent_key(oid: str, client_id: str) -> str:
-    """Where a person's approval of a client is kept (kind :data:`CONSENT`)."""
-    return f"{oid} {client_id}"
-
-
-class BrokerUnavailable(Exception):
-    """The shared store did not answer; the OAuth endpoints answer ``temporarily_unavailable``."""
-
-
-class SignInUnavailable(Exception):
-    """Entra (or the bound on sign-ins in progress) did not let a sign-in start; the message says why."""
-
-
-class _Request(BaseModel):
-    """An authorization request waiting for the person's decision."""
-
-    client_id: str
-    params: AuthorizationParams
-    claims: str | None = None
-
-
-class _Pending(BaseModel):
-    """A sign-in in progress, under its state: the client, its request and msal's flow (our PKCE
-    verifier and nonce); ``browser``: the browser that sent it to Entra (:func:`.browser.browser_id`),
-    ``approved``: whether that browser approved the client on the consent page."""
-
-    client_id: str
-    params: AuthorizationParams
-    flow: dict[str, Any]
-    browser: str = ""
-    approved: bool = False
-
-
-class _Signed(BaseModel):
-    """Entra's redeemed answer for a client's sign-in, until the consent step issues the code;
-    ``claimed_by``: the first browser that loaded the consent step with it (no other may use it)."""
-
-    client_id: str
-    params: AuthorizationParams
-    browser: str
-    approved: bool
-    oid: str
-    name: str
-    access_token: str
-    expires_in: int
-    refresh_token: str | None
-    claimed_by: str | None = None
-
-
-class _Consent(BaseModel):
-    """A person's approval of one client: for grants sent to these redirect hosts."""
-
-    client_id: str
-    client_name: str
-    hosts: list[str]
-    approved_at: float
-
-
-class _Issued(BaseModel):
-    """What a one-time code is exchanged for."""
-
-    code: AuthorizationCode
-    access_token: str
-    expires_in: int
-    refresh_token: str | None
-
-
-class _Refresh(BaseModel):
-    """A refresh handle and the Entra refresh token behind it."""
-
-    handle: RefreshToken
-    upstream: str
-
-
-class _Spent(BaseModel):
-    """Whose grant a rotated refresh handle belonged to."""
-
-    client_id: str
-    subject: str | None
 
 
 class EntraProxy:
@@ -747,137 +677,6 @@ class EntraProxy:
         if await self._held(self.store.broker_count(CLIENT, self._clock())) < MAX_ENTRIES:
             await self._put(CLIENT, url, info, expires=self._clock() + DOCUMENT_TTL, client_id=url)
         return info
-
-
-AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic")
-
-
-def advertise_metadata_documents(app: Any) -> Any:
-    """ASGI wrapper: add ``client_id_metadata_document_supported: true`` to the SDK's authorization
-    server metadata (SDK 2.3 does not set it), so clients know they may use a metadata URL as id, and
-    list ``none`` among the token and revocation endpoints' authentication methods (SDK 2.3 lists
-    only the secret methods, though its registration hands out public clients)."""
-    import json
-
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/.well-known/oauth-authorization-server":
-            await app(scope, receive, send)
-            return
-        start: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def capture(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            body = b"".join(chunks)
-            if start.get("status") == 200:
-                try:
-                    doc = json.loads(body)
-                    doc["client_id_metadata_document_supported"] = True
-                    # what the SDK's registration handler hands out and its client authentication
-                    # accepts: public clients ("none") as well as the two secret methods
-                    doc["token_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
-                    if "revocation_endpoint" in doc:
-                        doc["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
-                    body = json.dumps(doc).encode()
-                except ValueError:
-                    pass
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-
-        await app(scope, receive, capture)
-
-    return wrapped
-
-
-MAX_REVOCATION_BYTES = 8 * 1024
-
-
-def revocation_knows_clients(app: Any) -> Any:
-    """ASGI wrapper for ``/revoke``:
-
-    - :meth:`EntraProxy.load_access_token` answers with the client the access token was issued to
-      (RFC 7009: revoking it ends that client's refresh handles for the person). Everywhere else the
-      token is checked as is, without a store lookup per request.
-    - Public clients may revoke: SDK 2.3's ``RevocationRequest`` declares ``client_secret: str | None``
-      without a default, so pydantic makes the *key* required and a public client (which has no
-      secret and sends none, as RFC 7009 allows) got "client_secret: Field required" while its handle
-      kept working. The SDK has already authenticated the client by then (a confidential one without
-      its secret is refused there), so an absent key is added as empty here. The body is read here,
-      bounded (413 beyond :data:`MAX_REVOCATION_BYTES`)."""
-
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != "/revoke":
-            await app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        if scope["method"] == "POST" and headers.get(b"content-type", b"").startswith(
-            b"application/x-www-form-urlencoded"
-        ):
-            body = await read_body(receive, MAX_REVOCATION_BYTES)
-            if body is TOO_LARGE:
-                await _json_error(send, 413, "invalid_request", "The revocation request is too large.")
-                return
-            if not isinstance(body, bytes):  # the client went away
-                return
-            from urllib.parse import parse_qsl
-
-            if "client_secret" not in {
-                k for k, _ in parse_qsl(body.decode("latin-1"), keep_blank_values=True)
-            }:
-                body += b"&client_secret=" if body else b"client_secret="
-            scope = {
-                **scope,
-                "headers": [
-                    *((k, v) for k, v in scope["headers"] if k.lower() != b"content-length"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-            receive = replaying(body, receive)
-        mark = _REVOKING.set(True)
-        try:
-            await app(scope, receive, send)
-        finally:
-            _REVOKING.reset(mark)
-
-    return wrapped
-
-
-async def _json_error(send: Any, status: int, error: str, description: str) -> None:
-    await send_json(send, status, {"error": error, "error_description": description})
-
-
-def broker_unavailable(request: Any, exc: Exception) -> Any:
-    """The Starlette exception handler for :class:`BrokerUnavailable` on the OAuth endpoints: the
-    OAuth error ``temporarily_unavailable`` (503, try again shortly) instead of a 500."""
-    from starlette.responses import JSONResponse
-
-    return JSONResponse(
-        {
-            "error": "temporarily_unavailable",
-            "error_description": "The sign-in service is briefly unavailable; try again in a few seconds.",
-        },
-        503,
-        headers={"Retry-After": "5", "Cache-Control": "no-store"},
-    )
-
-
-def store_failures() -> tuple[type[BaseException], ...]:
-    """What a store that does not answer raises: the network, SQLite, asyncpg, or our own
-    "cannot reach" error."""
-    import sqlite3
-
-    failures: list[type[BaseException]] = [OSError, sqlite3.Error, PcrefError]
-    try:
-        import asyncpg
-    except ImportError:
-        return tuple(failures)
-    return (*failures, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def _acceptable_redirect(uri: str) -> bool:
