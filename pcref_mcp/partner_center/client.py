@@ -25,12 +25,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import anyio
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from pcref_mcp import __version__
 from pcref_mcp.errors import (
@@ -42,13 +42,14 @@ from pcref_mcp.errors import (
     Throttled,
     WriteOutcomeUnknown,
 )
+from pcref_mcp.partner_center.answers import _parse, _same_etag, _with_etag
 from pcref_mcp.partner_center.auth import TokenProvider
 from pcref_mcp.partner_center.errors import error_from_response, parse_retry_after
 from pcref_mcp.partner_center.odata import Expr, Query, eq
 from pcref_mcp.partner_center.ratelimit import RateLimiter
 from pcref_mcp.partner_center.wire_contract import check_request
+from pcref_mcp.partner_center.write_outcome import _Ambiguous, _describe, _operations, _ops_visible, _to_wire
 from pcref_mcp.referrals.models import PatchOperation, Referral, ReferralPage
-from pcref_mcp.referrals.patch_paths import pointer_get
 
 __all__ = ["ListResult", "PartnerCenterClient", "current_correlation_id", "new_correlation_id"]
 
@@ -66,7 +67,6 @@ SETTLE_READS = 3
 _correlation: ContextVar[str | None] = ContextVar("pcref_correlation_id", default=None)
 
 Sleep = Callable[[float], Awaitable[None]]
-M = TypeVar("M", bound=BaseModel)
 
 
 class ListResult(NamedTuple):
@@ -677,138 +677,6 @@ class _WalkState:
         self.total: int | None = None
         self.truncated: str | None = None
         self.next_link: str | None = None
-
-
-class _Ambiguous(Exception):
-    """A write may or may not have been processed; the caller must look before reporting."""
-
-    def __init__(self, what: str, error: ServiceError | None) -> None:
-        super().__init__(what)
-        self.what = what
-        self.error = error
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return "timed out"
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused or unreachable"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError | ConnectionError):
-        return "connection dropped"
-    return type(exc).__name__
-
-
-def _parse(model: type[M], response: httpx.Response, cid: str) -> M:
-    """Read a response body. The read models are tolerant (odd values are normalised or left out and
-    noted, unreadable page items skipped), so this fails only for a body that is not JSON or not an
-    object at all."""
-    what = (
-        "a referral"
-        if model is Referral
-        else "a page of referrals"
-        if model is ReferralPage
-        else model.__name__
-    )
-    # one parse: pydantic reads the bytes (the models' tolerant validators see the parsed document);
-    # the body is parsed a second time only to say what was wrong with one that cannot be read
-    try:
-        parsed = model.model_validate_json(response.content)
-    except ValidationError as err:
-        why = _unreadable(err, response.content)
-    else:
-        for problem in getattr(parsed, "read_problems", ()):
-            logger.debug("read %s: %s (correlation id %s)", model.__name__, problem.path, cid)
-        return parsed
-    raise ServiceError(
-        f"Partner Center sent a response that cannot be read as {what}: {why}.",
-        status=response.status_code,
-        correlation_id=cid,
-        request_id=response.headers.get("request-id"),
-    )
-
-
-def _unreadable(err: ValidationError, content: bytes) -> str:
-    """Why a body could not be read: not JSON, JSON but not an object, or values that failed."""
-    if any(e["type"] == "json_invalid" for e in err.errors()):
-        return "it is not JSON"
-    try:
-        doc = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        return "it is not JSON"
-    if not isinstance(doc, dict):
-        return f"it is {_json_kind(doc)}, not an object"
-    return f"{err.error_count()} value(s) could not be read"
-
-
-def _json_kind(doc: Any) -> str:
-    if doc is None:
-        return "null"
-    if isinstance(doc, list):
-        return "a list"
-    if isinstance(doc, str):
-        return "a string"
-    return "a number" if isinstance(doc, int | float) else "a JSON value"
-
-
-def _with_etag(referral: Referral, response: httpx.Response) -> Referral:
-    if referral.e_tag is None and response.headers.get("etag"):
-        return referral.model_copy(update={"e_tag": response.headers["etag"]})
-    return referral
-
-
-def _to_wire(body: Mapping[str, Any] | BaseModel) -> Any:
-    if isinstance(body, BaseModel):
-        to_wire = getattr(body, "to_wire", None)
-        if callable(to_wire):
-            return to_wire()
-        return body.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return json.loads(json.dumps(dict(body)))  # a deep copy that also proves it is JSON
-
-
-def _operations(ops: Sequence[PatchOperation | Mapping[str, Any]]) -> list[PatchOperation]:
-    out = []
-    for op in ops:
-        if isinstance(op, PatchOperation):
-            out.append(op)
-            continue
-        try:
-            out.append(PatchOperation.model_validate(dict(op)))
-        except ValidationError as exc:
-            raise InvalidInput(
-                f"Bad patch operation: {exc.errors()[0]['msg']}.",
-                field="ops",
-                allowed="op add|replace, path /…",
-            ) from None
-    return out
-
-
-_MISSING = object()
-
-
-def _ops_visible(referral: Referral, ops: Sequence[PatchOperation]) -> bool | None:
-    """Whether every op's value is now in place: True, False, or None when an op cannot be checked
-    (``add`` to a list: the value may be there from before)."""
-    doc = referral.to_wire()
-    for op in ops:
-        if op.path.endswith("/-"):
-            return None
-        value = pointer_get(doc, op.path, _MISSING)
-        if value is _MISSING or value != op.value:
-            return False
-    return True
-
-
-def _same_etag(a: str | None, b: str | None) -> bool:
-    """The same entity tag, however it is dressed (weak prefix, quotes, blanks)."""
-    if a is None or b is None:
-        return a is b
-    return _bare_etag(a) == _bare_etag(b)
-
-
-def _bare_etag(tag: str) -> str:
-    tag = tag.strip()
-    tag = tag[2:] if tag[:2].upper() == "W/" else tag
-    return tag.strip().strip('"').replace('\\"', "").strip()
 
 
 def _filter_shape(text: str) -> str:
