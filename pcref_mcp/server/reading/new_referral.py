@@ -11,6 +11,7 @@ from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import catalog
 from pcref_mcp.referrals.write_models import NewReferral
 from pcref_mcp.server.reading.amounts import _deal_value_currency
+from pcref_mcp.server.reading.fields import _fields
 from pcref_mcp.server.reading.reader import Choice, _Reader
 from pcref_mcp.server.reading.words import SYNONYMS, _at, _brief, _fold, _snake
 
@@ -75,8 +76,11 @@ CONSENT_QUESTION = "whether the customer agreed to be contacted and to sharing t
 def _ask_consent(reader: _Reader, data: dict[str, Any], where: str) -> None:
     """No consent in the call: refused, with one call per answer (each the caller's own call), so the
     model must ask the person; consent is never filled in for them."""
-    placed = _Reader(reader.tool).object(dict(data), NewReferral, where)
-    if placed.get(CONSENT_KEY) is not None:
+    probe, fields = (
+        _Reader(reader.tool),
+        _fields(NewReferral),
+    )  # which key means it; values are read once, later
+    if any(v is not None and probe.place(k, v, fields, where) == CONSENT_KEY for k, v in data.items()):
         return
     data[CONSENT_KEY] = Choice([("If the customer agreed", True), ("If the customer did not agree", False)])
     reader.problems.append(
