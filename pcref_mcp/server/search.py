@@ -37,6 +37,7 @@ from pydantic import (
 
 from pcref_mcp.errors import BadRequest, InvalidInput, PcrefError
 from pcref_mcp.partner_center import odata
+from pcref_mcp.referrals import when
 from pcref_mcp.referrals.catalog import country_code, currency_code
 from pcref_mcp.referrals.lifecycle import EXPIRY_DAYS, SUBSTATUSES, expires_at, wire_time
 from pcref_mcp.referrals.models import (
@@ -321,13 +322,8 @@ class Plan:
         return all(c.test(doc) for c in self.conditions)
 
 
-def now() -> datetime:
-    """The current time (tests replace it)."""
-    return datetime.now(UTC)
-
-
 def plan(filters: Filters, sort: str, capabilities: Capabilities, *, at: datetime | None = None) -> Plan:
-    conditions, read_as = build_conditions(filters, at=at or now())
+    conditions, read_as = build_conditions(filters, at=at or when.now())
     server = [c for c in conditions if c.expr is not None and all(capabilities.supports(n) for n in c.needs)]
     local = [c for c in conditions if c not in server]
     path, direction, pointer = SORTS[sort]
@@ -649,7 +645,7 @@ async def run(runtime: Runtime, filters: Filters, sort: str, limit: int, cursor:
         seen = replace(
             capabilities,
             supported={**capabilities.supported, feature: False},
-            probed_at=capabilities.probed_at or now(),
+            probed_at=capabilities.probed_at or when.now(),
         )
         the_plan = plan(filters, sort, seen)
         scan = await _scan(runtime.client, the_plan, seen, limit, {})
@@ -715,7 +711,7 @@ def features_needed(filters: Filters, sort: str, limit: int = SERVICE_PAGE) -> l
     the next page starts; without them each call reads the service's whole page). Nothing else is
     probed for a search: the documented order is checked on every page it reads
     (``_Scan.disordered``), and pages of ``SERVICE_PAGE`` follow the service's next links."""
-    conditions, _ = build_conditions(filters, at=now())
+    conditions, _ = build_conditions(filters, at=when.now())
     needed = {n for c in conditions if c.expr is not None for n in c.needs}
     if SORTS[sort][0] not in DOCUMENTED_ORDERBY:
         needed.add("orderby_other")

@@ -23,7 +23,6 @@ from mcp import Client
 
 from pcref_mcp.referrals import when
 from pcref_mcp.referrals.lifecycle import expires_at
-from pcref_mcp.server import search as searching
 from pcref_mcp.server.prompts import prompt_files
 from pcref_mcp.server.tools import TOOLS
 from tests.server.conftest import START, Sandbox, call
@@ -39,7 +38,6 @@ PLACEHOLDER = re.compile(r"<[^<>]+>")
 def today(monkeypatch: pytest.MonkeyPatch) -> datetime:
     assert START.weekday() == 0  # a Monday: "since monday" is the case the reconciliation must get right
     monkeypatch.setattr(when, "now", lambda: START)
-    monkeypatch.setattr(searching, "now", lambda: START)
     return START
 
 

@@ -16,6 +16,7 @@ from mcp import Client
 
 from pcref_mcp.config import Settings
 from pcref_mcp.partner_center.capabilities import Capabilities
+from pcref_mcp.referrals import when
 from pcref_mcp.referrals.lifecycle import wire_time
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.app import build_server
@@ -135,7 +136,7 @@ async def test_registration_status_sales_stage_and_currency(client: Client, sand
 async def test_expiring_within_days(
     client: Client, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(searching, "now", lambda: START)
+    monkeypatch.setattr(when, "now", lambda: START)
     docs = await everything(sandbox)
 
     def expiring(d: dict[str, Any], days: int) -> bool:
