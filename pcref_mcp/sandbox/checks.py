@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pcref_mcp.errors import InvalidInput, NotEligible
+from pcref_mcp.referrals.catalog import COUNTRY_NAMES, CURRENCY_NAMES
 from pcref_mcp.referrals.contacts import is_email
 from pcref_mcp.referrals.fields import (
     FIELDS,
@@ -33,13 +34,8 @@ from pcref_mcp.sandbox.clock import format_wire, parse_wire
 MAX_TEXT = TEXT_LIMIT  # the field table's limits
 MAX_NOTES = NOTES_LIMIT
 
-try:  # the shared catalog, when present; a shape check otherwise
-    from pcref_mcp.referrals import catalog as _catalog
-
-    _COUNTRIES: frozenset[str] | None = frozenset(getattr(_catalog, "COUNTRY_NAMES", {})) or None
-    _CURRENCIES: frozenset[str] | None = frozenset(getattr(_catalog, "CURRENCY_NAMES", {})) or None
-except ImportError:  # pragma: no cover - catalog not written yet
-    _COUNTRIES = _CURRENCIES = None
+_COUNTRIES = frozenset(COUNTRY_NAMES)  # the domain's catalogs: the sandbox knows the same codes
+_CURRENCIES = frozenset(CURRENCY_NAMES)
 
 
 def normalise_keys(value: Any) -> Any:
@@ -194,11 +190,7 @@ def _check_text(problems: list[str], where: str, value: Any, limit: int) -> None
 def _check_country(problems: list[str], where: str, value: Any) -> None:
     if value in (None, ""):
         return
-    if (
-        not isinstance(value, str)
-        or not re.fullmatch(r"[A-Z]{2}", value)
-        or (_COUNTRIES and value not in _COUNTRIES)
-    ):
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{2}", value) or value not in _COUNTRIES:
         problems.append(f"{where} {value!r} is not an ISO 3166-1 alpha-2 country code such as US, GB or DE")
 
 
@@ -206,7 +198,7 @@ def _check_currency(problems: list[str], where: str, value: Any) -> None:
     if (
         not isinstance(value, str)
         or not re.fullmatch(r"[A-Za-z]{3}", value)
-        or (_CURRENCIES and value.upper() not in _CURRENCIES)
+        or value.upper() not in _CURRENCIES
     ):
         problems.append(f"{where} {value!r} is not an ISO 4217 currency code such as USD, EUR or GBP")
 
