@@ -11,7 +11,16 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import catalog, money
@@ -104,11 +113,29 @@ def _solution_ref(value: str) -> str:
         ) from None
 
 
-def _catalog_schema(table: catalog.Catalog) -> dict[str, Any]:
-    """Small catalogs go inline as an enum; large ones point at their resource."""
-    if len(table) <= 12:
-        return {"enum": list(table.ids())}
-    return {"description": f"An id from {table.uri}, e.g. {table.ids()[0]!r}."}
+class CatalogId:
+    """What makes ``str`` an id of one catalog: ``Annotated[str, CatalogId(catalog.PRODUCTS)]``.
+
+    The value is looked up forgivingly (``_lookup``: any case, labels people say); the schema shows
+    a small catalog inline as an enum and points at a large one's resource, so one line declares each
+    catalog id type below.
+    """
+
+    def __init__(self, table: catalog.Catalog) -> None:
+        self.table = table
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_lookup(self.table.lookup), handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        if len(self.table) <= 12:  # small catalogs go inline; large ones point at their resource
+            return {**handler(schema), "enum": list(self.table.ids())}
+        return {
+            **handler(schema),
+            "description": f"An id from {self.table.uri}, e.g. {self.table.ids()[0]!r}.",
+        }
 
 
 UtcDateTime = Annotated[
@@ -125,53 +152,16 @@ CurrencyCode = Annotated[
 ]
 Email = Annotated[str, AfterValidator(_email)]
 MpnId = Annotated[str, AfterValidator(_mpn_id)]
-ProductId = Annotated[
-    str,
-    AfterValidator(_lookup(catalog.PRODUCTS.lookup)),
-    Field(json_schema_extra=_catalog_schema(catalog.PRODUCTS)),
-]
-ServiceId = Annotated[
-    str,
-    AfterValidator(_lookup(catalog.SERVICES.lookup)),
-    Field(json_schema_extra=_catalog_schema(catalog.SERVICES)),
-]
-IndustryId = Annotated[
-    str,
-    AfterValidator(_lookup(catalog.INDUSTRIES.lookup)),
-    Field(json_schema_extra=_catalog_schema(catalog.INDUSTRIES)),
-]
-CategorySolutionId = Annotated[
-    str,
-    AfterValidator(_lookup(catalog.SOLUTIONS.lookup)),
-    Field(json_schema_extra=_catalog_schema(catalog.SOLUTIONS)),
-]
+ProductId = Annotated[str, CatalogId(catalog.PRODUCTS)]
+ServiceId = Annotated[str, CatalogId(catalog.SERVICES)]
+IndustryId = Annotated[str, CatalogId(catalog.INDUSTRIES)]
+CustomerSizeId = Annotated[str, CatalogId(catalog.CUSTOMER_SIZES)]
+AssistanceCode = Annotated[str, CatalogId(catalog.ASSISTANCE_REQUEST_CODES)]
+TermId = Annotated[str, CatalogId(catalog.CONTRACT_TERMS)]
+PricingModelId = Annotated[str, CatalogId(catalog.PRICING_MODELS)]
+DeploymentId = Annotated[str, CatalogId(catalog.PRIMARY_DEPLOYMENT)]
 SolutionRef = Annotated[
     str,
     AfterValidator(_solution_ref),
     Field(description="A category solution id (catalog://solutions) or a marketplace solution id (SOL-...)."),
-]
-CustomerSizeId = Annotated[
-    str,
-    AfterValidator(_lookup(catalog.CUSTOMER_SIZES.lookup)),
-    Field(json_schema_extra=_catalog_schema(catalog.CUSTOMER_SIZES)),
-]
-AssistanceCode = Annotated[
-    str,
-    AfterValidator(_lookup(catalog.ASSISTANCE_REQUEST_CODES.lookup)),
-    Field(json_schema_extra=_catalog_schema(catalog.ASSISTANCE_REQUEST_CODES)),
-]
-TermId = Annotated[
-    str,
-    AfterValidator(_lookup(catalog.CONTRACT_TERMS.lookup)),
-    Field(json_schema_extra=_catalog_schema(catalog.CONTRACT_TERMS)),
-]
-PricingModelId = Annotated[
-    str,
-    AfterValidator(_lookup(catalog.PRICING_MODELS.lookup)),
-    Field(json_schema_extra=_catalog_schema(catalog.PRICING_MODELS)),
-]
-DeploymentId = Annotated[
-    str,
-    AfterValidator(_lookup(catalog.PRIMARY_DEPLOYMENT.lookup)),
-    Field(json_schema_extra=_catalog_schema(catalog.PRIMARY_DEPLOYMENT)),
 ]
