@@ -4,8 +4,9 @@ Sources (see ``../shared/reference``): "Referral resources" (products, services,
 solutions, customer sizes), the connector definition (assistance request codes, registration enums),
 "Create a referral" (partner roles, FY24 solution areas and plays). Countries and currencies (ISO
 3166-1, ISO 4217) are in ``iso``; what a catalog is and how a typed value is looked up, in
-``catalog_values``; both are re-exported here. The MCP layer exposes every entry of ``CATALOGS`` as a
-resource (``catalog://products`` ...), and the write models check ids against them.
+``catalog_values``; what other modules use of both is re-exported here (the country aliases and
+alpha-3 codes ``iso`` reads a country with stay there). The MCP layer exposes every entry of
+``CATALOGS`` as a resource (``catalog://products`` ...), and the write models check ids against them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import Any
 from pcref_mcp.referrals.catalog_values import Catalog, CatalogValue
 from pcref_mcp.referrals.iso import (
     COUNTRIES,
-    COUNTRY_ALIASES,
-    COUNTRY_ALPHA3,
     COUNTRY_NAMES,
     CURRENCIES,
     CURRENCY_NAMES,
@@ -39,8 +38,6 @@ __all__ = [
     "CATALOGS",
     "CONTRACT_TERMS",
     "COUNTRIES",
-    "COUNTRY_ALIASES",
-    "COUNTRY_ALPHA3",
     "COUNTRY_NAMES",
     "CURRENCIES",
     "CURRENCY_NAMES",
