@@ -12,13 +12,13 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver.resolve import ElicitationResult
 from pydantic import BaseModel
 
 from pcref_mcp.errors import Answered, InvalidInput, PcrefError
 from pcref_mcp.referrals import when
 from pcref_mcp.referrals.patch_paths import Edit
-from pcref_mcp.server.confirmation import Decision, not_approved, pending_message, runtime_of, settings_of
+from pcref_mcp.server.confirmation import NotSent, approved_or_not_sent, runtime_of
 from pcref_mcp.server.inputs import ReadAs
 
 if TYPE_CHECKING:  # the batch planner loads with the first batch, not with the tool list
@@ -103,29 +103,16 @@ async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any
     from pcref_mcp.writes import batch as batching
 
     lines = batch.preview_lines()
-    decision = approval.data if isinstance(approval, AcceptedElicitation) else None
-    if not isinstance(decision, Decision):  # pragma: no cover - approval_for always decides
-        return BatchResult(status="cancelled", message="Nothing was written.", items=lines)
-    refused = not_approved(decision, "the batch")
-    if refused is not None:
-        return BatchResult(status=refused[0], message=refused[1], items=lines)
-    if decision.outcome in ("token", "page"):
-        lead = (
-            "A referral in the batch changed since the earlier preview"
-            + (" (" + "; ".join(decision.changed) + ")" if decision.changed else "")
-            + "; nothing was written. This is the new preview. "
-            if decision.stale
-            else ""
-        )
-        ttl = int(settings_of(ctx).confirm_ttl_seconds)
-        ask = f"{batch.summary}. Show every item to the person."
-        return BatchResult(
-            status="stale" if decision.stale else "confirmation_required",
-            message=lead + pending_message(decision, ttl, ask, "batch_update"),
-            items=lines,
-            confirm_token=decision.token,
-            approval_url=decision.url,
-        )
+    decision = approved_or_not_sent(
+        ctx,
+        approval,
+        "the batch",
+        ask=f"{batch.summary}. Show every item to the person.",
+        tool="batch_update",
+        stale_lead=_stale_lead,
+    )
+    if isinstance(decision, NotSent):
+        return BatchResult(**decision._asdict(), items=lines)
     runtime = runtime_of(ctx)
     planned = len(batch.entries)
     sending = len(batch.to_send)
@@ -145,6 +132,14 @@ async def finish(ctx: Context, batch: BatchPlan, approval: ElicitationResult[Any
         f'batch_update {{"undo":"{batch_id}"}}.',
         batch_id=batch_id,
         items=[batching.entry_line(e, previewed=decision.previewed) for e in batch.entries],
+    )
+
+
+def _stale_lead(changed: list[str]) -> str:
+    return (
+        "A referral in the batch changed since the earlier preview"
+        + (" (" + "; ".join(changed) + ")" if changed else "")
+        + "; nothing was written. This is the new preview. "
     )
 
 

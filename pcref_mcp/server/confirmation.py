@@ -32,7 +32,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import anyio
 from mcp import MCPError, UrlElicitationRequiredError
@@ -154,6 +154,46 @@ def settings_of(ctx: Context) -> "Settings":
     state: Any = ctx.request_context.lifespan_context
     settings: Settings = state.settings
     return settings
+
+
+class NotSent(NamedTuple):
+    """What the model reads of a write its approval did not send: nothing written (declined,
+    cancelled, timed out), or waiting for the person (with the confirm token or approval page)."""
+
+    status: Literal["declined", "cancelled", "stale", "confirmation_required"]
+    message: str
+    confirm_token: str | None = None
+    approval_url: str | None = None
+
+
+def approved_or_not_sent(
+    ctx: Context,
+    approval: ElicitationResult[Any],
+    what: str,
+    *,
+    ask: str,
+    tool: str,
+    stale_lead: Callable[[list[str]], str],
+) -> "Decision | NotSent":
+    """The person's approval, or why nothing is sent yet, for every write tool alike: ``what`` names
+    the write ("the change"), ``ask`` and ``tool`` go to :func:`pending_message`, and ``stale_lead``
+    opens the message, from what changed, when the earlier preview no longer holds."""
+    decision = approval.data if isinstance(approval, AcceptedElicitation) else None
+    if not isinstance(decision, Decision):  # pragma: no cover - approval_for always decides
+        return NotSent("cancelled", "Nothing was written.")
+    refused = not_approved(decision, what)
+    if refused is not None:
+        return NotSent(*refused)
+    if decision.outcome in ("token", "page"):
+        lead = stale_lead(decision.changed) if decision.stale else ""
+        ttl = int(settings_of(ctx).confirm_ttl_seconds)
+        return NotSent(
+            "stale" if decision.stale else "confirmation_required",
+            lead + pending_message(decision, ttl, ask, tool),
+            decision.token,
+            decision.url,
+        )
+    return decision
 
 
 def is_modern(ctx: Context) -> bool:

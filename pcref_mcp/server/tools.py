@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Resolve
-from mcp.server.mcpserver.resolve import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver.resolve import ElicitationResult
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -23,12 +23,10 @@ from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
 from pcref_mcp.server import bulk, inputs
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.confirmation import (
-    Decision,
+    NotSent,
     approval_for,
-    not_approved,
-    pending_message,
+    approved_or_not_sent,
     runtime_of,
-    settings_of,
     tool_errors,
 )
 from pcref_mcp.server.views import ExtraField, ReferralRow, Section, detail, respond, row
@@ -469,27 +467,16 @@ async def fetch(
 async def _finish(ctx: Context, plan: WritePlan, approval: ElicitationResult[Any]) -> WriteResult:
     """The approval's outcome (server.confirmation.Decision) turned into what the model reads."""
     preview = _preview(plan)
-    decision = approval.data if isinstance(approval, AcceptedElicitation) else None
-    if not isinstance(decision, Decision):  # pragma: no cover - approval_for always decides
-        return WriteResult(status="cancelled", message="Nothing was written.", preview=preview)
-    refused = not_approved(decision, "the change")
-    if refused is not None:
-        return WriteResult(status=refused[0], message=refused[1], preview=preview)
-    if decision.outcome in ("token", "page"):
-        lead = (
-            "The referral changed since the earlier preview (" + "; ".join(decision.changed) + "). "
-            "Nothing was written. "
-            if decision.stale
-            else ""
-        )
-        ttl = int(settings_of(ctx).confirm_ttl_seconds)
-        return WriteResult(
-            status="stale" if decision.stale else "confirmation_required",
-            message=lead + pending_message(decision, ttl, "Show this preview to the person.", plan.tool),
-            preview=preview,
-            confirm_token=decision.token,
-            approval_url=decision.url,
-        )
+    decision = approved_or_not_sent(
+        ctx,
+        approval,
+        "the change",
+        ask="Show this preview to the person.",
+        tool=plan.tool,
+        stale_lead=_stale_lead,
+    )
+    if isinstance(decision, NotSent):
+        return WriteResult(**decision._asdict(), preview=preview)
     outcome: WriteOutcome = await runtime_of(ctx).engine.execute(plan)
     await _announce(ctx, plan, outcome)
     fields: dict[str, Any] = {"created": [row(r) for r in outcome.created] or None} if outcome.created else {}
@@ -501,6 +488,12 @@ async def _finish(ctx: Context, plan: WritePlan, approval: ElicitationResult[Any
         referral=row(outcome.referral) if outcome.referral is not None else None,
         correlation_id=outcome.correlation_id,
         **fields,
+    )
+
+
+def _stale_lead(changed: list[str]) -> str:
+    return (
+        "The referral changed since the earlier preview (" + "; ".join(changed) + "). Nothing was written. "
     )
 
 
