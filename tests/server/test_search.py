@@ -21,6 +21,9 @@ from pcref_mcp.referrals.lifecycle import wire_time
 from pcref_mcp.server import search as searching
 from pcref_mcp.server.app import build_server
 from pcref_mcp.server.runtime import Runtime
+from pcref_mcp.server.search import paging
+from pcref_mcp.server.search.answer import _leans_on_probed
+from pcref_mcp.server.search.cursor import CursorSigner
 from pcref_mcp.server.tools import UNTRUSTED
 from tests.server.conftest import START, Sandbox, call, call_error
 
@@ -213,7 +216,7 @@ def bounded_scan(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, runtime: Run
     """Only the documents' features and pages of 10, so a call scans at most 2 pages (20 referrals)."""
     runtime._capabilities = Capabilities.documented(runtime.client.base_url)
     sandbox.app.state.sandbox.config.page_cap = 10
-    monkeypatch.setattr(searching, "MAX_SCAN_PAGES", 2)
+    monkeypatch.setattr(paging, "MAX_SCAN_PAGES", 2)
 
 
 @pytest.mark.usefixtures("bounded_scan")
@@ -379,14 +382,14 @@ def test_status_words_table() -> None:
 
 
 def test_cursor_state_is_signed(tmp_path: Path) -> None:
-    signer = searching._CursorSigner(b"k" * 32)
+    signer = CursorSigner(b"k" * 32)
     sealed = signer.seal({"f": {}, "s": "updated_desc", "l": 5, "src": {"link": "https://x/"}, "at": 3})
     assert signer.open(sealed)["at"] == 3
     tampered = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
     with pytest.raises(Exception, match="cursor"):
         signer.open(tampered)
     with pytest.raises(Exception, match="cursor"):
-        searching._CursorSigner(b"o" * 32).open(sealed)
+        CursorSigner(b"o" * 32).open(sealed)
 
 
 def test_plan_splits_by_capability() -> None:
@@ -433,12 +436,10 @@ def test_only_queries_that_lean_on_learnt_features_are_retried() -> None:
     documented = Capabilities.documented("x")
     plain = searching.Filters.model_validate({"status": "New", "direction": "Incoming"})
     text = searching.Filters.model_validate({"text": "a"})
-    assert not searching._leans_on_probed(searching.plan(plain, "created_desc", documented), documented)
-    assert searching._leans_on_probed(searching.plan(text, "created_desc", everything_), everything_)
-    assert searching._leans_on_probed(searching.plan(plain, "value_desc", everything_), everything_)
-    assert searching._leans_on_probed(
-        searching.plan(plain, "created_desc", everything_), everything_
-    )  # $skip
+    assert not _leans_on_probed(searching.plan(plain, "created_desc", documented), documented)
+    assert _leans_on_probed(searching.plan(text, "created_desc", everything_), everything_)
+    assert _leans_on_probed(searching.plan(plain, "value_desc", everything_), everything_)
+    assert _leans_on_probed(searching.plan(plain, "created_desc", everything_), everything_)  # $skip
 
 
 async def test_a_cursor_keeps_its_search_and_takes_a_new_page_size(client: Client) -> None:
