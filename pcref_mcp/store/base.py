@@ -15,7 +15,7 @@ import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pcref_mcp.errors import ConfigError
 
@@ -23,7 +23,17 @@ if TYPE_CHECKING:
     from pcref_mcp.store.sealing import Sealer
 
 
-__all__ = ["BROKER_LIST_LIMIT", "JOURNAL_COLUMNS", "Row", "Store", "broker_digest"]
+__all__ = [
+    "BROKER_LIST_LIMIT",
+    "JOURNAL_COLUMNS",
+    "BrokerEntry",
+    "Outcome",
+    "Row",
+    "Seen",
+    "Snapshot",
+    "Store",
+    "broker_digest",
+]
 
 BROKER_LIST_LIMIT = 200  # the most entries one broker_list answers with
 
@@ -56,6 +66,49 @@ JOURNAL_COLUMNS: tuple[str, ...] = (
 )
 
 
+class Outcome(NamedTuple):
+    """What became of a journaled write (:meth:`Store.journal_finish`), in the order the journal's
+    ``UPDATE`` sets the columns. The journal keeps one while the store cannot take it."""
+
+    status: str
+    finished_at: str
+    etag_after: str | None
+    error: str | None
+    referral_id: str | None
+
+
+class Seen(NamedTuple):
+    """A person seen with a client (:meth:`Store.seen_touch`): a row of ``seen``, in column order."""
+
+    person: str
+    client_id: str
+    name: str | None
+    client_name: str | None
+    last_seen: float
+    issued: float
+
+
+class Snapshot(NamedTuple):
+    """A referral as a person last saw it (the change feed): a row of ``snapshots``, in column order."""
+
+    actor_id: str
+    referral_id: str
+    seen_at: str
+    updated: str | None
+    fields: str  # JSON
+
+
+class BrokerEntry(NamedTuple):
+    """A broker entry as stored (:meth:`Store.broker_put`): a row of ``broker``, in column order."""
+
+    kind: str
+    key: str  # the key's digest (:func:`broker_digest`)
+    sealed: bytes
+    expires: float | None
+    client_id: str | None
+    subject: str | None
+
+
 class Store(abc.ABC):
     """Shared state. ``start`` connects and migrates (idempotent); ``close`` releases it."""
 
@@ -70,6 +123,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    def close_now(self) -> None:  # noqa: B027 - only SQLite can close from sync code
+        """Close from sync code (the CLI, tests) where the store can: its own SQLite file. A
+        networked store is closed by :meth:`close`."""
+
+    def integrity_ok(self) -> bool:
+        """Whether the store's own check finds it intact (SQLite's ``integrity_check``); True where
+        there is no such check."""
+        return True
+
     @abc.abstractmethod
     async def schema_version(self) -> int: ...
 
@@ -81,27 +143,19 @@ class Store(abc.ABC):
         the blocking row instead) while another create of that external reference is pending."""
 
     @abc.abstractmethod
-    async def journal_finish(
-        self,
-        entry_id: int,
-        *,
-        status: str,
-        finished_at: str,
-        etag_after: str | None,
-        error: str | None,
-        referral_id: str | None,
-    ) -> None:
-        """Record an outcome; an applied undo marks the change it undid (one transaction)."""
+    async def journal_finish(self, entry_id: int, outcome: Outcome) -> None:
+        """Record an outcome (a ``referral_id`` of None keeps the one recorded); an applied undo marks
+        the change it undid (one transaction)."""
 
     @abc.abstractmethod
     async def journal_get(self, entry_id: int, *, actor_id: str | None) -> Row | None: ...
 
-    @abc.abstractmethod
-    async def journal_recent(
-        self, limit: int, *, referral_id: str | None, actor_id: str | None
-    ) -> list[Row]: ...
+    async def journal_recent(self, limit: int, *, referral_id: str | None, actor_id: str | None) -> list[Row]:
+        """Up to ``limit`` entries, newest first, of ``referral_id`` and ``actor_id`` where given."""
+        return await self._journal_page(
+            (("referral_id=", referral_id or None), ("actor_id=", actor_id)), limit, newest_first=True
+        )
 
-    @abc.abstractmethod
     async def journal_after(
         self,
         after_id: int,
@@ -114,17 +168,27 @@ class Store(abc.ABC):
         """Up to ``limit`` entries with an id above ``after_id``, oldest first, started at or after
         ``since`` and before ``until`` (journal stamps), of ``actor_id`` if given: the audit export
         pages through the journal with it, so no export holds the whole journal in memory."""
+        conditions = (
+            ("id>", after_id),
+            ("started_at>=", since),
+            ("started_at<", until),
+            ("actor_id=", actor_id),
+        )
+        return await self._journal_page(conditions, limit, newest_first=False)
 
-    @abc.abstractmethod
     async def journal_people(self) -> list[Row]:
         """Everyone who wrote: (actor_id, actor_name, last_write, writes), the latest writer first."""
+        return await self._select(
+            "SELECT actor_id, MAX(actor_name) AS actor_name, MAX(started_at) AS last_write,"
+            " COUNT(*) AS writes FROM writes GROUP BY actor_id ORDER BY last_write DESC"
+        )
 
     @abc.abstractmethod
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None: ...
 
-    @abc.abstractmethod
     async def journal_pending(self) -> list[Row]:
         """(id, owner, started_at) of every pending entry."""
+        return await self._select("SELECT id, owner, started_at FROM writes WHERE status='pending'")
 
     @abc.abstractmethod
     async def journal_mark_in_doubt(self, ids: Sequence[int], error: str) -> None:
@@ -137,7 +201,6 @@ class Store(abc.ABC):
 
     # -- who was seen (``pcref-mcp admin people``) -----------------------------------------------------
 
-    @abc.abstractmethod
     async def seen_touch(
         self,
         person: str,
@@ -152,10 +215,19 @@ class Store(abc.ABC):
         when given. ``issued``: the ``iat`` of the access token they came with. True when it is later
         than any token recorded for that person and client, on any replica (one transaction: exactly
         one caller learns a token is new; team.seen counts a resource server's sign-ins with it)."""
+        raised = await self._seen_upsert(Seen(person, client_id, name, client_name, now, issued))
+        return issued > 0 and raised
 
     @abc.abstractmethod
+    async def _seen_upsert(self, seen: Seen) -> bool:
+        """Keep ``seen``: ``last_seen`` and ``issued`` only move forward, names are kept when None.
+        True when the row is new or its ``issued`` was raised (one transaction)."""
+
     async def seen_list(self) -> list[Row]:
         """Every (person, client_id, name, client_name, last_seen) row, the latest seen first."""
+        return await self._select(
+            "SELECT person, client_id, name, client_name, last_seen FROM seen ORDER BY last_seen DESC"
+        )
 
     async def clock(self) -> float:
         """Now (epoch seconds) by the store's clock. Lease times are read and written by this one
@@ -202,15 +274,21 @@ class Store(abc.ABC):
     async def snapshots_get(self, actor_id: str, referral_ids: Sequence[str]) -> list[Row]:
         """(referral_id, seen_at, updated, fields) of those of ``referral_ids`` the person has seen."""
 
-    @abc.abstractmethod
     async def snapshots_put(
         self, actor_id: str, seen_at: str, rows: Sequence[tuple[str, str | None, str]]
     ) -> None:
         """Keep ``(referral_id, updated, fields)`` as the person's last state seen (replacing older)."""
+        if rows:
+            await self._snapshots_upsert(
+                [Snapshot(actor_id, rid, seen_at, up, fields) for rid, up, fields in rows]
+            )
+
+    @abc.abstractmethod
+    async def _snapshots_upsert(self, snapshots: Sequence[Snapshot]) -> None:
+        """Insert ``snapshots``, replacing the person's older ones of the same referrals."""
 
     # -- one-time imports ---------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def import_once(
         self,
         name: str,
@@ -222,6 +300,14 @@ class Store(abc.ABC):
         """Import rows kept elsewhere before the store held them (the old ``pipeline.sqlite3``), once
         per ``name`` across every replica (one transaction); rows the store has already are kept.
         False when ``name`` was imported before."""
+        rows = [Snapshot(**{column: s[column] for column in Snapshot._fields}) for s in snapshots]
+        return await self._import_rows(name, at, batches, rows)
+
+    @abc.abstractmethod
+    async def _import_rows(
+        self, name: str, at: str, batches: Sequence[Mapping[str, Any]], snapshots: Sequence[Snapshot]
+    ) -> bool:
+        """:meth:`import_once` (the snapshots as rows): batches and snapshots already there are kept."""
 
     # -- approvals ----------------------------------------------------------------------------------
 
@@ -331,7 +417,7 @@ class Store(abc.ABC):
         not open). ``client_id`` and ``subject`` are kept in the clear for :meth:`broker_drop`."""
         digest = broker_digest(key)
         sealed = (await self._sealer()).seal(value, bound_to=_broker_binding(kind, digest))
-        await self._broker_put_sealed(kind, digest, sealed, expires, client_id, subject)
+        await self._broker_put_sealed(BrokerEntry(kind, digest, sealed, expires, client_id, subject))
 
     async def broker_get(self, kind: str, key: str, now: float) -> bytes | None:
         """The unexpired value, opened; None when absent, expired, taken, or not opening under the
@@ -384,15 +470,8 @@ class Store(abc.ABC):
     ) -> list[tuple[str, bytes]]: ...
 
     @abc.abstractmethod
-    async def _broker_put_sealed(
-        self,
-        kind: str,
-        digest: str,
-        sealed: bytes,
-        expires: float | None,
-        client_id: str | None,
-        subject: str | None,
-    ) -> None: ...
+    async def _broker_put_sealed(self, entry: BrokerEntry) -> None:
+        """Insert ``entry``, or replace the one of its kind and key (and its being taken)."""
 
     @abc.abstractmethod
     async def _broker_get_sealed(self, kind: str, digest: str, now: float) -> bytes | None: ...
@@ -407,6 +486,33 @@ class Store(abc.ABC):
             return (await self._sealer()).open(sealed, bound_to=_broker_binding(kind, digest))
         except ConfigError:
             return None
+
+    # -- what each dialect provides to the shared queries above ---------------------------------------
+
+    @staticmethod
+    @abc.abstractmethod
+    def _mark(n: int) -> str:
+        """The dialect's placeholder for the ``n``-th argument (from 1): ``?`` or ``$n``."""
+
+    @abc.abstractmethod
+    async def _select(self, sql: str, *args: Any) -> list[Row]:
+        """Every row ``sql`` answers with ``args``, as dicts."""
+
+    async def _journal_page(
+        self, conditions: Sequence[tuple[str, Any]], limit: int, *, newest_first: bool
+    ) -> list[Row]:
+        """Up to ``limit`` journal rows, in id order, meeting every condition (``column<op>``, value)
+        whose value is not None."""
+        where: list[str] = []
+        args: list[Any] = []
+        for clause, value in conditions:
+            if value is not None:
+                args.append(value)
+                where.append(clause + self._mark(len(args)))
+        args.append(limit)
+        sql = "SELECT * FROM writes" + (" WHERE " + " AND ".join(where) if where else "")
+        order = " ORDER BY id DESC" if newest_first else " ORDER BY id"
+        return await self._select(f"{sql}{order} LIMIT {self._mark(len(args))}", *args)
 
     _sealing: Sealer | None = None
 

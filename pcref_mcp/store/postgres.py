@@ -20,7 +20,7 @@ import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -28,6 +28,9 @@ from pcref_mcp.errors import ConfigError, StoreUnavailable
 from pcref_mcp.store import migrations
 from pcref_mcp.store.base import BROKER_LIST_LIMIT, JOURNAL_COLUMNS, Row, Store
 from pcref_mcp.store.sealing import Sealer
+
+if TYPE_CHECKING:
+    from pcref_mcp.store.base import BrokerEntry, Outcome, Seen, Snapshot
 
 __all__ = ["PostgresStore"]
 
@@ -105,91 +108,41 @@ class PostgresStore(Store):
         )
 
         async def attempt(conn: Any) -> int | Row:
-            async with conn.transaction():
-                mine = await conn.fetchval("SELECT id FROM writes WHERE nonce=$1", args[-1])
-                if mine is not None:  # a retry after a commit whose answer was lost
-                    return int(mine)
-                try:
-                    async with conn.transaction():  # a savepoint: the refusal leaves the rest usable
-                        return int(await conn.fetchval(insert, *args))
-                except asyncpg.UniqueViolationError:
-                    if not guard_ref:
-                        raise
-                row = await conn.fetchrow(
-                    "SELECT id, started_at FROM writes WHERE kind='create' AND external_ref=$1 "
-                    "AND status='pending' ORDER BY id LIMIT 1",
-                    guard_ref,
-                )
-                return dict(row) if row is not None else {"id": 0, "started_at": "just now"}
+            mine = await conn.fetchval("SELECT id FROM writes WHERE nonce=$1", args[-1])
+            if mine is not None:  # a retry after a commit whose answer was lost
+                return int(mine)
+            try:
+                async with conn.transaction():  # a savepoint: the refusal leaves the rest usable
+                    return int(await conn.fetchval(insert, *args))
+            except asyncpg.UniqueViolationError:
+                if not guard_ref:
+                    raise
+            row = await conn.fetchrow(
+                "SELECT id, started_at FROM writes WHERE kind='create' AND external_ref=$1 "
+                "AND status='pending' ORDER BY id LIMIT 1",
+                guard_ref,
+            )
+            return dict(row) if row is not None else {"id": 0, "started_at": "just now"}
 
-        return await self._run(attempt)
+        return await self._transaction(attempt)
 
-    async def journal_finish(
-        self,
-        entry_id: int,
-        *,
-        status: str,
-        finished_at: str,
-        etag_after: str | None,
-        error: str | None,
-        referral_id: str | None,
-    ) -> None:
-        async def attempt(conn: Any) -> None:
-            async with conn.transaction():
-                undo_of = await conn.fetchval(
-                    "UPDATE writes SET status=$1, finished_at=$2, etag_after=$3, error=$4,"
-                    " referral_id=COALESCE($5, referral_id) WHERE id=$6 RETURNING undo_of",
-                    status,
-                    finished_at,
-                    etag_after,
-                    error,
-                    referral_id,
-                    entry_id,
-                )
-                if status == "applied" and undo_of is not None:
-                    await conn.execute("UPDATE writes SET undone_by=$1 WHERE id=$2", entry_id, undo_of)
+    async def journal_finish(self, entry_id: int, outcome: Outcome) -> None:
+        async def finish(conn: Any) -> None:
+            undo_of = await conn.fetchval(
+                "UPDATE writes SET status=$1, finished_at=$2, etag_after=$3, error=$4,"
+                " referral_id=COALESCE($5, referral_id) WHERE id=$6 RETURNING undo_of",
+                *outcome,
+                entry_id,
+            )
+            if outcome.status == "applied" and undo_of is not None:
+                await conn.execute("UPDATE writes SET undone_by=$1 WHERE id=$2", entry_id, undo_of)
 
-        await self._run(attempt)
+        await self._transaction(finish)
 
     async def journal_get(self, entry_id: int, *, actor_id: str | None) -> Row | None:
         if actor_id is None:
             return await self._row("SELECT * FROM writes WHERE id=$1", entry_id)
         return await self._row("SELECT * FROM writes WHERE id=$1 AND actor_id=$2", entry_id, actor_id)
-
-    async def journal_recent(self, limit: int, *, referral_id: str | None, actor_id: str | None) -> list[Row]:
-        where: list[str] = []
-        args: list[Any] = []
-        if referral_id:
-            args.append(referral_id)
-            where.append(f"referral_id=${len(args)}")
-        if actor_id is not None:
-            args.append(actor_id)
-            where.append(f"actor_id=${len(args)}")
-        args.append(limit)
-        sql = "SELECT * FROM writes" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += f" ORDER BY id DESC LIMIT ${len(args)}"
-        rows = await self._run(lambda c: c.fetch(sql, *args))
-        return [_journal_row(r) for r in rows]
-
-    async def journal_after(
-        self,
-        after_id: int,
-        limit: int,
-        *,
-        since: str | None = None,
-        until: str | None = None,
-        actor_id: str | None = None,
-    ) -> list[Row]:
-        args: list[Any] = [after_id]
-        where = ["id>$1"]
-        for clause, value in (("started_at>=", since), ("started_at<", until), ("actor_id=", actor_id)):
-            if value is not None:
-                args.append(value)
-                where.append(f"{clause}${len(args)}")
-        args.append(limit)
-        sql = "SELECT * FROM writes WHERE " + " AND ".join(where) + f" ORDER BY id LIMIT ${len(args)}"
-        rows = await self._run(lambda c: c.fetch(sql, *args))
-        return [_journal_row(r) for r in rows]
 
     async def _sealed_rows(self) -> list[tuple[str, tuple[str, ...], str, bytes]]:
         caches = await self._run(lambda c: c.fetch("SELECT person, sealed FROM token_caches"))
@@ -211,67 +164,34 @@ class PostgresStore(Store):
         status = await self._run(lambda c: c.execute(sql, *args))
         return str(status).endswith(" 1")
 
-    async def journal_people(self) -> list[Row]:
-        rows = await self._run(
-            lambda c: c.fetch(
-                "SELECT actor_id, MAX(actor_name) AS actor_name, MAX(started_at) AS last_write,"
-                " COUNT(*) AS writes FROM writes GROUP BY actor_id ORDER BY last_write DESC"
-            )
-        )
-        return [dict(r) for r in rows]
-
-    async def seen_touch(
-        self,
-        person: str,
-        client_id: str,
-        *,
-        name: str | None,
-        client_name: str | None,
-        now: float,
-        issued: float = 0.0,
-    ) -> bool:
+    async def _seen_upsert(self, seen: Seen) -> bool:
         async def touch(conn: Any) -> bool:
-            async with conn.transaction():
-                added = await conn.execute(
-                    "INSERT INTO seen (person, client_id, name, client_name, last_seen, issued) "
-                    "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (person, client_id) DO NOTHING",
-                    person,
-                    client_id,
-                    name,
-                    client_name,
-                    now,
-                    issued,
-                )
-                if _count(added):
-                    return True
-                # the row lock makes the second of two replicas with the same new token see it raised
-                raised = await conn.execute(
-                    "UPDATE seen SET issued=$3 WHERE person=$1 AND client_id=$2 AND issued < $3",
-                    person,
-                    client_id,
-                    issued,
-                )
-                await conn.execute(
-                    "UPDATE seen SET name=COALESCE($3, name), client_name=COALESCE($4, client_name), "
-                    "last_seen=GREATEST(last_seen, $5) WHERE person=$1 AND client_id=$2",
-                    person,
-                    client_id,
-                    name,
-                    client_name,
-                    now,
-                )
-                return bool(_count(raised))
-
-        newer = await self._run(touch)
-        return issued > 0 and newer
-
-    async def seen_list(self) -> list[Row]:
-        rows = await self._run(
-            lambda c: c.fetch(
-                "SELECT person, client_id, name, client_name, last_seen FROM seen ORDER BY last_seen DESC"
+            added = await conn.execute(
+                "INSERT INTO seen (person, client_id, name, client_name, last_seen, issued) "
+                "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (person, client_id) DO NOTHING",
+                *seen,
             )
-        )
-        return [dict(r) for r in rows]
+            if _count(added):
+                return True
+            # the row lock makes the second of two replicas with the same new token see it raised
+            raised = await conn.execute(
+                "UPDATE seen SET issued=$3 WHERE person=$1 AND client_id=$2 AND issued < $3",
+                seen.person,
+                seen.client_id,
+                seen.issued,
+            )
+            await conn.execute(
+                "UPDATE seen SET name=COALESCE($3, name), client_name=COALESCE($4, client_name), "
+                "last_seen=GREATEST(last_seen, $5) WHERE person=$1 AND client_id=$2",
+                seen.person,
+                seen.client_id,
+                seen.name,
+                seen.client_name,
+                seen.last_seen,
+            )
+            return bool(_count(raised))
+
+        return await self._transaction(touch)
 
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
         return await self._row(
@@ -280,12 +200,6 @@ class PostgresStore(Store):
             external_ref,
             since,
         )
-
-    async def journal_pending(self) -> list[Row]:
-        rows = await self._run(
-            lambda c: c.fetch("SELECT id, owner, started_at FROM writes WHERE status='pending'")
-        )
-        return [dict(r) for r in rows]
 
     async def journal_mark_in_doubt(self, ids: Sequence[int], error: str) -> None:
         if ids:
@@ -319,14 +233,7 @@ class PostgresStore(Store):
         )
 
     async def lease_renew(self, owner: str, now: float) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO leases (owner, renewed) VALUES ($1, $2) ON CONFLICT (owner) DO UPDATE "
-                "SET renewed=GREATEST(leases.renewed, excluded.renewed)",
-                owner,
-                now,
-            )
-        )
+        await self._keep_later("leases", "owner", "renewed", owner, now)
 
     async def leases(self, owners: Sequence[str]) -> dict[str, float]:
         if not owners:
@@ -391,51 +298,38 @@ class PostgresStore(Store):
         )
         return [dict(r) for r in rows]
 
-    async def snapshots_put(
-        self, actor_id: str, seen_at: str, rows: Sequence[tuple[str, str | None, str]]
-    ) -> None:
-        if not rows:
-            return
+    async def _snapshots_upsert(self, snapshots: Sequence[Snapshot]) -> None:
         await self._run(
             lambda c: c.executemany(
                 "INSERT INTO snapshots (actor_id, referral_id, seen_at, updated, fields) VALUES ($1,$2,$3,$4,$5)"
                 " ON CONFLICT (actor_id, referral_id) DO UPDATE SET seen_at=excluded.seen_at,"
                 " updated=excluded.updated, fields=excluded.fields",
-                [(actor_id, rid, seen_at, updated, fields) for rid, updated, fields in rows],
+                snapshots,
             )
         )
 
     # -- one-time imports ---------------------------------------------------------------------------
 
-    async def import_once(
-        self,
-        name: str,
-        at: str,
-        *,
-        batches: Sequence[Mapping[str, Any]],
-        snapshots: Sequence[Mapping[str, Any]],
+    async def _import_rows(
+        self, name: str, at: str, batches: Sequence[Mapping[str, Any]], snapshots: Sequence[Snapshot]
     ) -> bool:
         async def attempt(conn: Any) -> bool:
-            async with conn.transaction():
-                done = await conn.execute(
-                    "INSERT INTO imports (name, imported_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", name, at
+            done = await conn.execute(
+                "INSERT INTO imports (name, imported_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", name, at
+            )
+            if not str(done).endswith(" 1"):
+                return False
+            for batch in batches:
+                await _insert_batch(conn, batch)
+            if snapshots:
+                await conn.executemany(
+                    "INSERT INTO snapshots (actor_id, referral_id, seen_at, updated, fields)"
+                    " VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
+                    snapshots,
                 )
-                if not str(done).endswith(" 1"):
-                    return False
-                for batch in batches:
-                    await _insert_batch(conn, batch)
-                if snapshots:
-                    await conn.executemany(
-                        "INSERT INTO snapshots (actor_id, referral_id, seen_at, updated, fields)"
-                        " VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
-                        [
-                            (s["actor_id"], s["referral_id"], s["seen_at"], s["updated"], s["fields"])
-                            for s in snapshots
-                        ],
-                    )
-                return True
+            return True
 
-        return await self._run(attempt)
+        return await self._transaction(attempt)
 
     # -- approvals ----------------------------------------------------------------------------------
 
@@ -515,31 +409,23 @@ class PostgresStore(Store):
 
     async def rate_take(self, bucket: str, calls: int, window: float, now: float) -> float:
         async def attempt(conn: Any) -> float:
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "rate:" + bucket)
-                until = await conn.fetchval("SELECT until FROM rate_pauses WHERE bucket=$1", bucket)
-                if until is not None and until > now:
-                    return float(until - now)
-                await conn.execute("DELETE FROM rate_events WHERE bucket=$1 AND at<=$2", bucket, now - window)
-                row = await conn.fetchrow(
-                    "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_events WHERE bucket=$1", bucket
-                )
-                if row["n"] < calls:
-                    await conn.execute("INSERT INTO rate_events (bucket, at) VALUES ($1, $2)", bucket, now)
-                    return 0.0
-                return max(0.001, float(row["oldest"] + window - now))
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "rate:" + bucket)
+            until = await conn.fetchval("SELECT until FROM rate_pauses WHERE bucket=$1", bucket)
+            if until is not None and until > now:
+                return float(until - now)
+            await conn.execute("DELETE FROM rate_events WHERE bucket=$1 AND at<=$2", bucket, now - window)
+            row = await conn.fetchrow(
+                "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM rate_events WHERE bucket=$1", bucket
+            )
+            if row["n"] < calls:
+                await conn.execute("INSERT INTO rate_events (bucket, at) VALUES ($1, $2)", bucket, now)
+                return 0.0
+            return max(0.001, float(row["oldest"] + window - now))
 
-        return await self._run(attempt)
+        return await self._transaction(attempt)
 
     async def rate_pause(self, bucket: str, until: float) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO rate_pauses (bucket, until) VALUES ($1, $2) ON CONFLICT (bucket) DO UPDATE "
-                "SET until=GREATEST(rate_pauses.until, excluded.until)",
-                bucket,
-                until,
-            )
-        )
+        await self._keep_later("rate_pauses", "bucket", "until", bucket, until)
 
     # -- token caches -------------------------------------------------------------------------------
 
@@ -631,26 +517,13 @@ class PostgresStore(Store):
         )
         return [(str(r["key"]), bytes(r["sealed"])) for r in rows]
 
-    async def _broker_put_sealed(
-        self,
-        kind: str,
-        digest: str,
-        sealed: bytes,
-        expires: float | None,
-        client_id: str | None,
-        subject: str | None,
-    ) -> None:
+    async def _broker_put_sealed(self, entry: BrokerEntry) -> None:
         await self._run(
             lambda c: c.execute(
                 "INSERT INTO broker (kind, key, sealed, expires, client_id, subject) VALUES ($1,$2,$3,$4,$5,$6) "
                 "ON CONFLICT (kind, key) DO UPDATE SET sealed=excluded.sealed, expires=excluded.expires, "
                 "client_id=excluded.client_id, subject=excluded.subject, taken=NULL",
-                kind,
-                digest,
-                sealed,
-                expires,
-                client_id,
-                subject,
+                *entry,
             )
         )
 
@@ -685,9 +558,39 @@ class PostgresStore(Store):
 
     # -- private ------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _mark(n: int) -> str:
+        return f"${n}"
+
+    async def _select(self, sql: str, *args: Any) -> list[Row]:
+        rows = await self._run(lambda c: c.fetch(sql, *args))
+        return [_row_dict(r) for r in rows]
+
     async def _row(self, sql: str, *args: Any) -> Row | None:
         row = await self._run(lambda c: c.fetchrow(sql, *args))
-        return _journal_row(row) if row is not None else None
+        return _row_dict(row) if row is not None else None
+
+    async def _keep_later(self, table: str, key_column: str, column: str, key: str, at: float) -> None:
+        """``at`` into ``table.column`` for ``key``, never moving it back (a lease renewed, a pause
+        set, late by a slow replica)."""
+        await self._run(
+            lambda c: c.execute(
+                f"INSERT INTO {table} ({key_column}, {column}) VALUES ($1, $2) ON CONFLICT ({key_column}) "
+                f"DO UPDATE SET {column}=GREATEST({table}.{column}, excluded.{column})",
+                key,
+                at,
+            )
+        )
+
+    async def _transaction(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        """``op`` in one transaction on a pooled connection, the whole transaction retried as
+        :meth:`_run` retries."""
+
+        async def attempt(conn: Any) -> T:
+            async with conn.transaction():
+                return await op(conn)
+
+        return await self._run(attempt)
 
     async def _run(self, op: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``op`` on a pooled connection, again on a fresh one while the database is unreachable
@@ -755,7 +658,8 @@ def _count(status: Any) -> int:
     return int(str(status).rsplit(" ", 1)[-1] or 0)
 
 
-def _journal_row(row: Any) -> Row:
+def _row_dict(row: Any) -> Row:
+    """A row as a dict, without the retry nonce journal rows carry (the store's own)."""
     data = dict(row)
     data.pop("nonce", None)
     return data

@@ -15,13 +15,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pcref_mcp.errors import ConfigError
 from pcref_mcp.private_files import private_file
 from pcref_mcp.store import migrations
 from pcref_mcp.store.base import BROKER_LIST_LIMIT, JOURNAL_COLUMNS, Row, Store
 from pcref_mcp.store.sealing import Sealer
+
+if TYPE_CHECKING:
+    from pcref_mcp.store.base import BrokerEntry, Outcome, Seen, Snapshot
 
 __all__ = ["SqliteStore"]
 
@@ -81,23 +84,14 @@ class SqliteStore(Store):
             )
             return int(cur.lastrowid or 0)
 
-    async def journal_finish(
-        self,
-        entry_id: int,
-        *,
-        status: str,
-        finished_at: str,
-        etag_after: str | None,
-        error: str | None,
-        referral_id: str | None,
-    ) -> None:
+    async def journal_finish(self, entry_id: int, outcome: Outcome) -> None:
         with self._write() as db:
             db.execute(
                 "UPDATE writes SET status=?, finished_at=?, etag_after=?, error=?,"
                 " referral_id=COALESCE(?, referral_id) WHERE id=?",
-                (status, finished_at, etag_after, error, referral_id, entry_id),
+                (*outcome, entry_id),
             )
-            if status == "applied":
+            if outcome.status == "applied":
                 row = db.execute("SELECT undo_of FROM writes WHERE id=?", (entry_id,)).fetchone()
                 if row and row[0] is not None:
                     db.execute("UPDATE writes SET undone_by=? WHERE id=?", (entry_id, row[0]))
@@ -108,42 +102,6 @@ class SqliteStore(Store):
             sql += " AND actor_id=?"
             args.append(actor_id)
         return self._one(sql, args)
-
-    async def journal_recent(self, limit: int, *, referral_id: str | None, actor_id: str | None) -> list[Row]:
-        where: list[str] = []
-        args: list[Any] = []
-        if referral_id:
-            where.append("referral_id=?")
-            args.append(referral_id)
-        if actor_id is not None:
-            where.append("actor_id=?")
-            args.append(actor_id)
-        sql = "SELECT * FROM writes" + (" WHERE " + " AND ".join(where) if where else "")
-        args.append(limit)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", args).fetchall()
-        return [dict(r) for r in rows]
-
-    async def journal_after(
-        self,
-        after_id: int,
-        limit: int,
-        *,
-        since: str | None = None,
-        until: str | None = None,
-        actor_id: str | None = None,
-    ) -> list[Row]:
-        where, args = ["id>?"], list[Any]([after_id])
-        for clause, value in (("started_at>=?", since), ("started_at<?", until), ("actor_id=?", actor_id)):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        args.append(limit)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM writes WHERE " + " AND ".join(where) + " ORDER BY id LIMIT ?", args
-            ).fetchall()
-        return [dict(r) for r in rows]
 
     async def _sealed_rows(self) -> list[tuple[str, tuple[str, ...], str, bytes]]:
         with self._lock:
@@ -161,40 +119,19 @@ class SqliteStore(Store):
             ).rowcount
         return bool(changed)
 
-    async def journal_people(self) -> list[Row]:
-        with self._lock:
-            rows = self._db.execute(_PEOPLE).fetchall()
-        return [dict(r) for r in rows]
-
-    async def seen_touch(
-        self,
-        person: str,
-        client_id: str,
-        *,
-        name: str | None,
-        client_name: str | None,
-        now: float,
-        issued: float = 0.0,
-    ) -> bool:
+    async def _seen_upsert(self, seen: Seen) -> bool:
         with self._write() as db:
             row = db.execute(
-                "SELECT issued FROM seen WHERE person=? AND client_id=?", (person, client_id)
+                "SELECT issued FROM seen WHERE person=? AND client_id=?", (seen.person, seen.client_id)
             ).fetchone()
             db.execute(
                 "INSERT INTO seen (person, client_id, name, client_name, last_seen, issued) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT (person, client_id) DO UPDATE SET name=COALESCE(excluded.name, seen.name), "
                 "client_name=COALESCE(excluded.client_name, seen.client_name), "
                 "last_seen=MAX(seen.last_seen, excluded.last_seen), issued=MAX(seen.issued, excluded.issued)",
-                (person, client_id, name, client_name, now, issued),
+                seen,
             )
-        return issued > 0 and (row is None or issued > float(row[0]))
-
-    async def seen_list(self) -> list[Row]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT person, client_id, name, client_name, last_seen FROM seen ORDER BY last_seen DESC"
-            ).fetchall()
-        return [dict(r) for r in rows]
+        return row is None or seen.issued > float(row[0])
 
     async def journal_recent_create(self, external_ref: str, since: str) -> Row | None:
         return self._one(
@@ -202,13 +139,6 @@ class SqliteStore(Store):
             " AND status IN ('applied','partial','in_doubt') ORDER BY id DESC LIMIT 1",
             (external_ref, since),
         )
-
-    async def journal_pending(self) -> list[Row]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, owner, started_at FROM writes WHERE status='pending'"
-            ).fetchall()
-        return [dict(r) for r in rows]
 
     async def journal_mark_in_doubt(self, ids: Sequence[int], error: str) -> None:
         with self._write() as db:
@@ -230,12 +160,7 @@ class SqliteStore(Store):
     # -- process leases -----------------------------------------------------------------------------
 
     async def lease_renew(self, owner: str, now: float) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO leases (owner, renewed) VALUES (?, ?) ON CONFLICT(owner) DO UPDATE "
-                "SET renewed=MAX(renewed, excluded.renewed)",
-                (owner, now),
-            )
+        self._keep_later("leases", "owner", "renewed", owner, now)
 
     async def leases(self, owners: Sequence[str]) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -297,28 +222,19 @@ class SqliteStore(Store):
                 )
         return out
 
-    async def snapshots_put(
-        self, actor_id: str, seen_at: str, rows: Sequence[tuple[str, str | None, str]]
-    ) -> None:
-        if not rows:
-            return
+    async def _snapshots_upsert(self, snapshots: Sequence[Snapshot]) -> None:
         with self._write() as db:
             db.executemany(
                 "INSERT INTO snapshots (actor_id, referral_id, seen_at, updated, fields) VALUES (?,?,?,?,?)"
                 " ON CONFLICT(actor_id, referral_id) DO UPDATE SET seen_at=excluded.seen_at,"
                 " updated=excluded.updated, fields=excluded.fields",
-                [(actor_id, rid, seen_at, updated, fields) for rid, updated, fields in rows],
+                snapshots,
             )
 
     # -- one-time imports ---------------------------------------------------------------------------
 
-    async def import_once(
-        self,
-        name: str,
-        at: str,
-        *,
-        batches: Sequence[Mapping[str, Any]],
-        snapshots: Sequence[Mapping[str, Any]],
+    async def _import_rows(
+        self, name: str, at: str, batches: Sequence[Mapping[str, Any]], snapshots: Sequence[Snapshot]
     ) -> bool:
         with self._write() as db:
             if (
@@ -333,10 +249,7 @@ class SqliteStore(Store):
             db.executemany(
                 "INSERT OR IGNORE INTO snapshots (actor_id, referral_id, seen_at, updated, fields)"
                 " VALUES (?,?,?,?,?)",
-                [
-                    (s["actor_id"], s["referral_id"], s["seen_at"], s["updated"], s["fields"])
-                    for s in snapshots
-                ],
+                snapshots,
             )
             return True
 
@@ -418,12 +331,7 @@ class SqliteStore(Store):
             return max(0.001, float(oldest + window - now))
 
     async def rate_pause(self, bucket: str, until: float) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO rate_pauses (bucket, until) VALUES (?, ?) ON CONFLICT(bucket) DO UPDATE "
-                "SET until=MAX(until, excluded.until)",
-                (bucket, until),
-            )
+        self._keep_later("rate_pauses", "bucket", "until", bucket, until)
 
     # -- token caches -------------------------------------------------------------------------------
 
@@ -484,21 +392,13 @@ class SqliteStore(Store):
             ).fetchall()
         return [(str(r["key"]), bytes(r["sealed"])) for r in rows]
 
-    async def _broker_put_sealed(
-        self,
-        kind: str,
-        digest: str,
-        sealed: bytes,
-        expires: float | None,
-        client_id: str | None,
-        subject: str | None,
-    ) -> None:
+    async def _broker_put_sealed(self, entry: BrokerEntry) -> None:
         with self._write() as db:
             db.execute(
                 "INSERT INTO broker (kind, key, sealed, expires, client_id, subject) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(kind, key) DO UPDATE SET sealed=excluded.sealed, expires=excluded.expires, "
                 "client_id=excluded.client_id, subject=excluded.subject",
-                (kind, digest, sealed, expires, client_id, subject),
+                entry,
             )
 
     async def _broker_get_sealed(self, kind: str, digest: str, now: float) -> bytes | None:
@@ -524,23 +424,35 @@ class SqliteStore(Store):
 
     # -- private ------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _mark(n: int) -> str:
+        return "?"
+
+    async def _select(self, sql: str, *args: Any) -> list[Row]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [dict(r) for r in rows]
+
     def _one(self, sql: str, args: Sequence[Any]) -> Row | None:
         with self._lock:
             row = self._db.execute(sql, args).fetchone()
         return dict(row) if row is not None else None
 
+    def _keep_later(self, table: str, key_column: str, column: str, key: str, at: float) -> None:
+        """``at`` into ``table.column`` for ``key``, never moving it back (a lease renewed, a pause
+        set, late by a slow caller)."""
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO {table} ({key_column}, {column}) VALUES (?, ?) ON CONFLICT({key_column}) "
+                f"DO UPDATE SET {column}=MAX({column}, excluded.{column})",
+                (key, at),
+            )
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``: the database's write lock makes each step atomic across
-        the processes sharing the file."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        """One write transaction (:func:`_immediate`) under this object's lock."""
+        with self._lock, _immediate(self._db):
+            yield self._db
 
     def _open(self) -> sqlite3.Connection:
         if self.path is None:
@@ -564,12 +476,6 @@ class SqliteStore(Store):
         return db
 
 
-_PEOPLE = (
-    "SELECT actor_id, MAX(actor_name) AS actor_name, MAX(started_at) AS last_write, COUNT(*) AS writes"
-    " FROM writes GROUP BY actor_id ORDER BY last_write DESC"
-)
-
-
 def _migrate(db: sqlite3.Connection) -> None:
     """Run pending migrations; a file already at the latest version is only read (no write lock, so
     processes opening it together do not queue behind each other)."""
@@ -578,8 +484,7 @@ def _migrate(db: sqlite3.Connection) -> None:
             return
     except sqlite3.OperationalError:  # no schema_migrations table yet
         pass
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with _immediate(db):
         db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
         )
@@ -597,6 +502,15 @@ def _migrate(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))", (version,)
             )
+
+
+@contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error): the database's write lock makes
+    each step atomic across the processes sharing the file."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
     except BaseException:
         db.execute("ROLLBACK")
         raise

@@ -178,9 +178,7 @@ class ApprovalStore:
 
     def close(self) -> None:
         """Close an approval store's own SQLite file (sync, for tests)."""
-        close_now = getattr(self.store, "close_now", None)
-        if close_now is not None:
-            close_now()
+        self.store.close_now()
 
     # -- private -----------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ import secrets
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,7 +44,7 @@ from pcref_mcp.referrals import contacts
 from pcref_mcp.referrals.untrusted import quote, quote_at
 
 if TYPE_CHECKING:
-    from pcref_mcp.store.base import Store
+    from pcref_mcp.store.base import Outcome, Store
 
 Status = Literal["pending", "applied", "failed", "in_doubt", "partial"]
 STATUSES: tuple[str, ...] = ("pending", "applied", "failed", "in_doubt", "partial")
@@ -174,7 +174,7 @@ class Journal:
         self.lease_seconds = lease_seconds
         self._owner = _owner_of_this_process()
         self._settled_at: float | None = None
-        self._unrecorded: dict[int, dict[str, Any]] = {}  # outcomes the store could not take yet
+        self._unrecorded: dict[int, Outcome] = {}  # outcomes the store could not take yet
         self._renewed_at: float | None = None
 
     # -- recording --------------------------------------------------------------------------------
@@ -241,13 +241,9 @@ class Journal:
         a store that is unreachable now must not turn that into an error for the person: the outcome
         is kept in this process and recorded on the journal's next use (until then the entry stays
         pending under this live process; if the process dies first, it is settled as in doubt)."""
-        outcome: dict[str, Any] = {
-            "status": status,
-            "finished_at": stamp(),
-            "etag_after": etag_after,
-            "error": error,
-            "referral_id": referral_id,
-        }
+        from pcref_mcp.store.base import Outcome  # loaded with the store this journal opened
+
+        outcome = Outcome(status, stamp(), etag_after=etag_after, error=error, referral_id=referral_id)
         metrics.count("pcref_writes", outcome=status)
         log.info(
             "write %s %s",
@@ -257,7 +253,7 @@ class Journal:
         )
         try:
             with metrics.timed("pcref_store_seconds", op="journal_outcome"):
-                await self.store.journal_finish(entry_id, **outcome)
+                await self.store.journal_finish(entry_id, outcome)
         except StoreUnavailable:
             log.warning(
                 "change %s: its outcome (%s) will be recorded when the store is back", entry_id, status
@@ -283,7 +279,7 @@ class Journal:
 
     async def _record_kept_outcomes(self) -> None:
         for entry_id, outcome in list(self._unrecorded.items()):
-            await self.store.journal_finish(entry_id, **outcome)  # StoreUnavailable: kept, raised
+            await self.store.journal_finish(entry_id, outcome)  # StoreUnavailable: kept, raised
             del self._unrecorded[entry_id]
 
     async def settle(self, entry_id: int, status: Literal["applied", "failed"], how: str) -> bool:
@@ -340,17 +336,14 @@ class Journal:
         return _entry(row) if row else None
 
     def integrity_ok(self) -> bool:
-        check = getattr(self.store, "integrity_ok", None)
-        return bool(check()) if check is not None else True
+        return self.store.integrity_ok()
 
     async def aclose(self) -> None:
         await self.store.close()
 
     def close(self) -> None:
         """Close a journal's own SQLite file (sync, for the CLI and tests)."""
-        close_now = getattr(self.store, "close_now", None)
-        if close_now is not None:
-            close_now()
+        self.store.close_now()
 
     # -- private ----------------------------------------------------------------------------------
 
@@ -427,30 +420,19 @@ def entry_of(row: Mapping[str, Any]) -> JournalEntry:
     return _entry(row)
 
 
+_JSON_COLUMNS = ("operations", "before_image")  # kept as JSON text in the row
+
+
 def _entry(row: Mapping[str, Any]) -> JournalEntry:
-    return JournalEntry(
-        id=row["id"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        tool=row["tool"],
-        kind=row["kind"],
-        referral_id=row["referral_id"],
-        correlation_id=row["correlation_id"],
-        operations=json.loads(row["operations"]),
-        before_image=json.loads(row["before_image"]),
-        etag_before=row["etag_before"],
-        etag_after=row["etag_after"],
-        status=row["status"],
-        error=row["error"],
-        undo_of=row["undo_of"],
-        undone_by=row["undone_by"],
-        external_ref=row["external_ref"],
-        summary=row["summary"],
-        actor_id=row["actor_id"],
-        actor_name=row["actor_name"],
-        request_id=row.get("request_id"),
-        approval_path=row.get("approval_path"),
-    )
+    """The entry's fields from the row's columns of the same names; a column added after the
+    first release (its field has a default) may be missing from a row."""
+    values = {
+        f.name: row[f.name] if f.default is MISSING else row.get(f.name, f.default)
+        for f in fields(JournalEntry)
+    }
+    for name in _JSON_COLUMNS:
+        values[name] = json.loads(values[name])
+    return JournalEntry(**values)
 
 
 def _shown_list(
@@ -514,12 +496,7 @@ def _boot_id() -> str:
 
 def _start_ticks(pid: int) -> str:
     """When ``pid`` started (clock ticks since boot, /proc), or "" where that cannot be read."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    fields = text[text.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else ""
+    return _stat_field(pid, 19)
 
 
 def _alive(pid: int) -> bool:
@@ -536,12 +513,19 @@ def _alive(pid: int) -> bool:
 
 def _state(pid: int) -> str:
     """The process state letter from /proc (R, S, D, Z …), or "" where that cannot be read."""
+    return _stat_field(pid, 0)
+
+
+def _stat_field(pid: int, index: int) -> str:
+    """Field ``index`` of ``/proc/<pid>/stat`` counted from the one after the command name (which
+    may hold spaces and parentheses: the fields start after its last ``)``), or "" where the file
+    or the field cannot be read."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    fields = text[text.rfind(")") + 2 :].split()
-    return fields[0] if fields else ""
+    after_name = text[text.rfind(")") + 2 :].split()
+    return after_name[index] if len(after_name) > index else ""
 
 
 def stamp(moment: datetime | None = None) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from pcref_mcp.store.base import broker_digest
+from pcref_mcp.store.base import BrokerEntry, broker_digest
 
 pytestmark = pytest.mark.anyio
 
@@ -118,7 +118,7 @@ async def test_keys_are_digested_and_values_sealed_at_rest(new_store: Any) -> No
     assert (row["client_id"], row["subject"]) == ("c1", "ada")
     # a sealed value copied under another key does not open: it reads as absent, not as that value
     await store._broker_put_sealed(
-        "refresh", broker_digest("handle-of-eve"), bytes(row["sealed"]), NOW + 100, "c1", "eve"
+        BrokerEntry("refresh", broker_digest("handle-of-eve"), bytes(row["sealed"]), NOW + 100, "c1", "eve")
     )
     assert await store.broker_get("refresh", "handle-of-eve", NOW) is None
     assert await store.broker_take("refresh", "handle-of-eve", NOW) is None
