@@ -494,6 +494,13 @@ class WriteEngine:
     ) -> WriteOutcome:
         """The second POST of a co-sell: the approved template with the engagementId filled in."""
         assert partner.engagement_id
+
+        async def record(status: Literal["applied", "partial"], error: str | None = None) -> None:
+            """The outcome: the partner referral exists, whatever became of the invitation."""
+            await self.journal.record_outcome(
+                entry_id, status, referral_id=partner.id, etag_after=partner.e_tag, error=error
+            )
+
         body = (
             with_engagement_id(template, partner.engagement_id)
             if template.get("engagementId") == ENGAGEMENT_ID_PLACEHOLDER
@@ -510,13 +517,7 @@ class WriteEngine:
                     if isinstance(exc, WriteOutcomeUnknown)
                     else "inviting Microsoft failed"
                 )
-                await self.journal.record_outcome(
-                    entry_id,
-                    "partial",
-                    referral_id=partner.id,
-                    etag_after=partner.e_tag,
-                    error=f"{what}: {exc}",
-                )
+                await record("partial", f"{what}: {exc}")
                 return WriteOutcome(
                     "partial",
                     f"The partner referral {partner.id} exists, but {what} ({exc}). To finish, call "
@@ -529,17 +530,9 @@ class WriteEngine:
                 )
             invitation = landed
         except BaseException as exc:  # cancelled mid-send: the partner referral exists, the rest is unknown
-            await self.journal.record_outcome(
-                entry_id,
-                "partial",
-                referral_id=partner.id,
-                etag_after=partner.e_tag,
-                error=f"interrupted while inviting Microsoft ({type(exc).__name__})",
-            )
+            await record("partial", f"interrupted while inviting Microsoft ({type(exc).__name__})")
             raise
-        await self.journal.record_outcome(
-            entry_id, "applied", referral_id=partner.id, etag_after=partner.e_tag
-        )
+        await record("applied")
         first = plan.referral_id is None
         return WriteOutcome(
             "applied",
