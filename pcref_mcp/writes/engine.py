@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pcref_mcp.errors import (
@@ -24,7 +23,7 @@ from pcref_mcp.errors import (
     WriteOutcomeUnknown,
 )
 from pcref_mcp.partner_center import odata
-from pcref_mcp.referrals import contacts, lifecycle, patch_paths
+from pcref_mcp.referrals import contacts, lifecycle, patch_paths, when
 from pcref_mcp.referrals.models import PatchOperation, Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote
@@ -143,9 +142,7 @@ class WriteEngine:
     async def plan_registration(self, referral_id: str, registration: NewDealRegistration) -> WritePlan:
         referral = await self.client.get(referral_id)
         unmet = (
-            lifecycle.registration_unmet(
-                referral, solution_ids=[registration.solution_id], now=datetime.now(UTC)
-            )
+            lifecycle.registration_unmet(referral, solution_ids=[registration.solution_id], now=when.now())
             + registration.problems()
         )  # every condition at once: the referral's and the registration's
         if unmet:
