@@ -6,6 +6,11 @@ microseconds and is called inline). Rows cross the interface as plain dicts keye
 so the layers above own their models and messages and the store owns only SQL. Every operation
 that must be single-use or mutually exclusive across replicas is one statement or one transaction
 here, never a read followed by a write in the caller.
+
+What the two dialects share is written here once: a public signature and what it checks, the
+journal's page filters (rendered with the dialect's placeholder), and the queries whose SQL is the
+same in both. Each dialect keeps the statements that differ, handed one row (``Seen``,
+``Snapshot``, ``BrokerEntry``, ``Outcome``: tuples in the order of the columns they fill).
 """
 
 from __future__ import annotations
