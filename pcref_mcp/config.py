@@ -293,25 +293,26 @@ def cmd_config(settings: Settings, out: TextIO) -> int:
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where settings and the token cache live: XDG_CONFIG_HOME, Application Support, %APPDATA%."""
-    env = os.environ if env is None else env
-    if sys.platform == "win32":
-        base = env.get("APPDATA") or str(_home(env) / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = str(_home(env) / "Library" / "Application Support")
-    else:
-        base = env.get("XDG_CONFIG_HOME") or str(_home(env) / ".config")
-    return Path(base) / APP_NAME
+    return _user_dir(env, windows=("APPDATA", "AppData/Roaming"), xdg=("XDG_CONFIG_HOME", ".config"))
 
 
 def data_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where the write journal lives: XDG_DATA_HOME, Application Support, %LOCALAPPDATA%."""
+    return _user_dir(env, windows=("LOCALAPPDATA", "AppData/Local"), xdg=("XDG_DATA_HOME", ".local/share"))
+
+
+def _user_dir(env: Mapping[str, str] | None, *, windows: tuple[str, str], xdg: tuple[str, str]) -> Path:
+    """This app's folder of one kind on this platform: the folder a variable names, else its usual
+    place under the home folder (each given as ``(variable, under home)``; macOS has no variable and
+    keeps both kinds in Application Support)."""
     env = os.environ if env is None else env
     if sys.platform == "win32":
-        base = env.get("LOCALAPPDATA") or str(_home(env) / "AppData" / "Local")
+        variable, under_home = windows
     elif sys.platform == "darwin":
-        base = str(_home(env) / "Library" / "Application Support")
+        variable, under_home = "", "Library/Application Support"
     else:
-        base = env.get("XDG_DATA_HOME") or str(_home(env) / ".local" / "share")
+        variable, under_home = xdg
+    base = (env.get(variable) if variable else None) or str(_home(env) / under_home)
     return Path(base) / APP_NAME
 
 

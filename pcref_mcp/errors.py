@@ -192,28 +192,25 @@ class ServiceUnavailable(ServiceError):
     status = 503
 
 
-class NetworkError(PcrefError):
+class _Correlated(PcrefError):
+    """A failure with no service answer to quote, named by the request's correlation id instead,
+    which the person can quote to Microsoft support."""
+
+    def __init__(self, message: str, *, correlation_id: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.correlation_id = correlation_id
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (correlation id {self.correlation_id})" if self.correlation_id else text
+
+
+class NetworkError(_Correlated):
     """No HTTP answer at all (connection refused, dropped, timed out)."""
 
-    def __init__(self, message: str, *, correlation_id: str | None = None, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.correlation_id = correlation_id
 
-    def __str__(self) -> str:
-        text = super().__str__()
-        return f"{text} (correlation id {self.correlation_id})" if self.correlation_id else text
-
-
-class WriteOutcomeUnknown(PcrefError):
+class WriteOutcomeUnknown(_Correlated):
     """A write failed in a way that leaves its outcome unknown and a look-up could not settle it."""
-
-    def __init__(self, message: str, *, correlation_id: str | None = None, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.correlation_id = correlation_id
-
-    def __str__(self) -> str:
-        text = super().__str__()
-        return f"{text} (correlation id {self.correlation_id})" if self.correlation_id else text
 
 
 class SignInExpired(ClaimsChallenge):

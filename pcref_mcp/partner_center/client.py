@@ -37,7 +37,6 @@ from pcref_mcp.errors import (
     BadRequest,
     InvalidInput,
     NetworkError,
-    PcrefError,
     ServiceError,
     Throttled,
     WriteOutcomeUnknown,
@@ -48,7 +47,14 @@ from pcref_mcp.partner_center.errors import error_from_response, parse_retry_aft
 from pcref_mcp.partner_center.odata import Expr, Query, eq
 from pcref_mcp.partner_center.ratelimit import RateLimiter
 from pcref_mcp.partner_center.wire_contract import check_request
-from pcref_mcp.partner_center.write_outcome import _Ambiguous, _describe, _operations, _ops_visible, _to_wire
+from pcref_mcp.partner_center.write_outcome import (
+    _Ambiguous,
+    _describe,
+    _lookup_in_doubt,
+    _operations,
+    _ops_visible,
+    _to_wire,
+)
 from pcref_mcp.referrals.models import PatchOperation, Referral, ReferralPage
 
 __all__ = ["ListResult", "PartnerCenterClient", "current_correlation_id", "new_correlation_id"]
@@ -229,15 +235,12 @@ class PartnerCenterClient:
             return await self._settle_create(str(external_id), existing, amb, cid)
         if response.status_code not in (200, 201) or not response.content:
             # Accepted but no representation: read it back by its external id.
-            try:
+            with _lookup_in_doubt(
+                f"Partner Center accepted the create (HTTP {response.status_code}) but reading it back failed",
+                f"; look for externalReferenceId {external_id!r} before trying again.",
+                cid,
+            ):
                 found = [r for r in await self.find_by_external_id(str(external_id)) if r.id not in existing]
-            except PcrefError as exc:
-                # The create was accepted: a failed read-back must not be reported as a failed write.
-                raise WriteOutcomeUnknown(
-                    f"Partner Center accepted the create (HTTP {response.status_code}) but reading it back "
-                    f"failed ({exc.message}); look for externalReferenceId {external_id!r} before trying again.",
-                    correlation_id=cid,
-                ) from None
             if len(found) == 1:
                 return found[0]
             raise WriteOutcomeUnknown(
@@ -290,15 +293,13 @@ class PartnerCenterClient:
         except _Ambiguous as amb:
             return await self._settle_patch(referral_id, operations, etag, amb, cid)
         if response.status_code == 204 or not response.content:
-            try:
+            with _lookup_in_doubt(
+                f"Partner Center accepted the update (HTTP {response.status_code}) but reading the "
+                "referral back failed",
+                "; read it again before changing it.",
+                cid,
+            ):
                 return await self._read_after(referral_id, etag, response)
-            except PcrefError as exc:
-                # The update was accepted: a failed read-back must not be reported as a failed write.
-                raise WriteOutcomeUnknown(
-                    f"Partner Center accepted the update (HTTP {response.status_code}) but reading the "
-                    f"referral back failed ({exc.message}); read it again before changing it.",
-                    correlation_id=cid,
-                ) from None
         return _with_etag(_parse(Referral, response, cid), response)
 
     async def _read_after(self, referral_id: str, etag: str, response: httpx.Response) -> Referral:
@@ -350,14 +351,12 @@ class PartnerCenterClient:
     async def _settle_create(
         self, external_id: str, existing: set[str], amb: _Ambiguous, cid: str
     ) -> Referral:
-        try:
+        with _lookup_in_doubt(
+            f"The create failed ({amb.what}) and checking whether it landed failed too",
+            f". Look for externalReferenceId {external_id!r} before trying again.",
+            cid,
+        ):
             found = [r for r in await self.find_by_external_id(external_id) if r.id not in existing]
-        except PcrefError as exc:
-            raise WriteOutcomeUnknown(
-                f"The create failed ({amb.what}) and checking whether it landed failed too ({exc.message}). "
-                f"Look for externalReferenceId {external_id!r} before trying again.",
-                correlation_id=cid,
-            ) from None
         if len(found) == 1:
             logger.info("create landed despite %s (correlation id %s)", amb.what, cid)
             return found[0]
@@ -393,14 +392,12 @@ class PartnerCenterClient:
         for attempt in range(1, SETTLE_READS + 1):
             if attempt > 1:
                 await self._sleep(self._backoff(attempt - 1))
-            try:
+            with _lookup_in_doubt(
+                f"The update failed ({amb.what}) and reading the referral back failed",
+                "; whether it landed is not known. Read it again before retrying.",
+                cid,
+            ):
                 current = await self.get(referral_id)
-            except PcrefError as exc:
-                raise WriteOutcomeUnknown(
-                    f"The update failed ({amb.what}) and reading the referral back failed "
-                    f"({exc.message}); whether it landed is not known. Read it again before retrying.",
-                    correlation_id=cid,
-                ) from None
             if _same_etag(current.e_tag, etag):
                 continue  # unchanged, or a replica behind: read again
             if _ops_visible(current, ops):
@@ -493,25 +490,22 @@ class PartnerCenterClient:
                 response = await self._http.request(
                     method, url, params=params, content=content, headers=request_headers
                 )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # No connection was made, so nothing was sent: safe to try again for any method.
-                self._log(method, path, None, started, cid, attempt, type(exc).__name__)
-                if attempt <= self._max_retries:
-                    await self._sleep(self._backoff(attempt))
-                    continue
-                raise NetworkError(
-                    f"Could not connect to Partner Center ({_describe(exc)}).",
-                    correlation_id=cid,
-                    hint="Check the network and try again.",
-                ) from None
             except (httpx.TransportError, OSError) as exc:
                 # OSError: an in-process (ASGI) app that drops the connection raises it directly.
                 self._log(method, path, None, started, cid, attempt, type(exc).__name__)
-                if write:
+                # Without a connection nothing was sent: safe to try again for any method.
+                connected = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if write and connected:
                     raise _Ambiguous(_describe(exc), None) from None
                 if attempt <= self._max_retries:
                     await self._sleep(self._backoff(attempt))
                     continue
+                if not connected:
+                    raise NetworkError(
+                        f"Could not connect to Partner Center ({_describe(exc)}).",
+                        correlation_id=cid,
+                        hint="Check the network and try again.",
+                    ) from None
                 raise NetworkError(
                     f"Partner Center did not answer ({_describe(exc)}) after {attempt} attempts.",
                     correlation_id=cid,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -170,28 +170,23 @@ def path(value: str) -> str:
 # --- comparisons ----------------------------------------------------------------------------------
 
 
-def eq(p: str, value: Any) -> Expr:
-    return _compare(p, "eq", value)
+def _comparison(op: str) -> Callable[[str, Any], Expr]:
+    """The function that builds ``path op value`` (the value escaped by :func:`literal`)."""
+
+    def compare(p: str, value: Any) -> Expr:
+        return Expr(f"{path(p)} {op} {literal(value)}")
+
+    compare.__name__ = compare.__qualname__ = op
+    compare.__doc__ = f"``p {op} value``."
+    return compare
 
 
-def ne(p: str, value: Any) -> Expr:
-    return _compare(p, "ne", value)
-
-
-def gt(p: str, value: Any) -> Expr:
-    return _compare(p, "gt", value)
-
-
-def ge(p: str, value: Any) -> Expr:
-    return _compare(p, "ge", value)
-
-
-def lt(p: str, value: Any) -> Expr:
-    return _compare(p, "lt", value)
-
-
-def le(p: str, value: Any) -> Expr:
-    return _compare(p, "le", value)
+eq = _comparison("eq")
+ne = _comparison("ne")
+gt = _comparison("gt")
+ge = _comparison("ge")
+lt = _comparison("lt")
+le = _comparison("le")
 
 
 def contains(p: str, text: str, *, ignore_case: bool = False) -> Expr:
@@ -232,10 +227,6 @@ def not_(expr: Expr) -> Expr:
 
 
 # --- private helpers ------------------------------------------------------------------------------
-
-
-def _compare(p: str, op: str, value: Any) -> Expr:
-    return Expr(f"{path(p)} {op} {literal(value)}")
 
 
 def _string(text: str) -> str:

@@ -1,18 +1,20 @@
 """What a write sends and how its outcome is judged: the body and patch operations as sent, the
 failure after which a write may or may not have been processed (``_Ambiguous``, with the network
-failure described), and whether a patch's values show in a referral read back.
+failure described), what a failed look-up after it means, and whether a patch's values show in a
+referral read back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from pcref_mcp.errors import InvalidInput, ServiceError
+from pcref_mcp.errors import InvalidInput, PcrefError, ServiceError, WriteOutcomeUnknown
 from pcref_mcp.referrals.models import PatchOperation, Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
 
@@ -24,6 +26,17 @@ class _Ambiguous(Exception):
         super().__init__(what)
         self.what = what
         self.error = error
+
+
+@contextlib.contextmanager
+def _lookup_in_doubt(before: str, after: str, cid: str) -> Iterator[None]:
+    """A look-up that should tell whether a write landed: when the look-up itself fails, the write
+    may still have landed, so the failure is the write's outcome unknown (``before (why) after``),
+    never a failed write."""
+    try:
+        yield
+    except PcrefError as exc:
+        raise WriteOutcomeUnknown(f"{before} ({exc.message}){after}", correlation_id=cid) from None
 
 
 def _describe(exc: Exception) -> str:

@@ -103,7 +103,26 @@ def error_body(code: str, message: str, *, inner_code: str | None = None) -> dic
 # --- the front door -------------------------------------------------------------------------------
 
 
-class _ControlGate:
+class _PrefixGate:
+    """ASGI middleware that stands in front of the HTTP requests under ``prefix`` only (:meth:`guard`);
+    everything else passes straight through to ``app``."""
+
+    prefix: str
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        await self.guard(scope, receive, send)
+
+    async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class _ControlGate(_PrefixGate):
     """``/_sandbox/`` (reset, faults, clock) only for the test that owns this sandbox.
 
     A web page can make a browser send a "simple" cross-site POST (``text/plain``) to a loopback
@@ -113,13 +132,13 @@ class _ControlGate:
     cross-site page cannot send without a preflight the sandbox never grants).
     """
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app, self.token = app, token
+    prefix = "/_sandbox"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/_sandbox"):
-            await self.app(scope, receive, send)
-            return
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        super().__init__(app)
+        self.token = token
+
+    async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         problem = None
         origin = headers.get("origin")
@@ -157,16 +176,16 @@ def _local_origin(origin: str) -> bool:
     return bool(sep) and scheme in ("http", "https") and _local_host(rest.split("/", 1)[0])
 
 
-class _Gate:
+class _Gate(_PrefixGate):
     """Ids, faults, auth and throttling for ``/v1.0/`` (pure ASGI so it can also drop connections)."""
 
-    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
-        self.app, self.state = app, state
+    prefix = "/v1.0/"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1.0/"):
-            await self.app(scope, receive, send)
-            return
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        super().__init__(app)
+        self.state = state
+
+    async def guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state
         headers = Headers(scope=scope)
         method = scope["method"]
@@ -418,12 +437,7 @@ class _Api:
     @_mapped
     async def patch_referral(self, request: Request) -> Response:
         state = self.state
-        state.sweep()
-        referral_id = request.path_params["referral_id"]
-        operations = await _json_body(request)
-        current = state.store.get(referral_id)
-        if current is None:
-            raise _not_found(referral_id)
+        referral_id, operations, current = await self._change_of(request)
         if_match = request.headers.get("if-match")
         if if_match and if_match.strip() != "*" and _etag_value(if_match) != _etag_value(current["eTag"]):
             raise _stale()
@@ -442,12 +456,7 @@ class _Api:
         """Strict profile: PUT as documented (whole document, If-Match required, 200 + body)."""
         state = self.state
         if state.config.profile == "strict":
-            state.sweep()
-            referral_id = request.path_params["referral_id"]
-            body = await _json_body(request)
-            current = state.store.get(referral_id)
-            if current is None:
-                raise _not_found(referral_id)
+            _, body, current = await self._change_of(request)
             if_match = (request.headers.get("if-match") or "").strip()
             if not if_match:
                 return _error(
@@ -469,6 +478,17 @@ class _Api:
             "'add'/'replace' operations instead.",
             headers={"Allow": "GET, PATCH"},
         )
+
+    async def _change_of(self, request: Request) -> tuple[str, Any, dict[str, Any]]:
+        """What a PATCH or PUT names and sends: the referral id, the JSON body, and the referral as it
+        is now (404 when there is none, checked after the body as the service does)."""
+        self.state.sweep()
+        referral_id = request.path_params["referral_id"]
+        body = await _json_body(request)
+        current = self.state.store.get(referral_id)
+        if current is None:
+            raise _not_found(referral_id)
+        return referral_id, body, current
 
     @_mapped
     async def not_allowed(self, request: Request) -> Response:

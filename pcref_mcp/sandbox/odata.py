@@ -196,6 +196,11 @@ class Compiled:
     predicate: bool = False  # a condition (comparison, and/or/not, contains, any/all), not a value
 
 
+def _condition(sql: str, params: list[Any]) -> Compiled:
+    """A condition (comparison, and/or/not, contains, any/all): a boolean that is not a value."""
+    return Compiled(sql, params, "bool", predicate=True)
+
+
 def compile_filter(text: str, *, strict: bool = False) -> tuple[str, list[Any]]:
     """``$filter`` text -> (SQL boolean expression over table ``referrals``, parameters).
 
@@ -374,9 +379,7 @@ class _FilterParser:
             self.refuse_in_strict("'or' is not supported; send one query per alternative")
             self.next()
             right = self.and_expr()
-            left = Compiled(
-                f"({left.sql} OR {right.sql})", left.params + right.params, "bool", predicate=True
-            )
+            left = _condition(f"({left.sql} OR {right.sql})", left.params + right.params)
         return left
 
     def and_expr(self) -> Compiled:
@@ -384,9 +387,7 @@ class _FilterParser:
         while self.keyword("and"):
             self.next()
             right = self.unary()
-            left = Compiled(
-                f"({left.sql} AND {right.sql})", left.params + right.params, "bool", predicate=True
-            )
+            left = _condition(f"({left.sql} AND {right.sql})", left.params + right.params)
         return left
 
     def unary(self) -> Compiled:
@@ -395,7 +396,7 @@ class _FilterParser:
             self.next()
             inner = self.unary()
             inner = self._as_condition(inner)
-            return Compiled(f"(NOT COALESCE({inner.sql}, 0))", inner.params, "bool", predicate=True)
+            return _condition(f"(NOT COALESCE({inner.sql}, 0))", inner.params)
         return self.comparison()
 
     def comparison(self) -> Compiled:
@@ -415,7 +416,7 @@ class _FilterParser:
         if left.kind != "bool":
             raise self.error("expected a comparison operator (eq, ne, gt, ge, lt, le) after this value", tok)
         self.refuse_in_strict("a bare value is not a condition; compare it with 'eq'", tok)
-        return Compiled(f"({left.sql} IS 1)", left.params, "bool", predicate=True)
+        return _condition(f"({left.sql} IS 1)", left.params)
 
     def operand(self) -> Compiled:
         tok = self.peek()
@@ -563,8 +564,8 @@ class _FilterParser:
         if self.peek().text == ")":
             self.next()
             if which == "all":
-                return Compiled("1", [], "bool", predicate=True)
-            return Compiled(f"EXISTS (SELECT 1 FROM {each})", [], "bool", predicate=True)
+                return _condition("1", [])
+            return _condition(f"EXISTS (SELECT 1 FROM {each})", [])
         var = self.next()
         if var.kind != "ident" or var.text in _KEYWORDS:
             raise self.error("expected a lambda variable such as 't'", var)
@@ -576,11 +577,9 @@ class _FilterParser:
             self.scopes.pop()
         self.expect(")")
         if which == "any":
-            return Compiled(
-                f"EXISTS (SELECT 1 FROM {each} WHERE {body.sql})", body.params, "bool", predicate=True
-            )
+            return _condition(f"EXISTS (SELECT 1 FROM {each} WHERE {body.sql})", body.params)
         sql = f"NOT EXISTS (SELECT 1 FROM {each} WHERE NOT COALESCE({body.sql}, 0))"
-        return Compiled(sql, body.params, "bool", predicate=True)
+        return _condition(sql, body.params)
 
     def _compare(self, left: Compiled, op: str, right: Compiled, right_tok: Token) -> Compiled:
         kinds = {left.kind, right.kind}
@@ -599,19 +598,19 @@ class _FilterParser:
         if right.is_null or left.is_null:
             side = left if right.is_null else right
             sql = f"({side.sql} IS {'NOT ' if op == 'ne' else ''}NULL)"
-            return Compiled(sql, side.params, "bool", predicate=True)
+            return _condition(sql, side.params)
         if op == "eq" and not (left.literal and right.literal):
             sql = f"({left.sql} = {right.sql})"  # equality with a value: = lets the planner use indexes
         else:
             sql = f"({left.sql} {_COMPARISONS[op]} {right.sql})"
-        return Compiled(sql, left.params + right.params, "bool", predicate=True)
+        return _condition(sql, left.params + right.params)
 
     def _as_condition(self, value: Compiled) -> Compiled:
         if value.predicate:
             return value
         if value.kind != "bool":
             raise self.error("expected a condition")
-        return Compiled(f"({value.sql} IS 1)", value.params, "bool", predicate=True)
+        return _condition(f"({value.sql} IS 1)", value.params)
 
 
 def _coerce_datetime(value: Compiled, other: Compiled) -> Compiled:

@@ -51,6 +51,7 @@ __all__ = [
     "PageSignIn",
     "Person",
     "browser_id",
+    "busy_page",
     "cookie_of",
     "csrf_ok",
     "csrf_token",
@@ -60,6 +61,7 @@ __all__ = [
     "read_answer",
     "remember_person",
     "safe_return_to",
+    "see_other",
     "set_browser_cookie",
     "signed_in_route",
     "start_page_sign_in",
@@ -127,6 +129,23 @@ def set_browser_cookie(response: Any, cookie: str, *, secure: bool) -> Any:
         samesite="lax",
     )
     return response
+
+
+def see_other(url: str) -> Any:
+    """303 to ``url``, never cached: these redirects carry one-time keys and codes."""
+    from starlette.responses import RedirectResponse
+
+    return RedirectResponse(url, 303, headers={"Cache-Control": "no-store"})
+
+
+def busy_page(advice: str = "; reload this page in a few seconds.") -> Any:
+    """503 when the shared store did not answer in time: nothing was lost, a reload shortly goes on."""
+    return notice(
+        "Briefly unavailable",
+        f"The sign-in service is briefly unavailable{advice}",
+        status=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def csrf_token(cookie: str, purpose: str) -> str:
@@ -212,8 +231,6 @@ class PageSignIn:
     async def start(self, request: Any, return_to: str) -> Any:
         """Send the browser to the identity provider; after the sign-in it comes back to
         ``return_to`` known as its person."""
-        from starlette.responses import RedirectResponse
-
         return_to = safe_return_to(return_to)
         cookie = cookie_of(request) or new_cookie()
         state = secrets.token_urlsafe(32)
@@ -232,8 +249,8 @@ class PageSignIn:
                 PAGE_PENDING, state, pending.model_dump_json().encode(), expires=self._clock() + PAGE_TTL
             )
         ):
-            return _busy()
-        response = RedirectResponse(str(flow["auth_uri"]), 303, headers={"Cache-Control": "no-store"})
+            return busy_page()
+        response = see_other(str(flow["auth_uri"]))
         return set_browser_cookie(response, cookie, secure=self.secure)
 
     # the approval page's PageSignIn protocol (pcref_mcp.server.approval_page)
@@ -247,8 +264,6 @@ class PageSignIn:
 
     async def finish(self, state: str, answer: dict[str, str]) -> Any | None:
         """The callback's part: None when ``state`` is not a page sign-in's (the proxy's then)."""
-        from starlette.responses import RedirectResponse
-
         held = await self.store.broker_take(PAGE_PENDING, state, self._clock())
         if held is None:
             return None
@@ -291,12 +306,10 @@ class PageSignIn:
             raise
         signed_in("page", "completed")
         await seen_signing_in(self.store, signed.person.oid, signed.person.name or None)
-        return RedirectResponse(f"{SIGNED_IN_PATH}?key={key}", 303, headers={"Cache-Control": "no-store"})
+        return see_other(f"{SIGNED_IN_PATH}?key={key}")
 
     async def signed_in(self, request: Any) -> Any:
         """``GET /oauth/signed-in?key=…`` (same-site: the cookie arrives): map the browser, go on."""
-        from starlette.responses import RedirectResponse
-
         now = self._clock()
         cookie = cookie_of(request)
         held = await self.store.broker_take(PAGE_SIGNED, request.query_params.get("key", ""), now)
@@ -314,7 +327,7 @@ class PageSignIn:
                 status=400,
             )
         await remember_person(self.store, cookie, signed.person, now)
-        return RedirectResponse(signed.return_to, 303, headers={"Cache-Control": "no-store"})
+        return see_other(signed.return_to)
 
     async def _kept(self, step: Any) -> bool:
         from pcref_mcp.team.proxy import store_failures
@@ -325,15 +338,6 @@ class PageSignIn:
             log.warning("the shared store did not answer a page sign-in")
             return False
         return True
-
-
-def _busy() -> Any:
-    return notice(
-        "Briefly unavailable",
-        "The sign-in service is briefly unavailable; reload in a few seconds.",
-        status=503,
-        headers={"Retry-After": "5"},
-    )
 
 
 async def start_page_sign_in(proxy_or_signin: Any, request: Any, return_to: str) -> Any:
@@ -359,7 +363,7 @@ async def page_callback(pages: PageSignIn, request: Any) -> Any:
     try:
         done = await pages.finish(answer.get("state", ""), answer)
     except store_failures():
-        return _busy()
+        return busy_page()
     return done or notice(
         "Link expired", "This sign-in link has expired or was already used. Start again.", status=400
     )
@@ -371,4 +375,4 @@ async def signed_in_route(pages: PageSignIn, request: Any) -> Any:
     try:
         return await pages.signed_in(request)
     except store_failures():
-        return _busy()
+        return busy_page()

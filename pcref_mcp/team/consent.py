@@ -31,20 +31,23 @@ from __future__ import annotations
 import hmac
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from mcp.server.auth.provider import construct_redirect_uri
+from pydantic import BaseModel
 
 from pcref_mcp.server.pages import esc, new_nonce, notice, origin_of, page_response, render_page
 from pcref_mcp.team.browser import (
     Person,
     browser_id,
+    busy_page,
     cookie_of,
     csrf_ok,
     csrf_token,
     new_cookie,
     remember_person,
+    see_other,
     set_browser_cookie,
     start_page_sign_in,
     who_is,
@@ -73,6 +76,12 @@ log = logging.getLogger("pcref_mcp.team")
 
 CONNECTED_PATH = "/oauth/connected-apps"
 WHAT_IT_CAN_DO = "work your Partner Center referrals as you"
+
+_Held = TypeVar("_Held", bound=BaseModel)
+
+
+class _Gone(Exception):
+    """What a step needs is no longer kept (expired, or answered already): the page says so."""
 
 
 def redirect_host(params_redirect: Any) -> str:
@@ -104,13 +113,13 @@ class ConsentPages:
             if "signed" in request.query_params:
                 return await self._signed(request)
             return await self._ask(request)
+        except _Gone:
+            return _expired()
         except BrokerUnavailable:
-            return _busy()
+            return busy_page()
 
     async def connected(self, request: Any) -> Any:
         """``GET``/``POST /oauth/connected-apps``: the person's approved clients, each revocable."""
-        from starlette.responses import RedirectResponse
-
         try:
             person = await self.proxy._held(who_is(self.store, request, self._now()))
             cookie = cookie_of(request)
@@ -126,10 +135,10 @@ class ConsentPages:
                 if not csrf_ok(cookie, f"revoke:{client_id}", form.get("csrf")):
                     return _stale_form()
                 await self.revoke(person.oid, client_id)
-                return RedirectResponse(CONNECTED_PATH, 303, headers={"Cache-Control": "no-store"})
+                return see_other(CONNECTED_PATH)
             held = await self.proxy._held(self.store.broker_list(CONSENT, self._now(), subject=person.oid))
         except BrokerUnavailable:
-            return _busy()
+            return busy_page()
         consents = sorted((_Consent.model_validate_json(h) for h in held), key=lambda c: -c.approved_at)
         return self._connected_page(person, cookie, consents)
 
@@ -145,24 +154,14 @@ class ConsentPages:
     async def _ask(self, request: Any) -> Any:
         """``GET ?request=…``: on to Entra for a known person who approved the client before; else
         the consent page."""
-        from starlette.responses import RedirectResponse
-
         request_id = request.query_params.get("request", "")
-        held = await self.proxy._get(CONSENT_REQUEST, request_id)
-        if held is None:
-            return _expired()
-        waiting = _Request.model_validate_json(held)
+        waiting = await self._kept(CONSENT_REQUEST, request_id, _Request)
         cookie = cookie_of(request) or new_cookie()
         person = await self.proxy._held(who_is(self.store, request, self._now()))
         host = redirect_host(waiting.params.redirect_uri)
         if person is not None and await self._approved(person.oid, waiting.client_id, host):
-            if await self.proxy._take(CONSENT_REQUEST, request_id) is None:
-                return _expired()
-            try:
-                url = await self.proxy.to_entra(waiting, browser=browser_id(cookie), approved=False)
-            except SignInUnavailable as exc:
-                return notice("Sign-in unavailable", str(exc), status=503)
-            return RedirectResponse(url, 303, headers={"Cache-Control": "no-store"})
+            await self._kept(CONSENT_REQUEST, request_id, _Request, take=True)
+            return await self._on_to_entra(waiting, cookie, approved=False)
         client = await self.proxy.get_client(waiting.client_id)
         if client is None:
             return notice(
@@ -180,13 +179,8 @@ class ConsentPages:
 
     async def _signed(self, request: Any) -> Any:
         """``GET ?signed=…``: back from Entra; the person is known."""
-        from starlette.responses import RedirectResponse
-
         key = request.query_params.get("signed", "")
-        held = await self.proxy._get(SIGNED, key)
-        if held is None:
-            return _expired()
-        signed = _Signed.model_validate_json(held)
+        signed = await self._kept(SIGNED, key, _Signed)
         cookie = cookie_of(request) or new_cookie()
         this = browser_id(cookie)
         if signed.claimed_by is None:  # the first browser to open it: only it may go on
@@ -200,25 +194,18 @@ class ConsentPages:
                 subject=signed.oid,
             )
         elif not hmac.compare_digest(signed.claimed_by, this):
-            return notice(
-                "Opened elsewhere", "This sign-in is being finished in another browser.", status=400
-            )
+            return _opened_elsewhere()
         host = redirect_host(signed.params.redirect_uri)
         same_browser = hmac.compare_digest(signed.browser, this)
         known = await self._approved(signed.oid, signed.client_id, host)
         if known or (signed.approved and same_browser):
-            if await self.proxy._take(SIGNED, key) is None:
-                return _expired()
+            await self._kept(SIGNED, key, _Signed, take=True)
             if not known:
                 await self._remember_consent(signed)
             if same_browser:
                 await self.proxy._held(remember_person(self.store, cookie, _person(signed), self._now()))
             url = await self.proxy.issue_code(signed)
-            return set_browser_cookie(
-                RedirectResponse(url, 303, headers={"Cache-Control": "no-store"}),
-                cookie,
-                secure=self.proxy.secure,
-            )
+            return set_browser_cookie(see_other(url), cookie, secure=self.proxy.secure)
         client = await self.proxy.get_client(signed.client_id)
         page = self._consent_page(
             client_name=client.client_name if client is not None else None,
@@ -232,8 +219,6 @@ class ConsentPages:
 
     async def _decide(self, request: Any) -> Any:
         """``POST``: Approve or Deny, from this browser's own page (CSRF)."""
-        from starlette.responses import RedirectResponse
-
         form = await request.form()
         cookie = cookie_of(request)
         decision = str(form.get("decision", ""))
@@ -244,41 +229,41 @@ class ConsentPages:
             if not csrf_ok(cookie, f"consent:signed:{key}", form.get("csrf")):
                 return _stale_form()
             assert cookie is not None
-            held = await self.proxy._get(SIGNED, key)
-            if held is None:
-                return _expired()
-            peek = _Signed.model_validate_json(held)
+            peek = await self._kept(SIGNED, key, _Signed)
             if peek.claimed_by is None or not hmac.compare_digest(peek.claimed_by, browser_id(cookie)):
-                return notice(
-                    "Opened elsewhere", "This sign-in is being finished in another browser.", status=400
-                )
-            taken = await self.proxy._take(SIGNED, key)
-            if taken is None:
-                return _expired()
-            signed = _Signed.model_validate_json(taken)
+                return _opened_elsewhere()
+            signed = await self._kept(SIGNED, key, _Signed, take=True)
             if decision == "deny":
                 return _denied(signed.params)
             await self._remember_consent(signed)
             if hmac.compare_digest(signed.browser, browser_id(cookie)):
                 await self.proxy._held(remember_person(self.store, cookie, _person(signed), self._now()))
-            return RedirectResponse(
-                await self.proxy.issue_code(signed), 303, headers={"Cache-Control": "no-store"}
-            )
+            return see_other(await self.proxy.issue_code(signed))
         request_id = str(form.get("request", ""))
         if not csrf_ok(cookie, f"consent:request:{request_id}", form.get("csrf")):
             return _stale_form()
         assert cookie is not None
-        taken = await self.proxy._take(CONSENT_REQUEST, request_id)
-        if taken is None:
-            return _expired()
-        waiting = _Request.model_validate_json(taken)
+        waiting = await self._kept(CONSENT_REQUEST, request_id, _Request, take=True)
         if decision == "deny":
             return _denied(waiting.params)
+        return await self._on_to_entra(waiting, cookie, approved=True)
+
+    async def _kept(self, kind: str, key: str, model: type[_Held], *, take: bool = False) -> _Held:
+        """The request or sign-in kept under ``key``; ``take`` also ends it (one answer only: a second
+        one, in any browser, finds it gone). Gone (expired, or answered already) raises :class:`_Gone`:
+        the step ends on the "expired" page."""
+        held = await (self.proxy._take if take else self.proxy._get)(kind, key)
+        if held is None:
+            raise _Gone
+        return model.model_validate_json(held)
+
+    async def _on_to_entra(self, waiting: _Request, cookie: str, *, approved: bool) -> Any:
+        """On to Entra for ``waiting``, from this browser (``approved``: it approved this very request)."""
         try:
-            url = await self.proxy.to_entra(waiting, browser=browser_id(cookie), approved=True)
+            url = await self.proxy.to_entra(waiting, browser=browser_id(cookie), approved=approved)
         except SignInUnavailable as exc:
             return notice("Sign-in unavailable", str(exc), status=503)
-        return RedirectResponse(url, 303, headers={"Cache-Control": "no-store"})
+        return see_other(url)
 
     # --- consent records ------------------------------------------------------------------------------
 
@@ -383,15 +368,13 @@ def _person(signed: _Signed) -> Person:
 
 
 def _denied(params: Any) -> Any:
-    from starlette.responses import RedirectResponse
-
     url = construct_redirect_uri(
         str(params.redirect_uri),
         state=params.state,
         error="access_denied",
         error_description="The person declined to let this app sign in.",
     )
-    return RedirectResponse(url, 303, headers={"Cache-Control": "no-store"})
+    return see_other(url)
 
 
 def _expired() -> Any:
@@ -402,18 +385,13 @@ def _expired() -> Any:
     )
 
 
+def _opened_elsewhere() -> Any:
+    return notice("Opened elsewhere", "This sign-in is being finished in another browser.", status=400)
+
+
 def _stale_form() -> Any:
     return notice(
         "Form expired",
         "This form did not come from this page in this browser, or has expired. Reload the page and choose again.",
         status=403,
-    )
-
-
-def _busy() -> Any:
-    return notice(
-        "Briefly unavailable",
-        "The sign-in service is briefly unavailable; reload this page in a few seconds.",
-        status=503,
-        headers={"Retry-After": "5"},
     )

@@ -81,7 +81,7 @@ from pcref_mcp.team.broker_state import (
     consent_key,
 )
 from pcref_mcp.team.broker_state import _Consent as _Consent  # consent.py reads the records from here
-from pcref_mcp.team.browser import PageSignIn, read_answer
+from pcref_mcp.team.browser import PageSignIn, busy_page, read_answer, see_other
 from pcref_mcp.team.limits import check_registration
 from pcref_mcp.team.oauth_wrappers import (
     _REVOKING,
@@ -274,13 +274,7 @@ class EntraProxy:
                 if page is not None:
                     return page
         except BrokerUnavailable:
-            return notice(
-                "Briefly unavailable",
-                "The sign-in service is briefly unavailable. Reload this page in a few seconds to finish "
-                "signing in.",
-                status=503,
-                headers={"Retry-After": "5"},
-            )
+            return busy_page(". Reload this page in a few seconds to finish signing in.")
         if held is None:  # unknown, expired (the query says so) or already used
             return notice(
                 "Link expired", "This sign-in link has expired or was already used. Start again.", status=400
@@ -339,7 +333,7 @@ class EntraProxy:
             return back("temporarily_unavailable", "The sign-in service is busy; try again.")
         signed_in("proxy", "completed")
         await self._seen_signing_in(person, pending.client_id)
-        return RedirectResponse(f"{CONSENT_PATH}?signed={key}", 303, headers={"Cache-Control": "no-store"})
+        return see_other(f"{CONSENT_PATH}?signed={key}")
 
     async def _seen_signing_in(self, person: Any, client_id: str) -> None:
         """The person signed in with this client: seen now (``pcref-mcp admin people``)."""
