@@ -63,26 +63,48 @@ def test_plain_http_beyond_loopback_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("stop_with", ["SIGTERM", "SIGINT"])
 def test_the_stand_in_removes_its_private_key_when_stopped(tmp_path: Path, stop_with: str) -> None:
     """`pcref-mcp team --stand-in` as a subprocess, stopped the way a service manager (SIGTERM) or a
-    person (Ctrl+C) stops it: its TLS certificate's temporary directory, private key included, is gone."""
+    person (Ctrl+C) stops it once it serves: it drains and exits 0, and its TLS certificate's temporary
+    directory, private key included, is gone.
+
+    Both servers take a port from the kernel (``--port 0``, ``--stand-in-port 0``) and the test waits for
+    the server's own word that it is listening: a port picked beforehand can be taken meanwhile by any
+    other process on the machine, which then answers for it, and the signal reached a server still
+    starting, before uvicorn's drain took the signal over (exit 143 or 130: flaky under load)."""
     import re
     import signal
     import subprocess
+    import time
 
-    from tests.e2e.servers import PCREF, free_port, http_server, process_env
+    from tests.e2e.servers import PCREF, process_env, stop
 
     temp = tmp_path / "tmp"
     temp.mkdir()
-    port, idp_port = free_port(), free_port()
-    argv = [str(PCREF), "team", "--stand-in", "--port", str(port), "--stand-in-port", str(idp_port)]
-    with http_server(tmp_path, argv, port=port, env=process_env(tmp_path, TMPDIR=str(temp))) as running:
-        cert = Path(re.search(r"\(certificate (\S+)\)", running.stderr).group(1))  # type: ignore[union-attr]
+    argv = [str(PCREF), "team", "--stand-in", "--port", "0", "--stand-in-port", "0"]
+    err = tmp_path / "server.err"
+    with err.open("wb") as fe:
+        proc = subprocess.Popen(
+            argv,
+            env=process_env(tmp_path, TMPDIR=str(temp)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=fe,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "Uvicorn running on http://127.0.0.1:" not in err.read_text(errors="replace"):
+            assert proc.poll() is None, f"the team server exited with {proc.returncode}:\n{err.read_text()}"
+            assert time.monotonic() < deadline, f"the team server did not start:\n{err.read_text()}"
+            time.sleep(0.05)
+        cert = Path(re.search(r"\(certificate (\S+)\)", err.read_text()).group(1))  # type: ignore[union-attr]
         key_dir = cert.parent
         assert key_dir.parent == temp and (key_dir / "standin-idp-key.pem").exists()
-        running.proc.send_signal(getattr(signal, stop_with))
+        proc.send_signal(getattr(signal, stop_with))
         try:
-            code = running.proc.wait(timeout=60)
+            code = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the team server did not stop on {stop_with}:\n{running.stderr}")
-    assert code == 0, running.stderr  # it drained cleanly (pcref_mcp.ops.drain.exit_status)
+            pytest.fail(f"the team server did not stop on {stop_with}:\n{err.read_text()}")
+    finally:
+        stop(proc)
+    assert code == 0, err.read_text()  # it drained cleanly (pcref_mcp.ops.drain.exit_status)
     assert not key_dir.exists()
     assert list(temp.iterdir()) == []
