@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from pcref_mcp.server.asgi import send_json
@@ -41,26 +42,18 @@ log = logging.getLogger("pcref_mcp.team")
 TOKEN_KEY = "pcref_mcp.access_token"  # the ASGI scope key holding the request's verified AccessToken
 
 
+@dataclass(eq=False, repr=False)  # stores what it is given; compared and shown as itself
 class AuthenticateFirst:
     """Pure ASGI middleware: every request to ``path`` (but a CORS preflight) is authenticated from
     its headers before anything reads its body."""
 
-    def __init__(
-        self,
-        app: Any,
-        *,
-        verifier: EntraTokenVerifier,
-        resource_metadata_url: str,
-        revocations: Revocations | None = None,
-        seen: SeenRecorder | None = None,
-        path: str = "/mcp",
-    ) -> None:
-        self.app = app
-        self.verifier = verifier
-        self.resource_metadata_url = resource_metadata_url
-        self.revocations = revocations
-        self.seen = seen
-        self.path = path
+    app: Any
+    _: KW_ONLY
+    verifier: EntraTokenVerifier
+    resource_metadata_url: str
+    revocations: Revocations | None = None
+    seen: SeenRecorder | None = None
+    path: str = "/mcp"
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] == "OPTIONS" or scope["path"].rstrip("/") != self.path:

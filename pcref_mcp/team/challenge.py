@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -48,25 +49,17 @@ MAX_INSPECTED_BODY = 1_000_000  # larger bodies pass through untouched (the SDK 
 BODY_SECONDS = 30.0  # the whole body of a signed-in request must arrive within this (total, not per read)
 
 
+@dataclass(eq=False, repr=False)  # stores what it is given; compared and shown as itself
 class ClaimsGate:
     """Pure ASGI middleware in front of the team app's ``/mcp`` endpoint (behind ``AuthenticateFirst``)."""
 
-    def __init__(
-        self,
-        app: Any,
-        *,
-        obo: OnBehalfOf,
-        resource_metadata_url: str,
-        proxy: EntraProxy | None = None,
-        path: str = "/mcp",
-        body_seconds: float = BODY_SECONDS,
-    ) -> None:
-        self.app = app
-        self.obo = obo
-        self.resource_metadata_url = resource_metadata_url
-        self.proxy = proxy
-        self.path = path
-        self.body_seconds = body_seconds
+    app: Any
+    _: KW_ONLY
+    obo: OnBehalfOf
+    resource_metadata_url: str
+    proxy: EntraProxy | None = None
+    path: str = "/mcp"
+    body_seconds: float = BODY_SECONDS
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != self.path:
