@@ -17,6 +17,7 @@ so a contract of whole calendar years is that many years whether or not it spans
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from pcref_mcp.referrals.models import ContractTerm
@@ -27,6 +28,7 @@ __all__ = [
     "PERPETUAL_YEARS",
     "WIRE_NAMES",
     "YEAR_DAYS",
+    "ContractFacts",
     "annual_contract_value",
     "contract_problems",
 ]
@@ -57,17 +59,22 @@ def annual_contract_value(
     return None
 
 
-def contract_problems(
-    *,
-    term: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    value: float | None,
-    currency: str | None,
-    names: Mapping[str, str] = WIRE_NAMES,
-) -> list[str]:
-    """Every contract rule ``term``/``start``/``end``/``value`` break, one sentence each, naming the
-    fields by ``names``. The value rule is checked in USD only (a caller says so for other currencies)."""
+@dataclass(frozen=True)
+class ContractFacts:
+    """What the contract rules read, whoever holds the contract: a request body, a person's input, the
+    sandbox's copy of what arrived."""
+
+    term: str | None
+    start: datetime | None
+    end: datetime | None
+    value: float | None
+    currency: str | None
+
+
+def contract_problems(contract: ContractFacts, names: Mapping[str, str] = WIRE_NAMES) -> list[str]:
+    """Every contract rule ``contract`` breaks, one sentence each, naming the fields by ``names``. The
+    value rule is checked in USD only (a caller says so for other currencies)."""
+    term, start, end, value = contract.term, contract.start, contract.end, contract.value
     problems: list[str] = []
     if term == ContractTerm.FINITE and end is None:
         problems.append(
@@ -80,7 +87,7 @@ def contract_problems(
             f"{names['end']} must be empty when {names['term']} is 'Perpetual' (a perpetual contract has no end "
             "date); remove it or use 'Finite'."
         )
-    if value is None or currency != "USD":
+    if value is None or contract.currency != "USD":
         return problems
     annual = annual_contract_value(value, term or "", start, end)
     if annual is not None and annual <= MIN_ANNUAL_CONTRACT_VALUE_USD:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pcref_mcp.referrals.contract import MIN_ANNUAL_CONTRACT_VALUE_USD, contract_problems
+from pcref_mcp.referrals.contract import MIN_ANNUAL_CONTRACT_VALUE_USD, ContractFacts, contract_problems
 from pcref_mcp.referrals.contract import WIRE_NAMES as CONTRACT_WIRE_NAMES
 from pcref_mcp.referrals.when import parse_when
 
@@ -31,11 +31,7 @@ class _SolutionFacts:
 
 @dataclass(frozen=True)
 class _RegistrationFacts:
-    term: str
-    start: datetime
-    end: datetime | None
-    value: float
-    currency: str
+    contract: ContractFacts
     solutions: tuple[_SolutionFacts, ...]
 
 
@@ -59,14 +55,7 @@ _FRIENDLY_NAMES = {
 
 def _contract_rules(facts: _RegistrationFacts, names: dict[str, str]) -> list[str]:
     """The contract's own rules, from :mod:`pcref_mcp.referrals.contract` (the sandbox uses the same)."""
-    return contract_problems(
-        term=facts.term,
-        start=facts.start,
-        end=facts.end,
-        value=facts.value,
-        currency=facts.currency,
-        names=names,
-    )
+    return contract_problems(facts.contract, names)
 
 
 def _deployed_on_azure(facts: _RegistrationFacts, names: dict[str, str]) -> list[str]:
@@ -100,9 +89,9 @@ def _registration_check(facts: _RegistrationFacts, names: dict[str, str]) -> tup
     """(problems that refuse the registration, warnings to show)."""
     problems = [message for rule in _REGISTRATION_RULES for message in rule(facts, names)]
     warnings = []
-    if facts.currency != "USD":
+    if facts.contract.currency != "USD":
         warnings.append(
-            f"The contract is in {facts.currency}, so the rule that the annual contract value must exceed "
+            f"The contract is in {facts.contract.currency}, so the rule that the annual contract value must exceed "
             f"{MIN_ANNUAL_CONTRACT_VALUE_USD:,.0f} USD was not checked; make sure it does."
         )
     return problems, warnings
@@ -112,11 +101,13 @@ def _wire_facts(model: WriteModel) -> _RegistrationFacts:
     """The facts of a :data:`DealRegistrationCreate` (read by name: a twin has no static fields)."""
     contract: Any = getattr(model, "contract")  # noqa: B009
     return _RegistrationFacts(
-        term=contract.term,
-        start=contract.start_date_time,
-        end=contract.end_date_time,
-        value=contract.value,
-        currency=contract.currency,
+        ContractFacts(
+            term=contract.term,
+            start=contract.start_date_time,
+            end=contract.end_date_time,
+            value=contract.value,
+            currency=contract.currency,
+        ),
         solutions=tuple(
             _SolutionFacts(
                 s.is_deployed_on_azure,
@@ -131,11 +122,13 @@ def _wire_facts(model: WriteModel) -> _RegistrationFacts:
 def _friendly_facts(model: NewDealRegistration) -> _RegistrationFacts:
     transacted_on = model.marketplace_transaction_date
     return _RegistrationFacts(
-        term=model.term,
-        start=parse_when(model.start_date),
-        end=parse_when(model.end_date) if model.end_date else None,
-        value=model.contract_value,
-        currency=model.contract_currency or model.currency,
+        ContractFacts(
+            term=model.term,
+            start=parse_when(model.start_date),
+            end=parse_when(model.end_date) if model.end_date else None,
+            value=model.contract_value,
+            currency=model.contract_currency or model.currency,
+        ),
         solutions=(
             _SolutionFacts(
                 model.deployed_on_azure,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pcref_mcp.errors import InvalidInput
-from pcref_mcp.referrals.contract import contract_problems
+from pcref_mcp.referrals.contract import ContractFacts, contract_problems
 from pcref_mcp.referrals.models import (
     ContractTerm,
     PricingModel,
@@ -238,11 +238,13 @@ def _contract_rules(contract: dict[str, Any]) -> list[str]:
     return [
         problem.rstrip(".")
         for problem in contract_problems(
-            term=contract.get("term"),
-            start=parse_wire(contract.get("startDateTime") or ""),
-            end=parse_wire(contract.get("endDateTime") or ""),
-            value=value if isinstance(value, int | float) and not isinstance(value, bool) else None,
-            currency=contract.get("currency") or "USD",
+            ContractFacts(
+                term=contract.get("term"),
+                start=parse_wire(contract.get("startDateTime") or ""),
+                end=parse_wire(contract.get("endDateTime") or ""),
+                value=value if isinstance(value, int | float) and not isinstance(value, bool) else None,
+                currency=contract.get("currency") or "USD",
+            )
         )
     ]
 

@@ -110,7 +110,9 @@ def test_sandbox_and_writer_agree_on_every_contract_shape(
 ) -> None:
     body = _registration(term, value, currency, end)
     sandbox, writer = _sandbox_verdict(body), _writer_verdict(body)
-    expected = contract.contract_problems(term=term, start=START, end=end, value=value, currency=currency)
+    expected = contract.contract_problems(
+        contract.ContractFacts(term=term, start=START, end=end, value=value, currency=currency)
+    )
     _assert_same_contract_verdict(sandbox, writer, expected)
     assert bool(sandbox) == bool(writer) == bool(expected)
 
@@ -125,7 +127,9 @@ def test_sandbox_and_writer_agree_on_random_contracts(term: str, value: int, day
     end = None if days is None else START + timedelta(days=days)
     body = _registration(term, value, "USD", end)
     sandbox, writer = _sandbox_verdict(body), _writer_verdict(body)
-    expected = contract.contract_problems(term=term, start=START, end=end, value=value, currency="USD")
+    expected = contract.contract_problems(
+        contract.ContractFacts(term=term, start=START, end=end, value=value, currency="USD")
+    )
     _assert_same_contract_verdict(sandbox, writer, expected)
     assert bool(sandbox) == bool(writer) == bool(expected)
 
@@ -144,7 +148,9 @@ def test_the_service_rule_for_each_shape() -> None:
     assert annual(75_000, "Finite", START, None) is None
     assert annual(75_000, "Finite", None, datetime(2028, 1, 1, tzinfo=UTC)) is None
     # refused for the missing date alone, never for a value it cannot have
-    only = contract.contract_problems(term="Finite", start=START, end=None, value=1_000, currency="USD")
+    only = contract.contract_problems(
+        contract.ContractFacts(term="Finite", start=START, end=None, value=1_000, currency="USD")
+    )
     assert only == [
         "contract.endDateTime is required when contract.term is 'Finite'; give the date the contract ends."
     ]
