@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -38,10 +39,7 @@ from pcref_mcp.referrals.write_models import (
     Amount,
     CurrencyCode,
     FieldProblem,
-    MemberIn,
-    SolutionTagIn,
     UtcDateTime,
-    list_of,
     validation_message,
 )
 
@@ -58,14 +56,22 @@ class PatchPath:
     """One updatable JSON pointer, the words a person uses for it and the type of its value.
 
     The value's JSON schema is derived from ``value_type`` (``json_schema()``), never written by hand.
+    ``value_type`` may be given as the function that builds it: the table's rows are, so that no
+    adapter (nor the write twins some of them hold) is built before a change is read (cold start).
     """
 
     pointer: str
     name: str
-    value_type: TypeAdapter[Any] = field(compare=False, repr=False)
+    value_type: TypeAdapter[Any] | Callable[[], TypeAdapter[Any]] = field(compare=False, repr=False)
     aliases: tuple[str, ...] = ()
     ops: tuple[str, ...] = ("replace", "add")
     registration: bool = False
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[Any]:
+        """``value_type``, built on first use when it was given as a function."""
+        given = self.value_type
+        return given if isinstance(given, TypeAdapter) else given()
 
     @property
     def op(self) -> str:
@@ -75,7 +81,7 @@ class PatchPath:
     def validate(self, value: Any) -> Any:
         """The wire JSON for ``value``, or ``InvalidInput`` naming this field, the value and what is allowed."""
         try:
-            checked = self.value_type.validate_python(value)
+            checked = self.adapter.validate_python(value)
         except ValidationError as exc:
             raise InvalidInput(
                 _named(validation_message(exc), self.name),
@@ -83,10 +89,10 @@ class PatchPath:
                 value=value,
                 allowed=self.allowed(),
             ) from None
-        return self.value_type.dump_python(checked, mode="json", by_alias=True, exclude_none=True)
+        return self.adapter.dump_python(checked, mode="json", by_alias=True, exclude_none=True)
 
     def json_schema(self) -> dict[str, Any]:
-        return self.value_type.json_schema()
+        return self.adapter.json_schema()
 
     def allowed(self) -> list[str] | None:
         """The allowed values when the value is an enum, for error payloads."""
@@ -146,11 +152,25 @@ _KIND_TYPES: dict[str, Any] = {
     "currency": CurrencyCode,
     "datetime": UtcDateTime,
     "bool": bool,
-    "member": MemberIn,
-    "members": list_of(MemberIn),
-    "solution": SolutionTagIn,
-    "solutions": list_of(SolutionTagIn),
 }
+# ... people and solutions: a write twin (referrals.write_requests, built with the first write), or a
+# list of them
+_TWIN_KINDS: dict[str, tuple[str, bool]] = {
+    "member": ("MemberIn", False),
+    "members": ("MemberIn", True),
+    "solution": ("SolutionTagIn", False),
+    "solutions": ("SolutionTagIn", True),
+}
+
+
+def _kind_type(kind: str) -> Any:
+    if kind not in _TWIN_KINDS:
+        return _KIND_TYPES[kind]
+    from pcref_mcp.referrals import write_requests
+
+    name, many = _TWIN_KINDS[kind]
+    model = getattr(write_requests, name)
+    return write_requests.list_of(model) if many else model
 
 
 def _value_type(wire: WireField) -> TypeAdapter[Any]:
@@ -163,13 +183,18 @@ def _value_type(wire: WireField) -> TypeAdapter[Any]:
     elif wire.must_be_true:
         base = DeployedOnAzure
     else:
-        base = _KIND_TYPES[wire.kind]
+        base = _kind_type(wire.kind)
     return TypeAdapter(base | None if wire.nullable else base)
 
 
 def _path(wire: WireField) -> PatchPath:
     return PatchPath(
-        wire.pointer, wire.name, _value_type(wire), wire.aliases, wire.ops, registration=wire.registration
+        wire.pointer,
+        wire.name,
+        lambda: _value_type(wire),
+        wire.aliases,
+        wire.ops,
+        registration=wire.registration,
     )
 
 

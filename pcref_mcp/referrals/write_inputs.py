@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,14 +19,6 @@ from pcref_mcp.referrals import catalog
 from pcref_mcp.referrals.models import ContractTerm, PricingModel, PrimaryDeploymentOn, ReferralType
 from pcref_mcp.referrals.problems import RuleError
 from pcref_mcp.referrals.registration_rules import _FRIENDLY_NAMES, _friendly_facts, _registration_check
-from pcref_mcp.referrals.write_requests import (
-    ContractIn,
-    DealRegistrationCreate,
-    MarketplaceTransactionIn,
-    MemberIn,
-    SolutionDetailIn,
-    WriteModel,
-)
 from pcref_mcp.referrals.write_values import (
     Amount,
     AssistanceCode,
@@ -43,6 +36,9 @@ from pcref_mcp.referrals.write_values import (
     TermId,
     parse_when,
 )
+
+if TYPE_CHECKING:  # the request models (write twins) are built with the first write: write_models
+    from pcref_mcp.referrals.write_requests import WriteModel
 
 __all__ = ["DEAL_KINDS", "Contact", "DealKind", "DealKindRule", "NewDealRegistration", "NewReferral"]
 
@@ -92,6 +88,8 @@ class Contact(FriendlyModel):
     phone: str | None = None
 
     def to_member(self) -> WriteModel:
+        from pcref_mcp.referrals.write_requests import MemberIn
+
         return MemberIn(
             first_name=self.first_name, last_name=self.last_name, email=self.email, phone_number=self.phone
         )
@@ -231,6 +229,13 @@ class NewDealRegistration(FriendlyModel):
         return _registration_check(_friendly_facts(self), _FRIENDLY_NAMES)[1]
 
     def to_wire(self) -> WriteModel:
+        from pcref_mcp.referrals.write_requests import (
+            ContractIn,
+            DealRegistrationCreate,
+            MarketplaceTransactionIn,
+            SolutionDetailIn,
+        )
+
         transacted_on = self.marketplace_transaction_date
         return DealRegistrationCreate(
             solution_details=[

@@ -22,17 +22,12 @@ This module is the one name the rest of pcref_mcp imports them by; each job live
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pcref_mcp.referrals.contacts import is_email
 from pcref_mcp.referrals.contract import MIN_ANNUAL_CONTRACT_VALUE_USD, PERPETUAL_YEARS, annual_contract_value
 from pcref_mcp.referrals.problems import FieldProblem
-from pcref_mcp.referrals.write_builders import (
-    ENGAGEMENT_ID_PLACEHOLDER,
-    MICROSOFT_ORG_ID,
-    consent_line,
-    microsoft_referral_body,
-    partner_referral_body,
-    with_engagement_id,
-)
 from pcref_mcp.referrals.write_inputs import (
     DEAL_KINDS,
     Contact,
@@ -42,16 +37,6 @@ from pcref_mcp.referrals.write_inputs import (
     NewReferral,
 )
 from pcref_mcp.referrals.write_messages import parse_or_raise, validation_message
-from pcref_mcp.referrals.write_requests import (
-    ContractIn,
-    DealRegistrationCreate,
-    MemberIn,
-    ReferralCreate,
-    SolutionTagIn,
-    WriteModel,
-    list_of,
-    twin,
-)
 from pcref_mcp.referrals.write_values import (
     Amount,
     CurrencyCode,
@@ -61,6 +46,67 @@ from pcref_mcp.referrals.write_values import (
     parse_when,
     wire_datetime,
 )
+
+if TYPE_CHECKING:
+    from pcref_mcp.referrals.write_builders import (
+        ENGAGEMENT_ID_PLACEHOLDER,
+        MICROSOFT_ORG_ID,
+        consent_line,
+        microsoft_referral_body,
+        partner_referral_body,
+        with_engagement_id,
+    )
+    from pcref_mcp.referrals.write_requests import (
+        ContractIn,
+        DealRegistrationCreate,
+        MemberIn,
+        ReferralCreate,
+        SolutionTagIn,
+        WriteModel,
+        list_of,
+        twin,
+    )
+
+# The request models (write twins, each a pydantic model built from its read model) and the bodies
+# built from them load with the first name asked for here, not at import: a server that only reads,
+# or has not written yet, never builds them (issue 24: cold start). Which module holds each name:
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "ENGAGEMENT_ID_PLACEHOLDER",
+            "MICROSOFT_ORG_ID",
+            "consent_line",
+            "microsoft_referral_body",
+            "partner_referral_body",
+            "with_engagement_id",
+        ),
+        "pcref_mcp.referrals.write_builders",
+    ),
+    **dict.fromkeys(
+        (
+            "ContractIn",
+            "DealRegistrationCreate",
+            "MemberIn",
+            "ReferralCreate",
+            "SolutionTagIn",
+            "WriteModel",
+            "list_of",
+            "twin",
+        ),
+        "pcref_mcp.referrals.write_requests",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of the request models or their builders, loaded on first use (``_LAZY``)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # asked once
+    return value
+
 
 __all__ = [
     "DEAL_KINDS",

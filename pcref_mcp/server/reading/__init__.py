@@ -16,7 +16,7 @@ package fills it, so the reader never runs without its hooks.
 
 from __future__ import annotations
 
-from pcref_mcp.referrals.write_models import Contact, MemberIn, NewReferral
+from pcref_mcp.referrals.write_models import Contact, NewReferral
 from pcref_mcp.server.reading.changes import _batch_hook, _changes_hook, _preview_words
 from pcref_mcp.server.reading.new_referral import _contact_hook, _new_referral_hook
 from pcref_mcp.server.reading.queries import _filters_hook, _get_referral_hook, _recent_hook, _search_hook
@@ -34,11 +34,11 @@ _TOOL_HOOKS = {
     "register_deal": _changes_hook,
 }
 
-# ... and by model, wherever the walk meets one (change items: changes.read_changes).
+# ... and by model, wherever the walk meets one (change items: changes.read_changes; a change's people
+# and solutions, write twins built on first use, are read with their hooks by changes._VALUE_MODELS).
 _MODEL_HOOKS.update(
     {
         Contact: _contact_hook,
-        MemberIn: _contact_hook,
         Filters: _filters_hook,
         NewReferral: _new_referral_hook,
     }

@@ -15,9 +15,10 @@ from pydantic import BaseModel
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import lifecycle, patch_paths
-from pcref_mcp.referrals.write_models import MemberIn, SolutionTagIn
+from pcref_mcp.referrals import write_models
 from pcref_mcp.server.reading.amounts import _decimal_comma, _grouping, _money
 from pcref_mcp.server.reading.fields import _ANY_FIELD, _Fields, _fields, _shape
+from pcref_mcp.server.reading.new_referral import _contact_hook
 from pcref_mcp.server.reading.reader import _LIST_HOOKS, _MODEL_HOOKS, Choice, _Reader
 from pcref_mcp.server.reading.words import _brief, _fold, _snake
 
@@ -39,14 +40,16 @@ MODES: dict[str, str | None] = {
 OPS: dict[str, str | None] = {"add": "append", "replace": None, "set": None, "update": None}
 
 
-# Pointers whose values are people or solutions: their dicts are read against these models.
-_VALUE_MODELS: dict[str, type[BaseModel]] = {
-    "/team": MemberIn,
-    "/team/-": MemberIn,
-    "/customerProfile/team": MemberIn,
-    "/customerProfile/team/-": MemberIn,
-    "/details/requirements/solutions": SolutionTagIn,
-    "/details/requirements/solutions/-": SolutionTagIn,
+# Pointers whose values are people or solutions: their dicts are read against these write models (named:
+# the write twins are built with the first write, referrals.write_models), people as a new referral's
+# contacts are.
+_VALUE_MODELS: dict[str, tuple[str, Any]] = {
+    "/team": ("MemberIn", _contact_hook),
+    "/team/-": ("MemberIn", _contact_hook),
+    "/customerProfile/team": ("MemberIn", _contact_hook),
+    "/customerProfile/team/-": ("MemberIn", _contact_hook),
+    "/details/requirements/solutions": ("SolutionTagIn", None),
+    "/details/requirements/solutions/-": ("SolutionTagIn", None),
 }
 
 
@@ -415,10 +418,10 @@ def _append_words(reader: _Reader, item: dict[str, Any], at: str, registration: 
 
 
 def _member_values(reader: _Reader, pointer: str, value: Any, where: str) -> Any:
-    model = _VALUE_MODELS.get(pointer)
-    if model is None:
+    if pointer not in _VALUE_MODELS:
         return value
-    hook = _MODEL_HOOKS.get(model)
+    name, hook = _VALUE_MODELS[pointer]
+    model = getattr(write_models, name)
 
     def read(item: Any, at: str) -> Any:
         if not isinstance(item, dict):
