@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pcref_mcp.errors import InvalidInput
@@ -40,16 +41,23 @@ class Catalog:
     legacy: tuple[CatalogValue, ...] = ()
     #: other words people use for one id ("Other" → GeneralOrOther); each names exactly one id
     aliases: Mapping[str, str] = field(default_factory=dict)
-    _index: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for alias, id in self.aliases.items():
+            assert id in self, f"{self.name}: alias {alias!r} names no id"
+
+    @cached_property
+    def _index(self) -> dict[str, str]:
+        """Ids, labels and aliases, folded -> the id; built with the first look-up, not at import (a
+        start that answers ``tools/list`` folds no country name: cold start, issue 24)."""
+        index: dict[str, str] = {}
         for value in self.values:
             for key in (value.id, value.label):
                 if key:
-                    self._index.setdefault(fold(key), value.id)
+                    index.setdefault(fold(key), value.id)
         for alias, id in self.aliases.items():
-            assert id in self, f"{self.name}: alias {alias!r} names no id"
-            self._index.setdefault(fold(alias), id)
+            index.setdefault(fold(alias), id)
+        return index
 
     @property
     def uri(self) -> str:

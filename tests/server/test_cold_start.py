@@ -14,8 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Each loads with the first call that needs it (a write, a batch, a search, a page, sign-in).
+# Each loads with the first call that needs it (a write, a batch, a search, a page, sign-in). The
+# request models (write twins, pydantic models built from the read models) and the bodies built from
+# them load with the first write or change read (referrals.write_models loads them on first use).
 LOADED_ON_FIRST_USE = (
+    "pcref_mcp.referrals.write_requests",
+    "pcref_mcp.referrals.write_builders",
     "pcref_mcp.writes.engine",
     "pcref_mcp.writes.creates",
     "pcref_mcp.writes.batch",
@@ -56,11 +60,16 @@ Runtime(settings)
 tools = anyio.run(server.list_tools)
 assert len(tools) == 10, [t.name for t in tools]
 names = json.loads(sys.argv[1])
-print(json.dumps(sorted(n for n in names if n in sys.modules)))
+from pcref_mcp.referrals import catalog, iso, patch_paths
+built = [p.pointer for p in (*patch_paths.REFERRAL_PATHS, *patch_paths.REGISTRATION_PATHS) if "adapter" in vars(p)]
+built += [c.uri for c in (*catalog.CATALOGS.values(), iso.COUNTRIES, iso.CURRENCIES) if "_index" in vars(c)]
+print(json.dumps({"loaded": sorted(n for n in names if n in sys.modules), "built": built}))
 """
 
 
-def _loaded_at_start(tmp_path: Path, names: tuple[str, ...]) -> list[str]:
+def _start(tmp_path: Path, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """Which of ``names`` a start has loaded (``loaded``), and which lazily built tables it has built
+    (``built``: PATCH value adapters by pointer, catalog indexes by URI)."""
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),  # no config file of the machine's
@@ -80,12 +89,29 @@ def _loaded_at_start(tmp_path: Path, names: tuple[str, ...]) -> list[str]:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 1, done.stdout  # nothing else on stdout (the stdio wire)
-    loaded: list[str] = json.loads(done.stdout)
-    return loaded
+    seen: dict[str, list[str]] = json.loads(done.stdout)
+    return seen
+
+
+def _loaded_at_start(tmp_path: Path, names: tuple[str, ...]) -> list[str]:
+    return _start(tmp_path, names)["loaded"]
 
 
 def test_the_stdio_start_loads_no_engine_store_client_or_heavy_library(tmp_path: Path) -> None:
     assert _loaded_at_start(tmp_path, LOADED_ON_FIRST_USE) == []
+
+
+def test_the_stdio_start_builds_no_change_value_adapter_or_catalog_index(tmp_path: Path) -> None:
+    """Built with the first change or look-up that needs them: a PATCH value's TypeAdapter (some hold
+    the write twins) and a catalog's folded index (countries, currencies)."""
+    assert _start(tmp_path, ())["built"] == []
+    # the probe's names are the ones a use fills (here, in this process)
+    from pcref_mcp.referrals import iso, patch_paths
+
+    path = patch_paths.resolve("deal value")
+    path.validate(1000)
+    assert iso.COUNTRIES.find("Germany") == "DE"
+    assert "adapter" in vars(path) and "_index" in vars(iso.COUNTRIES)
 
 
 def test_the_probe_sees_what_the_start_does_load(tmp_path: Path) -> None:

@@ -14,8 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pcref_mcp.errors import InvalidInput
-from pcref_mcp.referrals import lifecycle, patch_paths
-from pcref_mcp.referrals import write_models
+from pcref_mcp.referrals import lifecycle, patch_paths, write_models
 from pcref_mcp.server.reading.amounts import _decimal_comma, _grouping, _money
 from pcref_mcp.server.reading.fields import _ANY_FIELD, _Fields, _fields, _shape
 from pcref_mcp.server.reading.new_referral import _contact_hook
