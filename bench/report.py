@@ -94,7 +94,10 @@ def _startup(r: dict[str, Any]) -> list[str]:
     return [
         "Each run spawns `python -m pcref_mcp` (embedded sandbox backend, temporary `PCREF_SANDBOX_DB` and",
         "`PCREF_JOURNAL_PATH`) and speaks raw JSON-RPC over its pipes: `initialize`,",
-        "`notifications/initialized`, `tools/list`; the clock stops when the `tools/list` answer arrives.",
+        "`notifications/initialized`, `tools/list`; the clock stops when the `tools/list` answer arrives:",
+        "what a client waits for before its first call, every tool schema built by then. What the start",
+        "leaves to first use (the write twins and their modules, a change's value adapters, the catalogs'",
+        "folded indexes, the engine, the store, the client) is paid by the first call that needs it.",
         "Baseline: a minimal `MCPServer` with one tool in a temporary file, spawned the same way by the same",
         "interpreter; the two alternate run by run, and the ratio is the median of the per-pair ratios",
         f"(ratio of the medians: {r['ratio_of_medians']:.2f}×). RSS is `VmRSS` from `/proc/<pid>/status`.",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from bench import pinned
 from bench.common import progress, summary
 
 if TYPE_CHECKING:
@@ -37,8 +38,15 @@ TITLE = "8. Team server at scale (replicas + PostgreSQL + nginx vs one replica +
 
 
 def run(
-    *, people: int = 50, calls: int = 600, store_ops: int = 300, sandbox_size: int = 300
+    *,
+    people: int = 50,
+    calls: int = 600,
+    store_ops: int = 300,
+    sandbox_size: int = 300,
+    check_calls: int = 400,
 ) -> dict[str, Any]:
+    """Both deployments, the store's own cost, and the scale model's check (``bench.pinned``; none
+    when ``check_calls`` is 0)."""
     from deploy.stack import Stack
 
     results: dict[str, Any] = {"people": people, "calls": calls, "store_ops": store_ops}
@@ -63,6 +71,8 @@ def run(
             results[label]["cpu_per_call"] = {k: (after[k] - before[k]) / calls for k in after}
         progress(f"scale: {label}: {results[label]['throughput']:.1f} calls/s")
     results["store"] = anyio.run(_store_cost, store_ops)
+    if check_calls:
+        results["check"] = pinned.run(people=people, calls=check_calls, sandbox_size=sandbox_size)
     return results
 
 
@@ -149,6 +159,8 @@ def model(r: dict[str, Any]) -> dict[str, Any]:
     replica, db, proxy = cpu["replicas"], cpu["postgres"], cpu["nginx"]
     pc_per_call = r["postgres"]["pc_per_call"]
     out: dict[str, Any] = {"cpu": cpu, "pc_per_call": pc_per_call, "rows": []}
+    if "check" in r:
+        out["check"] = r["check"]
     for n in (1, 3, 10):
         limits = {
             "replica CPU": n / replica if replica > 0 else float("inf"),
@@ -301,13 +313,13 @@ def _render_model(m: dict[str, Any]) -> list[str]:
         "arithmetic for this machine, where everything shares its cores: all the CPU per call counted",
         "(the sandbox and the load generator too; not the identity provider, idle once all signed in)",
         "against the cores; other work on the machine (see the load average) makes the prediction high.",
-        "Not done yet: one replica pinned to one core against two each on its own (`taskset`).",
         "",
         "| figure | value | each part's ceiling | ratio | target | people |",
         "| --- | ---: | ---: | ---: | --- | --- |",
         *["| " + " | ".join(row) + " |" for row in rows],
         "",
         *_table(checks),
+        *(["", *pinned.render(m["check"], cpu)] if "check" in m else []),
     ]
 
 
@@ -419,12 +431,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--calls", type=int, default=600)
     parser.add_argument("--people", type=int, default=50)
+    parser.add_argument(
+        "--check-calls", type=int, default=400, help="calls per step of the model's check (0: not run)"
+    )
     args = parser.parse_args(argv)
     from bench.__main__ import _load
     from bench.common import machine
 
     load = _load()
-    results = run(people=args.people, calls=args.calls)
+    results = run(people=args.people, calls=args.calls, check_calls=args.check_calls)
     m = machine()
     section = [
         f"Run alone (`python -m bench.scale`) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "

@@ -88,6 +88,7 @@ HEAVY = (
     "pcref_mcp.sandbox",
     "pcref_mcp.partner_center.client",
     "pcref_mcp.writes.journal",
+    "pcref_mcp.referrals.write_requests",
 )
 _PROBE = """
 import json, sys

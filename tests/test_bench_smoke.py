@@ -61,3 +61,31 @@ def test_batch_benchmark_writes_only_its_section(tmp_path: Path) -> None:
     batch.write_docs(figures, docs)  # again: replaced, not appended twice
     text = docs.read_text(encoding="utf-8")
     assert "kept" in text and text.count("## 7. ") == 1 and "| API calls, elicitation" in text
+
+
+def test_scale_check_projects_and_renders_without_a_stack() -> None:
+    """The model's check (bench.pinned) needs PostgreSQL and nginx to measure; its arithmetic, its
+    pinning and its table do not."""
+    import os
+
+    from bench import pinned, scale
+
+    cpu = {"replicas": 0.010, "nginx": 0.0002, "postgres": 0.0013, "sandbox": 0.001, "load generator": 0.0025}
+    p = pinned.projection(cpu)
+    assert round(p["one"]) == 100  # the replica's core, the rest (5 ms) far from its own core's ceiling
+    assert round(p["two"]) == 133 and p["ratio_hosts"] == 2.0  # two cores / (10 + 5 ms): everything shares
+    allowed = os.sched_getaffinity(0)
+    pinned.pin(os.getpid(), allowed)  # every thread of this process: where it already may run
+    assert os.sched_getaffinity(0) == allowed
+    step = {"throughput": 90.0, "cpu_per_call": cpu}
+    check = {"cores": 2, "calls": 10, "people": 5, "one": step, "two": {**step, "throughput": 120.0}}
+    text = "\n".join(pinned.render(check, cpu))
+    assert "1.33× measured" in text and "| one replica on a core of its own" in text
+    assert pinned.render({"skipped": "1 core"}, cpu) == ["**The model's check** was not run: 1 core."]
+    assert "check" in scale.model(
+        {
+            "postgres": {"cpu_per_call": cpu, "pc_per_call": 1.0, "throughput": 100.0},
+            "sqlite": {"cpu_per_call": cpu, "pc_per_call": 1.0, "throughput": 100.0},
+            "check": check,
+        }
+    )
