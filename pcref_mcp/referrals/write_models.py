@@ -68,44 +68,20 @@ if TYPE_CHECKING:
     )
 
 # The request models (write twins, each a pydantic model built from its read model) and the bodies
-# built from them load with the first name asked for here, not at import: a server that only reads,
-# or has not written yet, never builds them (issue 24: cold start). Which module holds each name:
-_LAZY: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "ENGAGEMENT_ID_PLACEHOLDER",
-            "MICROSOFT_ORG_ID",
-            "consent_line",
-            "microsoft_referral_body",
-            "partner_referral_body",
-            "with_engagement_id",
-        ),
-        "pcref_mcp.referrals.write_builders",
-    ),
-    **dict.fromkeys(
-        (
-            "ContractIn",
-            "DealRegistrationCreate",
-            "MemberIn",
-            "ReferralCreate",
-            "SolutionTagIn",
-            "WriteModel",
-            "list_of",
-            "twin",
-        ),
-        "pcref_mcp.referrals.write_requests",
-    ),
-}
+# built from them load with the first of their names asked for here, not at import: a server that
+# only reads, or has not written yet, never builds them (issue 24: cold start).
+_LOADED_ON_FIRST_USE = ("pcref_mcp.referrals.write_requests", "pcref_mcp.referrals.write_builders")
 
 
 def __getattr__(name: str) -> Any:
-    """A name of the request models or their builders, loaded on first use (``_LAZY``)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # asked once
-    return value
+    """One of ``__all__`` not imported above: from the modules loaded on first use."""
+    if name in __all__:
+        for module in map(importlib.import_module, _LOADED_ON_FIRST_USE):
+            if hasattr(module, name):
+                value = getattr(module, name)
+                globals()[name] = value  # asked once
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
