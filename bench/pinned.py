@@ -59,16 +59,18 @@ def run(*, people: int = 50, calls: int = 400, sandbox_size: int = 300) -> dict[
             replicas = stack.replica_pids()
             pin(replicas[0], {first})
             pin(replicas[1], {second})
+            out["replica_cpus"] = [sorted(os.sched_getaffinity(replicas[i])) for i in (0, 1)]
             out["two"] = _step(stack, people, calls)
             progress(f"scale check: two replicas: {out['two']['throughput']:.1f} calls/s")
             stack.stop_replica(1)
-            for pid in (stack.nginx_pid(), _postmaster(stack), stack.sandbox_pid(), os.getpid()):
+            for pid in (stack.nginx_pid(), _postmaster(stack), stack.sandbox_pid()):
                 pin(pid, {second})
+            pin(os.getpid(), {second}, tree=False)  # the load generator and the identity provider's thread
             anyio.run(_settle, stack.url, stack.token, people)
             out["one"] = _step(stack, people, calls)
             progress(f"scale check: one replica: {out['one']['throughput']:.1f} calls/s")
         finally:
-            pin(os.getpid(), allowed)
+            pin(os.getpid(), allowed, tree=False)
     return out
 
 
@@ -90,13 +92,14 @@ def projection(cpu: dict[str, float]) -> dict[str, float]:
     }
 
 
-def pin(pid: int | None, cpus: set[int]) -> None:
-    """Every thread of ``pid`` and of its descendants on ``cpus`` (gone processes are skipped)."""
+def pin(pid: int | None, cpus: set[int], *, tree: bool = True) -> None:
+    """Every thread of ``pid`` and, with ``tree``, of its descendants on ``cpus`` (gone processes
+    are skipped). This process is pinned without its tree: the stack's processes are its children."""
     if pid is None:
         return
     from bench.scale import _proc_table
 
-    table = _proc_table()
+    table = _proc_table() if tree else {}
     todo, seen = [pid], set()
     while todo:
         at = todo.pop()
@@ -141,7 +144,6 @@ def render(check: dict[str, Any], cpu: dict[str, float]) -> list[str]:
         return [f"**The model's check** was not run: {check['skipped']}."]
     p = projection(cpu)
     one, two = check["one"]["throughput"], check["two"]["throughput"]
-    mine = projection(check["one"]["cpu_per_call"])  # step 2's own CPU per call, for comparison
     rows = [
         (
             "one replica on a core of its own (the rest on the other core)",
@@ -175,15 +177,19 @@ def render(check: dict[str, Any], cpu: dict[str, float]) -> list[str]:
             "report",
             "—",
         ),
-        (
-            "CPU per call in the one-replica step: replica / the rest",
-            f"{mine['replica_ms']:.2f} ms / {mine['rest_ms']:.2f} ms",
-            f"{p['replica_ms']:.2f} ms / {p['rest_ms']:.2f} ms in the model",
-            f"{mine['replica_ms'] / p['replica_ms']:.2f}×" if p["replica_ms"] else "—",
-            "report",
-            "—",
-        ),
     ]
+    for step, label in (("two", "step 1 (two replicas)"), ("one", "step 2 (one replica)")):
+        mine = projection(check[step]["cpu_per_call"])  # the step's own CPU per call, against the model's
+        rows.append(
+            (
+                f"CPU per call, {label}: replica / the rest",
+                f"{mine['replica_ms']:.2f} ms / {mine['rest_ms']:.2f} ms",
+                f"{p['replica_ms']:.2f} ms / {p['rest_ms']:.2f} ms in the model",
+                f"{mine['replica_ms'] / p['replica_ms']:.2f}×" if p["replica_ms"] else "—",
+                "report",
+                "—",
+            )
+        )
     return [
         f"**The model's check** (`bench/pinned.py`): one stack in team mode (nginx, PostgreSQL, {check['people']}",
         f"people, {check['calls']} calls per step). Step 1: two replicas, each pinned to a core of its own",
@@ -191,6 +197,9 @@ def render(check: dict[str, Any], cpu: dict[str, float]) -> list[str]:
         f"{check['cores']} cores, so PostgreSQL,",
         "nginx, the sandbox, the identity provider and the load generator cannot be kept off them and",
         "share both. Step 2: one replica stopped, the other on its core, the rest pinned to the other core.",
+        "Replica 0 ran on CPU {}, replica 1 on CPU {}.".format(
+            *(", ".join(map(str, cpus)) for cpus in check["replica_cpus"])
+        ),
         "Projected: the scale model's arithmetic from its CPU per call above (replica "
         f"{p['replica_ms']:.2f} ms, the rest {p['rest_ms']:.2f} ms):",
         "step 2 is the smaller of one core / replica and one core / the rest; step 1 is two cores / all of",

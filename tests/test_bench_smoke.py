@@ -75,10 +75,17 @@ def test_scale_check_projects_and_renders_without_a_stack() -> None:
     assert round(p["one"]) == 100  # the replica's core, the rest (5 ms) far from its own core's ceiling
     assert round(p["two"]) == 133 and p["ratio_hosts"] == 2.0  # two cores / (10 + 5 ms): everything shares
     allowed = os.sched_getaffinity(0)
-    pinned.pin(os.getpid(), allowed)  # every thread of this process: where it already may run
+    pinned.pin(os.getpid(), allowed, tree=False)  # every thread of this process: where it already may run
     assert os.sched_getaffinity(0) == allowed
     step = {"throughput": 90.0, "cpu_per_call": cpu}
-    check = {"cores": 2, "calls": 10, "people": 5, "one": step, "two": {**step, "throughput": 120.0}}
+    check = {
+        "cores": 2,
+        "calls": 10,
+        "people": 5,
+        "replica_cpus": [[0], [1]],
+        "one": step,
+        "two": {**step, "throughput": 120.0},
+    }
     text = "\n".join(pinned.render(check, cpu))
     assert "1.33× measured" in text and "| one replica on a core of its own" in text
     assert pinned.render({"skipped": "1 core"}, cpu) == ["**The model's check** was not run: 1 core."]
