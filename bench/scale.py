@@ -9,7 +9,8 @@ morning: the measured calls verify each person's token and take their Partner Ce
 (on-behalf-of) from the store, they do not wait for the identity provider.
 Figures: throughput and p50/p95 per kind of call, as ratios (PostgreSQL stack / SQLite replica),
 and the store's own cost per operation (PostgreSQL over loopback vs the SQLite file), measured
-in-process so the network and the MCP layer do not blur it.
+in-process so the network and the MCP layer do not blur it. The scale model projected from these
+figures is checked against one replica on a core of its own vs two (``bench.pinned``).
 
 ``python -m bench.scale`` runs only this and rewrites its section of docs/benchmarks.md.
 """
