@@ -1,30 +1,35 @@
 """The referral's wire fields that pcref-mcp writes, each declared once.
 
-One row a field: its JSON pointer, the kind of value it holds (which fixes how the writer types it
-and how the sandbox checks it), its text limit, whether it may be empty, whether and how a PATCH may
-change it (the connector's allow-list, ``UpdateReferralDetails`` and ``UpdateDealRegistration``), the
-list it is (entries told apart as people or as solutions), and the words people use for it.
+What a field *is* is said by the read model (:mod:`pcref_mcp.referrals.models`), like the API
+reference: ``dealValue: float``, ``status: Open[ReferralStatus]``, ``currency: Iso4217``,
+``notes: Notes`` (text up to 10,000 characters). What the service lets a write *do* with it is said
+here, one row a changeable field: its JSON pointer, the words people use for it, whether and how a
+PATCH may change it (the connector's allow-list, ``UpdateReferralDetails`` and
+``UpdateDealRegistration``), whether a PATCH may clear it, and whether its false closes the referral.
+Each row's kind, enum and text limit, and whether it is a list of people or of solutions, are read
+from the model at its pointer (:func:`held_at`), never written twice; the text a create sends that
+no PATCH changes (``CREATE_TEXT``) is every limited text of the model.
 
-Read from here, never copied: the PATCH allow-list and its friendly names and value types
+Read from here: the PATCH allow-list and its friendly names and value types
 (:mod:`~pcref_mcp.referrals.patch_paths`), the create checks before a preview
 (:mod:`pcref_mcp.writes.creates`) and the sandbox's checks of the same values
-(:mod:`pcref_mcp.sandbox.checks`). A new changeable field is one row here.
+(:mod:`pcref_mcp.sandbox.checks`).
+
+A new field: declare it on its read model (with ``Text``/``Notes``/``Iso4217`` where a ``str`` says
+too little); if a PATCH may change it, add one row here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pcref_mcp.referrals.models import (
-    ContractTerm,
-    PricingModel,
-    PrimaryDeploymentOn,
-    ReferralStatus,
-    ReferralSubstatus,
-    SalesStage,
-)
+from pydantic import BaseModel
+
+from pcref_mcp.referrals.models import NOTES_LIMIT, TEXT_LIMIT, Holds, Kind, Member, Referral, SolutionTag
 
 __all__ = [
     "CREATE_TEXT",
@@ -34,18 +39,12 @@ __all__ = [
     "REGISTRATION_ADD_POINTER",
     "REGISTRATION_FIELDS",
     "TEXT_LIMIT",
+    "Held",
     "Kind",
     "WireField",
+    "held_at",
     "text_limit",
 ]
-
-# What a value is; the writer's type and the sandbox's check follow from it.
-Kind = Literal[
-    "text", "amount", "currency", "datetime", "bool", "enum", "member", "members", "solution", "solutions"
-]
-
-TEXT_LIMIT = 500  # a name, an id, a reason: what the service keeps (the sandbox mirrors it)
-NOTES_LIMIT = 10_000  # notes
 
 # Creating a deal registration: op "add" on this pointer only.
 REGISTRATION_ADD_POINTER = "/registrations/-"
@@ -53,30 +52,136 @@ APPEND = ("add",)
 REPLACE_OR_ADD = ("replace", "add")
 
 
+# --- what the read model says a field holds -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the read model says the field at a pointer holds."""
+
+    kind: Kind
+    enum: type[StrEnum] | None = None
+    limit: int | None = None  # text: the most characters (None: the usual TEXT_LIMIT)
+
+
+# The read models of list entries a change tells apart (people by e-mail or name, solutions by id).
+_ENTRY_KINDS: dict[type[BaseModel], tuple[Kind, Kind]] = {
+    Member: ("member", "members"),
+    SolutionTag: ("solution", "solutions"),
+}
+_ENTRIES: dict[Kind, Literal["member", "solution"]] = {"members": "member", "solutions": "solution"}
+_PLAIN_KINDS: dict[Any, Kind] = {str: "text", float: "amount", bool: "bool"}
+
+
+def held_at(pointer: str) -> Held:
+    """What the field at ``pointer`` (in a :class:`Referral`; ``-`` or a number for a list entry) holds."""
+    return _held(_annotation_at(pointer), pointer)
+
+
+def _annotation_at(pointer: str) -> Any:
+    annotation: Any = Referral
+    for part in pointer.strip("/").split("/"):
+        inner = _bare(annotation)
+        if get_origin(inner) is list and (part == "-" or part.isdigit()):
+            annotation = get_args(inner)[0]
+        elif isinstance(inner, type) and issubclass(inner, BaseModel) and part in _wire_names(inner):
+            annotation = _wire_names(inner)[part]
+        else:
+            raise KeyError(f"{pointer}: the read model has no field {part!r} there")
+    return annotation
+
+
+def _wire_names(model: type[BaseModel]) -> dict[str, Any]:
+    return {info.alias or name: info.annotation for name, info in model.model_fields.items()}
+
+
+def _bare(annotation: Any) -> Any:
+    """``annotation`` without its ``| None`` and its ``Annotated`` metadata."""
+    if get_origin(annotation) is Annotated:
+        return _bare(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return _bare(members[0]) if len(members) == 1 else annotation
+    return annotation
+
+
+def _held(annotation: Any, pointer: str) -> Held:
+    if get_origin(annotation) is Annotated:
+        marker = next((m for m in get_args(annotation)[1:] if isinstance(m, Holds)), None)
+        if marker is not None:
+            return Held(marker.kind, limit=marker.limit)
+        return _held(get_args(annotation)[0], pointer)
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        enum = next((a for a in members if isinstance(a, type) and issubclass(a, StrEnum)), None)
+        if enum is not None:  # Open[E]: E or a value the service added later
+            return Held("enum", enum=enum)
+        if len(members) == 1:
+            return _held(members[0], pointer)
+    elif get_origin(annotation) is list and get_args(annotation)[0] in _ENTRY_KINDS:
+        return Held(_ENTRY_KINDS[get_args(annotation)[0]][1])
+    elif annotation in _ENTRY_KINDS:
+        return Held(_ENTRY_KINDS[annotation][0])
+    elif annotation in _PLAIN_KINDS:
+        return Held(_PLAIN_KINDS[annotation])
+    raise TypeError(f"{pointer}: no field kind for {annotation!r}")
+
+
+def _limited_text(annotation: Any = Referral, pointer: str = "") -> Iterator[tuple[str, int]]:
+    """Every text of the model with a limit, by pointer (``-`` for every entry of a list), in wire order."""
+    inner = _bare(annotation)
+    if inner is str and pointer:
+        held = _held(annotation, pointer)
+        if held.limit is not None:
+            yield pointer, held.limit
+    if get_origin(inner) is list:
+        yield from _limited_text(get_args(inner)[0], f"{pointer}/-")
+    elif isinstance(inner, type) and issubclass(inner, BaseModel):
+        for wire, child in _wire_names(inner).items():
+            yield from _limited_text(child, f"{pointer}/{wire}")
+
+
+# --- the rows -------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class WireField:
-    """One wire field that pcref-mcp writes."""
+    """One wire field that pcref-mcp writes: what a write may do with it, and (from the read model at
+    its pointer) what it holds."""
 
     pointer: str
-    kind: Kind
     name: str = ""  # the words a person uses; empty for a field no PATCH changes
     aliases: tuple[str, ...] = ()
     ops: tuple[str, ...] = ()  # the PATCH ops allowed on it; () = not changeable
     registration: bool = False  # a field of the (first) deal registration
-    enum: type[StrEnum] | None = None
-    limit: int | None = None  # text: the most characters
     nullable: bool = False  # a PATCH may send null (clears it)
     must_be_true: bool = False  # a flag whose false the service answers by closing the referral
-    entries: Literal["member", "solution"] | None = None  # a list whose replacement can remove entries
+    held: Held = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "held", held_at(self.pointer))
 
     @property
     def changeable(self) -> bool:
         return bool(self.ops)
 
+    @property
+    def kind(self) -> Kind:
+        return self.held.kind
 
-def _text(pointer: str, name: str = "", aliases: tuple[str, ...] = (), **more: object) -> WireField:
-    limit = NOTES_LIMIT if pointer.endswith("/notes") else TEXT_LIMIT
-    return WireField(pointer, "text", name, aliases, limit=limit, **more)  # type: ignore[arg-type]
+    @property
+    def enum(self) -> type[StrEnum] | None:
+        return self.held.enum
+
+    @property
+    def limit(self) -> int | None:
+        """Text: the most characters."""
+        return (self.held.limit or TEXT_LIMIT) if self.held.kind == "text" else None
+
+    @property
+    def entries(self) -> Literal["member", "solution"] | None:
+        """A list whose replacement can remove entries: how its entries are told apart."""
+        return _ENTRIES.get(self.kind)
 
 
 _R0, _S0 = "/registrations/0/contract", "/registrations/0/solutionDetails/0"
@@ -87,32 +192,21 @@ _MARKET = f"{_S0}/marketplaceTransactionDetails"
 REFERRAL_FIELDS: tuple[WireField, ...] = (
     WireField(
         "/details/dealValue",
-        "amount",
         "deal value",
         ("value", "amount", "deal amount", "dealValue", "deal size"),
         REPLACE_OR_ADD,
     ),
     WireField(
         "/details/closingDateTime",
-        "datetime",
         "closing date",
         ("close date", "closing date time", "closingDateTime", "expected close date", "close by"),
         REPLACE_OR_ADD,
     ),
-    _text("/details/notes", "notes", ("note", "deal notes", "description"), ops=REPLACE_OR_ADD),
-    WireField("/details/currency", "currency", "currency", ("deal currency",), REPLACE_OR_ADD),
+    WireField("/details/notes", "notes", ("note", "deal notes", "description"), REPLACE_OR_ADD),
+    WireField("/details/currency", "currency", ("deal currency",), REPLACE_OR_ADD),
+    WireField("/status", "status", ("state", "outcome", "result"), REPLACE_OR_ADD),
+    WireField("/substatus", "substatus", ("sub status", "sub-status"), REPLACE_OR_ADD),
     WireField(
-        "/status", "enum", "status", ("state", "outcome", "result"), REPLACE_OR_ADD, enum=ReferralStatus
-    ),
-    WireField(
-        "/substatus",
-        "enum",
-        "substatus",
-        ("sub status", "sub-status"),
-        REPLACE_OR_ADD,
-        enum=ReferralSubstatus,
-    ),
-    _text(
         "/statusReason",
         "status reason",
         (
@@ -125,28 +219,23 @@ REFERRAL_FIELDS: tuple[WireField, ...] = (
             "decline reason",
             "closing reason",
         ),
-        ops=REPLACE_OR_ADD,
+        REPLACE_OR_ADD,
         nullable=True,
     ),
-    _text(
+    WireField(
         "/externalReferenceId",
         "external reference id",
         ("external id", "externalReferenceId", "crm id", "reference id"),
-        ops=REPLACE_OR_ADD,
+        REPLACE_OR_ADD,
         nullable=True,
     ),
-    _text("/campaignId", "campaign id", ("campaign", "campaignId"), ops=REPLACE_OR_ADD, nullable=True),
-    _text(
-        "/referralProgram",
-        "referral program",
-        ("program", "referralProgram"),
-        ops=REPLACE_OR_ADD,
-        nullable=True,
+    WireField("/campaignId", "campaign id", ("campaign", "campaignId"), REPLACE_OR_ADD, nullable=True),
+    WireField(
+        "/referralProgram", "referral program", ("program", "referralProgram"), REPLACE_OR_ADD, nullable=True
     ),
-    WireField("/salesStage", "enum", "sales stage", ("stage", "salesStage"), REPLACE_OR_ADD, enum=SalesStage),
+    WireField("/salesStage", "sales stage", ("stage", "salesStage"), REPLACE_OR_ADD),
     WireField(
         "/consent/consentToShareReferralWithMicrosoftSellers",
-        "bool",
         "share with microsoft sellers",
         (
             "shared with microsoft sellers",
@@ -156,84 +245,43 @@ REFERRAL_FIELDS: tuple[WireField, ...] = (
         ),
         REPLACE_OR_ADD,
     ),
-    WireField("/team", "members", "sales team", ("team", "partner team"), REPLACE_OR_ADD, entries="member"),
-    WireField("/team/-", "member", "add sales team member", ("add team member", "sales team member"), APPEND),
-    WireField(
-        "/customerProfile/team",
-        "members",
-        "customer contacts",
-        ("customer team", "contacts"),
-        REPLACE_OR_ADD,
-        entries="member",
-    ),
-    WireField(
-        "/customerProfile/team/-",
-        "member",
-        "add customer contact",
-        ("customer contact", "add contact"),
-        APPEND,
-    ),
-    WireField(
-        "/details/requirements/solutions",
-        "solutions",
-        "solutions",
-        ("solution list",),
-        REPLACE_OR_ADD,
-        entries="solution",
-    ),
-    WireField("/details/requirements/solutions/-", "solution", "add solution", ("solution",), APPEND),
+    WireField("/team", "sales team", ("team", "partner team"), REPLACE_OR_ADD),
+    WireField("/team/-", "add sales team member", ("add team member", "sales team member"), APPEND),
+    WireField("/customerProfile/team", "customer contacts", ("customer team", "contacts"), REPLACE_OR_ADD),
+    WireField("/customerProfile/team/-", "add customer contact", ("customer contact", "add contact"), APPEND),
+    WireField("/details/requirements/solutions", "solutions", ("solution list",), REPLACE_OR_ADD),
+    WireField("/details/requirements/solutions/-", "add solution", ("solution",), APPEND),
 )
 
 _CHANGE = ("replace",)
 
 # The deal registration's changeable fields (while it is ActionRequired).
 REGISTRATION_FIELDS: tuple[WireField, ...] = tuple(
-    WireField(pointer, kind, name, aliases, _CHANGE, registration=True, **more)  # type: ignore[arg-type]
-    for pointer, kind, name, aliases, more in (
-        (f"{_R0}/value", "amount", "contract value", ("contract amount",), {}),
-        (f"{_R0}/startDateTime", "datetime", "contract start date", ("start date", "startDateTime"), {}),
-        (
-            f"{_R0}/endDateTime",
-            "datetime",
-            "contract end date",
-            ("end date", "endDateTime"),
-            {"nullable": True},
-        ),
-        (
-            f"{_R0}/signDateTime",
-            "datetime",
-            "contract sign date",
-            ("sign date", "signed date", "signDateTime"),
-            {},
-        ),
-        (f"{_R0}/term", "enum", "contract term", ("term",), {"enum": ContractTerm}),
-        (f"{_S0}/value", "amount", "solution value", ("solution amount",), {}),
-        (f"{_S0}/currency", "currency", "solution currency", ("registration currency",), {}),
-        (
-            f"{_S0}/isDeployedOnAzure",
-            "bool",
-            "deployed on azure",
-            ("isDeployedOnAzure",),
-            {"must_be_true": True},
-        ),
+    WireField(pointer, name, aliases, _CHANGE, registration=True, **more)  # type: ignore[arg-type]
+    for pointer, name, aliases, more in (
+        (f"{_R0}/value", "contract value", ("contract amount",), {}),
+        (f"{_R0}/startDateTime", "contract start date", ("start date", "startDateTime"), {}),
+        (f"{_R0}/endDateTime", "contract end date", ("end date", "endDateTime"), {"nullable": True}),
+        (f"{_R0}/signDateTime", "contract sign date", ("sign date", "signed date", "signDateTime"), {}),
+        (f"{_R0}/term", "contract term", ("term",), {}),
+        (f"{_S0}/value", "solution value", ("solution amount",), {}),
+        (f"{_S0}/currency", "solution currency", ("registration currency",), {}),
+        (f"{_S0}/isDeployedOnAzure", "deployed on azure", ("isDeployedOnAzure",), {"must_be_true": True}),
         (
             f"{_S0}/primaryDeploymentOn",
-            "enum",
             "primary deployment",
             ("primary deployment on", "primaryDeploymentOn"),
-            {"enum": PrimaryDeploymentOn},
+            {},
         ),
-        (f"{_S0}/pricingModel", "enum", "pricing model", ("pricing", "pricingModel"), {"enum": PricingModel}),
+        (f"{_S0}/pricingModel", "pricing model", ("pricing", "pricingModel"), {}),
         (
             f"{_MARKET}/isMarketplaceTransacted",
-            "bool",
             "marketplace transacted",
             ("isMarketplaceTransacted", "transacted in marketplace"),
             {},
         ),
         (
             f"{_MARKET}/marketplaceTransactionDateTime",
-            "datetime",
             "marketplace transaction date",
             ("marketplaceTransactionDateTime", "transaction date"),
             {"nullable": True},
@@ -241,27 +289,12 @@ REGISTRATION_FIELDS: tuple[WireField, ...] = tuple(
     )
 )
 
-# Text a create sends that no PATCH changes: checked for length before a preview and by the sandbox.
-# ("-" stands for every entry of a list.)
+_CHANGEABLE = {f.pointer for f in (*REFERRAL_FIELDS, *REGISTRATION_FIELDS)}
+
+# Text a create sends that no PATCH changes: every limited text of the read model (``-`` stands for
+# every entry of a list); checked for length before a preview and by the sandbox.
 CREATE_TEXT: tuple[WireField, ...] = tuple(
-    _text(pointer)
-    for pointer in (
-        "/name",
-        "/customerProfile/name",
-        "/customerProfile/address/addressLine1",
-        "/customerProfile/address/addressLine2",
-        "/customerProfile/address/city",
-        "/customerProfile/address/state",
-        "/customerProfile/address/postalCode",
-        "/customerProfile/address/region",
-        "/inviteContext/notes",
-        "/target/-/id",
-        *(
-            f"{team}/-/{key}"
-            for team in ("/team", "/customerProfile/team")
-            for key in ("firstName", "lastName", "phoneNumber", "email", "title")
-        ),
-    )
+    WireField(pointer) for pointer, _ in _limited_text() if pointer not in _CHANGEABLE
 )
 
 FIELDS: tuple[WireField, ...] = (*REFERRAL_FIELDS, *REGISTRATION_FIELDS, *CREATE_TEXT)

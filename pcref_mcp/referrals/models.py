@@ -18,7 +18,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -38,8 +38,48 @@ E = TypeVar("E", bound=StrEnum)
 # An enum field that also accepts values the service adds later (kept as plain strings).
 Open = Annotated[E | str, Field(union_mode="left_to_right")]
 
+
+# What a wire value is, for the field table: the writer's type and the sandbox's check follow from it.
+Kind = Literal[
+    "text",
+    "amount",
+    "currency",
+    "country",
+    "datetime",
+    "bool",
+    "enum",
+    "member",
+    "members",
+    "solution",
+    "solutions",
+]
+
+
+@dataclass(frozen=True)
+class Holds:
+    """What a text value holds beyond ``str``: its kind and the most characters the service keeps.
+
+    Read by the field table (:mod:`pcref_mcp.referrals.fields`), which takes what it knows of a field
+    from here; pydantic ignores it, so a field reads (tolerantly) and dumps exactly as a plain ``str``.
+    """
+
+    kind: Kind = "text"
+    limit: int | None = None
+
+
+TEXT_LIMIT = 500  # a name, an id, a reason: what the service keeps (the sandbox mirrors it)
+NOTES_LIMIT = 10_000  # notes
+
+# Free text the service keeps up to a limit: a name, an id, a reason; notes.
+Text = Annotated[str, Holds("text", TEXT_LIMIT)]
+Notes = Annotated[str, Holds("text", NOTES_LIMIT)]
+
+# Codes: a currency (ISO 4217, "USD") and a country (ISO 3166-1 alpha-2, "US").
+Iso4217 = Annotated[str, Holds("currency")]
+Iso3166 = Annotated[str, Holds("country")]
+
 # A UTC timestamp exactly as the service wrote it, e.g. "2019-02-23T02:05:23.2931817Z".
-WireDateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+WireDateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"}), Holds("datetime")]
 
 
 # --- enums (values exactly as on the wire) ----------------------------------------------------------
@@ -144,16 +184,11 @@ class RegistrationStatus(StrEnum):
     CLOSED = "Closed"
 
 
-class ReferralRegistrationStatus(StrEnum):
-    """Read-only roll-up on the referral (``registrationStatus``)."""
-
-    NONE = "None"
-    REVIEW_PENDING = "ReviewPending"
-    ACTION_REQUIRED = "ActionRequired"
-    APPROVED = "Approved"
-    PASSED = "Passed"
-    FAILED = "Failed"
-    CLOSED = "Closed"
+# The referral's read-only roll-up (``registrationStatus``): its registration's status, or None while
+# there is none. (mypy reads only a literal list of members; this one is built from RegistrationStatus.)
+ReferralRegistrationStatus = StrEnum(  # type: ignore[misc]
+    "ReferralRegistrationStatus", [("NONE", "None"), *((s.name, s.value) for s in RegistrationStatus)]
+)
 
 
 class PrimaryDeploymentOn(StrEnum):
@@ -208,11 +243,11 @@ class ContactPreference(WireModel):
 class Member(WireModel):
     """A person on the customer's or the sales team."""
 
-    first_name: str | None = None
-    last_name: str | None = None
-    phone_number: str | None = None
-    email: str | None = None
-    title: str | None = None
+    first_name: Text | None = None
+    last_name: Text | None = None
+    phone_number: Text | None = None
+    email: Text | None = None
+    title: Text | None = None
     email_validation_status: Open[ValidationStatus] | None = None
     phone_validation_status: Open[ValidationStatus] | None = None
     contact_preference: ContactPreference | None = None
@@ -222,13 +257,13 @@ class Member(WireModel):
 
 
 class Address(WireModel):
-    address_line1: str | None = None
-    address_line2: str | None = None
-    city: str | None = None
-    state: str | None = None
-    postal_code: str | None = None
-    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
-    region: str | None = None
+    address_line1: Text | None = None
+    address_line2: Text | None = None
+    city: Text | None = None
+    state: Text | None = None
+    postal_code: Text | None = None
+    country: Iso3166 | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    region: Text | None = None
 
 
 class CustomerProfileId(WireModel):
@@ -238,7 +273,7 @@ class CustomerProfileId(WireModel):
 
 class CustomerProfile(WireModel):
     id: str | None = None
-    name: str | None = None
+    name: Text | None = None
     address: Address | None = None
     size: Open[CustomerSize] | None = None
     is_matching_complete: bool | None = None
@@ -272,7 +307,7 @@ class SolutionTag(WireModel):
     type: Open[SolutionType] | None = None
     price: float | None = None
     quantity: float | None = None
-    currency: str | None = None
+    currency: Iso4217 | None = None
     publisher_name: str | None = None
     solution_type: str | None = None
     closing_date_time: WireDateTime | None = None
@@ -305,9 +340,9 @@ class Requirements(WireModel):
 
 
 class ReferralDetails(WireModel):
-    notes: str | None = None
+    notes: Notes | None = None
     deal_value: float | None = None
-    currency: str | None = Field(default=None, description="ISO 4217")
+    currency: Iso4217 | None = Field(default=None, description="ISO 4217")
     closing_date_time: WireDateTime | None = None
     customer_requested_contact: bool | None = None
     customer_action: str | None = None
@@ -320,7 +355,7 @@ class ReferralDetails(WireModel):
 
 class ReferralTarget(WireModel):
     type: Open[TargetType] | None = None
-    id: str | None = None
+    id: Text | None = None
 
 
 class InvitedBy(WireModel):
@@ -329,7 +364,7 @@ class InvitedBy(WireModel):
 
 
 class InviteContext(WireModel):
-    notes: str | None = None
+    notes: Notes | None = None
     assistance_request_code: Open[AssistanceRequestCode] | None = None
     invited_mpn_id: str | None = None
     invited_by: InvitedBy | None = None
@@ -358,7 +393,7 @@ class TrackingInfo(WireModel):
 
 class Contract(WireModel):
     value: float | None = None
-    currency: str | None = None
+    currency: Iso4217 | None = None
     start_date_time: WireDateTime | None = None
     end_date_time: WireDateTime | None = None
     sign_date_time: WireDateTime | None = None
@@ -373,7 +408,7 @@ class MarketplaceTransactionDetails(WireModel):
 class RegistrationSolutionDetail(WireModel):
     id: str | None = None
     name: str | None = None
-    currency: str | None = None
+    currency: Iso4217 | None = None
     value: float | None = None
     is_deployed_on_azure: bool | None = None
     primary_deployment_on: Open[PrimaryDeploymentOn] | None = None
@@ -442,8 +477,8 @@ class Referral(WireModel):
     organization_id: str | None = None
     organization_name: str | None = None
     business_profile_id: str | None = None
-    name: str | None = None
-    external_reference_id: str | None = None
+    name: Text | None = None
+    external_reference_id: Text | None = None
     created_date_time: WireDateTime | None = None
     updated_date_time: WireDateTime | None = None
     expiration_date_time: WireDateTime | None = None
@@ -451,7 +486,7 @@ class Referral(WireModel):
     closed_date_time: WireDateTime | None = None
     status: Open[ReferralStatus] | None = None
     substatus: Open[ReferralSubstatus] | None = None
-    status_reason: str | None = None
+    status_reason: Text | None = None
     qualification: Open[ReferralQualification] | None = None
     type: Open[ReferralType] | None = None
     direction: Open[ReferralDirection] | None = None
@@ -459,13 +494,13 @@ class Referral(WireModel):
     call_to_action: str | None = None
     e_tag: str | None = Field(default=None, alias="eTag")
     favorite: bool | None = None
-    campaign_id: str | None = None
+    campaign_id: Text | None = None
     # Documented as Qualify/Develop/Propose/Close; real records carry "100" or null.
     sales_stage: Open[SalesStage] | None = None
     quality: str | None = None
     is_spam: bool | None = None
     mpn_id: str | None = None
-    referral_program: str | None = None
+    referral_program: Text | None = None
     deal_sensitivity: str | None = None
     created_via: str | None = None
     last_modified_via: str | None = None
