@@ -129,7 +129,7 @@ def _hot_paths(repeat: int = 200) -> dict[str, Any]:
         return summary(samples)
 
     def cold() -> None:
-        inputs._fields.cache_clear()
+        inputs.forget_indexes()
         inputs.normalise("update_field", dict(args), model)
 
     cached = timed(lambda: inputs.normalise("update_field", dict(args), model))

@@ -38,6 +38,7 @@ from pcref_mcp.server.reading.changes import read_change_holder as read_change_h
 from pcref_mcp.server.reading.changes import read_changes as read_changes
 from pcref_mcp.server.reading.fields import _fields as _fields
 from pcref_mcp.server.reading.fields import _shape as _shape
+from pcref_mcp.server.reading.fields import forget_indexes as forget_indexes
 from pcref_mcp.server.reading.new_referral import CONSENT_KEY as CONSENT_KEY
 from pcref_mcp.server.reading.new_referral import CONSENT_QUESTION as CONSENT_QUESTION
 from pcref_mcp.server.reading.queries import DIRECTIONS as DIRECTIONS
@@ -232,6 +233,7 @@ __all__ = [
     "GuardedTool",
     "ReadAs",
     "Reading",
+    "forget_indexes",
     "guarded_tool",
     "input_error",
     "normalise",
