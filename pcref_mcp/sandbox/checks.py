@@ -1,6 +1,11 @@
-"""The sandbox's checks of the values a request carries: a create's parts (``_check_*``, which
-collect every problem) and a single value (the ``_VALIDATORS`` of a PATCH, built from the domain's
-field table; also used for the nested values of a create and of a deal registration).
+"""The sandbox's checks of the values a request carries: a create's or a PUT's body (``check_body``,
+which collects every problem) and a single value (the ``_VALIDATORS`` of a PATCH; also used for the
+nested values of a create and of a deal registration).
+
+Both are read from the domain: what a value holds (its kind, enum, text limit) is what the read
+model says at its pointer, through the field table (:mod:`pcref_mcp.referrals.fields`); only which
+values the service checks, and how it words a refusal, are said here. The recorded-service contract
+tests (``tests/contract``) stay the independent check that this is what the service does.
 
 Every refusal is an :class:`~pcref_mcp.errors.InvalidInput` whose message names the field, the value
 and what is allowed.
@@ -21,14 +26,13 @@ from pcref_mcp.referrals.fields import (
     REFERRAL_FIELDS,
     REGISTRATION_FIELDS,
     TEXT_LIMIT,
+    Held,
     WireField,
+    held_at,
 )
-from pcref_mcp.referrals.models import (
-    CustomerSize,
-    SolutionType,
-    TargetType,
-)
+from pcref_mcp.referrals.models import SolutionType
 from pcref_mcp.referrals.money import MAX_AMOUNT, wire_amount
+from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.sandbox.clock import format_wire, parse_wire
 
 MAX_TEXT = TEXT_LIMIT  # the field table's limits
@@ -50,30 +54,93 @@ def normalise_keys(value: Any) -> Any:
     return value
 
 
-# --- create checks --------------------------------------------------------------------------------
+# --- create checks: the body walked against the read model ---------------------------------------
+
+# The values of a create (or PUT) body the service checks, by JSON pointer ("-": every entry of a
+# list). What each holds (its kind, enum or text limit) is the read model's, read through the field
+# table (``fields.held_at``), and every text with a limit is among them (``fields.FIELDS``): a field the
+# model says more of is checked as soon as it says it.
+_ENTRY_LISTS = ("/team/-", "/customerProfile/team/-", "/details/requirements/solutions/-")
+BODY_VALUES: tuple[str, ...] = (
+    "/type",
+    "/qualification",
+    "/salesStage",
+    "/customerProfile/size",
+    "/customerProfile/address/country",
+    "/details/dealValue",
+    "/details/currency",
+    "/details/closingDateTime",
+    *_ENTRY_LISTS,
+    "/target/-/type",
+    "/inviteContext/assistanceRequestCode",
+    *(
+        f.pointer
+        for f in FIELDS
+        if f.kind == "text" and not f.pointer.startswith(tuple(p + "/" for p in _ENTRY_LISTS))
+    ),
+)
+# Lists whose entries the service takes as they come: only that they are lists is checked.
+BODY_LISTS = tuple(
+    f"/details/requirements/{key}/-" for key in ("industries", "products", "services", "offers", "salesPlays")
+)
+# Where the service takes "" as no value.
+_BLANK_IS_NONE = frozenset({"/customerProfile/size", "/customerProfile/address/country", "/details/currency"})
 
 
-def _check_customer(problems: list[str], customer: Any) -> None:
-    if not isinstance(customer, dict):
-        problems.append("customerProfile must be an object")
-        return
-    name = customer.get("name")
-    if not isinstance(name, str) or not name.strip():
+def check_body(problems: list[str], body: dict[str, Any], *, before: dict[str, Any] | None = None) -> None:
+    """Every value of ``body`` in :data:`BODY_VALUES` (and :data:`BODY_LISTS`), each as the read model
+    says; with ``before`` (a PUT), values sent back as they are stored are not checked again (the
+    oddities a stored referral may carry stay, as :func:`rules._validated` lets them)."""
+    for pointer, check in _BODY_CHECKS.items():
+        if before is not None and _unchanged(body, before, pointer):
+            continue
+        for where, value in _values_at(problems, body, pointer):
+            if check is None or value is None or (value == "" and pointer in _BLANK_IS_NONE):
+                continue
+            try:
+                check(where, value)
+            except InvalidInput as err:
+                problems.append(err.message.rstrip("."))
+
+
+def _values_at(problems: list[str], body: Any, pointer: str) -> list[tuple[str, Any]]:
+    """The values at ``pointer`` in ``body``, each with the name a message gives it
+    (``target[0].type``); a part that is not the object or list the pointer walks through is a problem,
+    said once."""
+    found: list[tuple[str, Any]] = [("", body)]
+    for part in pointer.strip("/").split("/"):
+        deeper: list[tuple[str, Any]] = []
+        for where, node in found:
+            if node is None:
+                continue
+            shape, ok = (
+                ("a list", isinstance(node, list)) if part == "-" else ("an object", isinstance(node, dict))
+            )
+            if not ok:
+                _once(problems, f"{where} must be {shape}")
+            elif part == "-":
+                deeper += [(f"{where}[{i}]", entry) for i, entry in enumerate(node)]
+            else:
+                deeper.append((f"{where}.{part}" if where else part, node.get(part)))
+        found = deeper
+    return found
+
+
+def _once(problems: list[str], problem: str) -> None:
+    if problem not in problems:
+        problems.append(problem)
+
+
+def _unchanged(body: dict[str, Any], before: dict[str, Any], pointer: str) -> bool:
+    whole = pointer.split("/-", 1)[0]  # a list is compared whole
+    return pointer_get(body, whole) == pointer_get(before, whole)
+
+
+def check_customer_name(problems: list[str], customer: Any) -> None:
+    """The one value a create must carry inside customerProfile: the customer's company name."""
+    name = customer.get("name") if isinstance(customer, dict) else None
+    if isinstance(customer, dict) and (not isinstance(name, str) or not name.strip()):
         problems.append("customerProfile.name is required (the customer's company name)")
-    elif len(name) > MAX_TEXT:
-        problems.append(f"customerProfile.name is longer than {MAX_TEXT} characters")
-    address = customer.get("address")
-    if address is not None:
-        if not isinstance(address, dict):
-            problems.append("customerProfile.address must be an object")
-        else:
-            for key, text in address.items():
-                _check_text(problems, f"customerProfile.address.{key}", text, MAX_TEXT)
-            _check_country(problems, "customerProfile.address.country", address.get("country"))
-    size = customer.get("size")
-    if size not in (None, ""):
-        _check_enum(problems, "customerProfile.size", size, CustomerSize)
-    _check_members(problems, "customerProfile.team", customer.get("team"))
 
 
 def _check_consent(problems: list[str], consent: Any) -> None:
@@ -87,51 +154,6 @@ def _check_consent(problems: list[str], consent: Any) -> None:
             problems.append(f"consent.{key} must be true or false, not {flag!r}")
 
 
-# The referral's own text fields (not nested), with their limits: from the field table.
-_TOP_TEXT = tuple(
-    (f.pointer[1:], f.limit or MAX_TEXT) for f in FIELDS if f.kind == "text" and f.pointer.count("/") == 1
-)
-
-
-def _check_top_text(problems: list[str], body: dict[str, Any]) -> None:
-    for name, limit in _TOP_TEXT:
-        _check_text(problems, name, body.get(name), limit)
-
-
-def _check_details(problems: list[str], details: Any) -> None:
-    if not isinstance(details, dict):
-        problems.append("details must be an object")
-        return
-    if "dealValue" in details and details["dealValue"] is not None:
-        try:
-            _deal_value("details.dealValue", details["dealValue"])
-        except InvalidInput as err:
-            problems.append(err.message.rstrip("."))
-    if details.get("currency") not in (None, ""):
-        _check_currency(problems, "details.currency", details.get("currency"))
-    if (
-        details.get("closingDateTime") is not None
-        and _datetime_or_none(details.get("closingDateTime")) is None
-    ):
-        problems.append(
-            f"details.closingDateTime must be an ISO 8601 date and time, not {details['closingDateTime']!r}"
-        )
-    _check_text(problems, "details.notes", details.get("notes"), MAX_NOTES)
-    requirements = details.get("requirements")
-    if requirements is not None and not isinstance(requirements, dict):
-        problems.append("details.requirements must be an object")
-    elif isinstance(requirements, dict):
-        for key in ("industries", "products", "services", "solutions", "offers", "salesPlays"):
-            items = requirements.get(key)
-            if items is not None and not isinstance(items, list):
-                problems.append(f"details.requirements.{key} must be a list")
-        for solution in requirements.get("solutions") or []:
-            try:
-                _solution("details.requirements.solutions", solution)
-            except InvalidInput as err:
-                problems.append(err.message.rstrip("."))
-
-
 def _normalise_details(details: dict[str, Any]) -> dict[str, Any]:
     out = dict(details)
     if out.get("dealValue") is not None:
@@ -141,41 +163,6 @@ def _normalise_details(details: dict[str, Any]) -> dict[str, Any]:
     if out.get("currency"):
         out["currency"] = str(out["currency"]).upper()
     return out
-
-
-def _check_members(problems: list[str], where: str, members: Any) -> None:
-    if members is None:
-        return
-    if not isinstance(members, list):
-        problems.append(f"{where} must be a list of people")
-        return
-    for i, member in enumerate(members):
-        try:
-            _member(f"{where}[{i}]", member)
-        except InvalidInput as err:
-            problems.append(err.message.rstrip("."))
-
-
-def _check_targets(problems: list[str], targets: Any) -> None:
-    if targets is None:
-        return
-    if not isinstance(targets, list):
-        problems.append("target must be a list of {type, id}")
-        return
-    for i, target in enumerate(targets):
-        if not isinstance(target, dict):
-            problems.append(f"target[{i}] must be an object with type and id")
-            continue
-        _check_enum(problems, f"target[{i}].type", target.get("type"), TargetType)
-        _check_text(problems, f"target[{i}].id", target.get("id"), MAX_TEXT)
-
-
-def _check_enum(problems: list[str], where: str, value: Any, enum: Any, *, required: bool = False) -> None:
-    if value is None and not required:
-        return
-    allowed = [str(m) for m in enum]
-    if value not in allowed:
-        problems.append(f"{where} {value!r} is not one of: {', '.join(allowed)}")
 
 
 def _check_text(problems: list[str], where: str, value: Any, limit: int) -> None:
@@ -235,6 +222,14 @@ def _number(path: str, value: Any) -> float | int:
     if abs(value_num) > MAX_AMOUNT:
         raise InvalidInput(f"{_field(path)} is too large ({value!r}).", field=_field(path), value=value)
     return value_num
+
+
+def _country(path: str, value: Any) -> str:
+    problems: list[str] = []
+    _check_country(problems, _field(path), value)
+    if problems:
+        raise InvalidInput(problems[0] + ".", field=_field(path), value=value)
+    return str(value)
 
 
 def _currency(path: str, value: Any) -> str:
@@ -347,18 +342,20 @@ def _solutions(path: str, value: Any) -> list[dict[str, Any]]:
     return [_solution(f"{path}/{i}", s) for i, s in enumerate(value)]
 
 
-def _check_for(wire: WireField) -> Callable[[str, Any], Any]:
-    """The sandbox's check of a PATCH value, from the field's row in the domain's field table."""
+def _check_for(wire: WireField | Held) -> Callable[[str, Any], Any]:
+    """The sandbox's check of a value, from what the read model says it holds (a row of the domain's
+    field table, or ``held_at`` a pointer)."""
     if wire.kind == "text":
         return _text(wire.limit or MAX_TEXT)
     if wire.kind == "enum":
-        return _enum(wire.enum, nullable=wire.nullable)
+        return _enum(wire.enum, nullable=isinstance(wire, WireField) and wire.nullable)
     return _CHECKS[wire.kind]
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "amount": _deal_value,
     "currency": _currency,
+    "country": _country,
     "datetime": _datetime,
     "bool": _boolean,
     "member": _member,
@@ -367,6 +364,10 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "solutions": _solutions,
 }
 _VALIDATORS = {f.pointer: _check_for(f) for f in REFERRAL_FIELDS}
+_BODY_CHECKS: dict[str, Callable[[str, Any], Any] | None] = {
+    **{pointer: _check_for(held_at(pointer)) for pointer in BODY_VALUES},
+    **dict.fromkeys(BODY_LISTS),
+}
 _REGISTRATION_VALIDATORS = {
     f.pointer.removeprefix("/registrations/0/"): _check_for(f) for f in REGISTRATION_FIELDS
 }

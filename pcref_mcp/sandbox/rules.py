@@ -26,26 +26,16 @@ from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import lifecycle
 from pcref_mcp.referrals.contacts import is_email as is_email
 from pcref_mcp.referrals.fields import REGISTRATION_ADD_POINTER
-from pcref_mcp.referrals.models import (
-    AssistanceRequestCode,
-    Referral,
-    ReferralQualification,
-    ReferralType,
-    SalesStage,
-)
+from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.patch_paths import REFERRAL_POINTERS, REGISTRATION_POINTERS
 from pcref_mcp.sandbox.checks import _REGISTRATION_VALIDATORS as _REGISTRATION_VALIDATORS
 from pcref_mcp.sandbox.checks import (
     _VALIDATORS,
     _check_consent,
-    _check_customer,
-    _check_details,
-    _check_enum,
-    _check_members,
-    _check_targets,
-    _check_top_text,
     _invalid,
     _normalise_details,
+    check_body,
+    check_customer_name,
     normalise_keys,
 )
 from pcref_mcp.sandbox.checks import MAX_NOTES as MAX_NOTES
@@ -117,33 +107,11 @@ def build_referral(
     for name in ("type", "customerProfile", "consent", "details"):
         if body.get(name) in (None, "", {}):
             problems.append(f"{name} is required")
-    _check_enum(problems, "type", body.get("type"), ReferralType, required=False)
-    _check_enum(problems, "qualification", body.get("qualification"), ReferralQualification, required=False)
-    customer = body.get("customerProfile")
-    if customer is not None:
-        _check_customer(problems, customer)
-    consent = body.get("consent")
+    customer, consent, details = body.get("customerProfile"), body.get("consent"), body.get("details")
+    check_customer_name(problems, customer)
     _check_consent(problems, consent)
-    details = body.get("details")
-    if details is not None:
-        _check_details(problems, details)
-    for name in ("team",):
-        _check_members(problems, name, body.get(name))
-    _check_targets(problems, body.get("target"))
+    check_body(problems, body)
     invite = body.get("inviteContext")
-    if invite is not None:
-        if not isinstance(invite, dict):
-            problems.append("inviteContext must be an object")
-        else:
-            _check_enum(
-                problems,
-                "inviteContext.assistanceRequestCode",
-                invite.get("assistanceRequestCode"),
-                AssistanceRequestCode,
-            )
-    _check_top_text(problems, body)
-    if body.get("salesStage") is not None:
-        _check_enum(problems, "salesStage", body.get("salesStage"), SalesStage)
 
     org_id = body.get("organizationId")
     for_microsoft = isinstance(org_id, str) and org_id.lower() == MICROSOFT_ORG_ID
@@ -251,18 +219,9 @@ def replace_referral(doc: dict[str, Any], body: Any, *, now: datetime) -> dict[s
     problems: list[str] = []
     if body.get("id") not in (None, doc.get("id")):
         problems.append(f"id {body.get('id')!r} does not match the referral addressed ({doc.get('id')})")
-    _check_enum(problems, "type", body.get("type"), ReferralType, required=False)
-    _check_enum(problems, "qualification", body.get("qualification"), ReferralQualification, required=False)
-    if body.get("customerProfile") is not None:
-        _check_customer(problems, body["customerProfile"])
-    if body.get("details") is not None:
-        _check_details(problems, body["details"])
+    check_customer_name(problems, body.get("customerProfile"))
     _check_consent(problems, body.get("consent"))
-    _check_members(problems, "team", body.get("team"))
-    _check_targets(problems, body.get("target"))
-    _check_top_text(problems, body)
-    if body.get("salesStage") is not None and body.get("salesStage") != doc.get("salesStage"):
-        _check_enum(problems, "salesStage", body.get("salesStage"), SalesStage)
+    check_body(problems, body, before=doc)
     if problems:
         raise _invalid("The referral cannot be replaced", problems)
     new = copy.deepcopy(doc)
