@@ -153,7 +153,6 @@ class WireField:
     name: str = ""  # the words a person uses; empty for a field no PATCH changes
     aliases: tuple[str, ...] = ()
     ops: tuple[str, ...] = ()  # the PATCH ops allowed on it; () = not changeable
-    registration: bool = False  # a field of the (first) deal registration
     nullable: bool = False  # a PATCH may send null (clears it)
     must_be_true: bool = False  # a flag whose false the service answers by closing the referral
     held: Held = field(init=False, repr=False, compare=False)
@@ -164,6 +163,11 @@ class WireField:
     @property
     def changeable(self) -> bool:
         return bool(self.ops)
+
+    @property
+    def registration(self) -> bool:
+        """A field of the (first) deal registration."""
+        return self.pointer.startswith("/registrations/")
 
     @property
     def kind(self) -> Kind:
@@ -256,37 +260,39 @@ REFERRAL_FIELDS: tuple[WireField, ...] = (
 _CHANGE = ("replace",)
 
 # The deal registration's changeable fields (while it is ActionRequired).
-REGISTRATION_FIELDS: tuple[WireField, ...] = tuple(
-    WireField(pointer, name, aliases, _CHANGE, registration=True, **more)  # type: ignore[arg-type]
-    for pointer, name, aliases, more in (
-        (f"{_R0}/value", "contract value", ("contract amount",), {}),
-        (f"{_R0}/startDateTime", "contract start date", ("start date", "startDateTime"), {}),
-        (f"{_R0}/endDateTime", "contract end date", ("end date", "endDateTime"), {"nullable": True}),
-        (f"{_R0}/signDateTime", "contract sign date", ("sign date", "signed date", "signDateTime"), {}),
-        (f"{_R0}/term", "contract term", ("term",), {}),
-        (f"{_S0}/value", "solution value", ("solution amount",), {}),
-        (f"{_S0}/currency", "solution currency", ("registration currency",), {}),
-        (f"{_S0}/isDeployedOnAzure", "deployed on azure", ("isDeployedOnAzure",), {"must_be_true": True}),
-        (
-            f"{_S0}/primaryDeploymentOn",
-            "primary deployment",
-            ("primary deployment on", "primaryDeploymentOn"),
-            {},
-        ),
-        (f"{_S0}/pricingModel", "pricing model", ("pricing", "pricingModel"), {}),
-        (
-            f"{_MARKET}/isMarketplaceTransacted",
-            "marketplace transacted",
-            ("isMarketplaceTransacted", "transacted in marketplace"),
-            {},
-        ),
-        (
-            f"{_MARKET}/marketplaceTransactionDateTime",
-            "marketplace transaction date",
-            ("marketplaceTransactionDateTime", "transaction date"),
-            {"nullable": True},
-        ),
-    )
+REGISTRATION_FIELDS: tuple[WireField, ...] = (
+    WireField(f"{_R0}/value", "contract value", ("contract amount",), _CHANGE),
+    WireField(f"{_R0}/startDateTime", "contract start date", ("start date", "startDateTime"), _CHANGE),
+    WireField(f"{_R0}/endDateTime", "contract end date", ("end date", "endDateTime"), _CHANGE, nullable=True),
+    WireField(
+        f"{_R0}/signDateTime", "contract sign date", ("sign date", "signed date", "signDateTime"), _CHANGE
+    ),
+    WireField(f"{_R0}/term", "contract term", ("term",), _CHANGE),
+    WireField(f"{_S0}/value", "solution value", ("solution amount",), _CHANGE),
+    WireField(f"{_S0}/currency", "solution currency", ("registration currency",), _CHANGE),
+    WireField(
+        f"{_S0}/isDeployedOnAzure", "deployed on azure", ("isDeployedOnAzure",), _CHANGE, must_be_true=True
+    ),
+    WireField(
+        f"{_S0}/primaryDeploymentOn",
+        "primary deployment",
+        ("primary deployment on", "primaryDeploymentOn"),
+        _CHANGE,
+    ),
+    WireField(f"{_S0}/pricingModel", "pricing model", ("pricing", "pricingModel"), _CHANGE),
+    WireField(
+        f"{_MARKET}/isMarketplaceTransacted",
+        "marketplace transacted",
+        ("isMarketplaceTransacted", "transacted in marketplace"),
+        _CHANGE,
+    ),
+    WireField(
+        f"{_MARKET}/marketplaceTransactionDateTime",
+        "marketplace transaction date",
+        ("marketplaceTransactionDateTime", "transaction date"),
+        _CHANGE,
+        nullable=True,
+    ),
 )
 
 _CHANGEABLE = {f.pointer for f in (*REFERRAL_FIELDS, *REGISTRATION_FIELDS)}

@@ -5,9 +5,6 @@ written twice."""
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -16,47 +13,55 @@ from pydantic import TypeAdapter
 from pcref_mcp.referrals import fields, models, patch_paths
 from pcref_mcp.referrals.fields import FIELDS, WireField, held_at
 
-# What a kind is in the read model's own annotation (the field's type without None and Annotated).
-PLAIN = {"amount": float, "bool": bool, "text": str, "currency": str, "country": str, "datetime": str}
+# What pydantic says each kind is in the read model's JSON schema (a plain str for text and codes).
+SCHEMA = models.Referral.model_json_schema()
+PLAIN = {
+    "amount": {"type": "number"},
+    "bool": {"type": "boolean"},
+    "datetime": {"type": "string", "format": "date-time"},
+    "text": {"type": "string"},
+    "currency": {"type": "string"},
+    "country": {"type": "string"},
+}
+ENTRIES = {"member": "Member", "solution": "SolutionTag"}
 
 
-def _annotation(pointer: str) -> Any:
-    """The read model's annotation at ``pointer``, walked here on its own (not by fields.py)."""
-    annotation: Any = models.Referral
+def _schema_at(pointer: str) -> list[dict[str, Any]]:
+    """The read model's schema at ``pointer``, as its alternatives (null left out), walked over
+    pydantic's own JSON schema: independent of how fields.py reads the annotations."""
+    node: dict[str, Any] = SCHEMA
     for part in pointer.strip("/").split("/"):
-        inner = _bare(annotation)
-        if part == "-" or part.isdigit():
-            (annotation,) = typing.get_args(inner)
-        else:
-            annotation = {info.alias: info.annotation for info in inner.model_fields.values()}[part]
-    return annotation
+        (node,) = [alt for alt in _alternatives(node) if alt.get("type") in ("object", "array")]
+        node = node["items"] if part == "-" or part.isdigit() else node["properties"][part]
+    return _alternatives(node)
 
 
-def _bare(annotation: Any) -> Any:
-    """Without None and Annotated; ``Open[E]`` is ``E``."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _bare(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        enums = [a for a in members if isinstance(a, type) and issubclass(a, StrEnum)]
-        return enums[0] if enums else _bare(members[0]) if len(members) == 1 else annotation
-    return annotation
+def _alternatives(node: dict[str, Any]) -> list[dict[str, Any]]:
+    if "$ref" in node:
+        return _alternatives(SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[-1]])
+    if "anyOf" in node:
+        return [alt for branch in node["anyOf"] for alt in _alternatives(branch) if alt != {"type": "null"}]
+    return [{k: v for k, v in node.items() if k not in ("default", "title", "description")}]
 
 
 @pytest.mark.parametrize("row", FIELDS, ids=lambda f: f.pointer)
 def test_every_row_is_a_field_of_the_read_model_and_holds_what_it_says(row: WireField) -> None:
-    held = _bare(_annotation(row.pointer))
-    if row.kind == "enum":
-        assert row.enum is not None and held is row.enum
-    elif row.kind in ("member", "solution"):
-        assert held is {"member": models.Member, "solution": models.SolutionTag}[row.kind]
-    elif row.kind in ("members", "solutions"):
-        (item,) = typing.get_args(held)
-        assert item is {"members": models.Member, "solutions": models.SolutionTag}[row.kind]
+    held = _schema_at(row.pointer)
+    if row.kind == "enum":  # Open[E]: E's values, or a string the service added later
+        assert row.enum is not None
+        assert held[0]["enum"] == [str(m) for m in row.enum] and held[1:] == [{"type": "string"}]
+    elif row.kind in ENTRIES:
+        (entry,) = held
+        assert entry["type"] == "object" and set(entry["properties"]) == {
+            info.alias for info in getattr(models, ENTRIES[row.kind]).model_fields.values()
+        }
+    elif row.kind.removesuffix("s") in ENTRIES:
+        (listed,) = held
+        assert listed["type"] == "array"
+        assert listed["items"]["$ref"].endswith("/" + ENTRIES[row.kind.removesuffix("s")])
         assert row.entries == row.kind.removesuffix("s")
     else:
-        assert held is PLAIN[row.kind], row.pointer
+        assert held == [PLAIN[row.kind]], row.pointer
     if row.kind == "text":
         assert row.limit == (fields.NOTES_LIMIT if row.pointer.endswith("/notes") else fields.TEXT_LIMIT)
     else:
@@ -65,10 +70,11 @@ def test_every_row_is_a_field_of_the_read_model_and_holds_what_it_says(row: Wire
 
 
 def test_a_row_cannot_restate_what_the_model_says() -> None:
-    """One source for each fact: kind, enum, limit and list entries are not parameters of a row."""
+    """One source for each fact: kind, enum, limit and list entries (the model's) and whether it is a
+    deal registration's (its pointer's) are not parameters of a row."""
     given = {f.name for f in dataclasses.fields(WireField) if f.init}
-    assert given == {"pointer", "name", "aliases", "ops", "registration", "nullable", "must_be_true"}
-    for fact in ("kind", "enum", "limit", "entries"):
+    assert given == {"pointer", "name", "aliases", "ops", "nullable", "must_be_true"}
+    for fact in ("kind", "enum", "limit", "entries", "registration"):
         with pytest.raises(TypeError):
             WireField("/name", **{fact: None})  # type: ignore[arg-type]
 
