@@ -15,14 +15,13 @@ from pcref_mcp.referrals.fields import FIELDS, WireField, held_at
 
 # What pydantic says each kind is in the read model's JSON schema (a plain str for text and codes).
 SCHEMA = models.Referral.model_json_schema()
+STRING = {"type": "string"}
 PLAIN = {
     "amount": {"type": "number"},
     "bool": {"type": "boolean"},
-    "datetime": {"type": "string", "format": "date-time"},
-    "text": {"type": "string"},
-    "currency": {"type": "string"},
-    "country": {"type": "string"},
+    "datetime": {**STRING, "format": "date-time"},
 }
+PLAIN |= dict.fromkeys(("text", "currency", "country"), STRING)
 ENTRIES = {"member": "Member", "solution": "SolutionTag"}
 
 
