@@ -21,6 +21,7 @@ too little); if a PATCH may change it, add one row here.
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,7 +92,9 @@ def _annotation_at(pointer: str) -> Any:
     return annotation
 
 
+@functools.cache
 def _wire_names(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's fields by wire name: their annotations."""
     return {info.alias or name: info.annotation for name, info in model.model_fields.items()}
 
 
