@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, Valida
 
 from pcref_mcp.errors import InvalidInput, LifecycleViolation
 from pcref_mcp.referrals import catalog, lifecycle
-from pcref_mcp.referrals.fields import REFERRAL_FIELDS, REGISTRATION_FIELDS, WireField
+from pcref_mcp.referrals.fields import REFERRAL_FIELDS, REGISTRATION_FIELDS, WireField, held_at
 from pcref_mcp.referrals.fields import REGISTRATION_ADD_POINTER as REGISTRATION_ADD_POINTER  # re-exported
 from pcref_mcp.referrals.lifecycle import (
     REGISTRATION_EDITABLE,
@@ -32,7 +32,6 @@ from pcref_mcp.referrals.models import (
     PatchOperation,
     Referral,
     ReferralStatus,
-    ReferralSubstatus,
 )
 from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import (
@@ -503,7 +502,8 @@ def _read_intents(
 
 
 def _plain_state(pointer: str, value: str) -> bool:
-    enum = ReferralStatus if pointer == "/status" else ReferralSubstatus
+    """Whether ``value`` is one of the status's (or substatus's) own values, not a state said in words."""
+    enum = held_at(pointer).enum or ()
     return any(member.value.casefold() == value.strip().casefold() for member in enum)
 
 
