@@ -111,7 +111,6 @@ def build_referral(
     check_customer_name(problems, customer)
     _check_consent(problems, consent)
     check_body(problems, body)
-    invite = body.get("inviteContext")
 
     org_id = body.get("organizationId")
     for_microsoft = isinstance(org_id, str) and org_id.lower() == MICROSOFT_ORG_ID
@@ -176,7 +175,7 @@ def build_referral(
         "consent": consent,
         "details": _normalise_details(details),
         "team": body.get("team") or [],
-        "inviteContext": invite,
+        "inviteContext": body.get("inviteContext"),
         "links": links_for(referral_id, engagement),
         "trackingInfo": body.get("trackingInfo") if isinstance(body.get("trackingInfo"), dict) else {},
         "registrations": [],
