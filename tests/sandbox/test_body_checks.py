@@ -25,6 +25,11 @@ def test_every_limited_text_of_the_model_is_checked() -> None:
             assert row.pointer in checks.BODY_VALUES, row.pointer
 
 
+def test_every_kind_is_one_the_sandbox_checks() -> None:
+    for row in fields.FIELDS:
+        assert row.kind in ("text", "enum") or row.kind in checks._CHECKS, row.pointer
+
+
 @pytest.mark.parametrize("pointer", checks.BODY_VALUES)
 def test_each_value_is_judged_as_the_model_says(pointer: str) -> None:
     held = fields.held_at(pointer)
