@@ -621,10 +621,13 @@ def _validate_leaving_out(
 def _handle_leaving_out(
     doc: dict[str, Any], problems: list[ReadProblem], handler: ValidatorFunctionWrapHandler
 ) -> Any:
+    owned = False  # the normaliser hands back the caller's own objects where nothing differed
     for _ in range(_MAX_LEAVE_OUT):
         try:
             return handler(doc)
         except ValidationError as err:
+            if not owned:
+                doc, owned = _copy_tree(doc), True
             removed = False
             for error in err.errors():
                 pointer = _remove(doc, error["loc"])
@@ -634,6 +637,15 @@ def _handle_leaving_out(
             if not removed:
                 raise
     return handler(doc)
+
+
+def _copy_tree(node: Any) -> Any:
+    """``node`` with every object and list in it copied (what :func:`_remove` may change)."""
+    if isinstance(node, dict):
+        return {k: _copy_tree(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy_tree(v) for v in node]
+    return node
 
 
 def _remove(doc: Any, loc: tuple[int | str, ...]) -> str | None:

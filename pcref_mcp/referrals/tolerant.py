@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 import types
 import typing
+from itertools import islice
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -72,10 +73,13 @@ class Slot:
     item: Slot | None = None
     dict_ok: bool = False  # a bare object is also a documented form (customerProfile.ids, 2018)
     values: frozenset[str] = frozenset()  # the enum's documented spellings
+    plain: frozenset[type] = field(init=False, repr=False, compare=False)  # see _PLAIN
 
     def __post_init__(self) -> None:
         if self.enum is not None and not self.values:
             object.__setattr__(self, "values", frozenset(m.value for m in self.enum))
+        plain = _PLAIN["enum" if self.enum is not None else self.kind]
+        object.__setattr__(self, "plain", plain)
 
 
 # --- the rules: how a value of the wrong type is read, per kind -----------------------------------
@@ -85,6 +89,29 @@ _NOT_A_VALUE = frozenset({"", "n/a", "na", "null", "none", "-", "—", "tbd", "u
 _TRUE, _FALSE = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0"})
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _EPOCH_MS = 100_000_000_000  # larger than this is milliseconds (year 5138 in seconds)
+
+_JSON_TYPES = frozenset({type(None), str, int, float, bool, dict, list})
+_PLAIN: dict[str, frozenset[type]] = {
+    "str": frozenset({type(None), str}),
+    "enum": frozenset({type(None)}),  # a str with an enum: the value is checked
+    "float": frozenset({type(None), float, int}),
+    "int": frozenset({type(None), int}),
+    "bool": frozenset({type(None), bool}),
+    "any": _JSON_TYPES,  # (and anything else: kept by its rule)
+    "datetime": frozenset({type(None)}),
+    "model": frozenset({type(None)}),
+    "list": frozenset({type(None)}),
+}
+"""Per kind, the exact types of a value that is kept as sent whatever it holds: the walk checks a
+value's type against this set before any other work, since almost every value is one of these."""
+
+# The service's own form of a timestamp, narrowed so that everything it matches is a calendar date
+# parse_wire reads (days up to 28, year from 0001): checked before parse_wire, which costs ten times as
+# much; other forms (and the 29th to the 31st) still go through parse_wire.
+_SERVICE_FORM = re.compile(
+    r"(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?Z"
+)
 
 _Reader = Callable[[Any, Slot], tuple[Any, bool]]
 _LEFT_OUT = object()
@@ -183,7 +210,11 @@ whether it differs from what was sent; ``_LEFT_OUT`` means the meaning is not cl
 def normalise(model: type[BaseModel], doc: Any, path: str = "") -> tuple[Any, list[ReadProblem]]:
     """``doc`` made readable by ``model``, and a note for every value that was not as documented.
 
-    A ``doc`` that is not an object at all is returned as is (the caller cannot read it).
+    Nothing is copied while nothing differs: a document (or any object or list in it) whose every
+    value is as documented comes back as the very same object, so reading the usual page costs one
+    walk and no copies. Where something differs, that object and the ones holding it are copies;
+    ``doc`` itself is never changed. A ``doc`` that is not an object at all is returned as is (the
+    caller cannot read it).
     """
     problems: list[ReadProblem] = []
     if not isinstance(doc, dict):
@@ -191,24 +222,33 @@ def normalise(model: type[BaseModel], doc: Any, path: str = "") -> tuple[Any, li
     return _object(model, doc, path, problems), problems
 
 
-def _object(model: type[BaseModel], doc: dict[str, Any], path: str, problems: list[ReadProblem]) -> Any:
+def _object(
+    model: type[BaseModel], doc: dict[str, Any], path: str, problems: list[ReadProblem]
+) -> dict[str, Any]:
     slots, names = slots_of(model)
-    out: dict[str, Any] = {}
-    for key, value in doc.items():
+    out: dict[str, Any] | None = None  # the copy, made at the first entry not kept as sent
+    for index, (key, value) in enumerate(doc.items()):
         slot = slots.get(key)
+        if slot is not None and (type(value) in slot.plain or _documented(slot, value)):
+            if out is not None:
+                out[key] = value
+            continue
+        name = key
         if slot is None:
             wire = names.get(key.lower()) if isinstance(key, str) else None
             if wire is None or wire in doc:  # unknown, or both spellings sent: kept as sent
-                out[key] = value
+                if out is not None:
+                    out[key] = value
                 continue
-            key, slot = wire, slots[wire]
-        if value is None or _documented(slot, value):
-            out[key] = value
-            continue
-        read = _value(slot, value, f"{path}/{key}", problems)
+            name, slot = wire, slots[wire]
+        read = value if _documented(slot, value) else _value(slot, value, f"{path}/{name}", problems)
+        if out is None:
+            if read is value and name is key:
+                continue
+            out = dict(islice(doc.items(), index))
         if read is not _LEFT_OUT:
-            out[key] = read
-    return out
+            out[name] = read
+    return doc if out is None else out
 
 
 def _documented(slot: Slot, value: Any) -> bool:
@@ -216,7 +256,9 @@ def _documented(slot: Slot, value: Any) -> bool:
     kind, typ = slot.kind, type(value)
     return (
         kind == "any"
+        or value is None
         or (typ is str and kind == "str" and (slot.enum is None or value in slot.values))
+        or (typ is str and kind == "datetime" and _SERVICE_FORM.fullmatch(value) is not None)
         or (kind == "float" and (typ is float or typ is int))
         or (typ is bool and kind == "bool")
         or (typ is int and kind == "int")
@@ -224,6 +266,8 @@ def _documented(slot: Slot, value: Any) -> bool:
 
 
 def _value(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> Any:
+    """``value`` read by ``slot``: the same object when it is as documented, else what it reads as
+    (``_LEFT_OUT`` when its meaning is not clear), noted in ``problems``."""
     if value is None:
         return None
     if slot.kind == "model":
@@ -236,29 +280,7 @@ def _value(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> An
             return _LEFT_OUT
         return _object(slot.model, value, path, problems)
     if slot.kind == "list":
-        assert slot.item is not None
-        if isinstance(value, dict):
-            if slot.dict_ok:
-                return value
-            problems.append(ReadProblem(path, "one object instead of a list", "a list of one"))
-            value = [value]
-        elif isinstance(value, str) and slot.item.kind in ("str", "any"):
-            parts = [p.strip() for p in re.split(r"[,;]", value) if p.strip()]
-            problems.append(ReadProblem(path, f"the text {_show(value)} instead of a list", repr(parts)))
-            return parts
-        elif not isinstance(value, list):
-            problems.append(ReadProblem(path, _show(value), None))
-            return _LEFT_OUT
-        item = slot.item
-        items = []
-        for index, entry in enumerate(value):
-            if entry is None or _documented(item, entry):
-                items.append(entry)
-                continue
-            read = _value(item, entry, f"{path}/{index}", problems)
-            if read is not _LEFT_OUT:
-                items.append(read)
-        return items
+        return _list(slot, value, path, problems)
     if _documented(slot, value):
         return value
     read, changed = RULES[slot.kind](value, slot)
@@ -267,6 +289,37 @@ def _value(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> An
     elif changed:
         problems.append(ReadProblem(path, _show(value), _show(read)))
     return read
+
+
+def _list(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> Any:
+    assert slot.item is not None
+    if isinstance(value, dict):
+        if slot.dict_ok:
+            return value
+        problems.append(ReadProblem(path, "one object instead of a list", "a list of one"))
+        value = [value]
+    elif isinstance(value, str) and slot.item.kind in ("str", "any"):
+        parts = [p.strip() for p in re.split(r"[,;]", value) if p.strip()]
+        problems.append(ReadProblem(path, f"the text {_show(value)} instead of a list", repr(parts)))
+        return parts
+    elif not isinstance(value, list):
+        problems.append(ReadProblem(path, _show(value), None))
+        return _LEFT_OUT
+    item = slot.item
+    items: list[Any] | None = None  # the copy, made at the first entry not kept as sent
+    for index, entry in enumerate(value):
+        if type(entry) in item.plain or _documented(item, entry):
+            if items is not None:
+                items.append(entry)
+            continue
+        read = _value(item, entry, f"{path}/{index}", problems)
+        if items is None:
+            if read is entry:
+                continue
+            items = value[:index]
+        if read is not _LEFT_OUT:
+            items.append(read)
+    return value if items is None else items
 
 
 # --- the fields of a model, derived from its annotations -----------------------------------------
