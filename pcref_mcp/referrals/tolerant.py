@@ -229,10 +229,6 @@ def _object(
     out: dict[str, Any] | None = None  # the copy, made at the first entry not kept as sent
     for index, (key, value) in enumerate(doc.items()):
         slot = slots.get(key)
-        if slot is not None and (type(value) in slot.plain or _documented(slot, value)):
-            if out is not None:
-                out[key] = value
-            continue
         name = key
         if slot is None:
             wire = names.get(key.lower()) if isinstance(key, str) else None
@@ -241,7 +237,7 @@ def _object(
                     out[key] = value
                 continue
             name, slot = wire, slots[wire]
-        read = value if _documented(slot, value) else _value(slot, value, f"{path}/{name}", problems)
+        read = value if type(value) in slot.plain else _value(slot, value, f"{path}/{name}", problems)
         if out is None:
             if read is value and name is key:
                 continue
@@ -256,7 +252,6 @@ def _documented(slot: Slot, value: Any) -> bool:
     kind, typ = slot.kind, type(value)
     return (
         kind == "any"
-        or value is None
         or (typ is str and kind == "str" and (slot.enum is None or value in slot.values))
         or (typ is str and kind == "datetime" and _SERVICE_FORM.fullmatch(value) is not None)
         or (kind == "float" and (typ is float or typ is int))
@@ -308,11 +303,7 @@ def _list(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> Any
     item = slot.item
     items: list[Any] | None = None  # the copy, made at the first entry not kept as sent
     for index, entry in enumerate(value):
-        if type(entry) in item.plain or _documented(item, entry):
-            if items is not None:
-                items.append(entry)
-            continue
-        read = _value(item, entry, f"{path}/{index}", problems)
+        read = entry if type(entry) in item.plain else _value(item, entry, f"{path}/{index}", problems)
         if items is None:
             if read is entry:
                 continue
