@@ -329,10 +329,10 @@ def _calls(r: dict[str, Any]) -> list[str]:
             "index built for the call",
         ),
         (
-            "(e) one 100-row page parsed once (`model_validate_json`), p50",
+            "(e) one 100-row page read as the client does (one parse, then the read models), p50",
             "parse",
             "parse_twice",
-            "`json.loads` + `model_validate`",
+            "the old two steps, `json.loads` + `model_validate`",
         ),
     ):
         rows.append(

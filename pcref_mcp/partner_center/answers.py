@@ -5,12 +5,12 @@ compared however they are dressed.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from pcref_mcp.errors import ServiceError
 from pcref_mcp.referrals.models import Referral, ReferralPage
@@ -31,16 +31,22 @@ def _parse(model: type[M], response: httpx.Response, cid: str) -> M:
         if model is ReferralPage
         else model.__name__
     )
-    # one parse: pydantic reads the bytes (the models' tolerant validators see the parsed document);
-    # the body is parsed a second time only to say what was wrong with one that cannot be read
+    # One parse (pydantic's JSON reader), then the models' tolerant validators read the document.
+    # Measured faster than model_validate_json, which builds the same Python objects for those
+    # validators from its own parsed form (bench/calls.py, hot paths (e)).
     try:
-        parsed = model.model_validate_json(response.content)
-    except ValidationError as err:
-        why = _unreadable(err, response.content)
+        doc = from_json(response.content)
+    except ValueError:
+        why = "it is not JSON"
     else:
-        for problem in getattr(parsed, "read_problems", ()):
-            logger.debug("read %s: %s (correlation id %s)", model.__name__, problem.path, cid)
-        return parsed
+        try:
+            parsed = model.model_validate(doc)
+        except ValidationError as err:
+            why = _unreadable(err, doc)
+        else:
+            for problem in getattr(parsed, "read_problems", ()):
+                logger.debug("read %s: %s (correlation id %s)", model.__name__, problem.path, cid)
+            return parsed
     raise ServiceError(
         f"Partner Center sent a response that cannot be read as {what}: {why}.",
         status=response.status_code,
@@ -49,14 +55,8 @@ def _parse(model: type[M], response: httpx.Response, cid: str) -> M:
     )
 
 
-def _unreadable(err: ValidationError, content: bytes) -> str:
-    """Why a body could not be read: not JSON, JSON but not an object, or values that failed."""
-    if any(e["type"] == "json_invalid" for e in err.errors()):
-        return "it is not JSON"
-    try:
-        doc = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        return "it is not JSON"
+def _unreadable(err: ValidationError, doc: Any) -> str:
+    """Why a JSON body could not be read: not an object, or values that failed."""
     if not isinstance(doc, dict):
         return f"it is {_json_kind(doc)}, not an object"
     return f"{err.error_count()} value(s) could not be read"

@@ -172,3 +172,65 @@ def test_every_kind_has_a_rule() -> None:
 
 def test_normalise_leaves_non_objects_alone() -> None:
     assert normalise(Referral, ["x"]) == (["x"], [])
+
+
+def _clean_document() -> dict[str, Any]:
+    return {
+        "id": "R",
+        "status": "Active",
+        "createdDateTime": "2026-12-06T06:58:07.9705840Z",
+        "closedDateTime": "2026-12-31T23:59:59Z",  # past the 28th: read by parse_wire, not the fast form
+        "favorite": False,
+        "tags": ["hot", "cold"],
+        "customerProfile": {"name": "C", "ids": {"duns": "123"}, "team": [{"firstName": "A"}]},
+        "details": {"dealValue": 5000, "requirements": {"industries": [{"id": "Manufacturing"}]}},
+        "brandNewField": {"x": [1]},
+    }
+
+
+def test_a_document_as_documented_comes_back_as_the_same_object() -> None:
+    doc = _clean_document()
+    read, problems = normalise(Referral, doc)
+    assert read is doc and problems == []
+    assert doc == _clean_document()
+
+
+def test_one_odd_value_deep_inside_is_normalised_noted_and_the_document_left_unchanged() -> None:
+    doc = _clean_document()
+    doc["customerProfile"]["team"].append({"firstName": 7, "LastName": "B"})
+    sent = _clean_document()
+    sent["customerProfile"]["team"].append({"firstName": 7, "LastName": "B"})
+    read, problems = normalise(Referral, doc)
+    assert doc == sent  # the caller's document is not changed
+    assert read is not doc and read["customerProfile"] is not doc["customerProfile"]
+    assert read["customerProfile"]["team"] == [{"firstName": "A"}, {"firstName": "7", "lastName": "B"}]
+    assert read["details"] is doc["details"]  # what is as documented is not copied
+    assert [(p.path, p.read_as) for p in problems] == [("/customerProfile/team/1/firstName", "«7»")]
+    assert {k: v for k, v in read.items() if k != "customerProfile"} == {
+        k: v for k, v in sent.items() if k != "customerProfile"
+    }
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("2026-02-28T23:59:59.1234567Z", True),
+        ("2028-02-29T00:00:00Z", True),  # a leap day: parse_wire decides
+        ("2026-12-07T10:00:00+01:00", True),  # not the service's form: parse_wire decides
+        ("2026-02-29T00:00:00Z", False),
+        ("0000-01-01T00:00:00Z", False),
+        ("2026-13-01T00:00:00Z", False),
+    ],
+)
+def test_timestamps_read_alike_in_and_out_of_the_services_own_form(sent: str, kept: bool) -> None:
+    referral, noted = _read(createdDateTime=sent)
+    assert (referral.created_date_time == sent) is kept
+    assert ("/createdDateTime" in noted) is not kept
+
+
+def test_a_value_the_model_refuses_is_left_out_without_changing_the_callers_document() -> None:
+    doc = {"id": "R", "target": [None, {"id": "S"}]}
+    referral = Referral.model_validate(doc)
+    assert doc == {"id": "R", "target": [None, {"id": "S"}]}
+    assert referral.target is not None and [t.id for t in referral.target] == ["S"]
+    assert [(p.path, p.left_out) for p in referral.read_problems] == [("/target/0", True)]
