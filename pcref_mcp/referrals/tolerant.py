@@ -19,11 +19,11 @@ from __future__ import annotations
 import re
 import types
 import typing
-from itertools import islice
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import islice
 from typing import Any, Literal
 
 from pydantic import BaseModel
