@@ -237,7 +237,10 @@ def _object(
                     out[key] = value
                 continue
             name, slot = wire, slots[wire]
-        read = value if type(value) in slot.plain else _value(slot, value, f"{path}/{name}", problems)
+        if type(value) in slot.plain or (type(value) is str and value in slot.values):
+            read = value
+        else:
+            read = _value(slot, value, f"{path}/{name}", problems)
         if out is None:
             if read is value and name is key:
                 continue
