@@ -251,7 +251,8 @@ def _object(
 
 
 def _documented(slot: Slot, value: Any) -> bool:
-    """A scalar of the documented type: nothing to do (most values, so checked before any work)."""
+    """A scalar as documented: nothing to do (after the walk's type check, the values that need one
+    more look: an enum's spellings, the service's timestamps)."""
     kind, typ = slot.kind, type(value)
     return (
         kind == "any"
