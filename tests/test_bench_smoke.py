@@ -88,6 +88,14 @@ def test_scale_check_projects_and_renders_without_a_stack() -> None:
     }
     text = "\n".join(pinned.render(check, cpu))
     assert "1.33× measured" in text and "| one replica on a core of its own" in text
+    # each step projected from its own CPU per call (100 and 133 calls/s): 90 and 120 measured
+    assert "against 90.0 and 120.0 measured (0.90×, 0.90×): the arithmetic holds" in text
+    assert "rest on a figure that held either way" in text
+    busier = {**cpu, "replicas": 0.015}  # a replica costs 1.5× with both cores busy
+    text = "\n".join(pinned.render({**check, "two": {"throughput": 40.0, "cpu_per_call": busier}}, cpu))
+    assert (
+        "the arithmetic does not hold" in text and "(1.50×)" in text and "are a floor, not a ceiling" in text
+    )
     assert pinned.render({"skipped": "1 core"}, cpu) == ["**The model's check** was not run: 1 core."]
     assert "check" in scale.model(
         {

@@ -9,7 +9,6 @@ exact, so the compact schema accepts the same instances as the original.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections import Counter
@@ -39,13 +38,19 @@ _MAP = ("properties", "patternProperties", "$defs", "dependentSchemas")
 _FIRST_SENTENCE = re.compile(r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<=[.!?])\s+(?=[A-Z(])")
 
 
+def _copy(schema: Any) -> Any:
+    """A deep copy of a schema, which is JSON: a round trip through the encoder, many times faster than
+    ``copy.deepcopy`` (the tool schemas are compacted at every start)."""
+    return json.loads(json.dumps(schema))
+
+
 def compact_schema(schema: dict[str, Any], *, inline_all: bool = False) -> dict[str, Any]:
     """A smaller schema that validates exactly the same instances as ``schema``.
 
     ``inline_all`` inlines every definition that does not refer to itself (for clients that drop a
     tool whose schema has a ``$ref``), not only the single-use ones.
     """
-    schema = copy.deepcopy(schema)
+    schema = _copy(schema)
     defs: dict[str, Any] = schema.pop("$defs", {})
     uses = Counter(_refs(schema))
     for definition in defs.values():
@@ -142,7 +147,7 @@ def portable(schema: dict[str, Any], *, output: bool = False) -> dict[str, Any]:
     the same answers validate), and an object shape that an inlined ``$ref`` repeats is spelt out
     once, later uses being ``{"type": "object"}`` (what a ``$ref`` saved, without one).
     """
-    inlined = compact_schema(schema, inline_all=True) if "$defs" in schema else copy.deepcopy(schema)
+    inlined = compact_schema(schema, inline_all=True) if "$defs" in schema else _copy(schema)
     result = _spell_portably(omit_nulls(inlined), keyword=None, output=output)
     if output:
         result = _once(result, seen=set(), top=True)
@@ -175,7 +180,7 @@ def _walk(node: Any, defs: dict[str, Any], inline: set[str], stack: tuple[str, .
         name = ref[len(_REF_PREFIX) :]
         if name in inline and name not in stack:
             siblings = {k: v for k, v in node.items() if k != "$ref"}
-            definition = copy.deepcopy(defs[name])
+            definition = _copy(defs[name])
             if "enum" in definition:
                 definition.pop(
                     "description", None
@@ -270,7 +275,7 @@ def _spell_portably(node: Any, keyword: str | None, *, output: bool) -> Any:
     if isinstance(kind, list):
         out = _split_types(out, kind)
     if keyword != "not" and not _CONSTRAINING.intersection(out):
-        out = {**out, **copy.deepcopy(FREE_FORM)}
+        out = {**out, **_copy(FREE_FORM)}
     return out
 
 
