@@ -280,6 +280,8 @@ def _value(slot: Slot, value: Any, path: str, problems: list[ReadProblem]) -> An
         return _object(slot.model, value, path, problems)
     if slot.kind == "list":
         return _list(slot, value, path, problems)
+    if slot.dict_ok and isinstance(value, dict):  # an object where the model takes one (tags: str | object)
+        return value
     if _documented(slot, value):
         return value
     read, changed = RULES[slot.kind](value, slot)

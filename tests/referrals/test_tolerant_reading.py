@@ -234,3 +234,12 @@ def test_a_value_the_model_refuses_is_left_out_without_changing_the_callers_docu
     assert doc == {"id": "R", "target": [None, {"id": "S"}]}
     assert referral.target is not None and [t.id for t in referral.target] == ["S"]
     assert [(p.path, p.left_out) for p in referral.read_problems] == [("/target/0", True)]
+
+
+def test_an_object_where_the_model_takes_text_or_an_object_is_kept() -> None:
+    """``tags`` holds text or objects: an object among them is as documented, kept and not noted (it
+    was left out and noted as unreadable); a number there is still read as the text it says."""
+    sent = {"id": "r1", "tags": ["Azure", {"id": "t1", "name": "Priority"}, 7]}
+    referral = Referral.model_validate(sent)
+    assert referral.tags == ["Azure", {"id": "t1", "name": "Priority"}, "7"]
+    assert [p.path for p in referral.read_problems] == ["/tags/2"]
