@@ -28,7 +28,8 @@ from bench.common import START, mcp_session, progress, requests_made, reset_coun
 THURSDAY = START.replace(day=5, hour=15)
 
 
-def run(size: int = 1000, burst: int = 500) -> dict[str, Any]:
+def run(size: int = 1000, burst: int = 500, repeat: int = 200) -> dict[str, Any]:
+    """(a)–(e) of section 4; ``repeat``: samples of each hot path in (e) (the smoke test takes few)."""
     with tempfile.TemporaryDirectory(prefix="pcref-bench-calls-") as tmp:
         pipeline = asyncio.run(_pipeline(Path(tmp) / "a", size))
         progress(
@@ -49,7 +50,7 @@ def run(size: int = 1000, burst: int = 500) -> dict[str, Any]:
         "burst": limited,
         "burst_baseline": unlimited,
         "store_round_trips": writes,
-        "hot_paths": _hot_paths(),
+        "hot_paths": _hot_paths(repeat),
     }
 
 
