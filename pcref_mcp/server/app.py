@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -115,13 +116,21 @@ def _request_state_security(settings: Settings) -> Any:
 def build_tools(settings: Settings) -> list[GuardedTool]:
     """The server's tools (the writing ones left out when read-only), each with its arguments read
     first (server.inputs) and its schemas compacted."""
+    return list(_tools(read_only=settings.read_only))
+
+
+@functools.cache
+def _tools(*, read_only: bool) -> tuple[GuardedTool, ...]:
+    """Built once per process: a tool is its code and nothing else (a call's person, runtime and
+    settings reach it through the call's context), so every server of a process can share it. Deriving
+    the schemas is most of what building a server costs; the test suite builds one per test."""
     tools = [
         guarded_tool(spec.fn, name=spec.name, title=spec.title, annotations=spec.annotations)
         for spec in TOOLS
-        if not (settings.read_only and spec.writes)
+        if not (read_only and spec.writes)
     ]
     _compact_tool_schemas(tools)
-    return tools
+    return tuple(tools)
 
 
 def _compact_tool_schemas(tools: Sequence[Tool]) -> None:
