@@ -163,9 +163,11 @@ async def test_a_killed_replica_and_a_database_restart_lose_and_duplicate_nothin
     async def chaos(done: int) -> None:
         if (
             done >= 120 and "slow" not in faults
-        ):  # writes linger at the service: the kill catches some mid-send
+        ):  # writes linger at the service: the kill catches some mid-send. 1.5 s, not less: on a
+            # loaded machine the kill can land a few hundred ms after a write is seen pending, and a
+            # shorter stay let that write finish first (a CI run caught no write in flight at 400 ms)
             faults.append("slow")
-            await anyio.to_thread.run_sync(lambda: stack.sandbox_faults(latency_ms=400))
+            await anyio.to_thread.run_sync(lambda: stack.sandbox_faults(latency_ms=1500))
         elif done >= 160 and "kill" not in faults:
             faults.append("kill")
             victim = str(stack.replica_pids()[1])
