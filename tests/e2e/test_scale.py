@@ -380,7 +380,9 @@ def test_the_scale_benchmark_runs_and_renders(tmp_path: Path) -> None:
     need_stack_tools()
     from bench import scale
 
-    results = scale.run(people=4, calls=24, store_ops=5, sandbox_size=60)
+    results = scale.run(
+        people=4, calls=24, store_ops=5, sandbox_size=60, check_calls=24
+    )  # toy sizes, the check too
     for label in ("sqlite", "postgres"):
         assert results[label]["throughput"] > 0 and results[label]["latency"]["update"]["n"] > 0
     assert set(results["store"]["postgres"]) == {"journal", "approval", "rate", "read"}
@@ -389,5 +391,6 @@ def test_the_scale_benchmark_runs_and_renders(tmp_path: Path) -> None:
     scale.write_section(doc, scale.render(results))
     text = doc.read_text()
     assert "kept" in text and f"## {scale.TITLE}" in text and "throughput (tool calls/s)" in text
+    assert "**The model's check** (`bench/pinned.py`)" in text or "**The model's check** was not run" in text
     scale.write_section(doc, ["again"])  # replaced, not appended twice
     assert doc.read_text().count(f"## {scale.TITLE}") == 1 and "again" in doc.read_text()
