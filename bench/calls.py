@@ -165,19 +165,7 @@ async def _pipeline(tmp: Path, size: int) -> dict[str, Any]:
         n = state.store.count()
 
         reset_counters(app)
-        seen: set[str] = set()
-        tool_calls = 0
-        cursor = None
-        while True:
-            args: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-            result = await client.call_tool("search_referrals", args)
-            assert not result.is_error, result.content
-            tool_calls += 1
-            data = result.structured_content or {}
-            seen.update(r["id"] for r in data["rows"])
-            cursor = data.get("next_cursor")
-            if not cursor:
-                break
+        seen, tool_calls = await _every_page(client, {})
         summary = {
             "referrals": n,
             "seen": len(seen),
@@ -196,18 +184,7 @@ async def _pipeline(tmp: Path, size: int) -> dict[str, Any]:
         runs = []
         for _ in range(2):
             reset_counters(app)
-            got: set[str] = set()
-            tool_calls, cursor = 0, None
-            while True:
-                args = {"filters": filters, "limit": 100, **({"cursor": cursor} if cursor else {})}
-                result = await client.call_tool("search_referrals", args)
-                assert not result.is_error, result.content
-                tool_calls += 1
-                data = result.structured_content or {}
-                got.update(r["id"] for r in data["rows"])
-                cursor = data.get("next_cursor")
-                if not cursor:
-                    break
+            got, tool_calls = await _every_page(client, {"filters": filters})
             runs.append((len(got), tool_calls, requests_made(app)))
         week = {
             "matches": matches,
@@ -219,6 +196,24 @@ async def _pipeline(tmp: Path, size: int) -> dict[str, Any]:
             "since": monday.isoformat(),
         }
         return {"summary": summary, "this_week": week}
+
+
+async def _every_page(client: Any, args: dict[str, Any]) -> tuple[set[str], int]:
+    """``search_referrals`` with ``args``, 100 rows a page, following ``next_cursor`` to the end, as a
+    model summarising a pipeline would: the ids seen and the tool calls it took."""
+    seen: set[str] = set()
+    tool_calls, cursor = 0, None
+    while True:
+        result = await client.call_tool(
+            "search_referrals", {**args, "limit": 100, **({"cursor": cursor} if cursor else {})}
+        )
+        assert not result.is_error, result.content
+        tool_calls += 1
+        data = result.structured_content or {}
+        seen.update(r["id"] for r in data["rows"])
+        cursor = data.get("next_cursor")
+        if not cursor:
+            return seen, tool_calls
 
 
 async def _burst(tmp: Path, calls: int, *, limited: bool) -> dict[str, Any]:
