@@ -160,14 +160,18 @@ class Stack:
     def stop(self) -> None:
         self._stopping.set()
         self.reap_left()
-        for proc in [self._nginx, *self._replicas.values(), self._sandbox]:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+        # all asked at once, then waited for: each replica's drain (its announcement, then its calls
+        # in flight) runs alongside the others' instead of one after another
+        running = [p for p in [self._nginx, *self._replicas.values(), self._sandbox] if p is not None]
+        running = [p for p in running if p.poll() is None]
+        for proc in running:
+            proc.terminate()
+        for proc in running:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
         self._replicas.clear()
         if self._reaper is not None:
             self._reaper.join(5)

@@ -101,10 +101,13 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     time_zone: str = "UTC"  # IANA name: "today" for "next Friday", "last week" (referrals/when.py)
     # Operations (pcref_mcp.ops): stderr lines as text or one JSON object each; /metrics off unless
-    # this token is set (its own bearer); SIGTERM drains for at most drain_seconds
+    # this token is set (its own bearer); SIGTERM drains for at most drain_seconds, after announcing
+    # it (unready, closing connections) for drain_announce_seconds: as long as the proxy in front
+    # takes to stop sending new calls; 0 where nothing routes to it (a server run by hand or by tests)
     log_format: Literal["text", "json"] = "text"
     metrics_token: SecretStr | None = None
     drain_seconds: float = Field(default=20.0, ge=0, le=600)
+    drain_announce_seconds: float = Field(default=1.0, ge=0, le=60)
     # Team mode (`pcref-mcp team`): each request carries the person's own token; see pcref_mcp/team.
     team_public_url: str | None = None  # the server's public base URL; None: http://<host>:<port>
     team_issuer: str | None = None  # None: <authority_host>/<tenant_id>/v2.0

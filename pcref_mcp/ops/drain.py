@@ -1,7 +1,7 @@
 """Graceful stop: SIGTERM drains a replica within a bounded time, so a rolling restart loses nothing.
 
-On the first SIGTERM (or Ctrl+C) the replica keeps serving for :data:`ANNOUNCE_SECONDS` while it
-says it is going: ``/readyz`` answers 503 ``draining`` (an orchestrator stops routing to it) and
+On the first SIGTERM (or Ctrl+C) the replica keeps serving for ``PCREF_DRAIN_ANNOUNCE_SECONDS`` (1)
+while it says it is going: ``/readyz`` answers 503 ``draining`` (an orchestrator stops routing to it) and
 every response carries ``Connection: close`` (nginx drops its idle keep-alive connections to it, so
 no new call can be sent on one just as it closes). Then uvicorn stops listening (nginx's next
 attempt is refused and passed to another replica, which it does even for a POST: nothing was sent)
@@ -33,11 +33,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pcref_mcp.config import Settings
 
-__all__ = ["ANNOUNCE_SECONDS", "serve"]
+__all__ = ["serve"]
 
 log = logging.getLogger("pcref_mcp.ops")
-
-ANNOUNCE_SECONDS = 1.0  # serving on, unready and closing connections, before the listener closes
 
 
 def serve(app: Any, settings: Settings, *, host: str, port: int) -> int:
@@ -55,7 +53,7 @@ def serve(app: Any, settings: Settings, *, host: str, port: int) -> int:
         log_config=None,  # our logging (text or JSON lines) is already set up
     )
     _keep_streams_open_while_draining()
-    server = _draining_server(config, app)
+    server = _draining_server(config, app, announce=settings.drain_announce_seconds)
     with _signals_handled_by(server):
         server.run()
     return exit_status(server, app)
@@ -106,7 +104,9 @@ def _keep_streams_open_while_draining() -> None:
     AppStatus.disable_automatic_graceful_drain()
 
 
-def _draining_server(config: Any, app: Any) -> Any:
+def _draining_server(config: Any, app: Any, *, announce: float) -> Any:
+    """uvicorn's server, whose first signal starts the drain: ``announce`` seconds serving on, unready
+    and closing connections (none: straight on), before the listener closes."""
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
@@ -124,7 +124,10 @@ def _draining_server(config: Any, app: Any) -> Any:
                 "within %s s",
                 config.timeout_graceful_shutdown,
             )
-            self.announcing = threading.Timer(ANNOUNCE_SECONDS, super().handle_exit, args=(sig, frame))
+            if announce <= 0:  # nothing routes to it (PCREF_DRAIN_ANNOUNCE_SECONDS=0): stop listening now
+                super().handle_exit(sig, frame)
+                return
+            self.announcing = threading.Timer(announce, super().handle_exit, args=(sig, frame))
             self.announcing.daemon = True
             self.announcing.start()
 

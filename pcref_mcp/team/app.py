@@ -214,7 +214,7 @@ def team_app(settings: Settings, *, host: str, port: int, server: Any = None) ->
     app = server.streamable_http_app(
         transport_security=security, host=host, stateless_http=settings.http_stateless
     )
-    _close_on_shutdown(app, parts.runtime)
+    _close_on_shutdown(app, parts)
     if parts.proxy is not None:
         from pcref_mcp.team.limits import bounded_registration
         from pcref_mcp.team.proxy import (
@@ -255,11 +255,13 @@ def seen_recorder(parts: TeamParts) -> Any:
     return SeenRecorder(lambda: parts.runtime.store, client_name=client_name, count_sign_ins=proxy is None)
 
 
-def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:
-    """Keep the journal's lease while the app runs, and close every person's Partner Center client and
-    the journal when it shuts down (the runtime is shared, so the server's own lifespan does not own it)."""
+def _close_on_shutdown(app: Any, parts: TeamParts) -> None:
+    """Keep the journal's lease while the app runs, and close every person's Partner Center client,
+    the journal and the sign-in's connections to the identity provider when it shuts down (the
+    runtime is shared, so the server's own lifespan does not own it)."""
     from contextlib import asynccontextmanager, nullcontext
 
+    runtime = parts.runtime
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -271,5 +273,6 @@ def _close_on_shutdown(app: Any, runtime: TeamRuntime) -> None:
                     yield state
             finally:
                 await runtime.aclose()
+                parts.page_sign_in.signin.close()
 
     app.router.lifespan_context = lifespan

@@ -80,6 +80,12 @@ class OnBehalfOf:
                 self._people.popitem(last=False)
             return tokens
 
+    def close(self) -> None:
+        """Close the http session shared by the people's msal apps: its idle keep-alive connections
+        to the identity provider would otherwise stay open until the process ends."""
+        if self._http is not None:
+            self._http.close()
+
     def new_app(self, token_cache: Any = None) -> Any:
         """A person's msal app; the credential and the http session are made once and shared."""
         if self._credential is None:

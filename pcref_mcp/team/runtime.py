@@ -63,6 +63,7 @@ class TeamRuntime(Runtime):
         clients, self._clients, self._engines = list(self._clients.values()), {}, {}
         for client in clients:
             await client.aclose()
+        self.obo.close()
         await super().aclose()
 
     def _client_for(self, person: identity.Principal) -> PartnerCenterClient:

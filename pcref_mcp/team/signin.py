@@ -34,6 +34,7 @@ class EntraSignIn:
         self.scope = scope
         self._http_cache: dict[Any, Any] = {}
         self._app: Any = None
+        self._http: Any = None
         self._lock = threading.Lock()
 
     @property
@@ -70,13 +71,20 @@ class EntraSignIn:
     def _msal(self) -> Any:
         with self._lock:
             if self._app is None:
+                self._http = msal_http_client(self.settings)
                 self._app = confidential_app(
                     self.settings,
                     client_credential(self.settings),
-                    http_client=msal_http_client(self.settings),
+                    http_client=self._http,
                     http_cache=self._http_cache,
                 )
             return self._app
+
+    def close(self) -> None:
+        """Close msal's http session: its idle keep-alive connections to the identity provider would
+        otherwise stay open until the process ends."""
+        if self._http is not None:
+            self._http.close()
 
     @staticmethod
     def _forget(app: Any, result: dict[str, Any]) -> None:

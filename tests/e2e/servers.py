@@ -71,6 +71,9 @@ def server_env(tmp: Path, **extra: str) -> dict[str, str]:
         "PCREF_SANDBOX_SIZE": str(SANDBOX_SIZE),
         "XDG_CONFIG_HOME": str(tmp / "config"),
         "XDG_DATA_HOME": str(tmp / "data"),
+        # stopped as soon as its test is done, nothing routing to it: no drain announcement to wait
+        # through (deploy/stack's replicas, behind nginx, keep theirs: tests/e2e/test_operations.py)
+        "PCREF_DRAIN_ANNOUNCE_SECONDS": "0",
     }
     env.update(extra)
     return env

@@ -142,14 +142,12 @@ class _Gate:
         self.draining = True
 
 
-def test_the_first_sigterm_announces_the_drain_and_only_then_stops_listening(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_first_sigterm_announces_the_drain_and_only_then_stops_listening() -> None:
     import uvicorn
 
-    monkeypatch.setattr(drain, "ANNOUNCE_SECONDS", 0.05)
     gate = _Gate()
-    server = drain._draining_server(uvicorn.Config(gate, timeout_graceful_shutdown=3, log_config=None), gate)
+    config = uvicorn.Config(gate, timeout_graceful_shutdown=3, log_config=None)
+    server = drain._draining_server(config, gate, announce=0.05)
     server.handle_exit(signal.SIGTERM, None)
     assert gate.draining and not server.should_exit  # still serving: unready, closing connections
     deadline = time.monotonic() + 30
@@ -158,14 +156,25 @@ def test_the_first_sigterm_announces_the_drain_and_only_then_stops_listening(
     assert server.should_exit and not server.force_exit
 
 
-def test_a_second_signal_while_draining_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_signal_while_draining_stops_at_once() -> None:
     import uvicorn
 
-    monkeypatch.setattr(drain, "ANNOUNCE_SECONDS", 60)
     gate = _Gate()
-    server = drain._draining_server(uvicorn.Config(gate, log_config=None), gate)
+    server = drain._draining_server(uvicorn.Config(gate, log_config=None), gate, announce=60)
     server.handle_exit(signal.SIGTERM, None)
     server.handle_exit(signal.SIGTERM, None)
     assert server.should_exit
     server.announcing.join(5)  # the announcement was called off: it ends now, not in a minute
     assert not server.announcing.is_alive()
+
+
+def test_without_an_announcement_the_first_signal_drains_and_stops_listening_at_once() -> None:
+    """PCREF_DRAIN_ANNOUNCE_SECONDS=0 (nothing routes to this server): unready, and the listener
+    closes straight away; the calls in flight are still waited for (not a forced exit)."""
+    import uvicorn
+
+    gate = _Gate()
+    server = drain._draining_server(uvicorn.Config(gate, log_config=None), gate, announce=0)
+    server.handle_exit(signal.SIGTERM, None)
+    assert gate.draining and server.should_exit and not server.force_exit
+    assert getattr(server, "announcing", None) is None

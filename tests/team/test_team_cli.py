@@ -84,7 +84,8 @@ def test_the_stand_in_removes_its_private_key_when_stopped(tmp_path: Path, stop_
     with err.open("wb") as fe:
         proc = subprocess.Popen(
             argv,
-            env=process_env(tmp_path, TMPDIR=str(temp)),
+            # the default announcement too (servers.py turns it off): the whole stop, as deployed
+            env=process_env(tmp_path, TMPDIR=str(temp), PCREF_DRAIN_ANNOUNCE_SECONDS="1"),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=fe,
