@@ -78,13 +78,17 @@ class TsSession:
             self.proc.wait(timeout=5)
 
 
-@pytest.fixture
-def team(tmp_path: Path) -> Iterator[tuple[Running, str]]:
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, str]]:
+    """One `pcref-mcp team --stand-in` for the module: no test needs a fresh one. Each test's TS
+    session is a new client that registers itself and signs its people in again; the writes change
+    notes only, and the one person whose absence of writes is checked (bob) never writes."""
+    tmp = tmp_path_factory.mktemp("team-oauth")
     port, idp_port = free_port(), free_port()
     argv = [str(PCREF), "team", "--stand-in", "--port", str(port), "--stand-in-port", str(idp_port)]
     # the TS client approves by confirm token (the page flow has its own tests: test_team_approval_page)
-    env = process_env(tmp_path, PCREF_APPROVAL_POLICY="token")
-    with http_server(tmp_path, argv, port=port, env=env) as running:
+    env = process_env(tmp, PCREF_APPROVAL_POLICY="token")
+    with http_server(tmp, argv, port=port, env=env) as running:
         found = re.search(r"certificate (\S+?\.pem)", running.stderr)
         assert found, running.stderr
         yield running, found.group(1)
@@ -227,7 +231,9 @@ def test_b_cannot_read_as_journal_or_undo_as_change(ts: TsSession) -> None:
     done = structured(
         ts.ask(cmd="call", user="ada", tool="update_field", args={**change, "confirm_token": token})
     )
-    assert structured(ts.ask(cmd="call", user="ada", tool="recent_changes"))["changes"]
+    mine = structured(ts.ask(cmd="call", user="ada", tool="recent_changes"))["changes"]
+    assert mine  # and this very change among them (the server is the module's: she wrote before)
+    assert any(line.startswith(f"change_id {done['change_id']} ") for line in mine), mine
     assert structured(ts.ask(cmd="call", user="bob", tool="recent_changes"))["changes"] == []
     undo = ts.ask(cmd="call", user="bob", tool="undo_change", args={"change_id": done["change_id"]})
     result = undo["result"] if undo["ok"] else {}
