@@ -160,18 +160,11 @@ class Stack:
     def stop(self) -> None:
         self._stopping.set()
         self.reap_left()
-        # all asked at once, then waited for: each replica's drain (its announcement, then its calls
-        # in flight) runs alongside the others' instead of one after another
-        running = [p for p in [self._nginx, *self._replicas.values(), self._sandbox] if p is not None]
-        running = [p for p in running if p.poll() is None]
-        for proc in running:
-            proc.terminate()
-        for proc in running:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        # nginx and the replicas asked at once, then waited for (each replica's drain, its announcement
+        # and its calls in flight, alongside the others' instead of one after another); then the
+        # sandbox, which those calls may still need
+        _terminate([self._nginx, *self._replicas.values()])
+        _terminate([self._sandbox])
         self._replicas.clear()
         if self._reaper is not None:
             self._reaper.join(5)
@@ -420,6 +413,19 @@ class Stack:
             start_new_session=True,
         )
         _wait_http(self.url, self._nginx, run / "nginx-error.log")
+
+
+def _terminate(procs: list[subprocess.Popen[bytes] | None]) -> None:
+    """SIGTERM to every one still running, then wait for each (SIGKILL after 10 s)."""
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for proc in running:
+        proc.terminate()
+    for proc in running:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 PORT_ATTEMPTS = 3
