@@ -134,11 +134,24 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     return Target("http", [running.url, "--transport", "http"], tmp_path, running)
 
 
+@pytest.fixture(scope="module")
+def strict_listings() -> dict[str, Answer]:
+    """``tools/list --strict`` once per transport (a node and, over stdio, a server process each):
+    the tool list's test and the portability check's read the same answer."""
+    return {}
+
+
+def _strict_listing(target: Target, listings: dict[str, Answer]) -> Answer:
+    if target.transport not in listings:
+        listings[target.transport] = target.run("tools/list", "--strict")
+    return listings[target.transport]
+
+
 # --- tests ------------------------------------------------------------------------------------------
 
 
-def test_lists_tools_with_portable_schemas(target: Target) -> None:
-    answer = target.run("tools/list", "--strict")
+def test_lists_tools_with_portable_schemas(target: Target, strict_listings: dict[str, Answer]) -> None:
+    answer = _strict_listing(target, strict_listings)
     tools = {t["name"]: t for t in answer.result["tools"]}
     assert set(tools) == READ_TOOLS | WRITE_TOOLS
     for name, tool in tools.items():
@@ -280,8 +293,8 @@ def _portability_findings(answer: Answer) -> list[str]:
     return [line for line in answer.stderr.splitlines() if line.startswith(("Warning: tool", "Error: tool"))]
 
 
-def test_strict_portability_check_finds_nothing(target: Target) -> None:
-    answer = target.run("tools/list", "--strict")
+def test_strict_portability_check_finds_nothing(target: Target, strict_listings: dict[str, Answer]) -> None:
+    answer = _strict_listing(target, strict_listings)
     assert answer.code == 0, answer.stderr
     assert _portability_findings(answer) == [], answer.stderr
     assert "warning across" not in answer.stderr and "warnings across" not in answer.stderr
