@@ -148,8 +148,7 @@ class Stack:
             if self.store == "postgresql":
                 self.postgres = self._postgres()
                 self.database_url = self.postgres.create_database("pcref")
-            for index in range(self.replicas):
-                self.start_replica(index)
+            self._start_replicas(list(range(self.replicas)))
             if self.proxied:
                 self._start_nginx()
         except BaseException:
@@ -201,8 +200,8 @@ class Stack:
             self._left.pop().wait(10)
 
     def restart_replicas(self, **settings: int | float) -> None:
-        """Every replica killed and started again, with ``rate_limit_calls`` / ``rate_limit_window``
-        changed if given (they are stateless: what they knew is in the store)."""
+        """Every replica killed, then all started again together, with ``rate_limit_calls`` /
+        ``rate_limit_window`` changed if given (they are stateless: what they knew is in the store)."""
         for name, value in settings.items():
             if name not in ("rate_limit_calls", "rate_limit_window"):
                 raise TypeError(f"restart_replicas() does not change {name}")
@@ -210,7 +209,7 @@ class Stack:
         for index in range(self.replicas):
             if index in self._replicas:
                 self.kill_replica(index)
-            self.start_replica(index)
+        self._start_replicas(list(range(self.replicas)))
 
     def stop_replica(self, index: int) -> int:
         """SIGTERM, as an orchestrator stops it: the replica drains (pcref_mcp.ops.drain) and exits;
@@ -234,29 +233,42 @@ class Stack:
         return f"http://127.0.0.1:{self.replica_ports[index]}{path}"
 
     def start_replica(self, index: int) -> None:
+        self._start_replicas([index])
+
+    def _start_replicas(self, indexes: list[int]) -> None:
+        """Started together (as an orchestrator starts them; migrations take an advisory lock), then
+        each waited for until ready: its store reachable and migrated (``/readyz``), not merely
+        listening. One that found its port taken starts again on another, until nginx names it."""
         for attempt in range(PORT_ATTEMPTS):
-            port = self.replica_ports[index]
-            env = self._replica_env(index)
-            path = self.root / f"replica-{index}.log"
-            log = path.open("ab")
-            # team mode: `pcref-mcp team` (people's tokens); else single-user `serve --http` (one bearer)
-            command = ["team"] if self.team else ["serve", "--http"]
+            for index in indexes:
+                self._launch_replica(index)
+            taken = []
+            for index in indexes:
+                port, path = self.replica_ports[index], self.root / f"replica-{index}.log"
+                try:
+                    _wait_http(f"http://127.0.0.1:{port}/readyz", self._replicas[index], path, ready=True)
+                except PortTaken:
+                    if self._nginx is not None or self.port_base or attempt == PORT_ATTEMPTS - 1:
+                        raise  # nginx names this port already (or it was given): not ours to move
+                    self.replica_ports[index] = free_port()
+                    taken.append(index)
+            if not taken:
+                return
+            indexes = taken
+
+    def _launch_replica(self, index: int) -> None:
+        port = self.replica_ports[index]
+        # team mode: `pcref-mcp team` (people's tokens); else single-user `serve --http` (one bearer)
+        command = ["team"] if self.team else ["serve", "--http"]
+        with (self.root / f"replica-{index}.log").open("ab") as log:
             self._replicas[index] = subprocess.Popen(
                 [sys.executable, "-m", "pcref_mcp", *command, "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
+                env=self._replica_env(index),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
             )
-            try:
-                # ready = its store reachable and migrated (/readyz), not merely listening
-                _wait_http(f"http://127.0.0.1:{port}/readyz", self._replicas[index], path, ready=True)
-                return
-            except PortTaken:
-                if self._nginx is not None or self.port_base or attempt == PORT_ATTEMPTS - 1:
-                    raise  # nginx names this port already (or it was given): not ours to move
-                self.replica_ports[index] = free_port()
 
     def restart_postgres(self) -> None:
         assert self.postgres is not None
