@@ -61,18 +61,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy pcref_mcp
 
-# Two runs side by side: the deployed stacks (nginx, replicas, PostgreSQL) and everything else (the
-# third-party clients, the browsers, the transports). Both mostly wait on the processes they start,
-# so together they take about the longer one's time for the same CPU. The clients' run takes every
-# e2e file but the stacks', so a new one is never left out.
-E2E_STACKS := tests/e2e/test_operations.py tests/e2e/test_scale.py tests/e2e/test_proxy_replicas.py
+# Two runs side by side, about equally long: team mode (the deployed stacks of nginx, replicas and
+# PostgreSQL; the OAuth sign-in and the consent page) and everything else (the third-party clients
+# over stdio and HTTP, the approval page, the transports). Both mostly wait on the processes they
+# start, so together they take about the longer one's time for the same CPU. The second run takes
+# every e2e file but team mode's, so a new one is never left out.
+E2E_TEAM := $(addprefix tests/e2e/test_,operations.py scale.py proxy_replicas.py team_oauth.py consent_browser.py)
 E2E_ENV := PCREF_E2E_REQUIRED=1 PCREF_INSPECTOR=$(CURDIR)/$(INSPECTOR) PCREF_TOOLS_DIR=$(CURDIR)/.tools
-e2e: $(STAMP) $(INSPECTOR) $(TS_SDK) system  ## third-party clients (MCP Inspector CLI, TypeScript SDK) over stdio and HTTP, the deployed stack
+e2e: $(STAMP) $(INSPECTOR) $(TS_SDK) system  ## third-party clients over stdio and HTTP, the browser pages, the deployed team stack
 	@log=$$(mktemp); \
-	$(E2E_ENV) $(PY) -m pytest -m e2e $(E2E_STACKS) >$$log 2>&1 & stacks=$$!; \
-	$(E2E_ENV) $(PY) -m pytest -m e2e tests/e2e $(addprefix --ignore=,$(E2E_STACKS)); clients=$$?; \
-	wait $$stacks; status=$$?; echo "--- the deployed stacks ($(notdir $(E2E_STACKS)))"; cat $$log; rm -f $$log; \
-	[ $$clients -eq 0 ] && [ $$status -eq 0 ]
+	$(E2E_ENV) $(PY) -m pytest -m e2e $(E2E_TEAM) >$$log 2>&1 & team=$$!; \
+	$(E2E_ENV) $(PY) -m pytest -m e2e tests/e2e $(addprefix --ignore=,$(E2E_TEAM)); rest=$$?; \
+	wait $$team; status=$$?; echo "--- team mode ($(notdir $(E2E_TEAM)))"; cat $$log; rm -f $$log; \
+	[ $$rest -eq 0 ] && [ $$status -eq 0 ]
 
 snapshots: $(STAMP)  ## accept a reviewed change to the tool list (snapshot + README tool reference) or the import rules
 	PCREF_UPDATE_SNAPSHOTS=1 $(PY) -m pytest tests/test_tool_snapshot.py tests/test_readme.py tests/test_layers.py
