@@ -11,12 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationError
 
 from pcref_mcp.errors import InvalidInput, LifecycleViolation
 from pcref_mcp.referrals import catalog, lifecycle
+from pcref_mcp.referrals.edits import Edit as Edit  # re-exported: the tools name it without the rules
+from pcref_mcp.referrals.edits import Mode as Mode
 from pcref_mcp.referrals.fields import REFERRAL_FIELDS, REGISTRATION_FIELDS, WireField, held_at
 from pcref_mcp.referrals.fields import REGISTRATION_ADD_POINTER as REGISTRATION_ADD_POINTER  # re-exported
 from pcref_mcp.referrals.lifecycle import (
@@ -240,22 +242,6 @@ def resolve(field_or_pointer: str, *, registration: bool = False) -> PatchPath:
     raise InvalidInput(
         message, field=str(field_or_pointer), value=field_or_pointer, allowed=[p.name for p in paths]
     )
-
-
-Mode = Literal["append", "replace"]
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One requested change: a field (name, alias or pointer), its value and how a value meets what is there.
-
-    ``mode`` None sets the field; ``"append"`` adds to notes (after a blank line) or to a list;
-    ``"replace"`` replaces a whole list even where that removes entries (which is refused otherwise).
-    """
-
-    field: str
-    value: Any
-    mode: Mode | None = None
 
 
 def read_dollars(edits: Sequence[Edit], current: Referral) -> tuple[list[Edit], list[str]]:

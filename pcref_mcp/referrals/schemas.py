@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from pcref_mcp.referrals.models import Referral
-from pcref_mcp.referrals.patch_paths import PatchPath
+if TYPE_CHECKING:  # the wire model and the PATCH rules load when a schema resource is read, not at start
+    from pcref_mcp.referrals.patch_paths import PatchPath
 
 __all__ = [
     "FREE_FORM",
@@ -161,6 +161,8 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def referral_json_schema() -> dict[str, Any]:
     """The full tolerant Referral read schema, compacted (served as a resource)."""
+    from pcref_mcp.referrals.models import Referral
+
     return compact_schema(Referral.model_json_schema())
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from pcref_mcp.errors import Answered, InvalidInput, PcrefError
 from pcref_mcp.referrals import when
-from pcref_mcp.referrals.patch_paths import Edit
+from pcref_mcp.referrals.edits import Edit
 from pcref_mcp.server.confirmation import NotSent, approved_or_not_sent, runtime_of
 from pcref_mcp.server.inputs import ReadAs
 

@@ -31,8 +31,8 @@ from pydantic import ValidationError
 
 from pcref_mcp.errors import InvalidInput, NotFound, PcrefError
 from pcref_mcp.referrals import money
+from pcref_mcp.referrals.edits import Edit
 from pcref_mcp.referrals.models import Referral
-from pcref_mcp.referrals.patch_paths import Edit, pointer_get
 from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import NewReferral
 
@@ -227,6 +227,8 @@ def restore(text: str) -> str:
 
 def cell(column: Column, wire: dict[str, Any]) -> str:
     """A referral's value for ``column`` as the export writes it (and as an import compares it)."""
+    from pcref_mcp.referrals.patch_paths import pointer_get  # the PATCH rules: with the first export
+
     value = pointer_get(wire, column.pointer)
     if value is None:
         return ""

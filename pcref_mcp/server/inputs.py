@@ -13,7 +13,9 @@ is the one pydantic-to-sentence table). No raw validation text reaches the model
 
 The reading itself lives in ``server.reading``, by job (the generic reader and its refusal, the name
 index, amounts, each tool family's hooks); this module is the guard, and re-exports the names the rest
-of the server and the tests import from here.
+of the server and the tests import from here. The reader is call-time code: it is imported by the first
+call that reads arguments (``_reading``), never by building the server or answering ``tools/list``;
+the change-item declarations the tools make at import wait for it in ``_DECLARED``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools.base import Tool
@@ -29,25 +31,15 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from pcref_mcp.errors import Ambiguous, Answered, ConfirmationError, InvalidInput, PcrefError
-from pcref_mcp.referrals.write_models import validation_message
-from pcref_mcp.server.reading import _TOOL_HOOKS
-from pcref_mcp.server.reading.amounts import _stored_currency
-from pcref_mcp.server.reading.changes import MODES as MODES
-from pcref_mcp.server.reading.changes import OPS as OPS
-from pcref_mcp.server.reading.changes import read_change_holder as read_change_holder
-from pcref_mcp.server.reading.changes import read_changes as read_changes
-from pcref_mcp.server.reading.fields import _fields as _fields
-from pcref_mcp.server.reading.fields import _shape as _shape
-from pcref_mcp.server.reading.fields import forget_indexes as forget_indexes
-from pcref_mcp.server.reading.new_referral import CONSENT_KEY as CONSENT_KEY
-from pcref_mcp.server.reading.new_referral import CONSENT_QUESTION as CONSENT_QUESTION
-from pcref_mcp.server.reading.queries import DIRECTIONS as DIRECTIONS
-from pcref_mcp.server.reading.queries import SORT_COLUMNS as SORT_COLUMNS
-from pcref_mcp.server.reading.reader import Choice as Choice
-from pcref_mcp.server.reading.reader import Reading, _dumps, _has_masked, _Reader
-from pcref_mcp.server.reading.words import SYNONYMS as SYNONYMS
-from pcref_mcp.server.reading.words import _fold as _fold
 from pcref_mcp.server.sdk_adapter import raised_in_tool
+
+if TYPE_CHECKING:  # the reader loads with the first call that reads arguments, not with the tool list
+    from types import ModuleType
+
+    from pcref_mcp.server.reading.fields import forget_indexes as forget_indexes
+    from pcref_mcp.server.reading.reader import Choice as Choice
+    from pcref_mcp.server.reading.reader import Reading
+    from pcref_mcp.server.reading.words import SYNONYMS as SYNONYMS
 
 E = TypeVar("E", bound=BaseException)
 
@@ -71,13 +63,80 @@ LOOK_UP: dict[str, str] = {
 def normalise(tool: str, arguments: dict[str, Any], model: type[BaseModel]) -> Reading:
     """``arguments`` read against ``model`` (the tool's argument model): renamed, moved, wrapped,
     unquoted where the intent is plain, with a note for each; everything else is a problem."""
-    reader = _Reader(tool)
+    reading = _reading()
+    reader = reading.reader._Reader(tool)
     data = dict(arguments)
-    hook = _TOOL_HOOKS.get(tool)
+    hook = reading._TOOL_HOOKS.get(tool)
     if hook is not None:
         hook(reader, data, model)
     out = reader.object(data, model, "")
-    return Reading(out, reader.notes, reader.problems, reader.fixed, reader.dropped)
+    return reading.reader.Reading(out, reader.notes, reader.problems, reader.fixed, reader.dropped)
+
+
+# Change-item declarations (``read_changes``, ``read_change_holder``) made before the reader loaded:
+# applied, in order, when it does.
+_DECLARED: list[tuple[str, type[BaseModel], dict[str, Any]]] = []
+_LOADED: list[ModuleType] = []
+
+
+def read_changes(model: type[BaseModel], *, registration: bool) -> None:
+    """Declare ``model`` a change item (``reading.changes.read_changes``), read as such from the first
+    call on."""
+    _declare("read_changes", model, registration=registration)
+
+
+def read_change_holder(model: type[BaseModel]) -> None:
+    """Declare ``model`` an object holding ``changes`` (``reading.changes.read_change_holder``)."""
+    _declare("read_change_holder", model)
+
+
+def _declare(how: str, model: type[BaseModel], **options: Any) -> None:
+    _DECLARED.append((how, model, options))
+    if _LOADED:
+        getattr(_LOADED[0].changes, how)(model, **options)
+
+
+def _reading() -> ModuleType:
+    """The ``server.reading`` package, imported on first use with every declaration applied."""
+    if not _LOADED:
+        import importlib
+
+        reading = importlib.import_module("pcref_mcp.server.reading")
+        for part in ("amounts", "changes", "fields", "new_referral", "queries", "reader", "words"):
+            importlib.import_module(f"pcref_mcp.server.reading.{part}")
+
+        for how, model, options in _DECLARED:
+            getattr(reading.changes, how)(model, **options)
+        _LOADED.append(reading)
+    return _LOADED[0]
+
+
+# Names of the reader re-exported from here (tests and older callers import them from this module).
+_REEXPORTS = {
+    "MODES": "changes",
+    "OPS": "changes",
+    "_fields": "fields",
+    "_shape": "fields",
+    "forget_indexes": "fields",
+    "CONSENT_KEY": "new_referral",
+    "CONSENT_QUESTION": "new_referral",
+    "DIRECTIONS": "queries",
+    "SORT_COLUMNS": "queries",
+    "Choice": "reader",
+    "Reading": "reader",
+    "_dumps": "reader",
+    "_has_masked": "reader",
+    "_Reader": "reader",
+    "SYNONYMS": "words",
+    "_fold": "words",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _REEXPORTS.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(getattr(_reading(), home), name)
 
 
 def read_as() -> list[str] | None:
@@ -87,6 +146,8 @@ def read_as() -> list[str] | None:
 
 def input_error(tool: str, exc: ValidationError, model: type[BaseModel]) -> str:
     """An argument error the SDK raised, as a sentence; no template call (it would be followed)."""
+    from pcref_mcp.referrals.write_models import validation_message
+
     text = validation_message(exc, model)
     step = LOOK_UP.get(tool)
     return f"{text} {step}" if step else text
@@ -104,7 +165,7 @@ class GuardedTool(Tool):
             )
         try:
             await _references(self.name, reading, context)
-            await _stored_currency(self.name, reading, context)
+            await _reading().amounts._stored_currency(self.name, reading, context)
         except PcrefError as exc:
             raise ToolError(_with_notes(f"Error executing tool {self.name}: {exc}", reading)) from exc
         if reading.problems:
@@ -124,9 +185,10 @@ class GuardedTool(Tool):
                     return self.fn_metadata.convert_result(result) if convert_result else result
                 if _cause(cause, ConfirmationError) is not None and "confirm_token" in reading.arguments:
                     again = {k: v for k, v in reading.arguments.items() if k != "confirm_token"}
-                    if not _has_masked(again):  # the same call, to preview it and ask the person again
+                    reader = _reading().reader
+                    if not reader._has_masked(again):  # the same call, to preview it and ask the person again
                         raise ToolError(
-                            _with_notes(f"{exc} Corrected call: {self.name} {_dumps(again)}", reading)
+                            _with_notes(f"{exc} Corrected call: {self.name} {reader._dumps(again)}", reading)
                         ) from cause
                 if isinstance(cause, ValidationError):
                     message = input_error(self.name, cause, model)
@@ -183,8 +245,8 @@ def _offer(tool: str, reading: Reading, holder: dict[str, Any], name: str, exc: 
     calls = []
     for label, value in exc.readings:
         holder[name] = value
-        calls.append(f"{label}: {tool} {_dumps(reading.arguments)}")
-    masked = _has_masked(reading.arguments)
+        calls.append(f"{label}: {tool} {_reading().reader._dumps(reading.arguments)}")
+    masked = _reading().reader._has_masked(reading.arguments)
     holder[name] = said
     if masked:
         return str(exc)

@@ -1,6 +1,8 @@
 """Read-only context for the model: catalogs, the lifecycle table, schemas, one referral.
 
-Resources cost nothing until read, so reference data lives here instead of in tool descriptions.
+Resources cost nothing until read, so reference data lives here instead of in tool descriptions; what
+reading them needs (the lifecycle and PATCH tables, the views, the CSV export) is imported when one is
+read, not when they are registered at start.
 """
 
 from __future__ import annotations
@@ -14,10 +16,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from pcref_mcp.errors import NotFound, PcrefError
-from pcref_mcp.referrals import catalog, lifecycle, patch_paths, schemas
-from pcref_mcp.server import exchange
-from pcref_mcp.server.confirmation import runtime_of
-from pcref_mcp.server.views import detail
+from pcref_mcp.referrals import catalog, schemas
 
 JSON = "application/json"
 
@@ -68,6 +67,9 @@ def register_resources(server: MCPServer[Any]) -> None:
         description="One referral (wire JSON, others' text quoted «…»)",
     )
     async def referral_resource(referral_id: str, ctx: Context) -> str:
+        from pcref_mcp.server.confirmation import runtime_of
+        from pcref_mcp.server.views import detail
+
         try:
             referral = await runtime_of(ctx).client.get(referral_id)
         except NotFound as exc:  # -32602 with data.uri, as for an unknown catalog
@@ -75,6 +77,8 @@ def register_resources(server: MCPServer[Any]) -> None:
         except PcrefError as exc:  # say what went wrong (not found, service down), as the tools do
             raise ResourceError(str(exc)) from exc
         return _dump(detail(referral))
+
+    from pcref_mcp.server import exchange
 
     exchange.register_export_resource(server)
 
@@ -88,6 +92,8 @@ def _static(server: MCPServer[Any], uri: str, name: str, description: str, build
 
 
 def _lifecycle_table() -> dict[str, Any]:
+    from pcref_mcp.referrals import lifecycle
+
     return {
         "transitions": {str(s): [str(t) for t in to] for s, to in lifecycle.TRANSITIONS.items()},
         "substatuses": {str(s): [str(v) for v in subs] for s, subs in lifecycle.SUBSTATUSES.items()},
@@ -100,6 +106,8 @@ def _lifecycle_table() -> dict[str, Any]:
 
 
 def _fields_table() -> list[dict[str, Any]]:
+    from pcref_mcp.referrals import patch_paths
+
     return [
         {
             "name": p.name,

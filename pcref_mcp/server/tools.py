@@ -17,7 +17,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from pcref_mcp.errors import InvalidInput
-from pcref_mcp.referrals.patch_paths import Edit, Mode
+from pcref_mcp.referrals.edits import Edit, Mode
 from pcref_mcp.referrals.untrusted import quote, quote_at
 from pcref_mcp.referrals.write_models import NewDealRegistration, NewReferral
 from pcref_mcp.server import bulk, inputs

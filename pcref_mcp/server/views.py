@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 
 from pcref_mcp.referrals.lifecycle import expires_at
 from pcref_mcp.referrals.models import Referral
-from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote, quote_at, quote_fields
 from pcref_mcp.server.inputs import read_as
 
@@ -88,7 +87,7 @@ def row(referral: Referral, fields: Sequence[str] = ()) -> ReferralRow:
                 continue
             pointer = EXTRA_FIELDS[name]
             # others' text (ids they chose, notes, names) quoted by the wire key it sits under
-            extra[name] = quote_at(pointer, pointer_get(wire, pointer))
+            extra[name] = quote_at(pointer, _pointer_get(wire, pointer))
     return ReferralRow(
         id=str(referral.id),
         name=quote(referral.name),
@@ -170,6 +169,13 @@ def _date(value: str | None) -> str | None:
 
 def _minute(value: str | None) -> str | None:
     return f"{value[:16]}Z" if value and len(value) >= 16 else value
+
+
+def _pointer_get(wire: Any, pointer: str) -> Any:
+    # the PATCH rules: with the first row, not at start
+    from pcref_mcp.referrals.patch_paths import pointer_get
+
+    return pointer_get(wire, pointer)
 
 
 __all__ = ["ReferralRow", "detail", "quote", "respond", "row"]

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pcref_mcp.errors import InvalidInput
-from pcref_mcp.referrals import contacts, patch_paths
+from pcref_mcp.referrals import contacts
 from pcref_mcp.referrals.models import PatchOperation, Referral
-from pcref_mcp.referrals.patch_paths import pointer_get
 from pcref_mcp.referrals.untrusted import quote_at
 
 Kind = Literal["update", "create", "register", "update_registration", "undo"]
@@ -112,6 +111,8 @@ def snapshot(referral: Referral | None) -> dict[str, Any]:
     if referral is None:
         return {}
     wire = referral.to_wire()
+    from pcref_mcp.referrals.patch_paths import pointer_get  # the PATCH rules: with the first write
+
     return {p: pointer_get(wire, p) for p in WATCHED}
 
 
@@ -128,6 +129,8 @@ def changed_since(before: dict[str, Any], current: Referral) -> list[FieldChange
 def field_name(pointer: str) -> str:
     """The name a person uses for a JSON pointer ("deal value"), or the pointer itself."""
     try:
+        from pcref_mcp.referrals import patch_paths
+
         return patch_paths.resolve(pointer, registration=pointer.startswith("/registrations/")).name
     except InvalidInput:
         return _READ_ONLY_NAMES.get(pointer, pointer)

@@ -14,11 +14,40 @@ from what was asked (ignores ``$top``, pages by 100).
 By job: :mod:`.filters` (what is asked: the filters and the sort), :mod:`.conditions` (filters as
 tests and OData, the plan), :mod:`.paging` (the service's pages read for a plan), :mod:`.cursor`
 (the signed cursor) and :mod:`.answer` (one page of matches and its note). Callers use the names
-below.
+below; they load on first use (the tool list needs only :mod:`.filters`, whose models are its
+schemas: the planner, the paging and OData load with the first search).
 """
 
-from pcref_mcp.server.search.answer import Page, run
-from pcref_mcp.server.search.conditions import Plan, plan
-from pcref_mcp.server.search.filters import SORTS, Filters, Sort, read_states
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pcref_mcp.server.search.answer import Page, run
+    from pcref_mcp.server.search.conditions import Plan, plan
+    from pcref_mcp.server.search.filters import SORTS, Filters, Sort, read_states
+
+# Where each name lives: imported the first time it is asked for (PEP 562), not with the package.
+_HOMES = {
+    "Page": "answer",
+    "run": "answer",
+    "Plan": "conditions",
+    "plan": "conditions",
+    "SORTS": "filters",
+    "Filters": "filters",
+    "Sort": "filters",
+    "read_states": "filters",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["SORTS", "Filters", "Page", "Plan", "Sort", "plan", "read_states", "run"]
