@@ -28,8 +28,8 @@ from bench.startup import HEAVY, PROTOCOL
 PROBE = Path(__file__).with_name("startup_probe.py")
 
 # What serving over stdio loads before the first tools/list is answered: the CLI and the settings, the
-# server and its tool declarations, the models their schemas are derived from, and what the lifespan
-# starts (the runtime, the approval page's policy).
+# server and its tool declarations, the models their schemas are derived from (with the wire's enums, not
+# the wire models), and what the lifespan starts (the runtime, the approval page's policy).
 ALLOWED = frozenset(
     {
         "pcref_mcp",
@@ -47,19 +47,17 @@ ALLOWED = frozenset(
         "pcref_mcp.referrals.contacts",
         "pcref_mcp.referrals.contract",
         "pcref_mcp.referrals.edits",
-        "pcref_mcp.referrals.fields",
         "pcref_mcp.referrals.iso",
         "pcref_mcp.referrals.iso_data",
         "pcref_mcp.referrals.lifecycle",
-        "pcref_mcp.referrals.models",
         "pcref_mcp.referrals.money",
         "pcref_mcp.referrals.problems",
         "pcref_mcp.referrals.registration_rules",
         "pcref_mcp.referrals.schemas",
         "pcref_mcp.referrals.timestamps",
-        "pcref_mcp.referrals.tolerant",
         "pcref_mcp.referrals.untrusted",
         "pcref_mcp.referrals.when",
+        "pcref_mcp.referrals.wire_values",
         "pcref_mcp.referrals.write_inputs",
         "pcref_mcp.referrals.write_messages",
         "pcref_mcp.referrals.write_models",
@@ -91,6 +89,9 @@ CALL_TIME = (
     "pcref_mcp.server.search.conditions",
     "pcref_mcp.server.search.answer",
     "pcref_mcp.referrals.patch_paths",
+    "pcref_mcp.referrals.models",  # the tolerant wire models (their enums are referrals.wire_values)
+    "pcref_mcp.referrals.fields",
+    "pcref_mcp.referrals.tolerant",
     "pcref_mcp.partner_center.odata",
     "pcref_mcp.writes.engine",
 )

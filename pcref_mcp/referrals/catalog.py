@@ -25,7 +25,7 @@ from pcref_mcp.referrals.iso import (
     country_code,
     currency_code,
 )
-from pcref_mcp.referrals.models import (
+from pcref_mcp.referrals.wire_values import (
     AssistanceRequestCode,
     ContractTerm,
     PricingModel,

@@ -8,10 +8,9 @@ contacts a change is about, only names are shown (``hide_contact_details``).
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
-
-from pcref_mcp.referrals.fields import REFERRAL_FIELDS
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "CONTACT_LISTS",
@@ -25,15 +24,33 @@ __all__ = [
     "is_email",
 ]
 
-# Lists of people (JSON pointers) and every list whose entries a change can append.
-CONTACT_LISTS = frozenset(f.pointer for f in REFERRAL_FIELDS if f.entries == "member")
-LIST_POINTERS = frozenset(f.pointer for f in REFERRAL_FIELDS if f.entries is not None)
+if TYPE_CHECKING:
+    # Lists of people (JSON pointers) and every list whose entries a change can append: read from the
+    # field table on first use (``__getattr__``), so the e-mail rule loads without the wire models.
+    CONTACT_LISTS: frozenset[str]
+    LIST_POINTERS: frozenset[str]
 HIDDEN = "(not shown)"
 _PRIVATE_KEYS = ("email", "phoneNumber")
 
 # The one e-mail rule (write models and sandbox alike): something, "@", a domain of at least two
 # non-empty labels; no spaces, no second "@".
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
+@functools.cache
+def _lists() -> dict[str, frozenset[str]]:
+    from pcref_mcp.referrals.fields import REFERRAL_FIELDS
+
+    return {
+        "CONTACT_LISTS": frozenset(f.pointer for f in REFERRAL_FIELDS if f.entries == "member"),
+        "LIST_POINTERS": frozenset(f.pointer for f in REFERRAL_FIELDS if f.entries is not None),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("CONTACT_LISTS", "LIST_POINTERS"):
+        return _lists()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_email(text: object) -> bool:
@@ -45,7 +62,7 @@ def entry_key(pointer: str, entry: Any) -> tuple[str, ...] | None:
     """What makes an entry of the list at ``pointer`` the same as another (None: cannot tell)."""
     if not isinstance(entry, dict):
         return None
-    if pointer in CONTACT_LISTS:
+    if pointer in _lists()["CONTACT_LISTS"]:
         email = str(entry.get("email") or "").strip().lower()
         if email:
             return ("email", email)
@@ -73,7 +90,7 @@ def describe(pointer: str, entry: Any) -> str:
     """A person or solution in a few words, for a preview line (names only, never contact details)."""
     if not isinstance(entry, dict):
         return repr(entry)
-    if pointer in CONTACT_LISTS:
+    if pointer in _lists()["CONTACT_LISTS"]:
         name = " ".join(str(entry.get(k) or "").strip() for k in ("firstName", "lastName")).strip()
         return name or "a contact without a name"
     return str(entry.get("name") or entry.get("id") or "an entry")
@@ -82,7 +99,7 @@ def describe(pointer: str, entry: Any) -> str:
 def hide_contact_details(pointer: str, value: Any, about: list[Any] | tuple[Any, ...] = ()) -> Any:
     """``value`` (a list at ``pointer``) with the e-mail and phone of every contact not in ``about``
     replaced by ``HIDDEN``; anything that is not a contact list is returned as it is."""
-    if pointer not in CONTACT_LISTS or not isinstance(value, list):
+    if pointer not in _lists()["CONTACT_LISTS"] or not isinstance(value, list):
         return value
     keys = {entry_key(pointer, entry) for entry in about}
     keys.discard(None)

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from pcref_mcp.referrals.models import ContractTerm
 from pcref_mcp.referrals.timestamps import REQUEST_DIGITS, format_wire
+from pcref_mcp.referrals.wire_values import ContractTerm
 
 __all__ = [
     "MIN_ANNUAL_CONTRACT_VALUE_USD",

@@ -11,13 +11,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pcref_mcp.referrals.catalog import is_solution_profile_id
-from pcref_mcp.referrals.models import Referral, ReferralType, RegistrationStatus
-from pcref_mcp.referrals.models import ReferralStatus as S
-from pcref_mcp.referrals.models import ReferralSubstatus as Sub
 from pcref_mcp.referrals.timestamps import parse_wire
+from pcref_mcp.referrals.wire_values import ReferralStatus as S
+from pcref_mcp.referrals.wire_values import ReferralSubstatus as Sub
+from pcref_mcp.referrals.wire_values import ReferralType, RegistrationStatus
+
+if TYPE_CHECKING:
+    from pcref_mcp.referrals.models import Referral  # the wire models: only named here
 
 # status -> statuses it may move to
 TRANSITIONS: dict[S, tuple[S, ...]] = {

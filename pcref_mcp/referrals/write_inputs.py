@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pcref_mcp.referrals import catalog
-from pcref_mcp.referrals.models import ContractTerm, PricingModel, PrimaryDeploymentOn, ReferralType
 from pcref_mcp.referrals.problems import RuleError
 from pcref_mcp.referrals.registration_rules import _FRIENDLY_NAMES, _friendly_facts, _registration_check
+from pcref_mcp.referrals.wire_values import ContractTerm, PricingModel, PrimaryDeploymentOn, ReferralType
 from pcref_mcp.referrals.write_values import (
     Amount,
     AssistanceCode,

@@ -32,12 +32,12 @@ from pydantic import ValidationError
 from pcref_mcp.errors import InvalidInput, NotFound, PcrefError
 from pcref_mcp.referrals import money
 from pcref_mcp.referrals.edits import Edit
-from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import NewReferral
 
 if TYPE_CHECKING:
     from pcref_mcp.partner_center.client import PartnerCenterClient
+    from pcref_mcp.referrals.models import Referral
     from pcref_mcp.server import search as searching
     from pcref_mcp.server.runtime import Runtime
     from pcref_mcp.writes.batch import BatchRequest

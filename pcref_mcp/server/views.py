@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
 from pcref_mcp.referrals.lifecycle import expires_at
-from pcref_mcp.referrals.models import Referral
 from pcref_mcp.referrals.untrusted import quote, quote_at, quote_fields
 from pcref_mcp.server.inputs import read_as
+
+if TYPE_CHECKING:
+    from pcref_mcp.referrals.models import Referral  # the wire models: only named here
 
 Section = Literal["overview", "customer", "details", "invite", "registrations", "contacts", "all"]
 DEFAULT_SECTIONS: tuple[Section, ...] = ("overview", "customer", "details", "invite", "registrations")

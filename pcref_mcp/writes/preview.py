@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pcref_mcp.errors import InvalidInput
 from pcref_mcp.referrals import contacts
-from pcref_mcp.referrals.models import PatchOperation, Referral
 from pcref_mcp.referrals.untrusted import quote_at
+
+if TYPE_CHECKING:
+    from pcref_mcp.referrals.models import PatchOperation, Referral  # only named here
 
 Kind = Literal["update", "create", "register", "update_registration", "undo"]
 

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from pcref_mcp.referrals.lifecycle import EXPIRY_DAYS, SUBSTATUSES
-from pcref_mcp.referrals.models import (
+from pcref_mcp.referrals.wire_values import (
     ReferralDirection,
     ReferralQualification,
     ReferralRegistrationStatus,
