@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -336,6 +335,8 @@ def _config_path(env: Mapping[str, str], config_file: Path | str | None) -> tupl
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only when there is a file to read: most starts have none
+
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)

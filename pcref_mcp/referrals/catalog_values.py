@@ -8,7 +8,6 @@ and currencies).
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -98,6 +97,8 @@ class Catalog:
         """Up to ``n`` ids that look like ``text`` (difflib on the folded forms)."""
         if not isinstance(text, str):
             return []
+        import difflib  # a near miss is rare: not loaded with the catalogs at start
+
         matches = difflib.get_close_matches(fold(text), list(self._index), n=n * 2, cutoff=0.6)
         return list(dict.fromkeys(self._index[match] for match in matches))[:n]
 
