@@ -67,7 +67,6 @@ ALLOWED = frozenset(
         "pcref_mcp.server.approval_page",
         "pcref_mcp.server.bulk",
         "pcref_mcp.server.confirmation",
-        "pcref_mcp.server.exchange",
         "pcref_mcp.server.inputs",
         "pcref_mcp.server.pages",
         "pcref_mcp.server.prompts",
@@ -94,6 +93,7 @@ CALL_TIME = (
     "pcref_mcp.referrals.tolerant",
     "pcref_mcp.partner_center.odata",
     "pcref_mcp.writes.engine",
+    "pcref_mcp.server.exchange",
 )
 
 

@@ -34,6 +34,7 @@ from pcref_mcp.referrals import money
 from pcref_mcp.referrals.edits import Edit
 from pcref_mcp.referrals.untrusted import quote
 from pcref_mcp.referrals.write_models import NewReferral
+from pcref_mcp.server.resources import CSV_MIME, EXPORT_URI
 
 if TYPE_CHECKING:
     from pcref_mcp.partner_center.client import PartnerCenterClient
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 MAX_EXPORT_ROWS = 5000
 MAX_CSV_CHARS = 1_000_000  # 50 rows with notes at Partner Center's longest fit easily
-CSV_MIME = "text/csv"
 # Cells a spreadsheet would evaluate; the apostrophe makes them text (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 
@@ -479,8 +479,6 @@ def _parse(column: Column, text: str) -> Any:
 
 # -- MCP surface: search_referrals format csv, and the export resource --------------------------------
 
-EXPORT_URI = "pcref://export/referrals.csv"
-
 
 async def export_result(ctx: Any, filters: searching.Filters, sort: str, limit: int | None = None) -> Any:
     """search_referrals with format csv: the full result as an embedded CSV file (plus, over stdio,
@@ -525,41 +523,33 @@ async def export_result(ctx: Any, filters: searching.Filters, sort: str, limit: 
     )
 
 
-def register_export_resource(server: Any) -> None:
-    """``pcref://export/referrals.csv{?status,direction,country,text,updated_from}``: the same CSV for
-    clients that attach resources (every match, all pages)."""
+async def export_resource_text(
+    ctx: Context,
+    status: str = "",
+    direction: str = "",
+    country: str = "",
+    text: str = "",
+    updated_from: str = "",
+) -> str:
+    """What ``pcref://export/referrals.csv{?status,direction,country,text,updated_from}`` reads (the
+    resource is registered by server.resources, which loads this module with its first read): the
+    same CSV for clients that attach resources (every match, all pages)."""
     from mcp.server.mcpserver.exceptions import ResourceError
-    from mcp.types import Annotations
 
-    @server.resource(
-        EXPORT_URI + "{?status,direction,country,text,updated_from}",
-        name="referrals-export",
-        mime_type=CSV_MIME,
-        description="Referrals as CSV for a CRM import (all pages; filters optional)",
-        annotations=Annotations(audience=["user"]),
-    )
-    async def export_resource(
-        ctx: Context,
-        status: str = "",
-        direction: str = "",
-        country: str = "",
-        text: str = "",
-        updated_from: str = "",
-    ) -> str:
-        from pcref_mcp.server import search as searching
-        from pcref_mcp.server.confirmation import runtime_of
+    from pcref_mcp.server import search as searching
+    from pcref_mcp.server.confirmation import runtime_of
 
-        given = {
-            "status": [s for s in status.split(",") if s] or None,
-            "direction": direction or None,
-            "country": country or None,
-            "text": text or None,
-            "updated_from": updated_from or None,
-        }
-        try:
-            filters = searching.Filters.model_validate({k: v for k, v in given.items() if v})
-            return (await export(runtime_of(ctx), filters)).text
-        except ValidationError as exc:
-            raise ResourceError("; ".join(_problem(e) for e in exc.errors())) from exc
-        except PcrefError as exc:
-            raise ResourceError(str(exc)) from exc
+    given = {
+        "status": [s for s in status.split(",") if s] or None,
+        "direction": direction or None,
+        "country": country or None,
+        "text": text or None,
+        "updated_from": updated_from or None,
+    }
+    try:
+        filters = searching.Filters.model_validate({k: v for k, v in given.items() if v})
+        return (await export(runtime_of(ctx), filters)).text
+    except ValidationError as exc:
+        raise ResourceError("; ".join(_problem(e) for e in exc.errors())) from exc
+    except PcrefError as exc:
+        raise ResourceError(str(exc)) from exc

@@ -19,6 +19,8 @@ from pcref_mcp.errors import NotFound, PcrefError
 from pcref_mcp.referrals import catalog, schemas
 
 JSON = "application/json"
+CSV_MIME = "text/csv"
+EXPORT_URI = "pcref://export/referrals.csv"  # the CSV export (server.exchange) as a resource
 
 
 def reference_documents() -> dict[str, tuple[str, Callable[[], Any]]]:
@@ -78,9 +80,31 @@ def register_resources(server: MCPServer[Any]) -> None:
             raise ResourceError(str(exc)) from exc
         return _dump(detail(referral))
 
-    from pcref_mcp.server import exchange
+    _register_export(server)
 
-    exchange.register_export_resource(server)
+
+def _register_export(server: MCPServer[Any]) -> None:
+    """The CSV export as a resource template; reading it loads server.exchange (not registering it)."""
+    from mcp.types import Annotations
+
+    @server.resource(
+        EXPORT_URI + "{?status,direction,country,text,updated_from}",
+        name="referrals-export",
+        mime_type=CSV_MIME,
+        description="Referrals as CSV for a CRM import (all pages; filters optional)",
+        annotations=Annotations(audience=["user"]),
+    )
+    async def export_resource(
+        ctx: Context,
+        status: str = "",
+        direction: str = "",
+        country: str = "",
+        text: str = "",
+        updated_from: str = "",
+    ) -> str:
+        from pcref_mcp.server import exchange
+
+        return await exchange.export_resource_text(ctx, status, direction, country, text, updated_from)
 
 
 def _static(server: MCPServer[Any], uri: str, name: str, description: str, build: Any) -> None:
