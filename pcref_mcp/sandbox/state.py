@@ -17,8 +17,8 @@ from pcref_mcp.sandbox.clock import Clock, ManualClock, format_wire
 from pcref_mcp.sandbox.config import SandboxConfig
 from pcref_mcp.sandbox.faults import Faults
 from pcref_mcp.sandbox.rules import Partner, expire_if_due
-from pcref_mcp.sandbox.seed import generate
 from pcref_mcp.sandbox.store import Store
+from pcref_mcp.sandbox.templates import seed_store
 
 __all__ = ["RateLimiter", "SandboxState"]
 
@@ -75,15 +75,14 @@ class SandboxState:
         seed = self.config.seed if seed is None else seed
         if size < 0:
             raise ValueError("size must be >= 0.")
-        self.store.clear()
-        inserted = self.store.bulk_insert(
-            generate(
-                size,
-                seed=seed,
-                now=self.clock.now(),
-                partner=self.partner,
-                real_world=self.config.profile == "strict",
-            )
+        inserted = seed_store(
+            self.store,
+            size,
+            seed=seed,
+            now=self.clock.now(),
+            partner=self.partner,
+            real_world=self.config.profile == "strict",
+            keep=isinstance(self.clock, ManualClock),
         )
         self.store.set_meta("seeded", f"{size}:{seed}")
         with self._lock:

@@ -117,8 +117,8 @@ class Store:
             # SQLite gives -wal and -shm the database's mode (0600); never opened here, which would
             # drop this connection's locks (pcref_mcp.private_files)
         self._db.execute("PRAGMA cache_size = -65536")
-        self._db.executescript(_SCHEMA)
-        self._db.executescript(_INDEXES)
+        # one transaction: a new file's tables and indexes are written (and the WAL committed) once
+        self._db.executescript(f"BEGIN;{_SCHEMA}{_INDEXES}COMMIT;")
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -217,6 +217,12 @@ class Store:
         with self._lock:
             self._db.execute("ANALYZE")
         return count
+
+    def copy_from(self, other: Store) -> None:
+        """Make this database a page-for-page copy of ``other`` (SQLite's backup API): every table,
+        index and planner statistic, replacing what was here (:mod:`.templates` seeds this way)."""
+        with self._lock, other._lock:
+            other._db.backup(self._db)
 
     def clear(self) -> None:
         with self._transaction() as db:
