@@ -46,6 +46,7 @@ from pcref_mcp.partner_center.auth import TokenProvider
 from pcref_mcp.partner_center.errors import error_from_response, parse_retry_after
 from pcref_mcp.partner_center.odata import Expr, Query, eq
 from pcref_mcp.partner_center.ratelimit import RateLimiter
+from pcref_mcp.partner_center.recent import RecentScan
 from pcref_mcp.partner_center.wire_contract import check_request
 from pcref_mcp.partner_center.write_outcome import (
     _Ambiguous,
@@ -417,13 +418,19 @@ class PartnerCenterClient:
             correlation_id=cid,
         )
 
-    async def find_by_external_id(self, external_id: str) -> list[Referral]:
+    async def find_by_external_id(
+        self, external_id: str, *, recent: RecentScan | None = None
+    ) -> list[Referral]:
         """Referrals carrying ``external_id``, best effort on any service (see :meth:`find`)."""
         return await self.find(
-            eq("externalReferenceId", external_id), lambda r: r.external_reference_id == external_id
+            eq("externalReferenceId", external_id),
+            lambda r: r.external_reference_id == external_id,
+            recent=recent,
         )
 
-    async def find(self, filter_: Expr, matches: Callable[[Referral], bool]) -> list[Referral]:
+    async def find(
+        self, filter_: Expr, matches: Callable[[Referral], bool], *, recent: RecentScan | None = None
+    ) -> list[Referral]:
         """Referrals for which ``matches`` holds, asking the service with ``filter_`` where it can.
 
         For look-ups the public documents do not show (a filter on externalReferenceId, on name and
@@ -431,7 +438,8 @@ class PartnerCenterClient:
         this filter's fields) the newest referrals are read instead, the documented way
         (``$orderby=createdDateTime desc``, next links, :data:`RECENT_SCAN_PAGES` pages) and matched
         here: a create just sent is among them. Matches are checked here either way, so a service
-        that ignores the filter cannot make another referral look like the one asked for.
+        that ignores the filter cannot make another referral look like the one asked for. With
+        ``recent``, the newest pages are read once for the task and matched again from there.
         """
         shape = _filter_shape(str(filter_))
         if shape not in self._refused_filters:
@@ -442,14 +450,21 @@ class PartnerCenterClient:
                 self._refused_filters.add(shape)
             else:
                 return [r for r in page.value if matches(r)]
-        found: list[Referral] = []
+        pages = recent.pages if recent is not None else None
+        if pages is None:
+            pages = await self._newest_pages()
+            if recent is not None:
+                recent.pages = pages
+        return [r for page in pages for r in page.value if matches(r)]
+
+    async def _newest_pages(self) -> list[ReferralPage]:
+        """The newest referrals the documented way: :data:`RECENT_SCAN_PAGES` pages at most."""
         page = await self.list_page(Query(orderby=["createdDateTime desc"]))
-        for pages in range(1, RECENT_SCAN_PAGES + 1):
-            found += [r for r in page.value if matches(r)]
-            if not page.odata_next_link or pages == RECENT_SCAN_PAGES:
-                break
+        pages = [page]
+        while page.odata_next_link and len(pages) < RECENT_SCAN_PAGES:
             page = await self.list_page(next_link=page.odata_next_link)
-        return found
+            pages.append(page)
+        return pages
 
     # --- the one place requests are sent ---------------------------------------------------------
 

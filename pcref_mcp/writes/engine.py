@@ -23,6 +23,7 @@ from pcref_mcp.errors import (
     WriteOutcomeUnknown,
 )
 from pcref_mcp.partner_center import odata
+from pcref_mcp.partner_center.recent import RecentScan
 from pcref_mcp.referrals import contacts, lifecycle, patch_paths, when
 from pcref_mcp.referrals.models import PatchOperation, Referral
 from pcref_mcp.referrals.patch_paths import pointer_get
@@ -181,8 +182,9 @@ class WriteEngine:
         # and the same referral asked for twice is caught as a duplicate instead of created twice.
         external_ref = body.get("externalReferenceId") or stamp_external_ref(body)
         body["externalReferenceId"] = external_ref
+        recent = RecentScan()  # where the service refuses both look-ups' filters, one scan serves both
         existing = await self._best_effort(
-            self._by_external_ref(external_ref),
+            self._by_external_ref(external_ref, recent),
             warnings,
             f"Partner Center refused the look-up of external reference id {quote(external_ref)}, so an "
             "earlier referral with the same id could not be ruled out",
@@ -199,7 +201,7 @@ class WriteEngine:
                 value=external_ref,
                 hint="Use update_field on the existing referral instead, or give a new external reference id.",
             )
-        warnings += await self._duplicate_warnings(body)
+        warnings += await self._duplicate_warnings(body, recent)
         org = await self._organization()
         if org.mpn_id:
             body["mpnId"] = org.mpn_id
@@ -644,9 +646,9 @@ class WriteEngine:
             referral=referral,
         )
 
-    async def _by_external_ref(self, ref: str) -> list[Referral]:
+    async def _by_external_ref(self, ref: str, recent: RecentScan | None = None) -> list[Referral]:
         # the client filters where the service allows it, else reads the newest referrals the documented way
-        return await self.client.find_by_external_id(ref)
+        return await self.client.find_by_external_id(ref, recent=recent)
 
     async def _resume_cosell(self, new: NewReferral, kind: DealKind, partner: Referral) -> WritePlan | None:
         """The same co-sell asked for again after its Microsoft invitation failed: send only that."""
@@ -680,7 +682,7 @@ class WriteEngine:
             ],
         )
 
-    async def _duplicate_warnings(self, body: dict[str, Any]) -> list[str]:
+    async def _duplicate_warnings(self, body: dict[str, Any], recent: RecentScan) -> list[str]:
         """Same name and customer already there: a warning, never a refusal (and best effort)."""
         warnings: list[str] = []
         customer = pointer_get(body, "/customerProfile/name")
@@ -691,6 +693,7 @@ class WriteEngine:
                 self.client.find(
                     odata.and_(odata.eq("customerProfile/name", customer), odata.eq("name", name)),
                     lambda r: _name_and_customer(r) == same,
+                    recent=recent,
                 ),
                 warnings,
                 "Partner Center refused the duplicate check (same name and customer), so it was skipped",

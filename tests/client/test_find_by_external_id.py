@@ -10,6 +10,8 @@ import pytest
 
 from pcref_mcp.partner_center import PartnerCenterClient, StaticTokenProvider
 from pcref_mcp.partner_center.client import RECENT_SCAN_PAGES
+from pcref_mcp.partner_center.odata import eq
+from pcref_mcp.partner_center.recent import RecentScan
 
 pytestmark = pytest.mark.anyio
 
@@ -85,3 +87,24 @@ async def test_an_honoured_filter_is_one_request() -> None:
     async with _client(service) as client:
         assert [r.id for r in await client.find_by_external_id("mine")] == ["R-7"]
     assert len(service.requests) == 1
+
+
+async def test_one_tasks_look_ups_share_one_read_of_the_newest() -> None:
+    """Two look-ups of one task with the same :class:`RecentScan` (a create's: itself, a duplicate)
+    match the same pages, read once; each match is still its own, and another task reads afresh."""
+    service = Service(_docs(40, at3="mine", at35="beyond"), "refuse", page=10)
+
+    def newest() -> int:
+        return len([r for r in service.requests if "$filter" not in r.url.params])  # with next links
+
+    async with _client(service) as client:
+        recent = RecentScan()
+        assert [r.id for r in await client.find_by_external_id("mine", recent=recent)] == ["R-3"]
+        assert newest() == RECENT_SCAN_PAGES
+        by_name = await client.find(eq("name", "x"), lambda r: r.id in ("R-5", "R-29"), recent=recent)
+        assert [r.id for r in by_name] == ["R-5", "R-29"]
+        assert await client.find_by_external_id("beyond", recent=recent) == []  # the same three pages
+        assert newest() == RECENT_SCAN_PAGES  # read once for the three look-ups
+        assert [r.id for r in await client.find_by_external_id("mine", recent=RecentScan())] == ["R-3"]
+        assert [r.id for r in await client.find_by_external_id("mine")] == ["R-3"]
+        assert newest() == 3 * RECENT_SCAN_PAGES  # a new task, or none, reads afresh

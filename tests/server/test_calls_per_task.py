@@ -144,3 +144,51 @@ async def test_a_small_page_learns_skip_and_count_once_then_costs_one_call_a_pag
     assert calls(app) == 1
     assert not {r["id"] for r in first["rows"]} & {r["id"] for r in second["rows"]}
     assert first.get("total") == (None if STRICT else SIZE)  # strict: the count is the page's
+
+
+def _new_referral(name: str) -> dict[str, Any]:
+    return {
+        "referral": {
+            "name": name,
+            "customer_name": "Fabrikam Retail GmbH",
+            "customer_country": "DE",
+            "customer_city": "Berlin",
+            "deal_kind": "partner_led",
+            "customer_consent_to_contact": True,
+            "deal_value": 250000,
+            "currency": "EUR",
+            "closing_date": "2027-03-31",
+            "products": ["Azure"],
+            "customer_contacts": [
+                {"first_name": "Ana", "last_name": "Weber", "email": "ana@fabrikam.example"}
+            ],
+        }
+    }
+
+
+async def test_a_create_reads_the_newest_referrals_once_for_both_its_look_ups(
+    setup: tuple[Client, Any],
+) -> None:
+    """A create looks itself up (external reference id) and checks for a duplicate (name and customer).
+    Where the service refuses those filters (strict: a 400 each, learnt once), both match the newest
+    referrals read the documented way, one scan of three pages for the two; the look-up just before
+    sending reads afresh. Where the service filters (lenient), one request each. Then "who we are"
+    (one filtered page, once)."""
+    client, app = setup
+    scan = 3  # RECENT_SCAN_PAGES: 1,000 referrals fill more than three pages
+    one_lookup = scan if STRICT else 1  # strict: one scan for both look-ups
+    both_lookups = scan if STRICT else 2
+    learn = 2 if STRICT else 0  # the two refused filters, learnt once
+    first = await call(client, "create_referral", _new_referral("Data platform"))
+    assert first["status"] == "confirmation_required"
+    assert calls(app) == learn + both_lookups + 1
+    reset(app)
+    second = await call(client, "create_referral", _new_referral("Another platform"))
+    assert second["status"] == "confirmation_required"
+    assert calls(app) == both_lookups
+    reset(app)
+    done = await call(
+        client, "create_referral", {**_new_referral("Data platform"), "confirm_token": first["confirm_token"]}
+    )
+    assert done["status"] == "applied"
+    assert calls(app) == both_lookups + one_lookup + 1  # the plan again, the fresh look-up, the POST

@@ -226,10 +226,10 @@ def _refuse_lookups(runtime: Runtime, monkeypatch: pytest.MonkeyPatch, *filtered
             raise refusal()
         return await real(query, **kw)
 
-    async def refused(ref: str) -> Any:
+    async def refused(ref: str, **kw: Any) -> Any:
         raise refusal()
 
-    async def find_refused(filter_: Any, matches: Any) -> Any:
+    async def find_refused(filter_: Any, matches: Any, **kw: Any) -> Any:
         raise refusal()
 
     monkeypatch.setattr(runtime.client, "list_page", strict_list)
