@@ -7,6 +7,7 @@ read, not when they are registered at start.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -60,8 +61,8 @@ def reference_document(uri: str) -> tuple[str, str] | None:
 
 
 def register_resources(server: MCPServer[Any]) -> None:
-    for uri, (description, build) in reference_documents().items():
-        _static(server, uri, _NAMES.get(uri) or uri.removeprefix("catalog://"), description, build)
+    for resource in _static_resources():
+        server.add_resource(resource)
 
     @server.resource(
         "referral://{referral_id}",
@@ -108,18 +109,24 @@ def _register_export(server: MCPServer[Any]) -> None:
         return await exchange.export_resource_text(ctx, status, direction, country, text, updated_from)
 
 
-def _static(server: MCPServer[Any], uri: str, name: str, description: str, build: Any) -> None:
-    """A static resource as the ``server.resource`` decorator would add it, without its argument
-    validation (``validate_call``), which a function of no arguments does not need: one less pydantic
-    build per resource at start."""
+@functools.cache
+def _static_resources() -> tuple[FunctionResource, ...]:
+    """Built once per process, as the tools are (``server.app._tools``): a static resource is its
+    builder and nothing else, so every server of a process can share it. Built as
+    ``@server.resource`` would build it, without its argument validation (``validate_call``), which a
+    function of no arguments does not need."""
+    return tuple(
+        _static(uri, _NAMES.get(uri) or uri.removeprefix("catalog://"), description, build)
+        for uri, (description, build) in reference_documents().items()
+    )
 
+
+def _static(uri: str, name: str, description: str, build: Any) -> FunctionResource:
     def read() -> str:
         return _dump(build())
 
     read.__name__ = f"read_{name.replace('-', '_')}"
-    server.add_resource(
-        FunctionResource(uri=uri, name=name, description=description, mime_type=JSON, fn=read)
-    )
+    return FunctionResource(uri=uri, name=name, description=description, mime_type=JSON, fn=read)
 
 
 def _lifecycle_table() -> dict[str, Any]:
