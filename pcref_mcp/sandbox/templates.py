@@ -24,7 +24,7 @@ __all__ = ["KEEP", "MAX_KEPT_SIZE", "seed_store"]
 MAX_KEPT_SIZE = 1000  # referrals; about 5 MB of database
 KEEP = 8  # seeds kept, least recently used dropped first
 
-_Key = tuple[int, int, datetime, str, str, str, bool]
+_Key = tuple[int, int, str, str, str, str, bool]
 _kept: OrderedDict[_Key, tuple[Store, int]] = OrderedDict()
 _lock = threading.Lock()
 
@@ -41,7 +41,8 @@ def seed_store(
     if not keep or size > MAX_KEPT_SIZE:
         store.clear()
         return store.bulk_insert(generate(size, seed=seed, now=now, partner=partner, real_world=real_world))
-    key: _Key = (size, seed, now, partner.org_id, partner.org_name, partner.mpn_id, real_world)
+    # now as written, offset included: the same instant in another zone may draw other dates
+    key: _Key = (size, seed, now.isoformat(), partner.org_id, partner.org_name, partner.mpn_id, real_world)
     with _lock:
         kept = _kept.get(key)
         if kept is not None:
