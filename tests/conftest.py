@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# Records which tests read the sandbox profile (make unit's PCREF_PROFILE_SPLIT; nothing otherwise).
+pytest_plugins = ["tests.profile_reads"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:
