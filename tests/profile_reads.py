@@ -174,8 +174,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         return
     if event in ("os.system", "os.fork", "os.forkpty"):
         RECORDER.read()
-    elif event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn") and args:
-        if _gives_the_variable(args[-1]):
+    elif event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn") and args:  # noqa: SIM102
+        if _gives_the_variable(args[-1]):  # env is the last argument of each
             RECORDER.read()
 
 
@@ -319,6 +319,14 @@ class ProfileSplit:
             RECORDER.collector = outer
 
     @pytest.hookimpl(wrapper=True)
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> Iterator[None]:
+        outer, RECORDER.collector = RECORDER.collector, metafunc.definition  # that function's tests
+        try:
+            return (yield)
+        finally:
+            RECORDER.collector = outer
+
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Iterator[None]:
         self.items[item.nodeid] = item
         RECORDER.item = item
@@ -375,6 +383,7 @@ class ProfileSplit:
                 or item.path in tainted
                 or _within(item.path, tainted_dirs)
                 or self.used.get(nodeid, set()) & RECORDER.fixturedefs
+                or nodeid.split("[")[0] in RECORDER.collectors  # read in pytest_generate_tests
                 or any(node.nodeid in RECORDER.collectors for node in item.listchain())
             ):
                 found.add(nodeid)
