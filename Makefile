@@ -10,7 +10,7 @@ TS_SDK_VERSION := 1.32.2
 TS_CLIENT_VERSION := 2.4.0
 TS_SDK := .tools/.ts-sdk-$(TS_SDK_VERSION)-client-$(TS_CLIENT_VERSION)  # a stamp: the Inspector brings its own client
 
-.PHONY: run team test lint typecheck unit e2e snapshots bench fuzz clean system iso-data bytecode
+.PHONY: run team test lint typecheck unit profile-readers e2e snapshots bench fuzz clean system iso-data bytecode
 
 run: $(STAMP) bytecode  ## serve Streamable HTTP on 127.0.0.1:8765 against the embedded sandbox
 	$(VENV)/bin/pcref-mcp serve --http
@@ -30,14 +30,21 @@ test:  ## everything CI runs
 # strict, as documented); every other test once, split between the two runs for balance (team identity
 # with the lenient run; store, operations, packaging and the domain's own tests, tests/referrals,
 # which never reach the sandbox (tests/test_profile_split.py checks that), with the strict run). The
-# strict run takes everything but tests/team, so a new test directory is never left out.
+# strict run takes everything but tests/team, so a new test directory is never left out. Of
+# SANDBOX_TESTS it runs only the tests that read the sandbox profile, as the lenient run records them
+# (tests/profile_reads.py): the rest pass or fail alike under both. The lenient run fails if the
+# manifest of those tests, tests/profile_readers.txt, is out of date; `make profile-readers` rewrites it.
 SANDBOX_TESTS := tests/server tests/client tests/contract tests/sandbox tests/writes tests/reliability
+SPLIT = PCREF_SANDBOX_TESTS="$(SANDBOX_TESTS)" PCREF_POSTGRES_REQUIRED=$(AS_ROOT)
 unit: $(STAMP) system bytecode  ## the suite on both sandbox profiles, two runs side by side
 	@log=$$(mktemp); \
-	PCREF_POSTGRES_REQUIRED=$(AS_ROOT) PCREF_SANDBOX_PROFILE=strict $(PY) -m pytest --ignore=tests/team >$$log 2>&1 & strict=$$!; \
-	PCREF_POSTGRES_REQUIRED=$(AS_ROOT) PCREF_SANDBOX_PROFILE=lenient $(PY) -m pytest $(SANDBOX_TESTS) tests/team; lenient=$$?; \
-	wait $$strict; status=$$?; echo "--- the strict sandbox profile (all but tests/team)"; cat $$log; rm -f $$log; \
+	$(SPLIT) PCREF_PROFILE_SPLIT=readers PCREF_SANDBOX_PROFILE=strict $(PY) -m pytest --ignore=tests/team >$$log 2>&1 & strict=$$!; \
+	$(SPLIT) PCREF_PROFILE_SPLIT=record PCREF_SANDBOX_PROFILE=lenient $(PY) -m pytest $(SANDBOX_TESTS) tests/team; lenient=$$?; \
+	wait $$strict; status=$$?; echo "--- the strict sandbox profile (all but tests/team; of SANDBOX_TESTS, the profile's readers)"; cat $$log; rm -f $$log; \
 	[ $$lenient -eq 0 ] && [ $$status -eq 0 ]
+
+profile-readers: $(STAMP) system  ## rewrite tests/profile_readers.txt: the SANDBOX_TESTS that read the sandbox profile
+	$(SPLIT) PCREF_PROFILE_SPLIT=record PCREF_UPDATE_SNAPSHOTS=1 PCREF_SANDBOX_PROFILE=lenient $(PY) -m pytest $(SANDBOX_TESTS)
 
 # The team deployment's tests (store contract, deploy/ end to end) need PostgreSQL and nginx, and the web
 # pages people use (consent, approval) are tested in the distribution's headless Chromium: installed

@@ -2,7 +2,12 @@
 runs once must be unable to see the profile: tests/referrals tests the domain alone, which never imports
 the sandbox (tests/test_layers.py), so its tests import only the domain and read no profile. A domain
 test that starts reaching the sandbox, a server or the profile fails here: then it belongs in one of
-the Makefile's SANDBOX_TESTS directories (or tests/referrals goes back into that list)."""
+the Makefile's SANDBOX_TESTS directories (or tests/referrals goes back into that list).
+
+Of SANDBOX_TESTS, the strict run runs only the tests that read the profile, as recorded by
+tests/profile_reads.py in the lenient run (which fails when tests/profile_readers.txt is out of date).
+The tests below check the Makefile wires both runs so, and that the recording notes each way a test
+can read the profile, so it cannot rot into letting a reader run under one profile only."""
 
 from __future__ import annotations
 
@@ -42,6 +47,33 @@ def test_the_domain_tests_run_once_and_reach_only_the_domain() -> None:
 def test_every_directory_run_twice_exists() -> None:
     for directory in sandbox_tests():
         assert (ROOT / directory).is_dir(), directory
+
+
+def unit_recipe() -> list[str]:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^unit:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "the Makefile has a unit target"
+    split = re.search(r"^SPLIT = (.*)$", makefile, re.M)
+    assert split and 'PCREF_SANDBOX_TESTS="$(SANDBOX_TESTS)"' in split.group(1)
+    return [line for line in recipe.group(1).splitlines() if "pytest" in line]
+
+
+def test_the_lenient_run_records_all_of_sandbox_tests_and_the_strict_run_follows_it() -> None:
+    strict, lenient = unit_recipe()
+    assert "PCREF_PROFILE_SPLIT=readers" in strict and "PCREF_SANDBOX_PROFILE=strict" in strict
+    assert "--ignore=tests/team" in strict and "$(SPLIT)" in strict
+    assert "PCREF_PROFILE_SPLIT=record" in lenient and "PCREF_SANDBOX_PROFILE=lenient" in lenient
+    assert "pytest $(SANDBOX_TESTS) " in lenient and "$(SPLIT)" in lenient  # all of them: a check
+
+
+def test_the_manifest_names_sorted_tests_of_sandbox_tests() -> None:
+    lines = (ROOT / "tests" / "profile_readers.txt").read_text(encoding="utf-8").splitlines()
+    names = [line for line in lines if not line.startswith("#")]
+    assert names == sorted(set(names)) and names
+    for name in names:
+        path = name.split("::")[0]
+        assert any(path.startswith(d + "/") for d in sandbox_tests()), name
+        assert (ROOT / path).is_file(), name
 
 
 # --- the recording behind the split (tests/profile_reads.py) --------------------------------------
