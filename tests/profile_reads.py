@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib._bootstrap as _bootstrap
 import os
 import sys
 import traceback
@@ -61,7 +62,8 @@ class Recorder:
         self.items: set[str] = set()  # node ids that read
         self.fixturedefs: set[Any] = set()
         self.collectors: set[str] = set()
-        self.modules: set[Path] = set()  # files whose top-level code was running during a read
+        self.modules: set[str] = set()  # files whose top-level code was running during a read
+        self.ours: dict[str, bool] = {}
         self.unattributed: list[str] = []
 
     def read(self) -> None:
@@ -77,12 +79,19 @@ class Recorder:
         if self.collector is not None:
             self.collectors.add(self.collector.nodeid)
             attributed = True
-        frame = sys._getframe(1)
+        # The profile is read on every sandbox request: walk the stack for a module's top level only
+        # when one can be running (outside a test, or a module being imported: it holds a lock).
+        frame: Any = sys._getframe(1) if self.item is None or _bootstrap._module_locks else None
         while frame is not None:
-            if frame.f_code.co_name == "<module>":  # only this repository's count as someone
-                path = Path(frame.f_code.co_filename)
-                self.modules.add(path)
-                attributed = attributed or (path.is_relative_to(self.root) and ".venv" not in path.parts)
+            code = frame.f_code
+            if code.co_name == "<module>":  # a module's top level is running (being imported)
+                name = code.co_filename
+                self.modules.add(name)
+                ours = self.ours.get(name)
+                if ours is None:  # only this repository's modules count as someone
+                    path = Path(name)
+                    ours = self.ours[name] = path.is_relative_to(self.root) and ".venv" not in path.parts
+                attributed = attributed or ours
             frame = frame.f_back
         if not attributed and len(self.unattributed) < 5:
             self.unattributed.append("".join(traceback.format_stack(limit=12)[:-1]))
@@ -281,6 +290,7 @@ class ProfileSplit:
         self.outcomes: dict[str, bool] = {}  # node id -> every phase passed (so its reads are known)
         self.message = ""
         RECORDER.root = self.root
+        RECORDER.ours.clear()
 
     def known(self) -> set[str]:
         lines = self.manifest.read_text(encoding="utf-8").splitlines() if self.manifest.exists() else []
@@ -367,14 +377,14 @@ class ProfileSplit:
     def readers(self) -> set[str]:
         """The node ids of the tests run that read the profile."""
         files = {item.path for item in self.items.values()}
-        conftests = {p for p in RECORDER.modules if p.name == "conftest.py"}
+        conftests = {Path(m) for m in RECORDER.modules if Path(m).name == "conftest.py"}
         for item in self.items.values():
             for parent in item.path.parents:
                 if parent == self.root or not parent.is_relative_to(self.root):
                     break
                 if (parent / "conftest.py").is_file():
                     conftests.add(parent / "conftest.py")
-        tainted = _tainted(RECORDER.modules, files | conftests, self.root)
+        tainted = _tainted({Path(m) for m in RECORDER.modules}, files | conftests, self.root)
         tainted_dirs = [p.parent for p in tainted if p.name == "conftest.py"]
         found = set()
         for nodeid, item in self.items.items():
