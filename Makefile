@@ -28,9 +28,9 @@ test:  ## everything CI runs
 
 # Two runs side by side, one per core: the sandbox-facing tests on both sandbox profiles (lenient and
 # strict, as documented); every other test once, split between the two runs for balance (team identity
-# and operations, tests/ops, with the lenient run; store, packaging and the domain's own tests,
-# tests/referrals, which never reach the sandbox (tests/test_profile_split.py checks that), with the
-# strict run). The strict run takes everything but what the lenient run takes once, so a new test
+# with the lenient run, which runs every sandbox-facing test; store, operations, packaging and the
+# domain's own tests, tests/referrals, which never reach the sandbox (tests/test_profile_split.py checks
+# that), with the strict run). The strict run takes everything but what the lenient run takes once, so a new test
 # directory is never left out. Of SANDBOX_TESTS it runs only the tests that read the sandbox profile,
 # as the lenient run records them (tests/profile_reads.py): the rest pass or fail alike under both.
 # The lenient run fails if the manifest of those tests, tests/profile_readers.txt, is out of date;
@@ -39,9 +39,9 @@ SANDBOX_TESTS := tests/server tests/client tests/contract tests/sandbox tests/wr
 SPLIT = PCREF_SANDBOX_TESTS="$(SANDBOX_TESTS)" PCREF_POSTGRES_REQUIRED=$(AS_ROOT)
 unit: $(STAMP) system bytecode  ## the suite on both sandbox profiles, two runs side by side
 	@log=$$(mktemp); \
-	$(SPLIT) PCREF_PROFILE_SPLIT=readers PCREF_SANDBOX_PROFILE=strict $(PY) -m pytest --ignore=tests/team --ignore=tests/ops >$$log 2>&1 & strict=$$!; \
-	$(SPLIT) PCREF_PROFILE_SPLIT=record PCREF_SANDBOX_PROFILE=lenient $(PY) -m pytest $(SANDBOX_TESTS) tests/team tests/ops; lenient=$$?; \
-	wait $$strict; status=$$?; echo "--- the strict sandbox profile (all but tests/team and tests/ops; of SANDBOX_TESTS, the profile's readers)"; cat $$log; rm -f $$log; \
+	$(SPLIT) PCREF_PROFILE_SPLIT=readers PCREF_SANDBOX_PROFILE=strict $(PY) -m pytest --ignore=tests/team >$$log 2>&1 & strict=$$!; \
+	$(SPLIT) PCREF_PROFILE_SPLIT=record PCREF_SANDBOX_PROFILE=lenient $(PY) -m pytest $(SANDBOX_TESTS) tests/team; lenient=$$?; \
+	wait $$strict; status=$$?; echo "--- the strict sandbox profile (all but tests/team; of SANDBOX_TESTS, the profile's readers)"; cat $$log; rm -f $$log; \
 	[ $$lenient -eq 0 ] && [ $$status -eq 0 ]
 
 profile-readers: $(STAMP) system  ## rewrite tests/profile_readers.txt: the SANDBOX_TESTS that read the sandbox profile
