@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
+
+# The cyclic garbage collector with a larger first generation: the suite builds many short-lived
+# objects (pydantic models, parsed pages, sandboxes), and at Python's default (700) the collector
+# passes cost about a fifth of the CPU of tests/server. Objects are still freed by reference
+# counting as before; cycles wait a little longer. The product's own processes are not affected.
+gc.set_threshold(50_000, 20, 20)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is loaded by now (modules, models, the collected tests) lives for the whole run: moved out
+    of the collector's sight, so each later pass walks only what the tests make."""
+    gc.collect()
+    gc.freeze()
+
 
 # Records which tests read the sandbox profile (make unit's PCREF_PROFILE_SPLIT; nothing otherwise).
 pytest_plugins = ["tests.profile_reads"]
