@@ -113,6 +113,7 @@ def _hot_paths(repeat: int = 200) -> dict[str, Any]:
     from pcref_mcp.referrals.models import ReferralPage
     from pcref_mcp.sandbox import SandboxConfig, create_app
     from pcref_mcp.server import inputs
+    from pcref_mcp.server.reading.fields import forget_indexes
     from pcref_mcp.server.tools import update_field
 
     model = Tool.from_function(update_field).fn_metadata.arg_model
@@ -135,7 +136,7 @@ def _hot_paths(repeat: int = 200) -> dict[str, Any]:
         return summary(samples)
 
     def cold() -> None:
-        inputs.forget_indexes()
+        forget_indexes()
         inputs.normalise("update_field", dict(args), model)
 
     cached = timed(lambda: inputs.normalise("update_field", dict(args), model))

@@ -12,10 +12,10 @@ error, the SDK's included, into one short message (``referrals.write_models.vali
 is the one pydantic-to-sentence table). No raw validation text reaches the model.
 
 The reading itself lives in ``server.reading``, by job (the generic reader and its refusal, the name
-index, amounts, each tool family's hooks); this module is the guard, and re-exports the names the rest
-of the server and the tests import from here. The reader is call-time code: it is imported by the first
-call that reads arguments (``_reading``), never by building the server or answering ``tools/list``;
-the change-item declarations the tools make at import wait for it in ``_DECLARED``.
+index, amounts, each tool family's hooks); this module is the guard. The reader is call-time code: it
+is imported by the first call that reads arguments (``_reading``), never by building the server or
+answering ``tools/list``; the change-item declarations the tools make at import wait for it in
+``_DECLARED``.
 """
 
 from __future__ import annotations
@@ -36,10 +36,7 @@ from pcref_mcp.server.sdk_adapter import raised_in_tool
 if TYPE_CHECKING:  # the reader loads with the first call that reads arguments, not with the tool list
     from types import ModuleType
 
-    from pcref_mcp.server.reading.fields import forget_indexes as forget_indexes
-    from pcref_mcp.server.reading.reader import Choice as Choice
     from pcref_mcp.server.reading.reader import Reading
-    from pcref_mcp.server.reading.words import SYNONYMS as SYNONYMS
 
 E = TypeVar("E", bound=BaseException)
 
@@ -109,34 +106,6 @@ def _reading() -> ModuleType:
             getattr(reading.changes, how)(model, **options)
         _LOADED.append(reading)
     return _LOADED[0]
-
-
-# Names of the reader re-exported from here (tests and older callers import them from this module).
-_REEXPORTS = {
-    "MODES": "changes",
-    "OPS": "changes",
-    "_fields": "fields",
-    "_shape": "fields",
-    "forget_indexes": "fields",
-    "CONSENT_KEY": "new_referral",
-    "CONSENT_QUESTION": "new_referral",
-    "DIRECTIONS": "queries",
-    "SORT_COLUMNS": "queries",
-    "Choice": "reader",
-    "Reading": "reader",
-    "_dumps": "reader",
-    "_has_masked": "reader",
-    "_Reader": "reader",
-    "SYNONYMS": "words",
-    "_fold": "words",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _REEXPORTS.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(getattr(_reading(), home), name)
 
 
 def read_as() -> list[str] | None:
@@ -290,12 +259,9 @@ def _with_notes(message: str, reading: Reading) -> str:
 __all__ = [
     "LOOK_UP",
     "READ_AS",
-    "SYNONYMS",
-    "Choice",
     "GuardedTool",
     "ReadAs",
     "Reading",
-    "forget_indexes",
     "guarded_tool",
     "input_error",
     "normalise",

@@ -14,7 +14,9 @@ from pydantic import BaseModel
 
 from pcref_mcp.config import Settings
 from pcref_mcp.server.app import build_server, build_tools
-from pcref_mcp.server.inputs import SYNONYMS, GuardedTool, _fold, _shape, normalise
+from pcref_mcp.server.inputs import GuardedTool, normalise
+from pcref_mcp.server.reading.fields import _shape
+from pcref_mcp.server.reading.words import SYNONYMS, _fold
 
 
 def _models(settings: Any) -> dict[str, type[BaseModel]]:
