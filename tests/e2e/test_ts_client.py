@@ -4,6 +4,11 @@ accepts, declines or cancels, and without one (the confirm-token round trip), ov
 `python -m pcref_mcp`) and Streamable HTTP. Both SDKs validate structured output against the tools'
 outputSchema after tools/list, which the script always runs first.
 
+One node process per client and transport (the SDK loads once) runs that client's four scenarios in
+turn when the first of their tests asks: the three answers over one connection, the token round trip
+over a second without the capability (over stdio, a server each, on one sandbox); each scenario writes
+its own note and is asked or answered for itself alone. Each test checks its own scenario's answer.
+
 `make e2e` installs both packages into `.tools/` (pinned) and sets PCREF_TOOLS_DIR; under CI (or
 `make e2e`) a missing package is a failure, locally a skip.
 """
@@ -15,7 +20,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +47,39 @@ EXPECTED = {"accept": "applied", "decline": "declined", "cancel": "cancelled"}
 PROTOCOL = {"legacy": "2025-11-25", "modern": "2026-07-28"}
 
 
-def _run(sdk: str, era: str, answer: str, target: list[str], calls: list[dict[str, Any]], tmp: Path) -> Any:
+Scenario = tuple[str, list[dict[str, Any]]]  # the elicitation answer ("none": no capability), the calls
+
+
+@dataclass
+class Outcomes:
+    """One node process's answer; each test reads its own scenario's (the process's failure fails them all)."""
+
+    proc: subprocess.CompletedProcess[str]
+
+    def __getitem__(self, name: str) -> Any:
+        proc = self.proc
+        assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
+        out = json.loads(proc.stdout.strip().splitlines()[-1])[name]
+        assert "failure" not in out, f"{out['failure']}\n{proc.stderr[-3000:]}"
+        return out
+
+
+def _run(sdk: str, era: str, target: list[str], scenarios: dict[str, Scenario], tmp: Path) -> Outcomes:
+    """Every scenario in one node process: name -> (answer, calls)."""
     if not _installed():
         pytest.fail(_MISSING + " — under CI (or `make e2e`) this check must run, not skip")
     env = {**process_env(tmp), "PCREF_TOOLS_DIR": str(TOOLS)}
+    given = [{"name": name, "answer": answer, "calls": calls} for name, (answer, calls) in scenarios.items()]
     proc = subprocess.run(
-        ["node", str(SCRIPT), sdk, era, answer, *target],
-        input=json.dumps({"calls": calls}),
+        ["node", str(SCRIPT), sdk, era, *target],
+        input=json.dumps({"scenarios": given}),
         env=env,
         cwd=tmp,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
     )
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return Outcomes(proc)
 
 
 def _write(note: str, *, token: bool = False) -> list[dict[str, Any]]:
@@ -71,6 +95,10 @@ def _write(note: str, *, token: bool = False) -> list[dict[str, Any]]:
     return calls
 
 
+def _note(sdk: str, era: str, transport: str, scenario: str) -> str:
+    return f"TS {sdk} {era} {transport} {scenario}"
+
+
 @pytest.fixture(scope="module")
 def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     if not REQUIRED and not _installed():
@@ -80,18 +108,39 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 @pytest.fixture(params=["stdio", "http"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
-    if request.param == "stdio":  # the server inherits the client's environment: process_env(tmp_path)
-        return ["stdio", sys.executable, "-m", "pcref_mcp"]
-    running: Running = request.getfixturevalue("http")
-    return ["http", running.url]
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """The answer of (sdk, era, transport, scenario): each client's node process runs on first use."""
+    done: dict[tuple[str, str, str], Outcomes] = {}
+
+    def scenario(sdk: str, era: str, transport: str, name: str) -> Any:
+        if (sdk, era, transport) not in done:
+            tmp = tmp_path_factory.mktemp(f"ts-{sdk}-{era}-{transport}")
+            if transport == "stdio":  # the servers inherit the client's environment: process_env(tmp)
+                target = ["stdio", sys.executable, "-m", "pcref_mcp"]
+            else:
+                target = ["http", request.getfixturevalue("http").url]
+            scenarios: dict[str, Scenario] = {
+                answer: (answer, _write(_note(sdk, era, transport, answer))) for answer in EXPECTED
+            }
+            scenarios["token"] = ("none", _write(_note(sdk, era, transport, "token"), token=True))
+            done[sdk, era, transport] = _run(sdk, era, target, scenarios, tmp)
+        return done[sdk, era, transport][name]
+
+    return scenario
 
 
 @pytest.mark.parametrize(("sdk", "era"), CLIENTS)
 @pytest.mark.parametrize("answer", list(EXPECTED))
-def test_elicitation_answers(sdk: str, era: str, answer: str, target: list[str], tmp_path: Path) -> None:
-    note = f"TS {sdk} {era} {target[0]} {answer}"
-    out = _run(sdk, era, answer, target, _write(note), tmp_path)
+def test_elicitation_answers(
+    sdk: str, era: str, answer: str, transport: str, runs: Callable[..., Any]
+) -> None:
+    note = _note(sdk, era, transport, answer)
+    out = runs(sdk, era, transport, answer)
     assert out["protocol"] in (None, PROTOCOL[era]), out
     found, update = out["results"]
     assert found["structuredContent"]["rows"], out
@@ -104,10 +153,9 @@ def test_elicitation_answers(sdk: str, era: str, answer: str, target: list[str],
 
 @pytest.mark.parametrize(("sdk", "era"), CLIENTS)
 def test_without_elicitation_the_token_round_trip_writes_once(
-    sdk: str, era: str, target: list[str], tmp_path: Path
+    sdk: str, era: str, transport: str, runs: Callable[..., Any]
 ) -> None:
-    note = f"TS {sdk} {era} {target[0]} token"
-    out = _run(sdk, era, "none", target, _write(note, token=True), tmp_path)
+    out = runs(sdk, era, transport, "token")
     _, first, second = out["results"]
     preview = first["structuredContent"]
     assert preview["status"] == "confirmation_required" and len(preview["confirm_token"]) <= 64, preview
@@ -120,8 +168,9 @@ def test_require_elicitation_fails_closed_for_a_client_that_cannot_ask(tmp_path:
     missing-capability error (-32021); a 2025 client reads why in the tool result."""
     env = {**process_env(tmp_path, PCREF_REQUIRE_ELICITATION="1")}
     with http_server(tmp_path, env=env) as running:
-        modern = _run("v2", "modern", "none", ["http", running.url], _write("never"), tmp_path)
+        never = {"never": ("none", _write("never"))}
+        modern = _run("v2", "modern", ["http", running.url], never, tmp_path)["never"]
         assert modern["results"][1]["error"]["code"] == -32021, modern
-        legacy = _run("v1", "legacy", "none", ["http", running.url], _write("never"), tmp_path)
+        legacy = _run("v1", "legacy", ["http", running.url], never, tmp_path)["never"]
         update = legacy["results"][1]
         assert update["isError"] and "require confirmation through the client" in update["text"], update
