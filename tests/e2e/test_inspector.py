@@ -4,7 +4,14 @@ Streamable HTTP (`pcref-mcp serve --http` on 127.0.0.1).
 
 The Inspector validates every tool's structuredContent against its outputSchema (exit 1 on a
 mismatch) and checks schema portability with `--strict` (exit 6 on an error), so a schema change that
-breaks clients fails here. `make e2e` installs it into `.tools/` and sets PCREF_INSPECTOR; under CI
+breaks clients fails here.
+
+The CLI makes one call per process (a node process and, over stdio, a server process each), so an
+answer two tests read is asked for once per transport (the strict tool list; the search for Active,
+Accepted referrals); over stdio every run's server uses one sandbox and data dir for the module, as
+the HTTP tests share one server.
+
+`make e2e` installs it into `.tools/` and sets PCREF_INSPECTOR; under CI
 (or `make e2e`, which sets PCREF_E2E_REQUIRED) a missing Inspector is a failure, locally a skip.
 """
 
@@ -124,34 +131,57 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def stdio_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stdio servers' sandbox, journal and data dir: one for the module, so a shared answer's
+    referral is there for every test (each run still spawns its own server)."""
+    return tmp_path_factory.mktemp("inspector-stdio")
+
+
 @pytest.fixture(params=["stdio", "http"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     _inspector_path()
     if request.param == "stdio":
-        env_args = [arg for key, value in server_env(tmp_path).items() for arg in ("-e", f"{key}={value}")]
+        data: Path = request.getfixturevalue("stdio_data")
+        env_args = [arg for key, value in server_env(data).items() for arg in ("-e", f"{key}={value}")]
         return Target("stdio", [*env_args, sys.executable, "-m", "pcref_mcp"], tmp_path)
     running: Running = request.getfixturevalue("http")
     return Target("http", [running.url, "--transport", "http"], tmp_path, running)
 
 
 @pytest.fixture(scope="module")
-def strict_listings() -> dict[str, Answer]:
-    """``tools/list --strict`` once per transport (a node and, over stdio, a server process each):
-    the tool list's test and the portability check's read the same answer."""
+def shared() -> dict[tuple[str, ...], Answer]:
+    """Answers more than one test reads, each asked for once per transport (a node and, over stdio, a
+    server process each): ``tools/list --strict`` (the tool list's test and the portability check's)
+    and the search for Active, Accepted referrals (the read tools' test and the guarded write's)."""
     return {}
 
 
-def _strict_listing(target: Target, listings: dict[str, Answer]) -> Answer:
-    if target.transport not in listings:
-        listings[target.transport] = target.run("tools/list", "--strict")
-    return listings[target.transport]
+def _once(target: Target, answers: dict[tuple[str, ...], Answer], method: str, *extra: str) -> Answer:
+    key = (target.transport, method, *extra)
+    if key not in answers:
+        answers[key] = target.run(method, *extra)
+    return answers[key]
+
+
+def _strict_listing(target: Target, answers: dict[tuple[str, ...], Answer]) -> Answer:
+    return _once(target, answers, "tools/list", "--strict")
+
+
+_ACCEPTED = {"filters": {"status": ["Active"], "substatus": ["Accepted"]}, "limit": 3}
+
+
+def _accepted(target: Target, answers: dict[tuple[str, ...], Answer]) -> Answer:
+    """Up to 3 Active, Accepted referrals (their notes can be written)."""
+    args = json.dumps(_ACCEPTED)
+    return _once(target, answers, "tools/call", "--tool-name", "search_referrals", "--tool-args-json", args)
 
 
 # --- tests ------------------------------------------------------------------------------------------
 
 
-def test_lists_tools_with_portable_schemas(target: Target, strict_listings: dict[str, Answer]) -> None:
-    answer = _strict_listing(target, strict_listings)
+def test_lists_tools_with_portable_schemas(target: Target, shared: dict[tuple[str, ...], Answer]) -> None:
+    answer = _strict_listing(target, shared)
     tools = {t["name"]: t for t in answer.result["tools"]}
     assert set(tools) == READ_TOOLS | WRITE_TOOLS
     for name, tool in tools.items():
@@ -159,8 +189,10 @@ def test_lists_tools_with_portable_schemas(target: Target, strict_listings: dict
         assert tool["annotations"]["readOnlyHint"] is (name in READ_TOOLS), name
 
 
-def test_read_tools_answer_within_their_output_schema(target: Target) -> None:
-    found = target.call("search_referrals", {"filters": {"status": ["Active"]}, "limit": 3}).result
+def test_read_tools_answer_within_their_output_schema(
+    target: Target, shared: dict[tuple[str, ...], Answer]
+) -> None:
+    found = _accepted(target, shared).result
     rows = found["structuredContent"]["rows"]
     assert found.get("isError") is not True and 1 <= len(rows) <= 3
     assert all(row["status"].startswith("Active") for row in rows)
@@ -174,10 +206,10 @@ def test_read_tools_answer_within_their_output_schema(target: Target) -> None:
     assert "not found" in missing.body["result"]["content"][0]["text"]
 
 
-def test_guarded_write_asks_first_then_applies_with_the_token(target: Target) -> None:
-    rows = target.call(
-        "search_referrals", {"filters": {"status": ["Active"], "substatus": ["Accepted"]}, "limit": 1}
-    ).result["structuredContent"]["rows"]
+def test_guarded_write_asks_first_then_applies_with_the_token(
+    target: Target, shared: dict[tuple[str, ...], Answer]
+) -> None:
+    rows = _accepted(target, shared).result["structuredContent"]["rows"]
     args = {
         "referral_id": rows[0]["id"],
         "changes": [{"field": "notes", "value": f"Inspector {target.transport}"}],
@@ -293,8 +325,10 @@ def _portability_findings(answer: Answer) -> list[str]:
     return [line for line in answer.stderr.splitlines() if line.startswith(("Warning: tool", "Error: tool"))]
 
 
-def test_strict_portability_check_finds_nothing(target: Target, strict_listings: dict[str, Answer]) -> None:
-    answer = _strict_listing(target, strict_listings)
+def test_strict_portability_check_finds_nothing(
+    target: Target, shared: dict[tuple[str, ...], Answer]
+) -> None:
+    answer = _strict_listing(target, shared)
     assert answer.code == 0, answer.stderr
     assert _portability_findings(answer) == [], answer.stderr
     assert "warning across" not in answer.stderr and "warnings across" not in answer.stderr
