@@ -45,6 +45,7 @@ pytestmark = [
     pytest.mark.skipif(not REQUIRED and not _given_inspector().exists(), reason=_MISSING),
 ]
 
+CONNECT_TIMEOUT_MS = 90_000  # under the subprocess timeout (120 s), so a slow start reads as the CLI's error
 WRITE_TOOLS = {"update_field", "create_referral", "register_deal", "undo_change", "batch_update"}
 READ_TOOLS = {"search_referrals", "get_referral", "recent_changes", "search", "fetch"}
 
@@ -95,6 +96,8 @@ class Target:
                 "--cli",
                 *self.args,
                 "-q",
+                "--connect-timeout",  # 15 s by default: a stdio server starting on a loaded machine takes longer
+                str(CONNECT_TIMEOUT_MS),
                 "--format",
                 "json",
                 "--method",
