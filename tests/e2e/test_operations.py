@@ -20,7 +20,6 @@ Run by `make e2e` (PCREF_E2E_REQUIRED=1: a missing nginx or PostgreSQL fails).
 
 from __future__ import annotations
 
-import itertools
 import re
 import sqlite3
 import tempfile
@@ -40,6 +39,8 @@ from tests.serving import INITIALIZE, MCP_HEADERS
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 PEOPLE = 20  # the workload's people; one more, never in it, is revoked
+SLOW_PARTNER_CENTER_MS = 1000  # the sandbox's latency while the replicas are restarted under load
+AFTER = 4 * PEOPLE  # the workload's calls after the rotation: a search, a get and an update each
 OBO_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
@@ -300,7 +301,8 @@ async def test_a_key_rotation_by_rolling_restarts_under_load_loses_duplicates_pe
 ) -> None:
     """The 20-person workload runs while every replica is restarted twice, one at a time (SIGTERM,
     drain, start, ready): first so that the new store key opens everywhere (still sealing with the
-    old), then sealing with the new (the old still opens); then the stored secrets are re-sealed."""
+    old), then sealing with the new (the old still opens); then the stored secrets are re-sealed.
+    Partner Center is slow meanwhile, so each replica stops with calls in flight."""
     import secrets
 
     from pcref_mcp.store.postgres import PostgresStore
@@ -314,32 +316,39 @@ async def test_a_key_rotation_by_rolling_restarts_under_load_loses_duplicates_pe
     pids_before = stack.replica_pids()
     outcomes: list[Outcome] = []
     codes: list[int] = []
-    restarted = anyio.Event()
+    signed_in = anyio.Event()
+    taken = [0]  # calls the workload has started so far
     assert stack.identity is not None
     old, new = stack.key, secrets.token_urlsafe(32)
     grants: list[int] = []
 
+    async def count(done: int) -> None:
+        taken[0] = done
+
+    # one workload, on through both restarts without a pause, then AFTER calls more: its budget is
+    # set once the restarts are over
+    load = Workload(stack.url, stack.token, people=PEOPLE, calls=1_000_000, on_progress=count)
+
     async def work() -> None:
-        # rounds of the 20-person workload until the restart is over (then one more round)
-        while True:
-            done = restarted.is_set()
-            round_ = Workload(stack.url, stack.token, people=PEOPLE, calls=160)
-            # every write's value unique across the rounds too: the service's state names the write
-            round_._values = itertools.count(2_000_001 + 100_000 * len(outcomes))
-            outcomes.append(await round_.run())
-            if done:
-                return
+        # everyone signs in first (a search each: their token caches stored), then the workload runs
+        outcomes.append(await Workload(stack.url, stack.token, people=PEOPLE, calls=PEOPLE).run())
+        signed_in.set()
+        outcomes.append(await load.run())
 
     async def roll() -> None:
-        while not outcomes:  # a first round: everyone signed in, their token caches stored
-            await anyio.sleep(0.5)
+        await signed_in.wait()
         assert stack.identity is not None
         grants.append(stack.identity.idp.grants.get(OBO_GRANT, 0))
+        # Partner Center answers in a second meanwhile: every person has a call in flight at each
+        # SIGTERM (writes among them), which the draining replica must see through; and the people,
+        # waiting on it, load the machine no more than the restarts need
+        await anyio.to_thread.run_sync(lambda: stack.sandbox_faults(latency_ms=SLOW_PARTNER_CENTER_MS))
         stack.extra_env["PCREF_STORE_KEY_PREVIOUS"] = new  # 1: the new key opens everywhere
         codes.extend(await anyio.to_thread.run_sync(stack.rolling_restart))
         stack.key, stack.extra_env["PCREF_STORE_KEY_PREVIOUS"] = new, old  # 2: it seals; the old opens
         codes.extend(await anyio.to_thread.run_sync(stack.rolling_restart))
-        restarted.set()
+        await anyio.to_thread.run_sync(lambda: stack.sandbox_faults(clear=True))
+        load.budget = taken[0] + AFTER  # everyone works on a while with the rotated key, then stops
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(work)
@@ -383,7 +392,7 @@ async def test_a_key_rotation_by_rolling_restarts_under_load_loses_duplicates_pe
         assert patches.get(referral, 0) - baseline.get(referral, 0) == per_referral.get(referral, 0), referral
     refused = [r for o in outcomes for r in o.refused]
     print(
-        f"\nROLLING RESTART rounds={len(outcomes)} calls={calls} acknowledged={len(acknowledged)} "
+        f"\nROLLING RESTART calls={calls} acknowledged={len(acknowledged)} "
         f"applied={len(applied)} unknown={len(unknown)} refused={len(refused)} "
         f"retries={sum(o.retries for o in outcomes)} pending=0 in_doubt=0 exit_codes={codes} "
         f"resealed={resealed} obo_grants_during=0"
