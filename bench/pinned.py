@@ -55,7 +55,7 @@ def run(*, people: int = 50, calls: int = 400, sandbox_size: int = 300) -> dict[
         people=people,
     ) as stack:
         try:
-            anyio.run(scale._warm, stack.url, stack.token, people)
+            anyio.run(scale._warm, stack.url, stack.token, people, min(scale.WARM_WRITES, calls))
             replicas = stack.replica_pids()
             pin(replicas[0], {first})
             pin(replicas[1], {second})
@@ -66,7 +66,7 @@ def run(*, people: int = 50, calls: int = 400, sandbox_size: int = 300) -> dict[
             for pid in (stack.nginx_pid(), _postmaster(stack), stack.sandbox_pid()):
                 pin(pid, {second})
             pin(os.getpid(), {second}, tree=False)  # the load generator and the identity provider's thread
-            anyio.run(_settle, stack.url, stack.token, people)
+            anyio.run(_settle, stack.url, stack.token, people, min(scale.WARM_WRITES, calls))
             out["one"] = _step(stack, people, calls)
             progress(f"scale check: one replica: {out['one']['throughput']:.1f} calls/s")
         finally:
@@ -131,11 +131,11 @@ def _step(stack: Any, people: int, calls: int) -> dict[str, Any]:
     return result
 
 
-async def _settle(url: str, bearer: Any, people: int) -> None:
+async def _settle(url: str, bearer: Any, people: int, calls: int) -> None:
     """A few calls after replica 1 stopped: nginx has marked it down before the clock starts."""
     from deploy.workload import Workload
 
-    await Workload(url, bearer, people=min(5, people), calls=40).run()
+    await Workload(url, bearer, people=min(5, people), calls=calls).run()
 
 
 def render(check: dict[str, Any], cpu: dict[str, float]) -> list[str]:
