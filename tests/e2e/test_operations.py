@@ -353,9 +353,9 @@ async def test_a_key_rotation_by_rolling_restarts_under_load_loses_duplicates_pe
         await signed_in.wait()
         assert stack.identity is not None
         grants.append(stack.identity.idp.grants.get(OBO_GRANT, 0))
-        # Partner Center answers in a second meanwhile: every person has a call in flight at each
-        # SIGTERM (writes among them), which the draining replica must see through; and the people,
-        # waiting on it, load the machine no more than the restarts need
+        # Partner Center answers in a second meanwhile: the people nearly always have a call in
+        # flight, so each SIGTERM finds some (writes among them) for the draining replica to see
+        # through; and the people, waiting on it, load the machine no more than the restarts need
         await anyio.to_thread.run_sync(lambda: stack.sandbox_faults(latency_ms=SLOW_PARTNER_CENTER_MS))
         stack.extra_env["PCREF_STORE_KEY_PREVIOUS"] = new  # 1: the new key opens everywhere
         codes.extend(await anyio.to_thread.run_sync(stack.rolling_restart))
