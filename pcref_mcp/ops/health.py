@@ -8,8 +8,10 @@ draining. The Partner Center backend is reported (``ok``, ``degraded`` after a f
 backend, so taking them all out of rotation would only turn a degraded service into none.
 
 Both are unauthenticated and reveal nothing beyond these words: no host name, no URL, no count,
-no error text (a store's error may name its host). The store check is cached for a second, so a
-probe storm costs the store at most one query a second per replica.
+no error text (a store's error may name its host). The store check is cached for a second from
+its answer, and probes that arrive while one is out wait for it: a probe storm costs the store at
+most one query at a time and one a second per replica, even while the store is slow or down (each
+check then takes up to ``PROBE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -35,15 +37,18 @@ class Readiness:
         self.server = server
         self.draining = False
         self._cached: tuple[float, dict[str, str]] | None = None
+        self._asking = anyio.Lock()  # one store check at a time; the others read its answer
 
     async def check(self) -> tuple[bool, dict[str, str]]:
         """(ready, the body /readyz answers)."""
         if self.draining:
             return False, {"status": "draining"}
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[0] >= _CACHE_SECONDS:
-            self._cached = (now, await self._store_state())
-        state = dict(self._cached[1])
+        async with self._asking:
+            if self._cached is None or time.monotonic() - self._cached[0] >= _CACHE_SECONDS:
+                answer = await self._store_state()
+                # Stamped when answered: a slow store's check would otherwise be stale at once.
+                self._cached = (time.monotonic(), answer)
+            state = dict(self._cached[1])
         state["backend"] = metrics.backend_state()
         ready = state["store"] == "ok" and state["migrations"] == "current"
         state["status"] = "ready" if ready else "unready"

@@ -218,3 +218,55 @@ async def test_json_logs_carry_one_line_per_request_and_per_write_with_the_reque
     request = next(line for line in mine if line.get("event") == "request")
     assert request["route"] == "/mcp" and request["status"] == 200 and request["method"] == "POST"
     assert all(preview["confirm_token"] not in json.dumps(line) for line in lines)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_readiness_asks_the_store_once_for_probes_that_arrive_together_and_once_a_second_when_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A probe storm against a store that takes the whole probe bound to fail: the probes that arrive
+    while a check is out share its answer, and the answer is fresh for a second from when it came
+    (not from when it was asked, which would make every check of a slow store stale at once)."""
+    from types import SimpleNamespace
+
+    from pcref_mcp.ops import health
+
+    clock = _Clock()
+    monkeypatch.setattr(health, "time", clock)
+    asked: list[float] = []
+    release = anyio.Event()
+
+    class Store:
+        dialect = "sqlite"
+
+        async def schema_version(self) -> int:
+            asked.append(clock.now)
+            await release.wait()
+            clock.now += health.PROBE_SECONDS  # as slow as the bound allows
+            raise OSError("connection refused")
+
+    readiness = health.Readiness(SimpleNamespace(live_runtime=SimpleNamespace(store=Store())))
+    answers: list[tuple[bool, dict[str, str]]] = []
+
+    async def probe() -> None:
+        answers.append(await readiness.check())
+
+    async with anyio.create_task_group() as probes:
+        for _ in range(5):
+            probes.start_soon(probe)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert len(asked) == 1 and len(answers) == 5
+    assert all(not ready and body["store"] == "unreachable" for ready, body in answers)
+    clock.now += 0.9  # within a second of the answer: from the cache
+    assert (await readiness.check())[1]["store"] == "unreachable" and len(asked) == 1
+    clock.now += 0.2  # a second after the answer: asked again
+    await readiness.check()
+    assert len(asked) == 2
