@@ -20,8 +20,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
-# Records which tests read the sandbox profile (make unit's PCREF_PROFILE_SPLIT; nothing otherwise).
-pytest_plugins = ["tests.profile_reads"]
+# Records which tests read the sandbox profile (make unit's PCREF_PROFILE_SPLIT; nothing otherwise);
+# checks each valid JSON schema against its metaschema once per run, not once per client session.
+pytest_plugins = ["tests.profile_reads", "tests.schema_checks"]
 
 
 @pytest.fixture
