@@ -89,11 +89,21 @@ class World:
         self.runtime = Runtime(self.settings, sandbox_app=self.app)
         self.server = build_server(self.settings, runtime=self.runtime)
         self.texts: list[str] = []  # every answer the model read
+        self._decoded: dict[str, dict[str, Any]] = {}  # stored text -> its document (see docs)
 
     def docs(self) -> dict[str, dict[str, Any]]:
+        """Every stored referral by id. Read before and after every case, so each stored text is
+        decoded once per world: a changed referral is new text, decoded then; the same text gives the
+        same document object, which the judging only reads (compares, looks into), never changes."""
         state = self.app.state.sandbox
         state.sweep()
-        return {d["id"]: d for d in map(json.loads, state.store.query("1=1", [], DEFAULT_ORDER, 1000, 0))}
+        docs: dict[str, dict[str, Any]] = {}
+        for raw in state.store.query("1=1", [], DEFAULT_ORDER, 1000, 0):
+            doc = self._decoded.get(raw)
+            if doc is None:
+                doc = self._decoded[raw] = json.loads(raw)
+            docs[doc["id"]] = doc
+        return docs
 
     async def call(self, client: Client, tool: str, args: dict[str, Any]) -> tuple[bool, dict[str, Any], str]:
         """(error?, structured content, everything the model reads), approving a preview as the person."""
