@@ -31,6 +31,7 @@ from pcref_mcp.referrals.models import PatchOperation
 from pcref_mcp.sandbox import Faults, ManualClock, SandboxConfig, create_app
 from pcref_mcp.team.standin_idp import serve_in_thread
 from tests.profiles import CREATED
+from tests.serving import tls
 
 pytestmark = pytest.mark.anyio
 
@@ -175,7 +176,9 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
             await rig.control.aclose()
     else:
         with serve_in_thread(app) as origin:
-            rig = build(origin, httpx.AsyncHTTPTransport(), httpx.AsyncHTTPTransport())
+            rig = build(
+                origin, httpx.AsyncHTTPTransport(verify=tls()), httpx.AsyncHTTPTransport(verify=tls())
+            )
             try:
                 yield rig
             finally:

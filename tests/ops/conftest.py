@@ -19,7 +19,7 @@ from pcref_mcp.sandbox import SandboxConfig, create_app
 from pcref_mcp.server.app import build_server
 from pcref_mcp.server.http import http_app
 from pcref_mcp.server.runtime import Runtime
-from tests.serving import free_port, serve_in_thread
+from tests.serving import free_port, serve_in_thread, tls
 
 METRICS_TOKEN = "m" * 40
 
@@ -34,7 +34,7 @@ class Served:
         return runtime
 
     def get(self, path: str, **headers: str) -> httpx.Response:
-        with httpx.Client(trust_env=False, timeout=20) as http:
+        with httpx.Client(trust_env=False, timeout=20, verify=tls()) as http:
             return http.get(f"{self.base}{path}", headers=headers)
 
     def scrape(self) -> str:

@@ -22,7 +22,7 @@ from pcref_mcp.server.http import SessionBounds, http_app
 from pcref_mcp.server.runtime import Runtime
 from pcref_mcp.server.sdk_adapter import open_sessions
 from tests.reliability.test_http_transport import HEADERS, INIT
-from tests.serving import free_port, serve_in_thread
+from tests.serving import free_port, serve_in_thread, tls
 
 
 class Running:
@@ -74,7 +74,7 @@ def _ping(http: httpx.Client, base: str, sid: str) -> int:
 
 def test_one_client_opening_sessions_in_a_loop_stays_within_its_bound(serve: Any) -> None:
     running = serve(http_max_sessions_per_client=8, http_max_sessions=50)
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, verify=tls()) as http:
         sids = [_open(http, running.base) for _ in range(300)]  # bounded loop; never a 503
         assert running.live() <= 8
         assert _ping(http, running.base, sids[-1]) == 200  # the newest sessions work
@@ -84,7 +84,7 @@ def test_one_client_opening_sessions_in_a_loop_stays_within_its_bound(serve: Any
 
 def test_total_bound_evicts_the_least_recently_used_idle_session(serve: Any) -> None:
     running = serve(http_max_sessions_per_client=100, http_max_sessions=4)
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, verify=tls()) as http:
         first, second, third, fourth = (_open(http, running.base) for _ in range(4))
         assert _ping(http, running.base, first) == 200  # first is now more recently used than second
         fifth = _open(http, running.base)
@@ -97,7 +97,7 @@ def test_total_bound_evicts_the_least_recently_used_idle_session(serve: Any) -> 
 def test_client_disconnect_mid_call_is_one_log_line(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     running = serve()
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, verify=tls()) as http:
         sid = _open(http, running.base)
     host, port = running.base.split("/")[2].split(":")
     call = (
@@ -113,7 +113,7 @@ def test_client_disconnect_mid_call_is_one_log_line(serve: Any, caplog: pytest.L
             with socket.create_connection((host, int(port))) as raw:
                 raw.sendall(head + call[:cut])
             # closed before reading the answer (or before sending all of the body)
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, verify=tls()) as http:
         assert _ping(http, running.base, sid) == 200  # the session survives its client's hiccup
     time.sleep(0.5)
     tracebacks = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

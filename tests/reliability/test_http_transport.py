@@ -22,7 +22,7 @@ from pcref_mcp.server.app import build_server
 from pcref_mcp.server.http import http_app
 from pcref_mcp.server.runtime import Runtime
 from tests.serving import MCP_HEADERS as HEADERS
-from tests.serving import free_port, initialize, serve_in_thread
+from tests.serving import free_port, initialize, serve_in_thread, tls
 
 BEARER = "b" * 48
 INIT = initialize("2025-06-18", client="reliability")
@@ -58,7 +58,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
 
 
 def _post(where: str, **headers: str) -> httpx.Response:
-    with httpx.Client(trust_env=False, timeout=20) as http:
+    with httpx.Client(trust_env=False, timeout=20, verify=tls()) as http:
         return http.post(f"http://{where}/mcp", json=INIT, headers={**HEADERS, **headers})
 
 
@@ -133,7 +133,7 @@ def _served_on_all_interfaces(tmp_path: Path, **extra: Any) -> Iterator[int]:
 
 
 def _post_to(address: str, port: int, **headers: str) -> httpx.Response:
-    with httpx.Client(trust_env=False, timeout=20) as http:
+    with httpx.Client(trust_env=False, timeout=20, verify=tls()) as http:
         return http.post(
             f"http://{address}:{port}/mcp",
             json=INIT,

@@ -25,6 +25,7 @@ from pcref_mcp.server.app import build_server
 from pcref_mcp.server.runtime import Runtime
 from tests.server.conftest import Sandbox, call, call_error
 from tests.server.test_write_tools import _active, _update
+from tests.serving import tls
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +39,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(follow_redirects=False, timeout=10) as b:
+    async with httpx.AsyncClient(follow_redirects=False, timeout=10, verify=tls()) as b:
         yield b
 
 
@@ -123,7 +124,7 @@ async def test_the_link_is_one_browsers_and_a_forged_form_decides_nothing(
     assert (await browser.get(url)).status_code == 200  # a reload in the same browser still works
     assert (await browser.get(url.split("?")[0])).status_code == 200
 
-    async with httpx.AsyncClient() as someone_else:
+    async with httpx.AsyncClient(verify=tls()) as someone_else:
         seen = await someone_else.get(url)  # the same link, another browser
         assert seen.status_code == 403 and "Only my browser" not in seen.text
         posted = await someone_else.post(

@@ -16,7 +16,7 @@ from pcref_mcp import identity
 from pcref_mcp.config import Settings
 from pcref_mcp.team.app import plan_for, team_server
 from pcref_mcp.team.standin_idp import USERS, RunningIdp
-from tests.serving import INITIALIZE, MCP_HEADERS, free_port
+from tests.serving import INITIALIZE, MCP_HEADERS, free_port, tls
 from tests.team.conftest import serve_team
 
 MODES = ["legacy", "auto"]  # 2025-11-25 sessions and sessionless 2026-07-28 requests
@@ -111,7 +111,7 @@ def legacy_call(url: str, token: str, method: str, params: dict[str, Any]) -> An
     import httpx
 
     headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
-    with httpx.Client(trust_env=False, timeout=20) as http:
+    with httpx.Client(trust_env=False, timeout=20, verify=tls()) as http:
         opened = http.post(url, json=INITIALIZE, headers=headers)
         assert opened.status_code == 200, opened.text
         headers = {

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pcref_mcp.config import Settings
 from pcref_mcp.team.app import plan_for, team_server, verifier_for
 from pcref_mcp.team.standin_idp import API_CLIENT_ID, USERS, RunningIdp, StandInIdp
-from tests.serving import INITIALIZE, MCP_HEADERS, free_port
+from tests.serving import INITIALIZE, MCP_HEADERS, free_port, tls
 from tests.team.conftest import ServedTeam, serve_team
 
 ADA = USERS["ada"]
@@ -38,7 +38,7 @@ def post(team: ServedTeam, token: str | None, body: Any = INITIALIZE) -> httpx.R
     headers = dict(MCP_HEADERS)
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    with httpx.Client(trust_env=False, timeout=20) as http:
+    with httpx.Client(trust_env=False, timeout=20, verify=tls()) as http:
         return http.post(team.mcp, json=body, headers=headers)
 
 
@@ -73,7 +73,7 @@ def test_no_credentials_get_the_challenge_that_starts_discovery_without_an_error
     headers = dict(MCP_HEADERS)
     if authorization is not None:
         headers["Authorization"] = authorization
-    with httpx.Client(trust_env=False, timeout=20) as http:
+    with httpx.Client(trust_env=False, timeout=20, verify=tls()) as http:
         response = http.post(team.mcp, json=INITIALIZE, headers=headers)
         streams = http.get(team.mcp, headers=headers)
     for answer in (response, streams):
@@ -142,7 +142,7 @@ def test_a_missing_scope_is_403_naming_the_scope(team: ServedTeam, idp: RunningI
 
 
 def test_protected_resource_metadata_names_this_server_as_authorization_server(team: ServedTeam) -> None:
-    with httpx.Client(trust_env=False) as http:
+    with httpx.Client(trust_env=False, verify=tls()) as http:
         prm = http.get(f"{team.url}/.well-known/oauth-protected-resource/mcp").json()
         asm = http.get(f"{team.url}/.well-known/oauth-authorization-server").json()
     assert prm["resource"] == team.mcp
@@ -154,7 +154,7 @@ def test_protected_resource_metadata_names_this_server_as_authorization_server(t
 
 def test_without_the_proxy_the_metadata_names_entra(settings: Settings, idp: RunningIdp) -> None:
     direct = settings.model_copy(update={"team_proxy": False})
-    with serve_team(direct) as served, httpx.Client(trust_env=False) as http:
+    with serve_team(direct) as served, httpx.Client(trust_env=False, verify=tls()) as http:
         prm = http.get(f"{served.url}/.well-known/oauth-protected-resource/mcp").json()
         assert http.get(f"{served.url}/.well-known/oauth-authorization-server").status_code == 404
         ok = post(served, idp.idp.access_token(ADA))
