@@ -5,19 +5,21 @@ server stays fast. Only this module writes to stdout, and never while serving st
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from pcref_mcp import __version__
 
+if TYPE_CHECKING:  # the parser is built only for a command line with arguments (_arguments)
+    import argparse
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _arguments(sys.argv[1:] if argv is None else argv)
     from pcref_mcp.config import load_settings
     from pcref_mcp.errors import PcrefError
 
@@ -292,7 +294,19 @@ def cmd_tools(args: argparse.Namespace, settings: Any) -> int:
 # --- private ----------------------------------------------------------------------------------------
 
 
+def _arguments(argv: Sequence[str]) -> Any:
+    """The command line read. Without arguments, what a desktop client spawns (serve over stdio), it
+    is the parser's defaults, without building the parser: argparse and the twenty commands' parsers
+    cost about 10 ms of every cold start (issue 24). tests/test_cli_arguments.py checks that these
+    are exactly what the parser gives."""
+    if not argv:
+        return SimpleNamespace(run=cmd_serve, http=False, host=None, port=None, live=False, read_only=False)
+    return _parser().parse_args(argv)
+
+
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="pcref-mcp",
         description="MCP server for Microsoft Partner Center Referrals. With no command: serve over stdio.",

@@ -29,7 +29,8 @@ PROBE = Path(__file__).with_name("startup_probe.py")
 
 # What serving over stdio loads before the first tools/list is answered: the CLI and the settings, the
 # server and its tool declarations, the models their schemas are derived from (with the wire's enums, not
-# the wire models), and what the lifespan starts (the runtime, the approval page's policy).
+# the wire models), and what the lifespan starts (the runtime, the approval page's policy). Not the
+# operator's commands (pcref_mcp.ops): with no arguments the CLI builds no parser (cli._arguments).
 ALLOWED = frozenset(
     {
         "pcref_mcp",
@@ -39,8 +40,6 @@ ALLOWED = frozenset(
         "pcref_mcp.errors",
         "pcref_mcp.identity",
         "pcref_mcp.metrics",
-        "pcref_mcp.ops",
-        "pcref_mcp.ops.cli",
         "pcref_mcp.referrals",
         "pcref_mcp.referrals.catalog",
         "pcref_mcp.referrals.catalog_values",
