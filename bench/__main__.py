@@ -49,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     progress("1/8 cold start")
     results["startup"] = startup.run(runs=5 if q else 20, warmup=1 if q else 2)
     answer = results["startup"].pop("tools_list_answer")
-    progress(f"cold start: {results['startup']['ratio']:.2f}× baseline")
+    cpu = results["startup"]["cpu_ratio"]
+    progress(
+        f"cold start: {results['startup']['ratio']:.2f}× baseline"
+        + (f" (CPU time {cpu:.2f}×)" if cpu is not None else "")
+    )
 
     progress("2/8 context footprint")
     results["footprint"] = footprint.run(answer)

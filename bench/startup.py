@@ -4,6 +4,15 @@ Raw JSON-RPC over pipes (``initialize``, ``notifications/initialized``, ``tools/
 is the server's, not a client library's. Baseline: a minimal ``MCPServer`` with one tool, spawned the
 same way with the same interpreter; runs alternate so both see the same machine state.
 
+Each pair's order alternates (pcref first, then the baseline first), so neither always starts right
+after the other exits. Besides the wall time (what a client waits), each run records the CPU time the
+server's threads used up to the answer (``/proc/<pid>/task/*/schedstat``). On a machine that other work
+loads, wall ratios scatter: the middle half of a run's pairs spanned 0.90-1.26x at load 5-8, and the
+20-pair median of the same code read 1.05, 1.09, 1.10, 1.16, 1.17 and 1.27 in runs minutes apart; the
+CPU ratio moved less (1.12 and 1.16). So the result gives the quartiles of the pair ratios next to their
+median (a single reading of 1.25x or 1.10x is one draw from that spread) and the median of the pairs'
+CPU ratios.
+
 Both start as installed: ``pip install`` compiles a package's modules, the SDK's included, but an
 editable install leaves the project's own uncompiled, and where ``PYTHONDONTWRITEBYTECODE`` is set
 every spawn would compile them again. So the project's modules are compiled first (only what changed).
@@ -60,26 +69,32 @@ def run(runs: int = 20, warmup: int = 2) -> dict[str, Any]:
             "pcref": [sys.executable, "-m", "pcref_mcp"],
             "baseline": [sys.executable, str(baseline_file)],
         }
-        samples: dict[str, list[tuple[float, int]]] = {k: [] for k in cmds}
+        samples: dict[str, list[tuple[float, int, float | None]]] = {k: [] for k in cmds}
         answers: dict[str, bytes] = {}
         for i in range(warmup + runs):
-            for name, cmd in cmds.items():
-                seconds, rss_kb, answer = spawn_once(cmd, env, cwd=tmp)
+            for name in list(cmds) if i % 2 == 0 else list(cmds)[::-1]:  # the order alternates
+                seconds, rss_kb, answer, cpu = spawn_once(cmds[name], env, cwd=tmp)
                 answers[name] = answer
                 if i >= warmup:
-                    samples[name].append((seconds, rss_kb))
+                    samples[name].append((seconds, rss_kb, cpu))
             if i >= warmup and (i - warmup + 1) % 5 == 0:
                 progress(f"cold start: {i - warmup + 1}/{runs} pairs")
     out: dict[str, Any] = {"runs": runs}
     for name, got in samples.items():
+        cpus = [c for _, _, c in got if c is not None]
         out[name] = {
-            "median_s": statistics.median(s for s, _ in got),
-            "rss_kb": statistics.median(r for _, r in got),
+            "median_s": statistics.median(s for s, _, _ in got),
+            "rss_kb": statistics.median(r for _, r, _ in got),
+            "cpu_median_s": statistics.median(cpus) if len(cpus) == len(got) else None,
         }
     # Each pair runs back to back, so the median of the pair ratios resists load that drifts over the run.
-    pair_ratios = [p[0] / b[0] for p, b in zip(samples["pcref"], samples["baseline"], strict=True)]
+    pairs = list(zip(samples["pcref"], samples["baseline"], strict=True))
+    pair_ratios = [p[0] / b[0] for p, b in pairs]
     out["ratio"] = statistics.median(pair_ratios)
+    out["ratio_quartiles"] = _quartiles(pair_ratios)
     out["ratio_of_medians"] = out["pcref"]["median_s"] / out["baseline"]["median_s"]
+    cpu_pairs = [p[2] / b[2] for p, b in pairs if p[2] is not None and b[2]]
+    out["cpu_ratio"] = statistics.median(cpu_pairs) if len(cpu_pairs) == len(pairs) else None
     out["rss_ratio"] = out["pcref"]["rss_kb"] / out["baseline"]["rss_kb"]
     out["heavy_checked"] = list(HEAVY)
     out["heavy_loaded"] = heavy_modules_at_startup()
@@ -128,10 +143,19 @@ def heavy_modules_at_startup() -> list[str]:
     return loaded
 
 
+def _quartiles(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles (the middle half of the pair ratios lies between them)."""
+    if len(values) < 2:
+        return (values[0], values[0])
+    first, _, third = statistics.quantiles(values, n=4)
+    return (first, third)
+
+
 def spawn_once(
     cmd: list[str], env: dict[str, str], *, cwd: Path, timeout: float = 30.0
-) -> tuple[float, int, bytes]:
-    """Seconds from spawn to the ``tools/list`` answer, VmRSS (kB) just after it, and the answer line."""
+) -> tuple[float, int, bytes, float | None]:
+    """Seconds from spawn to the ``tools/list`` answer, VmRSS (kB) just after it, the answer line, and
+    the CPU seconds the server's threads had used by then (None where ``/proc`` has no schedstat)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=cwd
@@ -156,6 +180,7 @@ def spawn_once(
         _send(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}})
         answer = _read_answer(proc, 2)
         seconds = time.perf_counter() - started
+        cpu = _cpu_seconds(proc.pid)
         rss_kb = _vm_rss_kb(proc.pid)
     finally:
         proc.stdin.close()
@@ -165,7 +190,7 @@ def spawn_once(
             proc.kill()
             proc.wait()
         proc.stdout.close()
-    return seconds, rss_kb, answer
+    return seconds, rss_kb, answer, cpu
 
 
 def _send(proc: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
@@ -185,6 +210,17 @@ def _read_answer(proc: subprocess.Popen[bytes], request_id: int) -> bytes:
             if "error" in message:
                 raise RuntimeError(f"server answered request {request_id} with {message['error']}")
             return line
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time of all of ``pid``'s threads so far (schedstat: nanoseconds on the CPU), or None."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
 
 
 def _vm_rss_kb(pid: int) -> int:

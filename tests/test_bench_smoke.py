@@ -18,7 +18,15 @@ def test_every_benchmark_runs_and_the_report_renders(tmp_path: Path) -> None:
     }
     results["startup"] = startup.run(runs=1, warmup=0)
     answer = results["startup"].pop("tools_list_answer")
-    assert {"pcref", "baseline", "ratio", "rss_ratio", "heavy_loaded"} <= results["startup"].keys()
+    assert {
+        "pcref",
+        "baseline",
+        "ratio",
+        "rss_ratio",
+        "heavy_loaded",
+        "ratio_quartiles",
+        "cpu_ratio",
+    } <= results["startup"].keys()
     assert results["startup"]["pcref"]["median_s"] > 0 and results["startup"]["pcref"]["rss_kb"] > 0
 
     results["footprint"] = footprint.run(answer)
