@@ -62,7 +62,7 @@ AS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1)
 system:
 	@missing=""; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
-	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -n "$(HAVE_POSTGRES)" ] || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ] && [ "$(AS_ROOT)" = 1 ] && command -v apt-get >/dev/null; then \
 		echo "installing$$missing (apt-get)" >&2; \
